@@ -1,0 +1,78 @@
+// One link's packet input/output: the seam between the multipath connection
+// and a concrete transport (AF_XDP, kernel UDP sockets, or an in-memory pair
+// in unit tests). Buffers hold the UDP payload (multipath header + data); the
+// transport adds and strips the outer Ethernet/IP/UDP headers.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "mpxdp/error.h"
+
+namespace mpxdp {
+
+// A transmit buffer lent by the transport. The caller writes up to
+// `capacity` bytes at `data` and sets `length`.
+struct TxBuffer {
+  std::uint8_t* data = nullptr;
+  std::uint32_t capacity = 0;
+  std::uint32_t length = 0;
+  std::uint64_t handle = 0;  // transport-private
+};
+
+// A received UDP payload, a view into transport memory (UMEM for AF_XDP)
+// that stays valid until it is released.
+struct RxPacket {
+  const std::uint8_t* data = nullptr;
+  std::uint32_t length = 0;
+  std::uint64_t handle = 0;  // transport-private
+};
+
+struct PacketIoStats {
+  std::uint64_t txPackets = 0;
+  std::uint64_t txBytes = 0;  // UDP payload bytes
+  std::uint64_t rxPackets = 0;
+  std::uint64_t rxBytes = 0;  // UDP payload bytes
+  std::uint64_t rxMalformed = 0;  // frames whose outer headers failed to decode
+  // AF_XDP XDP_STATISTICS (zero for other transports).
+  std::uint64_t rxDropped = 0;
+  std::uint64_t rxInvalidDescs = 0;
+  std::uint64_t txInvalidDescs = 0;
+  std::uint64_t rxRingFull = 0;
+  std::uint64_t rxFillRingEmpty = 0;
+  std::uint64_t txRingEmpty = 0;
+};
+
+class PacketIo {
+ public:
+  virtual ~PacketIo() = default;
+  PacketIo() = default;
+  PacketIo(const PacketIo&) = delete;
+  PacketIo& operator=(const PacketIo&) = delete;
+
+  // Lends up to out.size() empty buffers; returns how many. Never blocks.
+  // Every lent buffer must come back through commitTx.
+  virtual std::size_t reserveTx(std::span<TxBuffer> out) noexcept = 0;
+  // Sends the buffers with length > 0 and takes back the others unsent.
+  // Returns how many were handed to the link.
+  virtual Result<std::size_t> commitTx(std::span<const TxBuffer> buffers) noexcept = 0;
+  // Reaps transmit completions and kicks the device; call when idle.
+  virtual Result<void> flushTx() noexcept = 0;
+
+  // Fills out with up to out.size() received payloads. Never blocks.
+  virtual Result<std::size_t> receive(std::span<RxPacket> out) noexcept = 0;
+  // Gives received buffers back to the transport.
+  virtual void release(std::span<const RxPacket> packets) noexcept = 0;
+
+  // A descriptor that becomes readable when receive() has work (for poll()).
+  virtual int pollFd() const noexcept = 0;
+  // Largest UDP payload one buffer can carry on this link.
+  virtual std::uint32_t maxPayload() const noexcept = 0;
+  virtual PacketIoStats stats() const noexcept = 0;
+  // Human-readable description, e.g. "xdp:eth1 q0 copy".
+  virtual std::string describe() const = 0;
+};
+
+}  // namespace mpxdp

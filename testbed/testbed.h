@@ -1,0 +1,83 @@
+// Local test bed: sender and receiver network namespaces joined by N veth
+// links through a middle "link" namespace that bridges each link and shapes
+// it with tbf:
+//   tx ns: s<i> <-> ms<i> [br<i> in link ns, tbf] mr<i> <-> r<i> : rx ns
+// Addresses: link i is 198.18.<i+1>.1 (sender) and 198.18.<i+1>.2 (receiver),
+// from the benchmarking range (RFC 2544), one /24 per link.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mpxdp/error.h"
+
+namespace mpxdp::testbed {
+
+struct TestbedSpec {
+  std::string name;
+  // One entry per link: rate in bit/s, 0 for an unshaped link.
+  std::vector<std::uint64_t> ratesBps;
+  std::uint32_t mtu = 1500;
+};
+
+struct LinkInfo {
+  std::string senderInterface;    // in the sender namespace
+  std::string receiverInterface;  // in the receiver namespace
+  std::string senderIp;
+  std::string receiverIp;
+  std::uint64_t rateBps = 0;  // 0: unshaped
+};
+
+struct TestbedInfo {
+  std::string name;
+  std::string senderNamespace;
+  std::string receiverNamespace;
+  std::string linkNamespace;
+  std::uint32_t mtu = 1500;
+  std::vector<LinkInfo> links;
+};
+
+// Builds the test bed. Refuses (EPERM) when not root and (EEXIST) when any
+// of its namespaces already exists.
+Result<TestbedInfo> up(const TestbedSpec& spec);
+// Removes everything up() made; succeeds when nothing is there.
+Result<void> down(const std::string& name);
+// Reads the live test bed back from the kernel.
+Result<TestbedInfo> show(const std::string& name);
+
+nlohmann::json toJson(const TestbedInfo& info);
+
+// Test beds are torn down when this goes out of scope.
+class ScopedTestbed {
+ public:
+  static Result<ScopedTestbed> create(const TestbedSpec& spec);
+  ScopedTestbed(ScopedTestbed&& other) noexcept;
+  ScopedTestbed& operator=(ScopedTestbed&&) = delete;
+  ~ScopedTestbed();
+  const TestbedInfo& info() const { return info_; }
+
+ private:
+  explicit ScopedTestbed(TestbedInfo info) : info_(std::move(info)) {}
+  TestbedInfo info_;
+  bool owned_ = true;
+};
+
+// Moves the calling thread into a named network namespace (/run/netns/NAME)
+// and back to its original one on destruction.
+class NetnsScope {
+ public:
+  static Result<NetnsScope> enter(const std::string& namespaceName);
+  NetnsScope(NetnsScope&& other) noexcept;
+  NetnsScope& operator=(NetnsScope&&) = delete;
+  ~NetnsScope();
+
+ private:
+  explicit NetnsScope(int originalFd) : originalFd_(originalFd) {}
+  int originalFd_ = -1;
+};
+
+}  // namespace mpxdp::testbed
