@@ -1,0 +1,46 @@
+// Schedulers choose the path of each packet; pacers keep each path under
+// its configured rate. Time is passed in (nowNs) so tests inject a clock.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "mpxdp/error.h"
+
+namespace mpxdp::sched {
+
+struct PathConfig {
+  std::uint64_t rateBps = 0;  // configured link rate in bit/s; 0 = unknown/unlimited
+};
+
+enum class SchedulerKind : std::uint8_t { kRoundRobin, kWeightedRoundRobin };
+
+struct SchedulerOptions {
+  SchedulerKind kind = SchedulerKind::kRoundRobin;
+  std::uint64_t totalRateBps = 0;  // cap on the sum of all paths; 0 = none
+  // Bytes counted per packet for pacing: the whole frame as the link sees it.
+  std::uint32_t perPacketOverheadBytes = 0;
+  std::uint64_t burstNs = 1'000'000;  // token bucket depth, in time at rate
+};
+
+inline constexpr int kNoPath = -1;
+
+class Scheduler {
+ public:
+  virtual ~Scheduler() = default;
+  // Path for a packet of packetBytes payload at nowNs, with its tokens
+  // taken; kNoPath when pacing allows none right now.
+  virtual int pick(std::uint64_t nowNs, std::uint32_t packetBytes) noexcept = 0;
+  // Earliest time at which pick() can return a path.
+  virtual std::uint64_t nextEligibleNs(std::uint64_t nowNs, std::uint32_t packetBytes) const noexcept = 0;
+  virtual std::size_t pathCount() const noexcept = 0;
+};
+
+Result<std::unique_ptr<Scheduler>> makeScheduler(const SchedulerOptions& options,
+                                                 std::span<const PathConfig> paths);
+Result<SchedulerKind> parseSchedulerKind(std::string_view name);
+std::string_view toString(SchedulerKind kind) noexcept;
+
+}  // namespace mpxdp::sched
