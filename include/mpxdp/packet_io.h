@@ -34,7 +34,7 @@ struct PacketIoStats {
   std::uint64_t txPackets = 0;
   std::uint64_t txBytes = 0;  // UDP payload bytes
   std::uint64_t rxPackets = 0;
-  std::uint64_t rxBytes = 0;  // UDP payload bytes
+  std::uint64_t rxBytes = 0;      // UDP payload bytes
   std::uint64_t rxMalformed = 0;  // frames whose outer headers failed to decode
   // AF_XDP XDP_STATISTICS (zero for other transports).
   std::uint64_t rxDropped = 0;

@@ -14,7 +14,8 @@ TEST(MacAddressTest, ParsesAndFormats) {
 }
 
 TEST(MacAddressTest, RejectsMalformed) {
-  for (const char* text : {"", "02:ab:0c:00:ff", "02:ab:0c:00:ff:1g", "02-ab-0c-00-ff-10", "02:ab:0c:00:ff:100"}) {
+  for (const char* text :
+       {"", "02:ab:0c:00:ff", "02:ab:0c:00:ff:1g", "02-ab-0c-00-ff-10", "02:ab:0c:00:ff:100"}) {
     EXPECT_FALSE(MacAddress::parse(text)) << text;
   }
 }

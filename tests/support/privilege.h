@@ -18,14 +18,14 @@ bool runningInCi();
 }  // namespace mpxdp::test
 
 // Use at the top of a TEST body.
-#define MPXDP_REQUIRE_PRIVILEGED()                                                    \
-  do {                                                                                \
-    auto mpxdpMissing_ = ::mpxdp::test::privilegeMissing();                           \
-    if (!mpxdpMissing_) mpxdpMissing_ = ::mpxdp::test::xdpFeatureMissing();           \
-    if (mpxdpMissing_) {                                                              \
-      if (::mpxdp::test::runningInCi()) {                                             \
-        FAIL() << "privileged test cannot run under CI: " << *mpxdpMissing_;          \
-      }                                                                               \
-      GTEST_SKIP() << *mpxdpMissing_;                                                 \
-    }                                                                                 \
+#define MPXDP_REQUIRE_PRIVILEGED()                                           \
+  do {                                                                       \
+    auto mpxdpMissing_ = ::mpxdp::test::privilegeMissing();                  \
+    if (!mpxdpMissing_) mpxdpMissing_ = ::mpxdp::test::xdpFeatureMissing();  \
+    if (mpxdpMissing_) {                                                     \
+      if (::mpxdp::test::runningInCi()) {                                    \
+        FAIL() << "privileged test cannot run under CI: " << *mpxdpMissing_; \
+      }                                                                      \
+      GTEST_SKIP() << *mpxdpMissing_;                                        \
+    }                                                                        \
   } while (0)

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The one command that runs every test: installs dependencies, builds, runs
+# unit + privileged tests, repeats the unit tests under ASan/UBSan, checks
+# clang-format and clang-tidy, and builds the microbenchmarks.
+# Privileged tests need root; under CI=true a skipped privileged test fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+jobs=${MPXDP_JOBS:-$(nproc)}
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "dependencies"
+bash scripts/install-deps.sh
+
+namespaces_before=$(ip netns list 2>/dev/null | awk '{print $1}' | sort || true)
+check_leftovers() {
+  local now leaked
+  now=$(ip netns list 2>/dev/null | awk '{print $1}' | sort || true)
+  leaked=$(comm -13 <(echo "$namespaces_before") <(echo "$now") | grep '^mpxdp-' || true)
+  if [ -n "$leaked" ]; then
+    echo "test.sh: tests left network namespaces behind: $leaked" >&2
+    for ns in $leaked; do ip netns del "$ns" 2>/dev/null || true; done
+    return 1
+  fi
+  if ip -o link show 2>/dev/null | grep -q ' xdp'; then
+    echo "test.sh: an XDP program is left attached in the root namespace" >&2
+    return 1
+  fi
+  return 0
+}
+trap 'check_leftovers || true' EXIT
+
+step "build (RelWithDebInfo)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$jobs"
+
+step "tests"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "note: not root, privileged tests will be skipped with their reason"
+fi
+ctest --test-dir build --output-on-failure --timeout 300 -j 1
+
+step "no leftovers"
+check_leftovers
+
+step "build with ASan + UBSan"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMPXDP_SANITIZE=ON -DMPXDP_BUILD_BENCH=OFF >/dev/null
+cmake --build build-asan -j "$jobs"
+
+step "unit tests under ASan + UBSan"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan --output-on-failure --timeout 300 -L unit -j "$jobs"
+
+step "clang-format"
+git ls-files '*.cpp' '*.h' '*.c' | grep -v -E '\.bpf\.c$|mpxdp_shared\.h$' | xargs clang-format --dry-run -Werror
+
+step "clang-tidy"
+if ! git ls-files 'src/*.cpp' 'apps/*.cpp' 'testbed/*.cpp' 'tests/*.cpp' |
+    xargs -P "$jobs" -n 4 clang-tidy -p build --quiet >build/clang-tidy.log 2>&1; then
+  grep -E -A3 '(warning|error):' build/clang-tidy.log | head -100
+  echo "clang-tidy found problems (full log: build/clang-tidy.log)" >&2
+  exit 1
+fi
+echo "clang-tidy clean"
+
+step "done"
+echo "all checks passed"
