@@ -41,6 +41,8 @@ class SteeringProgram {
   // Counters summed over all CPUs.
   Result<SteeringCounters> counters() const;
   int programFd() const noexcept;
+  // Kernel id of the loaded program, as bpf_xdp_query and bpftool report it.
+  std::uint32_t programId() const noexcept;
 
  private:
   struct Impl;
