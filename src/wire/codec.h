@@ -23,24 +23,33 @@ inline constexpr std::size_t kMpHeaderLen = MPXDP_HDR_LEN;
 inline constexpr std::size_t kOuterIpv4Len = kEthHeaderLen + kIpv4HeaderLen + kUdpHeaderLen;
 // Largest outer header this codec writes (VLAN + IPv6): frames reserve this headroom.
 inline constexpr std::size_t kMaxOuterLen = kEthHeaderLen + kVlanTagLen + kIpv6HeaderLen + kUdpHeaderLen;
+// Largest UDP payload (multipath header + data) that fits the IPv4/IPv6 length fields.
+inline constexpr std::size_t kMaxUdpPayloadLenV4 = 65535 - kIpv4HeaderLen - kUdpHeaderLen;
+inline constexpr std::size_t kMaxUdpPayloadLenV6 = 65535 - kUdpHeaderLen;
+
+inline constexpr std::uint16_t kEtherTypeIpv4 = 0x0800;
+inline constexpr std::uint16_t kEtherTypeIpv6 = 0x86dd;
+inline constexpr std::uint16_t kEtherTypeVlan = 0x8100;
+inline constexpr std::uint8_t kIpProtoUdp = 17;
 
 enum class WireError : std::uint8_t {
   kNone = 0,
   kBufferTooSmall,     // encode: output span too short
   kPayloadTooLarge,    // encode: lengths do not fit the header fields
-  kTruncated,          // decode: frame ends inside a header
+  kTruncated,          // decode: frame ends inside a header (Ethernet, VLAN, IP incl. options, UDP, MP)
   kNotIp,              // EtherType is neither IPv4 nor IPv6
   kBadIpVersion,       // version nibble does not match the EtherType
-  kBadIpHeaderLength,  // IPv4 IHL < 5 or past the frame
-  kBadIpTotalLength,   // IP length field disagrees with the frame
+  kBadIpHeaderLength,  // IPv4 IHL < 5
+  kBadIpTotalLength,   // IP length field too small for IP + UDP headers, or longer than the frame
   kBadIpChecksum,
-  kIpFragment,  // a fragment: not reassembled, not ours
+  kIpFragment,  // a fragment (IPv4 MF/offset, IPv6 fragment header): not reassembled, not ours
   kNotUdp,
-  kBadUdpLength,
-  kBadUdpChecksum,
+  kBadUdpLength,    // UDP length < 8 or != IP payload length
+  kBadUdpChecksum,  // wrong, or zero over IPv6
   kBadMagic,
   kBadVersion,
   kBadPayloadLength,  // multipath payload_len disagrees with the UDP length
+  kBadAddressing,     // encode: IP families differ, VLAN id > 4094 or DSCP > 63
 };
 
 const char* toString(WireError error) noexcept;
@@ -67,7 +76,8 @@ struct MpHeader {
 // Writes the 32-byte header at out[0..32). Returns kMpHeaderLen, or an error.
 WireResult<std::size_t> encodeMpHeader(std::span<std::uint8_t> out, const MpHeader& header) noexcept;
 // Decodes the header at the start of a UDP payload; checks magic, version
-// and that payloadLen bytes follow the header.
+// and that exactly payloadLen bytes follow the header (udpPayload.size() ==
+// kMpHeaderLen + payloadLen). Flag bits are returned as sent, unknown ones included.
 WireResult<MpHeader> decodeMpHeader(std::span<const std::uint8_t> udpPayload) noexcept;
 
 // Addressing of one direction of a link.
@@ -126,8 +136,24 @@ struct ParsedOuter {
 // non-zero UDP checksum. Frames may carry trailing padding.
 WireResult<ParsedOuter> decodeOuter(std::span<const std::uint8_t> frame) noexcept;
 
-// RFC 1071 ones'-complement sum helpers.
+// A whole frame: outer headers, multipath header and the data after it.
+struct ParsedFrame {
+  ParsedOuter outer;
+  MpHeader header;
+  std::size_t payloadOffset = 0;  // of the data after the multipath header, within the frame
+};
+
+// decodeOuter followed by decodeMpHeader on the UDP payload.
+WireResult<ParsedFrame> decodeFrame(std::span<const std::uint8_t> frame) noexcept;
+
+// RFC 1071 ones'-complement sum helpers. checksumPartial adds data, read as
+// big-endian 16-bit words (an odd last byte is padded with zero), to sum and
+// returns a value congruent to the result modulo 0xffff (host order). Only the
+// last chunk of a chained sum may have an odd length.
 std::uint32_t checksumPartial(std::span<const std::uint8_t> data, std::uint32_t sum) noexcept;
+// Folds the carries of sum into 16 bits and complements: the value to store in a
+// checksum field (host order). A received header whose sum includes its own
+// checksum field is valid when checksumFold(sum) == 0.
 std::uint16_t checksumFold(std::uint32_t sum) noexcept;
 
 }  // namespace mpxdp::wire
