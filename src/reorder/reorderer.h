@@ -1,10 +1,36 @@
 // Reorderers turn packets arriving out of order over several paths back
 // into global-sequence order. Time is always passed in (nowNs) so tests
 // drive it with an injected clock.
+//
+// Kinds:
+//  - window: ring indexed by global seq with occupancy bitmaps; O(1) insert and
+//    in-order release. Holes are declared lost when (a) no held packet may be held
+//    longer than the hole timeout (measured from the push of the earliest-arrived
+//    held packet), (b) every active path (one that delivered within the timeout)
+//    has delivered a higher global seq and is FIFO (its path seqs never went
+//    backwards): fast loss (a path not yet heard from counts as active for the
+//    first timeout period of the stream), or (c) a packet beyond the window forces the head on.
+//    The timeout is fixed or adaptive: the spread of the per-path one-way delay
+//    EWMAs (paths heard from within max(1 s, maxTimeoutNs)) + margin, clamped; it
+//    is maxTimeoutNs while a path has not been heard from in the stream's first
+//    maxTimeoutNs (its delay is unknown).
+//  - sort: the paper's baseline: a sortCapacityPackets buffer, quicksorted and
+//    released whole when full or when sortIntervalNs has passed since its first
+//    packet (checked in poll()). Late packets are still delivered, out of order.
+//  - off: delivers in arrival order at once.
+// sort and off track seen sequences over windowPackets sequences: holes that fall
+// out of that range (or are below the highest seq at flush()) are reported lost, and
+// a packet arriving for a seq already reported lost is discarded as kLate. So every
+// kind keeps the sink contract below.
+//
+// Additions to the first interface: ReorderOptions::initialSeq,
+// ReorderOptions::sortCapacityPackets, ReorderOptions::fastLoss, ReorderStats::outOfWindow,
+// ReorderStats::timeoutNs, kMaxReorderPaths.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string_view>
 
 #include "mpxdp/error.h"
@@ -44,14 +70,33 @@ struct ReorderStats {
   std::uint64_t duplicates = 0;
   std::uint64_t late = 0;  // arrived after being declared lost
   std::uint64_t held = 0;  // currently buffered
+  // Discarded as kOutOfWindow: too far below the release point to tell delivered
+  // from lost, or below the stream start.
+  std::uint64_t outOfWindow = 0;
+  std::uint64_t timeoutNs = 0;  // window: current hole timeout; sort: sortIntervalNs; off: 0
 };
+
+// Paths tracked per reorderer (pathId must be below pathCount <= this). Packets
+// with a larger pathId are still reordered, but disable fast loss detection for
+// a timeout period since their path cannot be reasoned about.
+inline constexpr std::uint32_t kMaxReorderPaths = 64;
 
 enum class ReorderKind : std::uint8_t { kWindow, kSort, kOff };
 
 struct ReorderOptions {
   ReorderKind kind = ReorderKind::kWindow;
-  std::uint32_t windowPackets = 16384;  // power of two (window); capacity (sort: 128)
-  std::uint32_t pathCount = 1;
+  // Power of two, 64 .. 2^24. window: reorder window; sort/off: the range of
+  // sequence numbers tracked for duplicate/late detection.
+  std::uint32_t windowPackets = 16384;
+  std::uint32_t sortCapacityPackets = 128;  // sort: buffer slots (the paper's 128)
+  std::uint32_t pathCount = 1;              // 1 .. kMaxReorderPaths
+  // The sender's first global seq. Unset: the first packet received starts the
+  // stream, and a packet below it (reordered at the very start) is discarded as
+  // kOutOfWindow. Set it when the sender's start is known.
+  std::optional<std::uint64_t> initialSeq;
+  // window: declare a hole lost as soon as every active path passed it. Turn off
+  // when paths may reorder internally in ways their path seqs do not reveal.
+  bool fastLoss = true;
   bool adaptiveTimeout = true;
   std::uint64_t fixedTimeoutNs = 5'000'000;     // used when !adaptiveTimeout
   std::uint64_t timeoutMarginNs = 1'000'000;    // adaptive: added to the delay spread

@@ -1,0 +1,627 @@
+#include "reorderer.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <random>
+#include <set>
+#include <vector>
+
+namespace mpxdp::reorder {
+namespace {
+
+using Reason = DeliverySink::DiscardReason;
+constexpr std::uint64_t kMax = std::numeric_limits<std::uint64_t>::max();
+
+struct Recorder final : DeliverySink {
+  struct Delivery {
+    ArrivingPacket packet;
+    std::uint64_t holdNs;
+  };
+  struct Discard {
+    ArrivingPacket packet;
+    Reason reason;
+  };
+  std::vector<Delivery> delivered;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> lostRuns;
+  std::vector<Discard> discarded;
+
+  void deliver(const ArrivingPacket& packet, std::uint64_t holdNs) override {
+    delivered.push_back({packet, holdNs});
+  }
+  void lost(std::uint64_t firstSeq, std::uint64_t count) override { lostRuns.emplace_back(firstSeq, count); }
+  void discard(const ArrivingPacket& packet, Reason reason) override { discarded.push_back({packet, reason}); }
+
+  std::vector<std::uint64_t> deliveredSeqs() const {
+    std::vector<std::uint64_t> seqs;
+    for (const auto& d : delivered) seqs.push_back(d.packet.globalSeq);
+    return seqs;
+  }
+  std::uint64_t lostCount() const {
+    std::uint64_t n = 0;
+    for (const auto& run : lostRuns) n += run.second;
+    return n;
+  }
+};
+
+std::unique_ptr<Reorderer> make(const ReorderOptions& options) {
+  auto result = makeReorderer(options);
+  EXPECT_TRUE(result.ok()) << (result.ok() ? "" : result.error().message());
+  return result.ok() ? std::move(result.value()) : nullptr;
+}
+
+ArrivingPacket pkt(std::uint64_t seq, std::uint16_t path = 0, std::uint32_t pathSeq = 0, std::uint64_t nowNs = 0) {
+  ArrivingPacket p;
+  p.globalSeq = seq;
+  p.pathId = path;
+  p.pathSeq = pathSeq;
+  p.sendTsNs = nowNs;
+  p.arrivalNs = nowNs;
+  p.cookie = seq;
+  return p;
+}
+
+ReorderOptions windowOptions(std::uint32_t window = 1024, std::uint64_t timeoutNs = kMax / 4) {
+  ReorderOptions options;
+  options.kind = ReorderKind::kWindow;
+  options.windowPackets = window;
+  options.adaptiveTimeout = false;
+  options.fixedTimeoutNs = timeoutNs;
+  return options;
+}
+
+// One simulated stream: what was pushed (cookies unique per push), and which seqs
+// were dropped in the network.
+struct Scenario {
+  std::uint64_t firstSeq = 0;
+  std::uint64_t count = 0;
+  std::vector<ArrivingPacket> arrivals;  // in arrival order, nowNs = arrivalNs
+  std::set<std::uint64_t> dropped;
+  std::set<std::uint64_t> duplicatedCookies;  // cookies of injected second copies
+  std::set<std::uint64_t> duplicatedSeqs;
+};
+
+// Packets displaced by at most maxDisplacement, dropped with dropRate, duplicated with dupRate.
+Scenario permutedScenario(std::uint64_t seed, std::uint64_t firstSeq, std::uint64_t count,
+                          std::uint64_t maxDisplacement, double dropRate, double dupRate) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  std::uniform_int_distribution<std::uint64_t> shift(0, maxDisplacement);
+  Scenario s;
+  s.firstSeq = firstSeq;
+  s.count = count;
+  std::vector<std::pair<std::uint64_t, ArrivingPacket>> keyed;
+  std::uint64_t cookie = 0;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    const std::uint64_t seq = firstSeq + i;
+    // Keep the first packet so that the stream start is well defined.
+    if (i > 0 && unit(rng) < dropRate) {
+      s.dropped.insert(seq);
+      continue;
+    }
+    ArrivingPacket p = pkt(seq, static_cast<std::uint16_t>(i % 3), static_cast<std::uint32_t>(i));
+    p.cookie = cookie++;
+    keyed.emplace_back(i == 0 ? 0 : i + shift(rng), p);
+    if (unit(rng) < dupRate) {
+      ArrivingPacket copy = p;
+      copy.cookie = cookie++;
+      s.duplicatedCookies.insert(copy.cookie);
+      s.duplicatedSeqs.insert(seq);
+      keyed.emplace_back(i + shift(rng) + 1, copy);
+    }
+  }
+  std::stable_sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::uint64_t nowNs = 1'000'000;
+  for (auto& [key, p] : keyed) {
+    nowNs += 100;
+    p.arrivalNs = nowNs;
+    p.sendTsNs = nowNs;
+    s.arrivals.push_back(p);
+  }
+  return s;
+}
+
+// Paths are FIFO with their own delay; packets are sprayed round robin.
+Scenario multipathScenario(std::uint64_t seed, std::uint64_t count, std::vector<std::uint64_t> pathDelayNs,
+                           double dropRate) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  Scenario s;
+  s.count = count;
+  std::vector<std::uint32_t> pathSeq(pathDelayNs.size(), 0);
+  std::vector<std::pair<std::uint64_t, ArrivingPacket>> timed;
+  constexpr std::uint64_t kSendGapNs = 1000;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    const auto path = static_cast<std::uint16_t>(i % pathDelayNs.size());
+    ArrivingPacket p = pkt(i, path, pathSeq[path]++);
+    p.sendTsNs = 5'000'000'000ULL + i * kSendGapNs;  // sender clock: arbitrary offset
+    p.cookie = i;
+    if (i > 0 && unit(rng) < dropRate) {
+      s.dropped.insert(i);
+      continue;
+    }
+    const std::uint64_t arrival = 1'000'000 + i * kSendGapNs + pathDelayNs[path];
+    p.arrivalNs = arrival;
+    timed.emplace_back(arrival, p);
+  }
+  std::stable_sort(timed.begin(), timed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& [t, p] : timed) s.arrivals.push_back(p);
+  return s;
+}
+
+// Pushes every arrival, flushes, and checks the sink contract: every push comes
+// back exactly once; every seq from the start to the highest seen is delivered or
+// lost exactly once; dropped seqs are never delivered.
+void runAndCheckContract(Reorderer& reorderer, const Scenario& s, Recorder& sink, bool pollEachPush = false) {
+  for (const auto& p : s.arrivals) {
+    reorderer.push(p, p.arrivalNs, sink);
+    if (pollEachPush) reorderer.poll(p.arrivalNs, sink);
+  }
+  reorderer.flush(sink);
+
+  std::map<std::uint64_t, int> cookieSeen;
+  for (const auto& d : sink.delivered) ++cookieSeen[d.packet.cookie];
+  for (const auto& d : sink.discarded) ++cookieSeen[d.packet.cookie];
+  ASSERT_EQ(cookieSeen.size(), s.arrivals.size());
+  for (const auto& [cookie, n] : cookieSeen) ASSERT_EQ(n, 1) << "cookie " << cookie;
+
+  std::uint64_t highest = s.firstSeq;
+  for (const auto& p : s.arrivals) {
+    if (p.globalSeq - s.firstSeq > highest - s.firstSeq) highest = p.globalSeq;
+  }
+  std::map<std::uint64_t, int> settled;  // offset from firstSeq -> times settled
+  for (const auto& d : sink.delivered) {
+    ASSERT_EQ(s.dropped.count(d.packet.globalSeq), 0U) << "dropped seq delivered";
+    ++settled[d.packet.globalSeq - s.firstSeq];
+  }
+  for (const auto& [first, count] : sink.lostRuns) {
+    for (std::uint64_t i = 0; i < count; ++i) ++settled[first + i - s.firstSeq];
+  }
+  const std::uint64_t span = highest - s.firstSeq + 1;
+  ASSERT_EQ(settled.size(), span);
+  for (const auto& [offset, n] : settled) {
+    ASSERT_LT(offset, span);
+    ASSERT_EQ(n, 1) << "seq offset " << offset;
+  }
+  const ReorderStats stats = reorderer.stats();
+  EXPECT_EQ(stats.pushed, s.arrivals.size());
+  EXPECT_EQ(stats.delivered, sink.delivered.size());
+  EXPECT_EQ(stats.lost, sink.lostCount());
+  EXPECT_EQ(stats.duplicates + stats.late + stats.outOfWindow, sink.discarded.size());
+  EXPECT_EQ(stats.held, 0U);
+}
+
+void expectStrictlyIncreasing(const Recorder& sink, std::uint64_t firstSeq) {
+  const auto seqs = sink.deliveredSeqs();
+  for (std::size_t i = 1; i < seqs.size(); ++i) {
+    ASSERT_LT(seqs[i - 1] - firstSeq, seqs[i] - firstSeq) << "at " << i;
+  }
+}
+
+TEST(WindowReordererTest, PermutationsWithinWindowComeOutInOrderExactlyOnce) {
+  for (std::uint64_t seed = 1; seed <= 300; ++seed) {
+    SCOPED_TRACE(seed);
+    const std::uint64_t firstSeq = seed % 3 == 0 ? kMax - 500 : seed * 1'000'003;
+    const Scenario s = permutedScenario(seed, firstSeq, 3000, 200, 0.03, 0.02);
+    auto options = windowOptions(256);
+    options.pathCount = 3;
+    options.initialSeq = firstSeq;
+    options.fastLoss = false;  // the random permutation is not FIFO per path
+    auto reorderer = make(options);
+    Recorder sink;
+    runAndCheckContract(*reorderer, s, sink);
+    expectStrictlyIncreasing(sink, firstSeq);
+    // Displacement below the window, no timeout, no fast loss: only dropped seqs are lost.
+    std::set<std::uint64_t> lost;
+    for (const auto& [first, count] : sink.lostRuns) {
+      for (std::uint64_t i = 0; i < count; ++i) lost.insert(first + i);
+    }
+    std::set<std::uint64_t> droppedInRange;
+    const std::uint64_t highest = sink.deliveredSeqs().back();
+    for (auto seq : s.dropped) {
+      if (seq - firstSeq < highest - firstSeq) droppedInRange.insert(seq);
+    }
+    EXPECT_EQ(lost, droppedInRange);
+    // One copy of each duplicated seq comes back as a duplicate (never as late:
+    // nothing was lost wrongly); the copy may overtake the original.
+    for (const auto& d : sink.discarded) {
+      EXPECT_EQ(s.duplicatedSeqs.count(d.packet.globalSeq), 1U);
+      EXPECT_EQ(d.reason, Reason::kDuplicate);
+    }
+    EXPECT_EQ(reorderer->stats().duplicates, s.duplicatedCookies.size());
+  }
+}
+
+TEST(WindowReordererTest, DisplacementBeyondWindowStillSettlesEverySeqOnce) {
+  for (std::uint64_t seed = 1; seed <= 100; ++seed) {
+    SCOPED_TRACE(seed);
+    const Scenario s = permutedScenario(seed, seed, 3000, 300, 0.02, 0.02);
+    auto options = windowOptions(64, 20'000);
+    options.initialSeq = seed;
+    auto reorderer = make(options);
+    Recorder sink;
+    runAndCheckContract(*reorderer, s, sink, seed % 2 == 0);
+    expectStrictlyIncreasing(sink, seed);
+    for (const auto& d : sink.discarded) {
+      if (d.reason == Reason::kDuplicate) continue;
+      // Declared lost (late), or so far behind that the history no longer tells.
+      EXPECT_TRUE(d.reason == Reason::kLate || d.reason == Reason::kOutOfWindow);
+      EXPECT_EQ(s.dropped.count(d.packet.globalSeq), 0U);
+    }
+  }
+}
+
+TEST(WindowReordererTest, FifoPathsWithDropsLoseExactlyTheDroppedByFastDetection) {
+  for (std::uint64_t seed = 1; seed <= 100; ++seed) {
+    SCOPED_TRACE(seed);
+    const Scenario s = multipathScenario(seed, 5000, {10'000, 60'000, 250'000}, 0.01);
+    auto options = windowOptions(1024);
+    options.pathCount = 3;
+    options.initialSeq = 0;
+    auto reorderer = make(options);
+    Recorder sink;
+    runAndCheckContract(*reorderer, s, sink);
+    expectStrictlyIncreasing(sink, 0);
+    const ReorderStats stats = reorderer->stats();
+    std::uint64_t droppedBelowHighest = 0;
+    const std::uint64_t highest = sink.deliveredSeqs().back();
+    for (auto seq : s.dropped) droppedBelowHighest += seq < highest ? 1 : 0;
+    EXPECT_EQ(stats.lost, droppedBelowHighest);
+    EXPECT_TRUE(sink.discarded.empty());
+    // The timeout is effectively infinite: everything lost before the flush was found fast.
+    EXPECT_GT(stats.lostFast, 0U);
+    EXPECT_LE(stats.lostFast, stats.lost);
+  }
+}
+
+TEST(WindowReordererTest, DeliversInOrderAndCountsOutOfOrderArrivals) {
+  auto reorderer = make(windowOptions());
+  Recorder sink;
+  reorderer->push(pkt(0, 0, 0), 0, sink);
+  reorderer->push(pkt(2, 1, 0), 10, sink);
+  reorderer->push(pkt(3, 1, 1), 20, sink);
+  EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0}));
+  EXPECT_EQ(reorderer->stats().held, 2U);
+  reorderer->push(pkt(1, 0, 1), 50, sink);
+  EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(sink.delivered[2].holdNs, 40U);
+  EXPECT_EQ(sink.delivered[3].holdNs, 30U);
+  const ReorderStats stats = reorderer->stats();
+  EXPECT_EQ(stats.outOfOrderArrived, 1U);
+  EXPECT_EQ(stats.outOfOrderDelivered, 0U);
+  EXPECT_EQ(stats.held, 0U);
+  EXPECT_EQ(reorderer->nextDeadlineNs(), kMax);
+}
+
+TEST(WindowReordererTest, DuplicatesAndLateArrivalsAreDiscardedWithReason) {
+  auto reorderer = make(windowOptions(64));
+  Recorder sink;
+  reorderer->push(pkt(0), 0, sink);
+  reorderer->push(pkt(0), 1, sink);  // duplicate of a delivered packet
+  reorderer->push(pkt(3, 1), 2, sink);
+  reorderer->push(pkt(3, 1), 3, sink);  // duplicate of a held packet
+  // 67 is beyond the window [1, 65): the head moves to 4, so 1 and 2 are lost.
+  reorderer->push(pkt(67, 1), 4, sink);
+  reorderer->push(pkt(2), 5, sink);  // late: declared lost
+  ASSERT_EQ(sink.discarded.size(), 3U);
+  EXPECT_EQ(sink.discarded[0].reason, Reason::kDuplicate);
+  EXPECT_EQ(sink.discarded[1].reason, Reason::kDuplicate);
+  EXPECT_EQ(sink.discarded[2].reason, Reason::kLate);
+  EXPECT_EQ(sink.lostRuns, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{1, 2}}));
+  EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 3}));
+  const ReorderStats stats = reorderer->stats();
+  EXPECT_EQ(stats.duplicates, 2U);
+  EXPECT_EQ(stats.late, 1U);
+  EXPECT_EQ(stats.lost, 2U);
+  EXPECT_EQ(stats.lostFast, 0U);
+  EXPECT_EQ(stats.held, 1U);
+}
+
+TEST(WindowReordererTest, PacketBelowStreamStartIsOutOfWindow) {
+  auto reorderer = make(windowOptions());
+  Recorder sink;
+  reorderer->push(pkt(10), 0, sink);
+  reorderer->push(pkt(9), 1, sink);
+  ASSERT_EQ(sink.discarded.size(), 1U);
+  EXPECT_EQ(sink.discarded[0].reason, Reason::kOutOfWindow);
+  EXPECT_EQ(reorderer->stats().outOfWindow, 1U);
+}
+
+TEST(WindowReordererTest, InitialSeqHoldsPacketsThatOvertookTheFirst) {
+  auto options = windowOptions();
+  options.initialSeq = 100;
+  options.pathCount = 2;
+  auto reorderer = make(options);
+  Recorder sink;
+  reorderer->push(pkt(101, 1, 0), 0, sink);
+  EXPECT_TRUE(sink.delivered.empty());
+  reorderer->push(pkt(100, 0, 0), 5, sink);
+  EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{100, 101}));
+}
+
+TEST(WindowReordererTest, HoleIsReleasedExactlyWhenTheTimeoutPasses) {
+  auto options = windowOptions(1024, 1000);
+  options.pathCount = 2;
+  auto reorderer = make(options);
+  Recorder sink;
+  reorderer->push(pkt(0, 1, 0), 100, sink);  // path 1 has not passed seq 1: no fast loss
+  reorderer->push(pkt(2, 0, 0), 100, sink);
+  reorderer->push(pkt(3, 0, 1), 400, sink);
+  EXPECT_EQ(reorderer->nextDeadlineNs(), 1100U);  // from the first packet held behind the hole
+  reorderer->poll(1099, sink);
+  EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0}));
+  EXPECT_TRUE(sink.lostRuns.empty());
+  reorderer->poll(1100, sink);
+  EXPECT_EQ(sink.lostRuns, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{1, 1}}));
+  EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 2, 3}));
+  EXPECT_EQ(sink.delivered[1].holdNs, 1000U);
+  EXPECT_EQ(sink.delivered[2].holdNs, 700U);
+  EXPECT_EQ(reorderer->stats().lostFast, 0U);
+  EXPECT_EQ(reorderer->nextDeadlineNs(), kMax);
+}
+
+TEST(WindowReordererTest, TimeoutRestartsFromTheOldestPacketStillHeld) {
+  auto options = windowOptions(1024, 1000);
+  options.pathCount = 2;
+  auto reorderer = make(options);
+  Recorder sink;
+  reorderer->push(pkt(0, 1, 0), 0, sink);
+  reorderer->push(pkt(2, 0, 0), 100, sink);  // hole 1
+  reorderer->push(pkt(1, 1, 1), 600, sink);  // fills it: 1, 2 delivered
+  reorderer->push(pkt(4, 0, 1), 700, sink);  // hole 3
+  EXPECT_EQ(reorderer->nextDeadlineNs(), 1700U);
+  reorderer->poll(1600, sink);  // path 1 still active (last at 600) and has not passed 3
+  EXPECT_EQ(sink.lostCount(), 0U);
+  reorderer->poll(1700, sink);
+  EXPECT_EQ(sink.lostRuns, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{3, 1}}));
+  EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 1, 2, 4}));
+}
+
+TEST(WindowReordererTest, FastLossWhenEveryActivePathPassedTheHole) {
+  auto options = windowOptions(1024, 1'000'000);
+  options.pathCount = 2;
+  auto reorderer = make(options);
+  Recorder sink;
+  reorderer->push(pkt(0, 0, 0), 0, sink);
+  reorderer->push(pkt(1, 1, 0), 10, sink);
+  // Seq 2 is lost in the network. Path 0 passes it; path 1 has not yet.
+  reorderer->push(pkt(3, 0, 1), 20, sink);
+  EXPECT_TRUE(sink.lostRuns.empty());
+  EXPECT_EQ(reorderer->stats().held, 1U);
+  reorderer->push(pkt(4, 1, 1), 30, sink);
+  EXPECT_EQ(sink.lostRuns, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{2, 1}}));
+  EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 1, 3, 4}));
+  EXPECT_EQ(reorderer->stats().lostFast, 1U);
+  EXPECT_EQ(reorderer->stats().lost, 1U);
+}
+
+TEST(WindowReordererTest, PathThatReordersInternallyCannotVouchForFastLoss) {
+  auto options = windowOptions(1024, 1000);
+  options.pathCount = 2;
+  auto reorderer = make(options);
+  Recorder sink;
+  reorderer->push(pkt(0, 0, 0), 0, sink);
+  reorderer->push(pkt(1, 1, 0), 10, sink);
+  reorderer->push(pkt(4, 0, 2), 20, sink);  // hole 2, 3; path 1 has not passed them
+  reorderer->push(pkt(3, 0, 1), 30, sink);  // path 0's seq went backwards: not FIFO
+  reorderer->push(pkt(5, 1, 1), 40, sink);  // path 1 passes the hole, path 0 cannot vouch
+  EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 1}));
+  EXPECT_TRUE(sink.lostRuns.empty());
+  reorderer->poll(1019, sink);
+  EXPECT_TRUE(sink.lostRuns.empty());
+  reorderer->poll(1020, sink);
+  EXPECT_EQ(sink.lostRuns, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{2, 1}}));
+  EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 1, 3, 4, 5}));
+  EXPECT_EQ(reorderer->stats().lostFast, 0U);
+}
+
+TEST(WindowReordererTest, UnseenPathHoldsFastLossOnlyDuringTheFirstTimeout) {
+  auto options = windowOptions(1024, 1000);
+  options.pathCount = 2;
+  options.initialSeq = 0;
+  auto reorderer = make(options);
+  Recorder sink;
+  reorderer->push(pkt(1, 1, 0), 0, sink);  // 0 may be on path 0, not heard from yet
+  reorderer->push(pkt(2, 1, 1), 500, sink);
+  EXPECT_TRUE(sink.delivered.empty());
+  reorderer->push(pkt(0, 0, 0), 600, sink);
+  EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 1, 2}));
+
+  auto lonely = make(options);
+  Recorder sink2;
+  lonely->push(pkt(1, 1, 0), 0, sink2);
+  lonely->push(pkt(3, 1, 1), 1001, sink2);  // path 0 silent for a whole timeout: path 1 alone decides
+  EXPECT_EQ(sink2.lostRuns, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{0, 1}, {2, 1}}));
+  EXPECT_EQ(lonely->stats().lostFast, 1U);  // 0 timed out (held since 0), 2 was found fast
+}
+
+ArrivingPacket timed(std::uint64_t seq, std::uint16_t path, std::uint32_t pathSeq, std::uint64_t sendNs,
+                     std::uint64_t delayNs) {
+  ArrivingPacket p = pkt(seq, path, pathSeq);
+  p.sendTsNs = sendNs;
+  p.arrivalNs = sendNs + delayNs + 7'000'000'000ULL;  // receiver clock runs ahead by an unknown amount
+  return p;
+}
+
+// Sends `packets` round robin over two paths with the given one-way delays and
+// pushes them in arrival order.
+struct TwoPathSender {
+  Reorderer& reorderer;
+  Recorder sink;
+  std::uint64_t seq = 0;
+  std::uint32_t pathSeq[2] = {0, 0};
+
+  void send(std::uint64_t delay0, std::uint64_t delay1, int packets) {
+    std::vector<ArrivingPacket> batch;
+    for (int i = 0; i < packets; ++i, ++seq) {
+      const auto path = static_cast<std::uint16_t>(seq % 2);
+      batch.push_back(timed(seq, path, pathSeq[path]++, seq * 10'000, path == 0 ? delay0 : delay1));
+    }
+    std::stable_sort(batch.begin(), batch.end(),
+                     [](const auto& a, const auto& b) { return a.arrivalNs < b.arrivalNs; });
+    for (const auto& p : batch) reorderer.push(p, p.arrivalNs, sink);
+    reorderer.poll(batch.back().arrivalNs, sink);
+  }
+};
+
+TEST(WindowReordererTest, AdaptiveTimeoutFollowsTheDelaySpread) {
+  ReorderOptions options;
+  options.pathCount = 2;
+  options.timeoutMarginNs = 1'000'000;
+  auto reorderer = make(options);
+  TwoPathSender sender{*reorderer};
+  sender.send(1'000'000, 4'000'000, 2000);
+  EXPECT_NEAR(static_cast<double>(reorderer->stats().timeoutNs), 4'000'000.0, 20'000.0);
+  // The timeout started at the maximum until both paths were heard from: nothing lost.
+  EXPECT_EQ(reorderer->stats().lost, 0U);
+  sender.send(1'000'000, 2'000'000, 2000);
+  EXPECT_NEAR(static_cast<double>(reorderer->stats().timeoutNs), 2'000'000.0, 20'000.0);
+  sender.send(3'000'000, 1'000'000, 2000);
+  EXPECT_NEAR(static_cast<double>(reorderer->stats().timeoutNs), 3'000'000.0, 20'000.0);
+}
+
+TEST(WindowReordererTest, AdaptiveTimeoutRespectsTheClamp) {
+  ReorderOptions options;
+  options.pathCount = 2;
+  options.timeoutMarginNs = 0;
+  options.minTimeoutNs = 300'000;
+  options.maxTimeoutNs = 50'000'000;
+  auto reorderer = make(options);
+  EXPECT_EQ(reorderer->stats().timeoutNs, 50'000'000U);  // delay of the paths not known yet
+  TwoPathSender sender{*reorderer};
+  sender.send(1'000'000, 1'000'000, 500);  // spread 0 -> minimum
+  EXPECT_EQ(reorderer->stats().timeoutNs, 300'000U);
+  sender.send(1'000'000, 81'000'000, 20000);  // 80 ms spread -> maximum
+  EXPECT_EQ(reorderer->stats().timeoutNs, 50'000'000U);
+}
+
+TEST(WindowReordererTest, SequencesWrapAroundUint64Max) {
+  auto options = windowOptions(64);
+  options.pathCount = 2;
+  auto reorderer = make(options);
+  Recorder sink;
+  const std::vector<std::uint64_t> order = {kMax - 2, kMax, 0, kMax - 1, 2, 1};
+  std::uint64_t now = 0;
+  for (auto seq : order) reorderer->push(pkt(seq, static_cast<std::uint16_t>(seq & 1), 0), now += 10, sink);
+  EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{kMax - 2, kMax - 1, kMax, 0, 1, 2}));
+  reorderer->push(pkt(kMax), now, sink);
+  ASSERT_EQ(sink.discarded.size(), 1U);
+  EXPECT_EQ(sink.discarded[0].reason, Reason::kDuplicate);
+  // Window [3, 67): 64 is held behind holes, 70 forces the head to 7.
+  reorderer->push(pkt(64), now, sink);
+  reorderer->push(pkt(70), now, sink);
+  EXPECT_EQ(sink.lostRuns, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{3, 4}}));
+}
+
+TEST(BaselineReordererTest, SortAndOffSettleEveryPacketAndSeqExactlyOnce) {
+  for (ReorderKind kind : {ReorderKind::kSort, ReorderKind::kOff}) {
+    for (std::uint64_t seed = 1; seed <= 100; ++seed) {
+      SCOPED_TRACE(std::string(toString(kind)) + " seed " + std::to_string(seed));
+      const std::uint64_t firstSeq = seed % 2 == 0 ? kMax - 300 : seed;
+      const Scenario s = permutedScenario(seed, firstSeq, 3000, seed % 3 == 0 ? 300 : 40, 0.02, 0.02);
+      ReorderOptions options;
+      options.kind = kind;
+      options.windowPackets = 128;
+      options.sortCapacityPackets = 32;
+      options.sortIntervalNs = 1000;
+      options.initialSeq = firstSeq;
+      auto reorderer = make(options);
+      Recorder sink;
+      runAndCheckContract(*reorderer, s, sink, seed % 2 == 1);
+      for (const auto& d : sink.discarded) {
+        if (d.reason == Reason::kLate) {
+          EXPECT_EQ(s.dropped.count(d.packet.globalSeq), 0U);
+        }
+        if (d.reason == Reason::kDuplicate) {
+          EXPECT_EQ(s.duplicatedSeqs.count(d.packet.globalSeq), 1U);
+        }
+      }
+    }
+  }
+}
+
+TEST(BaselineReordererTest, OffDeliversInArrivalOrderAndReportsHolesOnFlush) {
+  ReorderOptions options;
+  options.kind = ReorderKind::kOff;
+  auto reorderer = make(options);
+  Recorder sink;
+  for (std::uint64_t seq : {0, 2, 1, 5, 4}) reorderer->push(pkt(seq), 0, sink);
+  reorderer->push(pkt(4), 0, sink);
+  EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 2, 1, 5, 4}));
+  EXPECT_TRUE(sink.lostRuns.empty());
+  reorderer->flush(sink);
+  EXPECT_EQ(sink.lostRuns, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{3, 1}}));
+  reorderer->push(pkt(3), 0, sink);
+  ASSERT_EQ(sink.discarded.size(), 2U);
+  EXPECT_EQ(sink.discarded[0].reason, Reason::kDuplicate);
+  EXPECT_EQ(sink.discarded[1].reason, Reason::kLate);
+  const ReorderStats stats = reorderer->stats();
+  EXPECT_EQ(stats.outOfOrderArrived, 2U);
+  EXPECT_EQ(stats.outOfOrderDelivered, 2U);
+  EXPECT_EQ(reorderer->nextDeadlineNs(), kMax);
+}
+
+TEST(BaselineReordererTest, SortReleasesWhenFullOrWhenTheTimerFires) {
+  ReorderOptions options;
+  options.kind = ReorderKind::kSort;
+  options.sortCapacityPackets = 4;
+  options.sortIntervalNs = 1000;
+  options.initialSeq = 0;
+  auto reorderer = make(options);
+  Recorder sink;
+  for (std::uint64_t seq : {1, 0, 3, 2}) reorderer->push(pkt(seq), 10, sink);  // full: sorted batch
+  EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 1, 2, 3}));
+  reorderer->push(pkt(6), 100, sink);
+  reorderer->push(pkt(5), 200, sink);
+  EXPECT_EQ(reorderer->nextDeadlineNs(), 1100U);
+  reorderer->poll(1099, sink);
+  EXPECT_EQ(sink.delivered.size(), 4U);
+  reorderer->poll(1100, sink);
+  EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 1, 2, 3, 5, 6}));
+  EXPECT_EQ(sink.delivered[4].holdNs, 900U);
+  reorderer->push(pkt(4), 1200, sink);  // after its batch: delivered out of order
+  reorderer->flush(sink);
+  EXPECT_EQ(sink.deliveredSeqs().back(), 4U);
+  EXPECT_EQ(reorderer->stats().outOfOrderDelivered, 1U);
+  EXPECT_EQ(reorderer->stats().outOfOrderArrived, 4U);  // 0, 2, 5, 4
+  EXPECT_TRUE(sink.lostRuns.empty());
+}
+
+TEST(ReordererFactoryTest, RejectsBadOptions) {
+  ReorderOptions options;
+  options.windowPackets = 1000;
+  EXPECT_FALSE(makeReorderer(options).ok());
+  options.windowPackets = 32;
+  EXPECT_FALSE(makeReorderer(options).ok());
+  options.windowPackets = 1024;
+  options.pathCount = 0;
+  EXPECT_FALSE(makeReorderer(options).ok());
+  options.pathCount = kMaxReorderPaths + 1;
+  EXPECT_FALSE(makeReorderer(options).ok());
+  options.pathCount = 2;
+  options.minTimeoutNs = 10;
+  options.maxTimeoutNs = 5;
+  auto bad = makeReorderer(options);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), EINVAL);
+  options.maxTimeoutNs = 50;
+  EXPECT_TRUE(makeReorderer(options).ok());
+  options.kind = ReorderKind::kSort;
+  options.sortCapacityPackets = 0;
+  EXPECT_FALSE(makeReorderer(options).ok());
+}
+
+TEST(ReordererFactoryTest, ParsesKindNames) {
+  for (ReorderKind kind : {ReorderKind::kWindow, ReorderKind::kSort, ReorderKind::kOff}) {
+    auto parsed = parseReorderKind(toString(kind));
+    ASSERT_TRUE(parsed.ok());
+    EXPECT_EQ(*parsed, kind);
+  }
+  EXPECT_FALSE(parseReorderKind("quick").ok());
+}
+
+}  // namespace
+}  // namespace mpxdp::reorder
