@@ -1,6 +1,24 @@
 // Schedulers choose the path of each packet; pacers keep each path under
 // its configured rate. Time is passed in (nowNs) so tests inject a clock.
-#pragma once
+//
+// Pacing: a token bucket per path with rateBps > 0 (paths with 0 are unpaced),
+// plus one on the total when totalRateBps > 0. A packet counts packetBytes +
+// perPacketOverheadBytes. The depth is burstNs at the rate, but a full bucket
+// always admits one packet, so the bytes granted by time t never exceed
+// rate * t + max(burst, one packet). Shaped links drop rather than push back, so
+// this bound is what keeps the sender from overrunning a link. The buckets are
+// exact (integer arithmetic in bit-nanoseconds, no rounding drift).
+//
+// Kinds:
+//  - rr: strict round robin (the paper's behaviour): the next path in turn; when
+//    that path (or the total) lacks tokens pick() returns kNoPath without skipping
+//    ahead, and nextEligibleNs() tells when that path can go.
+//  - wrr: smooth weighted round robin by bytes, weights = the paths' rateBps, so
+//    byte shares converge to the rate ratios. When the preferred path lacks tokens,
+//    the eligible path with the largest credit goes instead; kNoPath when none is
+//    eligible. Either every path has a rate or none has (then equal weights).
+//
+// Additions to the first interface: kMaxSchedulerPaths.
 
 #include <cstdint>
 #include <memory>
@@ -26,6 +44,7 @@ struct SchedulerOptions {
 };
 
 inline constexpr int kNoPath = -1;
+inline constexpr std::size_t kMaxSchedulerPaths = 256;
 
 class Scheduler {
  public:
