@@ -11,11 +11,21 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "mpxdp/error.h"
 
 namespace mpxdp::testbed {
+
+inline constexpr std::size_t kMaxLinks = 16;
+// Test bed names are [a-z0-9-], start with a letter or digit, and are at most
+// this long, so that "mpxdp-NAME-link" stays a short namespace name.
+inline constexpr std::size_t kMaxNameLength = 24;
+inline constexpr std::uint32_t kMinMtu = 576;
+inline constexpr std::uint32_t kMaxMtu = 9000;
+inline constexpr std::uint64_t kMinRateBps = 64'000;
+inline constexpr std::uint64_t kMaxRateBps = 100'000'000'000;
 
 struct TestbedSpec {
   std::string name;
@@ -29,7 +39,10 @@ struct LinkInfo {
   std::string receiverInterface;  // in the receiver namespace
   std::string senderIp;
   std::string receiverIp;
-  std::uint64_t rateBps = 0;  // 0: unshaped
+  std::string senderMac;
+  std::string receiverMac;
+  std::uint64_t rateBps = 0;         // sender -> receiver (tbf on mr<i>), 0: unshaped
+  std::uint64_t reverseRateBps = 0;  // receiver -> sender (tbf on ms<i>), 0: unshaped
 };
 
 struct TestbedInfo {
@@ -50,6 +63,31 @@ Result<void> down(const std::string& name);
 Result<TestbedInfo> show(const std::string& name);
 
 nlohmann::json toJson(const TestbedInfo& info);
+// A readable table, one line per link.
+std::string toText(const TestbedInfo& info);
+
+// Parses a rate the way iperf3 does: a decimal number with an optional SI
+// suffix k/K, m/M, g/G, t/T (x1000 steps), in bits per second: "300M", "2.5G",
+// "100k", "1000000". Rejects empty, negative, zero, junk and overflow (EINVAL).
+Result<std::uint64_t> parseRate(std::string_view text);
+Result<void> validateName(std::string_view name);
+Result<void> validateSpec(const TestbedSpec& spec);
+
+std::string senderNamespaceName(std::string_view name);    // mpxdp-NAME-tx
+std::string receiverNamespaceName(std::string_view name);  // mpxdp-NAME-rx
+std::string linkNamespaceName(std::string_view name);      // mpxdp-NAME-link
+
+struct TbfParams {
+  std::uint64_t burstBytes = 0;
+  std::uint64_t limitBytes = 0;
+};
+// The tbf bucket and queue sizes used for a link of this rate and MTU.
+TbfParams tbfParamsFor(std::uint64_t rateBps, std::uint32_t mtu);
+
+// Offload features of an interface in a namespace that make super-packets
+// (GSO/TSO/GRO/LRO/UFO/fraglist...) and are still on. Empty on a wire-like link.
+Result<std::vector<std::string>> superPacketFeaturesOn(const std::string& namespaceName,
+                                                       const std::string& interface);
 
 // Test beds are torn down when this goes out of scope.
 class ScopedTestbed {

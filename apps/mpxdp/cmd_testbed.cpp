@@ -1,0 +1,130 @@
+// mpxdp testbed up|down|show: the local multi-link test bed.
+#include <fmt/core.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "testbed.h"
+
+namespace mpxdp::cli {
+
+namespace {
+
+struct TestbedOptions {
+  std::string name;
+  std::size_t links = 0;
+  std::string rate;
+  std::vector<std::string> rates;
+  std::uint32_t mtu = 1500;
+  bool json = false;
+};
+
+TestbedOptions options;
+
+int usageError(std::string_view what, const Error& error) {
+  fmt::print(stderr, "mpxdp: {}: {}\n", what, error.context());
+  return kExitUsageError;
+}
+
+void printInfo(const testbed::TestbedInfo& info, bool json) {
+  if (json) {
+    fmt::print("{}\n", testbed::toJson(info).dump(2));
+  } else {
+    fmt::print("{}", testbed::toText(info));
+  }
+}
+
+// Turns --links/--rate/--rates into per-link rates; usage errors are EINVAL.
+Result<std::vector<std::uint64_t>> linkRates() {
+  std::vector<std::uint64_t> rates;
+  if (!options.rates.empty()) {
+    for (const auto& text : options.rates) {
+      auto rate = testbed::parseRate(text);
+      if (!rate) return rate.error();
+      rates.push_back(*rate);
+    }
+    if (options.links != 0 && options.links != rates.size()) {
+      return Error(EINVAL, fmt::format("--links {} but --rates lists {} rates", options.links, rates.size()));
+    }
+    return rates;
+  }
+  if (options.links == 0) return Error(EINVAL, "--links N (1..16) is required unless --rates is given");
+  std::uint64_t rate = 0;
+  if (!options.rate.empty()) {
+    auto parsed = testbed::parseRate(options.rate);
+    if (!parsed) return parsed.error();
+    rate = *parsed;
+  }
+  rates.assign(options.links, rate);
+  return rates;
+}
+
+int runUp() {
+  auto rates = linkRates();
+  if (!rates) return usageError("testbed up", rates.error());
+  testbed::TestbedSpec spec{options.name, std::move(*rates), options.mtu};
+  if (auto valid = testbed::validateSpec(spec); !valid) return usageError("testbed up", valid.error());
+  auto info = testbed::up(spec);
+  if (!info) return reportError("testbed up", info.error());
+  printInfo(*info, options.json);
+  return kExitOk;
+}
+
+int runDown() {
+  if (auto valid = testbed::validateName(options.name); !valid) return usageError("testbed down", valid.error());
+  if (auto done = testbed::down(options.name); !done) return reportError("testbed down", done.error());
+  return kExitOk;
+}
+
+int runShow() {
+  if (auto valid = testbed::validateName(options.name); !valid) return usageError("testbed show", valid.error());
+  auto info = testbed::show(options.name);
+  if (!info) return reportError("testbed show", info.error());
+  printInfo(*info, options.json);
+  return kExitOk;
+}
+
+void addName(CLI::App* app) {
+  app->add_option("--name", options.name, "test bed name: a-z, 0-9 and '-', at most 24 characters")->required();
+}
+
+void addJson(CLI::App* app) { app->add_flag("-J,--json", options.json, "print JSON instead of a table"); }
+
+}  // namespace
+
+void declareTestbed(CLI::App* app) {
+  app->require_subcommand(1);
+
+  CLI::App* up = app->add_subcommand(
+      "up", "Create namespaces mpxdp-NAME-{tx,rx,link} joined by N veth links 198.18.<i+1>.1 <-> .2");
+  addName(up);
+  up->add_option("--links", options.links, "number of links, 1..16");
+  CLI::Option* rate = up->add_option("--rate", options.rate,
+                                     "shape every link to this rate in bit/s, e.g. 300M, 2.5G, 100k (tbf)");
+  CLI::Option* rates =
+      up->add_option("--rates", options.rates, "per-link rates, comma separated, e.g. 100M,300M,1G")
+          ->delimiter(',');
+  rate->excludes(rates);
+  up->add_option("--mtu", options.mtu, "MTU of every test bed interface")->capture_default_str();
+  addJson(up);
+
+  CLI::App* down = app->add_subcommand("down", "Remove the test bed (succeeds when there is none)");
+  addName(down);
+
+  CLI::App* show = app->add_subcommand("show", "Print the live test bed read back from the kernel");
+  addName(show);
+  addJson(show);
+}
+
+int runTestbed(CLI::App* app) {
+  if (app->got_subcommand("up")) return runUp();
+  if (app->got_subcommand("down")) return runDown();
+  if (app->got_subcommand("show")) return runShow();
+  fmt::print(stderr, "mpxdp: testbed: expected up, down or show\n");
+  return kExitUsageError;
+}
+
+}  // namespace mpxdp::cli

@@ -1,0 +1,75 @@
+// mpxdp: command line front end. Subcommands come from the table in commands.cpp.
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "commands.h"
+
+namespace {
+
+using mpxdp::cli::kExitOk;
+using mpxdp::cli::kExitRuntimeError;
+using mpxdp::cli::kExitUsageError;
+
+// `mpxdp help [command [subcommand...]]`: help for the tool or for one command.
+int printHelp(CLI::App& app, const std::vector<std::string>& topic) {
+  CLI::App* target = &app;
+  std::string path = app.get_name();
+  for (const auto& word : topic) {
+    CLI::App* next = nullptr;
+    for (CLI::App* sub : target->get_subcommands([](CLI::App*) { return true; })) {
+      if (sub->get_name() == word) next = sub;
+    }
+    if (next == nullptr) {
+      fmt::print(stderr, "mpxdp: help: no command '{}'; run 'mpxdp help' for the list\n", word);
+      return kExitUsageError;
+    }
+    target = next;
+    path += " " + word;
+  }
+  // Not App::help(): that would describe the selected subcommand, "help" itself.
+  fmt::print("{}", target->get_formatter()->make_help(target, path, CLI::AppFormatMode::Normal));
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"mpxdp: bond several network links into one connection, data path on AF_XDP", "mpxdp"};
+  app.set_version_flag("--version", std::string("mpxdp ") + MPXDP_VERSION);
+  app.require_subcommand(1);
+
+  std::vector<std::pair<CLI::App*, const mpxdp::cli::Command*>> bound;
+  for (const auto& command : mpxdp::cli::commands()) {
+    CLI::App* sub = app.add_subcommand(std::string(command.name), std::string(command.summary));
+    command.declare(sub);
+    bound.emplace_back(sub, &command);
+  }
+  std::vector<std::string> helpTopic;
+  CLI::App* help = app.add_subcommand("help", "Show help for mpxdp or for one command");
+  help->add_option("command", helpTopic, "command (and subcommand) to explain");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version arrive here too, with exit code 0.
+    return app.exit(e) == 0 ? kExitOk : kExitUsageError;
+  }
+
+  try {
+    if (help->parsed()) return printHelp(app, helpTopic);
+    for (const auto& [sub, command] : bound) {
+      if (sub->parsed()) return command->run(sub);
+    }
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "mpxdp: {}\n", e.what());
+    return kExitRuntimeError;
+  }
+  fmt::print(stderr, "mpxdp: no command given; run 'mpxdp help'\n");
+  return kExitUsageError;
+}

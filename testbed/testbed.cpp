@@ -1,0 +1,590 @@
+#include "testbed.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <filesystem>
+#include <map>
+#include <utility>
+
+#include "process.h"
+
+namespace mpxdp::testbed {
+
+namespace {
+
+using Argv = std::vector<std::string>;
+
+constexpr std::string_view kNetnsDir = "/run/netns/";
+// Ethernet header on top of the MTU: what tbf counts for a full-size frame.
+constexpr std::uint64_t kEthernetHeaderBytes = 14;
+
+struct Namespaces {
+  std::string sender;
+  std::string receiver;
+  std::string link;
+  std::array<const std::string*, 3> all() const { return {&sender, &receiver, &link}; }
+};
+
+Namespaces namespacesOf(std::string_view name) {
+  return {senderNamespaceName(name), receiverNamespaceName(name), linkNamespaceName(name)};
+}
+
+bool namespaceExists(const std::string& namespaceName) {
+  std::error_code ignored;
+  return std::filesystem::exists(std::string(kNetnsDir) + namespaceName, ignored);
+}
+
+std::string senderDevice(std::size_t i) { return fmt::format("s{}", i); }
+std::string receiverDevice(std::size_t i) { return fmt::format("r{}", i); }
+std::string linkSenderSide(std::size_t i) { return fmt::format("ms{}", i); }
+std::string linkReceiverSide(std::size_t i) { return fmt::format("mr{}", i); }
+std::string bridgeDevice(std::size_t i) { return fmt::format("br{}", i); }
+std::string senderAddress(std::size_t i) { return fmt::format("198.18.{}.1", i + 1); }
+std::string receiverAddress(std::size_t i) { return fmt::format("198.18.{}.2", i + 1); }
+constexpr int kPrefixLength = 24;
+
+// Features whose job is to build or keep packets larger than one wire frame.
+bool isSuperPacketFeature(std::string_view feature) {
+  static constexpr std::array<std::string_view, 9> kNamed = {
+      "generic-segmentation-offload", "generic-receive-offload", "large-receive-offload",
+      "rx-gro-hw",                    "rx-gro-list",             "rx-udp-gro-forwarding",
+      "tx-gso-list",                  "tx-gso-partial",          "tx-gso-robust"};
+  constexpr std::string_view kSegmentation = "-segmentation";
+  if (feature.size() > kSegmentation.size() &&
+      feature.substr(feature.size() - kSegmentation.size()) == kSegmentation) {
+    return true;  // tx-tcp-segmentation, tx-udp-segmentation, tx-gre-segmentation, ...
+  }
+  return std::find(kNamed.begin(), kNamed.end(), feature) != kNamed.end();
+}
+
+Result<void> turnOffSuperPackets(const std::string& namespaceName, const std::string& device) {
+  auto features = superPacketFeaturesOn(namespaceName, device);
+  if (!features) return features.error();
+  if (features->empty()) return {};
+  Argv argv = {"ip", "netns", "exec", namespaceName, "ethtool", "-K", device};
+  for (const auto& feature : *features) {
+    argv.push_back(feature);
+    argv.emplace_back("off");
+  }
+  if (auto done = runChecked(argv); !done) return done.error();
+  return {};
+}
+
+Result<void> run(const Argv& argv) {
+  if (auto done = runChecked(argv); !done) return done.error();
+  return {};
+}
+
+std::string formatRate(std::uint64_t bps) {
+  if (bps == 0) return "unshaped";
+  static constexpr std::array<std::pair<std::uint64_t, std::string_view>, 4> kUnits = {
+      {{1'000'000'000'000, "Tbit/s"}, {1'000'000'000, "Gbit/s"}, {1'000'000, "Mbit/s"}, {1'000, "kbit/s"}}};
+  for (const auto& [scale, unit] : kUnits) {
+    if (bps >= scale) return fmt::format("{:g} {}", static_cast<double>(bps) / static_cast<double>(scale), unit);
+  }
+  return fmt::format("{} bit/s", bps);
+}
+
+// Creates the veth pair outer <-> inner with outer in the link namespace and
+// inner in endpointNamespace, one TX and one RX queue on each end.
+Result<void> addVethPair(const Namespaces& ns, const std::string& outer, const std::string& inner,
+                         const std::string& endpointNamespace, std::uint32_t mtu) {
+  const std::string mtuText = std::to_string(mtu);
+  return run({"ip", "-n", ns.link, "link", "add", outer, "numtxqueues", "1", "numrxqueues", "1", "mtu", mtuText,
+              "type", "veth", "peer", "name", inner, "netns", endpointNamespace, "numtxqueues", "1",
+              "numrxqueues", "1", "mtu", mtuText});
+}
+
+Result<void> addTbf(const Namespaces& ns, const std::string& device, std::uint64_t rateBps, std::uint32_t mtu) {
+  const TbfParams params = tbfParamsFor(rateBps, mtu);
+  return run({"tc", "-n", ns.link, "qdisc", "replace", "dev", device, "root", "tbf", "rate",
+              std::to_string(rateBps) + "bit", "burst", std::to_string(params.burstBytes), "limit",
+              std::to_string(params.limitBytes)});
+}
+
+Result<void> buildLink(const Namespaces& ns, std::size_t i, std::uint64_t rateBps, std::uint32_t mtu) {
+  const std::string s = senderDevice(i);
+  const std::string r = receiverDevice(i);
+  const std::string ms = linkSenderSide(i);
+  const std::string mr = linkReceiverSide(i);
+  const std::string br = bridgeDevice(i);
+  const std::string mtuText = std::to_string(mtu);
+
+  if (auto done = addVethPair(ns, ms, s, ns.sender, mtu); !done) return done;
+  if (auto done = addVethPair(ns, mr, r, ns.receiver, mtu); !done) return done;
+  // stp_state 0: ports forward as soon as they are up, no listening/learning delay.
+  if (auto done = run({"ip", "-n", ns.link, "link", "add", br, "mtu", mtuText, "type", "bridge", "stp_state", "0"});
+      !done) {
+    return done;
+  }
+  // The middle devices only forward frames: no IPv6 link-local address, so they
+  // send no DAD/router-solicitation noise down the test links.
+  for (const std::string* device : {&ms, &mr, &br}) {
+    if (auto done = run({"ip", "-n", ns.link, "link", "set", "dev", *device, "addrgenmode", "none"}); !done) {
+      return done;
+    }
+  }
+  for (const std::string* port : {&ms, &mr}) {
+    if (auto done = run({"ip", "-n", ns.link, "link", "set", "dev", *port, "master", br}); !done) return done;
+  }
+  const std::array<std::pair<const std::string*, const std::string*>, 4> veths = {
+      {{&ns.sender, &s}, {&ns.link, &ms}, {&ns.link, &mr}, {&ns.receiver, &r}}};
+  for (const auto& [namespaceName, device] : veths) {
+    if (auto done = turnOffSuperPackets(*namespaceName, *device); !done) return done;
+  }
+  const std::string prefix = "/" + std::to_string(kPrefixLength);
+  if (auto done = run({"ip", "-n", ns.sender, "addr", "add", senderAddress(i) + prefix, "dev", s}); !done) {
+    return done;
+  }
+  if (auto done = run({"ip", "-n", ns.receiver, "addr", "add", receiverAddress(i) + prefix, "dev", r}); !done) {
+    return done;
+  }
+  if (rateBps != 0) {
+    if (auto done = addTbf(ns, mr, rateBps, mtu); !done) return done;  // towards the receiver
+    if (auto done = addTbf(ns, ms, rateBps, mtu); !done) return done;  // reverse direction
+  }
+  for (const std::string* device : {&ms, &mr, &br}) {
+    if (auto done = run({"ip", "-n", ns.link, "link", "set", "dev", *device, "up"}); !done) return done;
+  }
+  if (auto done = run({"ip", "-n", ns.sender, "link", "set", "dev", s, "up"}); !done) return done;
+  if (auto done = run({"ip", "-n", ns.receiver, "link", "set", "dev", r, "up"}); !done) return done;
+  return {};
+}
+
+Result<void> build(const TestbedSpec& spec, const Namespaces& ns) {
+  for (const std::string* namespaceName : ns.all()) {
+    if (auto done = run({"ip", "-n", *namespaceName, "link", "set", "dev", "lo", "up"}); !done) return done;
+  }
+  for (std::size_t i = 0; i < spec.ratesBps.size(); ++i) {
+    if (auto done = buildLink(ns, i, spec.ratesBps[i], spec.mtu); !done) {
+      return done.error().wrap(fmt::format("link {}", i));
+    }
+  }
+  return {};
+}
+
+Result<void> deleteNamespace(const std::string& namespaceName) {
+  if (!namespaceExists(namespaceName)) return {};
+  return run({"ip", "netns", "del", namespaceName});
+}
+
+// "s12" with prefix "s" -> 12; nullopt for anything else.
+std::optional<std::size_t> deviceIndex(std::string_view device, std::string_view prefix) {
+  if (device.size() <= prefix.size() || device.substr(0, prefix.size()) != prefix) return std::nullopt;
+  std::size_t index = 0;
+  for (char c : device.substr(prefix.size())) {
+    if (c < '0' || c > '9' || index > kMaxLinks) return std::nullopt;
+    index = index * 10 + static_cast<std::size_t>(c - '0');
+  }
+  return index;
+}
+
+struct Endpoint {
+  std::string device;
+  std::string ip;
+  std::string mac;
+  std::uint32_t mtu = 0;
+};
+
+// Endpoints named prefix<i> in a namespace, keyed by i, from `ip -j addr`.
+Result<std::map<std::size_t, Endpoint>> readEndpoints(const std::string& namespaceName, std::string_view prefix) {
+  auto out = runChecked({"ip", "-j", "-n", namespaceName, "addr", "show"});
+  if (!out) return out.error();
+  const auto doc = nlohmann::json::parse(*out, nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_array()) return Error(EIO, "unexpected output of 'ip -j -n " + namespaceName + " addr show'");
+  std::map<std::size_t, Endpoint> endpoints;
+  for (const auto& link : doc) {
+    if (!link.is_object() || !link.contains("ifname") || !link["ifname"].is_string()) continue;
+    const std::string device = link["ifname"].get<std::string>();
+    const auto index = deviceIndex(device, prefix);
+    if (!index) continue;
+    Endpoint endpoint;
+    endpoint.device = device;
+    if (link.contains("address") && link["address"].is_string()) endpoint.mac = link["address"].get<std::string>();
+    if (link.contains("mtu") && link["mtu"].is_number_unsigned()) endpoint.mtu = link["mtu"].get<std::uint32_t>();
+    if (link.contains("addr_info") && link["addr_info"].is_array()) {
+      for (const auto& addr : link["addr_info"]) {
+        if (addr.is_object() && addr.value("family", "") == "inet" && addr.contains("local") &&
+            addr["local"].is_string()) {
+          endpoint.ip = addr["local"].get<std::string>();
+          break;
+        }
+      }
+    }
+    endpoints[*index] = std::move(endpoint);
+  }
+  return endpoints;
+}
+
+// tbf rates by device in the link namespace, in bit/s.
+Result<std::map<std::string, std::uint64_t>> readTbfRates(const std::string& namespaceName) {
+  auto out = runChecked({"tc", "-j", "-n", namespaceName, "qdisc", "show"});
+  if (!out) return out.error();
+  const auto doc = nlohmann::json::parse(*out, nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_array()) return Error(EIO, "unexpected output of 'tc -j -n " + namespaceName + " qdisc show'");
+  std::map<std::string, std::uint64_t> rates;
+  for (const auto& qdisc : doc) {
+    if (!qdisc.is_object() || qdisc.value("kind", "") != "tbf" || !qdisc.contains("dev") ||
+        !qdisc["dev"].is_string() || !qdisc.contains("options") || !qdisc["options"].is_object()) {
+      continue;
+    }
+    const auto& options = qdisc["options"];
+    // tc reports tbf rates in bytes per second.
+    if (options.contains("rate") && options["rate"].is_number_unsigned()) {
+      rates[qdisc["dev"].get<std::string>()] = options["rate"].get<std::uint64_t>() * 8;
+    }
+  }
+  return rates;
+}
+
+Result<TestbedInfo> readTestbedUnguarded(const std::string& name, const Namespaces& ns) {
+  auto senders = readEndpoints(ns.sender, "s");
+  if (!senders) return senders.error();
+  auto receivers = readEndpoints(ns.receiver, "r");
+  if (!receivers) return receivers.error();
+  auto rates = readTbfRates(ns.link);
+  if (!rates) return rates.error();
+
+  TestbedInfo info;
+  info.name = name;
+  info.senderNamespace = ns.sender;
+  info.receiverNamespace = ns.receiver;
+  info.linkNamespace = ns.link;
+  const std::size_t count = senders->size();
+  if (count == 0) return Error(ENOENT, "test bed '" + name + "' has no links (namespace " + ns.sender + ")");
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto sender = senders->find(i);
+    const auto receiver = receivers->find(i);
+    if (sender == senders->end() || receiver == receivers->end() || receivers->size() != count) {
+      return Error(EIO, fmt::format("test bed '{}' is inconsistent: link {} lacks {} or {}; remove it with "
+                                    "'mpxdp testbed down --name {}'",
+                                    name, i, senderDevice(i), receiverDevice(i), name));
+    }
+    LinkInfo link;
+    link.senderInterface = sender->second.device;
+    link.receiverInterface = receiver->second.device;
+    link.senderIp = sender->second.ip;
+    link.receiverIp = receiver->second.ip;
+    link.senderMac = sender->second.mac;
+    link.receiverMac = receiver->second.mac;
+    if (auto rate = rates->find(linkReceiverSide(i)); rate != rates->end()) link.rateBps = rate->second;
+    if (auto rate = rates->find(linkSenderSide(i)); rate != rates->end()) link.reverseRateBps = rate->second;
+    info.links.push_back(std::move(link));
+  }
+  info.mtu = senders->at(0).mtu;
+  return info;
+}
+
+// nlohmann::json throws on a type mismatch; the library returns errors instead.
+Result<TestbedInfo> readTestbed(const std::string& name, const Namespaces& ns) {
+  try {
+    return readTestbedUnguarded(name, ns);
+  } catch (const nlohmann::json::exception& e) {
+    return Error(EIO, std::string("unexpected JSON from ip/tc: ") + e.what());
+  }
+}
+
+}  // namespace
+
+std::string senderNamespaceName(std::string_view name) { return fmt::format("mpxdp-{}-tx", name); }
+std::string receiverNamespaceName(std::string_view name) { return fmt::format("mpxdp-{}-rx", name); }
+std::string linkNamespaceName(std::string_view name) { return fmt::format("mpxdp-{}-link", name); }
+
+Result<std::uint64_t> parseRate(std::string_view text) {
+  const auto bad = [&](std::string_view why) {
+    return Error(EINVAL, fmt::format("bad rate '{}': {} (expected bits per second like 300M, 2.5G, 100k or "
+                                     "1000000; suffixes k/M/G/T are powers of 1000)",
+                                     text, why));
+  };
+  if (text.empty()) return bad("empty");
+  std::uint64_t multiplier = 1;
+  std::string_view number = text;
+  switch (number.back()) {
+    case 'k': case 'K': multiplier = 1'000; break;
+    case 'm': case 'M': multiplier = 1'000'000; break;
+    case 'g': case 'G': multiplier = 1'000'000'000; break;
+    case 't': case 'T': multiplier = 1'000'000'000'000; break;
+    default: break;
+  }
+  if (multiplier != 1) number.remove_suffix(1);
+  if (number.empty()) return bad("no number before the unit");
+
+  // Exact decimal arithmetic: whole part and up to 12 fraction digits.
+  constexpr std::uint64_t kMax = UINT64_MAX;
+  std::uint64_t whole = 0;
+  std::uint64_t fraction = 0;
+  std::uint64_t fractionScale = 1;
+  bool seenDot = false;
+  bool seenDigit = false;
+  for (char c : number) {
+    if (c == '.') {
+      if (seenDot) return bad("more than one decimal point");
+      seenDot = true;
+      continue;
+    }
+    if (c < '0' || c > '9') return bad(c == '-' ? "negative" : "not a number");
+    seenDigit = true;
+    const auto digit = static_cast<std::uint64_t>(c - '0');
+    if (!seenDot) {
+      if (whole > (kMax - digit) / 10) return bad("too large");
+      whole = whole * 10 + digit;
+    } else if (fractionScale < 1'000'000'000'000) {
+      fraction = fraction * 10 + digit;
+      fractionScale *= 10;
+    }
+  }
+  if (!seenDigit) return bad("not a number");
+  if (whole > kMax / multiplier) return bad("too large");
+  // fraction < fractionScale <= 1e12 and multiplier <= 1e12: the product fits after dividing one out.
+  const std::uint64_t fractional =
+      multiplier >= fractionScale ? fraction * (multiplier / fractionScale) : fraction / (fractionScale / multiplier);
+  const std::uint64_t wholeBits = whole * multiplier;
+  if (wholeBits > kMax - fractional) return bad("too large");
+  const std::uint64_t bps = wholeBits + fractional;
+  if (bps == 0) return bad("must be positive (leave the rate out for an unshaped link)");
+  return bps;
+}
+
+Result<void> validateName(std::string_view name) {
+  if (name.empty()) return Error(EINVAL, "test bed name is empty");
+  if (name.size() > kMaxNameLength) {
+    return Error(EINVAL, fmt::format("test bed name '{}' is longer than {} characters", name, kMaxNameLength));
+  }
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) {
+      return Error(EINVAL, fmt::format("test bed name '{}' may only hold a-z, 0-9 and '-'", name));
+    }
+  }
+  if (name.front() == '-') return Error(EINVAL, fmt::format("test bed name '{}' must not start with '-'", name));
+  return {};
+}
+
+Result<void> validateSpec(const TestbedSpec& spec) {
+  if (auto valid = validateName(spec.name); !valid) return valid;
+  if (spec.ratesBps.empty() || spec.ratesBps.size() > kMaxLinks) {
+    return Error(EINVAL, fmt::format("a test bed has 1 to {} links, not {}", kMaxLinks, spec.ratesBps.size()));
+  }
+  for (std::size_t i = 0; i < spec.ratesBps.size(); ++i) {
+    const std::uint64_t rate = spec.ratesBps[i];
+    if (rate != 0 && (rate < kMinRateBps || rate > kMaxRateBps)) {
+      return Error(EINVAL, fmt::format("rate of link {} ({} bit/s) is outside {} .. {} bit/s", i, rate,
+                                       kMinRateBps, kMaxRateBps));
+    }
+  }
+  if (spec.mtu < kMinMtu || spec.mtu > kMaxMtu) {
+    return Error(EINVAL, fmt::format("mtu {} is outside {} .. {}", spec.mtu, kMinMtu, kMaxMtu));
+  }
+  return {};
+}
+
+TbfParams tbfParamsFor(std::uint64_t rateBps, std::uint32_t mtu) {
+  const std::uint64_t frameBytes = mtu + kEthernetHeaderBytes;
+  const std::uint64_t bytesPerSecond = rateBps / 8;
+  // Burst: tbf drops any frame larger than the bucket, so it must hold at least
+  // one full frame; we keep 4 so back-to-back frames pass at low rates. When the
+  // bucket runs dry tbf sleeps on an hrtimer; if that timer fires late (softirq
+  // and scheduling latency on a busy 2-vCPU VM reach about a millisecond), the
+  // tokens for the late time are lost unless the bucket can hold them. So the
+  // bucket also holds 1 ms at the rate: 37.5 KB at 300M, 125 KB at 1G, 1.25 MB at
+  // 10G, while at 10M the 4-frame floor (~6 KB, ~5 ms) governs.
+  const std::uint64_t burst = std::max(4 * frameBytes, bytesPerSecond / 1000);
+  // Limit: bytes that may wait for tokens. A sender paced at the rate still
+  // emits in batches (AF_XDP kicks of 32-64 frames) and can fall behind and
+  // catch up after being descheduled, so the queue absorbs 20 ms at the rate and
+  // never less than 128 frames (two full 64-frame batches). tbf drops and never
+  // pushes back, so a queue that is too short loses packets of a paced sender;
+  // one this size only adds delay when the sender really exceeds the rate.
+  const std::uint64_t queue = std::max(128 * frameBytes, bytesPerSecond / 50);
+  return {burst, burst + queue};
+}
+
+Result<std::vector<std::string>> superPacketFeaturesOn(const std::string& namespaceName,
+                                                       const std::string& interface) {
+  auto out = runChecked({"ip", "netns", "exec", namespaceName, "ethtool", "-k", interface});
+  if (!out) return out.error();
+  std::vector<std::string> on;
+  std::string_view rest(*out);
+  while (!rest.empty()) {
+    const auto end = rest.find('\n');
+    std::string_view line = rest.substr(0, end);
+    rest.remove_prefix(end == std::string_view::npos ? rest.size() : end + 1);
+    while (!line.empty() && (line.front() == '\t' || line.front() == ' ')) line.remove_prefix(1);
+    const auto colon = line.find(": ");
+    if (colon == std::string_view::npos) continue;
+    const std::string_view feature = line.substr(0, colon);
+    const std::string_view state = line.substr(colon + 2);
+    // "on", "on [fixed]", "on [requested off]": all still make super-packets.
+    if (state.substr(0, 2) == "on" && isSuperPacketFeature(feature)) on.emplace_back(feature);
+  }
+  return on;
+}
+
+Result<TestbedInfo> up(const TestbedSpec& spec) {
+  if (auto valid = validateSpec(spec); !valid) return valid.error();
+  if (geteuid() != 0) {
+    return Error(EPERM, "building test bed '" + spec.name + "' needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN)");
+  }
+  for (const char* tool : {"ip", "tc", "ethtool"}) {
+    if (auto found = findProgram(tool); !found) return found.error();
+  }
+  const Namespaces ns = namespacesOf(spec.name);
+  for (const std::string* namespaceName : ns.all()) {
+    if (namespaceExists(*namespaceName)) {
+      return Error(EEXIST, fmt::format("test bed '{}' exists already (namespace {} is taken); remove it with "
+                                       "'mpxdp testbed down --name {}'",
+                                       spec.name, *namespaceName, spec.name));
+    }
+  }
+
+  std::vector<std::string> created;
+  const auto rollBack = [&](const Error& error) {
+    for (auto it = created.rbegin(); it != created.rend(); ++it) {
+      (void)deleteNamespace(*it);  // best effort: the original error is what matters
+    }
+    return error.wrap("building test bed '" + spec.name + "'");
+  };
+  for (const std::string* namespaceName : ns.all()) {
+    if (auto done = run({"ip", "netns", "add", *namespaceName}); !done) return rollBack(done.error());
+    created.push_back(*namespaceName);
+  }
+  if (auto done = build(spec, ns); !done) return rollBack(done.error());
+  auto info = readTestbed(spec.name, ns);
+  if (!info) return rollBack(info.error());
+  return info;
+}
+
+Result<void> down(const std::string& name) {
+  if (auto valid = validateName(name); !valid) return valid;
+  const Namespaces ns = namespacesOf(name);
+  std::optional<Error> firstError;
+  for (const std::string* namespaceName : ns.all()) {
+    if (auto done = deleteNamespace(*namespaceName); !done && !firstError) firstError = done.error();
+  }
+  if (firstError) return firstError->wrap("removing test bed '" + name + "'");
+  return {};
+}
+
+Result<TestbedInfo> show(const std::string& name) {
+  if (auto valid = validateName(name); !valid) return valid.error();
+  const Namespaces ns = namespacesOf(name);
+  std::vector<std::string> missing;
+  for (const std::string* namespaceName : ns.all()) {
+    if (!namespaceExists(*namespaceName)) missing.push_back(*namespaceName);
+  }
+  if (missing.size() == ns.all().size()) return Error(ENOENT, "no test bed named '" + name + "'");
+  if (!missing.empty()) {
+    return Error(ENOENT, fmt::format("test bed '{}' is incomplete (namespace {} is missing); remove it with "
+                                     "'mpxdp testbed down --name {}'",
+                                     name, missing.front(), name));
+  }
+  auto info = readTestbed(name, ns);
+  if (!info) return info.error().wrap("reading test bed '" + name + "'");
+  return info;
+}
+
+nlohmann::json toJson(const TestbedInfo& info) {
+  nlohmann::json links = nlohmann::json::array();
+  for (std::size_t i = 0; i < info.links.size(); ++i) {
+    const LinkInfo& link = info.links[i];
+    links.push_back({
+        {"index", i},
+        {"sender",
+         {{"namespace", info.senderNamespace},
+          {"interface", link.senderInterface},
+          {"ip", link.senderIp},
+          {"prefix_len", kPrefixLength},
+          {"mac", link.senderMac}}},
+        {"receiver",
+         {{"namespace", info.receiverNamespace},
+          {"interface", link.receiverInterface},
+          {"ip", link.receiverIp},
+          {"prefix_len", kPrefixLength},
+          {"mac", link.receiverMac}}},
+        {"middle",
+         {{"namespace", info.linkNamespace},
+          {"bridge", bridgeDevice(i)},
+          {"sender_side", linkSenderSide(i)},
+          {"receiver_side", linkReceiverSide(i)}}},
+        {"rate_bps", link.rateBps},
+        {"reverse_rate_bps", link.reverseRateBps},
+    });
+  }
+  return {
+      {"name", info.name},
+      {"namespaces",
+       {{"sender", info.senderNamespace}, {"receiver", info.receiverNamespace}, {"link", info.linkNamespace}}},
+      {"mtu", info.mtu},
+      {"links", std::move(links)},
+  };
+}
+
+std::string toText(const TestbedInfo& info) {
+  std::string text = fmt::format("test bed {}: {} link(s), mtu {}\n", info.name, info.links.size(), info.mtu);
+  text += fmt::format("namespaces: sender {}, receiver {}, link {}\n\n", info.senderNamespace,
+                      info.receiverNamespace, info.linkNamespace);
+  text += fmt::format("{:<5} {:<6} {:<15} {:<18} {:<6} {:<15} {:<18} {:<14} {}\n", "link", "tx if", "tx ip",
+                      "tx mac", "rx if", "rx ip", "rx mac", "rate", "reverse rate");
+  for (std::size_t i = 0; i < info.links.size(); ++i) {
+    const LinkInfo& link = info.links[i];
+    text += fmt::format("{:<5} {:<6} {:<15} {:<18} {:<6} {:<15} {:<18} {:<14} {}\n", i, link.senderInterface,
+                        link.senderIp, link.senderMac, link.receiverInterface, link.receiverIp, link.receiverMac,
+                        formatRate(link.rateBps), formatRate(link.reverseRateBps));
+  }
+  return text;
+}
+
+Result<ScopedTestbed> ScopedTestbed::create(const TestbedSpec& spec) {
+  auto info = up(spec);
+  if (!info) return info.error();
+  return ScopedTestbed(std::move(*info));
+}
+
+ScopedTestbed::ScopedTestbed(ScopedTestbed&& other) noexcept : info_(std::move(other.info_)), owned_(other.owned_) {
+  other.owned_ = false;
+}
+
+ScopedTestbed::~ScopedTestbed() {
+  if (owned_) (void)down(info_.name);  // nothing to report to from a destructor
+}
+
+Result<NetnsScope> NetnsScope::enter(const std::string& namespaceName) {
+  if (namespaceName.empty() || namespaceName.find('/') != std::string::npos || namespaceName == "." ||
+      namespaceName == "..") {
+    return Error(EINVAL, "bad network namespace name '" + namespaceName + "'");
+  }
+  const int original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (original < 0) return Error::fromErrno("opening the current network namespace");
+  const std::string path = std::string(kNetnsDir) + namespaceName;
+  const int target = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (target < 0) {
+    const Error error = Error::fromErrno("opening network namespace " + path);
+    close(original);
+    return error;
+  }
+  if (setns(target, CLONE_NEWNET) != 0) {
+    const Error error = Error::fromErrno("entering network namespace " + namespaceName);
+    close(target);
+    close(original);
+    return error;
+  }
+  close(target);
+  return NetnsScope(original);
+}
+
+NetnsScope::NetnsScope(NetnsScope&& other) noexcept : originalFd_(other.originalFd_) { other.originalFd_ = -1; }
+
+NetnsScope::~NetnsScope() {
+  if (originalFd_ < 0) return;
+  // Going back to a namespace we came from cannot fail for lack of rights.
+  (void)setns(originalFd_, CLONE_NEWNET);
+  close(originalFd_);
+}
+
+}  // namespace mpxdp::testbed
