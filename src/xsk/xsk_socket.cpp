@@ -6,6 +6,8 @@
 #include <xdp/xsk.h>
 
 #include <cerrno>
+#include <chrono>
+#include <thread>
 
 #ifndef SOL_XDP
 #define SOL_XDP 283
@@ -15,6 +17,9 @@ namespace mpxdp::xsk {
 namespace {
 
 bool isPowerOfTwo(std::uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+constexpr int kBusyRetries = 50;
+constexpr std::chrono::milliseconds kBusyRetryWait{10};
 
 }  // namespace
 
@@ -54,14 +59,21 @@ Result<std::unique_ptr<XskSocket>> XskSocket::create(Umem& umem, const XskSocket
   if (config.mode == XdpMode::kZeroCopy) bindFlags |= XDP_ZEROCOPY;
   socketConfig.bind_flags = bindFlags;
 
-  const int rc = xsk_socket__create(&socket->xsk_, config.interface.c_str(), config.queue, umem.handle(),
-                                    socket->rx_.raw(), socket->tx_.raw(), &socketConfig);
+  // A socket just closed on this queue releases it from a deferred kernel
+  // work item, so a quick re-bind can see EBUSY for a few milliseconds.
+  int rc = 0;
+  for (int attempt = 0;; ++attempt) {
+    rc = xsk_socket__create(&socket->xsk_, config.interface.c_str(), config.queue, umem.handle(),
+                            socket->rx_.raw(), socket->tx_.raw(), &socketConfig);
+    if (rc != -EBUSY || attempt >= kBusyRetries) break;
+    std::this_thread::sleep_for(kBusyRetryWait);
+  }
   if (rc != 0) {
     socket->xsk_ = nullptr;
     std::string context = "binding an AF_XDP socket to " + config.interface + " queue " +
                           std::to_string(config.queue) + " in " + toString(config.mode) + " mode";
     if (-rc == EOPNOTSUPP && config.mode == XdpMode::kZeroCopy) context += " (driver has no zero-copy)";
-    if (-rc == EBUSY) context += " (another AF_XDP socket is bound to this queue)";
+    if (-rc == EBUSY) context += " (another AF_XDP socket is bound to this queue, still after 500 ms)";
     if (-rc == EINVAL) context += " (does the interface have that queue?)";
     return Error(-rc, context);
   }
