@@ -1,0 +1,32 @@
+// Configuration of one end of one link, shared by the transports.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "mpxdp/address.h"
+#include "mpxdp_shared.h"
+#include "xsk_socket.h"
+
+namespace mpxdp::transport {
+
+struct LinkEndpointConfig {
+  std::string interface;            // e.g. "s0"; the UDP transport may leave it empty
+  std::optional<IpAddress> localIp;  // default: the route's preferred source on interface
+  IpAddress peerIp;
+  std::uint16_t localPort = MPXDP_DEFAULT_PORT;
+  std::uint16_t peerPort = MPXDP_DEFAULT_PORT;
+  std::uint32_t queue = 0;
+  bool udpChecksum = true;  // IPv4 only: false sends checksum 0 (IPv6 always checksums)
+  // UMEM (AF_XDP) or buffer pool (UDP): half the frames receive, half transmit.
+  std::uint32_t frameCount = 4096;  // power of two, >= 64
+  std::uint32_t frameSize = 4096;   // AF_XDP: power of two in [2048, page size]
+  std::uint32_t batchSize = 64;     // ring and syscall batch
+  xsk::XdpMode xdpMode = xsk::XdpMode::kAuto;
+  // How long to wait for ARP/ND of the next hop.
+  std::chrono::milliseconds neighbourTimeout{2000};
+};
+
+}  // namespace mpxdp::transport

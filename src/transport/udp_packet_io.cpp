@@ -1,0 +1,301 @@
+#include "udp_packet_io.h"
+
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "netlink_route.h"
+
+namespace mpxdp::transport {
+namespace {
+
+constexpr int kSocketBufferBytes = 8 * 1024 * 1024;
+constexpr std::uint32_t kIpv4UdpHeaders = 28;
+constexpr std::uint32_t kIpv6UdpHeaders = 48;
+// When the socket buffer is full, wait this long for room, a few times, then
+// report what was sent.
+constexpr int kSendRetries = 4;
+constexpr int kSendRetryWaitMs = 1;
+
+sockaddr_storage toSockaddr(const IpAddress& ip, std::uint16_t port, socklen_t* len) {
+  sockaddr_storage storage{};
+  if (ip.isV4()) {
+    auto* sin = reinterpret_cast<sockaddr_in*>(&storage);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(port);
+    std::memcpy(&sin->sin_addr, ip.bytes.data(), 4);
+    *len = sizeof(sockaddr_in);
+  } else {
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&storage);
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(port);
+    std::memcpy(&sin6->sin6_addr, ip.bytes.data(), 16);
+    *len = sizeof(sockaddr_in6);
+  }
+  return storage;
+}
+
+// Asks for a large buffer; the FORCE variant (root) goes past net.core.*mem_max.
+void growBuffer(int fd, int forceOption, int option) {
+  const int bytes = kSocketBufferBytes;
+  if (setsockopt(fd, SOL_SOCKET, forceOption, &bytes, sizeof(bytes)) != 0) {
+    setsockopt(fd, SOL_SOCKET, option, &bytes, sizeof(bytes));
+  }
+}
+
+class UdpPacketIo final : public PacketIo {
+ public:
+  UdpPacketIo(const LinkEndpointConfig& config, int fd, std::uint32_t maxPayload, std::string description)
+      : config_(config),
+        fd_(fd),
+        bufferSize_(maxPayload),
+        rxCount_(config.frameCount / 2),
+        txCount_(config.frameCount - config.frameCount / 2),
+        description_(std::move(description)),
+        pool_(static_cast<std::size_t>(config.frameCount) * maxPayload),
+        rxFree_(rxCount_),
+        txFree_(txCount_),
+        rxMsgs_(config.batchSize),
+        rxIov_(config.batchSize),
+        rxSlots_(config.batchSize),
+        txMsgs_(config.batchSize),
+        txIov_(config.batchSize) {
+    // Buffers [0, rxCount_) receive, [rxCount_, frameCount) transmit.
+    for (std::uint32_t i = 0; i < rxCount_; ++i) rxFree_[i] = i;
+    for (std::uint32_t i = 0; i < txCount_; ++i) txFree_[i] = rxCount_ + i;
+    rxTop_ = rxCount_;
+    txTop_ = txCount_;
+  }
+
+  ~UdpPacketIo() override { close(fd_); }
+
+  std::size_t reserveTx(std::span<TxBuffer> out) noexcept override {
+    const std::size_t n = std::min<std::size_t>(out.size(), txTop_);
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::uint32_t slot = txFree_[--txTop_];
+      out[i].data = bufferAt(slot);
+      out[i].capacity = bufferSize_;
+      out[i].length = 0;
+      out[i].handle = slot;
+    }
+    return n;
+  }
+
+  Result<std::size_t> commitTx(std::span<const TxBuffer> buffers) noexcept override {
+    std::size_t sent = 0;
+    std::uint64_t bytes = 0;
+    std::size_t next = 0;
+    Result<void> failure;
+    while (next < buffers.size() && failure.ok()) {
+      // Gather the next batch of non-empty buffers.
+      unsigned count = 0;
+      while (next < buffers.size() && count < config_.batchSize) {
+        const TxBuffer& buffer = buffers[next++];
+        if (buffer.length == 0) continue;
+        if (buffer.length > bufferSize_) {
+          failure = Error(EMSGSIZE, "commitTx on " + description_ + ": a buffer is longer than " +
+                                        std::to_string(bufferSize_) + " bytes");
+          break;
+        }
+        txIov_[count].iov_base = bufferAt(static_cast<std::uint32_t>(buffer.handle));
+        txIov_[count].iov_len = buffer.length;
+        txMsgs_[count] = mmsghdr{};
+        txMsgs_[count].msg_hdr.msg_iov = &txIov_[count];
+        txMsgs_[count].msg_hdr.msg_iovlen = 1;
+        ++count;
+      }
+      unsigned done = 0;
+      int retries = 0;
+      while (done < count) {
+        const int rc = sendmmsg(fd_, txMsgs_.data() + done, count - done, MSG_DONTWAIT);
+        if (rc > 0) {
+          for (int i = 0; i < rc; ++i) bytes += txIov_[done + static_cast<unsigned>(i)].iov_len;
+          done += static_cast<unsigned>(rc);
+          continue;
+        }
+        if (rc < 0 && errno == EINTR) continue;
+        if (rc < 0 && (errno == EAGAIN || errno == ENOBUFS) && retries++ < kSendRetries) {
+          pollfd pfd{fd_, POLLOUT, 0};
+          poll(&pfd, 1, kSendRetryWaitMs);
+          continue;
+        }
+        // ECONNREFUSED (ICMP from an earlier datagram) and the like: drop this batch.
+        if (rc < 0 && errno != EAGAIN && errno != ENOBUFS && errno != ECONNREFUSED) {
+          failure = Error::fromErrno("sendmmsg on " + description_);
+        }
+        break;
+      }
+      sent += done;
+      if (done < count) break;
+    }
+    for (const TxBuffer& buffer : buffers) txFree_[txTop_++] = static_cast<std::uint32_t>(buffer.handle);
+    txPackets_.fetch_add(sent, std::memory_order_relaxed);
+    txBytes_.fetch_add(bytes, std::memory_order_relaxed);
+    if (!failure.ok()) return failure.error();
+    return sent;
+  }
+
+  Result<void> flushTx() noexcept override { return {}; }
+
+  Result<std::size_t> receive(std::span<RxPacket> out) noexcept override {
+    std::size_t got = 0;
+    std::uint64_t bytes = 0;
+    while (got < out.size() && rxTop_ > 0) {
+      const unsigned want = static_cast<unsigned>(
+          std::min<std::size_t>({out.size() - got, rxTop_, static_cast<std::size_t>(config_.batchSize)}));
+      for (unsigned i = 0; i < want; ++i) {
+        const std::uint32_t slot = rxFree_[rxTop_ - 1 - i];
+        rxSlots_[i] = slot;
+        rxIov_[i].iov_base = bufferAt(slot);
+        rxIov_[i].iov_len = bufferSize_;
+        rxMsgs_[i] = mmsghdr{};
+        rxMsgs_[i].msg_hdr.msg_iov = &rxIov_[i];
+        rxMsgs_[i].msg_hdr.msg_iovlen = 1;
+      }
+      const int rc = recvmmsg(fd_, rxMsgs_.data(), want, MSG_DONTWAIT, nullptr);
+      if (rc < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == ECONNREFUSED) break;
+        return Error::fromErrno("recvmmsg on " + description_);
+      }
+      const unsigned n = static_cast<unsigned>(rc);
+      rxTop_ -= n;
+      for (unsigned i = 0; i < n; ++i) {
+        const std::uint32_t slot = rxSlots_[i];
+        if ((rxMsgs_[i].msg_hdr.msg_flags & MSG_TRUNC) != 0) {
+          rxFree_[rxTop_++] = slot;  // larger than any payload we send: not ours
+          rxMalformed_.fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
+        out[got].data = bufferAt(slot);
+        out[got].length = rxMsgs_[i].msg_len;
+        out[got].handle = slot;
+        bytes += rxMsgs_[i].msg_len;
+        ++got;
+      }
+      if (n < want) break;
+    }
+    rxPackets_.fetch_add(got, std::memory_order_relaxed);
+    rxBytes_.fetch_add(bytes, std::memory_order_relaxed);
+    return got;
+  }
+
+  void release(std::span<const RxPacket> packets) noexcept override {
+    for (const RxPacket& packet : packets) {
+      if (rxTop_ < rxCount_) rxFree_[rxTop_++] = static_cast<std::uint32_t>(packet.handle);
+    }
+  }
+
+  int pollFd() const noexcept override { return fd_; }
+  std::uint32_t maxPayload() const noexcept override { return bufferSize_; }
+
+  PacketIoStats stats() const noexcept override {
+    PacketIoStats stats;
+    stats.txPackets = txPackets_.load(std::memory_order_relaxed);
+    stats.txBytes = txBytes_.load(std::memory_order_relaxed);
+    stats.rxPackets = rxPackets_.load(std::memory_order_relaxed);
+    stats.rxBytes = rxBytes_.load(std::memory_order_relaxed);
+    stats.rxMalformed = rxMalformed_.load(std::memory_order_relaxed);
+    return stats;
+  }
+
+  std::string describe() const override { return description_; }
+
+ private:
+  std::uint8_t* bufferAt(std::uint32_t slot) noexcept {
+    return pool_.data() + static_cast<std::size_t>(slot) * bufferSize_;
+  }
+
+  LinkEndpointConfig config_;
+  int fd_;
+  std::uint32_t bufferSize_;
+  std::uint32_t rxCount_;
+  std::uint32_t txCount_;
+  std::string description_;
+  std::vector<std::uint8_t> pool_;
+  std::vector<std::uint32_t> rxFree_;  // stack of free receive slots, [0, rxTop_)
+  std::vector<std::uint32_t> txFree_;  // stack of free transmit slots, [0, txTop_)
+  std::size_t rxTop_ = 0;
+  std::size_t txTop_ = 0;
+  std::vector<mmsghdr> rxMsgs_;
+  std::vector<iovec> rxIov_;
+  std::vector<std::uint32_t> rxSlots_;
+  std::vector<mmsghdr> txMsgs_;
+  std::vector<iovec> txIov_;
+
+  std::atomic<std::uint64_t> txPackets_{0};
+  std::atomic<std::uint64_t> txBytes_{0};
+  std::atomic<std::uint64_t> rxPackets_{0};
+  std::atomic<std::uint64_t> rxBytes_{0};
+  std::atomic<std::uint64_t> rxMalformed_{0};
+};
+
+}  // namespace
+
+Result<std::unique_ptr<PacketIo>> openUdpPacketIo(const LinkEndpointConfig& config) {
+  const std::string where = "UDP link to " + config.peerIp.toString() + ":" + std::to_string(config.peerPort);
+  if (config.frameCount < 2 || config.batchSize == 0 || config.frameSize < 64) {
+    return Error(EINVAL, where + ": needs frameCount >= 2, batchSize >= 1 and frameSize >= 64");
+  }
+  if (config.localIp && config.localIp->family != config.peerIp.family) {
+    return Error(EINVAL, where + ": local " + config.localIp->toString() + " is of another IP family");
+  }
+  std::uint32_t maxPayload = config.frameSize;
+  if (!config.interface.empty()) {
+    auto iface = interfaceInfo(config.interface);
+    if (!iface.ok()) return iface.error().wrap(where);
+    const std::uint32_t headers = config.peerIp.isV4() ? kIpv4UdpHeaders : kIpv6UdpHeaders;
+    if (iface->mtu > headers) maxPayload = std::min(maxPayload, iface->mtu - headers);
+  }
+
+  const int family = config.peerIp.isV4() ? AF_INET : AF_INET6;
+  const int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return Error::fromErrno(where + ": socket");
+  auto fail = [fd](Error error) {
+    close(fd);
+    return error;
+  };
+  const int one = 1;
+  if (!config.interface.empty()) {
+    // Needs CAP_NET_RAW; without it the route still picks the interface.
+    (void)setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, config.interface.c_str(),
+                     static_cast<socklen_t>(config.interface.size()));
+  }
+  growBuffer(fd, SO_SNDBUFFORCE, SO_SNDBUF);
+  growBuffer(fd, SO_RCVBUFFORCE, SO_RCVBUF);
+  if (!config.udpChecksum && family == AF_INET) {
+    // SO_NO_CHECK: send IPv4 UDP without a checksum, like the AF_XDP path can.
+    setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, &one, sizeof(one));
+  }
+
+  IpAddress localAny;
+  localAny.family = config.peerIp.family;
+  const IpAddress local = config.localIp ? *config.localIp : localAny;
+  socklen_t localLen = 0;
+  sockaddr_storage localAddr = toSockaddr(local, config.localPort, &localLen);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&localAddr), localLen) != 0) {
+    return fail(Error::fromErrno(where + ": bind to " + local.toString() + ":" + std::to_string(config.localPort)));
+  }
+  socklen_t peerLen = 0;
+  sockaddr_storage peerAddr = toSockaddr(config.peerIp, config.peerPort, &peerLen);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&peerAddr), peerLen) != 0) {
+    return fail(Error::fromErrno(where + ": connect"));
+  }
+
+  std::string description = "udp:" + (config.interface.empty() ? std::string("-") : config.interface) + " " +
+                            local.toString() + ":" + std::to_string(config.localPort) + "->" +
+                            config.peerIp.toString() + ":" + std::to_string(config.peerPort);
+  return std::unique_ptr<PacketIo>(new UdpPacketIo(config, fd, maxPayload, std::move(description)));
+}
+
+}  // namespace mpxdp::transport

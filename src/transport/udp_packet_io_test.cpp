@@ -1,0 +1,175 @@
+// UdpPacketIo over loopback (no privileges needed) and rtnetlink look-ups
+// that work unprivileged.
+#include "udp_packet_io.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <vector>
+
+#include "netlink_route.h"
+#include "xdp_packet_io.h"
+
+namespace mpxdp::transport {
+namespace {
+
+// Ports unlikely to collide with parallel test runs.
+std::uint16_t testPort(int offset) { return static_cast<std::uint16_t>(20000 + (getpid() % 20000) + offset); }
+
+LinkEndpointConfig loopbackEnd(std::uint16_t localPort, std::uint16_t peerPort) {
+  LinkEndpointConfig config;
+  config.localIp = IpAddress::parse("127.0.0.1");
+  config.peerIp = *IpAddress::parse("127.0.0.1");
+  config.localPort = localPort;
+  config.peerPort = peerPort;
+  config.frameCount = 512;
+  config.frameSize = 2048;
+  config.batchSize = 32;
+  return config;
+}
+
+// Payload i: 4-byte sequence number then a pattern derived from it.
+std::uint32_t payloadLength(std::uint32_t seq) { return 16 + (seq * 37) % 1400; }
+void writePayload(std::uint8_t* data, std::uint32_t seq) {
+  std::memcpy(data, &seq, sizeof(seq));
+  for (std::uint32_t i = 4; i < payloadLength(seq); ++i) data[i] = static_cast<std::uint8_t>(seq * 7 + i);
+}
+bool payloadIntact(const RxPacket& packet, std::uint32_t* seq) {
+  if (packet.length < 4) return false;
+  std::memcpy(seq, packet.data, sizeof(*seq));
+  if (packet.length != payloadLength(*seq)) return false;
+  for (std::uint32_t i = 4; i < packet.length; ++i) {
+    if (packet.data[i] != static_cast<std::uint8_t>(*seq * 7 + i)) return false;
+  }
+  return true;
+}
+
+TEST(UdpPacketIo, LoopbackCarriesTenThousandPacketsIntact) {
+  const std::uint16_t portA = testPort(0);
+  const std::uint16_t portB = testPort(1);
+  auto a = openUdpPacketIo(loopbackEnd(portA, portB));
+  ASSERT_TRUE(a.ok()) << a.error().message();
+  auto b = openUdpPacketIo(loopbackEnd(portB, portA));
+  ASSERT_TRUE(b.ok()) << b.error().message();
+  PacketIo& sender = **a;
+  PacketIo& receiver = **b;
+  EXPECT_GE(sender.maxPayload(), 1416u);
+  EXPECT_GE(receiver.pollFd(), 0);
+  EXPECT_NE(sender.describe().find("udp:"), std::string::npos);
+
+  constexpr std::uint32_t kTotal = 10000;
+  constexpr std::size_t kBatch = 64;
+  std::vector<bool> seen(kTotal, false);
+  std::uint32_t nextSeq = 0;
+  std::uint32_t received = 0;
+  std::uint32_t corrupt = 0;
+  TxBuffer tx[kBatch];
+  RxPacket rx[kBatch];
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (received < kTotal && std::chrono::steady_clock::now() < deadline) {
+    if (nextSeq < kTotal) {
+      const std::size_t n = sender.reserveTx(std::span<TxBuffer>(tx, std::min<std::size_t>(kBatch, kTotal - nextSeq)));
+      ASSERT_GT(n, 0u);
+      for (std::size_t i = 0; i < n; ++i) {
+        writePayload(tx[i].data, nextSeq + static_cast<std::uint32_t>(i));
+        tx[i].length = payloadLength(nextSeq + static_cast<std::uint32_t>(i));
+      }
+      auto sent = sender.commitTx(std::span<const TxBuffer>(tx, n));
+      ASSERT_TRUE(sent.ok()) << sent.error().message();
+      ASSERT_EQ(*sent, n);
+      nextSeq += static_cast<std::uint32_t>(n);
+    }
+    // Drain what the batch brought before sending more.
+    for (int idle = 0; idle < 1000 && received < nextSeq; ) {
+      auto got = receiver.receive(rx);
+      ASSERT_TRUE(got.ok()) << got.error().message();
+      if (*got == 0) {
+        ++idle;
+        usleep(100);
+        continue;
+      }
+      for (std::size_t i = 0; i < *got; ++i) {
+        std::uint32_t seq = 0;
+        if (!payloadIntact(rx[i], &seq) || seq >= kTotal || seen[seq]) {
+          ++corrupt;
+          continue;
+        }
+        seen[seq] = true;
+        ++received;
+      }
+      receiver.release(std::span<const RxPacket>(rx, *got));
+    }
+  }
+  EXPECT_EQ(received, kTotal);
+  EXPECT_EQ(corrupt, 0u);
+  EXPECT_EQ(sender.stats().txPackets, kTotal);
+  EXPECT_EQ(receiver.stats().rxPackets, kTotal);
+  EXPECT_EQ(receiver.stats().rxMalformed, 0u);
+}
+
+TEST(UdpPacketIo, ReserveIsBoundedByThePoolAndUnsentBuffersComeBack) {
+  auto config = loopbackEnd(testPort(2), testPort(3));
+  config.frameCount = 16;  // 8 transmit buffers
+  auto io = openUdpPacketIo(config);
+  ASSERT_TRUE(io.ok()) << io.error().message();
+  TxBuffer tx[16];
+  EXPECT_EQ((*io)->reserveTx(tx), 8u);
+  TxBuffer more[4];
+  EXPECT_EQ((*io)->reserveTx(more), 0u);
+  auto sent = (*io)->commitTx(std::span<const TxBuffer>(tx, 8));  // all length 0
+  ASSERT_TRUE(sent.ok());
+  EXPECT_EQ(*sent, 0u);
+  EXPECT_EQ((*io)->reserveTx(tx), 8u);
+  tx[0].length = (*io)->maxPayload() + 1;
+  auto tooLong = (*io)->commitTx(std::span<const TxBuffer>(tx, 8));
+  ASSERT_FALSE(tooLong.ok());
+  EXPECT_EQ(tooLong.error().code(), EMSGSIZE);
+  EXPECT_EQ((*io)->reserveTx(tx), 8u) << "buffers of a failed commit are taken back";
+  ASSERT_TRUE((*io)->commitTx(std::span<const TxBuffer>(tx, 8)).ok());
+}
+
+TEST(UdpPacketIo, RefusesAPortInUse) {
+  const std::uint16_t port = testPort(4);
+  auto first = openUdpPacketIo(loopbackEnd(port, testPort(5)));
+  ASSERT_TRUE(first.ok()) << first.error().message();
+  auto config = loopbackEnd(port, testPort(5));
+  auto second = openUdpPacketIo(config);
+  ASSERT_FALSE(second.ok()) << "a second link must not share (and steal from) a bound port";
+  EXPECT_EQ(second.error().code(), EADDRINUSE);
+  EXPECT_NE(second.error().message().find("bind"), std::string::npos) << second.error().message();
+}
+
+TEST(NetlinkRoute, LoopbackRouteLeavesThroughLo) {
+  auto route = lookupRoute(*IpAddress::parse("127.0.0.1"));
+  ASSERT_TRUE(route.ok()) << route.error().message();
+  auto lo = interfaceInfo("lo");
+  ASSERT_TRUE(lo.ok()) << lo.error().message();
+  EXPECT_EQ(route->oifIndex, lo->ifindex);
+  EXPECT_FALSE(route->gateway.has_value());
+  EXPECT_EQ(route->nextHop(), *IpAddress::parse("127.0.0.1"));
+  EXPECT_EQ(lo->mtu, 65536u);
+}
+
+TEST(NetlinkRoute, UnknownInterfaceIsAClearError) {
+  auto info = interfaceInfo("mpxdp-nope0");
+  ASSERT_FALSE(info.ok());
+  EXPECT_NE(info.error().message().find("mpxdp-nope0"), std::string::npos);
+}
+
+TEST(XdpPacketIoConfig, RejectsBadConfigurationBeforeTouchingTheKernel) {
+  LinkEndpointConfig config;
+  config.peerIp = *IpAddress::parse("198.18.200.2");
+  auto noInterface = openXdpPacketIo(config, nullptr);
+  ASSERT_FALSE(noInterface.ok());
+  EXPECT_EQ(noInterface.error().code(), EINVAL);
+  config.interface = "lo";
+  config.frameCount = 1000;
+  auto badCount = openXdpPacketIo(config, nullptr);
+  ASSERT_FALSE(badCount.ok());
+  EXPECT_NE(badCount.error().message().find("power of two"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace mpxdp::transport
