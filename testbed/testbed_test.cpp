@@ -358,5 +358,29 @@ TEST(testbed, TbfSizesHoldAFrameAndAPacedSendersBatches) {
   EXPECT_GE(tbfParamsFor(10'000'000, 9000).burstBytes, 9014u);
 }
 
+TEST(testbed, ProgramsRunWithoutAShellAndReportFailures) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  auto version = runProgram({"ip", "-V"});
+  ASSERT_TRUE(version) << version.error().message();
+  EXPECT_EQ(version->exitStatus, 0);
+  EXPECT_NE(version->out.find("iproute2"), std::string::npos);
+
+  // A shell would expand this; an argv vector passes it through untouched.
+  auto failed = runChecked({"ip", "link", "show", "dev", "no-such-dev;$(true)"});
+  ASSERT_FALSE(failed);
+  EXPECT_NE(failed.error().context().find("no-such-dev;$(true)"), std::string::npos);
+  EXPECT_NE(failed.error().context().find("does not exist"), std::string::npos) << failed.error().context();
+
+  auto missing = findProgram("mpxdp-no-such-program");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code(), ENOENT);
+
+  const auto start = std::chrono::steady_clock::now();
+  auto slow = runProgram({"sleep", "10"}, std::chrono::milliseconds(200));
+  ASSERT_FALSE(slow);
+  EXPECT_EQ(slow.error().code(), ETIMEDOUT);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
 }  // namespace
 }  // namespace mpxdp::testbed
