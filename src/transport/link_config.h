@@ -13,7 +13,7 @@
 namespace mpxdp::transport {
 
 struct LinkEndpointConfig {
-  std::string interface;            // e.g. "s0"; the UDP transport may leave it empty
+  std::string interface;             // e.g. "s0"; the UDP transport may leave it empty
   std::optional<IpAddress> localIp;  // default: the route's preferred source on interface
   IpAddress peerIp;
   std::uint16_t localPort = MPXDP_DEFAULT_PORT;

@@ -14,9 +14,9 @@ namespace mpxdp::transport {
 
 struct RouteInfo {
   int oifIndex = 0;
-  std::optional<IpAddress> gateway;    // next hop when the peer is not on-link
+  std::optional<IpAddress> gateway;  // next hop when the peer is not on-link
   std::optional<IpAddress> preferredSource;
-  IpAddress nextHop() const;           // gateway or the destination itself
+  IpAddress nextHop() const;  // gateway or the destination itself
   IpAddress destination;
 };
 

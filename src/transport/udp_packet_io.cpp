@@ -284,7 +284,8 @@ Result<std::unique_ptr<PacketIo>> openUdpPacketIo(const LinkEndpointConfig& conf
   socklen_t localLen = 0;
   sockaddr_storage localAddr = toSockaddr(local, config.localPort, &localLen);
   if (bind(fd, reinterpret_cast<sockaddr*>(&localAddr), localLen) != 0) {
-    return fail(Error::fromErrno(where + ": bind to " + local.toString() + ":" + std::to_string(config.localPort)));
+    return fail(
+        Error::fromErrno(where + ": bind to " + local.toString() + ":" + std::to_string(config.localPort)));
   }
   socklen_t peerLen = 0;
   sockaddr_storage peerAddr = toSockaddr(config.peerIp, config.peerPort, &peerLen);

@@ -70,7 +70,8 @@ TEST(UdpPacketIo, LoopbackCarriesTenThousandPacketsIntact) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (received < kTotal && std::chrono::steady_clock::now() < deadline) {
     if (nextSeq < kTotal) {
-      const std::size_t n = sender.reserveTx(std::span<TxBuffer>(tx, std::min<std::size_t>(kBatch, kTotal - nextSeq)));
+      const std::size_t n =
+          sender.reserveTx(std::span<TxBuffer>(tx, std::min<std::size_t>(kBatch, kTotal - nextSeq)));
       ASSERT_GT(n, 0u);
       for (std::size_t i = 0; i < n; ++i) {
         writePayload(tx[i].data, nextSeq + static_cast<std::uint32_t>(i));
@@ -82,7 +83,7 @@ TEST(UdpPacketIo, LoopbackCarriesTenThousandPacketsIntact) {
       nextSeq += static_cast<std::uint32_t>(n);
     }
     // Drain what the batch brought before sending more.
-    for (int idle = 0; idle < 1000 && received < nextSeq; ) {
+    for (int idle = 0; idle < 1000 && received < nextSeq;) {
       auto got = receiver.receive(rx);
       ASSERT_TRUE(got.ok()) << got.error().message();
       if (*got == 0) {

@@ -28,7 +28,8 @@ constexpr int kMaxIdleKicks = 4;
 class XdpPacketIo final : public PacketIo {
  public:
   XdpPacketIo(const LinkEndpointConfig& config, std::unique_ptr<xsk::Umem> umem,
-              std::unique_ptr<xsk::XskSocket> socket, const wire::OuterTemplate& outer, std::uint32_t maxPayload)
+              std::unique_ptr<xsk::XskSocket> socket, const wire::OuterTemplate& outer,
+              std::uint32_t maxPayload)
       : config_(config),
         umem_(std::move(umem)),
         socket_(std::move(socket)),
@@ -91,11 +92,19 @@ class XdpPacketIo final : public PacketIo {
   Result<std::size_t> commitTx(std::span<const TxBuffer> buffers) noexcept override {
     std::uint32_t sendable = 0;
     bool tooLong = false;
+    bool foreign = false;
     for (const TxBuffer& buffer : buffers) {
       if (buffer.length > maxPayload_) tooLong = true;
+      if (!isTxFrame(buffer.handle)) foreign = true;
       if (buffer.length > 0) ++sendable;
     }
     txLent_ -= std::min<std::uint32_t>(txLent_, static_cast<std::uint32_t>(buffers.size()));
+    if (foreign) {
+      for (const TxBuffer& buffer : buffers) {
+        if (isTxFrame(buffer.handle)) (void)txFrames_.free(buffer.handle);
+      }
+      return Error(EINVAL, "commitTx on " + config_.interface + ": a buffer was not lent by reserveTx");
+    }
     if (tooLong) {
       for (const TxBuffer& buffer : buffers) (void)txFrames_.free(buffer.handle);
       return Error(EMSGSIZE, "commitTx on " + config_.interface + ": a buffer is longer than " +
@@ -105,7 +114,8 @@ class XdpPacketIo final : public PacketIo {
     if (sendable > 0 && socket_->tx().reserve(sendable, &index) != sendable) {
       // Cannot happen while reserveTx limits lending to the free ring slots.
       for (const TxBuffer& buffer : buffers) (void)txFrames_.free(buffer.handle);
-      return Error(ENOSPC, "commitTx on " + config_.interface + ": TX ring full (buffers not from reserveTx?)");
+      return Error(ENOSPC,
+                   "commitTx on " + config_.interface + ": TX ring full (buffers not from reserveTx?)");
     }
     std::uint64_t bytes = 0;
     for (const TxBuffer& buffer : buffers) {
@@ -116,7 +126,8 @@ class XdpPacketIo final : public PacketIo {
       const std::uint64_t start = buffer.handle + wire::kMaxOuterLen - outerLen_;
       const std::size_t frameLen = outerLen_ + buffer.length;
       // Cannot fail: the template is valid and lengths were checked above.
-      (void)outer_.write(std::span<std::uint8_t>(umem_->at(start), frameLen), buffer.length, config_.udpChecksum);
+      (void)outer_.write(std::span<std::uint8_t>(umem_->at(start), frameLen), buffer.length,
+                         config_.udpChecksum);
       xdp_desc& desc = socket_->tx().desc(index++);
       desc.addr = start;
       desc.len = static_cast<std::uint32_t>(frameLen);
@@ -137,8 +148,8 @@ class XdpPacketIo final : public PacketIo {
   Result<std::size_t> receive(std::span<RxPacket> out) noexcept override {
     xsk::RxRing& rx = socket_->rx();
     std::uint32_t index = 0;
-    const std::uint32_t n = rx.peek(static_cast<std::uint32_t>(std::min<std::size_t>(out.size(), rxFrameCount_)),
-                                    &index);
+    const std::uint32_t n =
+        rx.peek(static_cast<std::uint32_t>(std::min<std::size_t>(out.size(), rxFrameCount_)), &index);
     if (n == 0) {
       if (umem_->fill().needsWakeup()) (void)socket_->wakeRx();
       return std::size_t{0};
@@ -226,6 +237,11 @@ class XdpPacketIo final : public PacketIo {
       txFrames_.free(std::span<const std::uint64_t>(scratch_.data(), n));
       if (n < scratch_.size()) return;
     }
+  }
+
+  bool isTxFrame(std::uint64_t handle) const noexcept {
+    const std::uint64_t first = std::uint64_t{rxFrameCount_} * config_.frameSize;
+    return handle >= first && handle < umem_->areaSize() && (handle & (config_.frameSize - 1)) == 0;
   }
 
   void refill(std::span<const std::uint64_t> frames) noexcept { (void)umem_->fill().produce(frames); }
@@ -318,7 +334,8 @@ Result<std::unique_ptr<PacketIo>> openXdpPacketIo(const LinkEndpointConfig& conf
     if (!first.ok()) return first.error().wrap("AF_XDP link on " + config.interface + ": local address");
     localIp = *first;
   }
-  auto peerMac = resolveNeighbour(iface->ifindex, config.interface, route->nextHop(), config.neighbourTimeout);
+  auto peerMac =
+      resolveNeighbour(iface->ifindex, config.interface, route->nextHop(), config.neighbourTimeout);
   if (!peerMac.ok()) return peerMac.error();
 
   wire::OuterAddressing addressing;
@@ -337,7 +354,8 @@ Result<std::unique_ptr<PacketIo>> openXdpPacketIo(const LinkEndpointConfig& conf
       outer.value.headerLength() - wire::kEthHeaderLen;  // what the MTU has to hold besides the payload
   const std::size_t byMtu = iface->mtu > ipUdpLen ? iface->mtu - ipUdpLen : 0;
   // Copy-mode RX puts the packet 256 bytes (XDP_PACKET_HEADROOM) into the frame.
-  const std::size_t byFrame = config.frameSize - std::max<std::size_t>(wire::kMaxOuterLen, 256 + outer.value.headerLength());
+  const std::size_t byFrame =
+      config.frameSize - std::max<std::size_t>(wire::kMaxOuterLen, 256 + outer.value.headerLength());
   const auto maxPayload = static_cast<std::uint32_t>(std::min(byMtu, byFrame));
 
   xsk::UmemConfig umemConfig;
@@ -357,7 +375,8 @@ Result<std::unique_ptr<PacketIo>> openXdpPacketIo(const LinkEndpointConfig& conf
   auto socket = xsk::XskSocket::create(**umem, socketConfig);
   if (!socket.ok()) return socket.error();
 
-  auto io = std::make_unique<XdpPacketIo>(config, std::move(*umem), std::move(*socket), outer.value, maxPayload);
+  auto io =
+      std::make_unique<XdpPacketIo>(config, std::move(*umem), std::move(*socket), outer.value, maxPayload);
   io->allocateScratch();
   if (auto primed = io->primeFillRing(); !primed.ok()) return primed.error();
   if (steering != nullptr) {

@@ -124,7 +124,8 @@ std::uint32_t writePayload(std::uint8_t* data, std::uint32_t capacity, std::uint
   header.pathSeq = static_cast<std::uint32_t>(seq);
   header.globalSeq = seq;
   const std::uint32_t total = static_cast<std::uint32_t>(wire::kMpHeaderLen) + dataLength(seq);
-  if (total > capacity || !wire::encodeMpHeader(std::span<std::uint8_t>(data, capacity), header).ok()) return 0;
+  if (total > capacity || !wire::encodeMpHeader(std::span<std::uint8_t>(data, capacity), header).ok())
+    return 0;
   for (std::uint32_t i = 0; i < dataLength(seq); ++i) {
     data[wire::kMpHeaderLen + i] = static_cast<std::uint8_t>(seq * 13 + i);
   }
@@ -267,8 +268,9 @@ TEST_F(XdpPacketIoTest, XdpToXdpThroughTheSteeringProgram) {
   const TransferResult result = transfer(*sender, *receiver, kTotal, 64);
   EXPECT_EQ(result.received, kTotal);
   EXPECT_EQ(result.corrupt, 0u);
-  std::printf("[ perf     ] AF_XDP copy mode, veth, batch 64, paced: %llu packets in %.3f s = %.0f packets/s\n",
-              static_cast<unsigned long long>(result.received), result.seconds, result.received / result.seconds);
+  std::printf(
+      "[ perf     ] AF_XDP copy mode, veth, batch 64, paced: %llu packets in %.3f s = %.0f packets/s\n",
+      static_cast<unsigned long long>(result.received), result.seconds, result.received / result.seconds);
 
   const PacketIoStats tx = sender->stats();
   const PacketIoStats rx = receiver->stats();
@@ -284,6 +286,20 @@ TEST_F(XdpPacketIoTest, XdpToXdpThroughTheSteeringProgram) {
   EXPECT_GE(counters->redirected, kTotal);
   EXPECT_EQ(counters->malformed, 0u);
   EXPECT_EQ(counters->noSocket, 0u);
+
+  // Misuse is an error, not a write into someone else's frame.
+  TxBuffer lent[2];
+  ASSERT_EQ(sender->reserveTx(lent), 2u);
+  lent[1].handle = 12345;
+  lent[1].length = 10;
+  auto foreign = sender->commitTx(lent);
+  ASSERT_FALSE(foreign.ok());
+  EXPECT_EQ(foreign.error().code(), EINVAL);
+  ASSERT_EQ(sender->reserveTx(lent), 2u);
+  lent[0].length = sender->maxPayload() + 1;
+  auto tooLong = sender->commitTx(lent);
+  ASSERT_FALSE(tooLong.ok());
+  EXPECT_EQ(tooLong.error().code(), EMSGSIZE);
 
   // Everything else still reaches the kernel while the program is attached.
   EXPECT_EQ(run("ip netns exec " + beds_->a() + " ping -c1 -W1 198.18.200.2"), 0);
@@ -365,7 +381,8 @@ TEST_F(XdpPacketIoTest, WrongInterfaceForThePeerIsAClearError) {
   ASSERT_TRUE(inA.ok());
   auto io = openXdpPacketIo(endpoint("lo", kAddrB, kMpPort, kMpPort), nullptr);
   ASSERT_FALSE(io.ok());
-  EXPECT_NE(io.error().message().find("leaves through va, not lo"), std::string::npos) << io.error().message();
+  EXPECT_NE(io.error().message().find("leaves through va, not lo"), std::string::npos)
+      << io.error().message();
 }
 
 TEST_F(XdpPacketIoTest, UnreachableNeighbourTimesOutWithAClearError) {

@@ -73,8 +73,8 @@ TEST(FrameAllocator, RejectsAddressesThatAreNotFrameStarts) {
   FrameAllocator frames(4, 2048, 8192);
   std::uint64_t batch[4];
   ASSERT_EQ(frames.allocate(batch), 4u);
-  EXPECT_EQ(frames.free(8192 + 100).error().code(), EINVAL);  // inside a frame
-  EXPECT_EQ(frames.free(4096).error().code(), EINVAL);        // below the range
+  EXPECT_EQ(frames.free(8192 + 100).error().code(), EINVAL);       // inside a frame
+  EXPECT_EQ(frames.free(4096).error().code(), EINVAL);             // below the range
   EXPECT_EQ(frames.free(8192 + 4 * 2048).error().code(), EINVAL);  // past the end
   const std::uint64_t mixed[] = {batch[0], 1, batch[1], batch[0]};
   EXPECT_EQ(frames.free(mixed), 2u);

@@ -32,8 +32,8 @@ Result<std::unique_ptr<Umem>> Umem::create(const UmemConfig& config) {
   std::unique_ptr<Umem> umem(new Umem());
   umem->config_ = config;
   umem->size_ = static_cast<std::size_t>(config.frameCount) * config.frameSize;
-  void* area = mmap(nullptr, umem->size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
-                    -1, 0);
+  void* area =
+      mmap(nullptr, umem->size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   if (area == MAP_FAILED) {
     return Error::fromErrno("mmap of a " + std::to_string(umem->size_) + "-byte UMEM area");
   }
@@ -50,7 +50,8 @@ Result<std::unique_ptr<Umem>> Umem::create(const UmemConfig& config) {
   if (rc != 0) {
     umem->umem_ = nullptr;
     return Error(-rc, "registering a UMEM of " + std::to_string(config.frameCount) + " frames of " +
-                          std::to_string(config.frameSize) + " bytes (needs CAP_NET_RAW and CONFIG_XDP_SOCKETS)");
+                          std::to_string(config.frameSize) +
+                          " bytes (needs CAP_NET_RAW and CONFIG_XDP_SOCKETS)");
   }
   return umem;
 }

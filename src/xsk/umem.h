@@ -33,7 +33,9 @@ class Umem {
   std::size_t areaSize() const noexcept { return size_; }
   // Pointer to UMEM address addr (descriptor addresses are offsets in the area).
   std::uint8_t* at(std::uint64_t addr) noexcept { return area_ + addr; }
-  std::uint64_t frameBase(std::uint64_t addr) const noexcept { return addr & ~std::uint64_t{config_.frameSize - 1}; }
+  std::uint64_t frameBase(std::uint64_t addr) const noexcept {
+    return addr & ~std::uint64_t{config_.frameSize - 1};
+  }
 
   FillRing& fill() noexcept { return fill_; }
   CompletionRing& completion() noexcept { return completion_; }

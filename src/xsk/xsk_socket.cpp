@@ -86,7 +86,8 @@ Result<std::unique_ptr<XskSocket>> XskSocket::create(Umem& umem, const XskSocket
   }
   socket->zeroCopy_ = (options.flags & XDP_OPTIONS_ZEROCOPY) != 0;
   if (config.mode == XdpMode::kZeroCopy && !socket->zeroCopy_) {
-    return Error(EOPNOTSUPP, "AF_XDP socket on " + config.interface + " asked for zero-copy but got copy mode");
+    return Error(EOPNOTSUPP,
+                 "AF_XDP socket on " + config.interface + " asked for zero-copy but got copy mode");
   }
   if (config.mode == XdpMode::kCopy && socket->zeroCopy_) {
     return Error(EPROTO, "AF_XDP socket on " + config.interface + " asked for copy mode but got zero-copy");
