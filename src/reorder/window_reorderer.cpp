@@ -26,7 +26,6 @@ class WindowReorderer final : public Reorderer {
         size_(options.windowPackets),
         mask_(options.windowPackets - 1),
         slots_(options.windowPackets),
-        heldSinceNs_(options.windowPackets),
         occupied_(options.windowPackets),
         delivered_(options.windowPackets),
         arrivals_(2 * static_cast<std::size_t>(options.windowPackets)),
@@ -69,12 +68,10 @@ class WindowReorderer final : public Reorderer {
       sink.discard(packet, DeliverySink::DiscardReason::kDuplicate);
       return;
     }
-    const std::uint64_t slot = seq & mask_;
-    slots_[slot] = packet;
-    heldSinceNs_[slot] = nowNs;
+    slots_[seq & mask_] = Slot{packet, nowNs};
     occupied_.set(seq);
     ++stats_.held;
-    arrivals_[arrivalsTail_++ & arrivalsMask_] = Arrival{seq, nowNs};
+    arrivals_[arrivalsTail_++ & arrivalsMask_] = seq;
     if (seqLess(maxSeen_, seq)) {
       maxSeen_ = seq;
     } else {
@@ -96,17 +93,16 @@ class WindowReorderer final : public Reorderer {
 
   std::uint64_t nextDeadlineNs() const noexcept override {
     if (stats_.held == 0) return kNever;
-    // release() keeps the front of arrivals_ on a held packet.
-    const std::uint64_t since = arrivals_[arrivalsHead_ & arrivalsMask_].atNs;
+    const std::uint64_t since = oldestHeldSinceNs();
     return since > kNever - timeoutNs_ ? kNever : since + timeoutNs_;
   }
 
   ReorderStats stats() const noexcept override { return stats_; }
 
  private:
-  struct Arrival {
-    std::uint64_t seq = 0;
-    std::uint64_t atNs = 0;
+  struct Slot {
+    ArrivingPacket packet;
+    std::uint64_t heldSinceNs = 0;  // nowNs at push
   };
   struct PathState {
     bool seen = false;
@@ -203,13 +199,12 @@ class WindowReorderer final : public Reorderer {
   }
 
   void deliverHead(std::uint64_t nowNs, DeliverySink& sink) {
-    const std::uint64_t slot = next_ & mask_;
+    const Slot& slot = slots_[next_ & mask_];
     occupied_.clear(next_);
     delivered_.set(next_);
     --stats_.held;
     ++stats_.delivered;
-    const std::uint64_t since = heldSinceNs_[slot];
-    sink.deliver(slots_[slot], nowNs > since ? nowNs - since : 0);
+    sink.deliver(slot.packet, nowNs > slot.heldSinceNs ? nowNs - slot.heldSinceNs : 0);
     ++next_;
     if (releasedCount_ < size_) ++releasedCount_;
   }
@@ -226,9 +221,14 @@ class WindowReorderer final : public Reorderer {
   }
 
   void dropReleasedArrivals() noexcept {
-    while (arrivalsHead_ != arrivalsTail_ && seqLess(arrivals_[arrivalsHead_ & arrivalsMask_].seq, next_)) {
+    while (arrivalsHead_ != arrivalsTail_ && seqLess(arrivals_[arrivalsHead_ & arrivalsMask_], next_)) {
       ++arrivalsHead_;
     }
+  }
+
+  // release() keeps the front of arrivals_ on a held packet.
+  std::uint64_t oldestHeldSinceNs() const noexcept {
+    return slots_[arrivals_[arrivalsHead_ & arrivalsMask_] & mask_].heldSinceNs;
   }
 
   // Delivers in-order runs and declares the head hole lost when it timed out or
@@ -240,7 +240,7 @@ class WindowReorderer final : public Reorderer {
       if (stats_.held == 0) break;
       const std::uint64_t gap = occupied_.find(next_, size_, true);
       dropReleasedArrivals();
-      const std::uint64_t heldSince = arrivals_[arrivalsHead_ & arrivalsMask_].atNs;
+      const std::uint64_t heldSince = oldestHeldSinceNs();
       if (nowNs >= heldSince && nowNs - heldSince >= timeoutNs_) {
         declareLost(gap, false, sink);
         continue;
@@ -278,13 +278,12 @@ class WindowReorderer final : public Reorderer {
   const ReorderOptions options_;
   const std::uint64_t size_;
   const std::uint64_t mask_;
-  std::vector<ArrivingPacket> slots_;
-  std::vector<std::uint64_t> heldSinceNs_;
+  std::vector<Slot> slots_;
   SeqBitmap occupied_;
   SeqBitmap delivered_;  // for the last releasedCount_ seqs below next_: delivered (1) or lost (0)
   // Held packets in push order (with already released ones skipped lazily): the
   // front is the one held longest. At most 2 windows of entries are live.
-  std::vector<Arrival> arrivals_;
+  std::vector<std::uint64_t> arrivals_;  // seqs
   const std::uint64_t arrivalsMask_;
   std::uint64_t arrivalsHead_ = 0;
   std::uint64_t arrivalsTail_ = 0;
