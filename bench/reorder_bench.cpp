@@ -48,13 +48,15 @@ std::vector<ArrivingPacket> makeTrace(int paths, std::uint64_t skewPackets, int 
     p.pathId = path;
     p.pathSeq = pathSeq[path]++;
     p.sendTsNs = i * kPacketGapNs;
-    p.arrivalNs = p.sendTsNs + path * skewPackets * kPacketGapNs / static_cast<std::uint64_t>(paths - 1) + 5000;
+    p.arrivalNs =
+        p.sendTsNs + path * skewPackets * kPacketGapNs / static_cast<std::uint64_t>(paths - 1) + 5000;
     p.cookie = i;
     if (i > 0 && perMille(rng) < lossPerMille) continue;
     trace.push_back(p);
   }
-  std::stable_sort(trace.begin(), trace.end(),
-                   [](const ArrivingPacket& a, const ArrivingPacket& b) { return a.arrivalNs < b.arrivalNs; });
+  std::stable_sort(trace.begin(), trace.end(), [](const ArrivingPacket& a, const ArrivingPacket& b) {
+    return a.arrivalNs < b.arrivalNs;
+  });
   return trace;
 }
 

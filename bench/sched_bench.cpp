@@ -48,7 +48,8 @@ void BM_Pick(benchmark::State& state) {
 
 BENCHMARK(BM_Pick)
     ->ArgNames({"kind", "paths", "paced"})
-    ->ArgsProduct({{static_cast<int>(SchedulerKind::kRoundRobin), static_cast<int>(SchedulerKind::kWeightedRoundRobin)},
+    ->ArgsProduct({{static_cast<int>(SchedulerKind::kRoundRobin),
+                    static_cast<int>(SchedulerKind::kWeightedRoundRobin)},
                    {2, 4, 8},
                    {0, 1}});
 

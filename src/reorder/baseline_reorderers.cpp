@@ -47,7 +47,9 @@ class OffReorderer final : public Reorderer {
 class SortReorderer final : public Reorderer {
  public:
   explicit SortReorderer(const ReorderOptions& options)
-      : options_(options), ledger_(options.windowPackets, options.initialSeq), buffer_(options.sortCapacityPackets) {
+      : options_(options),
+        ledger_(options.windowPackets, options.initialSeq),
+        buffer_(options.sortCapacityPackets) {
     stats_.timeoutNs = options.sortIntervalNs;
   }
 
@@ -62,7 +64,8 @@ class SortReorderer final : public Reorderer {
       return;
     }
     if (wasStarted && seqLess(packet.globalSeq, maxBefore)) ++stats_.outOfOrderArrived;
-    if (count_ == 0) deadlineNs_ = nowNs > kNever - options_.sortIntervalNs ? kNever : nowNs + options_.sortIntervalNs;
+    if (count_ == 0)
+      deadlineNs_ = nowNs > kNever - options_.sortIntervalNs ? kNever : nowNs + options_.sortIntervalNs;
     buffer_[count_++] = Held{packet, nowNs, 0};
     ++stats_.held;
     if (count_ == buffer_.size()) sortAndRelease(nowNs, sink);

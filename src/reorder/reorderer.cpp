@@ -21,8 +21,8 @@ Result<std::unique_ptr<Reorderer>> makeReorderer(const ReorderOptions& options) 
                              std::to_string(options.windowPackets));
   }
   if (options.pathCount == 0 || options.pathCount > kMaxReorderPaths) {
-    return Error(EINVAL, "reorderer: pathCount must be in [1, " + std::to_string(kMaxReorderPaths) + "], got " +
-                             std::to_string(options.pathCount));
+    return Error(EINVAL, "reorderer: pathCount must be in [1, " + std::to_string(kMaxReorderPaths) +
+                             "], got " + std::to_string(options.pathCount));
   }
   switch (options.kind) {
     case ReorderKind::kWindow:

@@ -41,7 +41,7 @@ struct ArrivingPacket {
   std::uint64_t globalSeq = 0;
   std::uint16_t pathId = 0;
   std::uint32_t pathSeq = 0;
-  std::uint64_t sendTsNs = 0;  // sender clock
+  std::uint64_t sendTsNs = 0;   // sender clock
   std::uint64_t arrivalNs = 0;  // receiver clock
   std::uint64_t cookie = 0;     // caller's handle for the buffer
 };
@@ -98,11 +98,11 @@ struct ReorderOptions {
   // when paths may reorder internally in ways their path seqs do not reveal.
   bool fastLoss = true;
   bool adaptiveTimeout = true;
-  std::uint64_t fixedTimeoutNs = 5'000'000;     // used when !adaptiveTimeout
-  std::uint64_t timeoutMarginNs = 1'000'000;    // adaptive: added to the delay spread
-  std::uint64_t minTimeoutNs = 200'000;         // adaptive clamp
-  std::uint64_t maxTimeoutNs = 100'000'000;     // adaptive clamp
-  std::uint64_t sortIntervalNs = 100'000;       // sort: timer period
+  std::uint64_t fixedTimeoutNs = 5'000'000;   // used when !adaptiveTimeout
+  std::uint64_t timeoutMarginNs = 1'000'000;  // adaptive: added to the delay spread
+  std::uint64_t minTimeoutNs = 200'000;       // adaptive clamp
+  std::uint64_t maxTimeoutNs = 100'000'000;   // adaptive clamp
+  std::uint64_t sortIntervalNs = 100'000;     // sort: timer period
 };
 
 class Reorderer {

@@ -33,7 +33,9 @@ struct Recorder final : DeliverySink {
     delivered.push_back({packet, holdNs});
   }
   void lost(std::uint64_t firstSeq, std::uint64_t count) override { lostRuns.emplace_back(firstSeq, count); }
-  void discard(const ArrivingPacket& packet, Reason reason) override { discarded.push_back({packet, reason}); }
+  void discard(const ArrivingPacket& packet, Reason reason) override {
+    discarded.push_back({packet, reason});
+  }
 
   std::vector<std::uint64_t> deliveredSeqs() const {
     std::vector<std::uint64_t> seqs;
@@ -53,7 +55,8 @@ std::unique_ptr<Reorderer> make(const ReorderOptions& options) {
   return result.ok() ? std::move(result.value()) : nullptr;
 }
 
-ArrivingPacket pkt(std::uint64_t seq, std::uint16_t path = 0, std::uint32_t pathSeq = 0, std::uint64_t nowNs = 0) {
+ArrivingPacket pkt(std::uint64_t seq, std::uint16_t path = 0, std::uint32_t pathSeq = 0,
+                   std::uint64_t nowNs = 0) {
   ArrivingPacket p;
   p.globalSeq = seq;
   p.pathId = path;
@@ -113,7 +116,8 @@ Scenario permutedScenario(std::uint64_t seed, std::uint64_t firstSeq, std::uint6
       keyed.emplace_back(i + shift(rng) + 1, copy);
     }
   }
-  std::stable_sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::stable_sort(keyed.begin(), keyed.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
   std::uint64_t nowNs = 1'000'000;
   for (auto& [key, p] : keyed) {
     nowNs += 100;
@@ -147,7 +151,8 @@ Scenario multipathScenario(std::uint64_t seed, std::uint64_t count, std::vector<
     p.arrivalNs = arrival;
     timed.emplace_back(arrival, p);
   }
-  std::stable_sort(timed.begin(), timed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::stable_sort(timed.begin(), timed.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
   for (auto& [t, p] : timed) s.arrivals.push_back(p);
   return s;
 }

@@ -10,7 +10,8 @@
 namespace mpxdp::sched {
 namespace {
 
-__extension__ typedef unsigned __int128 Wide;  // NOLINT(modernize-use-using): __extension__ silences -Wpedantic
+__extension__ typedef unsigned __int128
+    Wide;  // NOLINT(modernize-use-using): __extension__ silences -Wpedantic
 constexpr std::uint64_t kNsPerSecond = 1'000'000'000;
 
 // A token bucket kept as a virtual clock (GCRA): vt_ is when the bucket would be
@@ -66,7 +67,8 @@ class PacedScheduler : public Scheduler {
  protected:
   std::uint32_t wireBytes(std::uint32_t packetBytes) const noexcept {
     const std::uint64_t sum = std::uint64_t{packetBytes} + overheadBytes_;
-    return static_cast<std::uint32_t>(std::min<std::uint64_t>(sum, std::numeric_limits<std::uint32_t>::max()));
+    return static_cast<std::uint32_t>(
+        std::min<std::uint64_t>(sum, std::numeric_limits<std::uint32_t>::max()));
   }
   bool pathConforms(std::size_t path, std::uint64_t nowNs, std::uint32_t bytes) const noexcept {
     return buckets_[path].conforms(nowNs, bytes);
@@ -124,7 +126,8 @@ class WeightedRoundRobinScheduler final : public PacedScheduler {
       int shift = 0;
       while ((largest >> shift) > (std::uint64_t{1} << 24)) ++shift;
       for (std::size_t i = 0; i < paths.size(); ++i) {
-        weights_[i] = std::max<std::int64_t>(1, static_cast<std::int64_t>((paths[i].rateBps / divisor) >> shift));
+        weights_[i] =
+            std::max<std::int64_t>(1, static_cast<std::int64_t>((paths[i].rateBps / divisor) >> shift));
       }
     }
     totalWeight_ = std::accumulate(weights_.begin(), weights_.end(), std::int64_t{0});
@@ -141,7 +144,8 @@ class WeightedRoundRobinScheduler final : public PacedScheduler {
     int chosen = kNoPath;
     for (std::size_t i = 0; i < credits_.size(); ++i) {
       if (!pathConforms(i, nowNs, bytes)) continue;
-      if (chosen == kNoPath || credits_[i] + weights_[i] * size > credits_[chosen] + weights_[chosen] * size) {
+      if (chosen == kNoPath ||
+          credits_[i] + weights_[i] * size > credits_[chosen] + weights_[chosen] * size) {
         chosen = static_cast<int>(i);
       }
     }
@@ -157,7 +161,8 @@ class WeightedRoundRobinScheduler final : public PacedScheduler {
   std::uint64_t nextEligibleNs(std::uint64_t nowNs, std::uint32_t packetBytes) const noexcept override {
     const std::uint32_t bytes = wireBytes(packetBytes);
     std::uint64_t earliest = std::numeric_limits<std::uint64_t>::max();
-    for (std::size_t i = 0; i < credits_.size(); ++i) earliest = std::min(earliest, eligibleAtNs(i, nowNs, bytes));
+    for (std::size_t i = 0; i < credits_.size(); ++i)
+      earliest = std::min(earliest, eligibleAtNs(i, nowNs, bytes));
     return earliest;
   }
 
@@ -184,8 +189,10 @@ Result<std::unique_ptr<Scheduler>> makeScheduler(const SchedulerOptions& options
       const bool firstHasRate = paths[0].rateBps != 0;
       for (std::size_t i = 1; i < paths.size(); ++i) {
         if ((paths[i].rateBps != 0) != firstHasRate) {
-          return Error(EINVAL, "scheduler: wrr weights paths by rateBps, so every path needs a rate or none "
-                               "does (path " + std::to_string(firstHasRate ? i : 0) + " has rateBps 0)");
+          return Error(EINVAL,
+                       "scheduler: wrr weights paths by rateBps, so every path needs a rate or none "
+                       "does (path " +
+                           std::to_string(firstHasRate ? i : 0) + " has rateBps 0)");
         }
       }
       return std::unique_ptr<Scheduler>(std::make_unique<WeightedRoundRobinScheduler>(options, paths));

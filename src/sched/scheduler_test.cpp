@@ -24,7 +24,8 @@ bool withinBound(std::uint64_t grantedBytes, std::uint64_t rateBps, std::uint64_
                  std::uint64_t burstNs, std::uint32_t packetBytes) {
   __extension__ typedef unsigned __int128 Wide;  // NOLINT(modernize-use-using)
   const Wide granted = static_cast<Wide>(grantedBytes) * 8 * kSecond;
-  const Wide depth = std::max(static_cast<Wide>(burstNs) * rateBps, static_cast<Wide>(packetBytes) * 8 * kSecond);
+  const Wide depth =
+      std::max(static_cast<Wide>(burstNs) * rateBps, static_cast<Wide>(packetBytes) * 8 * kSecond);
   return granted <= static_cast<Wide>(rateBps) * elapsedNs + depth;
 }
 
@@ -175,7 +176,8 @@ TEST(PacingTest, TotalCapIsRespected) {
       granted += frame;
       perPath[static_cast<std::size_t>(path)] += frame;
       ASSERT_TRUE(withinBound(granted, options.totalRateBps, now, options.burstNs, frame));
-      ASSERT_TRUE(withinBound(perPath[static_cast<std::size_t>(path)], 100 * kMbit, now, options.burstNs, frame));
+      ASSERT_TRUE(
+          withinBound(perPath[static_cast<std::size_t>(path)], 100 * kMbit, now, options.burstNs, frame));
     }
     const double expected = 150.0 * kMbit / 8.0;
     EXPECT_NEAR(static_cast<double>(granted), expected, expected * 0.01);
