@@ -1,0 +1,117 @@
+"""Header ceilings, per-run derived metrics, repeat statistics and the issue-4 goals.
+
+Ceilings (what a link of rate R can carry as payload of P bytes per packet, tbf counting the
+Ethernet frame without preamble/FCS, as veth does):
+  mpxdp (UDP + multipath header): R * P / (P + 74)   74 = Ethernet 14 + IPv4 20 + UDP 8 + mp header 32
+  iperf3 UDP:                     R * P / (P + 42)   42 = Ethernet 14 + IPv4 20 + UDP 8
+  TCP (offloads off, MSS 1448):   R * 1448 / (1448 + 66)   66 = Ethernet 14 + IPv4 20 + TCP 20 + timestamps 12
+  MPTCP uses the TCP ceiling; its DSS option (up to 20 more bytes on some segments) is not subtracted.
+"""
+import statistics
+
+MPXDP_OVERHEAD = 74
+UDP_OVERHEAD = 42
+TCP_MSS = 1448
+TCP_OVERHEAD = 66
+
+
+def ceiling_fraction(kind, payload):
+    if kind == "mpxdp":
+        return payload / (payload + MPXDP_OVERHEAD)
+    if kind == "udp":
+        return payload / (payload + UDP_OVERHEAD)
+    return TCP_MSS / (TCP_MSS + TCP_OVERHEAD)
+
+
+def derive(result, link_sum_bps, rate_for_system_bps):
+    """Adds percent of link sum / ceiling, loss and out-of-order rates and CPU per GB to a run result."""
+    goodput = result.get("goodput_bps") or 0.0
+    # iperf3 UDP runs record the datagram size they really used (1472 for the MTU-size run).
+    fraction = ceiling_fraction(result["kind"], result.get("iperf_length") or result["payload"])
+    if rate_for_system_bps:
+        ceiling = rate_for_system_bps * fraction
+        result["ceiling_bps"] = ceiling
+        result["pct_of_link_sum"] = 100.0 * goodput / rate_for_system_bps
+        result["pct_of_ceiling"] = 100.0 * goodput / ceiling
+    delivered = result.get("delivered_packets")
+    lost = result.get("lost_packets")
+    if delivered is not None and lost is not None and delivered + lost > 0:
+        result["loss_pct"] = 100.0 * lost / (delivered + lost)
+    ooo = result.get("out_of_order_delivered")
+    if ooo is not None and delivered:
+        result["ooo_pct"] = 100.0 * ooo / delivered
+    moved = result.get("delivered_bytes") or 0
+    cpu = [result.get("cpu_sender_s"), result.get("cpu_receiver_s"), result.get("softirq_s")]
+    if moved > 0 and all(c is not None for c in cpu):
+        result["cpu_total_s"] = sum(cpu)
+        result["cpu_s_per_gb"] = sum(cpu) / (moved / 1e9)
+    if result.get("duration_s") and delivered:
+        result.setdefault("pps", delivered / result["duration_s"])
+    return result
+
+
+SUMMARY_KEYS = ["goodput_bps", "pps", "pct_of_link_sum", "pct_of_ceiling", "loss_pct", "ooo_pct", "cpu_s_per_gb",
+                "hold_p99_ns", "lost_packets"]
+
+
+def summarize(runs):
+    """Median, min and max over the successful repeats of one (scenario, system, payload)."""
+    ok = [r for r in runs if r.get("ok")]
+    summary = {"repeats": len(runs), "ok": len(ok), "failed": len(runs) - len(ok)}
+    for key in SUMMARY_KEYS:
+        values = [r[key] for r in ok if r.get(key) is not None]
+        if values:
+            summary[key] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
+    return summary
+
+
+def _med(summaries, scenario, system, payload, key):
+    entry = summaries.get((scenario, system, payload))
+    if not entry or key not in entry:
+        return None
+    return entry[key]["median"]
+
+
+def goals(summaries, kernel_udp_system):
+    """The issue-4 goals as figures: list of dicts with name, status (PASS/MISS/n/a) and the numbers."""
+    out = []
+
+    def add(name, ok, figures):
+        out.append({"goal": name, "status": "n/a" if ok is None else ("PASS" if ok else "MISS"),
+                    "figures": figures})
+
+    pct = _med(summaries, "moderate", "mpxdp-xdp-window", 1024, "pct_of_ceiling")
+    entry = summaries.get(("moderate", "mpxdp-xdp-window", 1024), {})
+    max_lost = entry.get("lost_packets", {}).get("max")
+    if pct is None or max_lost is None:
+        add("moderate: window in-order goodput >= 98 % of header ceiling, zero loss", None, "no data")
+    else:
+        add("moderate: window in-order goodput >= 98 % of header ceiling, zero loss", pct >= 98.0 and max_lost == 0,
+            "{:.1f} % of ceiling (median), lost packets max {}".format(pct, int(max_lost)))
+
+    raw = _med(summaries, "moderate", "mpxdp-xdp-off", 1440, "goodput_bps")
+    mptcp = _med(summaries, "moderate", "mptcp", 1024, "goodput_bps")
+    if raw is None or mptcp is None:
+        add("moderate: MTU-size raw goodput >= MPTCP", None, "no data")
+    else:
+        add("moderate: MTU-size raw goodput >= MPTCP", raw >= mptcp,
+            "mpxdp xdp off 1440 B {:.0f} Mbit/s vs MPTCP {:.0f} Mbit/s".format(raw / 1e6, mptcp / 1e6))
+
+    for scenario in ("paper", "paper2"):
+        mp = _med(summaries, scenario, "mpxdp-xdp-window", 1024, "goodput_bps")
+        mptcp = _med(summaries, scenario, "mptcp", 1024, "goodput_bps")
+        name = "{}: mpxdp (window, in order) >= 1.5 x MPTCP".format(scenario)
+        if mp is None or mptcp is None:
+            if scenario == "paper":
+                add(name, None, "no data")
+            continue
+        add(name, mp >= 1.5 * mptcp, "{:.0f} vs {:.0f} Mbit/s = {:.2f} x".format(mp / 1e6, mptcp / 1e6, mp / mptcp))
+
+    mp = _med(summaries, "unshaped", "mpxdp-xdp-window", 1024, "pps")
+    kernel = _med(summaries, "unshaped", kernel_udp_system, 1024, "pps")
+    name = "unshaped: mpxdp pps >= 2 x kernel-UDP pps ({})".format(kernel_udp_system)
+    if mp is None or kernel is None:
+        add(name, None, "no data")
+    else:
+        add(name, mp >= 2 * kernel, "{:.0f} vs {:.0f} kpps = {:.2f} x".format(mp / 1e3, kernel / 1e3, mp / kernel))
+    return out
