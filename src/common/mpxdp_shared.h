@@ -6,6 +6,9 @@
 #ifndef MPXDP_SHARED_H
 #define MPXDP_SHARED_H
 
+/* Kernel-style names on purpose: this header is C shared with BPF. */
+/* NOLINTBEGIN(readability-identifier-naming) */
+
 #include <linux/types.h>
 
 #ifdef __cplusplus
@@ -66,5 +69,7 @@ struct mpxdp_counters {
 	__u64 no_socket;  /* ours, but no socket bound for (ifindex, queue) */
 };
 MPXDP_STATIC_ASSERT(sizeof(struct mpxdp_counters) == 32, "counters layout");
+
+/* NOLINTEND(readability-identifier-naming) */
 
 #endif /* MPXDP_SHARED_H */
