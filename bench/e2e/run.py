@@ -194,6 +194,7 @@ def main(argv):
         print("bench/e2e: kernel round-robin UDP sender (kernel-rr-udp) stands in for bonding balance-rr")
     print("bench/e2e: results in {}".format(out_dir))
 
+    signal.signal(signal.SIGINT, _raise_interrupt)  # also when started in the background (SIGINT ignored)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     signal.signal(signal.SIGHUP, _raise_interrupt)
     started = time.monotonic()
