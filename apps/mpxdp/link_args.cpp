@@ -1,0 +1,154 @@
+#include "link_args.h"
+
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "udp_packet_io.h"
+#include "xdp_packet_io.h"
+
+namespace mpxdp::cli {
+namespace {
+
+// The first address of `family` on `interface`, from getifaddrs.
+Result<IpAddress> interfaceAddress(const std::string& interface, IpAddress::Family family) {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return Error::fromErrno("getifaddrs");
+  std::optional<IpAddress> found;
+  for (ifaddrs* a = list; a != nullptr && !found; a = a->ifa_next) {
+    if (a->ifa_addr == nullptr || interface != a->ifa_name) continue;
+    if (family == IpAddress::Family::kV4 && a->ifa_addr->sa_family == AF_INET) {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(a->ifa_addr);
+      IpAddress ip;
+      ip.family = family;
+      std::memcpy(ip.bytes.data(), &in->sin_addr, 4);
+      found = ip;
+    } else if (family == IpAddress::Family::kV6 && a->ifa_addr->sa_family == AF_INET6) {
+      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(a->ifa_addr);
+      if (IN6_IS_ADDR_LINKLOCAL(&in6->sin6_addr)) continue;
+      IpAddress ip;
+      ip.family = family;
+      std::memcpy(ip.bytes.data(), &in6->sin6_addr, 16);
+      found = ip;
+    }
+  }
+  freeifaddrs(list);
+  if (!found) {
+    return Error(EADDRNOTAVAIL, "interface " + interface + " has no IPv" +
+                                    std::to_string(static_cast<int>(family)) + " address");
+  }
+  return *found;
+}
+
+}  // namespace
+
+Result<Backend> parseBackend(std::string_view name) {
+  if (name == "xdp") return Backend::kXdp;
+  if (name == "udp") return Backend::kUdp;
+  return Error(EINVAL, "unknown backend '" + std::string(name) + "' (expected xdp or udp)");
+}
+
+std::string_view toString(Backend backend) noexcept { return backend == Backend::kXdp ? "xdp" : "udp"; }
+
+Result<LinkArg> parseLinkArg(std::string_view text) {
+  const std::string where = "--link '" + std::string(text) + "'";
+  LinkArg arg;
+  const std::size_t eq = text.find('=');
+  arg.interface = std::string(text.substr(0, eq));
+  if (arg.interface.empty()) return Error(EINVAL, where + ": no interface name (expected IFACE=PEER_IP[@RATE])");
+  if (arg.interface.size() >= IF_NAMESIZE) return Error(EINVAL, where + ": interface name too long");
+  if (eq == std::string_view::npos) return arg;
+  std::string_view rest = text.substr(eq + 1);
+  const std::size_t at = rest.find('@');
+  const std::string_view peer = rest.substr(0, at);
+  auto ip = IpAddress::parse(peer);
+  if (!ip) return Error(EINVAL, where + ": '" + std::string(peer) + "' is not an IPv4 or IPv6 address");
+  arg.peerIp = *ip;
+  if (at != std::string_view::npos) {
+    auto rate = testbed::parseRate(rest.substr(at + 1));
+    if (!rate) return rate.error().wrap(where);
+    arg.rateBps = *rate;
+  }
+  return arg;
+}
+
+std::vector<LinkArg> linksFromTestbed(const testbed::TestbedInfo& info, Side side) {
+  std::vector<LinkArg> links;
+  for (const auto& link : info.links) {
+    LinkArg arg;
+    const bool sender = side == Side::kSender;
+    arg.interface = sender ? link.senderInterface : link.receiverInterface;
+    arg.peerIp = IpAddress::parse(sender ? link.receiverIp : link.senderIp);
+    arg.rateBps = link.rateBps;
+    links.push_back(std::move(arg));
+  }
+  return links;
+}
+
+Result<std::vector<LinkArg>> resolveLinkArgs(const std::string& testbedName,
+                                             const std::vector<std::string>& linkTexts, Side side,
+                                             std::optional<testbed::NetnsScope>& netns) {
+  if (testbedName.empty()) {
+    std::vector<LinkArg> args;
+    for (const auto& text : linkTexts) {
+      auto arg = parseLinkArg(text);
+      if (!arg) return arg.error();
+      args.push_back(std::move(*arg));
+    }
+    return args;
+  }
+  if (!linkTexts.empty()) return Error(EINVAL, "--testbed takes the links from the test bed: drop --link");
+  if (auto valid = testbed::validateName(testbedName); !valid) return valid.error().wrap("--testbed");
+  auto info = testbed::show(testbedName);
+  if (!info) return info.error().wrap("test bed " + testbedName);
+  auto scope = testbed::NetnsScope::enter(side == Side::kSender ? info->senderNamespace : info->receiverNamespace);
+  if (!scope) return scope.error();
+  netns.emplace(std::move(*scope));
+  return linksFromTestbed(*info, side);
+}
+
+Result<std::vector<LinkPlan>> planLinks(const std::vector<LinkArg>& args) {
+  if (args.empty()) return Error(EINVAL, "no links: give --link (repeatable) or --testbed NAME");
+  std::vector<LinkPlan> plans;
+  for (const LinkArg& arg : args) {
+    for (const LinkPlan& earlier : plans) {
+      if (earlier.interface == arg.interface) {
+        return Error(EINVAL, "--link " + arg.interface + " is given twice");
+      }
+    }
+    if (if_nametoindex(arg.interface.c_str()) == 0) {
+      return Error(ENODEV, "no interface '" + arg.interface + "' in this network namespace");
+    }
+    if (!arg.peerIp) {
+      return Error(EINVAL, "--link " + arg.interface + ": the peer's address is needed (IFACE=PEER_IP)");
+    }
+    auto local = interfaceAddress(arg.interface, arg.peerIp->family);
+    if (!local) return local.error().wrap("--link " + arg.interface);
+    plans.push_back({arg.interface, *local, *arg.peerIp, arg.rateBps});
+  }
+  return plans;
+}
+
+Result<std::vector<Link>> openLinks(const std::vector<LinkPlan>& plans, const OpenOptions& options) {
+  std::vector<Link> links;
+  for (const LinkPlan& plan : plans) {
+    transport::LinkEndpointConfig config;
+    config.interface = plan.interface;
+    config.localIp = plan.localIp;
+    config.peerIp = plan.peerIp;
+    config.localPort = options.port;
+    config.peerPort = options.port;
+    config.batchSize = options.batchSize;
+    config.frameCount = options.frameCount;
+    auto io = options.backend == Backend::kXdp ? transport::openXdpPacketIo(config, options.steering)
+                                                : transport::openUdpPacketIo(config);
+    if (!io) return io.error().wrap("link " + plan.interface);
+    links.push_back(Link{std::move(*io), PathConfig{plan.rateBps}});
+  }
+  return links;
+}
+
+}  // namespace mpxdp::cli

@@ -1,0 +1,85 @@
+// Interval and final reports of `mpxdp send` and `mpxdp recv`: aligned text
+// like iperf3's, or (with -J) one JSON object printed at the end.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "mpxdp/connection.h"
+
+namespace mpxdp::cli {
+
+enum class Role : std::uint8_t { kSender, kReceiver };
+
+// What the run was: printed in the header and copied into the JSON.
+struct RunDescription {
+  Role role = Role::kReceiver;
+  std::string backend;
+  std::string reorder;    // receiver
+  std::string scheduler;  // sender
+  std::uint32_t payloadBytes = 0;  // sender: -l
+  std::uint64_t totalRateBps = 0;  // sender: -b (0 = unpaced)
+  std::vector<std::string> linkNames;
+  std::vector<std::uint64_t> linkRatesBps;
+};
+
+// Cumulative counters at one moment. packets/bytes are payloads delivered
+// (receiver) or sent (sender).
+struct Sample {
+  double timeS = 0;  // since the start of the measurement
+  std::uint64_t packets = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t lost = 0;
+  std::uint64_t outOfOrderArrived = 0;
+  std::uint64_t outOfOrderDelivered = 0;
+  std::uint64_t duplicates = 0;
+  std::uint64_t corrupt = 0;
+};
+
+Sample sampleOf(const ConnectionStats& stats, Role role, double timeS, std::uint64_t corrupt);
+
+struct CpuTime {
+  double userS = 0;
+  double systemS = 0;
+};
+// getrusage(RUSAGE_SELF): user and system time of the whole process.
+CpuTime processCpuTime();
+
+// Why a run ended, for the final report.
+struct Ending {
+  std::string reason;  // "end marker", "idle timeout", "signal", "time"
+  CpuTime cpu;
+  double durationS = 0;
+};
+
+class Reporter {
+ public:
+  Reporter(RunDescription run, bool json, std::FILE* out);
+
+  // Prints the header (text mode only).
+  void begin();
+  // One interval line from the previous sample to `now`.
+  void interval(const Sample& now);
+  // The final summary: totals, per-path table, hold times, CPU time.
+  void finish(const ConnectionStats& stats, const Sample& total, const Ending& ending);
+
+  // The JSON object finish() prints with -J (also built in text mode).
+  const nlohmann::json& json() const { return json_; }
+
+ private:
+  void printLine(const Sample& from, const Sample& to, const char* tag);
+  nlohmann::json intervalJson(const Sample& from, const Sample& to) const;
+
+  RunDescription run_;
+  bool jsonMode_;
+  std::FILE* out_;
+  Sample last_;
+  nlohmann::json intervals_ = nlohmann::json::array();
+  nlohmann::json json_;
+};
+
+}  // namespace mpxdp::cli

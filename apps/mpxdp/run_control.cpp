@@ -1,0 +1,43 @@
+#include "run_control.h"
+
+#include <signal.h>
+#include <time.h>
+
+#include <cerrno>
+
+namespace mpxdp::cli {
+namespace {
+
+volatile sig_atomic_t stopSignal_ = 0;
+
+void onStopSignal(int signal) { stopSignal_ = signal; }
+
+}  // namespace
+
+void installStopHandler() {
+  struct sigaction action {};
+  action.sa_handler = onStopSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+bool stopRequested() noexcept { return stopSignal_ != 0; }
+int stopSignal() noexcept { return stopSignal_; }
+
+std::uint64_t monotonicNs() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+void sleepUntilOrStopped(std::uint64_t deadlineNs) noexcept {
+  timespec ts{};
+  ts.tv_sec = static_cast<time_t>(deadlineNs / 1'000'000'000ULL);
+  ts.tv_nsec = static_cast<long>(deadlineNs % 1'000'000'000ULL);
+  while (!stopRequested() && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+  }
+}
+
+}  // namespace mpxdp::cli
