@@ -1,0 +1,162 @@
+// `mpxdp recv` and `mpxdp send` as separate processes over a shaped 3-link
+// test bed: the receiver's JSON report is checked against what the sender
+// says it offered.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "privilege.h"
+#include "subprocess.h"
+#include "testbed.h"
+
+namespace mpxdp {
+namespace {
+
+using namespace std::chrono_literals;
+using cli::Subprocess;
+
+constexpr double kSeconds = 5.0;
+
+struct Transfer {
+  nlohmann::json receiver;
+  nlohmann::json sender;
+};
+
+testbed::TestbedSpec threeLinks(const std::string& suffix) {
+  return {"sr" + std::to_string(getpid()) + suffix, {300'000'000, 300'000'000, 300'000'000}, 1500};
+}
+
+// Runs one transfer; failures are reported through gtest and give nullopt.
+std::optional<Transfer> transfer(const std::string& bed, const std::string& reorder, const std::string& rate) {
+  auto receiver = Subprocess::spawn(
+      {MPXDP_EXECUTABLE, "recv", "--testbed", bed, "-J", "-i", "1", "--reorder", reorder, "--backend", "xdp"});
+  if (!receiver) {
+    ADD_FAILURE() << receiver.error().message();
+    return std::nullopt;
+  }
+  if (!receiver->waitForStderr("mpxdp recv: ready", 20s)) {
+    ADD_FAILURE() << "receiver not ready; stderr: " << receiver->err();
+    return std::nullopt;
+  }
+  auto sender = Subprocess::spawn({MPXDP_EXECUTABLE, "send", "--testbed", bed, "-J", "-i", "1", "-t",
+                                   std::to_string(kSeconds), "-b", rate, "--backend", "xdp"});
+  if (!sender) {
+    ADD_FAILURE() << sender.error().message();
+    return std::nullopt;
+  }
+  const auto sent = sender->wait(30s);
+  if (!sent || *sent != 0) {
+    ADD_FAILURE() << "sender status " << (sent ? *sent : -1) << "; stderr: " << sender->err();
+    return std::nullopt;
+  }
+  // The receiver ends by itself on the END marker (idle timeout 2 s otherwise).
+  const auto received = receiver->wait(20s);
+  if (!received || *received != 0) {
+    ADD_FAILURE() << "receiver status " << (received ? *received : -1) << "; stderr: " << receiver->err();
+    return std::nullopt;
+  }
+  Transfer t;
+  t.sender = nlohmann::json::parse(sender->out(), nullptr, false);
+  t.receiver = nlohmann::json::parse(receiver->out(), nullptr, false);
+  if (t.sender.is_discarded() || t.receiver.is_discarded()) {
+    ADD_FAILURE() << "unreadable JSON\nsender: " << sender->out() << "\nreceiver: " << receiver->out();
+    return std::nullopt;
+  }
+  return t;
+}
+
+// Payload bits per second the sender put on the links.
+double offeredBps(const nlohmann::json& sender) {
+  return 8.0 * sender.at("sent_bytes").get<double>() / sender.at("duration_s").get<double>();
+}
+
+void expectConsistentAccounting(const Transfer& t) {
+  const auto& r = t.receiver;
+  std::printf("offered %.1f Mbit/s, goodput %.1f Mbit/s, lost %llu, out of order arrived %llu delivered %llu, "
+              "hold p99 %.1f us\n",
+              offeredBps(t.sender) / 1e6, r.at("goodput_bps").get<double>() / 1e6,
+              static_cast<unsigned long long>(r.at("lost_packets").get<std::uint64_t>()),
+              static_cast<unsigned long long>(r.at("out_of_order_arrived").get<std::uint64_t>()),
+              static_cast<unsigned long long>(r.at("out_of_order_delivered").get<std::uint64_t>()),
+              r.at("hold_p99_ns").get<double>() / 1e3);
+  EXPECT_EQ(r.at("ended_by"), "end marker");
+  EXPECT_EQ(r.at("corrupt_packets").get<std::uint64_t>(), 0u);
+  EXPECT_EQ(r.at("duplicate_packets").get<std::uint64_t>(), 0u);
+  EXPECT_EQ(r.at("malformed_packets").get<std::uint64_t>(), 0u);
+  // Every sequence number the sender used is delivered or declared lost.
+  EXPECT_EQ(r.at("delivered_packets").get<std::uint64_t>() + r.at("lost_packets").get<std::uint64_t>(),
+            t.sender.at("sent_packets").get<std::uint64_t>());
+  ASSERT_EQ(r.at("paths").size(), 3u);
+  std::uint64_t pathPackets = 0;
+  for (const auto& path : r.at("paths")) {
+    EXPECT_GT(path.at("packets").get<std::uint64_t>(), 0u) << path.dump();
+    pathPackets += path.at("packets").get<std::uint64_t>();
+  }
+  EXPECT_GE(pathPackets, r.at("delivered_packets").get<std::uint64_t>());
+}
+
+TEST(SendRecvTest, WindowReordererDeliversInOrderNearTheOfferedRate) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  auto bed = testbed::ScopedTestbed::create(threeLinks("w"));
+  ASSERT_TRUE(bed) << bed.error().message();
+  auto t = transfer(bed->info().name, "window", "800M");
+  ASSERT_TRUE(t);
+  expectConsistentAccounting(*t);
+  const auto& r = t->receiver;
+  EXPECT_EQ(r.at("reorder"), "window");
+  EXPECT_EQ(r.at("out_of_order_delivered").get<std::uint64_t>(), 0u);
+  const double offered = offeredBps(t->sender);
+  // 800 Mbit/s on the wire carries 800 * 1024 / 1098 = 746 Mbit/s of payload.
+  EXPECT_GT(offered, 0.9 * 800e6 * 1024 / 1098) << t->sender.dump();
+  EXPECT_GE(r.at("goodput_bps").get<double>(), 0.95 * offered) << r.dump();
+  EXPECT_GE(r.at("intervals").size(), 4u);
+}
+
+TEST(SendRecvTest, LinksReallyReorderWhenTheReordererIsOff) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  auto bed = testbed::ScopedTestbed::create(threeLinks("o"));
+  ASSERT_TRUE(bed) << bed.error().message();
+  auto t = transfer(bed->info().name, "off", "800M");
+  ASSERT_TRUE(t);
+  expectConsistentAccounting(*t);
+  EXPECT_EQ(t->receiver.at("reorder"), "off");
+  EXPECT_GT(t->receiver.at("out_of_order_arrived").get<std::uint64_t>(), 0u);
+}
+
+TEST(SendRecvTest, BadArgumentsAreUsageErrors) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  auto bed = testbed::ScopedTestbed::create(threeLinks("u"));
+  ASSERT_TRUE(bed) << bed.error().message();
+  const std::string name = bed->info().name;
+  const std::vector<std::vector<std::string>> usage = {
+      {"send", "--testbed", name, "-l", "1441", "-t", "1"},  // MTU 1500: at most 1440 bytes
+      {"send", "--testbed", name, "-t", "0"},
+      {"send", "--testbed", name, "-b", "fast"},
+      {"send", "--testbed", name, "--scheduler", "random"},
+      {"send", "--link", "no-such-if=198.18.1.2", "-t", "1"},
+      {"send", "--link", "lo=not-an-ip", "-t", "1"},
+      {"send", "-t", "1"},
+      {"recv", "--testbed", name, "--reorder", "magic"},
+      {"recv", "--testbed", name, "--backend", "dpdk"},
+      {"recv", "--testbed", "no-such-bed"},
+  };
+  for (auto args : usage) {
+    args.insert(args.begin(), MPXDP_EXECUTABLE);
+    auto child = Subprocess::spawn(args);
+    ASSERT_TRUE(child) << child.error().message();
+    const auto status = child->wait(20s);
+    std::string line;
+    for (const auto& a : args) line += a + " ";
+    EXPECT_EQ(status, std::optional<int>(2)) << line << "\n" << child->err();
+    EXPECT_FALSE(child->err().empty()) << line;
+  }
+}
+
+}  // namespace
+}  // namespace mpxdp
