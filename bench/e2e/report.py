@@ -12,8 +12,8 @@ HOW_TO_RUN = """# Benchmarks
 
 ```sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release && cmake --build build --target mpxdp
-sudo python3 bench/e2e/run.py            # full set, about 25 minutes on 2 cores, updates this file
-sudo python3 bench/e2e/run.py --quick    # about 4 minutes, results/<time>/ only (add --publish to update here)
+sudo python3 bench/e2e/run.py            # full set, about 23 minutes on 2 cores, updates this file
+sudo python3 bench/e2e/run.py --quick    # about 3 minutes, results/<time>/ only (add --publish to update here)
 ```
 
 Options, formulas and caveats: [bench/README.md](bench/README.md). Raw JSON per run: `results/<time>/`.
@@ -142,11 +142,11 @@ def plots(out_dir, scenarios, systems, summaries, runs):
     ax.set_xticklabels(["{}\n{}".format(sc["name"], sc["describe"]) for sc in scenarios], fontsize=8)
     ax.set_ylabel("goodput (Mbit/s, payload only)")
     ax.set_title("Goodput per system and scenario, 1024-byte payload (dashed: link sum; bars: median, min-max)")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     path = os.path.join(out_dir, "e2e-goodput-by-system.png")
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     paths.append(("Goodput per system per scenario (figure 4 style)", path))
 
@@ -167,6 +167,7 @@ def plots(out_dir, scenarios, systems, summaries, runs):
                        linestyle=":", label="header ceiling")
             ax.set_title("{} ({})".format(sc["name"], sc["describe"]), fontsize=9)
             ax.set_xlabel("run")
+            ax.xaxis.get_major_locator().set_params(integer=True)
             ax.set_ylabel("goodput (Mbit/s)")
             ax.set_ylim(bottom=0)
             ax.grid(alpha=0.3)

@@ -42,24 +42,24 @@ MTU_PAYLOAD = 1440
 MTU_SYSTEMS = ["mpxdp-xdp-window", "mpxdp-xdp-off", "mpxdp-udp", "kernel-rr-udp", "single-udp", "bond-udp-1",
                "bond-udp-n"]
 # Seconds a run takes beyond its duration (start-up, reports, teardown), measured on the 2-core VM.
-OVERHEAD_S = {"mpxdp": 1.5, "iperf3": 1.2}
+OVERHEAD_S = {"mpxdp": 0.4, "iperf3": 0.4}
 SCENARIO_SETUP_S = 2.0
 
 FULL = {"scenarios": ["paper", "paper2", "moderate", "hetero", "unshaped"], "mtu_scenarios": ["moderate", "paper"],
-        "repeats": 5, "duration": 3}
-QUICK = {"scenarios": ["moderate", "paper", "unshaped"], "mtu_scenarios": ["moderate"], "repeats": 1, "duration": 3}
+        "repeats": 5, "duration": 5}
+QUICK = {"scenarios": ["moderate", "paper", "unshaped"], "mtu_scenarios": ["moderate"], "repeats": 2, "duration": 2}
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="3 scenarios, 1 repeat (under 5 minutes)")
+    parser.add_argument("--quick", action="store_true", help="3 scenarios, 2 repeats of 2 s (about 3 minutes)")
     parser.add_argument("--mpxdp", default=os.path.join(ROOT, "build", "apps", "mpxdp", "mpxdp"),
                         help="mpxdp binary (default: build/apps/mpxdp/mpxdp)")
     parser.add_argument("--scenarios", help="comma-separated subset of: " + ",".join(s["name"] for s in SCENARIOS))
     parser.add_argument("--mtu-scenarios", help="scenarios that also run MTU-size payloads ('' for none)")
     parser.add_argument("--systems", help="comma-separated subset of the systems (see --list)")
-    parser.add_argument("--repeats", type=int, help="runs per (scenario, system, payload); default 5, quick 1")
-    parser.add_argument("--duration", type=int, help="seconds per run; default 3")
+    parser.add_argument("--repeats", type=int, help="runs per (scenario, system, payload); default 5, quick 2")
+    parser.add_argument("--duration", type=int, help="seconds per run; default 5, quick 2")
     parser.add_argument("--results", default=os.path.join(ROOT, "results"), help="results root (git-ignored)")
     publish = parser.add_mutually_exclusive_group()
     publish.add_argument("--publish", dest="publish", action="store_true", default=None,

@@ -125,9 +125,9 @@ def run_mpxdp(system, payload, ctx, tag, result):
     recv_argv = [ctx.mpxdp, "recv", "--testbed", bed.name, "--backend", p["backend"], "--reorder", p["reorder"],
                  "-i", "0", "-J"]
     send_argv = [ctx.mpxdp, "send", "--testbed", bed.name, "-t", ctx.duration, "-l", payload,
-                 "--backend", p["backend"], "--scheduler", p["scheduler"], "--reorder", p["reorder"], "-J"]
+                 "--backend", p["backend"], "--scheduler", p["scheduler"], "-i", "0", "-J"]
     if bed.link_sum_bps:
-        send_argv += ["-b", bed.link_sum_bps]
+        send_argv += ["-b", bed.link_sum_bps]  # total rate including headers; unshaped: unlimited
     result["commands"] = [" ".join(map(str, recv_argv)), " ".join(map(str, send_argv))]
     receiver = procs.Proc(recv_argv, *_files(ctx, tag, "recv"))
     sender = None
@@ -157,6 +157,9 @@ def run_mpxdp(system, payload, ctx, tag, result):
                 "duration_s", "pps"):
         result[key] = recv.get(key)
     result["sent_packets"] = send.get("sent_packets")
+    if result["sent_packets"] is not None and result["delivered_packets"] is not None:
+        # Counted from the sender, so it also covers the `off` reorderer, which cannot see gaps.
+        result["undelivered_packets"] = max(0, result["sent_packets"] - result["delivered_packets"])
     result["recv_report"] = recv
     result["send_report"] = send
     _finish_cpu(result, sender, receiver, cpu_before, cpu_after)
