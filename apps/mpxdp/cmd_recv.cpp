@@ -32,6 +32,9 @@ struct RecvOptions {
   double intervalS = 1.0;
   bool json = false;
   std::string testbed;
+  std::uint32_t windowPackets = 16384;
+  double timeoutMs = 0;  // 0: adaptive
+  bool noFastLoss = false;
 };
 
 RecvOptions options;
@@ -70,6 +73,12 @@ void declareRecv(CLI::App* app) {
   app->add_option("-i,--interval", options.intervalS, "seconds between interval reports, 0 for none")
       ->capture_default_str();
   app->add_flag("-J,--json", options.json, "print one JSON object at the end instead of text");
+  app->add_option("--window", options.windowPackets, "reorder window in packets (power of two, 64..2^24)")
+      ->capture_default_str();
+  app->add_option("--reorder-timeout", options.timeoutMs,
+                  "window: fixed hole timeout in milliseconds (default: adaptive, from the path delay spread)");
+  app->add_flag("--no-fast-loss", options.noFastLoss,
+                "window: declare holes lost only on timeout, not as soon as every path has passed them");
   app->add_option("--testbed", options.testbed,
                   "run in the receiver namespace of this test bed (mpxdp-NAME-rx) and take the links from it");
 }
@@ -82,6 +91,11 @@ int runRecv(CLI::App* /*app*/) {
   if (!backend) return usageError(backend.error().wrap("--backend"));
   if (options.intervalS < 0) return usageError(Error(EINVAL, "-i must be >= 0"));
   if (options.port == 0) return usageError(Error(EINVAL, "--port must be in 1..65535"));
+  if (options.windowPackets < 64 || options.windowPackets > (1U << 24) ||
+      (options.windowPackets & (options.windowPackets - 1)) != 0) {
+    return usageError(Error(EINVAL, "--window must be a power of two in 64..16777216"));
+  }
+  if (options.timeoutMs < 0) return usageError(Error(EINVAL, "--reorder-timeout must be >= 0"));
   if (options.testbed.empty() && options.links.empty()) {
     return usageError(Error(EINVAL, "give --link IFACE=PEER_IP (repeatable) or --testbed NAME"));
   }
@@ -117,6 +131,12 @@ int runRecv(CLI::App* /*app*/) {
 
   ConnectionConfig config;
   config.reorder.kind = *reorderKind;
+  config.reorder.windowPackets = options.windowPackets;
+  config.reorder.fastLoss = !options.noFastLoss;
+  if (options.timeoutMs > 0) {
+    config.reorder.adaptiveTimeout = false;
+    config.reorder.fixedTimeoutNs = static_cast<std::uint64_t>(options.timeoutMs * 1e6);
+  }
   auto receiver = Receiver::create(config, std::move(*links));
   if (!receiver) return reportError("recv", receiver.error());
 
