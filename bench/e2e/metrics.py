@@ -64,6 +64,16 @@ def summarize(runs):
         values = [r[key] for r in ok if r.get(key) is not None]
         if values:
             summary[key] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
+    # Share of the bytes each sender interface carried (median per link): proves MPTCP's subflows and the
+    # schedulers' split.
+    shares = []
+    for r in ok:
+        tx = r.get("link_bytes", {}).get("tx")
+        if tx and sum(tx) > 0:
+            shares.append([100.0 * b / sum(tx) for b in tx])
+    if shares:
+        summary["link_share_pct"] = [statistics.median(column) for column in zip(*shares)]
+        summary["runs_missing_a_link"] = sum(1 for r in ok if r.get("all_links_used") is False)
     return summary
 
 

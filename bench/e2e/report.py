@@ -40,21 +40,24 @@ def _median(entry, key):
 
 def table(scenarios, systems, summaries):
     lines = ["| scenario | system | payload B | goodput Mbit/s median (min-max) | % link sum | % ceiling | kpps | "
-             "loss % | out-of-order % | CPU s/GB | hold p99 us | ok/runs |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "loss % | out-of-order % | CPU s/GB | hold p99 us | link shares % | ok/runs |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
     names = {s.name: s for s in systems}
     for scenario in scenarios:
         for (sc, system, payload), entry in summaries.items():
             if sc != scenario["name"]:
                 continue
-            lines.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}/{} |".format(
+            shares = "/".join("{:.0f}".format(v) for v in entry.get("link_share_pct", [])) or "-"
+            if entry.get("runs_missing_a_link"):
+                shares += " ({} runs missed a link)".format(entry["runs_missing_a_link"])
+            lines.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}/{} |".format(
                 scenario["name"], names[system].name if system in names else system,
                 "MTU" if payload == 1440 else payload,
                 _range(entry, "goodput_bps", 1e6), _fmt(_median(entry, "pct_of_link_sum"), digits=1),
                 _fmt(_median(entry, "pct_of_ceiling"), digits=1), _fmt(_median(entry, "pps"), 1e3),
                 _fmt(_median(entry, "loss_pct"), digits=2), _fmt(_median(entry, "ooo_pct"), digits=2),
                 _fmt(_median(entry, "cpu_s_per_gb"), digits=2), _fmt(_median(entry, "hold_p99_ns"), 1e3, 1),
-                entry["ok"], entry["repeats"]))
+                shares, entry["ok"], entry["repeats"]))
     return "\n".join(lines)
 
 
@@ -77,7 +80,8 @@ def section(meta, scenarios, systems, summaries, goals, failures, plot_paths):
     out += ["", "### Results", "",
             "Goodput is payload bytes delivered at the receiver (in order for mpxdp with a reorderer); "
             "% ceiling is against link sum x payload / (payload + header) (see bench/README.md); "
-            "CPU s/GB is sender + receiver process time + whole-machine softirq time over the run, per GB delivered.",
+            "CPU s/GB is sender + receiver process time + whole-machine softirq time over the run, per GB delivered; "
+            "link shares are the bytes each sender interface carried (median over repeats).",
             "", table(scenarios, systems, summaries), ""]
     if failures:
         out += ["### Failed runs", ""]

@@ -66,6 +66,7 @@ def parse_args(argv):
                          help="write BENCHMARKS.md and docs/img/ (default for the full set)")
     publish.add_argument("--no-publish", dest="publish", action="store_false")
     parser.add_argument("--list", action="store_true", help="print scenarios and systems and exit")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and the time estimate, run nothing")
     args = parser.parse_args(argv)
     preset = QUICK if args.quick else FULL
     args.scenario_names = args.scenarios.split(",") if args.scenarios else preset["scenarios"]
@@ -182,6 +183,14 @@ def main(argv):
     scenarios = [dict(s, link_sum_bps=sum(s["rates"]) if all(s["rates"]) else 0)
                  for s in SCENARIOS if s["name"] in args.scenario_names]
 
+    if args.dry_run:
+        for sc in scenarios:
+            print("{:9s} {}".format(sc["name"], ", ".join("{}@{}".format(s.name, p) for s, p in
+                                                         plan_runs(sc, systems, args))))
+        estimate = estimate_seconds(scenarios, systems, args)
+        print("{} repeats x {} s: estimated total {:.0f} s ({:.1f} min)".format(args.repeats, args.duration, estimate,
+                                                                              estimate / 60))
+        return 0
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_dir = os.path.join(args.results, stamp)
     os.makedirs(out_dir, exist_ok=True)
@@ -200,42 +209,14 @@ def main(argv):
     started = time.monotonic()
     runs = []
     interrupted = False
-    bed = None
     try:
         for scenario in scenarios:
-            bed = testbeds.Testbed(args.mpxdp, NAME_PREFIX + scenario["name"], scenario["rates"])
-            scenario_dir = os.path.join(out_dir, scenario["name"])
-            os.makedirs(scenario_dir, exist_ok=True)
-            bed.up()
-            plan = plan_runs(scenario, [s for s in systems if not s.params.get("bond")], args)
-            bond_plan = plan_runs(scenario, [s for s in systems if s.params.get("bond")], args)
-            for phase, phase_plan in (("plain", plan), ("bond", bond_plan)):
-                if not phase_plan:
-                    continue
-                if phase == "bond":
-                    testbeds.make_bond(bed)
-                for repeat in range(args.repeats):
-                    for system, payload in phase_plan:
-                        tag = "{}-{}-r{}".format(system.name, payload, repeat + 1)
-                        ctx = systems_mod.RunContext(args.mpxdp, bed, scenario_dir, args.duration)
-                        t0 = time.monotonic()
-                        result = systems_mod.run_system(system, payload, ctx, tag)
-                        result.update(scenario=scenario["name"], repeat=repeat, wall_s=time.monotonic() - t0)
-                        rate = bed.link_sum_bps if system.multipath else bed.rates_bps[0]
-                        metrics.derive(result, bed.link_sum_bps, rate)
-                        runs.append(result)
-                        with open(os.path.join(scenario_dir, tag + ".json"), "w") as f:
-                            json.dump(result, f, indent=2, default=str)
-                        print_run(result)
-            bed.down()
-            bed = None
+            run_scenario(scenario, systems, args, out_dir, runs)
     except KeyboardInterrupt:
         interrupted = True
         print("\nbench/e2e: interrupted; cleaning up", file=sys.stderr)
     finally:
         procs.kill_all()
-        if bed is not None:
-            bed.down()
     wall = time.monotonic() - started
 
     summaries = {}
@@ -291,6 +272,48 @@ def main(argv):
         len(runs), len(failures), wall, estimate, os.path.join(out_dir, "report.md"),
         "; BENCHMARKS.md updated" if publish else ""))
     return 130 if interrupted else 0
+
+
+def run_scenario(scenario, systems, args, out_dir, runs):
+    """All repeats of one scenario on its own test bed; a broken test bed fails the scenario, not the suite."""
+    bed = testbeds.Testbed(args.mpxdp, NAME_PREFIX + scenario["name"], scenario["rates"])
+    scenario_dir = os.path.join(out_dir, scenario["name"])
+    os.makedirs(scenario_dir, exist_ok=True)
+    plan = plan_runs(scenario, [s for s in systems if not s.params.get("bond")], args)
+    bond_plan = plan_runs(scenario, [s for s in systems if s.params.get("bond")], args)
+    done = set()
+    try:
+        bed.up()
+        for phase_plan in (plan, bond_plan):
+            if not phase_plan:
+                continue
+            if phase_plan is bond_plan:
+                testbeds.make_bond(bed)
+            for repeat in range(args.repeats):
+                for system, payload in phase_plan:
+                    tag = "{}-{}-r{}".format(system.name, payload, repeat + 1)
+                    ctx = systems_mod.RunContext(args.mpxdp, bed, scenario_dir, args.duration)
+                    t0 = time.monotonic()
+                    result = systems_mod.run_system(system, payload, ctx, tag)
+                    result.update(scenario=scenario["name"], repeat=repeat, wall_s=time.monotonic() - t0)
+                    rate = bed.link_sum_bps if system.multipath else bed.rates_bps[0]
+                    metrics.derive(result, bed.link_sum_bps, rate)
+                    runs.append(result)
+                    done.add((system.name, payload, repeat))
+                    with open(os.path.join(scenario_dir, tag + ".json"), "w") as f:
+                        json.dump(result, f, indent=2, default=str)
+                    print_run(result)
+    except Exception as error:  # test bed or bond set-up: record every run it prevented
+        why = "scenario set-up failed: {}: {}".format(type(error).__name__, error)
+        print("  {:9s} {}".format(scenario["name"], why), flush=True)
+        for system, payload in plan + bond_plan:
+            for repeat in range(args.repeats):
+                if (system.name, payload, repeat) not in done:
+                    runs.append({"scenario": scenario["name"], "system": system.name, "payload": payload,
+                                 "repeat": repeat, "ok": False, "error": why, "kind": system.kind})
+    finally:
+        procs.kill_all()
+        bed.down()
 
 
 def print_run(r):
