@@ -175,11 +175,12 @@ def main(argv):
             return 2
         systems = [s for s in systems if s.name in wanted]
     missing = [c for c in ("send", "recv") if not mpxdp_has(args.mpxdp, c)]
-    if missing:
-        skipped = [s.name for s in systems if s.runner is systems_mod.run_mpxdp]
-        print("run.py: WARNING: {} has no `{}` command; skipping {}".format(args.mpxdp, "`/`".join(missing),
-                                                                         ", ".join(skipped)), file=sys.stderr)
-        systems = [s for s in systems if s.runner is not systems_mod.run_mpxdp]
+    needs_tools = [s.name for s in systems if s.runner is systems_mod.run_mpxdp]
+    if missing and needs_tools:
+        print("run.py: {} has no `{}` command (an old build? rebuild the mpxdp target); it is needed by {}. "
+              "Pass --systems without them to run only the baselines.".format(
+                  args.mpxdp, "`/`".join(missing), ", ".join(needs_tools)), file=sys.stderr)
+        return 2
     scenarios = [dict(s, link_sum_bps=sum(s["rates"]) if all(s["rates"]) else 0)
                  for s in SCENARIOS if s["name"] in args.scenario_names]
 
