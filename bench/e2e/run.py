@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 
+sys.dont_write_bytecode = True  # keep bench/e2e/ free of __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import metrics  # noqa: E402
