@@ -86,6 +86,9 @@ struct PathStats {
   std::uint64_t packetsReceived = 0;
   std::uint64_t bytesReceived = 0;  // payload bytes
   std::uint64_t lostSeen = 0;       // per-path sequence gaps (not refilled by later arrivals)
+  // Receiver: packets whose per-path seq is below the highest seen on that
+  // path (reordered within the path itself, not across paths).
+  std::uint64_t outOfOrderInPath = 0;
   std::uint64_t endMarkers = 0;     // END markers sent / received on this path
   // One-way delay = arrival - send timestamp. Only a delay when both ends
   // share a clock; across hosts it includes the clock offset.

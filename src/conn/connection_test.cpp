@@ -543,6 +543,139 @@ TEST(Connection, SteadyStateAllocatesNothingPerPacket) {
   EXPECT_TRUE(strictlyIncreasing(lo.delivered()));
 }
 
+// Forwards to a link end; receive() first lets simulated time pass (a slow
+// receive call), and reserveTx can be made to find no buffer.
+class SlowOrFullLink final : public PacketIo {
+ public:
+  SlowOrFullLink(std::unique_ptr<PacketIo> inner, std::shared_ptr<ManualClock> clock, std::uint64_t receiveNs)
+      : inner_(std::move(inner)), clock_(std::move(clock)), receiveNs_(receiveNs) {}
+  std::size_t reserveTx(std::span<TxBuffer> out) noexcept override { return full ? 0 : inner_->reserveTx(out); }
+  Result<std::size_t> commitTx(std::span<const TxBuffer> buffers) noexcept override {
+    return inner_->commitTx(buffers);
+  }
+  Result<void> flushTx() noexcept override { return inner_->flushTx(); }
+  Result<std::size_t> receive(std::span<RxPacket> out) noexcept override {
+    ++receiveCalls;
+    clock_->advance(receiveNs_);
+    return inner_->receive(out);
+  }
+  void release(std::span<const RxPacket> packets) noexcept override { inner_->release(packets); }
+  int pollFd() const noexcept override { return inner_->pollFd(); }
+  std::uint32_t maxPayload() const noexcept override { return inner_->maxPayload(); }
+  PacketIoStats stats() const noexcept override { return inner_->stats(); }
+  std::string describe() const override { return "slow-or-full " + inner_->describe(); }
+
+  bool full = false;
+  std::uint64_t receiveCalls = 0;
+
+ private:
+  std::unique_ptr<PacketIo> inner_;
+  std::shared_ptr<ManualClock> clock_;
+  std::uint64_t receiveNs_;
+};
+
+// Counts reads of a ManualClock.
+class CountingClock final : public Clock {
+ public:
+  explicit CountingClock(std::shared_ptr<ManualClock> inner) : inner_(std::move(inner)) {}
+  std::uint64_t nowNs() const noexcept override {
+    ++reads;
+    return inner_->nowNs();
+  }
+  void sleepUntil(std::uint64_t deadlineNs) noexcept override { inner_->sleepUntil(deadlineNs); }
+  mutable std::uint64_t reads = 0;
+
+ private:
+  std::shared_ptr<ManualClock> inner_;
+};
+
+TEST(Connection, ArrivalTimesAreReadPerBatchAndNeverBeforeTheRealArrival) {
+  auto clock = std::make_shared<ManualClock>(1'000 * kMs);
+  auto counting = std::make_shared<CountingClock>(clock);
+  const std::vector<std::uint64_t> delays = {100 * kUs, 200 * kUs, 300 * kUs};
+  std::vector<Link> txLinks;
+  std::vector<Link> rxLinks;
+  std::vector<SlowOrFullLink*> rxEnds;
+  for (const std::uint64_t delay : delays) {
+    MemoryLinkOptions options;
+    options.delayNs = delay;
+    auto link = conn::testing::makeMemoryLink(options, clock);
+    txLinks.push_back(Link{std::move(link.txEnd), {}});
+    // Each receive call takes 250 us: links read later in a pump see packets
+    // that arrived well after the pump started.
+    auto slow = std::make_unique<SlowOrFullLink>(std::move(link.rxEnd), clock, 250 * kUs);
+    rxEnds.push_back(slow.get());
+    rxLinks.push_back(Link{std::move(slow), {}});
+  }
+  ConnectionConfig config = configWith(reorder::ReorderKind::kWindow);
+  auto sender = Sender::create(config, std::move(txLinks), clock);
+  ASSERT_TRUE(sender.ok()) << sender.error().message();
+  auto receiver = Receiver::create(config, std::move(rxLinks), counting);
+  ASSERT_TRUE(receiver.ok()) << receiver.error().message();
+
+  std::array<Delivered, 256> out;
+  std::vector<std::uint8_t> payload(100, 0x5a);
+  std::uint64_t delivered = 0;
+  for (int round = 0; round < 50; ++round) {
+    std::array<std::span<const std::uint8_t>, 60> spans;
+    spans.fill(std::span<const std::uint8_t>(payload));
+    auto sent = (*sender)->sendMany(spans);
+    ASSERT_TRUE(sent.ok());
+    ASSERT_EQ(*sent, spans.size());
+    clock->advance(10 * kUs);
+    std::uint64_t callsBefore = 0;
+    for (const SlowOrFullLink* end : rxEnds) callsBefore += end->receiveCalls;
+    const std::uint64_t readsBefore = counting->reads;
+    auto n = (*receiver)->poll(out);
+    ASSERT_TRUE(n.ok()) << n.error().message();
+    std::uint64_t calls = 0;
+    for (const SlowOrFullLink* end : rxEnds) calls += end->receiveCalls;
+    // One read per receive call at most, plus the pump's own: not one per packet.
+    EXPECT_LE(counting->reads - readsBefore, calls - callsBefore + 2);
+    delivered += *n;
+    (*receiver)->release(std::span<const Delivered>(out.data(), *n));
+  }
+  for (int i = 0; i < 20; ++i) {
+    clock->advance(1 * kMs);
+    auto n = (*receiver)->poll(out);
+    ASSERT_TRUE(n.ok());
+    delivered += *n;
+    (*receiver)->release(std::span<const Delivered>(out.data(), *n));
+  }
+  EXPECT_EQ(delivered, 50u * 60u);
+  const ConnectionStats stats = (*receiver)->stats();
+  for (std::size_t p = 0; p < delays.size(); ++p) {
+    ASSERT_TRUE(stats.paths[p].owdValid) << p;
+    // A packet is received no earlier than it arrives, so its one-way delay
+    // is at least the link delay (a stale pump time made it negative).
+    EXPECT_GE(stats.paths[p].owdMinNs, static_cast<std::int64_t>(delays[p])) << "path " << p;
+  }
+}
+
+TEST(Connection, TokensOfSlotsWithoutATxBufferAreGivenBack) {
+  auto clock = std::make_shared<ManualClock>(1'000 * kMs);
+  auto link = conn::testing::makeMemoryLink(MemoryLinkOptions{}, clock);
+  auto slowOrFull = std::make_unique<SlowOrFullLink>(std::move(link.txEnd), clock, 0);
+  SlowOrFullLink& txEnd = *slowOrFull;
+  std::vector<Link> links;
+  links.push_back(Link{std::move(slowOrFull), PathConfig{100'000'000}});
+  ConnectionConfig config;
+  auto sender = Sender::create(config, std::move(links), clock);
+  ASSERT_TRUE(sender.ok()) << sender.error().message();
+  std::array<SendSlot, 64> slots;
+
+  // The link has no TX buffer for a while; the sender keeps trying at one instant.
+  txEnd.full = true;
+  for (int i = 0; i < 100; ++i) EXPECT_EQ((*sender)->reserve(slots, 1000), 0u);
+  txEnd.full = false;
+  // 1 ms burst at 100 Mbit/s = 12500 bytes = 11 frames of 1000 + 74 bytes,
+  // all still there: failed reservations cost no tokens.
+  const std::size_t n = (*sender)->reserve(slots, 1000);
+  EXPECT_EQ(n, 11u);
+  auto committed = (*sender)->commit(std::span<const SendSlot>(slots.data(), n));  // all length 0: given back
+  ASSERT_TRUE(committed.ok());
+}
+
 TEST(Connection, CreateRejectsBadLinks) {
   auto none = Sender::create(ConnectionConfig{}, {});
   ASSERT_FALSE(none.ok());

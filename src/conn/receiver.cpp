@@ -32,6 +32,7 @@ struct ReceivePath {
   std::uint64_t bytesReceived = 0;
   std::uint32_t expectedPathSeq = 0;
   std::uint64_t lostSeen = 0;
+  std::uint64_t outOfOrderInPath = 0;
   std::uint64_t endMarkers = 0;
   bool ended = false;
   bool owdValid = false;
@@ -179,6 +180,7 @@ class ReceiverImpl final : public Receiver {
       p.packetsReceived = path.packetsReceived;
       p.bytesReceived = path.bytesReceived;
       p.lostSeen = path.lostSeen;
+      p.outOfOrderInPath = path.outOfOrderInPath;
       p.endMarkers = path.endMarkers;
       p.owdValid = path.owdValid;
       p.owdMinNs = path.owdMinNs;
@@ -219,14 +221,18 @@ class ReceiverImpl final : public Receiver {
   // since) and timeouts fire only in poll(now) after every link was read:
   // after a pause (slow consumer, descheduled thread) a hole must not be
   // declared lost while its packet waits in another link's ring.
+  //
+  // Arrival times are read once per receive batch, right after it returned,
+  // so they are never earlier than the packets' real arrival (a time read
+  // at the start of the pump would be stale for links read later).
   Result<void> pump(std::size_t wanted) noexcept {
-    const std::uint64_t nowNs = clock_->nowNs();
+    std::uint64_t nowNs = clock_->nowNs();
     const std::uint64_t pushNs = lastPumpNs_ == 0 ? nowNs : lastPumpNs_;
     Result<void> result;
     bool linksDrained = false;  // unknown unless the links were read
     if (readyCount_ < wanted) {
       linksDrained = true;
-      result = receiveAll(nowNs, pushNs, wanted, linksDrained);
+      result = receiveAll(nowNs, pushNs, wanted, linksDrained);  // advances nowNs to the last batch's time
     }
     if (linksDrained) {
       reorderer_->poll(nowNs, sink_);
@@ -240,7 +246,7 @@ class ReceiverImpl final : public Receiver {
   // Round after round over all links until `wanted` payloads are ready, the
   // links are drained (no full batch) or every table entry is held. drained
   // is false when packets may still wait in a link.
-  Result<void> receiveAll(std::uint64_t nowNs, std::uint64_t pushNs, std::size_t wanted, bool& drained) noexcept {
+  Result<void> receiveAll(std::uint64_t& nowNs, std::uint64_t pushNs, std::size_t wanted, bool& drained) noexcept {
     bool more = true;
     while (more) {
       if (readyCount_ >= wanted) {
@@ -254,6 +260,8 @@ class ReceiverImpl final : public Receiver {
         auto received = links_[l].io->receive(std::span<RxPacket>(rxBatch_.data(), room));
         if (!received) return received.error().wrap("link " + std::to_string(l) + " receive");
         if (*received == 0) continue;
+        // Monotonic, but an injected clock might not be: never step back.
+        nowNs = std::max(nowNs, clock_->nowNs());
         anyArrival_ = true;
         lastArrivalNs_ = nowNs;
         for (std::size_t i = 0; i < *received; ++i) accept(static_cast<std::uint16_t>(l), rxBatch_[i], nowNs, pushNs);
@@ -312,15 +320,17 @@ class ReceiverImpl final : public Receiver {
   }
 
   // Per-path loss estimate from gaps in the per-path sequence; a packet
-  // that arrives after a gap was counted fills it again.
+  // that arrives after a gap was counted fills it again (and arrived out of
+  // order within its path).
   static void notePathSeq(ReceivePath& path, std::uint32_t pathSeq) noexcept {
     const auto ahead = static_cast<std::int32_t>(pathSeq - path.expectedPathSeq);
     if (ahead >= 0) {
       path.lostSeen += static_cast<std::uint32_t>(ahead);
       path.expectedPathSeq = pathSeq + 1;
-    } else if (path.lostSeen > 0) {
-      --path.lostSeen;
+      return;
     }
+    if (ahead < -1) ++path.outOfOrderInPath;  // -1 is the highest seq again: a duplicate
+    if (path.lostSeen > 0) --path.lostSeen;
   }
 
   void onEndMarker(ReceivePath& path, const wire::MpHeader& header, std::uint64_t nowNs) noexcept {

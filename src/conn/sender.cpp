@@ -242,7 +242,11 @@ class SenderImpl final : public Sender {
     for (std::size_t i = 0; i < picked; ++i) {
       const std::uint16_t l = pickedPath_[i];
       SendPath& path = paths_[l];
-      if (path.used == path.got) continue;  // the link had no buffer
+      if (path.used == path.got) {
+        // The link had no buffer: the slot is dropped, its tokens go back.
+        scheduler_->refund(l, sizeOf(i));
+        continue;
+      }
       const TxBuffer& buffer = path.reserved[path.used++];
       SendSlot& slot = out[n++];
       slot.frame = buffer.data;

@@ -33,6 +33,14 @@ class TokenBucket {
     vt_ = std::max(vt_, scaled(nowNs)) + cost(bytes);
   }
 
+  // Undoes take(): take set vt_ = max(vt_, now) + cost, so this leaves the
+  // bucket at least as full as before the take.
+  void giveBack(std::uint32_t bytes) noexcept {
+    if (rateBps_ == 0) return;
+    const Wide c = cost(bytes);
+    vt_ = vt_ > c ? vt_ - c : 0;
+  }
+
   std::uint64_t eligibleAtNs(std::uint64_t nowNs, std::uint32_t bytes) const noexcept {
     if (conforms(nowNs, bytes)) return nowNs;
     // Smallest t with vt_ - t * rate + cost <= depth.
@@ -63,6 +71,13 @@ class PacedScheduler : public Scheduler {
   }
 
   std::size_t pathCount() const noexcept override { return buckets_.size(); }
+
+  void refund(std::size_t path, std::uint32_t packetBytes) noexcept override {
+    if (path >= buckets_.size()) return;
+    const std::uint32_t bytes = wireBytes(packetBytes);
+    buckets_[path].giveBack(bytes);
+    total_.giveBack(bytes);
+  }
 
  protected:
   std::uint32_t wireBytes(std::uint32_t packetBytes) const noexcept {

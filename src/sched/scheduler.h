@@ -18,7 +18,7 @@
 //    the eligible path with the largest credit goes instead; kNoPath when none is
 //    eligible. Either every path has a rate or none has (then equal weights).
 //
-// Additions to the first interface: kMaxSchedulerPaths.
+// Additions to the first interface: kMaxSchedulerPaths, refund().
 
 #include <cstdint>
 #include <memory>
@@ -52,6 +52,12 @@ class Scheduler {
   // Path for a packet of packetBytes payload at nowNs, with its tokens
   // taken; kNoPath when pacing allows none right now.
   virtual int pick(std::uint64_t nowNs, std::uint32_t packetBytes) noexcept = 0;
+  // Gives back the tokens pick() took for a packet of packetBytes on path
+  // that was not sent after all (e.g. the link had no transmit buffer).
+  // Only the pacing is undone, not the turn: rr stays on the next path and
+  // wrr keeps the credit it charged, so a path that could not take its turn
+  // does not get a burst of turns later.
+  virtual void refund(std::size_t path, std::uint32_t packetBytes) noexcept = 0;
   // Earliest time at which pick() can return a path.
   virtual std::uint64_t nextEligibleNs(std::uint64_t nowNs, std::uint32_t packetBytes) const noexcept = 0;
   virtual std::size_t pathCount() const noexcept = 0;

@@ -195,6 +195,41 @@ TEST(PacingTest, TotalCapAppliesToUnpacedPaths) {
   EXPECT_EQ(scheduler->pick(100'000, 1000), 1);
 }
 
+TEST(PacingTest, RefundGivesBackExactlyWhatPickTook) {
+  for (const SchedulerKind kind : {SchedulerKind::kRoundRobin, SchedulerKind::kWeightedRoundRobin}) {
+    SchedulerOptions options;
+    options.kind = kind;
+    options.totalRateBps = 500 * kMbit;
+    options.perPacketOverheadBytes = 74;
+    const std::vector<PathConfig> paths = {{300 * kMbit}, {300 * kMbit}};
+    auto reference = make(options, paths);
+    auto refunded = make(options, paths);
+    // Same instant: count what a fresh scheduler grants before pacing stops it.
+    const std::uint64_t now = kSecond;
+    int granted = 0;
+    while (reference->pick(now, 1000) != kNoPath) ++granted;
+    ASSERT_GT(granted, 2);
+    // Picks whose packets were not sent and were refunded cost nothing.
+    for (int i = 0; i < 10 * granted; ++i) {
+      const int path = refunded->pick(now, 1000);
+      ASSERT_NE(path, kNoPath) << "refunds must keep the buckets full, pick " << i;
+      refunded->refund(static_cast<std::size_t>(path), 1000);
+    }
+    int grantedAfter = 0;
+    while (refunded->pick(now, 1000) != kNoPath) ++grantedAfter;
+    EXPECT_EQ(grantedAfter, granted) << toString(kind);
+    // A refund never makes a bucket deeper than full, and an out-of-range path is ignored.
+    refunded->refund(7, 1000);
+    for (int i = 0; i < 100; ++i) refunded->refund(0, 1000);
+    int afterManyRefunds = 0;
+    while (refunded->pick(now + 10 * kSecond, 1000) != kNoPath) ++afterManyRefunds;
+    auto fresh = make(options, paths);
+    int freshGranted = 0;
+    while (fresh->pick(now + 10 * kSecond, 1000) != kNoPath) ++freshGranted;
+    EXPECT_EQ(afterManyRefunds, freshGranted) << toString(kind);
+  }
+}
+
 TEST(SchedulerFactoryTest, RejectsBadInput) {
   SchedulerOptions options;
   auto none = makeScheduler(options, {});
