@@ -14,8 +14,11 @@ namespace mpxdp::transport {
 
 struct LinkEndpointConfig {
   std::string interface;             // e.g. "s0"; the UDP transport may leave it empty
-  std::optional<IpAddress> localIp;  // default: the route's preferred source on interface
-  IpAddress peerIp;
+  // Default: the route's preferred source on interface; receive-only links
+  // take the interface's first address (IPv4 before IPv6).
+  std::optional<IpAddress> localIp;
+  // Unset: a receive-only link (no route or neighbour look-up; reserveTx lends nothing).
+  std::optional<IpAddress> peerIp;
   std::uint16_t localPort = MPXDP_DEFAULT_PORT;
   std::uint16_t peerPort = MPXDP_DEFAULT_PORT;
   std::uint32_t queue = 0;

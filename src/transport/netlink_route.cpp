@@ -265,6 +265,14 @@ Result<IpAddress> firstInterfaceAddress(int ifindex, IpAddress::Family family) {
   return *first;
 }
 
+Result<IpAddress> firstInterfaceAddress(int ifindex) {
+  auto v4 = firstInterfaceAddress(ifindex, IpAddress::Family::kV4);
+  if (v4.ok() || v4.error().code() != EADDRNOTAVAIL) return v4;
+  auto v6 = firstInterfaceAddress(ifindex, IpAddress::Family::kV6);
+  if (v6.ok() || v6.error().code() != EADDRNOTAVAIL) return v6;
+  return Error(EADDRNOTAVAIL, "interface index " + std::to_string(ifindex) + " has no IPv4 or IPv6 address");
+}
+
 Result<InterfaceInfo> interfaceInfo(const std::string& interface) {
   if (interface.empty() || interface.size() >= IFNAMSIZ) {
     return Error(EINVAL, "invalid interface name '" + interface + "'");

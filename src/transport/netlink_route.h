@@ -35,6 +35,8 @@ Result<MacAddress> resolveNeighbour(int ifindex, const std::string& interface, c
 
 // RTM_GETADDR: the first address of the family on ifindex.
 Result<IpAddress> firstInterfaceAddress(int ifindex, IpAddress::Family family);
+// The first IPv4 address of ifindex, else its first IPv6 address.
+Result<IpAddress> firstInterfaceAddress(int ifindex);
 
 struct InterfaceInfo {
   int ifindex = 0;

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,9 +56,11 @@ void growBuffer(int fd, int forceOption, int option) {
 
 class UdpPacketIo final : public PacketIo {
  public:
+  // A receive-only link (no peer) lends no transmit buffers.
   UdpPacketIo(const LinkEndpointConfig& config, int fd, std::uint32_t maxPayload, std::string description)
       : config_(config),
         fd_(fd),
+        receiveOnly_(!config.peerIp),
         bufferSize_(maxPayload),
         rxCount_(config.frameCount / 2),
         txCount_(config.frameCount - config.frameCount / 2),
@@ -80,6 +83,7 @@ class UdpPacketIo final : public PacketIo {
   ~UdpPacketIo() override { close(fd_); }
 
   std::size_t reserveTx(std::span<TxBuffer> out) noexcept override {
+    if (receiveOnly_) return 0;
     const std::size_t n = std::min<std::size_t>(out.size(), txTop_);
     for (std::size_t i = 0; i < n; ++i) {
       const std::uint32_t slot = txFree_[--txTop_];
@@ -92,6 +96,10 @@ class UdpPacketIo final : public PacketIo {
   }
 
   Result<std::size_t> commitTx(std::span<const TxBuffer> buffers) noexcept override {
+    if (receiveOnly_) {
+      if (buffers.empty()) return std::size_t{0};
+      return Error(EOPNOTSUPP, "commitTx on " + description_ + ": the link is receive-only (no peer)");
+    }
     std::size_t sent = 0;
     std::uint64_t bytes = 0;
     std::size_t next = 0;
@@ -218,6 +226,7 @@ class UdpPacketIo final : public PacketIo {
 
   LinkEndpointConfig config_;
   int fd_;
+  bool receiveOnly_;
   std::uint32_t bufferSize_;
   std::uint32_t rxCount_;
   std::uint32_t txCount_;
@@ -243,22 +252,42 @@ class UdpPacketIo final : public PacketIo {
 }  // namespace
 
 Result<std::unique_ptr<PacketIo>> openUdpPacketIo(const LinkEndpointConfig& config) {
-  const std::string where = "UDP link to " + config.peerIp.toString() + ":" + std::to_string(config.peerPort);
+  const std::string where =
+      config.peerIp ? "UDP link to " + config.peerIp->toString() + ":" + std::to_string(config.peerPort)
+                    : "receive-only UDP link on " + (config.interface.empty() ? std::string("-") : config.interface);
   if (config.frameCount < 2 || config.batchSize == 0 || config.frameSize < 64) {
     return Error(EINVAL, where + ": needs frameCount >= 2, batchSize >= 1 and frameSize >= 64");
   }
-  if (config.localIp && config.localIp->family != config.peerIp.family) {
+  if (config.localIp && config.peerIp && config.localIp->family != config.peerIp->family) {
     return Error(EINVAL, where + ": local " + config.localIp->toString() + " is of another IP family");
   }
-  std::uint32_t maxPayload = config.frameSize;
+  std::optional<InterfaceInfo> iface;
   if (!config.interface.empty()) {
-    auto iface = interfaceInfo(config.interface);
-    if (!iface.ok()) return iface.error().wrap(where);
-    const std::uint32_t headers = config.peerIp.isV4() ? kIpv4UdpHeaders : kIpv6UdpHeaders;
+    auto info = interfaceInfo(config.interface);
+    if (!info.ok()) return info.error().wrap(where);
+    iface = *info;
+  }
+  // The local address: given, else the wildcard of the peer's family; a
+  // receive-only link binds the interface's own address.
+  IpAddress local;
+  if (config.localIp) {
+    local = *config.localIp;
+  } else if (config.peerIp) {
+    local.family = config.peerIp->family;
+  } else if (iface) {
+    auto first = firstInterfaceAddress(iface->ifindex);
+    if (!first.ok()) return first.error().wrap(where);
+    local = *first;
+  } else {
+    return Error(EINVAL, "UDP link: give a peer, a local address or an interface");
+  }
+  std::uint32_t maxPayload = config.frameSize;
+  if (iface) {
+    const std::uint32_t headers = local.isV4() ? kIpv4UdpHeaders : kIpv6UdpHeaders;
     if (iface->mtu > headers) maxPayload = std::min(maxPayload, iface->mtu - headers);
   }
 
-  const int family = config.peerIp.isV4() ? AF_INET : AF_INET6;
+  const int family = local.isV4() ? AF_INET : AF_INET6;
   const int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return Error::fromErrno(where + ": socket");
   auto fail = [fd](Error error) {
@@ -278,24 +307,24 @@ Result<std::unique_ptr<PacketIo>> openUdpPacketIo(const LinkEndpointConfig& conf
     setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, &one, sizeof(one));
   }
 
-  IpAddress localAny;
-  localAny.family = config.peerIp.family;
-  const IpAddress local = config.localIp ? *config.localIp : localAny;
   socklen_t localLen = 0;
   sockaddr_storage localAddr = toSockaddr(local, config.localPort, &localLen);
   if (bind(fd, reinterpret_cast<sockaddr*>(&localAddr), localLen) != 0) {
     return fail(
         Error::fromErrno(where + ": bind to " + local.toString() + ":" + std::to_string(config.localPort)));
   }
-  socklen_t peerLen = 0;
-  sockaddr_storage peerAddr = toSockaddr(config.peerIp, config.peerPort, &peerLen);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&peerAddr), peerLen) != 0) {
-    return fail(Error::fromErrno(where + ": connect"));
-  }
-
   std::string description = "udp:" + (config.interface.empty() ? std::string("-") : config.interface) + " " +
-                            local.toString() + ":" + std::to_string(config.localPort) + "->" +
-                            config.peerIp.toString() + ":" + std::to_string(config.peerPort);
+                            local.toString() + ":" + std::to_string(config.localPort);
+  if (config.peerIp) {
+    socklen_t peerLen = 0;
+    sockaddr_storage peerAddr = toSockaddr(*config.peerIp, config.peerPort, &peerLen);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&peerAddr), peerLen) != 0) {
+      return fail(Error::fromErrno(where + ": connect"));
+    }
+    description += "->" + config.peerIp->toString() + ":" + std::to_string(config.peerPort);
+  } else {
+    description += " rx-only";
+  }
   return std::unique_ptr<PacketIo>(new UdpPacketIo(config, fd, maxPayload, std::move(description)));
 }
 

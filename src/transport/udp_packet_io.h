@@ -13,7 +13,9 @@ namespace mpxdp::transport {
 
 // Binds localIp:localPort (wildcard address when localIp is unset), to the
 // interface when one is named and the process may (SO_BINDTODEVICE), and
-// connects to peerIp:peerPort.
+// connects to peerIp:peerPort. Without peerIp the link is receive-only: it
+// binds localIp or else the interface's first address (IPv4 before IPv6),
+// connects nowhere and lends no transmit buffers.
 Result<std::unique_ptr<PacketIo>> openUdpPacketIo(const LinkEndpointConfig& config);
 
 }  // namespace mpxdp::transport

@@ -142,6 +142,63 @@ TEST(UdpPacketIo, RefusesAPortInUse) {
   EXPECT_NE(second.error().message().find("bind"), std::string::npos) << second.error().message();
 }
 
+TEST(UdpPacketIo, WithoutAPeerIsReceiveOnlyOnTheInterfaceAddress) {
+  LinkEndpointConfig config = loopbackEnd(testPort(6), testPort(7));
+  config.peerIp.reset();
+  config.localIp.reset();
+  config.interface = "lo";
+  auto rxOnly = openUdpPacketIo(config);
+  ASSERT_TRUE(rxOnly.ok()) << rxOnly.error().message();
+  PacketIo& receiver = **rxOnly;
+  EXPECT_NE(receiver.describe().find("127.0.0.1:" + std::to_string(testPort(6))), std::string::npos)
+      << receiver.describe();
+  EXPECT_NE(receiver.describe().find("rx-only"), std::string::npos) << receiver.describe();
+  EXPECT_GE(receiver.maxPayload(), 1416u);
+  TxBuffer tx[4];
+  EXPECT_EQ(receiver.reserveTx(tx), 0u);
+  tx[0].length = 10;
+  auto refused = receiver.commitTx(std::span<const TxBuffer>(tx, 1));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), EOPNOTSUPP);
+  EXPECT_TRUE(receiver.flushTx().ok());
+
+  // A sender connected to the interface's address reaches it.
+  auto senderIo = openUdpPacketIo(loopbackEnd(testPort(7), testPort(6)));
+  ASSERT_TRUE(senderIo.ok()) << senderIo.error().message();
+  ASSERT_EQ((*senderIo)->reserveTx(std::span<TxBuffer>(tx, 4)), 4u);
+  for (std::uint32_t i = 0; i < 4; ++i) {
+    writePayload(tx[i].data, i);
+    tx[i].length = payloadLength(i);
+  }
+  auto sent = (*senderIo)->commitTx(std::span<const TxBuffer>(tx, 4));
+  ASSERT_TRUE(sent.ok()) << sent.error().message();
+  EXPECT_EQ(*sent, 4u);
+  RxPacket rx[8];
+  std::size_t received = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (received < 4 && std::chrono::steady_clock::now() < deadline) {
+    auto got = receiver.receive(std::span<RxPacket>(rx + received, 8 - received));
+    ASSERT_TRUE(got.ok()) << got.error().message();
+    received += *got;
+    if (*got == 0) usleep(100);
+  }
+  ASSERT_EQ(received, 4u);
+  for (std::size_t i = 0; i < received; ++i) {
+    std::uint32_t seq = 0;
+    EXPECT_TRUE(payloadIntact(rx[i], &seq));
+  }
+  receiver.release(std::span<const RxPacket>(rx, received));
+}
+
+TEST(UdpPacketIo, WithoutPeerOrAddressOrInterfaceIsAClearError) {
+  LinkEndpointConfig config = loopbackEnd(testPort(8), testPort(9));
+  config.peerIp.reset();
+  config.localIp.reset();
+  auto io = openUdpPacketIo(config);
+  ASSERT_FALSE(io.ok());
+  EXPECT_EQ(io.error().code(), EINVAL);
+}
+
 TEST(NetlinkRoute, LoopbackRouteLeavesThroughLo) {
   auto route = lookupRoute(*IpAddress::parse("127.0.0.1"));
   ASSERT_TRUE(route.ok()) << route.error().message();

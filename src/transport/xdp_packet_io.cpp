@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <optional>
 #include <cerrno>
 #include <string>
 #include <vector>
@@ -27,14 +28,16 @@ constexpr int kMaxIdleKicks = 4;
 
 class XdpPacketIo final : public PacketIo {
  public:
+  // outer is unset on a receive-only link (no peer); outerLen is what the
+  // outer headers of the link's family take.
   XdpPacketIo(const LinkEndpointConfig& config, std::unique_ptr<xsk::Umem> umem,
-              std::unique_ptr<xsk::XskSocket> socket, const wire::OuterTemplate& outer,
-              std::uint32_t maxPayload)
+              std::unique_ptr<xsk::XskSocket> socket, const std::optional<wire::OuterTemplate>& outer,
+              std::size_t outerLen, std::uint32_t maxPayload)
       : config_(config),
         umem_(std::move(umem)),
         socket_(std::move(socket)),
         outer_(outer),
-        outerLen_(outer.headerLength()),
+        outerLen_(outerLen),
         maxPayload_(maxPayload),
         rxFrameCount_(config.frameCount / 2),
         txFrames_(config.frameCount - config.frameCount / 2, config.frameSize,
@@ -66,6 +69,7 @@ class XdpPacketIo final : public PacketIo {
   }
 
   std::size_t reserveTx(std::span<TxBuffer> out) noexcept override {
+    if (!outer_) return 0;  // receive-only
     reapCompletions();
     const auto wanted = static_cast<std::uint32_t>(out.size());
     const std::uint32_t ringFree = socket_->tx().freeSlots(txLent_ + wanted);
@@ -90,6 +94,10 @@ class XdpPacketIo final : public PacketIo {
   }
 
   Result<std::size_t> commitTx(std::span<const TxBuffer> buffers) noexcept override {
+    if (!outer_) {
+      if (buffers.empty()) return std::size_t{0};
+      return Error(EOPNOTSUPP, "commitTx on " + config_.interface + ": the link is receive-only (no peer)");
+    }
     std::uint32_t sendable = 0;
     bool tooLong = false;
     bool foreign = false;
@@ -126,7 +134,7 @@ class XdpPacketIo final : public PacketIo {
       const std::uint64_t start = buffer.handle + wire::kMaxOuterLen - outerLen_;
       const std::size_t frameLen = outerLen_ + buffer.length;
       // Cannot fail: the template is valid and lengths were checked above.
-      (void)outer_.write(std::span<std::uint8_t>(umem_->at(start), frameLen), buffer.length,
+      (void)outer_->write(std::span<std::uint8_t>(umem_->at(start), frameLen), buffer.length,
                          config_.udpChecksum);
       xdp_desc& desc = socket_->tx().desc(index++);
       desc.addr = start;
@@ -143,7 +151,10 @@ class XdpPacketIo final : public PacketIo {
     return std::size_t{sendable};
   }
 
-  Result<void> flushTx() noexcept override { return kick(); }
+  Result<void> flushTx() noexcept override {
+    if (!outer_) return {};
+    return kick();
+  }
 
   Result<std::size_t> receive(std::span<RxPacket> out) noexcept override {
     xsk::RxRing& rx = socket_->rx();
@@ -222,7 +233,7 @@ class XdpPacketIo final : public PacketIo {
 
   std::string describe() const override {
     return "xdp:" + config_.interface + " q" + std::to_string(config_.queue) +
-           (socket_->zeroCopy() ? " zerocopy" : " copy");
+           (socket_->zeroCopy() ? " zerocopy" : " copy") + (outer_ ? "" : " rx-only");
   }
 
   void allocateScratch() { recycle_.resize(rxFrameCount_); }
@@ -270,7 +281,7 @@ class XdpPacketIo final : public PacketIo {
   std::unique_ptr<xsk::Umem> umem_;
   std::unique_ptr<xsk::XskSocket> socket_;
   bpf::SteeringProgram* steering_ = nullptr;
-  wire::OuterTemplate outer_;
+  std::optional<wire::OuterTemplate> outer_;
   std::size_t outerLen_;
   std::uint32_t maxPayload_;
   std::uint32_t rxFrameCount_;
@@ -299,28 +310,25 @@ Result<void> validate(const LinkEndpointConfig& config) {
   if (config.localPort == 0 || config.peerPort == 0) {
     return Error(EINVAL, "AF_XDP link on " + config.interface + ": UDP ports must be non-zero");
   }
-  if (config.localIp && config.localIp->family != config.peerIp.family) {
+  if (config.localIp && config.peerIp && config.localIp->family != config.peerIp->family) {
     return Error(EINVAL, "AF_XDP link on " + config.interface + ": local " + config.localIp->toString() +
-                             " and peer " + config.peerIp.toString() + " are of different IP families");
+                             " and peer " + config.peerIp->toString() + " are of different IP families");
   }
   return {};
 }
 
-}  // namespace
 
-Result<std::unique_ptr<PacketIo>> openXdpPacketIo(const LinkEndpointConfig& config,
-                                                  bpf::SteeringProgram* steering) {
-  if (auto valid = validate(config); !valid.ok()) return valid.error();
-  auto iface = interfaceInfo(config.interface);
-  if (!iface.ok()) return iface.error().wrap("AF_XDP link");
-
-  auto route = lookupRoute(config.peerIp);
+// Outer headers towards config.peerIp: the route must leave through the
+// link's interface; the next hop's MAC is resolved (ARP/ND).
+Result<wire::OuterTemplate> outerTemplateToPeer(const LinkEndpointConfig& config, const InterfaceInfo& iface) {
+  const IpAddress& peer = *config.peerIp;
+  auto route = lookupRoute(peer);
   if (!route.ok()) return route.error().wrap("AF_XDP link on " + config.interface);
-  if (route->oifIndex != iface->ifindex) {
+  if (route->oifIndex != iface.ifindex) {
     char name[IF_NAMESIZE + 1] = {};
     const char* routeIface = if_indextoname(static_cast<unsigned>(route->oifIndex), name);
-    return Error(EHOSTUNREACH, "AF_XDP link on " + config.interface + ": the route to " +
-                                   config.peerIp.toString() + " leaves through " +
+    return Error(EHOSTUNREACH, "AF_XDP link on " + config.interface + ": the route to " + peer.toString() +
+                                   " leaves through " +
                                    (routeIface ? std::string(routeIface) : std::to_string(route->oifIndex)) +
                                    ", not " + config.interface);
   }
@@ -330,19 +338,18 @@ Result<std::unique_ptr<PacketIo>> openXdpPacketIo(const LinkEndpointConfig& conf
   } else if (route->preferredSource) {
     localIp = *route->preferredSource;
   } else {
-    auto first = firstInterfaceAddress(iface->ifindex, config.peerIp.family);
+    auto first = firstInterfaceAddress(iface.ifindex, peer.family);
     if (!first.ok()) return first.error().wrap("AF_XDP link on " + config.interface + ": local address");
     localIp = *first;
   }
-  auto peerMac =
-      resolveNeighbour(iface->ifindex, config.interface, route->nextHop(), config.neighbourTimeout);
+  auto peerMac = resolveNeighbour(iface.ifindex, config.interface, route->nextHop(), config.neighbourTimeout);
   if (!peerMac.ok()) return peerMac.error();
 
   wire::OuterAddressing addressing;
-  addressing.srcMac = iface->mac;
+  addressing.srcMac = iface.mac;
   addressing.dstMac = *peerMac;
   addressing.srcIp = localIp;
-  addressing.dstIp = config.peerIp;
+  addressing.dstIp = peer;
   addressing.srcPort = config.localPort;
   addressing.dstPort = config.peerPort;
   auto outer = wire::OuterTemplate::make(addressing);
@@ -350,12 +357,36 @@ Result<std::unique_ptr<PacketIo>> openXdpPacketIo(const LinkEndpointConfig& conf
     return Error(EINVAL, std::string("AF_XDP link on ") + config.interface +
                              ": cannot build outer headers: " + wire::toString(outer.error));
   }
-  const std::size_t ipUdpLen =
-      outer.value.headerLength() - wire::kEthHeaderLen;  // what the MTU has to hold besides the payload
+  return outer.value;
+}
+
+}  // namespace
+
+
+Result<std::unique_ptr<PacketIo>> openXdpPacketIo(const LinkEndpointConfig& config,
+                                                  bpf::SteeringProgram* steering) {
+  if (auto valid = validate(config); !valid.ok()) return valid.error();
+  auto iface = interfaceInfo(config.interface);
+  if (!iface.ok()) return iface.error().wrap("AF_XDP link");
+
+  std::optional<wire::OuterTemplate> outer;
+  std::size_t outerLen = 0;
+  if (config.peerIp) {
+    auto built = outerTemplateToPeer(config, *iface);
+    if (!built.ok()) return built.error();
+    outer = *built;
+    outerLen = outer->headerLength();
+  } else {
+    // Receive-only: nothing to address, only the local family matters (for the MTU).
+    auto local = config.localIp ? Result<IpAddress>(*config.localIp) : firstInterfaceAddress(iface->ifindex);
+    if (!local.ok()) return local.error().wrap("AF_XDP link on " + config.interface);
+    outerLen = wire::kEthHeaderLen + (local->isV4() ? wire::kIpv4HeaderLen : wire::kIpv6HeaderLen) +
+               wire::kUdpHeaderLen;
+  }
+  const std::size_t ipUdpLen = outerLen - wire::kEthHeaderLen;  // what the MTU has to hold besides the payload
   const std::size_t byMtu = iface->mtu > ipUdpLen ? iface->mtu - ipUdpLen : 0;
   // Copy-mode RX puts the packet 256 bytes (XDP_PACKET_HEADROOM) into the frame.
-  const std::size_t byFrame =
-      config.frameSize - std::max<std::size_t>(wire::kMaxOuterLen, 256 + outer.value.headerLength());
+  const std::size_t byFrame = config.frameSize - std::max<std::size_t>(wire::kMaxOuterLen, 256 + outerLen);
   const auto maxPayload = static_cast<std::uint32_t>(std::min(byMtu, byFrame));
 
   xsk::UmemConfig umemConfig;
@@ -375,8 +406,8 @@ Result<std::unique_ptr<PacketIo>> openXdpPacketIo(const LinkEndpointConfig& conf
   auto socket = xsk::XskSocket::create(**umem, socketConfig);
   if (!socket.ok()) return socket.error();
 
-  auto io =
-      std::make_unique<XdpPacketIo>(config, std::move(*umem), std::move(*socket), outer.value, maxPayload);
+  auto io = std::make_unique<XdpPacketIo>(config, std::move(*umem), std::move(*socket), outer, outerLen,
+                                          maxPayload);
   io->allocateScratch();
   if (auto primed = io->primeFillRing(); !primed.ok()) return primed.error();
   if (steering != nullptr) {

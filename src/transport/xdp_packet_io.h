@@ -19,6 +19,8 @@ namespace mpxdp::transport {
 // steering is non-null it is attached to the interface (unless it already is)
 // and told to steer the queue's packets into this socket; it must outlive the
 // returned object. Needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF).
+// Without config.peerIp the link is receive-only: no route or neighbour
+// look-up, reserveTx lends nothing, maxPayload still follows the MTU.
 Result<std::unique_ptr<PacketIo>> openXdpPacketIo(const LinkEndpointConfig& config,
                                                   bpf::SteeringProgram* steering);
 

@@ -336,6 +336,39 @@ TEST_F(XdpPacketIoTest, KernelUdpSenderIntoXdpReceiver) {
   EXPECT_EQ(receiver->stats().rxMalformed, 0u);
 }
 
+TEST_F(XdpPacketIoTest, WithoutAPeerTheReceiverIsReceiveOnly) {
+  PacketIo* receiver = nullptr;
+  PacketIo* peered = nullptr;
+  {
+    InNetns inB(beds_->b());
+    ASSERT_TRUE(inB.ok());
+    auto config = endpoint("vb", kAddrA, kMpPort, kMpPort);
+    config.peerIp.reset();
+    auto io = openXdpPacketIo(config, steering_.get());
+    ASSERT_TRUE(io.ok()) << io.error().message();
+    receiver = keep(std::move(*io));
+  }
+  EXPECT_NE(receiver->describe().find("rx-only"), std::string::npos) << receiver->describe();
+  EXPECT_EQ(receiver->maxPayload(), 1500u - 28u) << "from the MTU, as for a peered link";
+  TxBuffer lent[4];
+  EXPECT_EQ(receiver->reserveTx(lent), 0u);
+  EXPECT_TRUE(receiver->flushTx().ok());
+  {
+    InNetns inA(beds_->a());
+    ASSERT_TRUE(inA.ok());
+    ASSERT_EQ(run("ethtool -K va tx off"), 0);
+    auto config = endpoint("va", kAddrB, kMpPort, kMpPort);
+    config.localIp = kAddrA;
+    auto io = openUdpPacketIo(config);
+    ASSERT_TRUE(io.ok()) << io.error().message();
+    peered = keep(std::move(*io));
+  }
+  constexpr std::uint64_t kTotal = 2000;
+  const TransferResult result = transfer(*peered, *receiver, kTotal, 32);
+  EXPECT_EQ(result.received, kTotal);
+  EXPECT_EQ(result.corrupt, 0u);
+}
+
 TEST_F(XdpPacketIoTest, XdpSenderIntoKernelUdpReceiver) {
   PacketIo* receiver = nullptr;
   {
