@@ -67,19 +67,31 @@ TEST(LinkArgTest, RejectsBadSyntax) {
 }
 
 TEST(LinkArgTest, PlanRejectsUnknownInterfaceMissingPeerAndDuplicates) {
-  auto unknown = planLinks({LinkArg{"no-such-if0", IpAddress::parse("198.18.1.2"), 0}});
+  auto unknown = planLinks({LinkArg{"no-such-if0", IpAddress::parse("198.18.1.2"), 0}}, Side::kSender);
   ASSERT_FALSE(unknown);
   EXPECT_EQ(unknown.error().code(), ENODEV);
-  auto noPeer = planLinks({LinkArg{"lo", std::nullopt, 0}});
+  auto noPeer = planLinks({LinkArg{"lo", std::nullopt, 0}}, Side::kSender);
   ASSERT_FALSE(noPeer);
   EXPECT_EQ(noPeer.error().code(), EINVAL);
-  auto twice = planLinks({LinkArg{"lo", IpAddress::parse("127.0.0.1"), 0}, LinkArg{"lo", IpAddress::parse("127.0.0.1"), 0}});
+  auto twice = planLinks(
+      {LinkArg{"lo", IpAddress::parse("127.0.0.1"), 0}, LinkArg{"lo", IpAddress::parse("127.0.0.1"), 0}},
+      Side::kReceiver);
   ASSERT_FALSE(twice);
   EXPECT_EQ(twice.error().code(), EINVAL);
-  auto ok = planLinks({LinkArg{"lo", IpAddress::parse("127.0.0.1"), 0}});
+  auto ok = planLinks({LinkArg{"lo", IpAddress::parse("127.0.0.1"), 0}}, Side::kSender);
   ASSERT_TRUE(ok) << ok.error().message();
   EXPECT_EQ((*ok)[0].localIp.toString(), "127.0.0.1");
-  EXPECT_TRUE(planLinks({}).error().code() == EINVAL);
+  EXPECT_TRUE(planLinks({}, Side::kReceiver).error().code() == EINVAL);
+}
+
+TEST(LinkArgTest, ReceiverPlansABareInterfaceWithItsOwnAddress) {
+  auto bare = planLinks({LinkArg{"lo", std::nullopt, 0}}, Side::kReceiver);
+  ASSERT_TRUE(bare) << bare.error().message();
+  EXPECT_EQ((*bare)[0].localIp.toString(), "127.0.0.1");
+  EXPECT_FALSE((*bare)[0].peerIp);
+  auto withPeer = planLinks({LinkArg{"lo", IpAddress::parse("127.0.0.1"), 0}}, Side::kReceiver);
+  ASSERT_TRUE(withPeer) << withPeer.error().message();
+  ASSERT_TRUE((*withPeer)[0].peerIp);
 }
 
 }  // namespace

@@ -32,6 +32,8 @@ struct RecvOptions {
   double intervalS = 1.0;
   bool json = false;
   std::string testbed;
+  int cpu = -1;  // --cpu; -1: the CPU the command starts on
+  bool noPin = false;
   std::uint32_t windowPackets = 16384;
   double timeoutMs = 0;  // 0: adaptive
   bool noFastLoss = false;
@@ -63,9 +65,9 @@ void waitForArrivals(std::vector<pollfd>& fds, std::uint64_t deadlineNs) {
 
 void declareRecv(CLI::App* app) {
   app->add_option("--link", options.links,
-                  "receive on this interface; PEER_IP is the sender's address on that link (repeatable, in the "
-                  "sender's link order)")
-      ->type_name("IFACE=PEER_IP");
+                  "receive on this interface (repeatable, in the sender's link order); PEER_IP, the sender's "
+                  "address on that link, is optional")
+      ->type_name("IFACE[=PEER_IP]");
   app->add_option("-p,--port", options.port, "UDP port of the stream")->capture_default_str();
   app->add_option("--reorder", options.reorder, "reorderer: window, sort or off")->capture_default_str();
   app->add_option("--backend", options.backend, "xdp (AF_XDP + steering program) or udp (kernel sockets)")
@@ -81,6 +83,11 @@ void declareRecv(CLI::App* app) {
                 "window: declare holes lost only on timeout, not as soon as every path has passed them");
   app->add_option("--testbed", options.testbed,
                   "run in the receiver namespace of this test bed (mpxdp-NAME-rx) and take the links from it");
+  app->add_option("--cpu", options.cpu,
+                  "pin the receiving thread to this CPU (default: the CPU it starts on); on veth a migrating thread "
+                  "reorders packets within a link")
+      ->check(CLI::NonNegativeNumber);
+  app->add_flag("--no-pin", options.noPin, "do not pin the receiving thread to a CPU");
 }
 
 int runRecv(CLI::App* /*app*/) {
@@ -91,20 +98,21 @@ int runRecv(CLI::App* /*app*/) {
   if (!backend) return usageError(backend.error().wrap("--backend"));
   if (options.intervalS < 0) return usageError(Error(EINVAL, "-i must be >= 0"));
   if (options.port == 0) return usageError(Error(EINVAL, "--port must be in 1..65535"));
+  if (options.noPin && options.cpu >= 0) return usageError(Error(EINVAL, "--cpu and --no-pin exclude each other"));
   if (options.windowPackets < 64 || options.windowPackets > (1U << 24) ||
       (options.windowPackets & (options.windowPackets - 1)) != 0) {
     return usageError(Error(EINVAL, "--window must be a power of two in 64..16777216"));
   }
   if (options.timeoutMs < 0) return usageError(Error(EINVAL, "--reorder-timeout must be >= 0"));
   if (options.testbed.empty() && options.links.empty()) {
-    return usageError(Error(EINVAL, "give --link IFACE=PEER_IP (repeatable) or --testbed NAME"));
+    return usageError(Error(EINVAL, "give --link IFACE (repeatable) or --testbed NAME"));
   }
 
   // Enter the namespace first: sockets and the program belong to the namespace they are made in.
   std::optional<testbed::NetnsScope> netns;
   auto args = resolveLinkArgs(options.testbed, options.links, Side::kReceiver, netns);
   if (!args) return isUsageError(args.error()) ? usageError(args.error()) : reportError("recv", args.error());
-  auto plans = planLinks(*args);
+  auto plans = planLinks(*args, Side::kReceiver);
   if (!plans) return isUsageError(plans.error()) ? usageError(plans.error()) : reportError("recv", plans.error());
 
   std::unique_ptr<bpf::SteeringProgram> steering;
@@ -139,6 +147,12 @@ int runRecv(CLI::App* /*app*/) {
   }
   auto receiver = Receiver::create(config, std::move(*links));
   if (!receiver) return reportError("recv", receiver.error());
+
+  if (!options.noPin) {
+    auto pinned = pinThreadToCpu(options.cpu >= 0 ? std::optional<int>(options.cpu) : std::nullopt);
+    if (!pinned) return isUsageError(pinned.error()) ? usageError(pinned.error()) : reportError("recv", pinned.error());
+    run.cpu = *pinned;
+  }
 
   installStopHandler();
   std::vector<pollfd> fds;

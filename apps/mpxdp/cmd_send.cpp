@@ -32,6 +32,8 @@ struct SendOptions {
   double intervalS = 1.0;
   bool json = false;
   std::string testbed;
+  int cpu = -1;  // --cpu; -1: the CPU the command starts on
+  bool noPin = false;
 };
 
 SendOptions options;
@@ -71,6 +73,11 @@ void declareSend(CLI::App* app) {
   app->add_option("--testbed", options.testbed,
                   "run in the sender namespace of this test bed (mpxdp-NAME-tx) and take links, peers and rates "
                   "from it");
+  app->add_option("--cpu", options.cpu,
+                  "pin the sending thread to this CPU (default: the CPU it starts on); on veth a migrating thread "
+                  "reorders packets within a link")
+      ->check(CLI::NonNegativeNumber);
+  app->add_flag("--no-pin", options.noPin, "do not pin the sending thread to a CPU");
 }
 
 int runSend(CLI::App* /*app*/) {
@@ -84,6 +91,7 @@ int runSend(CLI::App* /*app*/) {
   if (options.timeS > 86400.0 * 365) return usageError(Error(EINVAL, "-t is too long"));
   if (options.intervalS < 0) return usageError(Error(EINVAL, "-i must be >= 0"));
   if (options.port == 0) return usageError(Error(EINVAL, "--port must be in 1..65535"));
+  if (options.noPin && options.cpu >= 0) return usageError(Error(EINVAL, "--cpu and --no-pin exclude each other"));
   if (options.payloadBytes == 0) return usageError(Error(EINVAL, "-l must be at least 1 byte"));
   std::uint64_t totalRateBps = 0;
   if (!options.rate.empty()) {
@@ -98,7 +106,7 @@ int runSend(CLI::App* /*app*/) {
   std::optional<testbed::NetnsScope> netns;
   auto args = resolveLinkArgs(options.testbed, options.links, Side::kSender, netns);
   if (!args) return isUsageError(args.error()) ? usageError(args.error()) : reportError("send", args.error());
-  auto plans = planLinks(*args);
+  auto plans = planLinks(*args, Side::kSender);
   if (!plans) return isUsageError(plans.error()) ? usageError(plans.error()) : reportError("send", plans.error());
   if (options.rate.empty()) {
     // Default: the sum of the link rates when every link has one.
@@ -134,6 +142,12 @@ int runSend(CLI::App* /*app*/) {
   if (options.payloadBytes > sender.maxPayload()) {
     return usageError(Error(EMSGSIZE, fmt::format("-l {} exceeds the largest payload the links carry, {} bytes",
                                                   options.payloadBytes, sender.maxPayload())));
+  }
+
+  if (!options.noPin) {
+    auto pinned = pinThreadToCpu(options.cpu >= 0 ? std::optional<int>(options.cpu) : std::nullopt);
+    if (!pinned) return isUsageError(pinned.error()) ? usageError(pinned.error()) : reportError("send", pinned.error());
+    run.cpu = *pinned;
   }
 
   installStopHandler();

@@ -110,7 +110,7 @@ Result<std::vector<LinkArg>> resolveLinkArgs(const std::string& testbedName,
   return linksFromTestbed(*info, side);
 }
 
-Result<std::vector<LinkPlan>> planLinks(const std::vector<LinkArg>& args) {
+Result<std::vector<LinkPlan>> planLinks(const std::vector<LinkArg>& args, Side side) {
   if (args.empty()) return Error(EINVAL, "no links: give --link (repeatable) or --testbed NAME");
   std::vector<LinkPlan> plans;
   for (const LinkArg& arg : args) {
@@ -122,12 +122,14 @@ Result<std::vector<LinkPlan>> planLinks(const std::vector<LinkArg>& args) {
     if (if_nametoindex(arg.interface.c_str()) == 0) {
       return Error(ENODEV, "no interface '" + arg.interface + "' in this network namespace");
     }
-    if (!arg.peerIp) {
+    if (!arg.peerIp && side == Side::kSender) {
       return Error(EINVAL, "--link " + arg.interface + ": the peer's address is needed (IFACE=PEER_IP)");
     }
-    auto local = interfaceAddress(arg.interface, arg.peerIp->family);
+    Result<IpAddress> local = arg.peerIp ? interfaceAddress(arg.interface, arg.peerIp->family)
+                                         : interfaceAddress(arg.interface, IpAddress::Family::kV4);
+    if (!local && !arg.peerIp) local = interfaceAddress(arg.interface, IpAddress::Family::kV6);
     if (!local) return local.error().wrap("--link " + arg.interface);
-    plans.push_back({arg.interface, *local, *arg.peerIp, arg.rateBps});
+    plans.push_back({arg.interface, *local, arg.peerIp, arg.rateBps});
   }
   return plans;
 }

@@ -26,7 +26,7 @@ std::string_view toString(Backend backend) noexcept;
 
 enum class Side : std::uint8_t { kSender, kReceiver };
 
-// One --link argument: IFACE[=PEER_IP[@RATE]].
+// One --link argument: IFACE[=PEER_IP[@RATE]] (the receiver may omit the peer).
 struct LinkArg {
   std::string interface;
   std::optional<IpAddress> peerIp;
@@ -48,18 +48,20 @@ Result<std::vector<LinkArg>> resolveLinkArgs(const std::string& testbedName,
                                              std::optional<testbed::NetnsScope>& netns);
 
 // A link ready to open: the interface exists in the current namespace and
-// has an address of the peer's family.
+// has an address of the peer's family (without a peer: its first IPv4,
+// else IPv6 address; the link is then receive-only).
 struct LinkPlan {
   std::string interface;
   IpAddress localIp;
-  IpAddress peerIp;
+  std::optional<IpAddress> peerIp;
   std::uint64_t rateBps = 0;
 };
 
 // Checks each link against the current network namespace: the interface
-// exists (ENODEV), a peer is given (EINVAL) and the interface has a local
-// address of the peer's family (EADDRNOTAVAIL).
-Result<std::vector<LinkPlan>> planLinks(const std::vector<LinkArg>& args);
+// exists (ENODEV), the sender gives a peer (EINVAL; the receiver may omit
+// it) and the interface has a local address of the peer's family
+// (EADDRNOTAVAIL).
+Result<std::vector<LinkPlan>> planLinks(const std::vector<LinkArg>& args, Side side);
 
 struct OpenOptions {
   Backend backend = Backend::kXdp;

@@ -12,6 +12,8 @@ double seconds(const timeval& tv) { return static_cast<double>(tv.tv_sec) + stat
 double perSecond(double value, double seconds) { return seconds > 0 ? value / seconds : 0.0; }
 
 // iperf3 style: binary prefixes for transfers, decimal for rates.
+std::string cpuText(int cpu) { return cpu >= 0 ? fmt::format("pinned to CPU {}", cpu) : "not pinned"; }
+
 std::string transferText(std::uint64_t bytes) {
   const double b = static_cast<double>(bytes);
   if (b >= 1024.0 * 1024 * 1024) return fmt::format("{:6.2f} GBytes", b / (1024.0 * 1024 * 1024));
@@ -63,12 +65,13 @@ void Reporter::begin() {
   if (jsonMode_) return;
   const bool sender = run_.role == Role::kSender;
   if (sender) {
-    fmt::print(out_, "mpxdp send: {} link(s), backend {}, scheduler {}, {} byte payloads, total rate {}\n",
+    fmt::print(out_, "mpxdp send: {} link(s), backend {}, scheduler {}, {} byte payloads, total rate {}, {}\n",
                run_.linkNames.size(), run_.backend, run_.scheduler, run_.payloadBytes,
-               run_.totalRateBps == 0 ? std::string("unlimited") : rateText(static_cast<double>(run_.totalRateBps)));
+               run_.totalRateBps == 0 ? std::string("unlimited") : rateText(static_cast<double>(run_.totalRateBps)),
+               cpuText(run_.cpu));
   } else {
-    fmt::print(out_, "mpxdp recv: {} link(s), backend {}, reorder {}\n", run_.linkNames.size(), run_.backend,
-               run_.reorder);
+    fmt::print(out_, "mpxdp recv: {} link(s), backend {}, reorder {}, {}\n", run_.linkNames.size(), run_.backend,
+               run_.reorder, cpuText(run_.cpu));
   }
   if (sender) {
     fmt::print(out_, "[ ID] Interval           Transfer      Rate               Packets\n");
@@ -139,6 +142,7 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
   j["cpu_user_s"] = ending.cpu.userS;
   j["cpu_system_s"] = ending.cpu.systemS;
   j["ended_by"] = ending.reason;
+  j["cpu"] = run_.cpu >= 0 ? nlohmann::json(run_.cpu) : nlohmann::json(nullptr);
   if (sender) {
     j["scheduler"] = run_.scheduler;
     j["payload_bytes"] = run_.payloadBytes;
@@ -181,6 +185,7 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
       path["packets"] = p.packetsReceived;
       path["bytes"] = p.bytesReceived;
       path["lost"] = p.lostSeen;
+      path["out_of_order_in_path"] = p.outOfOrderInPath;
       path["end_markers"] = p.endMarkers;
       // Sender and receiver share CLOCK_MONOTONIC only on one host (the test bed).
       path["delay_valid"] = p.owdValid;
@@ -214,11 +219,11 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
     }
     fmt::print(out_, "tx refused by links: {}\n", stats.txDropped);
   } else {
-    fmt::print(out_, "[ ID] Link              Packets        Bytes     Lost   Delay-min   Delay-avg\n");
+    fmt::print(out_, "[ ID] Link              Packets        Bytes     Lost  OOO-path   Delay-min   Delay-avg\n");
     for (std::size_t l = 0; l < stats.paths.size(); ++l) {
       const PathStats& p = stats.paths[l];
-      fmt::print(out_, "[{:3}] {:<12} {:12} {:12} {:8} {:>11} {:>11}\n", l, run_.linkNames.at(l),
-                 p.packetsReceived, p.bytesReceived, p.lostSeen,
+      fmt::print(out_, "[{:3}] {:<12} {:12} {:12} {:8} {:9} {:>11} {:>11}\n", l, run_.linkNames.at(l),
+                 p.packetsReceived, p.bytesReceived, p.lostSeen, p.outOfOrderInPath,
                  p.owdValid ? durationText(static_cast<std::uint64_t>(std::max<std::int64_t>(p.owdMinNs, 0))) : "-",
                  p.owdValid ? durationText(static_cast<std::uint64_t>(std::max<std::int64_t>(p.owdAvgNs, 0))) : "-");
     }

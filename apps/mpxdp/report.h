@@ -25,6 +25,7 @@ struct RunDescription {
   std::uint64_t totalRateBps = 0;  // sender: -b (0 = unpaced)
   std::vector<std::string> linkNames;
   std::vector<std::uint64_t> linkRatesBps;
+  int cpu = -1;  // the CPU the run's thread is pinned to; -1 = not pinned
 };
 
 // Cumulative counters at one moment. packets/bytes are payloads delivered

@@ -3,7 +3,10 @@
 #include <signal.h>
 #include <time.h>
 
+#include <sched.h>
+
 #include <cerrno>
+#include <string>
 
 namespace mpxdp::cli {
 namespace {
@@ -38,6 +41,30 @@ void sleepUntilOrStopped(std::uint64_t deadlineNs) noexcept {
   ts.tv_nsec = static_cast<long>(deadlineNs % 1'000'000'000ULL);
   while (!stopRequested() && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
   }
+}
+
+Result<int> pinThreadToCpu(std::optional<int> cpu) {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) return Error::fromErrno("sched_getaffinity");
+  int target = 0;
+  if (cpu) {
+    target = *cpu;
+  } else {
+    target = sched_getcpu();
+    if (target < 0) return Error::fromErrno("sched_getcpu");
+  }
+  if (target < 0 || target >= CPU_SETSIZE || !CPU_ISSET(target, &allowed)) {
+    return Error(EINVAL, "--cpu " + std::to_string(target) + ": not a CPU this process may run on (" +
+                             std::to_string(CPU_COUNT(&allowed)) + " allowed)");
+  }
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(target, &one);
+  if (sched_setaffinity(0, sizeof(one), &one) != 0) {
+    return Error::fromErrno("pinning to CPU " + std::to_string(target));
+  }
+  return target;
 }
 
 }  // namespace mpxdp::cli

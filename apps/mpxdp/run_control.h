@@ -3,6 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+
+#include "mpxdp/error.h"
 
 namespace mpxdp::cli {
 
@@ -16,5 +19,11 @@ int stopSignal() noexcept;
 std::uint64_t monotonicNs() noexcept;
 // Sleeps until deadlineNs, returning early when a stop signal arrives.
 void sleepUntilOrStopped(std::uint64_t deadlineNs) noexcept;
+
+// Pins the calling thread to cpu (default: the CPU it runs on now) and
+// returns that CPU. On veth a thread that migrates enqueues consecutive
+// packets of one link on different CPUs' backlogs, which reorders them
+// within the link. EINVAL when cpu is not one the thread may run on.
+Result<int> pinThreadToCpu(std::optional<int> cpu);
 
 }  // namespace mpxdp::cli

@@ -32,10 +32,33 @@ testbed::TestbedSpec threeLinks(const std::string& suffix) {
   return {"sr" + std::to_string(getpid()) + suffix, {300'000'000, 300'000'000, 300'000'000}, 1500};
 }
 
+struct TransferOptions {
+  std::string reorder = "window";
+  std::string rate = "800M";
+  std::string backend = "xdp";
+  // Receiver: `ip netns exec RX mpxdp recv --link r0 --link r1 ...` (bare
+  // interfaces, no peers) instead of --testbed.
+  bool bareLinks = false;
+};
+
 // Runs one transfer; failures are reported through gtest and give nullopt.
-std::optional<Transfer> transfer(const std::string& bed, const std::string& reorder, const std::string& rate) {
-  auto receiver = Subprocess::spawn(
-      {MPXDP_EXECUTABLE, "recv", "--testbed", bed, "-J", "-i", "1", "--reorder", reorder, "--backend", "xdp"});
+std::optional<Transfer> transfer(const testbed::TestbedInfo& bed, const TransferOptions& options) {
+  std::vector<std::string> recvArgs;
+  if (options.bareLinks) {
+    // spawn() takes a path, not a command name: env looks ip up in PATH.
+    recvArgs = {"/usr/bin/env", "ip", "netns", "exec", bed.receiverNamespace, MPXDP_EXECUTABLE, "recv"};
+    for (const auto& link : bed.links) {
+      recvArgs.push_back("--link");
+      recvArgs.push_back(link.receiverInterface);
+    }
+  } else {
+    recvArgs = {MPXDP_EXECUTABLE, "recv", "--testbed", bed.name};
+  }
+  for (const char* arg : {"-J", "-i", "1", "--reorder"}) recvArgs.push_back(arg);
+  recvArgs.push_back(options.reorder);
+  recvArgs.push_back("--backend");
+  recvArgs.push_back(options.backend);
+  auto receiver = Subprocess::spawn(recvArgs);
   if (!receiver) {
     ADD_FAILURE() << receiver.error().message();
     return std::nullopt;
@@ -44,8 +67,8 @@ std::optional<Transfer> transfer(const std::string& bed, const std::string& reor
     ADD_FAILURE() << "receiver not ready; stderr: " << receiver->err();
     return std::nullopt;
   }
-  auto sender = Subprocess::spawn({MPXDP_EXECUTABLE, "send", "--testbed", bed, "-J", "-i", "1", "-t",
-                                   std::to_string(kSeconds), "-b", rate, "--backend", "xdp"});
+  auto sender = Subprocess::spawn({MPXDP_EXECUTABLE, "send", "--testbed", bed.name, "-J", "-i", "1", "-t",
+                                   std::to_string(kSeconds), "-b", options.rate, "--backend", options.backend});
   if (!sender) {
     ADD_FAILURE() << sender.error().message();
     return std::nullopt;
@@ -105,7 +128,7 @@ TEST(SendRecvTest, WindowReordererDeliversInOrderNearTheOfferedRate) {
   MPXDP_REQUIRE_PRIVILEGED();
   auto bed = testbed::ScopedTestbed::create(threeLinks("w"));
   ASSERT_TRUE(bed) << bed.error().message();
-  auto t = transfer(bed->info().name, "window", "800M");
+  auto t = transfer(bed->info(), {});
   ASSERT_TRUE(t);
   expectConsistentAccounting(*t);
   const auto& r = t->receiver;
@@ -122,11 +145,22 @@ TEST(SendRecvTest, LinksReallyReorderWhenTheReordererIsOff) {
   MPXDP_REQUIRE_PRIVILEGED();
   auto bed = testbed::ScopedTestbed::create(threeLinks("o"));
   ASSERT_TRUE(bed) << bed.error().message();
-  auto t = transfer(bed->info().name, "off", "800M");
+  auto t = transfer(bed->info(), {.reorder = "off"});
   ASSERT_TRUE(t);
   expectConsistentAccounting(*t);
   EXPECT_EQ(t->receiver.at("reorder"), "off");
   EXPECT_GT(t->receiver.at("out_of_order_arrived").get<std::uint64_t>(), 0u);
+}
+
+TEST(SendRecvTest, ReceiverTakesBareInterfacesWithoutPeers) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  auto bed = testbed::ScopedTestbed::create(threeLinks("b"));
+  ASSERT_TRUE(bed) << bed.error().message();
+  auto t = transfer(bed->info(), {.rate = "300M", .bareLinks = true});
+  ASSERT_TRUE(t);
+  expectConsistentAccounting(*t);
+  EXPECT_EQ(t->receiver.at("out_of_order_delivered").get<std::uint64_t>(), 0u);
+  EXPECT_GE(t->receiver.at("goodput_bps").get<double>(), 0.95 * offeredBps(t->sender));
 }
 
 TEST(SendRecvTest, BadArgumentsAreUsageErrors) {
@@ -141,10 +175,15 @@ TEST(SendRecvTest, BadArgumentsAreUsageErrors) {
       {"send", "--testbed", name, "--scheduler", "random"},
       {"send", "--link", "no-such-if=198.18.1.2", "-t", "1"},
       {"send", "--link", "lo=not-an-ip", "-t", "1"},
+      {"send", "--link", "lo", "-t", "1"},  // the sender needs the peer's address
       {"send", "-t", "1"},
       {"recv", "--testbed", name, "--reorder", "magic"},
       {"recv", "--testbed", name, "--backend", "dpdk"},
       {"recv", "--testbed", "no-such-bed"},
+      {"recv", "--link", "no-such-if"},
+      {"recv", "--link", "lo=not-an-ip"},
+      {"recv", "--testbed", name, "--cpu", "4095"},
+      {"send", "--testbed", name, "--cpu", "0", "--no-pin"},
   };
   for (auto args : usage) {
     args.insert(args.begin(), MPXDP_EXECUTABLE);
