@@ -33,6 +33,11 @@ Result<std::unique_ptr<Reorderer>> makeReorderer(const ReorderOptions& options) 
       } else if (options.fixedTimeoutNs == 0) {
         return Error(EINVAL, "reorderer: fixedTimeoutNs must be positive");
       }
+      if (options.fastLossThreshold == 0 || options.fastLossThreshold > kMaxFastLossThreshold) {
+        return Error(EINVAL, "reorderer: fastLossThreshold must be in [1, " +
+                                 std::to_string(kMaxFastLossThreshold) + "], got " +
+                                 std::to_string(options.fastLossThreshold));
+      }
       return detail::newWindowReorderer(options);
     case ReorderKind::kSort:
       if (options.sortCapacityPackets == 0 || options.sortCapacityPackets > kMaxSortCapacity) {

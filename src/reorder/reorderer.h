@@ -6,14 +6,15 @@
 //  - window: ring indexed by global seq with occupancy bitmaps; O(1) insert and
 //    in-order release. Holes are declared lost when (a) no held packet may be held
 //    longer than the hole timeout (measured from the push of the earliest-arrived
-//    held packet), (b) every active path (one that delivered within the timeout)
-//    has delivered a higher global seq and is FIFO (its path seqs never went
-//    backwards): fast loss (a path not yet heard from counts as active for the
-//    first timeout period of the stream), or (c) a packet beyond the window forces the head on.
-//    The timeout is fixed or adaptive: the spread of the per-path one-way delay
-//    EWMAs (paths heard from within max(1 s, maxTimeoutNs)) + margin, clamped; it
-//    is maxTimeoutNs while a path has not been heard from in the stream's first
-//    maxTimeoutNs (its delay is unknown).
+//    held packet), (b) fast loss: every active path (one that delivered within the
+//    timeout) delivered its last fastLossThreshold packets above the hole, and an
+//    open gap in some path's path seqs covers it (a path not yet heard from counts
+//    as active for the first timeout period of the stream), or (c) a packet beyond
+//    the window forces the head on.
+//    The timeout is fixed or adaptive: max(spread of the per-path delays widened by
+//    4 mean deviations on each side, the longest hold a hole needed in the last
+//    ~2 s) + margin, clamped; it is maxTimeoutNs while a path has fewer than 32
+//    delay samples in the stream's first maxTimeoutNs (its delay is unknown).
 //  - sort: the paper's baseline: a sortCapacityPackets buffer, quicksorted and
 //    released whole when full or when sortIntervalNs has passed since its first
 //    packet (checked in poll()). Late packets are still delivered, out of order.
@@ -24,8 +25,9 @@
 // kind keeps the sink contract below.
 //
 // Additions to the first interface: ReorderOptions::initialSeq,
-// ReorderOptions::sortCapacityPackets, ReorderOptions::fastLoss, ReorderStats::outOfWindow,
-// ReorderStats::timeoutNs, kMaxReorderPaths.
+// ReorderOptions::sortCapacityPackets, ReorderOptions::fastLoss, ReorderOptions::fastLossThreshold,
+// ReorderStats::outOfWindow, ReorderStats::timeoutNs, ReorderStats::sorts, kMaxReorderPaths,
+// kMaxFastLossThreshold.
 #pragma once
 
 #include <cstdint>
@@ -74,12 +76,15 @@ struct ReorderStats {
   // from lost, or below the stream start.
   std::uint64_t outOfWindow = 0;
   std::uint64_t timeoutNs = 0;  // window: current hole timeout; sort: sortIntervalNs; off: 0
+  std::uint64_t sorts = 0;      // sort: buffer sorts performed (timer ticks with packets held, or full)
 };
 
 // Paths tracked per reorderer (pathId must be below pathCount <= this). Packets
 // with a larger pathId are still reordered, but disable fast loss detection for
 // a timeout period since their path cannot be reasoned about.
 inline constexpr std::uint32_t kMaxReorderPaths = 64;
+// Upper bound of ReorderOptions::fastLossThreshold.
+inline constexpr std::uint32_t kMaxFastLossThreshold = 8;
 
 enum class ReorderKind : std::uint8_t { kWindow, kSort, kOff };
 
@@ -94,9 +99,14 @@ struct ReorderOptions {
   // stream, and a packet below it (reordered at the very start) is discarded as
   // kOutOfWindow. Set it when the sender's start is known.
   std::optional<std::uint64_t> initialSeq;
-  // window: declare a hole lost as soon as every active path passed it. Turn off
-  // when paths may reorder internally in ways their path seqs do not reveal.
+  // window: declare a hole lost before its timeout when every active path passed
+  // it by fastLossThreshold packets and a gap in some path's path seqs covers it
+  // (see window_reorderer.cpp). Turn off when path seqs are not per-path counters.
   bool fastLoss = true;
+  // window: how many packets above a hole each active path must have delivered
+  // (its last arrivals) before fast loss; as TCP's duplicate-ACK threshold,
+  // tolerates a path that swaps packets. 1 .. kMaxFastLossThreshold.
+  std::uint32_t fastLossThreshold = 3;
   bool adaptiveTimeout = true;
   std::uint64_t fixedTimeoutNs = 5'000'000;   // used when !adaptiveTimeout
   std::uint64_t timeoutMarginNs = 1'000'000;  // adaptive: added to the delay spread

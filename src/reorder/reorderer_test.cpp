@@ -8,6 +8,8 @@
 #include <map>
 #include <random>
 #include <set>
+#include <string>
+#include <tuple>
 #include <vector>
 
 namespace mpxdp::reorder {
@@ -390,17 +392,54 @@ TEST(WindowReordererTest, FastLossWhenEveryActivePathPassedTheHole) {
   options.pathCount = 2;
   auto reorderer = make(options);
   Recorder sink;
+  // Even seqs on path 0, odd on path 1; seq 2 (path 0, path seq 1) is lost in the network.
   reorderer->push(pkt(0, 0, 0), 0, sink);
   reorderer->push(pkt(1, 1, 0), 10, sink);
-  // Seq 2 is lost in the network. Path 0 passes it; path 1 has not yet.
-  reorderer->push(pkt(3, 0, 1), 20, sink);
+  reorderer->push(pkt(3, 1, 1), 20, sink);
+  reorderer->push(pkt(4, 0, 2), 30, sink);  // path 0's gap covers seq 2
+  reorderer->push(pkt(5, 1, 2), 40, sink);
+  reorderer->push(pkt(6, 0, 3), 50, sink);
+  reorderer->push(pkt(7, 1, 3), 60, sink);  // path 1 passed it by 3 packets, path 0 by 2
   EXPECT_TRUE(sink.lostRuns.empty());
-  EXPECT_EQ(reorderer->stats().held, 1U);
-  reorderer->push(pkt(4, 1, 1), 30, sink);
+  reorderer->push(pkt(8, 0, 4), 70, sink);
   EXPECT_EQ(sink.lostRuns, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{2, 1}}));
-  EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 1, 3, 4}));
+  EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 1, 3, 4, 5, 6, 7, 8}));
   EXPECT_EQ(reorderer->stats().lostFast, 1U);
   EXPECT_EQ(reorderer->stats().lost, 1U);
+}
+
+TEST(WindowReordererTest, NoFastLossWithoutAGapInSomePathsSeqs) {
+  auto options = windowOptions(1024, 1'000'000);
+  options.pathCount = 2;
+  auto reorderer = make(options);
+  Recorder sink;
+  // Seq 2 (path 0, path seq 1) is late on its path, which swapped it with seq 4: both
+  // paths passed it by 3, but no path seq is missing beyond the swap, which seq 2 fills.
+  reorderer->push(pkt(0, 0, 0), 0, sink);
+  reorderer->push(pkt(1, 1, 0), 10, sink);
+  reorderer->push(pkt(3, 1, 1), 20, sink);
+  reorderer->push(pkt(5, 1, 2), 30, sink);
+  reorderer->push(pkt(7, 1, 3), 40, sink);
+  reorderer->push(pkt(4, 0, 2), 50, sink);  // opens a gap in path 0's seqs: seq 2 may be lost
+  EXPECT_TRUE(sink.lostRuns.empty());       // path 0 passed it by one packet only
+  reorderer->push(pkt(2, 0, 1), 60, sink);  // the swapped packet fills the gap
+  reorderer->push(pkt(6, 0, 3), 70, sink);
+  reorderer->push(pkt(8, 0, 4), 80, sink);
+  EXPECT_TRUE(sink.lostRuns.empty());
+  EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8}));
+
+  // Same arrivals, but seq 2 never comes: the open gap proves it lost once path 0
+  // also passed it by 3.
+  auto second = make(options);
+  Recorder sink2;
+  for (const auto& [seq, path, pathSeq] : std::vector<std::tuple<std::uint64_t, std::uint16_t, std::uint32_t>>{
+           {0, 0, 0}, {1, 1, 0}, {3, 1, 1}, {5, 1, 2}, {7, 1, 3}, {4, 0, 2}, {6, 0, 3}}) {
+    second->push(pkt(seq, path, pathSeq), 100, sink2);
+  }
+  EXPECT_TRUE(sink2.lostRuns.empty());
+  second->push(pkt(8, 0, 4), 100, sink2);
+  EXPECT_EQ(sink2.lostRuns, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{2, 1}}));
+  EXPECT_EQ(second->stats().lostFast, 1U);
 }
 
 TEST(WindowReordererTest, PathThatReordersInternallyCannotVouchForFastLoss) {
@@ -438,7 +477,10 @@ TEST(WindowReordererTest, UnseenPathHoldsFastLossOnlyDuringTheFirstTimeout) {
   auto lonely = make(options);
   Recorder sink2;
   lonely->push(pkt(1, 1, 0), 0, sink2);
-  lonely->push(pkt(3, 1, 1), 1001, sink2);  // path 0 silent for a whole timeout: path 1 alone decides
+  lonely->push(pkt(3, 1, 2), 1001, sink2);  // path 0 silent for a whole timeout: path 1 alone decides
+  EXPECT_EQ(sink2.lostRuns, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{0, 1}}));
+  lonely->push(pkt(4, 1, 3), 1002, sink2);
+  lonely->push(pkt(5, 1, 4), 1003, sink2);  // 3 packets past 2, and path 1's seq 1 is missing
   EXPECT_EQ(sink2.lostRuns, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{0, 1}, {2, 1}}));
   EXPECT_EQ(lonely->stats().lostFast, 1U);  // 0 timed out (held since 0), 2 was found fast
 }
@@ -458,12 +500,14 @@ struct TwoPathSender {
   Recorder sink;
   std::uint64_t seq = 0;
   std::uint32_t pathSeq[2] = {0, 0};
+  std::uint64_t pauseNs = 0;  // idle time inserted so far
 
   void send(std::uint64_t delay0, std::uint64_t delay1, int packets) {
     std::vector<ArrivingPacket> batch;
     for (int i = 0; i < packets; ++i, ++seq) {
       const auto path = static_cast<std::uint16_t>(seq % 2);
-      batch.push_back(timed(seq, path, pathSeq[path]++, seq * 10'000, path == 0 ? delay0 : delay1));
+      batch.push_back(
+          timed(seq, path, pathSeq[path]++, seq * 10'000 + pauseNs, path == 0 ? delay0 : delay1));
     }
     std::stable_sort(batch.begin(), batch.end(),
                      [](const auto& a, const auto& b) { return a.arrivalNs < b.arrivalNs; });
@@ -482,8 +526,14 @@ TEST(WindowReordererTest, AdaptiveTimeoutFollowsTheDelaySpread) {
   EXPECT_NEAR(static_cast<double>(reorderer->stats().timeoutNs), 4'000'000.0, 20'000.0);
   // The timeout started at the maximum until both paths were heard from: nothing lost.
   EXPECT_EQ(reorderer->stats().lost, 0U);
+  // The spread shrinks: the timeout keeps covering the 3 ms holds seen until that
+  // memory has decayed (2 s), then follows the new spread.
+  sender.send(1'000'000, 2'000'000, 2000);
+  EXPECT_NEAR(static_cast<double>(reorderer->stats().timeoutNs), 4'000'000.0, 50'000.0);
+  sender.pauseNs += 3'000'000'000ULL;
   sender.send(1'000'000, 2'000'000, 2000);
   EXPECT_NEAR(static_cast<double>(reorderer->stats().timeoutNs), 2'000'000.0, 20'000.0);
+  // It grows at once.
   sender.send(3'000'000, 1'000'000, 2000);
   EXPECT_NEAR(static_cast<double>(reorderer->stats().timeoutNs), 3'000'000.0, 20'000.0);
 }
@@ -519,6 +569,186 @@ TEST(WindowReordererTest, SequencesWrapAroundUint64Max) {
   reorderer->push(pkt(64), now, sink);
   reorderer->push(pkt(70), now, sink);
   EXPECT_EQ(sink.lostRuns, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{3, 4}}));
+}
+
+// A path of the real test bed: a FIFO queue whose delay wanders (a bounded random
+// walk: CPU contention on a loaded VM) plus per-packet noise, which still keeps
+// the path FIFO except for rare adjacent swaps (a sender thread migrating between
+// CPUs enqueues consecutive packets on different backlog queues).
+struct JitterPath {
+  std::uint64_t meanDelayNs = 1'000'000;
+  std::uint64_t wanderNs = 0;  // the slow component stays within +-wanderNs
+  std::uint64_t noiseNs = 0;   // per-packet Gaussian sigma, clipped at 3 sigma
+  double swapRate = 0.0;       // chance that a packet swaps places with its path predecessor
+};
+
+struct JitterRun {
+  std::uint64_t lost = 0;
+  std::uint64_t lostFast = 0;
+  std::uint64_t late = 0;
+  std::uint64_t falseLoss = 0;   // seqs declared lost that were not dropped
+  std::uint64_t missedDrops = 0; // dropped seqs (below the highest) not declared lost
+  std::uint64_t maxTimeoutSeenNs = 0;  // after the first quarter of the stream (startup: maxTimeoutNs)
+};
+
+// Sprays `count` packets round robin, one every sendGapNs, drops dropRate of them,
+// and pushes them in arrival order with a timer-accurate poll loop.
+JitterRun runJitter(const ReorderOptions& options, const std::vector<JitterPath>& paths, std::uint64_t count,
+                    std::uint64_t sendGapNs, double dropRate, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  std::normal_distribution<double> gauss(0.0, 1.0);
+  const std::size_t n = paths.size();
+  std::vector<double> wander(n, 0.0);
+  std::vector<std::uint32_t> pathSeq(n, 0);
+  std::vector<std::uint64_t> lastArrival(n, 0);
+  std::vector<std::int64_t> lastIndex(n, -1);  // index in `sent` of the path's previous packet
+  struct Sent {
+    ArrivingPacket packet;
+    bool dropped;
+  };
+  std::vector<Sent> sent;
+  std::set<std::uint64_t> dropped;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    const std::size_t p = i % n;
+    const JitterPath& model = paths[p];
+    const double w = static_cast<double>(model.wanderNs);
+    wander[p] = std::clamp(wander[p] + (unit(rng) - 0.5) * w / 4.0, -w, w);
+    const double noise = std::clamp(gauss(rng), -3.0, 3.0) * static_cast<double>(model.noiseNs);
+    const double delay = std::max(0.0, static_cast<double>(model.meanDelayNs) + wander[p] + noise);
+    ArrivingPacket packet = pkt(i, static_cast<std::uint16_t>(p), pathSeq[p]++);
+    packet.sendTsNs = 3'000'000'000ULL + i * sendGapNs;
+    // FIFO: never before the path's previous packet.
+    const std::uint64_t arrival =
+        std::max(lastArrival[p] + 1, 1'000'000 + i * sendGapNs + static_cast<std::uint64_t>(delay));
+    packet.arrivalNs = arrival;
+    const bool drop = i > 0 && unit(rng) < dropRate;
+    if (drop) dropped.insert(i);
+    sent.push_back({packet, drop});
+    if (!drop) {
+      lastArrival[p] = arrival;
+      if (lastIndex[p] >= 0 && unit(rng) < model.swapRate) {
+        auto& previous = sent[static_cast<std::size_t>(lastIndex[p])].packet;
+        std::swap(previous.arrivalNs, sent.back().packet.arrivalNs);
+      }
+      lastIndex[p] = static_cast<std::int64_t>(sent.size() - 1);
+    }
+  }
+  std::vector<ArrivingPacket> arrivals;
+  for (const auto& s : sent) {
+    if (!s.dropped) arrivals.push_back(s.packet);
+  }
+  std::stable_sort(arrivals.begin(), arrivals.end(),
+                   [](const auto& a, const auto& b) { return a.arrivalNs < b.arrivalNs; });
+
+  auto reorderer = make(options);
+  Recorder sink;
+  JitterRun run;
+  std::size_t pushed = 0;
+  for (const auto& p : arrivals) {
+    for (std::uint64_t deadline = reorderer->nextDeadlineNs(); deadline <= p.arrivalNs;) {
+      reorderer->poll(deadline, sink);
+      const std::uint64_t after = reorderer->nextDeadlineNs();
+      if (after == deadline) break;
+      deadline = after;
+    }
+    reorderer->push(p, p.arrivalNs, sink);
+    if (++pushed > arrivals.size() / 4) {
+      run.maxTimeoutSeenNs = std::max(run.maxTimeoutSeenNs, reorderer->stats().timeoutNs);
+    }
+  }
+  reorderer->flush(sink);
+  const ReorderStats stats = reorderer->stats();
+  run.lost = stats.lost;
+  run.lostFast = stats.lostFast;
+  run.late = stats.late;
+  std::uint64_t highest = 0;
+  for (const auto& p : arrivals) highest = std::max(highest, p.globalSeq);
+  std::set<std::uint64_t> declared;
+  for (const auto& [first, runCount] : sink.lostRuns) {
+    for (std::uint64_t k = 0; k < runCount; ++k) declared.insert(first + k);
+  }
+  for (auto seq : declared) run.falseLoss += dropped.count(seq) == 0 ? 1 : 0;
+  for (auto seq : dropped) run.missedDrops += seq < highest && declared.count(seq) == 0 ? 1 : 0;
+  return run;
+}
+
+// Three paths shaped like the test bed's veth links on a loaded 2-vCPU VM: means
+// 0.5 / 1.5 / 3 ms, delay wandering by +-3 ms, 0.4 ms noise; ~75 kpps in total.
+std::vector<JitterPath> testBedPaths(double swapRate) {
+  return {{500'000, 3'000'000, 400'000, swapRate},
+          {1'500'000, 3'000'000, 400'000, swapRate},
+          {3'000'000, 3'000'000, 400'000, swapRate}};
+}
+
+std::string describe(const JitterRun& run) {
+  return "lost " + std::to_string(run.lost) + " (fast " + std::to_string(run.lostFast) + "), false " +
+         std::to_string(run.falseLoss) + ", late " + std::to_string(run.late) + ", missed drops " +
+         std::to_string(run.missedDrops) + ", max timeout " + std::to_string(run.maxTimeoutSeenNs);
+}
+
+TEST(WindowReordererJitterTest, AdaptiveTimeoutNeverLosesJitteryPacketsButFindsDrops) {
+  for (std::uint64_t seed = 1; seed <= 5; ++seed) {
+    SCOPED_TRACE(seed);
+    ReorderOptions options;
+    options.pathCount = 3;
+    options.initialSeq = 0;
+    options.fastLoss = false;  // the timeout alone decides
+    const JitterRun clean = runJitter(options, testBedPaths(0.0), 100'000, 13'000, 0.0, seed);
+    EXPECT_EQ(clean.falseLoss, 0U) << describe(clean);
+    EXPECT_EQ(clean.late, 0U) << describe(clean);
+    const JitterRun lossy = runJitter(options, testBedPaths(0.0), 100'000, 13'000, 0.005, seed);
+    EXPECT_EQ(lossy.falseLoss, 0U) << describe(lossy);
+    EXPECT_EQ(lossy.missedDrops, 0U) << describe(lossy);
+    EXPECT_GT(lossy.lost, 300U) << describe(lossy);
+    // The timeout stays far below the 100 ms cap: holes are still released quickly.
+    EXPECT_LT(lossy.maxTimeoutSeenNs, 40'000'000U) << describe(lossy);
+  }
+}
+
+TEST(WindowReordererJitterTest, FastLossSurvivesSmallWithinPathReordering) {
+  for (std::uint64_t seed = 1; seed <= 5; ++seed) {
+    SCOPED_TRACE(seed);
+    ReorderOptions options;
+    options.pathCount = 3;
+    options.initialSeq = 0;
+    // Fixed 20 ms, as measured on the test bed: the timeout itself is ample.
+    options.adaptiveTimeout = false;
+    options.fixedTimeoutNs = 20'000'000;
+    const JitterRun clean = runJitter(options, testBedPaths(0.01), 100'000, 13'000, 0.0, seed);
+    EXPECT_EQ(clean.falseLoss, 0U) << describe(clean);
+    EXPECT_EQ(clean.late, 0U) << describe(clean);
+    const JitterRun lossy = runJitter(options, testBedPaths(0.01), 100'000, 13'000, 0.005, seed);
+    EXPECT_EQ(lossy.falseLoss, 0U) << describe(lossy);
+    EXPECT_EQ(lossy.missedDrops, 0U) << describe(lossy);
+    // Per-path gaps prove most drops: they are found without waiting for the timeout.
+    EXPECT_GT(lossy.lostFast * 2, lossy.lost) << describe(lossy);
+    // Calm paths (small skew and noise): every path passes a swapped packet at once.
+    const std::vector<JitterPath> calm = {{1'000'000, 0, 20'000, 0.01},
+                                          {1'100'000, 0, 20'000, 0.01},
+                                          {1'200'000, 0, 20'000, 0.01}};
+    const JitterRun calmClean = runJitter(options, calm, 100'000, 13'000, 0.0, seed);
+    EXPECT_EQ(calmClean.falseLoss, 0U) << describe(calmClean);
+    const JitterRun calmLossy = runJitter(options, calm, 100'000, 13'000, 0.005, seed);
+    EXPECT_EQ(calmLossy.falseLoss, 0U) << describe(calmLossy);
+    EXPECT_EQ(calmLossy.missedDrops, 0U) << describe(calmLossy);
+    EXPECT_GT(calmLossy.lostFast * 2, calmLossy.lost) << describe(calmLossy);
+  }
+}
+
+TEST(WindowReordererJitterTest, AdaptiveTimeoutWithFastLossOnTheTestBedShape) {
+  for (std::uint64_t seed = 1; seed <= 5; ++seed) {
+    SCOPED_TRACE(seed);
+    ReorderOptions options;
+    options.pathCount = 3;
+    options.initialSeq = 0;
+    const JitterRun clean = runJitter(options, testBedPaths(0.01), 100'000, 13'000, 0.0, seed);
+    EXPECT_EQ(clean.falseLoss, 0U) << describe(clean);
+    EXPECT_EQ(clean.late, 0U) << describe(clean);
+    const JitterRun lossy = runJitter(options, testBedPaths(0.01), 100'000, 13'000, 0.005, seed);
+    EXPECT_EQ(lossy.falseLoss, 0U) << describe(lossy);
+    EXPECT_EQ(lossy.missedDrops, 0U) << describe(lossy);
+  }
 }
 
 TEST(BaselineReordererTest, SortAndOffSettleEveryPacketAndSeqExactlyOnce) {

@@ -14,10 +14,24 @@ namespace {
 constexpr std::uint64_t kNever = std::numeric_limits<std::uint64_t>::max();
 // The adaptive timeout is recomputed every this many pushes (and on every poll).
 constexpr std::uint64_t kTimeoutUpdateEvery = 16;
-constexpr std::int64_t kDelayEwmaDivisor = 16;
+// Per-path delay estimate, as TCP's RTO (RFC 6298) but per packet, not per RTT:
+// smoothed delay and mean deviation with gain 1/16 (a running mean for the first
+// 16 samples, so the deviation does not start at 0 or at the meaningless delay/2:
+// the delays carry the unknown clock offset).
+constexpr std::int64_t kDelayGainDivisor = 16;
+// A path's delay estimate counts once it has this many samples; until every path
+// has (or the stream is maxTimeoutNs old) the timeout stays at maxTimeoutNs.
+constexpr std::uint32_t kWarmupSamples = 32;
+// Mean deviations on either side of a path's smoothed delay (TCP's K = 4).
+constexpr std::int64_t kDeviations = 4;
 // A path's delay estimate counts for the spread until it is this old (or
 // maxTimeoutNs, if longer): idle paths keep their last estimate.
 constexpr std::uint64_t kDelayStaleNs = 1'000'000'000;
+// The largest hold a packet actually needed decays linearly to 0 over this time.
+constexpr std::uint64_t kHoldMemoryNs = 2'000'000'000;
+// Open gaps remembered per path; when more are open the oldest is forgotten (its
+// hole then waits for the timeout).
+constexpr std::uint32_t kGapsPerPath = 16;
 
 class WindowReorderer final : public Reorderer {
  public:
@@ -44,7 +58,7 @@ class WindowReorderer final : public Reorderer {
       next_ = options_.initialSeq.value_or(seq);
       maxSeen_ = next_ - 1;
     }
-    notePath(packet, nowNs);
+    PathState* path = notePathDelay(packet, nowNs);
     if (options_.adaptiveTimeout && stats_.pushed % kTimeoutUpdateEvery == 1) updateTimeout(nowNs);
 
     const std::int64_t ahead = seqDiff(seq, next_);
@@ -57,6 +71,9 @@ class WindowReorderer final : public Reorderer {
         ++stats_.duplicates;
         sink.discard(packet, DeliverySink::DiscardReason::kDuplicate);
       } else {
+        // It did cross the wire: it fills its path's gap, and tells how long it needed.
+        if (path != nullptr) notePathSeq(*path, packet);
+        noteLateArrival(seq, nowNs);
         ++stats_.late;
         sink.discard(packet, DeliverySink::DiscardReason::kLate);
       }
@@ -68,6 +85,9 @@ class WindowReorderer final : public Reorderer {
       sink.discard(packet, DeliverySink::DiscardReason::kDuplicate);
       return;
     }
+    if (path != nullptr) notePathSeq(*path, packet);
+    // It fills the head hole: the oldest held packet waited exactly as long as needed.
+    if (seq == next_ && stats_.held > 0) noteHoldNeeded(nowNs - std::min(nowNs, oldestHeldSinceNs()));
     slots_[seq & mask_] = Slot{packet, nowNs};
     occupied_.set(seq);
     ++stats_.held;
@@ -104,13 +124,32 @@ class WindowReorderer final : public Reorderer {
     ArrivingPacket packet;
     std::uint64_t heldSinceNs = 0;  // nowNs at push
   };
+  // Path seqs missing on a path: they were sent between the packets with global
+  // seqs low and high (exclusive), and `open` of them have not arrived yet.
+  struct Gap {
+    std::uint64_t low = 0;
+    std::uint64_t high = 0;
+    std::uint32_t open = 0;
+  };
   struct PathState {
-    bool seen = false;
-    bool fifo = true;  // path seqs never went backwards: this path can vouch for fast loss
+    bool seen = false;      // a packet arrived (delay known)
+    bool seqSeen = false;   // a non-duplicate packet arrived (path seqs known)
+    std::uint32_t samples = 0;  // delay samples, saturating at kWarmupSamples
     std::uint32_t highestPathSeq = 0;
     std::uint64_t highestGlobalSeq = 0;  // global seq of the packet with highestPathSeq
     std::uint64_t lastArrivalNs = 0;
-    std::int64_t delayNs = 0;  // EWMA of arrivalNs - sendTsNs (offset by the unknown clock difference)
+    // arrivalNs - sendTsNs (offset by the unknown clock difference): smoothed, mean deviation.
+    std::int64_t delayNs = 0;
+    std::int64_t delayDevNs = 0;
+    // Open gaps in the path seqs, oldest first (so also in global seq order, as a
+    // sender numbers both in the same order): gapFirst .. gapEnd in a ring.
+    std::array<Gap, kGapsPerPath> gaps{};
+    std::uint32_t gapFirst = 0;
+    std::uint32_t gapEnd = 0;
+    // Global seqs of the last fastLossThreshold non-duplicate arrivals (a ring).
+    std::array<std::uint64_t, kMaxFastLossThreshold> recent{};
+    std::uint32_t recentNext = 0;
+    std::uint32_t recentCount = 0;
   };
 
   std::uint64_t clampTimeout(std::uint64_t ns) const noexcept {
@@ -126,76 +165,196 @@ class WindowReorderer final : public Reorderer {
     return nowNs < thenNs || nowNs - thenNs <= periodNs;
   }
 
-  void notePath(const ArrivingPacket& packet, std::uint64_t nowNs) noexcept {
+  // Updates the path's delay estimate; nullptr for a path id beyond pathCount.
+  PathState* notePathDelay(const ArrivingPacket& packet, std::uint64_t nowNs) noexcept {
     if (packet.pathId >= options_.pathCount) {
       unknownPathSeen_ = true;
       unknownPathAtNs_ = nowNs;
-      return;
+      return nullptr;
     }
     PathState& path = paths_[packet.pathId];
     const auto delay = static_cast<std::int64_t>(packet.arrivalNs - packet.sendTsNs);
     if (!path.seen) {
       path.seen = true;
-      path.highestPathSeq = packet.pathSeq;
-      path.highestGlobalSeq = packet.globalSeq;
+      path.samples = 1;
       path.delayNs = delay;
+      path.delayDevNs = 0;
     } else {
-      const auto pathAhead = static_cast<std::int32_t>(packet.pathSeq - path.highestPathSeq);
-      if (pathAhead > 0) {
-        path.highestPathSeq = packet.pathSeq;
-        if (seqLess(path.highestGlobalSeq, packet.globalSeq)) path.highestGlobalSeq = packet.globalSeq;
-      } else if (pathAhead < 0) {
-        path.fifo = false;
+      if (path.samples < kWarmupSamples) ++path.samples;
+      const std::int64_t error = delay - path.delayNs;
+      const std::int64_t deviation = (error < 0 ? -error : error) - path.delayDevNs;
+      if (path.samples >= kDelayGainDivisor) {  // constant divisor: no division instruction
+        path.delayNs += error / kDelayGainDivisor;
+        path.delayDevNs += deviation / kDelayGainDivisor;
+      } else {
+        path.delayNs += error / path.samples;
+        path.delayDevNs += deviation / path.samples;
       }
-      path.delayNs += (delay - path.delayNs) / kDelayEwmaDivisor;
     }
     path.lastArrivalNs = nowNs;
+    return &path;
   }
 
+  // Per-path sequence accounting of a packet that crossed the wire (not a duplicate).
+  void notePathSeq(PathState& path, const ArrivingPacket& packet) noexcept {
+    path.recent[path.recentNext] = packet.globalSeq;
+    if (++path.recentNext == options_.fastLossThreshold) path.recentNext = 0;
+    if (path.recentCount < options_.fastLossThreshold) ++path.recentCount;
+    if (!path.seqSeen) {
+      path.seqSeen = true;
+      path.highestPathSeq = packet.pathSeq;
+      path.highestGlobalSeq = packet.globalSeq;
+      return;
+    }
+    const auto pathAhead = static_cast<std::int32_t>(packet.pathSeq - path.highestPathSeq);
+    if (pathAhead > 1) {
+      // A new gap: the missing ones were sent between the previous highest and this packet.
+      if (path.gapEnd - path.gapFirst == kGapsPerPath) ++path.gapFirst;
+      path.gaps[path.gapEnd++ % kGapsPerPath] =
+          Gap{path.highestGlobalSeq, packet.globalSeq, static_cast<std::uint32_t>(pathAhead - 1)};
+    } else if (pathAhead < 0) {
+      // Reordered within the path: fills a gap, most likely the newest.
+      for (std::uint32_t k = path.gapEnd; k != path.gapFirst; --k) {
+        Gap& gap = path.gaps[(k - 1) % kGapsPerPath];
+        if (seqLess(gap.low, packet.globalSeq) && seqLess(packet.globalSeq, gap.high)) {
+          if (gap.open > 0) --gap.open;
+          break;
+        }
+      }
+    }
+    if (pathAhead > 0) {
+      path.highestPathSeq = packet.pathSeq;
+      path.highestGlobalSeq = packet.globalSeq;
+    }
+  }
+
+  void noteHoldNeeded(std::uint64_t holdNs) noexcept {
+    holdNeededNs_ = std::max(holdNeededNs_, std::min(holdNs, options_.maxTimeoutNs));
+  }
+
+  // A packet declared lost arrived: had the timeout been longer it would have been
+  // delivered. Only the latest lost run is remembered (O(1)).
+  void noteLateArrival(std::uint64_t seq, std::uint64_t nowNs) noexcept {
+    if (lastLostCount_ == 0 || seqLess(seq, lastLostFirst_) ||
+        static_cast<std::uint64_t>(seqDiff(seq, lastLostFirst_)) >= lastLostCount_) {
+      return;
+    }
+    noteHoldNeeded(nowNs - std::min(nowNs, lastLostHeldSinceNs_));
+  }
+
+  // Adaptive timeout = max(delay bound, largest hold needed recently) + margin, clamped.
+  //
+  // Delay bound: a hole on path s is waited for from the arrival of the earliest
+  // later packet, which is the fastest of many on the quick paths (at 75 kpps a
+  // few ms of jitter span hundreds of them), so the wait reaches from the low tail
+  // of the quickest path to the high tail of the slowest:
+  //   max_p(delay_p + 4 dev_p) - min_p(delay_p - 4 dev_p).
+  // (TCP's srtt + 4 rttvar on the slow side only would cover just one tail.) For
+  // Gaussian noise dev = 0.8 sigma, so each side covers 3.2 sigma (p < 1e-3 for
+  // the late packet, and the minimum of ~200 early ones sits near -2.8 sigma);
+  // uniform noise +-a gives dev = a/2: 2a per side, twice the true worst case.
+  //
+  // Hold needed: the per-packet estimate follows the delay within ~16 packets, so
+  // it forgets a delay excursion (a stalled CPU on a loaded VM) within a
+  // millisecond. The longest time a hole really had to be waited for (measured
+  // when it is filled, or when a packet declared lost arrives late) is kept and
+  // decays linearly to 0 over kHoldMemoryNs: after one false loss the timeout
+  // covers that excursion for the next seconds, like TCP's RTO backoff.
   void updateTimeout(std::uint64_t nowNs) noexcept {
+    if (nowNs > holdDecayAtNs_) {
+      const std::uint64_t elapsed = std::min(nowNs - holdDecayAtNs_, kHoldMemoryNs);
+      holdNeededNs_ -= holdNeededNs_ * elapsed / kHoldMemoryNs;  // holdNeededNs_ <= maxTimeoutNs
+      holdDecayAtNs_ = nowNs;
+    }
     const std::uint64_t staleNs = std::max(kDelayStaleNs, options_.maxTimeoutNs);
     std::int64_t lowest = std::numeric_limits<std::int64_t>::max();
     std::int64_t highest = std::numeric_limits<std::int64_t>::min();
     for (std::uint32_t i = 0; i < options_.pathCount; ++i) {
       const PathState& path = paths_[i];
-      if (!path.seen) {
-        // Early in the stream a silent path may still be on its way, with an unknown delay.
+      if (path.samples < kWarmupSamples) {
+        // Early in the stream a silent or barely heard path has an unknown delay.
         if (within(nowNs, startNs_, options_.maxTimeoutNs)) {
           timeoutNs_ = options_.maxTimeoutNs;
           stats_.timeoutNs = timeoutNs_;
           return;
         }
-        continue;
+        if (!path.seen) continue;
       }
       if (!within(nowNs, path.lastArrivalNs, staleNs)) continue;
-      lowest = std::min(lowest, path.delayNs);
-      highest = std::max(highest, path.delayNs);
+      lowest = std::min(lowest, path.delayNs - kDeviations * path.delayDevNs);
+      highest = std::max(highest, path.delayNs + kDeviations * path.delayDevNs);
     }
     const std::uint64_t spread = highest > lowest ? static_cast<std::uint64_t>(highest - lowest) : 0;
-    timeoutNs_ = clampTimeout(spread + options_.timeoutMarginNs);
+    const std::uint64_t bound = std::max(spread, holdNeededNs_);
+    timeoutNs_ = clampTimeout(std::min(bound, options_.maxTimeoutNs) + options_.timeoutMarginNs);
     stats_.timeoutNs = timeoutNs_;
   }
 
-  // How many sequence numbers from next_ on every active path has passed; 0 when
-  // fast loss cannot be decided.
-  std::uint64_t fastLossSpan(std::uint64_t nowNs) const noexcept {
+  // Fast loss, the multipath form of TCP's duplicate-ACK threshold. The head hole
+  // next_ is declared lost before its timeout only when
+  //  (a) every active path delivered its last fastLossThreshold packets (in arrival
+  //      order) above next_: a path that merely swapped two packets has delivered
+  //      one, so it cannot vouch; and
+  //  (b) some path's newest gap in its path seqs is still open and its global range
+  //      (gapLow, gapHigh) contains next_: a packet is missing on the wire right
+  //      where the hole is. Without such a gap every packet sent on any path below
+  //      its highest has arrived, so the hole is still in flight.
+  // Gaps are kept per path oldest first; those entirely below next_ or filled are
+  // dropped from the front, so the front is the only one that can contain next_
+  // (amortised O(1)).
+  // Returns how many seqs from next_ may be declared lost (at most what the
+  // witness gap still misses), 0 when fast loss cannot decide. `witness` is the
+  // gap that vouched.
+  std::uint64_t fastLossSpan(std::uint64_t nowNs, Gap*& witness) noexcept {
     if (!options_.fastLoss) return 0;
     if (unknownPathSeen_ && within(nowNs, unknownPathAtNs_, timeoutNs_)) return 0;
+    // (b) first: without loss there is no open gap, and this is all the work done.
+    witness = nullptr;
+    for (std::uint32_t i = 0; i < options_.pathCount && witness == nullptr; ++i) {
+      Gap* gap = frontGap(paths_[i]);
+      if (gap != nullptr && seqLess(gap->low, next_)) witness = gap;
+    }
+    if (witness == nullptr) return 0;
     std::uint64_t span = kNever;
     for (std::uint32_t i = 0; i < options_.pathCount; ++i) {
-      const PathState& path = paths_[i];
+      PathState& path = paths_[i];
       if (!path.seen) {
         // Not heard from yet: it may still carry the hole early in the stream.
         if (within(nowNs, startNs_, timeoutNs_)) return 0;
         continue;
       }
       if (!within(nowNs, path.lastArrivalNs, timeoutNs_)) continue;
-      if (!path.fifo) return 0;
-      const std::int64_t passed = seqDiff(path.highestGlobalSeq, next_);
+      if (!seqLess(next_, path.highestGlobalSeq) || path.recentCount < options_.fastLossThreshold) return 0;
+      std::uint64_t lowestRecent = path.recent[0];
+      for (std::uint32_t k = 1; k < options_.fastLossThreshold; ++k) {
+        if (seqLess(path.recent[k], lowestRecent)) lowestRecent = path.recent[k];
+      }
+      const std::int64_t passed = seqDiff(lowestRecent, next_);
       if (passed <= 0) return 0;
       span = std::min(span, static_cast<std::uint64_t>(passed));
     }
-    return span == kNever ? 0 : span;
+    if (span == kNever) return 0;
+    span = std::min<std::uint64_t>(span, static_cast<std::uint64_t>(seqDiff(witness->high, next_)));
+    return std::min<std::uint64_t>(span, witness->open);
+  }
+
+  // The oldest gap of the path that is still open and reaches above next_.
+  Gap* frontGap(PathState& path) noexcept {
+    while (path.gapFirst != path.gapEnd) {
+      Gap& gap = path.gaps[path.gapFirst % kGapsPerPath];
+      if (gap.open > 0 && seqLess(next_, gap.high)) return &gap;
+      ++path.gapFirst;
+    }
+    return nullptr;
+  }
+
+  // A timed-out hole at next_ that lies in a path's open gap accounts for (some of) it.
+  void settleGaps(std::uint64_t count) noexcept {
+    for (std::uint32_t i = 0; i < options_.pathCount; ++i) {
+      Gap* gap = frontGap(paths_[i]);
+      if (gap == nullptr || !seqLess(gap->low, next_)) continue;
+      gap->open -= static_cast<std::uint32_t>(std::min<std::uint64_t>(gap->open, count));
+    }
   }
 
   void deliverHead(std::uint64_t nowNs, DeliverySink& sink) {
@@ -209,7 +368,12 @@ class WindowReorderer final : public Reorderer {
     if (releasedCount_ < size_) ++releasedCount_;
   }
 
-  void declareLost(std::uint64_t count, bool fast, DeliverySink& sink) {
+  // heldSinceNs: since when the hole was waited for (for a late arrival's hold sample).
+  void declareLost(std::uint64_t count, bool fast, std::uint64_t heldSinceNs, DeliverySink& sink) {
+    lastLostFirst_ = next_;
+    lastLostCount_ = count;
+    lastLostHeldSinceNs_ = heldSinceNs;
+    if (!fast) settleGaps(count);
     sink.lost(next_, count);
     stats_.lost += count;
     if (fast) stats_.lostFast += count;
@@ -242,12 +406,15 @@ class WindowReorderer final : public Reorderer {
       dropReleasedArrivals();
       const std::uint64_t heldSince = oldestHeldSinceNs();
       if (nowNs >= heldSince && nowNs - heldSince >= timeoutNs_) {
-        declareLost(gap, false, sink);
+        declareLost(gap, false, heldSince, sink);
         continue;
       }
-      const std::uint64_t passed = fastLossSpan(nowNs);
+      Gap* witness = nullptr;
+      const std::uint64_t passed = fastLossSpan(nowNs, witness);
       if (passed == 0) break;
-      declareLost(std::min(gap, passed), true, sink);
+      const std::uint64_t count = std::min(gap, passed);
+      witness->open -= static_cast<std::uint32_t>(count);
+      declareLost(count, true, heldSince, sink);
     }
     if (stats_.held == 0) {
       arrivalsHead_ = arrivalsTail_;
@@ -261,7 +428,7 @@ class WindowReorderer final : public Reorderer {
     while (seqLess(next_, target)) {
       const auto distance = static_cast<std::uint64_t>(seqDiff(target, next_));
       if (stats_.held == 0) {
-        declareLost(distance, false, sink);
+        declareLost(distance, false, nowNs, sink);
         break;
       }
       const std::uint64_t limit = std::min<std::uint64_t>(distance, size_);
@@ -269,7 +436,7 @@ class WindowReorderer final : public Reorderer {
       for (std::uint64_t i = 0; i < run; ++i) deliverHead(nowNs, sink);
       if (run == limit) continue;
       const std::uint64_t gap = occupied_.find(next_, limit - run, true);
-      declareLost(gap, false, sink);
+      declareLost(gap, false, nowNs, sink);
     }
     if (stats_.held == 0) arrivalsHead_ = arrivalsTail_;
     release(nowNs, sink);
@@ -297,6 +464,12 @@ class WindowReorderer final : public Reorderer {
   std::uint64_t releasedCount_ = 0;
   std::uint64_t timeoutNs_;
   std::uint64_t lastNowNs_ = 0;
+  std::uint64_t holdNeededNs_ = 0;  // longest hold a hole needed recently (decaying)
+  std::uint64_t holdDecayAtNs_ = 0;
+  // The latest run declared lost and since when its oldest held packet waited.
+  std::uint64_t lastLostFirst_ = 0;
+  std::uint64_t lastLostCount_ = 0;
+  std::uint64_t lastLostHeldSinceNs_ = 0;
   ReorderStats stats_;
 };
 
