@@ -15,9 +15,11 @@
 //    4 mean deviations on each side, the longest hold a hole needed in the last
 //    ~2 s) + margin, clamped; it is maxTimeoutNs while a path has fewer than 32
 //    delay samples in the stream's first maxTimeoutNs (its delay is unknown).
-//  - sort: the paper's baseline: a sortCapacityPackets buffer, quicksorted and
-//    released whole when full or when sortIntervalNs has passed since its first
-//    packet (checked in poll()). Late packets are still delivered, out of order.
+//  - sort: the paper's baseline: a sortCapacityPackets buffer, quicksorted whole on
+//    every sortIntervalNs timer tick while anything is held (checked in poll()); each
+//    tick releases the in-order prefix, the rest waits until the buffer is full or
+//    its oldest packet was held fixedTimeoutNs. Late packets are still delivered,
+//    out of order.
 //  - off: delivers in arrival order at once.
 // sort and off track seen sequences over windowPackets sequences: holes that fall
 // out of that range (or are below the highest seq at flush()) are reported lost, and

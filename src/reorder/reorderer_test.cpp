@@ -804,25 +804,56 @@ TEST(BaselineReordererTest, SortReleasesWhenFullOrWhenTheTimerFires) {
   options.kind = ReorderKind::kSort;
   options.sortCapacityPackets = 4;
   options.sortIntervalNs = 1000;
+  options.fixedTimeoutNs = 3000;  // how long packets above a hole are held
   options.initialSeq = 0;
   auto reorderer = make(options);
   Recorder sink;
   for (std::uint64_t seq : {1, 0, 3, 2}) reorderer->push(pkt(seq), 10, sink);  // full: sorted batch
   EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(reorderer->stats().sorts, 1U);
   reorderer->push(pkt(6), 100, sink);
   reorderer->push(pkt(5), 200, sink);
-  EXPECT_EQ(reorderer->nextDeadlineNs(), 1100U);
+  EXPECT_EQ(reorderer->nextDeadlineNs(), 1100U);  // the timer started with the first held packet
   reorderer->poll(1099, sink);
+  EXPECT_EQ(reorderer->stats().sorts, 1U);
+  reorderer->poll(1100, sink);  // tick: sorted, but 4 is missing: nothing in order to release
+  EXPECT_EQ(reorderer->stats().sorts, 2U);
   EXPECT_EQ(sink.delivered.size(), 4U);
-  reorderer->poll(1100, sink);
+  EXPECT_EQ(reorderer->nextDeadlineNs(), 2100U);
+  reorderer->poll(2100, sink);  // the whole buffer is sorted again on every tick
+  EXPECT_EQ(reorderer->stats().sorts, 3U);
+  EXPECT_EQ(sink.delivered.size(), 4U);
+  reorderer->poll(3100, sink);  // 6 has been held 3000 ns: the sorted buffer goes out
   EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 1, 2, 3, 5, 6}));
-  EXPECT_EQ(sink.delivered[4].holdNs, 900U);
-  reorderer->push(pkt(4), 1200, sink);  // after its batch: delivered out of order
+  EXPECT_EQ(sink.delivered[4].holdNs, 2900U);
+  EXPECT_EQ(reorderer->nextDeadlineNs(), kMax);
+  reorderer->push(pkt(4), 3200, sink);  // after its batch: delivered out of order
   reorderer->flush(sink);
   EXPECT_EQ(sink.deliveredSeqs().back(), 4U);
   EXPECT_EQ(reorderer->stats().outOfOrderDelivered, 1U);
   EXPECT_EQ(reorderer->stats().outOfOrderArrived, 4U);  // 0, 2, 5, 4
   EXPECT_TRUE(sink.lostRuns.empty());
+}
+
+TEST(BaselineReordererTest, SortTickReleasesTheInOrderPrefixAndHoldsTheRest) {
+  ReorderOptions options;
+  options.kind = ReorderKind::kSort;
+  options.sortCapacityPackets = 8;
+  options.sortIntervalNs = 1000;
+  options.fixedTimeoutNs = 10'000;
+  options.initialSeq = 0;
+  auto reorderer = make(options);
+  Recorder sink;
+  for (std::uint64_t seq : {2, 0, 4, 1}) reorderer->push(pkt(seq), 0, sink);
+  reorderer->poll(1000, sink);
+  EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 1, 2}));
+  EXPECT_EQ(reorderer->stats().held, 1U);  // 4 waits for 3
+  reorderer->push(pkt(3), 1500, sink);
+  reorderer->poll(2000, sink);
+  EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 1, 2, 3, 4}));
+  EXPECT_EQ(sink.delivered[4].holdNs, 2000U);
+  EXPECT_EQ(reorderer->stats().sorts, 2U);
+  EXPECT_EQ(reorderer->stats().outOfOrderDelivered, 0U);
 }
 
 TEST(ReordererFactoryTest, RejectsBadOptions) {
