@@ -287,6 +287,27 @@ TEST(Connection, ReorderOffDeliversOutOfOrder) {
   EXPECT_EQ(lo.corrupt(), 0u);
 }
 
+TEST(Connection, OutOfOrderWithinAPathIsCountedPerPath) {
+  // Links reorder against each other (different delays) but only link 1
+  // reorders within itself: every 100th packet it carries is held 50 us more.
+  auto links = threeLinks(100 * kUs, 200 * kUs, 300 * kUs);
+  links[1].extraDelayNs = [](std::uint64_t index) { return index % 100 == 50 ? 50 * kUs : 0; };
+  ConnectionConfig config = configWith(reorder::ReorderKind::kWindow);
+  // Fast loss assumes each path is FIFO: it would declare the held packets lost.
+  config.reorder.fastLoss = false;
+  Loopback lo(config, std::move(links));
+  ASSERT_TRUE(lo.ready());
+  lo.sendCopying(3000, 2 * kUs);
+  ASSERT_TRUE(lo.finishAndDrain(50 * kMs));
+  const ConnectionStats rx = lo.receiver().stats();
+  EXPECT_EQ(rx.packetsDelivered, 3000u);
+  EXPECT_GT(rx.outOfOrderArrived, 0u);
+  EXPECT_EQ(rx.paths[0].outOfOrderInPath, 0u);
+  EXPECT_EQ(rx.paths[2].outOfOrderInPath, 0u);
+  EXPECT_EQ(rx.paths[1].outOfOrderInPath, 10u) << "one per held packet (1000 packets on the link)";
+  EXPECT_EQ(rx.paths[1].lostSeen, 0u) << "the overtaking packets' gap is refilled";
+}
+
 TEST(Connection, DroppedPacketsAreDeclaredLostExactlyOnce) {
   auto links = threeLinks(100 * kUs, 300 * kUs, 1 * kMs);
   links[1].drop = [](std::uint64_t index, std::span<const std::uint8_t> payload) {
