@@ -89,7 +89,9 @@ Result<std::string> findProgram(const std::string& program) {
   }
   for (auto dir : kFallbackDirs) dirs.emplace_back(dir);
   for (const auto& dir : dirs) {
-    std::string candidate = dir + "/" + program;
+    std::string candidate = dir;
+    candidate += "/";
+    candidate += program;
     if (access(candidate.c_str(), X_OK) == 0) return candidate;
   }
   std::string context = "program '" + program + "' not found in PATH or /usr/sbin";

@@ -65,6 +65,7 @@ void inFreshNetns(const std::function<void()>& body) {
 // Runs a command without a shell; the child inherits the calling thread's network namespace.
 bool run(std::vector<std::string> args) {
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (auto& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
   pid_t pid = 0;

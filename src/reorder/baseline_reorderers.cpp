@@ -117,8 +117,8 @@ class SortReorderer final : public Reorderer {
  private:
   struct Held {
     ArrivingPacket packet;
-    std::uint64_t sinceNs;
-    std::int64_t key;  // seq relative to the highest seen, for the sort
+    std::uint64_t sinceNs = 0;
+    std::int64_t key = 0;  // seq relative to the highest seen, for the sort
   };
 
   static std::uint64_t after(std::uint64_t nowNs, std::uint64_t periodNs) noexcept {

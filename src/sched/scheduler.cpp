@@ -10,8 +10,9 @@
 namespace mpxdp::sched {
 namespace {
 
-__extension__ typedef unsigned __int128
-    Wide;  // NOLINT(modernize-use-using): __extension__ silences -Wpedantic
+// __extension__ keeps -Wpedantic quiet about __int128; it needs a typedef.
+// NOLINTNEXTLINE(modernize-use-using)
+__extension__ typedef unsigned __int128 Wide;
 constexpr std::uint64_t kNsPerSecond = 1'000'000'000;
 
 // A token bucket kept as a virtual clock (GCRA): vt_ is when the bucket would be
