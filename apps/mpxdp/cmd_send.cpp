@@ -201,6 +201,13 @@ int runSend(CLI::App* /*app*/) {
       break;
     }
     lastSendNs = monotonicNs();
+    if (n < kSleepBatchPackets && totalRateBps != 0) {
+      // Pacing allowed only a few packets: sending again right away would
+      // send the tokens that trickled in during this commit, a few packets
+      // per syscall. Let a batch's worth build up first.
+      sleepUntilOrStopped(std::min({std::max(sender.nextSendTimeNs(payload), lastSendNs + batchNs), endNs,
+                                    nextReportNs}));
+    }
   }
 
   const auto finished = sender.finish();
