@@ -23,6 +23,7 @@ namespace mpxdp::cli {
 namespace {
 
 using namespace std::chrono_literals;
+using testbed::Subprocess;
 
 // Outer Ethernet + IPv4 + UDP headers and the multipath header.
 constexpr std::uint32_t kHeaderBytes = 14 + 20 + 8 + 32;

@@ -19,7 +19,7 @@ namespace mpxdp {
 namespace {
 
 using namespace std::chrono_literals;
-using cli::Subprocess;
+using testbed::Subprocess;
 
 constexpr double kSeconds = 5.0;
 

@@ -16,9 +16,9 @@
 #include <thread>
 #include <vector>
 
-#include "child_process.h"
 #include "privilege.h"
 #include "process.h"
+#include "subprocess.h"
 #include "testbed.h"
 
 namespace mpxdp {
@@ -62,18 +62,17 @@ TEST(SteeringLifecycleTest, SigkillDetachesAndRestartWorks) {
   const auto& info = bed->info();
 
   for (int round = 0; round < 2; ++round) {
-    auto holder = test::ChildProcess::spawn(holderArgv(info));
-    ASSERT_TRUE(holder);
-    const auto line = holder->readLine(10s);
-    ASSERT_TRUE(line && *line == "ready") << "holder did not start (round " << round << ")";
+    auto holder = testbed::Subprocess::spawn(holderArgv(info));
+    ASSERT_TRUE(holder) << holder.error().message();
+    ASSERT_TRUE(holder->waitForStderr("ready", 10s)) << "holder did not start (round " << round << "): " << holder->err();
     for (const auto& link : info.links) {
       EXPECT_NE(attachedProgramId(info.receiverNamespace, link.receiverInterface), 0u)
           << link.receiverInterface;
     }
-    holder->kill(SIGKILL);
+    holder->signal(SIGKILL);
     const auto status = holder->wait(5s);
     ASSERT_TRUE(status);
-    EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL);
+    EXPECT_EQ(*status, 128 + SIGKILL);
     for (const auto& link : info.links) {
       // The kernel releases the bpf_link when the dead process's files close.
       std::uint32_t id = 1;
@@ -189,10 +188,9 @@ TEST(SteeringLifecycleTest, KernelTrafficPassesWhileAttached) {
   auto bed = testbed::ScopedTestbed::create(spec("tp"));
   ASSERT_TRUE(bed) << bed.error().message();
   const auto& info = bed->info();
-  auto holder = test::ChildProcess::spawn(holderArgv(info));
-  ASSERT_TRUE(holder);
-  const auto line = holder->readLine(10s);
-  ASSERT_TRUE(line && *line == "ready");
+  auto holder = testbed::Subprocess::spawn(holderArgv(info));
+  ASSERT_TRUE(holder) << holder.error().message();
+  ASSERT_TRUE(holder->waitForStderr("ready", 10s)) << holder->err();
 
   for (const auto& link : info.links) {
     // ARP then ICMP: both must get through the attached program.

@@ -1,6 +1,6 @@
 // Test helper process: enters a network namespace, loads the steering
-// program, attaches it to the given interfaces, says "ready" and waits to be
-// killed. Lets tests check what happens when an owning process dies.
+// program, attaches it to the given interfaces, says "ready" on stderr and
+// waits to be killed. Lets tests check what happens when its owner dies.
 #include <net/if.h>
 #include <unistd.h>
 
@@ -37,8 +37,7 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  std::printf("ready\n");
-  std::fflush(stdout);
+  std::fprintf(stderr, "ready\n");
   for (;;) {
     pause();
   }

@@ -1,5 +1,5 @@
-// A child process with stdout and stderr on pipes, for `mpxdp demo` and the
-// integration tests: wait for a line on stderr, collect stdout, bounded waits.
+// A long-running child process with stdout and stderr on pipes (for `mpxdp
+// demo` and the integration tests): wait for a line on stderr, collect stdout, bounded waits.
 // Killed (SIGKILL) and reaped when the handle goes out of scope.
 #pragma once
 
@@ -13,7 +13,7 @@
 
 #include "mpxdp/error.h"
 
-namespace mpxdp::cli {
+namespace mpxdp::testbed {
 
 class Subprocess {
  public:
@@ -51,4 +51,4 @@ class Subprocess {
   std::string err_;
 };
 
-}  // namespace mpxdp::cli
+}  // namespace mpxdp::testbed

@@ -11,7 +11,7 @@
 
 extern char** environ;
 
-namespace mpxdp::cli {
+namespace mpxdp::testbed {
 namespace {
 
 // Keeps memory bounded when a child is chatty: only the tail of stderr stays.
@@ -163,4 +163,4 @@ int Subprocess::stop(std::chrono::milliseconds grace) {
   return *status_;
 }
 
-}  // namespace mpxdp::cli
+}  // namespace mpxdp::testbed
