@@ -54,8 +54,7 @@ std::vector<ArrivingPacket> makeTrace(int paths, std::uint64_t skewPackets, int 
     p.pathId = path;
     p.pathSeq = pathSeq[path]++;
     p.sendTsNs = i * gapNs;
-    p.arrivalNs =
-        p.sendTsNs + path * skewPackets * gapNs / static_cast<std::uint64_t>(paths - 1) + 5000;
+    p.arrivalNs = p.sendTsNs + path * skewPackets * gapNs / static_cast<std::uint64_t>(paths - 1) + 5000;
     p.cookie = i;
     if (i > 0 && perMille(rng) < lossPerMille) continue;
     trace.push_back(p);

@@ -108,7 +108,8 @@ Result<std::string> runChecked(const std::vector<std::string>& argv, std::chrono
   auto result = runProgram(argv, timeout);
   if (!result) return result.error();
   if (result->exitStatus != 0) {
-    std::string context = "'" + commandLine(argv) + "' failed (exit " + std::to_string(result->exitStatus) + ")";
+    std::string context =
+        "'" + commandLine(argv) + "' failed (exit " + std::to_string(result->exitStatus) + ")";
     const std::string err = trimmed(result->err);
     if (!err.empty()) context += ": " + err;
     return Error(errnoFromStderr(result->err), context);

@@ -52,10 +52,15 @@ constexpr int kPrefixLength = 24;
 
 // Features whose job is to build or keep packets larger than one wire frame.
 bool isSuperPacketFeature(std::string_view feature) {
-  static constexpr std::array<std::string_view, 9> kNamed = {
-      "generic-segmentation-offload", "generic-receive-offload", "large-receive-offload",
-      "rx-gro-hw",                    "rx-gro-list",             "rx-udp-gro-forwarding",
-      "tx-gso-list",                  "tx-gso-partial",          "tx-gso-robust"};
+  static constexpr std::array<std::string_view, 9> kNamed = {"generic-segmentation-offload",
+                                                             "generic-receive-offload",
+                                                             "large-receive-offload",
+                                                             "rx-gro-hw",
+                                                             "rx-gro-list",
+                                                             "rx-udp-gro-forwarding",
+                                                             "tx-gso-list",
+                                                             "tx-gso-partial",
+                                                             "tx-gso-robust"};
   constexpr std::string_view kSegmentation = "-segmentation";
   if (feature.size() > kSegmentation.size() &&
       feature.substr(feature.size() - kSegmentation.size()) == kSegmentation) {
@@ -87,7 +92,8 @@ std::string formatRate(std::uint64_t bps) {
   static constexpr std::array<std::pair<std::uint64_t, std::string_view>, 4> kUnits = {
       {{1'000'000'000'000, "Tbit/s"}, {1'000'000'000, "Gbit/s"}, {1'000'000, "Mbit/s"}, {1'000, "kbit/s"}}};
   for (const auto& [scale, unit] : kUnits) {
-    if (bps >= scale) return fmt::format("{:g} {}", static_cast<double>(bps) / static_cast<double>(scale), unit);
+    if (bps >= scale)
+      return fmt::format("{:g} {}", static_cast<double>(bps) / static_cast<double>(scale), unit);
   }
   return fmt::format("{} bit/s", bps);
 }
@@ -97,12 +103,35 @@ std::string formatRate(std::uint64_t bps) {
 Result<void> addVethPair(const Namespaces& ns, const std::string& outer, const std::string& inner,
                          const std::string& endpointNamespace, std::uint32_t mtu) {
   const std::string mtuText = std::to_string(mtu);
-  return run({"ip", "-n", ns.link, "link", "add", outer, "numtxqueues", "1", "numrxqueues", "1", "mtu", mtuText,
-              "type", "veth", "peer", "name", inner, "netns", endpointNamespace, "numtxqueues", "1",
-              "numrxqueues", "1", "mtu", mtuText});
+  return run({"ip",
+              "-n",
+              ns.link,
+              "link",
+              "add",
+              outer,
+              "numtxqueues",
+              "1",
+              "numrxqueues",
+              "1",
+              "mtu",
+              mtuText,
+              "type",
+              "veth",
+              "peer",
+              "name",
+              inner,
+              "netns",
+              endpointNamespace,
+              "numtxqueues",
+              "1",
+              "numrxqueues",
+              "1",
+              "mtu",
+              mtuText});
 }
 
-Result<void> addTbf(const Namespaces& ns, const std::string& device, std::uint64_t rateBps, std::uint32_t mtu) {
+Result<void> addTbf(const Namespaces& ns, const std::string& device, std::uint64_t rateBps,
+                    std::uint32_t mtu) {
   const TbfParams params = tbfParamsFor(rateBps, mtu);
   return run({"tc", "-n", ns.link, "qdisc", "replace", "dev", device, "root", "tbf", "rate",
               std::to_string(rateBps) + "bit", "burst", std::to_string(params.burstBytes), "limit",
@@ -120,7 +149,8 @@ Result<void> buildLink(const Namespaces& ns, std::size_t i, std::uint64_t rateBp
   if (auto done = addVethPair(ns, ms, s, ns.sender, mtu); !done) return done;
   if (auto done = addVethPair(ns, mr, r, ns.receiver, mtu); !done) return done;
   // stp_state 0: ports forward as soon as they are up, no listening/learning delay.
-  if (auto done = run({"ip", "-n", ns.link, "link", "add", br, "mtu", mtuText, "type", "bridge", "stp_state", "0"});
+  if (auto done =
+          run({"ip", "-n", ns.link, "link", "add", br, "mtu", mtuText, "type", "bridge", "stp_state", "0"});
       !done) {
     return done;
   }
@@ -143,7 +173,8 @@ Result<void> buildLink(const Namespaces& ns, std::size_t i, std::uint64_t rateBp
   if (auto done = run({"ip", "-n", ns.sender, "addr", "add", senderAddress(i) + prefix, "dev", s}); !done) {
     return done;
   }
-  if (auto done = run({"ip", "-n", ns.receiver, "addr", "add", receiverAddress(i) + prefix, "dev", r}); !done) {
+  if (auto done = run({"ip", "-n", ns.receiver, "addr", "add", receiverAddress(i) + prefix, "dev", r});
+      !done) {
     return done;
   }
   if (rateBps != 0) {
@@ -194,7 +225,8 @@ struct Endpoint {
 };
 
 // Endpoints named prefix<i> in a namespace, keyed by i, from `ip -j addr`.
-Result<std::map<std::size_t, Endpoint>> readEndpoints(const std::string& namespaceName, std::string_view prefix) {
+Result<std::map<std::size_t, Endpoint>> readEndpoints(const std::string& namespaceName,
+                                                      std::string_view prefix) {
   auto out = runChecked({"ip", "-j", "-n", namespaceName, "addr", "show"});
   if (!out) return out.error();
   const auto doc = nlohmann::json::parse(*out, nullptr, /*allow_exceptions=*/false);
@@ -207,8 +239,10 @@ Result<std::map<std::size_t, Endpoint>> readEndpoints(const std::string& namespa
     if (!index) continue;
     Endpoint endpoint;
     endpoint.device = device;
-    if (link.contains("address") && link["address"].is_string()) endpoint.mac = link["address"].get<std::string>();
-    if (link.contains("mtu") && link["mtu"].is_number_unsigned()) endpoint.mtu = link["mtu"].get<std::uint32_t>();
+    if (link.contains("address") && link["address"].is_string())
+      endpoint.mac = link["address"].get<std::string>();
+    if (link.contains("mtu") && link["mtu"].is_number_unsigned())
+      endpoint.mtu = link["mtu"].get<std::uint32_t>();
     if (link.contains("addr_info") && link["addr_info"].is_array()) {
       for (const auto& addr : link["addr_info"]) {
         if (addr.is_object() && addr.value("family", "") == "inet" && addr.contains("local") &&
@@ -307,11 +341,24 @@ Result<std::uint64_t> parseRate(std::string_view text) {
   std::uint64_t multiplier = 1;
   std::string_view number = text;
   switch (number.back()) {
-    case 'k': case 'K': multiplier = 1'000; break;
-    case 'm': case 'M': multiplier = 1'000'000; break;
-    case 'g': case 'G': multiplier = 1'000'000'000; break;
-    case 't': case 'T': multiplier = 1'000'000'000'000; break;
-    default: break;
+    case 'k':
+    case 'K':
+      multiplier = 1'000;
+      break;
+    case 'm':
+    case 'M':
+      multiplier = 1'000'000;
+      break;
+    case 'g':
+    case 'G':
+      multiplier = 1'000'000'000;
+      break;
+    case 't':
+    case 'T':
+      multiplier = 1'000'000'000'000;
+      break;
+    default:
+      break;
   }
   if (multiplier != 1) number.remove_suffix(1);
   if (number.empty()) return bad("no number before the unit");
@@ -343,8 +390,8 @@ Result<std::uint64_t> parseRate(std::string_view text) {
   if (!seenDigit) return bad("not a number");
   if (whole > kMax / multiplier) return bad("too large");
   // fraction < fractionScale <= 1e12 and multiplier <= 1e12: the product fits after dividing one out.
-  const std::uint64_t fractional =
-      multiplier >= fractionScale ? fraction * (multiplier / fractionScale) : fraction / (fractionScale / multiplier);
+  const std::uint64_t fractional = multiplier >= fractionScale ? fraction * (multiplier / fractionScale)
+                                                               : fraction / (fractionScale / multiplier);
   const std::uint64_t wholeBits = whole * multiplier;
   if (wholeBits > kMax - fractional) return bad("too large");
   const std::uint64_t bps = wholeBits + fractional;
@@ -355,21 +402,24 @@ Result<std::uint64_t> parseRate(std::string_view text) {
 Result<void> validateName(std::string_view name) {
   if (name.empty()) return Error(EINVAL, "test bed name is empty");
   if (name.size() > kMaxNameLength) {
-    return Error(EINVAL, fmt::format("test bed name '{}' is longer than {} characters", name, kMaxNameLength));
+    return Error(EINVAL,
+                 fmt::format("test bed name '{}' is longer than {} characters", name, kMaxNameLength));
   }
   for (char c : name) {
     if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) {
       return Error(EINVAL, fmt::format("test bed name '{}' may only hold a-z, 0-9 and '-'", name));
     }
   }
-  if (name.front() == '-') return Error(EINVAL, fmt::format("test bed name '{}' must not start with '-'", name));
+  if (name.front() == '-')
+    return Error(EINVAL, fmt::format("test bed name '{}' must not start with '-'", name));
   return {};
 }
 
 Result<void> validateSpec(const TestbedSpec& spec) {
   if (auto valid = validateName(spec.name); !valid) return valid;
   if (spec.ratesBps.empty() || spec.ratesBps.size() > kMaxLinks) {
-    return Error(EINVAL, fmt::format("a test bed has 1 to {} links, not {}", kMaxLinks, spec.ratesBps.size()));
+    return Error(EINVAL,
+                 fmt::format("a test bed has 1 to {} links, not {}", kMaxLinks, spec.ratesBps.size()));
   }
   for (std::size_t i = 0; i < spec.ratesBps.size(); ++i) {
     const std::uint64_t rate = spec.ratesBps[i];
@@ -519,7 +569,9 @@ nlohmann::json toJson(const TestbedInfo& info) {
   return {
       {"name", info.name},
       {"namespaces",
-       {{"sender", info.senderNamespace}, {"receiver", info.receiverNamespace}, {"link", info.linkNamespace}}},
+       {{"sender", info.senderNamespace},
+        {"receiver", info.receiverNamespace},
+        {"link", info.linkNamespace}}},
       {"mtu", info.mtu},
       {"links", std::move(links)},
   };
@@ -534,8 +586,8 @@ std::string toText(const TestbedInfo& info) {
   for (std::size_t i = 0; i < info.links.size(); ++i) {
     const LinkInfo& link = info.links[i];
     text += fmt::format("{:<5} {:<6} {:<15} {:<18} {:<6} {:<15} {:<18} {:<14} {}\n", i, link.senderInterface,
-                        link.senderIp, link.senderMac, link.receiverInterface, link.receiverIp, link.receiverMac,
-                        formatRate(link.rateBps), formatRate(link.reverseRateBps));
+                        link.senderIp, link.senderMac, link.receiverInterface, link.receiverIp,
+                        link.receiverMac, formatRate(link.rateBps), formatRate(link.reverseRateBps));
   }
   return text;
 }
@@ -546,7 +598,8 @@ Result<ScopedTestbed> ScopedTestbed::create(const TestbedSpec& spec) {
   return ScopedTestbed(std::move(*info));
 }
 
-ScopedTestbed::ScopedTestbed(ScopedTestbed&& other) noexcept : info_(std::move(other.info_)), owned_(other.owned_) {
+ScopedTestbed::ScopedTestbed(ScopedTestbed&& other) noexcept
+    : info_(std::move(other.info_)), owned_(other.owned_) {
   other.owned_ = false;
 }
 
@@ -578,7 +631,9 @@ Result<NetnsScope> NetnsScope::enter(const std::string& namespaceName) {
   return NetnsScope(original);
 }
 
-NetnsScope::NetnsScope(NetnsScope&& other) noexcept : originalFd_(other.originalFd_) { other.originalFd_ = -1; }
+NetnsScope::NetnsScope(NetnsScope&& other) noexcept : originalFd_(other.originalFd_) {
+  other.originalFd_ = -1;
+}
 
 NetnsScope::~NetnsScope() {
   if (originalFd_ < 0) return;

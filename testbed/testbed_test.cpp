@@ -175,7 +175,8 @@ TEST(testbed, UpBuildsShapedWireLikeLinksThatPing) {
       EXPECT_EQ(links[0].value("num_rx_queues", 0), 1);
       EXPECT_EQ(links[0].value("mtu", 0), 1500);
     }
-    EXPECT_TRUE(pingFromNamespace(info.senderNamespace, link.receiverIp)) << "no echo reply from " << link.receiverIp;
+    EXPECT_TRUE(pingFromNamespace(info.senderNamespace, link.receiverIp))
+        << "no echo reply from " << link.receiverIp;
   }
 
   for (const auto& namespaceName : {info.senderNamespace, info.receiverNamespace, info.linkNamespace}) {
@@ -296,18 +297,18 @@ TEST(testbed, BadSpecsAreRejectedBeforeAnythingIsMade) {
   MPXDP_REQUIRE_PRIVILEGED();
   const std::string name = uniqueName("bad");
   const std::vector<TestbedSpec> bad = {
-      {name, {}, 1500},                                         // 0 links
-      {name, std::vector<std::uint64_t>(17, 0), 1500},          // 17 links
-      {name, {1000}, 1500},                                     // rate below the minimum
-      {name, {200'000'000'000}, 1500},                          // rate above the maximum
-      {name, {0}, 100},                                         // mtu too small
-      {name, {0}, 65000},                                       // mtu too large
-      {"", {0}, 1500},                                          // empty name
-      {"Upper", {0}, 1500},                                     // upper case
-      {"a_b", {0}, 1500},                                       // underscore
-      {"a/b", {0}, 1500},                                       // path
-      {"-x", {0}, 1500},                                        // looks like an option
-      {std::string(kMaxNameLength + 1, 'a'), {0}, 1500},        // too long
+      {name, {}, 1500},                                   // 0 links
+      {name, std::vector<std::uint64_t>(17, 0), 1500},    // 17 links
+      {name, {1000}, 1500},                               // rate below the minimum
+      {name, {200'000'000'000}, 1500},                    // rate above the maximum
+      {name, {0}, 100},                                   // mtu too small
+      {name, {0}, 65000},                                 // mtu too large
+      {"", {0}, 1500},                                    // empty name
+      {"Upper", {0}, 1500},                               // upper case
+      {"a_b", {0}, 1500},                                 // underscore
+      {"a/b", {0}, 1500},                                 // path
+      {"-x", {0}, 1500},                                  // looks like an option
+      {std::string(kMaxNameLength + 1, 'a'), {0}, 1500},  // too long
   };
   for (const auto& spec : bad) {
     SCOPED_TRACE(fmt::format("name '{}', {} links, mtu {}", spec.name, spec.ratesBps.size(), spec.mtu));
@@ -325,18 +326,17 @@ TEST(testbed, BadSpecsAreRejectedBeforeAnythingIsMade) {
 TEST(testbed, RatesParseLikeIperf3) {
   MPXDP_REQUIRE_PRIVILEGED();
   const std::vector<std::pair<std::string, std::uint64_t>> good = {
-      {"300M", 300'000'000},     {"300m", 300'000'000}, {"1G", 1'000'000'000}, {"2.5G", 2'500'000'000},
-      {"100k", 100'000},         {"100K", 100'000},     {"1000000", 1'000'000}, {"0.5k", 500},
-      {"1.25M", 1'250'000},      {"10G", 10'000'000'000}, {"1T", 1'000'000'000'000}, {"7", 7},
+      {"300M", 300'000'000}, {"300m", 300'000'000},   {"1G", 1'000'000'000},     {"2.5G", 2'500'000'000},
+      {"100k", 100'000},     {"100K", 100'000},       {"1000000", 1'000'000},    {"0.5k", 500},
+      {"1.25M", 1'250'000},  {"10G", 10'000'000'000}, {"1T", 1'000'000'000'000}, {"7", 7},
   };
   for (const auto& [text, bps] : good) {
     auto rate = parseRate(text);
     ASSERT_TRUE(rate) << text << ": " << rate.error().message();
     EXPECT_EQ(*rate, bps) << text;
   }
-  for (const std::string text :
-       {"", "M", "abc", "-5M", "1.5.5G", "10X", "0", "0M", "1 G", "300Mbit", "99999999999999999999", "20000000T",
-        "."}) {
+  for (const std::string text : {"", "M", "abc", "-5M", "1.5.5G", "10X", "0", "0M", "1 G", "300Mbit",
+                                 "99999999999999999999", "20000000T", "."}) {
     auto rate = parseRate(text);
     ASSERT_FALSE(rate) << "'" << text << "' was accepted";
     EXPECT_EQ(rate.error().code(), EINVAL);
@@ -346,14 +346,15 @@ TEST(testbed, RatesParseLikeIperf3) {
 
 TEST(testbed, TbfSizesHoldAFrameAndAPacedSendersBatches) {
   MPXDP_REQUIRE_PRIVILEGED();
-  for (std::uint64_t rate : {10'000'000ull, 100'000'000ull, 300'000'000ull, 1'000'000'000ull, 10'000'000'000ull}) {
+  for (std::uint64_t rate :
+       {10'000'000ull, 100'000'000ull, 300'000'000ull, 1'000'000'000ull, 10'000'000'000ull}) {
     SCOPED_TRACE(rate);
     const TbfParams params = tbfParamsFor(rate, 1500);
-    EXPECT_GE(params.burstBytes, 1514u);                 // one full frame
-    EXPECT_GE(params.burstBytes, rate / 8 / 1000);       // 1 ms of timer slack
+    EXPECT_GE(params.burstBytes, 1514u);                            // one full frame
+    EXPECT_GE(params.burstBytes, rate / 8 / 1000);                  // 1 ms of timer slack
     EXPECT_GE(params.limitBytes - params.burstBytes, 64u * 1514u);  // a full AF_XDP batch
-    EXPECT_GE(params.limitBytes, rate / 8 / 50);         // 20 ms at the rate
-    EXPECT_LT(params.limitBytes, 64u * 1024 * 1024);     // bounded memory
+    EXPECT_GE(params.limitBytes, rate / 8 / 50);                    // 20 ms at the rate
+    EXPECT_LT(params.limitBytes, 64u * 1024 * 1024);                // bounded memory
   }
   EXPECT_GE(tbfParamsFor(10'000'000, 9000).burstBytes, 9014u);
 }

@@ -56,8 +56,8 @@ TEST(LinkArgTest, ParsesInterfacePeerAndRate) {
 }
 
 TEST(LinkArgTest, RejectsBadSyntax) {
-  for (const char* text : {"", "=1.2.3.4", "s0=", "s0=1.2.3", "s0=1.2.3.4@", "s0=1.2.3.4@fast", "s0=1.2.3.4@-1M",
-                           "averyveryverylongname=1.2.3.4"}) {
+  for (const char* text : {"", "=1.2.3.4", "s0=", "s0=1.2.3", "s0=1.2.3.4@", "s0=1.2.3.4@fast",
+                           "s0=1.2.3.4@-1M", "averyveryverylongname=1.2.3.4"}) {
     auto arg = parseLinkArg(text);
     EXPECT_FALSE(arg) << text;
     if (!arg) {

@@ -86,9 +86,9 @@ RunResult runOne(const std::string& self, const DemoRun& run) {
     receiver->stop(2s);
     return fail("the receiver did not get ready: " + lastLines(receiver->err(), 5));
   }
-  auto sender =
-      Subprocess::spawn({self, "send", "--testbed", options.name, "-J", "-i", "0", "-t", fmt::format("{}", options.timeS),
-                         "-l", std::to_string(options.payloadBytes), "--backend", run.backend});
+  auto sender = Subprocess::spawn({self, "send", "--testbed", options.name, "-J", "-i", "0", "-t",
+                                   fmt::format("{}", options.timeS), "-l",
+                                   std::to_string(options.payloadBytes), "--backend", run.backend});
   if (!sender) {
     receiver->stop(2s);
     return fail(sender.error().message());
@@ -106,7 +106,8 @@ RunResult runOne(const std::string& self, const DemoRun& run) {
     receiver->stop(3s);
     if (stopRequested()) return fail("interrupted");
   }
-  if (*sent != 0) return fail(fmt::format("the sender exited with {}: {}", *sent, lastLines(sender->err(), 5)));
+  if (*sent != 0)
+    return fail(fmt::format("the sender exited with {}: {}", *sent, lastLines(sender->err(), 5)));
   if (received && *received != 0) {
     return fail(fmt::format("the receiver exited with {}: {}", *received, lastLines(receiver->err(), 5)));
   }
@@ -125,8 +126,9 @@ T number(const nlohmann::json& j, const char* key) {
 void printTable(const std::vector<RunResult>& results, std::uint64_t linkSumBps) {
   const double linkSum = static_cast<double>(linkSumBps);
   const double ceiling = linkSum * options.payloadBytes / (options.payloadBytes + kHeaderBytes);
-  fmt::print("\n{} links x {} ({:.0f} Mbit/s), {} byte payloads, header ceiling {:.1f} Mbit/s, {} s per run\n",
-             options.links, options.rate, linkSum / 1e6, options.payloadBytes, ceiling / 1e6, options.timeS);
+  fmt::print(
+      "\n{} links x {} ({:.0f} Mbit/s), {} byte payloads, header ceiling {:.1f} Mbit/s, {} s per run\n",
+      options.links, options.rate, linkSum / 1e6, options.payloadBytes, ceiling / 1e6, options.timeS);
   fmt::print("{:<8} {:<8} {:>9} {:>7} {:>9} {:>8} {:>9} {:>9} {:>10} {:>7}\n", "backend", "reorder", "Mbit/s",
              "% link", "% ceiling", "lost", "OOO-del", "OOO-arr", "hold p99", "CPU s");
   for (const auto& r : results) {
@@ -182,11 +184,13 @@ int runDemo(CLI::App* /*app*/) {
   }
   char self[4096];
   const ssize_t selfLength = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (selfLength <= 0) return reportError("demo: finding this program", Error::fromErrno("readlink /proc/self/exe"));
+  if (selfLength <= 0)
+    return reportError("demo: finding this program", Error::fromErrno("readlink /proc/self/exe"));
   const std::string selfPath(self, static_cast<std::size_t>(selfLength));
 
   installStopHandler();
-  fmt::print(stderr, "mpxdp demo: building test bed '{}': {} links at {}\n", options.name, options.links, options.rate);
+  fmt::print(stderr, "mpxdp demo: building test bed '{}': {} links at {}\n", options.name, options.links,
+             options.rate);
   auto bed = testbed::ScopedTestbed::create(spec);
   if (!bed) {
     if (bed.error().code() == EEXIST) {

@@ -55,7 +55,8 @@ void waitForArrivals(std::vector<pollfd>& fds, std::uint64_t deadlineNs) {
   const std::uint64_t now = monotonicNs();
   if (deadlineNs <= now) return;
   const std::uint64_t waitNs = deadlineNs - now;
-  timespec timeout{static_cast<time_t>(waitNs / 1'000'000'000ULL), static_cast<long>(waitNs % 1'000'000'000ULL)};
+  timespec timeout{static_cast<time_t>(waitNs / 1'000'000'000ULL),
+                   static_cast<long>(waitNs % 1'000'000'000ULL)};
   for (auto& fd : fds) fd.revents = 0;
   (void)ppoll(fds.data(), fds.size(), &timeout, nullptr);
 }
@@ -76,22 +77,26 @@ void declareRecv(CLI::App* app) {
   app->add_flag("-J,--json", options.json, "print one JSON object at the end instead of text");
   app->add_option("--window", options.windowPackets, "reorder window in packets (power of two, 64..2^24)")
       ->capture_default_str();
-  app->add_option("--reorder-timeout", options.timeoutMs,
-                  "window: fixed hole timeout in milliseconds (default: adaptive, from the path delay spread)");
+  app->add_option(
+      "--reorder-timeout", options.timeoutMs,
+      "window: fixed hole timeout in milliseconds (default: adaptive, from the path delay spread)");
   app->add_flag("--no-fast-loss", options.noFastLoss,
                 "window: declare holes lost only on timeout, not as soon as every path has passed them");
-  app->add_option("--testbed", options.testbed,
-                  "run in the receiver namespace of this test bed (mpxdp-NAME-rx) and take the links from it");
-  app->add_option("--cpu", options.cpu,
-                  "pin the receiving thread to this CPU (default: not pinned; measured no gain on veth, and two "
-                  "pinned ends can land on one core)")
+  app->add_option(
+      "--testbed", options.testbed,
+      "run in the receiver namespace of this test bed (mpxdp-NAME-rx) and take the links from it");
+  app->add_option(
+         "--cpu", options.cpu,
+         "pin the receiving thread to this CPU (default: not pinned; measured no gain on veth, and two "
+         "pinned ends can land on one core)")
       ->check(CLI::NonNegativeNumber);
 }
 
 int runRecv(CLI::App* /*app*/) {
   auto reorderKind = reorder::parseReorderKind(options.reorder);
-  if (!reorderKind) return usageError(Error(EINVAL, "--reorder: expected window, sort or off, got '" +
-                                                        options.reorder + "'"));
+  if (!reorderKind)
+    return usageError(
+        Error(EINVAL, "--reorder: expected window, sort or off, got '" + options.reorder + "'"));
   auto backend = parseBackend(options.backend);
   if (!backend) return usageError(backend.error().wrap("--backend"));
   if (options.intervalS < 0) return usageError(Error(EINVAL, "-i must be >= 0"));
@@ -110,7 +115,8 @@ int runRecv(CLI::App* /*app*/) {
   auto args = resolveLinkArgs(options.testbed, options.links, Side::kReceiver, netns);
   if (!args) return isUsageError(args.error()) ? usageError(args.error()) : reportError("recv", args.error());
   auto plans = planLinks(*args, Side::kReceiver);
-  if (!plans) return isUsageError(plans.error()) ? usageError(plans.error()) : reportError("recv", plans.error());
+  if (!plans)
+    return isUsageError(plans.error()) ? usageError(plans.error()) : reportError("recv", plans.error());
 
   std::unique_ptr<bpf::SteeringProgram> steering;
   if (*backend == Backend::kXdp) {
@@ -147,7 +153,8 @@ int runRecv(CLI::App* /*app*/) {
 
   if (options.cpu >= 0) {
     auto pinned = pinThreadToCpu(options.cpu);
-    if (!pinned) return isUsageError(pinned.error()) ? usageError(pinned.error()) : reportError("recv", pinned.error());
+    if (!pinned)
+      return isUsageError(pinned.error()) ? usageError(pinned.error()) : reportError("recv", pinned.error());
     run.cpu = *pinned;
   }
 

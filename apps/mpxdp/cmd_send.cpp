@@ -53,28 +53,33 @@ bool isUsageError(const Error& error) {
 }  // namespace
 
 void declareSend(CLI::App* app) {
-  app->add_option("--link", options.links,
-                  "send over this interface to PEER_IP, shaped to RATE if given (repeatable; the receiver lists "
-                  "its links in the same order)")
+  app->add_option(
+         "--link", options.links,
+         "send over this interface to PEER_IP, shaped to RATE if given (repeatable; the receiver lists "
+         "its links in the same order)")
       ->type_name("IFACE=PEER_IP[@RATE]");
   app->add_option("-p,--port", options.port, "UDP port of the stream")->capture_default_str();
   app->add_option("-t,--time", options.timeS, "seconds to send")->capture_default_str();
-  app->add_option("-b,--bitrate", options.rate,
-                  "total rate over all links incl. headers, e.g. 800M (default: sum of the link rates when all "
-                  "are known, else unlimited)");
+  app->add_option(
+      "-b,--bitrate", options.rate,
+      "total rate over all links incl. headers, e.g. 800M (default: sum of the link rates when all "
+      "are known, else unlimited)");
   app->add_option("-l,--length", options.payloadBytes, "payload bytes per packet")->capture_default_str();
   app->add_option("--scheduler", options.scheduler, "rr (strict round robin) or wrr (weighted by link rate)")
       ->capture_default_str();
-  app->add_option("--backend", options.backend, "xdp (AF_XDP) or udp (kernel sockets)")->capture_default_str();
+  app->add_option("--backend", options.backend, "xdp (AF_XDP) or udp (kernel sockets)")
+      ->capture_default_str();
   app->add_option("-i,--interval", options.intervalS, "seconds between interval reports, 0 for none")
       ->capture_default_str();
   app->add_flag("-J,--json", options.json, "print one JSON object at the end instead of text");
-  app->add_option("--testbed", options.testbed,
-                  "run in the sender namespace of this test bed (mpxdp-NAME-tx) and take links, peers and rates "
-                  "from it");
-  app->add_option("--cpu", options.cpu,
-                  "pin the sending thread to this CPU (default: not pinned; measured no gain on veth, and two "
-                  "pinned ends can land on one core)")
+  app->add_option(
+      "--testbed", options.testbed,
+      "run in the sender namespace of this test bed (mpxdp-NAME-tx) and take links, peers and rates "
+      "from it");
+  app->add_option(
+         "--cpu", options.cpu,
+         "pin the sending thread to this CPU (default: not pinned; measured no gain on veth, and two "
+         "pinned ends can land on one core)")
       ->check(CLI::NonNegativeNumber);
 }
 
@@ -104,10 +109,12 @@ int runSend(CLI::App* /*app*/) {
   auto args = resolveLinkArgs(options.testbed, options.links, Side::kSender, netns);
   if (!args) return isUsageError(args.error()) ? usageError(args.error()) : reportError("send", args.error());
   auto plans = planLinks(*args, Side::kSender);
-  if (!plans) return isUsageError(plans.error()) ? usageError(plans.error()) : reportError("send", plans.error());
+  if (!plans)
+    return isUsageError(plans.error()) ? usageError(plans.error()) : reportError("send", plans.error());
   if (options.rate.empty()) {
     // Default: the sum of the link rates when every link has one.
-    const bool allKnown = std::all_of(plans->begin(), plans->end(), [](const LinkPlan& p) { return p.rateBps > 0; });
+    const bool allKnown =
+        std::all_of(plans->begin(), plans->end(), [](const LinkPlan& p) { return p.rateBps > 0; });
     if (allKnown) {
       for (const auto& plan : *plans) totalRateBps += plan.rateBps;
     }
@@ -137,13 +144,15 @@ int runSend(CLI::App* /*app*/) {
   if (!created) return reportError("send", created.error());
   Sender& sender = **created;
   if (options.payloadBytes > sender.maxPayload()) {
-    return usageError(Error(EMSGSIZE, fmt::format("-l {} exceeds the largest payload the links carry, {} bytes",
-                                                  options.payloadBytes, sender.maxPayload())));
+    return usageError(
+        Error(EMSGSIZE, fmt::format("-l {} exceeds the largest payload the links carry, {} bytes",
+                                    options.payloadBytes, sender.maxPayload())));
   }
 
   if (options.cpu >= 0) {
     auto pinned = pinThreadToCpu(options.cpu);
-    if (!pinned) return isUsageError(pinned.error()) ? usageError(pinned.error()) : reportError("send", pinned.error());
+    if (!pinned)
+      return isUsageError(pinned.error()) ? usageError(pinned.error()) : reportError("send", pinned.error());
     run.cpu = *pinned;
   }
 
@@ -165,8 +174,10 @@ int runSend(CLI::App* /*app*/) {
   // waking for every packet would cost a wakeup and kicks per packet.
   const std::uint64_t frameBits = 8ULL * (payload + config.perPacketOverheadBytes);
   const std::uint64_t batchNs =
-      totalRateBps == 0 ? 50'000 : std::min<std::uint64_t>(kSleepBatchPackets * frameBits * 1'000'000'000ULL / totalRateBps,
-                                                           config.pacingBurstNs / 4);
+      totalRateBps == 0
+          ? 50'000
+          : std::min<std::uint64_t>(kSleepBatchPackets * frameBits * 1'000'000'000ULL / totalRateBps,
+                                    config.pacingBurstNs / 4);
 
   while (!stopRequested()) {
     const std::uint64_t now = monotonicNs();
@@ -202,8 +213,8 @@ int runSend(CLI::App* /*app*/) {
       // Pacing allowed only a few packets: sending again right away would
       // send the tokens that trickled in during this commit, a few packets
       // per syscall. Let a batch's worth build up first.
-      sleepUntilOrStopped(std::min({std::max(sender.nextSendTimeNs(payload), lastSendNs + batchNs), endNs,
-                                    nextReportNs}));
+      sleepUntilOrStopped(
+          std::min({std::max(sender.nextSendTimeNs(payload), lastSendNs + batchNs), endNs, nextReportNs}));
     }
   }
 

@@ -74,13 +74,15 @@ int runUp() {
 }
 
 int runDown() {
-  if (auto valid = testbed::validateName(options.name); !valid) return usageError("testbed down", valid.error());
+  if (auto valid = testbed::validateName(options.name); !valid)
+    return usageError("testbed down", valid.error());
   if (auto done = testbed::down(options.name); !done) return reportError("testbed down", done.error());
   return kExitOk;
 }
 
 int runShow() {
-  if (auto valid = testbed::validateName(options.name); !valid) return usageError("testbed show", valid.error());
+  if (auto valid = testbed::validateName(options.name); !valid)
+    return usageError("testbed show", valid.error());
   auto info = testbed::show(options.name);
   if (!info) return reportError("testbed show", info.error());
   printInfo(*info, options.json);
@@ -88,7 +90,8 @@ int runShow() {
 }
 
 void addName(CLI::App* app) {
-  app->add_option("--name", options.name, "test bed name: a-z, 0-9 and '-', at most 24 characters")->required();
+  app->add_option("--name", options.name, "test bed name: a-z, 0-9 and '-', at most 24 characters")
+      ->required();
 }
 
 void addJson(CLI::App* app) { app->add_flag("-J,--json", options.json, "print JSON instead of a table"); }

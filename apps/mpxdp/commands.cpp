@@ -20,12 +20,13 @@ int runDemo(CLI::App* app);
 namespace {
 
 constexpr std::array kCommands = {
-    Command{"testbed", "Build, show and remove a local multi-link test bed (network namespaces)", declareTestbed,
-            runTestbed},
+    Command{"testbed", "Build, show and remove a local multi-link test bed (network namespaces)",
+            declareTestbed, runTestbed},
     Command{"send", "Send a stream over several links for -t seconds (like iperf3 -c)", declareSend, runSend},
     Command{"recv", "Receive, reorder and check a stream; report goodput, loss, reordering (like iperf3 -s)",
             declareRecv, runRecv},
-    Command{"demo", "Build a 3-link test bed, compare the reorderers and the kernel-UDP backend, tear it down",
+    Command{"demo",
+            "Build a 3-link test bed, compare the reorderers and the kernel-UDP backend, tear it down",
             declareDemo, runDemo},
 };
 

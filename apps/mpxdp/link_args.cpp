@@ -58,7 +58,8 @@ Result<LinkArg> parseLinkArg(std::string_view text) {
   LinkArg arg;
   const std::size_t eq = text.find('=');
   arg.interface = std::string(text.substr(0, eq));
-  if (arg.interface.empty()) return Error(EINVAL, where + ": no interface name (expected IFACE=PEER_IP[@RATE])");
+  if (arg.interface.empty())
+    return Error(EINVAL, where + ": no interface name (expected IFACE=PEER_IP[@RATE])");
   if (arg.interface.size() >= IF_NAMESIZE) return Error(EINVAL, where + ": interface name too long");
   if (eq == std::string_view::npos) return arg;
   std::string_view rest = text.substr(eq + 1);
@@ -104,7 +105,8 @@ Result<std::vector<LinkArg>> resolveLinkArgs(const std::string& testbedName,
   if (auto valid = testbed::validateName(testbedName); !valid) return valid.error().wrap("--testbed");
   auto info = testbed::show(testbedName);
   if (!info) return info.error().wrap("test bed " + testbedName);
-  auto scope = testbed::NetnsScope::enter(side == Side::kSender ? info->senderNamespace : info->receiverNamespace);
+  auto scope =
+      testbed::NetnsScope::enter(side == Side::kSender ? info->senderNamespace : info->receiverNamespace);
   if (!scope) return scope.error();
   netns.emplace(std::move(*scope));
   return linksFromTestbed(*info, side);
@@ -146,7 +148,7 @@ Result<std::vector<Link>> openLinks(const std::vector<LinkPlan>& plans, const Op
     config.batchSize = options.batchSize;
     config.frameCount = options.frameCount;
     auto io = options.backend == Backend::kXdp ? transport::openXdpPacketIo(config, options.steering)
-                                                : transport::openUdpPacketIo(config);
+                                               : transport::openUdpPacketIo(config);
     if (!io) return io.error().wrap("link " + plan.interface);
     links.push_back(Link{std::move(*io), PathConfig{plan.rateBps}});
   }

@@ -1,6 +1,6 @@
 // mpxdp: command line front end. Subcommands come from the table in commands.cpp.
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <exception>

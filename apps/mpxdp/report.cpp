@@ -7,7 +7,9 @@
 namespace mpxdp::cli {
 namespace {
 
-double seconds(const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6; }
+double seconds(const timeval& tv) {
+  return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+}
 
 double perSecond(double value, double seconds) { return seconds > 0 ? value / seconds : 0.0; }
 
@@ -65,20 +67,22 @@ void Reporter::begin() {
   if (jsonMode_) return;
   const bool sender = run_.role == Role::kSender;
   if (sender) {
-    fmt::print(out_, "mpxdp send: {} link(s), backend {}, scheduler {}, {} byte payloads, total rate {}, {}\n",
-               run_.linkNames.size(), run_.backend, run_.scheduler, run_.payloadBytes,
-               run_.totalRateBps == 0 ? std::string("unlimited") : rateText(static_cast<double>(run_.totalRateBps)),
-               cpuText(run_.cpu));
+    fmt::print(
+        out_, "mpxdp send: {} link(s), backend {}, scheduler {}, {} byte payloads, total rate {}, {}\n",
+        run_.linkNames.size(), run_.backend, run_.scheduler, run_.payloadBytes,
+        run_.totalRateBps == 0 ? std::string("unlimited") : rateText(static_cast<double>(run_.totalRateBps)),
+        cpuText(run_.cpu));
   } else {
-    fmt::print(out_, "mpxdp recv: {} link(s), backend {}, reorder {}, {}\n", run_.linkNames.size(), run_.backend,
-               run_.reorder, cpuText(run_.cpu));
+    fmt::print(out_, "mpxdp recv: {} link(s), backend {}, reorder {}, {}\n", run_.linkNames.size(),
+               run_.backend, run_.reorder, cpuText(run_.cpu));
   }
   if (sender) {
     fmt::print(out_, "[ ID] Interval           Transfer      Rate               Packets\n");
   } else {
-    fmt::print(out_,
-               "[ ID] Interval           Transfer      Goodput             Packets       pps     Lost  OOO-arr  "
-               "OOO-del    Dup  Corrupt\n");
+    fmt::print(
+        out_,
+        "[ ID] Interval           Transfer      Goodput             Packets       pps     Lost  OOO-arr  "
+        "OOO-del    Dup  Corrupt\n");
   }
   std::fflush(out_);
 }
@@ -91,11 +95,12 @@ void Reporter::printLine(const Sample& from, const Sample& to, const char* tag) 
     fmt::print(out_, "[SUM] {:6.2f}-{:<6.2f} sec  {}  {}  {:9}{}\n", from.timeS, to.timeS,
                transferText(to.bytes - from.bytes), rateText(bps), packets, tag);
   } else {
-    fmt::print(out_, "[SUM] {:6.2f}-{:<6.2f} sec  {}  {}  {:9} {:9.0f} {:8} {:8} {:8} {:6} {:8}{}\n", from.timeS,
-               to.timeS, transferText(to.bytes - from.bytes), rateText(bps), packets,
+    fmt::print(out_, "[SUM] {:6.2f}-{:<6.2f} sec  {}  {}  {:9} {:9.0f} {:8} {:8} {:8} {:6} {:8}{}\n",
+               from.timeS, to.timeS, transferText(to.bytes - from.bytes), rateText(bps), packets,
                perSecond(static_cast<double>(packets), span), to.lost - from.lost,
-               to.outOfOrderArrived - from.outOfOrderArrived, to.outOfOrderDelivered - from.outOfOrderDelivered,
-               to.duplicates - from.duplicates, to.corrupt - from.corrupt, tag);
+               to.outOfOrderArrived - from.outOfOrderArrived,
+               to.outOfOrderDelivered - from.outOfOrderDelivered, to.duplicates - from.duplicates,
+               to.corrupt - from.corrupt, tag);
   }
   std::fflush(out_);
 }
@@ -206,7 +211,8 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
     std::fflush(out_);
     return;
   }
-  fmt::print(out_, "- - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - -\n");
+  fmt::print(out_,
+             "- - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - -\n");
   Sample zero;
   Sample end = total;
   end.timeS = duration;
@@ -219,20 +225,22 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
     }
     fmt::print(out_, "tx refused by links: {}\n", stats.txDropped);
   } else {
-    fmt::print(out_, "[ ID] Link              Packets        Bytes     Lost  OOO-path   Delay-min   Delay-avg\n");
+    fmt::print(out_,
+               "[ ID] Link              Packets        Bytes     Lost  OOO-path   Delay-min   Delay-avg\n");
     for (std::size_t l = 0; l < stats.paths.size(); ++l) {
       const PathStats& p = stats.paths[l];
-      fmt::print(out_, "[{:3}] {:<12} {:12} {:12} {:8} {:9} {:>11} {:>11}\n", l, run_.linkNames.at(l),
-                 p.packetsReceived, p.bytesReceived, p.lostSeen, p.outOfOrderInPath,
-                 p.owdValid ? durationText(static_cast<std::uint64_t>(std::max<std::int64_t>(p.owdMinNs, 0))) : "-",
-                 p.owdValid ? durationText(static_cast<std::uint64_t>(std::max<std::int64_t>(p.owdAvgNs, 0))) : "-");
+      fmt::print(
+          out_, "[{:3}] {:<12} {:12} {:12} {:8} {:9} {:>11} {:>11}\n", l, run_.linkNames.at(l),
+          p.packetsReceived, p.bytesReceived, p.lostSeen, p.outOfOrderInPath,
+          p.owdValid ? durationText(static_cast<std::uint64_t>(std::max<std::int64_t>(p.owdMinNs, 0))) : "-",
+          p.owdValid ? durationText(static_cast<std::uint64_t>(std::max<std::int64_t>(p.owdAvgNs, 0))) : "-");
     }
     fmt::print(out_, "reorder {}: hold p50 {}, p99 {}, max {}; late {}, malformed {}\n", run_.reorder,
                durationText(stats.hold.p50Ns), durationText(stats.hold.p99Ns), durationText(stats.hold.maxNs),
                stats.late, stats.malformed);
   }
-  fmt::print(out_, "CPU time: {:.2f} s user, {:.2f} s system; ended by {}\n", ending.cpu.userS, ending.cpu.systemS,
-             ending.reason);
+  fmt::print(out_, "CPU time: {:.2f} s user, {:.2f} s system; ended by {}\n", ending.cpu.userS,
+             ending.cpu.systemS, ending.reason);
   std::fflush(out_);
 }
 

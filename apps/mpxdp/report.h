@@ -19,8 +19,8 @@ enum class Role : std::uint8_t { kSender, kReceiver };
 struct RunDescription {
   Role role = Role::kReceiver;
   std::string backend;
-  std::string reorder;    // receiver
-  std::string scheduler;  // sender
+  std::string reorder;             // receiver
+  std::string scheduler;           // sender
   std::uint32_t payloadBytes = 0;  // sender: -l
   std::uint64_t totalRateBps = 0;  // sender: -b (0 = unpaced)
   std::vector<std::string> linkNames;

@@ -64,8 +64,8 @@ struct ConnectionState {
   // Sender: global seq of the next packet. Receiver: sequence numbers
   // delivered or declared lost so far.
   std::uint64_t nextGlobalSeq = 0;
-  bool endSeen = false;          // receiver: an END marker arrived
-  std::uint64_t finalSeq = 0;    // from the END marker: data seqs are [0, finalSeq)
+  bool endSeen = false;        // receiver: an END marker arrived
+  std::uint64_t finalSeq = 0;  // from the END marker: data seqs are [0, finalSeq)
   bool endedByIdleTimeout = false;
   std::uint64_t heldPackets = 0;  // receiver: buffers held (reorderer, queue, application)
 };
@@ -89,7 +89,7 @@ struct PathStats {
   // Receiver: packets whose per-path seq is below the highest seen on that
   // path (reordered within the path itself, not across paths).
   std::uint64_t outOfOrderInPath = 0;
-  std::uint64_t endMarkers = 0;     // END markers sent / received on this path
+  std::uint64_t endMarkers = 0;  // END markers sent / received on this path
   // One-way delay = arrival - send timestamp. Only a delay when both ends
   // share a clock; across hosts it includes the clock offset.
   bool owdValid = false;
@@ -105,13 +105,13 @@ struct ConnectionStats {
   std::uint64_t bytesDelivered = 0;  // payload bytes
   std::uint64_t outOfOrderArrived = 0;
   std::uint64_t outOfOrderDelivered = 0;
-  std::uint64_t lost = 0;  // sequence numbers declared lost (incl. a lost tail)
+  std::uint64_t lost = 0;      // sequence numbers declared lost (incl. a lost tail)
   std::uint64_t lostFast = 0;  // of those, by the reorderer's fast loss detection
   std::uint64_t duplicates = 0;
   std::uint64_t late = 0;
-  std::uint64_t malformed = 0;     // bad multipath header, unknown path or wrong conn id
-  std::uint64_t foreignConn = 0;   // of those: another connection id
-  std::uint64_t txDropped = 0;     // sender: buffers the link refused at commit
+  std::uint64_t malformed = 0;    // bad multipath header, unknown path or wrong conn id
+  std::uint64_t foreignConn = 0;  // of those: another connection id
+  std::uint64_t txDropped = 0;    // sender: buffers the link refused at commit
   HoldTimeSummary hold;
   std::vector<PathStats> paths;
 };

@@ -570,7 +570,9 @@ class SlowOrFullLink final : public PacketIo {
  public:
   SlowOrFullLink(std::unique_ptr<PacketIo> inner, std::shared_ptr<ManualClock> clock, std::uint64_t receiveNs)
       : inner_(std::move(inner)), clock_(std::move(clock)), receiveNs_(receiveNs) {}
-  std::size_t reserveTx(std::span<TxBuffer> out) noexcept override { return full ? 0 : inner_->reserveTx(out); }
+  std::size_t reserveTx(std::span<TxBuffer> out) noexcept override {
+    return full ? 0 : inner_->reserveTx(out);
+  }
   Result<std::size_t> commitTx(std::span<const TxBuffer> buffers) noexcept override {
     return inner_->commitTx(buffers);
   }

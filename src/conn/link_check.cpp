@@ -21,7 +21,8 @@ Result<std::uint32_t> checkConnection(const ConnectionConfig& config, const std:
       return Error(EINVAL, "link " + std::to_string(i) + " (" + links[i].io->describe() + ") carries only " +
                                std::to_string(linkMax) + " bytes, not more than the multipath header");
     }
-    maxPayload = std::min<std::uint32_t>(maxPayload, linkMax - static_cast<std::uint32_t>(wire::kMpHeaderLen));
+    maxPayload =
+        std::min<std::uint32_t>(maxPayload, linkMax - static_cast<std::uint32_t>(wire::kMpHeaderLen));
   }
   return maxPayload;
 }

@@ -90,7 +90,8 @@ class ReceiverImpl final : public Receiver {
       const std::uint32_t index = popReady();
       HeldEntry& entry = table_[index];
       entry.state = EntryState::kApp;
-      out[n++] = Delivered{entry.packet.data + kHeaderLen, entry.payloadLen, entry.pathId, entry.globalSeq, index};
+      out[n++] =
+          Delivered{entry.packet.data + kHeaderLen, entry.payloadLen, entry.pathId, entry.globalSeq, index};
     }
     return n;
   }
@@ -114,8 +115,8 @@ class ReceiverImpl final : public Receiver {
     const std::uint32_t index = ready_[readyHead_];
     HeldEntry& entry = table_[index];
     if (entry.payloadLen > buffer.size()) {
-      return Error(EMSGSIZE, "recv: payload of " + std::to_string(entry.payloadLen) + " bytes, buffer holds " +
-                                 std::to_string(buffer.size()));
+      return Error(EMSGSIZE, "recv: payload of " + std::to_string(entry.payloadLen) +
+                                 " bytes, buffer holds " + std::to_string(buffer.size()));
     }
     popReady();
     const std::size_t length = entry.payloadLen;
@@ -246,7 +247,8 @@ class ReceiverImpl final : public Receiver {
   // Round after round over all links until `wanted` payloads are ready, the
   // links are drained (no full batch) or every table entry is held. drained
   // is false when packets may still wait in a link.
-  Result<void> receiveAll(std::uint64_t& nowNs, std::uint64_t pushNs, std::size_t wanted, bool& drained) noexcept {
+  Result<void> receiveAll(std::uint64_t& nowNs, std::uint64_t pushNs, std::size_t wanted,
+                          bool& drained) noexcept {
     bool more = true;
     while (more) {
       if (readyCount_ >= wanted) {
@@ -264,7 +266,8 @@ class ReceiverImpl final : public Receiver {
         nowNs = std::max(nowNs, clock_->nowNs());
         anyArrival_ = true;
         lastArrivalNs_ = nowNs;
-        for (std::size_t i = 0; i < *received; ++i) accept(static_cast<std::uint16_t>(l), rxBatch_[i], nowNs, pushNs);
+        for (std::size_t i = 0; i < *received; ++i)
+          accept(static_cast<std::uint16_t>(l), rxBatch_[i], nowNs, pushNs);
         if (*received == room) more = true;
       }
       flushReleases();
@@ -272,7 +275,8 @@ class ReceiverImpl final : public Receiver {
     return {};
   }
 
-  void accept(std::uint16_t link, const RxPacket& packet, std::uint64_t nowNs, std::uint64_t pushNs) noexcept {
+  void accept(std::uint16_t link, const RxPacket& packet, std::uint64_t nowNs,
+              std::uint64_t pushNs) noexcept {
     const auto decoded = wire::decodeMpHeader(std::span<const std::uint8_t>(packet.data, packet.length));
     if (!decoded.ok() || decoded.value.connId != config_.connId || decoded.value.pathId >= links_.size() ||
         (decoded.value.flags & MPXDP_FLAG_CONTROL) != 0) {
@@ -354,7 +358,8 @@ class ReceiverImpl final : public Receiver {
 
   void checkFinished(std::uint64_t nowNs) noexcept {
     if (finished_) return;
-    const bool idle = anyArrival_ && config_.idleTimeoutNs > 0 && nowNs - lastArrivalNs_ >= config_.idleTimeoutNs;
+    const bool idle =
+        anyArrival_ && config_.idleTimeoutNs > 0 && nowNs - lastArrivalNs_ >= config_.idleTimeoutNs;
     if (endSeen_) {
       if (accounted_ >= finalSeq_) {
         finished_ = true;
@@ -468,8 +473,8 @@ Result<std::unique_ptr<Receiver>> Receiver::create(const ConnectionConfig& confi
   if (!reorderer) return reorderer.error().wrap("receiver reorderer");
   // Room for a full reorder window plus the batches in flight between the
   // links, the delivery queue and the application.
-  const std::uint64_t tableSize =
-      static_cast<std::uint64_t>(options.windowPackets) + std::uint64_t{config.batchSize} * (links.size() + 2);
+  const std::uint64_t tableSize = static_cast<std::uint64_t>(options.windowPackets) +
+                                  std::uint64_t{config.batchSize} * (links.size() + 2);
   if (tableSize > (1U << 24)) return Error(EINVAL, "receiver: reorder window too large for the buffer table");
   if (!clock) clock = std::make_shared<MonotonicClock>();
   return std::unique_ptr<Receiver>(std::make_unique<ReceiverImpl>(config, std::move(links), std::move(clock),

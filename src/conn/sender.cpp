@@ -68,8 +68,8 @@ class SenderImpl final : public Sender {
       TxBuffer buffer{slot.frame, slot.frameCapacity, 0, slot.handle};
       SendPath& path = paths_[slot.link];
       if (slot.length > slot.capacity) {
-        noteError(Error(EMSGSIZE, "commit: slot length " + std::to_string(slot.length) + " exceeds capacity " +
-                                      std::to_string(slot.capacity)));
+        noteError(Error(EMSGSIZE, "commit: slot length " + std::to_string(slot.length) +
+                                      " exceeds capacity " + std::to_string(slot.capacity)));
       } else if (slot.length > 0) {
         wire::MpHeader header;
         header.connId = config_.connId;
@@ -113,9 +113,9 @@ class SenderImpl final : public Sender {
     while (done < payloads.size()) {
       const std::size_t chunk = std::min<std::size_t>(payloads.size() - done, copySlots_.size());
       const auto rest = payloads.subspan(done, chunk);
-      const std::size_t got = reserveImpl(std::span<SendSlot>(copySlots_.data(), chunk), [rest](std::size_t i) {
-        return static_cast<std::uint32_t>(rest[i].size());
-      });
+      const std::size_t got =
+          reserveImpl(std::span<SendSlot>(copySlots_.data(), chunk),
+                      [rest](std::size_t i) { return static_cast<std::uint32_t>(rest[i].size()); });
       for (std::size_t i = 0; i < got; ++i) {
         std::memcpy(copySlots_[i].data, rest[i].data(), rest[i].size());
         copySlots_[i].length = static_cast<std::uint32_t>(rest[i].size());
@@ -145,7 +145,8 @@ class SenderImpl final : public Sender {
 
   Result<void> flush() noexcept override {
     for (std::size_t l = 0; l < links_.size(); ++l) {
-      if (auto flushed = links_[l].io->flushTx(); !flushed) return flushed.error().wrap("link " + std::to_string(l));
+      if (auto flushed = links_[l].io->flushTx(); !flushed)
+        return flushed.error().wrap("link " + std::to_string(l));
     }
     return {};
   }
@@ -230,7 +231,8 @@ class SenderImpl final : public Sender {
       path.used = 0;
       if (path.wanted == 0) continue;
       PacketIo& io = *links_[l].io;
-      path.got = static_cast<std::uint32_t>(io.reserveTx(std::span<TxBuffer>(path.reserved.data(), path.wanted)));
+      path.got =
+          static_cast<std::uint32_t>(io.reserveTx(std::span<TxBuffer>(path.reserved.data(), path.wanted)));
       if (path.got < path.wanted) {
         // TX ring full: reap completions once and retry.
         (void)io.flushTx();
@@ -262,7 +264,8 @@ class SenderImpl final : public Sender {
 
   void commitPending(std::size_t l) noexcept {
     SendPath& path = paths_[l];
-    auto committed = links_[l].io->commitTx(std::span<const TxBuffer>(path.pending.data(), path.pendingCount));
+    auto committed =
+        links_[l].io->commitTx(std::span<const TxBuffer>(path.pending.data(), path.pendingCount));
     std::uint64_t packets = 0;
     if (!committed) {
       noteError(committed.error().wrap("link " + std::to_string(l) + " commit"));

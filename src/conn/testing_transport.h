@@ -52,7 +52,9 @@ class MemoryWire {
     std::uint32_t length;
   };
   static bool later(const InFlight& a, const InFlight& b) noexcept;
-  std::uint8_t* frameData(std::uint32_t frame) noexcept { return memory_.data() + std::size_t{frame} * options_.frameSize; }
+  std::uint8_t* frameData(std::uint32_t frame) noexcept {
+    return memory_.data() + std::size_t{frame} * options_.frameSize;
+  }
   bool takeFrame(std::uint32_t& frame) noexcept;
   void putFrame(std::uint32_t frame) noexcept { freeFrames_.push_back(frame); }
   void enqueue(std::uint32_t frame, std::uint32_t length, std::uint64_t nowNs);

@@ -98,7 +98,8 @@ class SortReorderer final : public Reorderer {
     }
     std::uint64_t oldestNs = kNever;
     for (std::size_t i = release; i < count_; ++i) oldestNs = std::min(oldestNs, buffer_[i].sinceNs);
-    if (oldestNs != kNever && nowNs >= oldestNs && nowNs - oldestNs >= options_.fixedTimeoutNs) release = count_;
+    if (oldestNs != kNever && nowNs >= oldestNs && nowNs - oldestNs >= options_.fixedTimeoutNs)
+      release = count_;
     releaseSorted(release, nowNs, sink);
     tickNs_ = after(nowNs, options_.sortIntervalNs);
   }
@@ -174,8 +175,9 @@ class SortReorderer final : public Reorderer {
       --stats_.held;
       sink.deliver(held.packet, nowNs > held.sinceNs ? nowNs - held.sinceNs : 0);
     }
-    if (n > 0 && n < count_) std::move(buffer_.begin() + static_cast<std::ptrdiff_t>(n),
-                                       buffer_.begin() + static_cast<std::ptrdiff_t>(count_), buffer_.begin());
+    if (n > 0 && n < count_)
+      std::move(buffer_.begin() + static_cast<std::ptrdiff_t>(n),
+                buffer_.begin() + static_cast<std::ptrdiff_t>(count_), buffer_.begin());
     count_ -= n;
     if (count_ == 0) tickNs_ = kNever;
   }

@@ -432,7 +432,8 @@ TEST(WindowReordererTest, NoFastLossWithoutAGapInSomePathsSeqs) {
   // also passed it by 3.
   auto second = make(options);
   Recorder sink2;
-  for (const auto& [seq, path, pathSeq] : std::vector<std::tuple<std::uint64_t, std::uint16_t, std::uint32_t>>{
+  for (const auto& [seq, path, pathSeq] :
+       std::vector<std::tuple<std::uint64_t, std::uint16_t, std::uint32_t>>{
            {0, 0, 0}, {1, 1, 0}, {3, 1, 1}, {5, 1, 2}, {7, 1, 3}, {4, 0, 2}, {6, 0, 3}}) {
     second->push(pkt(seq, path, pathSeq), 100, sink2);
   }
@@ -506,8 +507,7 @@ struct TwoPathSender {
     std::vector<ArrivingPacket> batch;
     for (int i = 0; i < packets; ++i, ++seq) {
       const auto path = static_cast<std::uint16_t>(seq % 2);
-      batch.push_back(
-          timed(seq, path, pathSeq[path]++, seq * 10'000 + pauseNs, path == 0 ? delay0 : delay1));
+      batch.push_back(timed(seq, path, pathSeq[path]++, seq * 10'000 + pauseNs, path == 0 ? delay0 : delay1));
     }
     std::stable_sort(batch.begin(), batch.end(),
                      [](const auto& a, const auto& b) { return a.arrivalNs < b.arrivalNs; });
@@ -586,8 +586,8 @@ struct JitterRun {
   std::uint64_t lost = 0;
   std::uint64_t lostFast = 0;
   std::uint64_t late = 0;
-  std::uint64_t falseLoss = 0;   // seqs declared lost that were not dropped
-  std::uint64_t missedDrops = 0; // dropped seqs (below the highest) not declared lost
+  std::uint64_t falseLoss = 0;         // seqs declared lost that were not dropped
+  std::uint64_t missedDrops = 0;       // dropped seqs (below the highest) not declared lost
   std::uint64_t maxTimeoutSeenNs = 0;  // after the first quarter of the stream (startup: maxTimeoutNs)
 };
 
@@ -724,9 +724,8 @@ TEST(WindowReordererJitterTest, FastLossSurvivesSmallWithinPathReordering) {
     // Per-path gaps prove most drops: they are found without waiting for the timeout.
     EXPECT_GT(lossy.lostFast * 2, lossy.lost) << describe(lossy);
     // Calm paths (small skew and noise): every path passes a swapped packet at once.
-    const std::vector<JitterPath> calm = {{1'000'000, 0, 20'000, 0.01},
-                                          {1'100'000, 0, 20'000, 0.01},
-                                          {1'200'000, 0, 20'000, 0.01}};
+    const std::vector<JitterPath> calm = {
+        {1'000'000, 0, 20'000, 0.01}, {1'100'000, 0, 20'000, 0.01}, {1'200'000, 0, 20'000, 0.01}};
     const JitterRun calmClean = runJitter(options, calm, 100'000, 13'000, 0.0, seed);
     EXPECT_EQ(calmClean.falseLoss, 0U) << describe(calmClean);
     const JitterRun calmLossy = runJitter(options, calm, 100'000, 13'000, 0.005, seed);

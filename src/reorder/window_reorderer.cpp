@@ -132,8 +132,8 @@ class WindowReorderer final : public Reorderer {
     std::uint32_t open = 0;
   };
   struct PathState {
-    bool seen = false;      // a packet arrived (delay known)
-    bool seqSeen = false;   // a non-duplicate packet arrived (path seqs known)
+    bool seen = false;          // a packet arrived (delay known)
+    bool seqSeen = false;       // a non-duplicate packet arrived (path seqs known)
     std::uint32_t samples = 0;  // delay samples, saturating at kWarmupSamples
     std::uint32_t highestPathSeq = 0;
     std::uint64_t highestGlobalSeq = 0;  // global seq of the packet with highestPathSeq

@@ -13,7 +13,7 @@
 namespace mpxdp::transport {
 
 struct LinkEndpointConfig {
-  std::string interface;             // e.g. "s0"; the UDP transport may leave it empty
+  std::string interface;  // e.g. "s0"; the UDP transport may leave it empty
   // Default: the route's preferred source on interface; receive-only links
   // take the interface's first address (IPv4 before IPv6).
   std::optional<IpAddress> localIp;

@@ -253,8 +253,9 @@ class UdpPacketIo final : public PacketIo {
 
 Result<std::unique_ptr<PacketIo>> openUdpPacketIo(const LinkEndpointConfig& config) {
   const std::string where =
-      config.peerIp ? "UDP link to " + config.peerIp->toString() + ":" + std::to_string(config.peerPort)
-                    : "receive-only UDP link on " + (config.interface.empty() ? std::string("-") : config.interface);
+      config.peerIp
+          ? "UDP link to " + config.peerIp->toString() + ":" + std::to_string(config.peerPort)
+          : "receive-only UDP link on " + (config.interface.empty() ? std::string("-") : config.interface);
   if (config.frameCount < 2 || config.batchSize == 0 || config.frameSize < 64) {
     return Error(EINVAL, where + ": needs frameCount >= 2, batchSize >= 1 and frameSize >= 64");
   }

@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <optional>
 #include <cerrno>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -135,7 +135,7 @@ class XdpPacketIo final : public PacketIo {
       const std::size_t frameLen = outerLen_ + buffer.length;
       // Cannot fail: the template is valid and lengths were checked above.
       (void)outer_->write(std::span<std::uint8_t>(umem_->at(start), frameLen), buffer.length,
-                         config_.udpChecksum);
+                          config_.udpChecksum);
       xdp_desc& desc = socket_->tx().desc(index++);
       desc.addr = start;
       desc.len = static_cast<std::uint32_t>(frameLen);
@@ -317,10 +317,10 @@ Result<void> validate(const LinkEndpointConfig& config) {
   return {};
 }
 
-
 // Outer headers towards config.peerIp: the route must leave through the
 // link's interface; the next hop's MAC is resolved (ARP/ND).
-Result<wire::OuterTemplate> outerTemplateToPeer(const LinkEndpointConfig& config, const InterfaceInfo& iface) {
+Result<wire::OuterTemplate> outerTemplateToPeer(const LinkEndpointConfig& config,
+                                                const InterfaceInfo& iface) {
   const IpAddress& peer = *config.peerIp;
   auto route = lookupRoute(peer);
   if (!route.ok()) return route.error().wrap("AF_XDP link on " + config.interface);
@@ -362,7 +362,6 @@ Result<wire::OuterTemplate> outerTemplateToPeer(const LinkEndpointConfig& config
 
 }  // namespace
 
-
 Result<std::unique_ptr<PacketIo>> openXdpPacketIo(const LinkEndpointConfig& config,
                                                   bpf::SteeringProgram* steering) {
   if (auto valid = validate(config); !valid.ok()) return valid.error();
@@ -383,7 +382,8 @@ Result<std::unique_ptr<PacketIo>> openXdpPacketIo(const LinkEndpointConfig& conf
     outerLen = wire::kEthHeaderLen + (local->isV4() ? wire::kIpv4HeaderLen : wire::kIpv6HeaderLen) +
                wire::kUdpHeaderLen;
   }
-  const std::size_t ipUdpLen = outerLen - wire::kEthHeaderLen;  // what the MTU has to hold besides the payload
+  const std::size_t ipUdpLen =
+      outerLen - wire::kEthHeaderLen;  // what the MTU has to hold besides the payload
   const std::size_t byMtu = iface->mtu > ipUdpLen ? iface->mtu - ipUdpLen : 0;
   // Copy-mode RX puts the packet 256 bytes (XDP_PACKET_HEADROOM) into the frame.
   const std::size_t byFrame = config.frameSize - std::max<std::size_t>(wire::kMaxOuterLen, 256 + outerLen);

@@ -2,8 +2,8 @@
 // test bed: the receiver's JSON report is checked against what the sender
 // says it offered.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -67,8 +67,9 @@ std::optional<Transfer> transfer(const testbed::TestbedInfo& bed, const Transfer
     ADD_FAILURE() << "receiver not ready; stderr: " << receiver->err();
     return std::nullopt;
   }
-  auto sender = Subprocess::spawn({MPXDP_EXECUTABLE, "send", "--testbed", bed.name, "-J", "-i", "1", "-t",
-                                   std::to_string(kSeconds), "-b", options.rate, "--backend", options.backend});
+  auto sender =
+      Subprocess::spawn({MPXDP_EXECUTABLE, "send", "--testbed", bed.name, "-J", "-i", "1", "-t",
+                         std::to_string(kSeconds), "-b", options.rate, "--backend", options.backend});
   if (!sender) {
     ADD_FAILURE() << sender.error().message();
     return std::nullopt;
@@ -101,13 +102,14 @@ double offeredBps(const nlohmann::json& sender) {
 
 void expectConsistentAccounting(const Transfer& t) {
   const auto& r = t.receiver;
-  std::printf("offered %.1f Mbit/s, goodput %.1f Mbit/s, lost %llu, out of order arrived %llu delivered %llu, "
-              "hold p99 %.1f us\n",
-              offeredBps(t.sender) / 1e6, r.at("goodput_bps").get<double>() / 1e6,
-              static_cast<unsigned long long>(r.at("lost_packets").get<std::uint64_t>()),
-              static_cast<unsigned long long>(r.at("out_of_order_arrived").get<std::uint64_t>()),
-              static_cast<unsigned long long>(r.at("out_of_order_delivered").get<std::uint64_t>()),
-              r.at("hold_p99_ns").get<double>() / 1e3);
+  std::printf(
+      "offered %.1f Mbit/s, goodput %.1f Mbit/s, lost %llu, out of order arrived %llu delivered %llu, "
+      "hold p99 %.1f us\n",
+      offeredBps(t.sender) / 1e6, r.at("goodput_bps").get<double>() / 1e6,
+      static_cast<unsigned long long>(r.at("lost_packets").get<std::uint64_t>()),
+      static_cast<unsigned long long>(r.at("out_of_order_arrived").get<std::uint64_t>()),
+      static_cast<unsigned long long>(r.at("out_of_order_delivered").get<std::uint64_t>()),
+      r.at("hold_p99_ns").get<double>() / 1e3);
   EXPECT_EQ(r.at("ended_by"), "end marker");
   EXPECT_EQ(r.at("corrupt_packets").get<std::uint64_t>(), 0u);
   EXPECT_EQ(r.at("duplicate_packets").get<std::uint64_t>(), 0u);

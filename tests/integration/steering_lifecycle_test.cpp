@@ -64,7 +64,8 @@ TEST(SteeringLifecycleTest, SigkillDetachesAndRestartWorks) {
   for (int round = 0; round < 2; ++round) {
     auto holder = testbed::Subprocess::spawn(holderArgv(info));
     ASSERT_TRUE(holder) << holder.error().message();
-    ASSERT_TRUE(holder->waitForStderr("ready", 10s)) << "holder did not start (round " << round << "): " << holder->err();
+    ASSERT_TRUE(holder->waitForStderr("ready", 10s))
+        << "holder did not start (round " << round << "): " << holder->err();
     for (const auto& link : info.links) {
       EXPECT_NE(attachedProgramId(info.receiverNamespace, link.receiverInterface), 0u)
           << link.receiverInterface;
