@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -16,6 +15,7 @@
 #include <vector>
 
 #include "netlink_route.h"
+#include "traffic_counters.h"
 
 namespace mpxdp::transport {
 namespace {
@@ -147,8 +147,7 @@ class UdpPacketIo final : public PacketIo {
       if (done < count) break;
     }
     for (const TxBuffer& buffer : buffers) txFree_[txTop_++] = static_cast<std::uint32_t>(buffer.handle);
-    txPackets_.fetch_add(sent, std::memory_order_relaxed);
-    txBytes_.fetch_add(bytes, std::memory_order_relaxed);
+    counters_.sent(sent, bytes);
     if (!failure.ok()) return failure.error();
     return sent;
   }
@@ -182,7 +181,7 @@ class UdpPacketIo final : public PacketIo {
         const std::uint32_t slot = rxSlots_[i];
         if ((rxMsgs_[i].msg_hdr.msg_flags & MSG_TRUNC) != 0) {
           rxFree_[rxTop_++] = slot;  // larger than any payload we send: not ours
-          rxMalformed_.fetch_add(1, std::memory_order_relaxed);
+          counters_.malformed(1);
           continue;
         }
         out[got].data = bufferAt(slot);
@@ -193,8 +192,7 @@ class UdpPacketIo final : public PacketIo {
       }
       if (n < want) break;
     }
-    rxPackets_.fetch_add(got, std::memory_order_relaxed);
-    rxBytes_.fetch_add(bytes, std::memory_order_relaxed);
+    counters_.received(got, bytes);
     return got;
   }
 
@@ -207,15 +205,7 @@ class UdpPacketIo final : public PacketIo {
   int pollFd() const noexcept override { return fd_; }
   std::uint32_t maxPayload() const noexcept override { return bufferSize_; }
 
-  PacketIoStats stats() const noexcept override {
-    PacketIoStats stats;
-    stats.txPackets = txPackets_.load(std::memory_order_relaxed);
-    stats.txBytes = txBytes_.load(std::memory_order_relaxed);
-    stats.rxPackets = rxPackets_.load(std::memory_order_relaxed);
-    stats.rxBytes = rxBytes_.load(std::memory_order_relaxed);
-    stats.rxMalformed = rxMalformed_.load(std::memory_order_relaxed);
-    return stats;
-  }
+  PacketIoStats stats() const noexcept override { return counters_.snapshot(); }
 
   std::string describe() const override { return description_; }
 
@@ -242,11 +232,7 @@ class UdpPacketIo final : public PacketIo {
   std::vector<mmsghdr> txMsgs_;
   std::vector<iovec> txIov_;
 
-  std::atomic<std::uint64_t> txPackets_{0};
-  std::atomic<std::uint64_t> txBytes_{0};
-  std::atomic<std::uint64_t> rxPackets_{0};
-  std::atomic<std::uint64_t> rxBytes_{0};
-  std::atomic<std::uint64_t> rxMalformed_{0};
+  TrafficCounters counters_;
 };
 
 }  // namespace

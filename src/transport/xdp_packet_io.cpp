@@ -3,7 +3,6 @@
 #include <net/if.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <optional>
 #include <string>
@@ -13,6 +12,7 @@
 #include "frame_allocator.h"
 #include "netlink_route.h"
 #include "steering.h"
+#include "traffic_counters.h"
 #include "umem.h"
 #include "xsk_socket.h"
 
@@ -144,8 +144,7 @@ class XdpPacketIo final : public PacketIo {
     }
     if (sendable == 0) return std::size_t{0};
     socket_->tx().submit(sendable);
-    txPackets_.fetch_add(sendable, std::memory_order_relaxed);
-    txBytes_.fetch_add(bytes, std::memory_order_relaxed);
+    counters_.sent(sendable, bytes);
     auto kicked = kick();
     if (!kicked.ok()) return kicked.error();
     return std::size_t{sendable};
@@ -185,10 +184,9 @@ class XdpPacketIo final : public PacketIo {
     rx.release(n);
     if (dropped > 0) {
       refill(std::span<const std::uint64_t>(recycle_.data(), dropped));
-      rxMalformed_.fetch_add(dropped, std::memory_order_relaxed);
+      counters_.malformed(dropped);
     }
-    rxPackets_.fetch_add(got, std::memory_order_relaxed);
-    rxBytes_.fetch_add(bytes, std::memory_order_relaxed);
+    counters_.received(got, bytes);
     return got;
   }
 
@@ -213,12 +211,7 @@ class XdpPacketIo final : public PacketIo {
   std::uint32_t maxPayload() const noexcept override { return maxPayload_; }
 
   PacketIoStats stats() const noexcept override {
-    PacketIoStats stats;
-    stats.txPackets = txPackets_.load(std::memory_order_relaxed);
-    stats.txBytes = txBytes_.load(std::memory_order_relaxed);
-    stats.rxPackets = rxPackets_.load(std::memory_order_relaxed);
-    stats.rxBytes = rxBytes_.load(std::memory_order_relaxed);
-    stats.rxMalformed = rxMalformed_.load(std::memory_order_relaxed);
+    PacketIoStats stats = counters_.snapshot();
     auto kernel = socket_->statistics();
     if (kernel.ok()) {
       stats.rxDropped = kernel->rxDropped;
@@ -290,11 +283,7 @@ class XdpPacketIo final : public PacketIo {
   std::vector<std::uint64_t> scratch_;  // TX side: completion batches, frame allocation
   std::vector<std::uint64_t> recycle_;  // RX side: dropped frames back to the fill ring
 
-  std::atomic<std::uint64_t> txPackets_{0};
-  std::atomic<std::uint64_t> txBytes_{0};
-  std::atomic<std::uint64_t> rxPackets_{0};
-  std::atomic<std::uint64_t> rxBytes_{0};
-  std::atomic<std::uint64_t> rxMalformed_{0};
+  TrafficCounters counters_;
 };
 
 Result<void> validate(const LinkEndpointConfig& config) {
