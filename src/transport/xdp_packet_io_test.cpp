@@ -219,6 +219,21 @@ class XdpPacketIoTest : public ::testing::Test {
     return endpoints_.back().get();
   }
 
+  // A kernel UDP sender in namespace A towards B. Kernel UDP over veth leaves
+  // the checksum to an offload that never happens (CHECKSUM_PARTIAL); a real
+  // NIC would fill it in, so the kernel is made to compute it and the AF_XDP
+  // receiver sees a wire-valid packet. nullptr after a failed assertion.
+  PacketIo* openKernelSenderInA() {
+    InNetns inA(beds_->a());
+    EXPECT_TRUE(inA.ok());
+    EXPECT_EQ(run("ethtool -K va tx off"), 0);
+    auto config = endpoint("va", kAddrB, kMpPort, kMpPort);
+    config.localIp = kAddrA;
+    auto io = openUdpPacketIo(config);
+    EXPECT_TRUE(io.ok()) << io.error().message();
+    return io.ok() ? keep(std::move(*io)) : nullptr;
+  }
+
   std::unique_ptr<NetnsPair> beds_;
   std::unique_ptr<bpf::SteeringProgram> steering_;
   std::vector<std::unique_ptr<PacketIo>> endpoints_;
@@ -315,20 +330,8 @@ TEST_F(XdpPacketIoTest, KernelUdpSenderIntoXdpReceiver) {
     ASSERT_TRUE(io.ok()) << io.error().message();
     receiver = keep(std::move(*io));
   }
-  PacketIo* sender = nullptr;
-  {
-    InNetns inA(beds_->a());
-    ASSERT_TRUE(inA.ok());
-    // Kernel UDP over veth leaves the checksum to an offload that never
-    // happens (CHECKSUM_PARTIAL); a real NIC would fill it in. Make the
-    // kernel compute it so the AF_XDP receiver sees a wire-valid packet.
-    ASSERT_EQ(run("ethtool -K va tx off"), 0);
-    auto config = endpoint("va", kAddrB, kMpPort, kMpPort);
-    config.localIp = kAddrA;
-    auto io = openUdpPacketIo(config);
-    ASSERT_TRUE(io.ok()) << io.error().message();
-    sender = keep(std::move(*io));
-  }
+  PacketIo* sender = openKernelSenderInA();
+  ASSERT_NE(sender, nullptr);
   constexpr std::uint64_t kTotal = 5000;
   const TransferResult result = transfer(*sender, *receiver, kTotal, 32);
   EXPECT_EQ(result.received, kTotal);
@@ -338,7 +341,6 @@ TEST_F(XdpPacketIoTest, KernelUdpSenderIntoXdpReceiver) {
 
 TEST_F(XdpPacketIoTest, WithoutAPeerTheReceiverIsReceiveOnly) {
   PacketIo* receiver = nullptr;
-  PacketIo* peered = nullptr;
   {
     InNetns inB(beds_->b());
     ASSERT_TRUE(inB.ok());
@@ -353,16 +355,8 @@ TEST_F(XdpPacketIoTest, WithoutAPeerTheReceiverIsReceiveOnly) {
   TxBuffer lent[4];
   EXPECT_EQ(receiver->reserveTx(lent), 0u);
   EXPECT_TRUE(receiver->flushTx().ok());
-  {
-    InNetns inA(beds_->a());
-    ASSERT_TRUE(inA.ok());
-    ASSERT_EQ(run("ethtool -K va tx off"), 0);
-    auto config = endpoint("va", kAddrB, kMpPort, kMpPort);
-    config.localIp = kAddrA;
-    auto io = openUdpPacketIo(config);
-    ASSERT_TRUE(io.ok()) << io.error().message();
-    peered = keep(std::move(*io));
-  }
+  PacketIo* peered = openKernelSenderInA();
+  ASSERT_NE(peered, nullptr);
   constexpr std::uint64_t kTotal = 2000;
   const TransferResult result = transfer(*peered, *receiver, kTotal, 32);
   EXPECT_EQ(result.received, kTotal);

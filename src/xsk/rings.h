@@ -20,6 +20,19 @@ struct RingMemory {
   std::uint32_t size = 0;  // entries, a power of two
 };
 
+// Points a libxdp ring (producer or consumer kind: same fields) at memory.
+template <typename Ring>
+void pointAt(Ring& ring, const RingMemory& memory) noexcept {
+  ring = {};
+  ring.mask = memory.size - 1;
+  ring.size = memory.size;
+  ring.producer = memory.producer;
+  ring.consumer = memory.consumer;
+  ring.flags = memory.flags;
+  ring.ring = memory.entries;
+  ring.cached_prod = *memory.producer;
+}
+
 // Rings the application produces into (fill, TX).
 class ProducerRing {
  public:
@@ -27,14 +40,7 @@ class ProducerRing {
   // Attaches to ring memory as libxdp does after mmap (cached consumer kept
   // one ring size ahead, see xsk_prod_nb_free).
   void attach(const RingMemory& memory) noexcept {
-    ring_ = {};
-    ring_.mask = memory.size - 1;
-    ring_.size = memory.size;
-    ring_.producer = memory.producer;
-    ring_.consumer = memory.consumer;
-    ring_.flags = memory.flags;
-    ring_.ring = memory.entries;
-    ring_.cached_prod = *memory.producer;
+    pointAt(ring_, memory);
     ring_.cached_cons = *memory.consumer + memory.size;
   }
   xsk_ring_prod* raw() noexcept { return &ring_; }
@@ -63,14 +69,7 @@ class ConsumerRing {
  public:
   ConsumerRing() = default;
   void attach(const RingMemory& memory) noexcept {
-    ring_ = {};
-    ring_.mask = memory.size - 1;
-    ring_.size = memory.size;
-    ring_.producer = memory.producer;
-    ring_.consumer = memory.consumer;
-    ring_.flags = memory.flags;
-    ring_.ring = memory.entries;
-    ring_.cached_prod = *memory.producer;
+    pointAt(ring_, memory);
     ring_.cached_cons = *memory.consumer;
   }
   xsk_ring_cons* raw() noexcept { return &ring_; }
