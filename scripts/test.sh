@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one command that runs every test: installs dependencies, builds, runs
-# unit + privileged tests, repeats the unit tests under ASan/UBSan, checks
+# unit + privileged tests, repeats them all under ASan/UBSan, checks
 # clang-format and clang-tidy, and builds the microbenchmarks.
 # Privileged tests need root; under CI=true a skipped privileged test fails.
 set -euo pipefail
@@ -48,9 +48,13 @@ step "build with ASan + UBSan"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMPXDP_SANITIZE=ON -DMPXDP_BUILD_BENCH=OFF >/dev/null
 cmake --build build-asan -j "$jobs"
 
-step "unit tests under ASan + UBSan"
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir build-asan --output-on-failure --timeout 300 -L unit -j "$jobs"
+step "tests under ASan + UBSan"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+ctest --test-dir build-asan --output-on-failure --timeout 300 -L unit -j "$jobs"
+# Privileged tests one at a time: they build test beds and move real traffic.
+ctest --test-dir build-asan --output-on-failure --timeout 300 -L privileged -j 1
+unset ASAN_OPTIONS UBSAN_OPTIONS
+check_leftovers
 
 step "clang-format"
 git ls-files '*.cpp' '*.h' '*.c' | grep -v -E '\.bpf\.c$|mpxdp_shared\.h$' | xargs clang-format --dry-run -Werror
