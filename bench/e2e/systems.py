@@ -119,6 +119,26 @@ def _finish_cpu(result, sender, receiver, cpu_before, cpu_after):
     result["machine_cpu_s"] = {k: round(v, 3) for k, v in delta.items()}
 
 
+def _drive(ctx, tag, result, server, server_label, client_argv, client_role, client_label, children):
+    """Starts the client against a ready server, waits for both to end and checks that both exited 0 in
+    time. The client joins `children` so the caller's clean-up kills it. Returns (client, cpu_before,
+    cpu_after, failure); failure is the failed result, or None."""
+    cpu_before = procs.read_cpu_times()
+    client = procs.Proc(client_argv, *_files(ctx, tag, client_role))
+    children.append(client)
+    client.wait(ctx.duration + END_SLACK_S)
+    server.wait(END_SLACK_S)
+    cpu_after = procs.read_cpu_times()
+    failure = None
+    if client.timed_out or server.timed_out:
+        failure = _fail(result, "timed out ({} {}, {} {})".format(client_label, client.timed_out, server_label,
+                                                                  server.timed_out), client, server)
+    elif client.returncode != 0 or server.returncode != 0:
+        failure = _fail(result, "exit codes: {} {}, {} {}".format(client_label, client.returncode, server_label,
+                                                                  server.returncode), client, server)
+    return client, cpu_before, cpu_after, failure
+
+
 def run_mpxdp(system, payload, ctx, tag, result):
     p = system.params
     bed = ctx.bed
@@ -130,28 +150,20 @@ def run_mpxdp(system, payload, ctx, tag, result):
         send_argv += ["-b", bed.link_sum_bps]  # total rate including headers; unshaped: unlimited
     result["commands"] = [" ".join(map(str, recv_argv)), " ".join(map(str, send_argv))]
     receiver = procs.Proc(recv_argv, *_files(ctx, tag, "recv"))
-    sender = None
+    children = [receiver]
     try:
         if not receiver.wait_for_stderr("mpxdp recv: ready", START_TIMEOUT_S):
             return _fail(result, "receiver not ready within {} s (exit {})".format(START_TIMEOUT_S,
                                                                                     receiver.poll()), receiver)
-        cpu_before = procs.read_cpu_times()
-        sender = procs.Proc(send_argv, *_files(ctx, tag, "send"))
-        sender.wait(ctx.duration + END_SLACK_S)
-        receiver.wait(END_SLACK_S)
-        cpu_after = procs.read_cpu_times()
-        if sender.timed_out or receiver.timed_out:
-            return _fail(result, "timed out (sender {}, receiver {})".format(sender.timed_out, receiver.timed_out),
-                         sender, receiver)
-        if sender.returncode != 0 or receiver.returncode != 0:
-            return _fail(result, "exit codes: sender {}, receiver {}".format(sender.returncode,
-                                                                             receiver.returncode), sender, receiver)
+        sender, cpu_before, cpu_after, failure = _drive(ctx, tag, result, receiver, "receiver", send_argv, "send",
+                                                        "sender", children)
+        if failure is not None:
+            return failure
         recv = json.loads(receiver.stdout())
         send = json.loads(sender.stdout())
     finally:
-        for child in (sender, receiver):
-            if child is not None:
-                child.kill()
+        for child in reversed(children):
+            child.kill()
     for key in ("goodput_bps", "delivered_packets", "delivered_bytes", "lost_packets", "out_of_order_delivered",
                 "out_of_order_arrived", "duplicate_packets", "corrupt_packets", "hold_p50_ns", "hold_p99_ns",
                 "duration_s", "pps"):
@@ -211,27 +223,19 @@ def run_iperf3(system, payload, ctx, tag, result):
     if p.get("mptcp"):
         bed.enable_mptcp()
     server = procs.Proc(server_argv, *_files(ctx, tag, "server"))
-    client = None
+    children = [server]
     try:
         if not _wait_listening(bed, server, IPERF_PORT):
             return _fail(result, "iperf3 server not listening (exit {})".format(server.poll()), server)
-        cpu_before = procs.read_cpu_times()
-        client = procs.Proc(client_argv, *_files(ctx, tag, "client"))
-        client.wait(ctx.duration + END_SLACK_S)
-        server.wait(END_SLACK_S)
-        cpu_after = procs.read_cpu_times()
-        if client.timed_out or server.timed_out:
-            return _fail(result, "timed out (client {}, server {})".format(client.timed_out, server.timed_out),
-                         client, server)
-        if client.returncode != 0 or server.returncode != 0:
-            return _fail(result, "exit codes: client {}, server {}".format(client.returncode, server.returncode),
-                         client, server)
+        client, cpu_before, cpu_after, failure = _drive(ctx, tag, result, server, "server", client_argv, "client",
+                                                        "client", children)
+        if failure is not None:
+            return failure
         server_report = json.loads(server.stdout())
         client_report = json.loads(client.stdout())
     finally:
-        for child in (client, server):
-            if child is not None:
-                child.kill()
+        for child in reversed(children):
+            child.kill()
         if p.get("mptcp"):
             bed.disable_mptcp()
     if "error" in server_report or "error" in client_report:
