@@ -7,8 +7,6 @@
 #include <cerrno>
 #include <cstring>
 
-#include "udp_packet_io.h"
-#include "xdp_packet_io.h"
 
 namespace mpxdp::cli {
 namespace {
@@ -44,14 +42,6 @@ Result<IpAddress> interfaceAddress(const std::string& interface, IpAddress::Fami
 }
 
 }  // namespace
-
-Result<Backend> parseBackend(std::string_view name) {
-  if (name == "xdp") return Backend::kXdp;
-  if (name == "udp") return Backend::kUdp;
-  return Error(EINVAL, "unknown backend '" + std::string(name) + "' (expected xdp or udp)");
-}
-
-std::string_view toString(Backend backend) noexcept { return backend == Backend::kXdp ? "xdp" : "udp"; }
 
 Result<LinkArg> parseLinkArg(std::string_view text) {
   const std::string where = "--link '" + std::string(text) + "'";
@@ -134,25 +124,6 @@ Result<std::vector<LinkPlan>> planLinks(const std::vector<LinkArg>& args, Side s
     plans.push_back({arg.interface, *local, arg.peerIp, arg.rateBps});
   }
   return plans;
-}
-
-Result<std::vector<Link>> openLinks(const std::vector<LinkPlan>& plans, const OpenOptions& options) {
-  std::vector<Link> links;
-  for (const LinkPlan& plan : plans) {
-    transport::LinkEndpointConfig config;
-    config.interface = plan.interface;
-    config.localIp = plan.localIp;
-    config.peerIp = plan.peerIp;
-    config.localPort = options.port;
-    config.peerPort = options.port;
-    config.batchSize = options.batchSize;
-    config.frameCount = options.frameCount;
-    auto io = options.backend == Backend::kXdp ? transport::openXdpPacketIo(config, options.steering)
-                                               : transport::openUdpPacketIo(config);
-    if (!io) return io.error().wrap("link " + plan.interface);
-    links.push_back(Link{std::move(*io), PathConfig{plan.rateBps}});
-  }
-  return links;
 }
 
 }  // namespace mpxdp::cli

@@ -1,5 +1,6 @@
 // The links of `mpxdp send` and `mpxdp recv`: parsed from --link arguments
-// or taken from a test bed, then opened as AF_XDP or kernel-UDP PacketIos.
+// or taken from a test bed, and checked against the network namespace
+// (mpxdp/links.h opens them).
 #pragma once
 
 #include <cstdint>
@@ -10,19 +11,10 @@
 #include <vector>
 
 #include "mpxdp/address.h"
-#include "mpxdp/connection.h"
 #include "mpxdp/error.h"
 #include "testbed.h"
 
-namespace mpxdp::bpf {
-class SteeringProgram;
-}
-
 namespace mpxdp::cli {
-
-enum class Backend : std::uint8_t { kXdp, kUdp };
-Result<Backend> parseBackend(std::string_view name);
-std::string_view toString(Backend backend) noexcept;
 
 enum class Side : std::uint8_t { kSender, kReceiver };
 
@@ -62,17 +54,5 @@ struct LinkPlan {
 // it) and the interface has a local address of the peer's family
 // (EADDRNOTAVAIL).
 Result<std::vector<LinkPlan>> planLinks(const std::vector<LinkArg>& args, Side side);
-
-struct OpenOptions {
-  Backend backend = Backend::kXdp;
-  std::uint16_t port = 0;
-  std::uint32_t batchSize = 64;
-  std::uint32_t frameCount = 4096;
-  // Receiver with the xdp backend: the steering program, loaded once.
-  bpf::SteeringProgram* steering = nullptr;
-};
-
-// Opens every planned link; the error names the failing link.
-Result<std::vector<Link>> openLinks(const std::vector<LinkPlan>& plans, const OpenOptions& options);
 
 }  // namespace mpxdp::cli

@@ -9,7 +9,10 @@
 #include <string>
 #include <vector>
 
+#include <optional>
+
 #include "mpxdp/connection.h"
+#include "mpxdp/endpoint.h"
 
 namespace mpxdp::cli {
 
@@ -25,7 +28,9 @@ struct RunDescription {
   std::uint64_t totalRateBps = 0;  // sender: -b (0 = unpaced)
   std::vector<std::string> linkNames;
   std::vector<std::uint64_t> linkRatesBps;
+  std::vector<std::string> linkModes;  // how each link is served, e.g. "xdp:s0 rx q0-3 tx q0 copy"
   int cpu = -1;  // the CPU the run's thread is pinned to; -1 = not pinned
+  std::uint32_t connId = 0;
 };
 
 // Cumulative counters at one moment. packets/bytes are payloads delivered
@@ -52,21 +57,24 @@ CpuTime processCpuTime();
 
 // Why a run ended, for the final report.
 struct Ending {
-  std::string reason;  // "end marker", "idle timeout", "signal", "time"
+  std::string reason;  // "time", "end of stream", "idle timeout", "signal", "peer", "error"
   CpuTime cpu;
   double durationS = 0;
 };
 
 class Reporter {
  public:
+  // out == nullptr: nothing is printed (the JSON is still built, for a combined report).
   Reporter(RunDescription run, bool json, std::FILE* out);
 
   // Prints the header (text mode only).
   void begin();
   // One interval line from the previous sample to `now`.
   void interval(const Sample& now);
-  // The final summary: totals, per-path table, hold times, CPU time.
-  void finish(const ConnectionStats& stats, const Sample& total, const Ending& ending);
+  // The final summary: totals, per-path table, hold times, malformed input,
+  // CPU time; a sender adds the receiver's figures when its REPORT arrived.
+  void finish(const ConnectionStats& stats, const Sample& total, const Ending& ending,
+              const EndpointStats& endpoint, const std::optional<PeerReport>& peer);
 
   // The JSON object finish() prints with -J (also built in text mode).
   const nlohmann::json& json() const { return json_; }

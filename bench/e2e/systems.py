@@ -142,7 +142,7 @@ def _drive(ctx, tag, result, server, server_label, client_argv, client_role, cli
 def run_mpxdp(system, payload, ctx, tag, result):
     p = system.params
     bed = ctx.bed
-    recv_argv = [ctx.mpxdp, "recv", "--testbed", bed.name, "--backend", p["backend"], "--reorder", p["reorder"],
+    recv_argv = [ctx.mpxdp, "recv", "-1", "--testbed", bed.name, "--backend", p["backend"], "--reorder", p["reorder"],
                  "-i", "0", "-J"]
     send_argv = [ctx.mpxdp, "send", "--testbed", bed.name, "-t", ctx.duration, "-l", payload,
                  "--backend", p["backend"], "--scheduler", p["scheduler"], "-i", "0", "-J"]

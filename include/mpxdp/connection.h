@@ -1,19 +1,20 @@
-// A multipath connection over N links: a Sender sprays one flow over its
-// links (the scheduler and pacer pick the path of each packet) and a
-// Receiver puts the packets back in order. Each link is a PacketIo; buffers
-// carry the 32-byte multipath header followed by the payload.
+// One multipath connection to one peer over the paths of an Endpoint. A
+// connection sends and receives: its data stream in each direction is
+// sprayed over the paths by the scheduler and pacer and put back in order
+// by the reorderer at the other end; control frames (handshake, ACK,
+// PING/PONG, CLOSE, REPORT) flow both ways on the same paths.
 //
-// Single-threaded: one thread drives a Sender or a Receiver. Nothing on the
-// per-packet path allocates; all tables are sized at create time.
+// Single-threaded: the thread that drives the Endpoint drives its
+// connections. Nothing on the per-packet path allocates.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
+#include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
-#include "mpxdp/clock.h"
 #include "mpxdp/error.h"
 #include "mpxdp/packet_io.h"
 #include "reorder/reorderer.h"
@@ -21,57 +22,94 @@
 
 namespace mpxdp {
 
-using PathConfig = sched::PathConfig;
-
-// One link of a connection: its packet I/O and its configured rate.
-// Link i carries path id i; both ends must list their links in the same order.
-struct Link {
-  std::unique_ptr<PacketIo> io;
-  PathConfig path;
+// Which side sends data on a connection, chosen by the connecting side.
+enum class DataDirection : std::uint8_t {
+  kClientToServer = 1,  // mpxdp send (default)
+  kServerToClient = 2,  // mpxdp send -R
+  kBoth = 3,            // mpxdp send --bidir
 };
 
 struct ConnectionConfig {
-  std::uint32_t connId = 1;
-  sched::SchedulerKind scheduler = sched::SchedulerKind::kRoundRobin;
-  std::uint64_t totalRateBps = 0;  // cap on the sum of all paths; 0 = none
-  // Bytes the link carries per packet besides the payload, for pacing: the
-  // outer headers (14 + 20 + 8 for Ethernet/IPv4/UDP) plus the 32-byte
-  // multipath header.
-  std::uint32_t perPacketOverheadBytes = 14 + 20 + 8 + 32;
+  // Unset: wrr (weighted by the paths' rates) when every path has a rate, rr otherwise.
+  std::optional<sched::SchedulerKind> scheduler;
+  std::uint64_t totalRateBps = 0;  // cap on application payload bits per second (iperf3 -b); 0 = none
   std::uint64_t pacingBurstNs = 1'000'000;
-  reorder::ReorderOptions reorder;  // pathCount is set from the links
+  reorder::ReorderOptions reorder;  // pathCount is set from the paths
   std::uint32_t batchSize = 64;     // packets per PacketIo call
 
-  // End of stream (sender): END markers per path, spaced by the interval.
-  std::uint32_t endRepeats = 3;
-  std::uint64_t endRepeatIntervalNs = 1'000'000;
-  // End of stream (receiver): after the first END marker, wait at most this
-  // long for missing packets before declaring them lost. 0 = wait for END
-  // on every path or the idle timeout.
+  // Handshake: HELLO on every path every helloIntervalNs until the peer
+  // answers; give up after handshakeTimeoutNs.
+  std::uint64_t helloIntervalNs = 200'000'000;
+  std::uint64_t handshakeTimeoutNs = 3'000'000'000;
+  // The peer is gone when nothing arrived from it for this long.
+  std::uint64_t peerTimeoutNs = 3'000'000'000;
+  // ACK a path after this many ack-eliciting packets, or this long after
+  // the first unacknowledged one.
+  std::uint32_t ackEveryPackets = 64;
+  std::uint64_t ackDelayNs = 5'000'000;
+  // PING each path this often (RTT, liveness); 0 = never.
+  std::uint64_t pingIntervalNs = 100'000'000;
+
+  // End of this side's stream: CLOSE with the final sequence on every path,
+  // closeRepeats times, closeRepeatIntervalNs apart, then again every
+  // helloIntervalNs until the peer's REPORT arrives or reportWaitNs passed.
+  std::uint32_t closeRepeats = 3;
+  std::uint64_t closeRepeatIntervalNs = 1'000'000;
+  std::uint64_t reportWaitNs = 2'000'000'000;
+  // Receiving: after the peer's CLOSE, wait at most this long for missing
+  // packets before declaring them lost. 0 = until CLOSE on every path or idle.
   std::uint64_t endDrainTimeoutNs = 100'000'000;
-  // Receiver: finish after this long without any packet once traffic has
-  // started (END markers lost). 0 = never.
+  // Receiving: the stream ends after this long without data once data
+  // started (the CLOSE was lost). 0 = never.
   std::uint64_t idleTimeoutNs = 2'000'000'000;
 };
 
+// What the connecting side asks for in its HELLO.
+struct ConnectOptions {
+  DataDirection direction = DataDirection::kClientToServer;
+  std::uint16_t maxPayload = 0;     // largest payload this side will send; 0 = what the paths carry
+  std::uint64_t serverRateBps = 0;  // the server's payload rate when it sends; 0 = its own choice
+  std::uint32_t durationMs = 0;     // how long the server sends; 0 = until the client closes
+};
+
 enum class ConnectionPhase : std::uint8_t {
-  kOpen,      // sending / receiving
-  kFinished,  // sender: END markers sent; receiver: stream complete
+  kHandshake,  // HELLO sent, no answer yet
+  kOpen,       // both sides agreed; data may flow
+  kClosed,     // both streams done (and the peer's report in, or given up on)
+  kFailed,     // error(): version, path mismatch, peer gone, refused, aborted
+};
+
+enum class ConnectionRole : std::uint8_t { kClient, kServer };
+
+// What the peer said in its HELLO.
+struct PeerHello {
+  std::uint16_t pathCount = 0;
+  DataDirection direction = DataDirection::kClientToServer;
+  std::uint16_t maxPayload = 0;
+  std::uint64_t rateBps = 0;
+  std::uint32_t durationMs = 0;
+  std::vector<std::string> pathNames;  // the peer's interface per path ("" until its HELLO on that path)
 };
 
 struct ConnectionState {
-  ConnectionPhase phase = ConnectionPhase::kOpen;
-  // Sender: global seq of the next packet. Receiver: sequence numbers
-  // delivered or declared lost so far.
+  ConnectionPhase phase = ConnectionPhase::kHandshake;
+  ConnectionRole role = ConnectionRole::kClient;
+  std::uint32_t connId = 0;
+  bool sends = false;     // this side sends data
+  bool receives = false;  // this side receives data
+  // Sending: global seq of the next payload; sendFinished after finish().
   std::uint64_t nextGlobalSeq = 0;
-  bool endSeen = false;        // receiver: an END marker arrived
-  std::uint64_t finalSeq = 0;  // from the END marker: data seqs are [0, finalSeq)
+  bool sendFinished = false;
+  // Receiving: sequence numbers delivered or declared lost so far.
+  std::uint64_t accountedSeq = 0;
+  bool endSeen = false;        // the peer's CLOSE with its final seq arrived
+  std::uint64_t finalSeq = 0;  // data seqs are [0, finalSeq)
+  bool receiveFinished = false;
   bool endedByIdleTimeout = false;
-  std::uint64_t heldPackets = 0;  // receiver: buffers held (reorderer, queue, application)
+  std::uint64_t heldPackets = 0;  // buffers held (reorderer, queue, application)
+  bool peerReportReceived = false;
 };
 
-// Reorder hold time (arrival to in-order release), from a log-bucket
-// histogram: percentiles are bucket upper bounds (relative error <= 25 %).
 struct HoldTimeSummary {
   std::uint64_t samples = 0;
   std::uint64_t p50Ns = 0;
@@ -81,17 +119,26 @@ struct HoldTimeSummary {
 };
 
 struct PathStats {
-  std::uint64_t packetsSent = 0;
-  std::uint64_t bytesSent = 0;  // payload bytes
-  std::uint64_t packetsReceived = 0;
-  std::uint64_t bytesReceived = 0;  // payload bytes
-  std::uint64_t lostSeen = 0;       // per-path sequence gaps (not refilled by later arrivals)
-  // Receiver: packets whose per-path seq is below the highest seen on that
-  // path (reordered within the path itself, not across paths).
-  std::uint64_t outOfOrderInPath = 0;
-  std::uint64_t endMarkers = 0;  // END markers sent / received on this path
-  // One-way delay = arrival - send timestamp. Only a delay when both ends
-  // share a clock; across hosts it includes the clock offset.
+  // Sending side of this path.
+  std::uint64_t packetsSent = 0;  // data packets
+  std::uint64_t bytesSent = 0;    // payload bytes
+  std::uint64_t controlPacketsSent = 0;
+  std::uint64_t packetNumbersUsed = 0;  // every packet sent on the path (= next packet number)
+  std::uint64_t acksReceived = 0;
+  std::uint64_t largestAcked = 0;      // valid when acksReceived > 0
+  std::uint64_t peerBytesReceived = 0;  // the peer's count of our UDP payload bytes (from ACKs)
+  bool rttValid = false;
+  std::uint64_t rttNs = 0;     // smoothed (1/8), from PING/PONG
+  std::uint64_t rttMinNs = 0;
+  // Receiving side of this path.
+  std::uint64_t packetsReceived = 0;  // data packets
+  std::uint64_t bytesReceived = 0;    // payload bytes
+  std::uint64_t controlPacketsReceived = 0;
+  std::uint64_t lostSeen = 0;           // gaps in the path's packet numbers not filled later
+  std::uint64_t outOfOrderInPath = 0;   // below the highest packet number seen on the path
+  std::uint64_t closeFrames = 0;        // CLOSE frames received on this path
+  // One-way delay = arrival - send timestamp; includes the clock offset
+  // when the two hosts do not share a clock.
   bool owdValid = false;
   std::int64_t owdMinNs = 0;
   std::int64_t owdAvgNs = 0;  // exponentially weighted (1/16)
@@ -101,108 +148,108 @@ struct PathStats {
 struct ConnectionStats {
   std::uint64_t packetsSent = 0;
   std::uint64_t bytesSent = 0;  // payload bytes
+  std::uint64_t txDropped = 0;  // data buffers the link refused at commit
   std::uint64_t packetsDelivered = 0;
   std::uint64_t bytesDelivered = 0;  // payload bytes
   std::uint64_t outOfOrderArrived = 0;
   std::uint64_t outOfOrderDelivered = 0;
   std::uint64_t lost = 0;      // sequence numbers declared lost (incl. a lost tail)
-  std::uint64_t lostFast = 0;  // of those, by the reorderer's fast loss detection
+  std::uint64_t lostFast = 0;  // of those, by fast loss detection
   std::uint64_t duplicates = 0;
-  std::uint64_t late = 0;
-  std::uint64_t malformed = 0;    // bad multipath header, unknown path or wrong conn id
-  std::uint64_t foreignConn = 0;  // of those: another connection id
-  std::uint64_t txDropped = 0;    // sender: buffers the link refused at commit
+  std::uint64_t late = 0;        // arrived after being declared lost
+  std::uint64_t implausible = 0;  // sequence numbers too far ahead to be believed (forged or corrupt)
+  std::uint64_t malformed = 0;   // frames of this connection that failed to parse or broke the rules
   HoldTimeSummary hold;
   std::vector<PathStats> paths;
 };
 
-// A payload slot lent by Sender::reserve: write up to `capacity` bytes at
-// `data` and set `length`. Leave length 0 to give the slot back unsent.
-// The other fields belong to the sender.
+// The peer's REPORT: its figures for the stream this side sent.
+struct PeerReport {
+  std::uint64_t durationNs = 0;
+  std::uint64_t packets = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t lost = 0;
+  std::uint64_t late = 0;
+  std::uint64_t outOfOrder = 0;
+  std::uint64_t duplicates = 0;
+  std::uint64_t malformed = 0;
+  struct Path {
+    std::uint64_t packets = 0;
+    std::uint64_t bytes = 0;
+    std::uint64_t lost = 0;
+  };
+  std::vector<Path> paths;
+};
+
+// A payload slot lent by Connection::reserve: write up to `capacity` bytes
+// at `data` and set `length`. Leave length 0 to give the slot back unsent.
+// The other fields belong to the connection.
 struct SendSlot {
   std::uint8_t* data = nullptr;
   std::uint32_t capacity = 0;
   std::uint32_t length = 0;
   std::uint16_t link = 0;
-  std::uint8_t* frame = nullptr;  // start of the link buffer (multipath header)
+  std::uint8_t* frame = nullptr;  // start of the link buffer (packet header)
   std::uint32_t frameCapacity = 0;
   std::uint64_t handle = 0;
 };
 
-class Sender {
- public:
-  // links must not be empty; clock defaults to a MonotonicClock.
-  static Result<std::unique_ptr<Sender>> create(const ConnectionConfig& config, std::vector<Link> links,
-                                                std::shared_ptr<Clock> clock = nullptr);
-  virtual ~Sender() = default;
-
-  // Lends up to out.size() slots, each bound to a link chosen by the
-  // scheduler and pacer for a payload of payloadBytes (0 = maxPayload();
-  // pacing charges this size). Returns 0 when no path may send now (see
-  // nextSendTimeNs) or after finish(). Every slot must come back via commit.
-  virtual std::size_t reserve(std::span<SendSlot> out, std::uint32_t payloadBytes = 0) noexcept = 0;
-  // Fills the multipath headers of the slots with length > 0, in span order
-  // (global seq, per-path seq, path id, timestamp, length), hands them to
-  // their links in batches and returns the others. Returns packets sent.
-  virtual Result<std::size_t> commit(std::span<const SendSlot> slots) noexcept = 0;
-
-  // Copying API. send: true when sent, false when pacing or the link does
-  // not allow it now. sendMany: how many leading payloads were sent.
-  virtual Result<bool> send(std::span<const std::uint8_t> payload) noexcept = 0;
-  virtual Result<std::size_t> sendMany(std::span<const std::span<const std::uint8_t>> payloads) noexcept = 0;
-
-  // Earliest time reserve() may succeed for payloadBytes (0 = maxPayload()).
-  virtual std::uint64_t nextSendTimeNs(std::uint32_t payloadBytes = 0) const noexcept = 0;
-  // Reaps completions on all links, then sleeps (through the clock) until
-  // nextSendTimeNs().
-  virtual Result<void> waitUntilSendable(std::uint32_t payloadBytes = 0) noexcept = 0;
-  // Reaps completions and kicks every link.
-  virtual Result<void> flush() noexcept = 0;
-  // End of stream: END markers carrying the final global seq on every path,
-  // config.endRepeats times (sleeping endRepeatIntervalNs in between).
-  virtual Result<void> finish() noexcept = 0;
-
-  // Largest payload per packet over all links.
-  virtual std::uint32_t maxPayload() const noexcept = 0;
-  virtual std::size_t linkCount() const noexcept = 0;
-  virtual ConnectionState state() const noexcept = 0;
-  virtual ConnectionStats stats() const = 0;
-};
-
 // An in-order payload, a view into the link's memory (UMEM for AF_XDP)
-// valid until released through Receiver::release.
+// valid until released through Connection::release.
 struct Delivered {
   const std::uint8_t* data = nullptr;
   std::uint32_t length = 0;
   std::uint16_t pathId = 0;
   std::uint64_t globalSeq = 0;
-  std::uint32_t entry = 0;  // the receiver's bookkeeping
+  std::uint32_t entry = 0;  // the connection's bookkeeping
 };
 
-class Receiver {
+class Connection {
  public:
-  static Result<std::unique_ptr<Receiver>> create(const ConnectionConfig& config, std::vector<Link> links,
-                                                  std::shared_ptr<Clock> clock = nullptr);
-  virtual ~Receiver() = default;
+  virtual ~Connection() = default;
 
-  // Receives from every link, reorders, handles timeouts and END, and fills
-  // out with payloads in order. Never blocks. Each must be released.
+  // ---- sending (when this side sends data) ----
+  // Lends up to out.size() slots, each bound to a path chosen by the
+  // scheduler and pacer for a payload of payloadBytes (0 = maxPayload()).
+  // Returns 0 when no path may send now, before the handshake completed,
+  // or after finish(). Every slot must come back via commit.
+  virtual std::size_t reserve(std::span<SendSlot> out, std::uint32_t payloadBytes = 0) noexcept = 0;
+  // Numbers and sends the slots with length > 0 in span order; returns packets sent.
+  virtual Result<std::size_t> commit(std::span<const SendSlot> slots) noexcept = 0;
+  // Copying API: true when sent, false when pacing or the link does not allow it now.
+  virtual Result<bool> send(std::span<const std::uint8_t> payload) noexcept = 0;
+  virtual Result<std::size_t> sendMany(std::span<const std::span<const std::uint8_t>> payloads) noexcept = 0;
+  // Earliest time reserve() may succeed for payloadBytes (UINT64_MAX: never).
+  virtual std::uint64_t nextSendTimeNs(std::uint32_t payloadBytes = 0) const noexcept = 0;
+  // Reaps completions and kicks every path.
+  virtual Result<void> flush() noexcept = 0;
+  // End of this side's stream: CLOSE with the final seq on every path
+  // (repeated by the endpoint's poll until the peer's REPORT arrives).
+  virtual Result<void> finish() noexcept = 0;
+
+  // ---- receiving (when the peer sends data) ----
+  // Receives on every path of the endpoint, then fills out with this
+  // connection's payloads in order. Never blocks. Each must be released.
   virtual Result<std::size_t> poll(std::span<Delivered> out) noexcept = 0;
   virtual void release(std::span<const Delivered> packets) noexcept = 0;
-  // Copying API: the next payload into buffer; returns its length, or 0
-  // when none is ready. EMSGSIZE (the payload stays queued) if it does not fit.
+  // Copying API: the next payload into buffer; its length, or 0 when none is
+  // ready. EMSGSIZE (the payload stays queued) if it does not fit.
   virtual Result<std::size_t> recv(std::span<std::uint8_t> buffer) noexcept = 0;
 
-  // The stream has ended: END seen and everything below its final seq
-  // delivered or declared lost, or the idle timeout expired.
-  virtual bool finished() const noexcept = 0;
-  // When poll() next has timed work (reorder timeout, drain, idle);
-  // UINT64_MAX when none.
-  virtual std::uint64_t nextDeadlineNs() const noexcept = 0;
-  // Descriptors to wait on (poll(2)) for arrivals; -1 entries have none.
-  virtual std::vector<int> pollFds() const = 0;
+  // ---- lifecycle ----
+  // Aborts: CLOSE with the error code to the peer; the connection fails.
+  virtual void abort(std::uint16_t errorCode, const std::string& reason) noexcept = 0;
+  virtual bool established() const noexcept = 0;  // handshake done (stays true after close)
+  // kClosed or kFailed.
+  virtual bool done() const noexcept = 0;
+  // Why the connection failed (phase kFailed), naming the side that found it.
+  virtual std::optional<Error> error() const = 0;
+  virtual const PeerHello& peerHello() const noexcept = 0;
+  virtual std::optional<PeerReport> peerReport() const = 0;
 
-  virtual std::size_t linkCount() const noexcept = 0;
+  // Largest payload per packet: the smallest of the paths and the peer's.
+  virtual std::uint32_t maxPayload() const noexcept = 0;
+  virtual std::size_t pathCount() const noexcept = 0;
   virtual ConnectionState state() const noexcept = 0;
   virtual ConnectionStats stats() const = 0;
 };

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "mpxdp/error.h"
 
@@ -66,10 +67,18 @@ class PacketIo {
   // Gives received buffers back to the transport.
   virtual void release(std::span<const RxPacket> packets) noexcept = 0;
 
-  // A descriptor that becomes readable when receive() has work (for poll()).
-  virtual int pollFd() const noexcept = 0;
+  // Descriptors that become readable when receive() has work (for poll()),
+  // one per socket (a link may use several RX queues).
+  virtual std::vector<int> pollFds() const = 0;
   // Largest UDP payload one buffer can carry on this link.
   virtual std::uint32_t maxPayload() const noexcept = 0;
+  // Bytes the link adds around one UDP payload as a shaper counts the frame
+  // (Ethernet, VLAN tag, IPv4 or IPv6, UDP).
+  virtual std::uint32_t frameOverheadBytes() const noexcept = 0;
+  // From now on the link sends to where `packet` (received on it) came from.
+  virtual Result<void> setPeerFrom(const RxPacket& packet) noexcept = 0;
+  // The link knows where to send (configured or learned).
+  virtual bool hasPeer() const noexcept = 0;
   virtual PacketIoStats stats() const noexcept = 0;
   // Human-readable description, e.g. "xdp:eth1 q0 copy".
   virtual std::string describe() const = 0;

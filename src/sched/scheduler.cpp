@@ -66,42 +66,47 @@ class TokenBucket {
 class PacedScheduler : public Scheduler {
  public:
   PacedScheduler(const SchedulerOptions& options, std::span<const PathConfig> paths)
-      : overheadBytes_(options.perPacketOverheadBytes), total_(options.totalRateBps, options.burstNs) {
+      : total_(options.totalRateBps, options.burstNs) {
     buckets_.reserve(paths.size());
-    for (const PathConfig& path : paths) buckets_.emplace_back(path.rateBps, options.burstNs);
+    overheads_.reserve(paths.size());
+    for (const PathConfig& path : paths) {
+      buckets_.emplace_back(path.rateBps, options.burstNs);
+      overheads_.push_back(path.overheadBytes != 0 ? path.overheadBytes : options.perPacketOverheadBytes);
+    }
   }
 
   std::size_t pathCount() const noexcept override { return buckets_.size(); }
 
   void refund(std::size_t path, std::uint32_t packetBytes) noexcept override {
     if (path >= buckets_.size()) return;
-    const std::uint32_t bytes = wireBytes(packetBytes);
-    buckets_[path].giveBack(bytes);
-    total_.giveBack(bytes);
+    buckets_[path].giveBack(wireBytes(path, packetBytes));
+    total_.giveBack(packetBytes);
   }
 
  protected:
-  std::uint32_t wireBytes(std::uint32_t packetBytes) const noexcept {
-    const std::uint64_t sum = std::uint64_t{packetBytes} + overheadBytes_;
+  // A path's bucket counts the frame as the link sees it; the total counts payload only (iperf3's -b).
+  std::uint32_t wireBytes(std::size_t path, std::uint32_t packetBytes) const noexcept {
+    const std::uint64_t sum = std::uint64_t{packetBytes} + overheads_[path];
     return static_cast<std::uint32_t>(
         std::min<std::uint64_t>(sum, std::numeric_limits<std::uint32_t>::max()));
   }
-  bool pathConforms(std::size_t path, std::uint64_t nowNs, std::uint32_t bytes) const noexcept {
-    return buckets_[path].conforms(nowNs, bytes);
+  bool pathConforms(std::size_t path, std::uint64_t nowNs, std::uint32_t packetBytes) const noexcept {
+    return buckets_[path].conforms(nowNs, wireBytes(path, packetBytes));
   }
-  bool totalConforms(std::uint64_t nowNs, std::uint32_t bytes) const noexcept {
-    return total_.conforms(nowNs, bytes);
+  bool totalConforms(std::uint64_t nowNs, std::uint32_t packetBytes) const noexcept {
+    return total_.conforms(nowNs, packetBytes);
   }
-  void take(std::size_t path, std::uint64_t nowNs, std::uint32_t bytes) noexcept {
-    buckets_[path].take(nowNs, bytes);
-    total_.take(nowNs, bytes);
+  void take(std::size_t path, std::uint64_t nowNs, std::uint32_t packetBytes) noexcept {
+    buckets_[path].take(nowNs, wireBytes(path, packetBytes));
+    total_.take(nowNs, packetBytes);
   }
-  std::uint64_t eligibleAtNs(std::size_t path, std::uint64_t nowNs, std::uint32_t bytes) const noexcept {
-    return std::max(buckets_[path].eligibleAtNs(nowNs, bytes), total_.eligibleAtNs(nowNs, bytes));
+  std::uint64_t eligibleAtNs(std::size_t path, std::uint64_t nowNs, std::uint32_t packetBytes) const noexcept {
+    return std::max(buckets_[path].eligibleAtNs(nowNs, wireBytes(path, packetBytes)),
+                    total_.eligibleAtNs(nowNs, packetBytes));
   }
 
  private:
-  std::uint32_t overheadBytes_;
+  std::vector<std::uint32_t> overheads_;
   std::vector<TokenBucket> buckets_;
   TokenBucket total_;
 };
@@ -111,16 +116,15 @@ class RoundRobinScheduler final : public PacedScheduler {
   using PacedScheduler::PacedScheduler;
 
   int pick(std::uint64_t nowNs, std::uint32_t packetBytes) noexcept override {
-    const std::uint32_t bytes = wireBytes(packetBytes);
-    if (!totalConforms(nowNs, bytes) || !pathConforms(next_, nowNs, bytes)) return kNoPath;
+    if (!totalConforms(nowNs, packetBytes) || !pathConforms(next_, nowNs, packetBytes)) return kNoPath;
     const std::size_t path = next_;
-    take(path, nowNs, bytes);
+    take(path, nowNs, packetBytes);
     next_ = next_ + 1 == pathCount() ? 0 : next_ + 1;
     return static_cast<int>(path);
   }
 
   std::uint64_t nextEligibleNs(std::uint64_t nowNs, std::uint32_t packetBytes) const noexcept override {
-    return eligibleAtNs(next_, nowNs, wireBytes(packetBytes));
+    return eligibleAtNs(next_, nowNs, packetBytes);
   }
 
  private:
@@ -153,13 +157,12 @@ class WeightedRoundRobinScheduler final : public PacedScheduler {
   }
 
   int pick(std::uint64_t nowNs, std::uint32_t packetBytes) noexcept override {
-    const std::uint32_t bytes = wireBytes(packetBytes);
-    if (!totalConforms(nowNs, bytes)) return kNoPath;
+    if (!totalConforms(nowNs, packetBytes)) return kNoPath;
     // Bounded so credit arithmetic cannot overflow with absurd sizes.
-    const auto size = static_cast<std::int64_t>(std::min<std::uint32_t>(bytes, 1U << 20));
+    const auto size = static_cast<std::int64_t>(std::min<std::uint32_t>(packetBytes, 1U << 20));
     int chosen = kNoPath;
     for (std::size_t i = 0; i < credits_.size(); ++i) {
-      if (!pathConforms(i, nowNs, bytes)) continue;
+      if (!pathConforms(i, nowNs, packetBytes)) continue;
       if (chosen == kNoPath ||
           credits_[i] + weights_[i] * size > credits_[chosen] + weights_[chosen] * size) {
         chosen = static_cast<int>(i);
@@ -170,15 +173,14 @@ class WeightedRoundRobinScheduler final : public PacedScheduler {
       credits_[i] = std::min(credits_[i] + weights_[i] * size, creditCap_);
     }
     credits_[chosen] = std::max(credits_[chosen] - totalWeight_ * size, -creditCap_);
-    take(static_cast<std::size_t>(chosen), nowNs, bytes);
+    take(static_cast<std::size_t>(chosen), nowNs, packetBytes);
     return chosen;
   }
 
   std::uint64_t nextEligibleNs(std::uint64_t nowNs, std::uint32_t packetBytes) const noexcept override {
-    const std::uint32_t bytes = wireBytes(packetBytes);
     std::uint64_t earliest = std::numeric_limits<std::uint64_t>::max();
     for (std::size_t i = 0; i < credits_.size(); ++i)
-      earliest = std::min(earliest, eligibleAtNs(i, nowNs, bytes));
+      earliest = std::min(earliest, eligibleAtNs(i, nowNs, packetBytes));
     return earliest;
   }
 

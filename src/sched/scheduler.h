@@ -2,8 +2,9 @@
 // its configured rate. Time is passed in (nowNs) so tests inject a clock.
 //
 // Pacing: a token bucket per path with rateBps > 0 (paths with 0 are unpaced),
-// plus one on the total when totalRateBps > 0. A packet counts packetBytes +
-// perPacketOverheadBytes. The depth is burstNs at the rate, but a full bucket
+// plus one on the total when totalRateBps > 0. On a path a packet counts
+// packetBytes + the path's overhead (its frame as the shaper sees it); on the
+// total it counts packetBytes (application payload, as iperf3's -b). The depth is burstNs at the rate, but a full bucket
 // always admits one packet, so the bytes granted by time t never exceed
 // rate * t + max(burst, one packet). Shaped links drop rather than push back, so
 // this bound is what keeps the sender from overrunning a link. The buckets are
@@ -31,14 +32,19 @@ namespace mpxdp::sched {
 
 struct PathConfig {
   std::uint64_t rateBps = 0;  // configured link rate in bit/s; 0 = unknown/unlimited
+  // Bytes the link adds to each payload (outer headers + mpxdp's); 0 = SchedulerOptions::perPacketOverheadBytes.
+  std::uint32_t overheadBytes = 0;
 };
 
 enum class SchedulerKind : std::uint8_t { kRoundRobin, kWeightedRoundRobin };
 
 struct SchedulerOptions {
   SchedulerKind kind = SchedulerKind::kRoundRobin;
-  std::uint64_t totalRateBps = 0;  // cap on the sum of all paths; 0 = none
-  // Bytes counted per packet for pacing: the whole frame as the link sees it.
+  // Cap on the payload bits of all paths together (iperf3's -b); 0 = none.
+  std::uint64_t totalRateBps = 0;
+  // Bytes a path's bucket counts per packet besides the payload, for paths
+  // whose PathConfig::overheadBytes is 0: a path counts the whole frame as the
+  // link sees it, the total counts payload only.
   std::uint32_t perPacketOverheadBytes = 0;
   std::uint64_t burstNs = 1'000'000;  // token bucket depth, in time at rate
 };

@@ -155,6 +155,28 @@ TEST(PacingTest, OverheadBytesArePaced) {
   EXPECT_EQ(scheduler->nextEligibleNs(0, 750), 1'000'000U);  // 1000 bytes on the wire
 }
 
+TEST(PacingTest, EachPathCountsItsOwnOverhead) {
+  SchedulerOptions options;
+  options.burstNs = 0;
+  options.perPacketOverheadBytes = 250;
+  auto scheduler = make(options, {{8 * kMbit}, {8 * kMbit, 500}});  // 1 byte per us each
+  EXPECT_EQ(scheduler->pick(0, 750), 0);
+  EXPECT_EQ(scheduler->pick(0, 750), 1);
+  EXPECT_EQ(scheduler->nextEligibleNs(0, 750), 1'000'000U);  // path 0: 750 + 250 bytes
+  EXPECT_EQ(scheduler->pick(1'000'000, 750), 0);
+  EXPECT_EQ(scheduler->nextEligibleNs(1'000'000, 750), 1'250'000U);  // path 1: 750 + 500 bytes
+}
+
+TEST(PacingTest, TotalCapCountsPayloadOnly) {
+  SchedulerOptions options;
+  options.burstNs = 0;
+  options.perPacketOverheadBytes = 250;
+  options.totalRateBps = 8 * kMbit;  // like iperf3's -b: application payload bits
+  auto scheduler = make(options, {{0}, {0}});
+  EXPECT_EQ(scheduler->pick(0, 750), 0);
+  EXPECT_EQ(scheduler->nextEligibleNs(0, 750), 750'000U);
+}
+
 TEST(PacingTest, TotalCapIsRespected) {
   for (SchedulerKind kind : {SchedulerKind::kRoundRobin, SchedulerKind::kWeightedRoundRobin}) {
     SCOPED_TRACE(std::string(toString(kind)));

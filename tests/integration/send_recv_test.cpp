@@ -54,7 +54,7 @@ std::optional<Transfer> transfer(const testbed::TestbedInfo& bed, const Transfer
   } else {
     recvArgs = {MPXDP_EXECUTABLE, "recv", "--testbed", bed.name};
   }
-  for (const char* arg : {"-J", "-i", "1", "--reorder"}) recvArgs.push_back(arg);
+  for (const char* arg : {"-1", "-J", "-i", "1", "--reorder"}) recvArgs.push_back(arg);
   recvArgs.push_back(options.reorder);
   recvArgs.push_back("--backend");
   recvArgs.push_back(options.backend);

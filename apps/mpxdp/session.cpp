@@ -1,0 +1,104 @@
+#include "session.h"
+
+#include <poll.h>
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "run_control.h"
+
+namespace mpxdp::cli {
+namespace {
+
+// Waits for arrivals on the endpoint's paths, at most until deadlineNs (and 50 ms).
+void waitOnPaths(const Endpoint& endpoint, std::uint64_t deadlineNs) {
+  std::vector<pollfd> fds;
+  for (int fd : endpoint.pollFds()) {
+    if (fd >= 0) fds.push_back({fd, POLLIN, 0});
+  }
+  const std::uint64_t now = monotonicNs();
+  const std::uint64_t waitNs = std::min<std::uint64_t>(deadlineNs > now ? deadlineNs - now : 0, 50'000'000);
+  timespec timeout{0, static_cast<long>(waitNs)};
+  (void)ppoll(fds.data(), fds.size(), &timeout, nullptr);
+}
+
+}  // namespace
+
+std::vector<LinkSpec> toLinkSpecs(const std::vector<LinkPlan>& plans) {
+  std::vector<LinkSpec> specs;
+  for (const LinkPlan& plan : plans) specs.push_back(LinkSpec{plan.interface, plan.localIp, plan.peerIp, plan.rateBps});
+  return specs;
+}
+
+Result<void> waitForHandshake(Endpoint& endpoint, Connection& connection) {
+  while (!connection.established()) {
+    if (stopRequested()) {
+      connection.abort(0, "stopped before the handshake completed");
+      return Error(EINTR, "stopped before the receiver answered");
+    }
+    if (auto polled = endpoint.poll(); !polled) return polled.error();
+    if (connection.done()) return connection.error().value_or(Error(EPROTO, "the connection closed"));
+    if (!connection.established()) waitOnPaths(endpoint, endpoint.nextDeadlineNs());
+  }
+  return {};
+}
+
+Connection* waitForConnection(Endpoint& endpoint, std::uint64_t& refusalsSeen) {
+  while (!stopRequested()) {
+    if (auto polled = endpoint.poll(); !polled) {
+      fmt::print(stderr, "mpxdp recv: {}\n", polled.error().message());
+      return nullptr;
+    }
+    const EndpointStats stats = endpoint.stats();
+    if (stats.refused > refusalsSeen) {
+      refusalsSeen = stats.refused;
+      fmt::print(stderr, "mpxdp recv: refused a connection: {}\n", stats.lastRefusal);
+    }
+    if (Connection* next = endpoint.accept()) return next;
+    waitOnPaths(endpoint, endpoint.nextDeadlineNs());
+  }
+  return nullptr;
+}
+
+RunDescription describeRun(const Endpoint& endpoint, const std::vector<LinkPlan>& plans, Backend backend, int cpu) {
+  RunDescription run;
+  run.backend = std::string(toString(backend));
+  run.cpu = cpu;
+  for (std::size_t l = 0; l < plans.size(); ++l) {
+    run.linkNames.push_back(plans[l].interface);
+    run.linkRatesBps.push_back(plans[l].rateBps);
+    run.linkModes.push_back(endpoint.describePath(l));
+  }
+  return run;
+}
+
+void finishReports(const Endpoint& endpoint, const Connection& connection, const TransferResult& result,
+                   Reporter* sendReporter, Reporter* receiveReporter, bool combined) {
+  Ending ending;
+  ending.cpu = processCpuTime();
+  ending.reason = result.endedBy;
+  const EndpointStats endpointStats = endpoint.stats();
+  if (sendReporter) {
+    ending.durationS = result.sendDurationS;
+    const Sample total = sampleOf(result.stats, Role::kSender, ending.durationS, 0);
+    sendReporter->interval(total);
+    sendReporter->finish(result.stats, total, ending, endpointStats, connection.peerReport());
+  }
+  if (receiveReporter) {
+    ending.durationS = result.receiveDurationS;
+    const Sample total = sampleOf(result.stats, Role::kReceiver, ending.durationS, result.corrupt);
+    receiveReporter->interval(total);
+    receiveReporter->finish(result.stats, total, ending, endpointStats, std::nullopt);
+  }
+  if (combined && sendReporter && receiveReporter) {
+    nlohmann::json j;
+    j["send"] = sendReporter->json();
+    j["recv"] = receiveReporter->json();
+    fmt::print("{}\n", j.dump(2));
+    std::fflush(stdout);
+  }
+}
+
+}  // namespace mpxdp::cli

@@ -1,0 +1,36 @@
+// The steps `mpxdp send` and `mpxdp recv` share around a transfer: link
+// specs from the checked --link plans, waiting for the handshake or the next
+// client, and the final reports.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "link_args.h"
+#include "mpxdp/connection.h"
+#include "mpxdp/endpoint.h"
+#include "mpxdp/links.h"
+#include "report.h"
+#include "transfer.h"
+
+namespace mpxdp::cli {
+
+std::vector<LinkSpec> toLinkSpecs(const std::vector<LinkPlan>& plans);
+
+// Polls until the connection is established; its error (no answer, refused,
+// other version) otherwise. A stop signal aborts with EINTR.
+Result<void> waitForHandshake(Endpoint& endpoint, Connection& connection);
+
+// Polls until a client's connection arrives; prints each refused HELLO.
+// nullptr when a stop signal arrived.
+Connection* waitForConnection(Endpoint& endpoint, std::uint64_t& refusalsSeen);
+
+// The run header: links with their modes (xdp queues, copy/zero-copy), backend, CPU.
+RunDescription describeRun(const Endpoint& endpoint, const std::vector<LinkPlan>& plans, Backend backend, int cpu);
+
+// Final reports of both directions; with `combined` one JSON object
+// {"send": {...}, "recv": {...}} on stdout.
+void finishReports(const Endpoint& endpoint, const Connection& connection, const TransferResult& result,
+                   Reporter* sendReporter, Reporter* receiveReporter, bool combined);
+
+}  // namespace mpxdp::cli

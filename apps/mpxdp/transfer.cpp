@@ -1,0 +1,159 @@
+#include "transfer.h"
+
+#include <poll.h>
+
+#include <algorithm>
+#include <array>
+#include <vector>
+
+#include "payload_pattern.h"
+#include "run_control.h"
+#include "wire/frames.h"
+
+namespace mpxdp::cli {
+namespace {
+
+// Packets whose tokens the sender waits for before waking up to send again.
+constexpr std::uint64_t kSleepBatchPackets = 24;
+// How often a sending loop that never runs dry still reads its paths (ACKs, PINGs, CLOSE).
+constexpr std::uint64_t kControlPollNs = 200'000;
+// Bound on every wait, so reports and signals are never late by more.
+constexpr std::uint64_t kMaxWaitNs = 50'000'000;
+
+void waitFor(std::vector<pollfd>& fds, std::uint64_t deadlineNs) {
+  const std::uint64_t now = monotonicNs();
+  if (deadlineNs <= now) return;
+  const std::uint64_t waitNs = std::min(deadlineNs - now, kMaxWaitNs);
+  if (fds.empty()) {
+    sleepUntilOrStopped(now + waitNs);
+    return;
+  }
+  timespec timeout{static_cast<time_t>(waitNs / 1'000'000'000ULL), static_cast<long>(waitNs % 1'000'000'000ULL)};
+  for (auto& fd : fds) fd.revents = 0;
+  (void)ppoll(fds.data(), fds.size(), &timeout, nullptr);
+}
+
+}  // namespace
+
+TransferResult runTransfer(Endpoint& endpoint, Connection& connection, const TransferPlan& plan,
+                           Reporter* sendReporter, Reporter* receiveReporter) {
+  TransferResult result;
+  const ConnectionState initial = connection.state();
+  const bool sends = initial.sends;
+  const bool receives = initial.receives;
+  std::vector<pollfd> fds;
+  for (int fd : endpoint.pollFds()) {
+    if (fd >= 0) fds.push_back({fd, POLLIN, 0});
+  }
+
+  const std::uint32_t payload = std::min(plan.payloadBytes, connection.maxPayload());
+  const auto intervalNs = static_cast<std::uint64_t>(plan.intervalS * 1e9);
+  const std::uint64_t startNs = monotonicNs();
+  const std::uint64_t sendEndNs = plan.sendDurationNs == 0 ? UINT64_MAX : startNs + plan.sendDurationNs;
+  std::uint64_t nextReportNs = intervalNs > 0 ? startNs + intervalNs : UINT64_MAX;
+  std::uint64_t lastSendNs = startNs;
+  std::uint64_t lastControlPollNs = 0;
+  std::uint64_t firstDeliveryNs = 0;
+  std::uint64_t lastDeliveryNs = 0;
+  auto seconds = [&](std::uint64_t ns) { return static_cast<double>(ns - startNs) / 1e9; };
+  std::array<SendSlot, 64> slots;
+  std::array<Delivered, 256> delivered;
+  // When paced out, sleep until a batch's worth of tokens is back: waking for
+  // every packet would cost a wakeup and kicks per packet.
+  const std::uint64_t frameBits = 8ULL * (payload + wire::kDataPacketOverhead + 42);
+  const std::uint64_t batchNs = plan.rateBps == 0
+                                    ? 50'000
+                                    : std::min<std::uint64_t>(kSleepBatchPackets * frameBits * 1'000'000'000ULL /
+                                                                  plan.rateBps,
+                                                              250'000);
+
+  while (!connection.done()) {
+    if (stopRequested()) {
+      connection.abort(static_cast<std::uint16_t>(wire::CloseError::kStopped),
+                       "stopped by signal " + std::to_string(stopSignal()));
+      result.endedBy = "signal";
+      break;
+    }
+    std::uint64_t now = monotonicNs();
+    if (now >= nextReportNs) {
+      if (sendReporter) sendReporter->interval(sampleOf(connection.stats(), Role::kSender, seconds(now), 0));
+      if (receiveReporter)
+        receiveReporter->interval(sampleOf(connection.stats(), Role::kReceiver, seconds(now), result.corrupt));
+      nextReportNs += intervalNs * ((now - nextReportNs) / intervalNs + 1);
+    }
+    bool busy = false;
+    if (receives) {
+      auto n = connection.poll(delivered);
+      if (!n) {
+        result.failure = n.error();
+        break;
+      }
+      lastControlPollNs = now;
+      for (std::size_t i = 0; i < *n; ++i) {
+        result.corrupt += checkPattern(delivered[i].data, delivered[i].length, delivered[i].globalSeq) ? 0 : 1;
+      }
+      connection.release({delivered.data(), *n});
+      if (*n > 0) {
+        if (firstDeliveryNs == 0) firstDeliveryNs = now;
+        lastDeliveryNs = now;
+        busy = *n == delivered.size();
+      }
+    } else if (now - lastControlPollNs >= kControlPollNs) {
+      if (auto polled = endpoint.poll(); !polled) {
+        result.failure = polled.error();
+        break;
+      }
+      lastControlPollNs = now;
+    }
+    std::uint64_t wake = std::min({endpoint.nextDeadlineNs(), nextReportNs, now + kMaxWaitNs});
+    if (sends && !connection.state().sendFinished) {
+      if (now >= sendEndNs) {
+        if (auto finished = connection.finish(); !finished) {
+          result.failure = finished.error();
+          break;
+        }
+        result.sendDurationS = seconds(std::max(lastSendNs, std::min(now, sendEndNs)));
+        continue;
+      }
+      const std::size_t n = connection.reserve(slots, payload);
+      if (n > 0) {
+        const std::uint64_t firstSeq = connection.state().nextGlobalSeq;
+        for (std::size_t i = 0; i < n; ++i) {
+          fillPattern(slots[i].data, payload, firstSeq + i);
+          slots[i].length = payload;
+        }
+        auto committed = connection.commit({slots.data(), n});
+        if (!committed) {
+          result.failure = committed.error();
+          break;
+        }
+        lastSendNs = monotonicNs();
+        busy = busy || n >= kSleepBatchPackets || plan.rateBps == 0;
+      } else if (auto flushed = connection.flush(); !flushed) {
+        result.failure = flushed.error();
+        break;
+      }
+      wake = std::min({wake, std::max(connection.nextSendTimeNs(payload), now + batchNs), sendEndNs});
+    }
+    if (!busy) waitFor(fds, wake);
+  }
+  if (sends && result.sendDurationS == 0) result.sendDurationS = seconds(std::max(lastSendNs, startNs));
+  if (receives && firstDeliveryNs != 0) result.receiveDurationS = static_cast<double>(lastDeliveryNs - firstDeliveryNs) / 1e9;
+  result.stats = connection.stats();
+  if (!result.failure && connection.error() && result.endedBy != "signal") {
+    result.failure = connection.error();
+    result.endedBy = "peer";
+  }
+  if (result.endedBy.empty()) {
+    if (result.failure) {
+      result.endedBy = "error";
+    } else if (receives && connection.state().endedByIdleTimeout) {
+      result.endedBy = "idle timeout";
+    } else {
+      result.endedBy = sends ? "time" : "end of stream";
+    }
+  }
+  return result;
+}
+
+}  // namespace mpxdp::cli

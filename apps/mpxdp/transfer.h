@@ -1,0 +1,39 @@
+// Drives one connection of `mpxdp send` or `mpxdp recv` until it is done:
+// sends the patterned stream (when this side sends) for its duration at its
+// rate, receives and checks the peer's stream (when this side receives),
+// prints interval reports, and on SIGINT/SIGTERM aborts the connection so
+// the peer learns why. Both sides of a bidirectional run share the loop.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "mpxdp/connection.h"
+#include "mpxdp/endpoint.h"
+#include "report.h"
+
+namespace mpxdp::cli {
+
+struct TransferPlan {
+  std::uint64_t sendDurationNs = 0;  // 0 with a sending side: until stopped
+  std::uint32_t payloadBytes = 1024;
+  std::uint64_t rateBps = 0;  // payload bits per second; 0 = as fast as pacing allows
+  double intervalS = 1.0;
+  std::uint64_t reportPayloadOverhead = 0;
+};
+
+struct TransferResult {
+  ConnectionStats stats;
+  std::uint64_t corrupt = 0;
+  double sendDurationS = 0;
+  double receiveDurationS = 0;
+  std::string endedBy;  // "time", "end of stream", "idle timeout", "signal", "peer", "error"
+  std::optional<Error> failure;
+};
+
+// sendReporter / receiveReporter: where interval lines go (null = that direction is not run here).
+TransferResult runTransfer(Endpoint& endpoint, Connection& connection, const TransferPlan& plan,
+                           Reporter* sendReporter, Reporter* receiveReporter);
+
+}  // namespace mpxdp::cli

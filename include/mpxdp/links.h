@@ -1,0 +1,49 @@
+// Opening real links: an Endpoint over AF_XDP sockets (with the XDP steering
+// program) or kernel UDP sockets, one per interface. The endpoint owns the
+// sockets and the program; both go away with it (the program is attached
+// through a bpf_link, so also when the process dies).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mpxdp/address.h"
+#include "mpxdp/clock.h"
+#include "mpxdp/endpoint.h"
+#include "mpxdp/error.h"
+
+namespace mpxdp {
+
+enum class Backend : std::uint8_t {
+  kXdp,  // AF_XDP sockets on every RX queue + the steering program (needs root)
+  kUdp,  // kernel UDP sockets (no privileges; the fallback and the baseline)
+};
+Result<Backend> parseBackend(std::string_view name);
+std::string_view toString(Backend backend) noexcept;
+
+inline constexpr std::uint16_t kDefaultPort = 47000;
+
+// One link: the local interface and, where known, the peer's address on it.
+struct LinkSpec {
+  std::string interface;
+  std::optional<IpAddress> localIp;  // default: the interface's address of the peer's family
+  std::optional<IpAddress> peerIp;   // unset: learned from the peer's first packet (a server)
+  std::uint64_t rateBps = 0;         // line rate for pacing; 0 = unknown
+};
+
+struct LinkOptions {
+  Backend backend = Backend::kXdp;
+  std::uint16_t port = kDefaultPort;  // local and peer UDP port
+  std::uint32_t frameCount = 4096;    // per link: buffers for receiving and sending
+  std::uint32_t batchSize = 64;
+};
+
+// Opens every link (the error names the failing one) and an Endpoint over them.
+Result<std::unique_ptr<Endpoint>> openEndpoint(const EndpointConfig& config, const std::vector<LinkSpec>& links,
+                                               const LinkOptions& options, std::shared_ptr<Clock> clock = nullptr);
+
+}  // namespace mpxdp

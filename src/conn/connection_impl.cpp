@@ -1,0 +1,599 @@
+#include "connection_impl.h"
+
+#include <algorithm>
+#include <array>
+#include <string>
+#include <variant>
+
+namespace mpxdp::conn {
+namespace {
+
+std::string seconds(std::uint64_t ns) {
+  return std::to_string(ns / 1'000'000'000ULL) + "." + std::to_string(ns / 100'000'000ULL % 10) + " s";
+}
+
+bool sendsData(ConnectionRole role, DataDirection direction) {
+  const auto bits = static_cast<std::uint8_t>(direction);
+  return role == ConnectionRole::kClient ? (bits & wire::kModeClientSends) != 0
+                                         : (bits & wire::kModeServerSends) != 0;
+}
+
+std::string peerName(ConnectionRole role) { return role == ConnectionRole::kClient ? "the server" : "the client"; }
+
+}  // namespace
+
+Result<std::unique_ptr<ConnectionImpl>> ConnectionImpl::create(const ConnectionConfig& config, PathSet& paths,
+                                                               Clock& clock, const ConnectionParams& params) {
+  auto connection = std::make_unique<ConnectionImpl>(config, paths, clock, params);
+  if (connection->sends_) {
+    auto send = SendStream::create(config, paths, clock, *connection, params.connId, connection->maxPayload_);
+    if (!send) return send.error();
+    connection->send_ = std::move(*send);
+  }
+  if (connection->receives_) {
+    auto receive = ReceiveStream::create(config, paths);
+    if (!receive) return receive.error();
+    connection->receive_ = std::move(*receive);
+  }
+  return connection;
+}
+
+ConnectionImpl::ConnectionImpl(const ConnectionConfig& config, PathSet& paths, Clock& clock,
+                               const ConnectionParams& params)
+    : config_(config),
+      links_(paths),
+      clock_(clock),
+      params_(params),
+      sends_(sendsData(params.role, params.direction)),
+      receives_(sendsData(params.role == ConnectionRole::kClient ? ConnectionRole::kServer : ConnectionRole::kClient,
+                          params.direction)),
+      maxPayload_(params.maxPayload),
+      paths_(paths.size()),
+      helloSeen_(paths.size(), false) {
+  peerHello_.pathNames.resize(paths.size());
+  startNs_ = clock.nowNs();
+  lastPeerPacketNs_ = startNs_;
+  if (params.role == ConnectionRole::kServer) {
+    phase_ = ConnectionPhase::kOpen;
+    established_ = true;
+  }
+}
+
+void ConnectionImpl::start(std::uint64_t nowNs) noexcept {
+  for (std::size_t l = 0; l < paths_.size(); ++l) sendHello(l, nowNs);
+  lastHelloNs_ = nowNs;
+}
+
+// ---- arriving packets ----
+
+void ConnectionImpl::onPacket(std::uint16_t link, const RxPacket& packet, const wire::PacketHeader& header,
+                              std::uint64_t nowNs, std::uint64_t pushNs) noexcept {
+  const std::span<const std::uint8_t> body(packet.data + wire::kPacketHeaderLen,
+                                           packet.length - wire::kPacketHeaderLen);
+  if (header.pathId != link) {
+    // Established paths never change their order; during the handshake it means the links are crossed.
+    ++malformed_;
+    links_.queueRelease(link, packet);
+    if (!established_ || params_.role == ConnectionRole::kClient) {
+      const std::string reason = "links are listed in another order: " + peerName(params_.role) + "'s path " +
+                                 std::to_string(header.pathId) + " arrived on our path " + std::to_string(link) +
+                                 " (" + links_.name(link) + ")";
+      if (!established_) fail(Error(EPROTO, reason), static_cast<std::uint16_t>(wire::CloseError::kPathMismatch), reason, nowNs);
+    }
+    return;
+  }
+  // First pass: validate every frame, find the DATA frame.
+  std::optional<wire::DataFrame> data;
+  bool ackEliciting = false;
+  std::size_t offset = 0;
+  while (offset < body.size()) {
+    const auto parsed = wire::parseFrame(body.subspan(offset));
+    if (!parsed.ok() || (data && std::holds_alternative<wire::DataFrame>(parsed.value.frame))) {
+      ++malformed_;  // one DATA frame per packet at most
+      links_.queueRelease(link, packet);
+      return;
+    }
+    const wire::Frame& frame = parsed.value.frame;
+    if (const auto* d = std::get_if<wire::DataFrame>(&frame)) data = *d;
+    if (!std::holds_alternative<wire::AckFrame>(frame) && !std::holds_alternative<wire::PaddingFrame>(frame))
+      ackEliciting = true;
+    offset += parsed.value.length;
+  }
+  if (data && !receive_) {
+    ++malformed_;  // the peer sends data in a direction it did not ask for
+    links_.queueRelease(link, packet);
+    return;
+  }
+  lastPeerPacketNs_ = nowNs;
+  if (!paths_[link].acks.onPacket(header.packetNumber, nowNs, packet.length, ackEliciting)) {
+    // A packet number seen before: a duplicate or a replay, never processed twice.
+    links_.queueRelease(link, packet);
+    return;
+  }
+  if (receive_) receive_->onPacketNumber(link, header.packetNumber, header.sendTsNs, nowNs, data.has_value());
+  offset = 0;
+  while (offset < body.size()) {
+    const auto parsed = wire::parseFrame(body.subspan(offset));
+    handleFrame(link, parsed.value.frame, header, nowNs);
+    offset += parsed.value.length;
+  }
+  if (data && !done()) {
+    if (!established_) {
+      // The server's HELLO was lost but its data proves it accepted.
+      established_ = true;
+      phase_ = ConnectionPhase::kOpen;
+    }
+    if (firstDataNs_ == 0) firstDataNs_ = nowNs;
+    lastDataNs_ = nowNs;
+    ArrivingData arriving;
+    arriving.link = link;
+    arriving.packet = packet;
+    arriving.offset = static_cast<std::uint32_t>(data->data.data() - packet.data);
+    arriving.length = static_cast<std::uint32_t>(data->data.size());
+    arriving.packetNumber = header.packetNumber;
+    arriving.globalSeq = data->globalSeq;
+    arriving.sendTsNs = header.sendTsNs;
+    receive_->onData(arriving, nowNs, pushNs);
+  } else {
+    links_.queueRelease(link, packet);
+  }
+}
+
+void ConnectionImpl::handleFrame(std::uint16_t link, const wire::Frame& frame, const wire::PacketHeader& header,
+                                 std::uint64_t nowNs) noexcept {
+  if (const auto* ack = std::get_if<wire::AckFrame>(&frame)) {
+    if (ack->pathId >= paths_.size()) {
+      ++malformed_;
+      return;
+    }
+    PathControl& p = paths_[ack->pathId];
+    if (ack->largestAcked() >= p.nextPacketNumber) {
+      ++malformed_;  // acknowledges a packet never sent
+      return;
+    }
+    ++p.acksReceived;
+    p.largestAcked = std::max(p.largestAcked, ack->largestAcked());
+    p.peerBytesReceived = std::max(p.peerBytesReceived, ack->bytesReceived);
+  } else if (const auto* ping = std::get_if<wire::PingFrame>(&frame)) {
+    PathControl& p = paths_[link];
+    p.pongDue = true;
+    p.pong.pathId = link;
+    p.pong.pingId = ping->pingId;
+    p.pong.pingSendTsNs = header.sendTsNs;
+    p.pingArrivalNs = nowNs;
+  } else if (const auto* pong = std::get_if<wire::PongFrame>(&frame)) {
+    if (pong->pathId >= paths_.size() || pong->pingSendTsNs > nowNs) {
+      ++malformed_;
+      return;
+    }
+    PathControl& p = paths_[pong->pathId];
+    const std::uint64_t elapsed = nowNs - pong->pingSendTsNs;
+    const std::uint64_t rtt = elapsed > pong->holdNs ? elapsed - pong->holdNs : elapsed;
+    if (!p.rttValid) {
+      p.rttValid = true;
+      p.rttNs = rtt;
+      p.rttMinNs = rtt;
+    } else {
+      p.rttNs = (7 * p.rttNs + rtt) / 8;
+      p.rttMinNs = std::min(p.rttMinNs, rtt);
+    }
+  } else if (const auto* status = std::get_if<wire::PathStatusFrame>(&frame)) {
+    if (status->pathId >= paths_.size()) {
+      ++malformed_;
+      return;
+    }
+    PathControl& p = paths_[status->pathId];
+    if (status->statusSeq >= p.peerStatusSeq) {
+      p.peerStatus = status->status;
+      p.peerStatusSeq = status->statusSeq;
+    }
+  } else if (const auto* close = std::get_if<wire::CloseFrame>(&frame)) {
+    onClose(link, *close, nowNs);
+  } else if (const auto* hello = std::get_if<wire::HelloFrame>(&frame)) {
+    onHello(link, *hello, nowNs);
+  } else if (const auto* report = std::get_if<wire::ReportFrame>(&frame)) {
+    if (!sends_) {
+      ++malformed_;
+      return;
+    }
+    PeerReport r;
+    r.durationNs = report->durationNs;
+    r.packets = report->packets;
+    r.bytes = report->bytes;
+    r.lost = report->lost;
+    r.late = report->late;
+    r.outOfOrder = report->outOfOrder;
+    r.duplicates = report->duplicates;
+    r.malformed = report->malformed;
+    for (std::size_t i = 0; i < report->pathCount; ++i) {
+      r.paths.push_back({report->paths[i].packets, report->paths[i].bytes, report->paths[i].lost});
+    }
+    peerReport_ = std::move(r);
+    updateDone(nowNs);
+  }
+}
+
+void ConnectionImpl::onHello(std::uint16_t link, const wire::HelloFrame& hello, std::uint64_t nowNs) noexcept {
+  const bool fromServer = hello.role == wire::HelloRole::kServer;
+  if (fromServer != (params_.role == ConnectionRole::kClient)) {
+    ++malformed_;
+    return;
+  }
+  peerHello_.pathNames[link] = std::string(hello.name);
+  helloSeen_[link] = true;
+  if (params_.role == ConnectionRole::kServer) {
+    // The client repeats its HELLO until it hears ours: answer every one.
+    sendHello(link, nowNs);
+    return;
+  }
+  if (hello.pathCount != paths_.size()) {
+    const std::string reason = "the server has " + std::to_string(hello.pathCount) + " paths, this client " +
+                               std::to_string(paths_.size());
+    fail(Error(EPROTO, reason), static_cast<std::uint16_t>(wire::CloseError::kPathMismatch), reason, nowNs);
+    return;
+  }
+  peerHello_.pathCount = hello.pathCount;
+  peerHello_.maxPayload = hello.maxPayload;
+  if (!established_) {
+    established_ = true;
+    phase_ = ConnectionPhase::kOpen;
+  }
+}
+
+void ConnectionImpl::setPeerHello(const wire::HelloFrame& hello) {
+  peerHello_.pathCount = hello.pathCount;
+  peerHello_.direction = static_cast<DataDirection>(hello.mode);
+  peerHello_.maxPayload = hello.maxPayload;
+  peerHello_.rateBps = hello.rateBps;
+  peerHello_.durationMs = hello.durationMs;
+}
+
+void ConnectionImpl::onClose(std::uint16_t link, const wire::CloseFrame& close, std::uint64_t nowNs) noexcept {
+  if (close.errorCode != 0) {
+    if (done()) return;
+    std::string what = peerName(params_.role) + " closed the connection: " +
+                       wire::toString(static_cast<wire::CloseError>(close.errorCode));
+    if (!close.reason.empty()) what += ": " + std::string(close.reason);
+    error_ = Error(close.errorCode == static_cast<std::uint16_t>(wire::CloseError::kStopped) ? ECONNRESET : EPROTO,
+                   what);
+    phase_ = ConnectionPhase::kFailed;
+    if (receive_) receive_->abandon();
+    if (send_) send_->stop();
+    return;
+  }
+  if (!close.streamComplete) return;
+  if (!receive_) {
+    ++malformed_;
+    return;
+  }
+  receive_->onClose(link, close.finalSeq, nowNs);
+  // Our REPORT was lost if the peer still repeats its CLOSE: send it again.
+  if (reportSent_) sendReport(link, nowNs);
+}
+
+void ConnectionImpl::onVersionNegotiation(const wire::VersionList& versions) noexcept {
+  if (established_ || done()) return;  // only a connection still shaking hands can be refused this way
+  std::string list;
+  for (std::size_t i = 0; i < versions.count; ++i) list += (i ? ", " : "") + std::to_string(versions.versions[i]);
+  error_ = Error(EPROTONOSUPPORT, peerName(params_.role) + " speaks wire version " + list + ", this side speaks " +
+                                      std::to_string(wire::kWireVersion));
+  phase_ = ConnectionPhase::kFailed;
+}
+
+// ---- timers ----
+
+bool ConnectionImpl::ackDue(const PathControl& path, std::uint64_t nowNs) const noexcept {
+  return path.acks.unacked() > 0 &&
+         (path.acks.unacked() >= config_.ackEveryPackets || nowNs - path.acks.firstUnackedNs() >= config_.ackDelayNs);
+}
+
+void ConnectionImpl::onTimers(std::uint64_t nowNs) noexcept {
+  if (receive_) receive_->onDrained(nowNs);
+  if (done()) return;
+  if (!established_) {
+    if (nowNs - startNs_ >= config_.handshakeTimeoutNs) {
+      fail(Error(ETIMEDOUT, "no answer from the peer on any path within " + seconds(config_.handshakeTimeoutNs) +
+                                " (is `mpxdp recv` running there, on the same port?)"),
+           static_cast<std::uint16_t>(wire::CloseError::kPeerGone), "handshake timed out", nowNs);
+      return;
+    }
+    if (nowNs - lastHelloNs_ >= config_.helloIntervalNs) start(nowNs);
+    return;
+  }
+  if (nowNs - lastPeerPacketNs_ >= config_.peerTimeoutNs) {
+    fail(Error(ETIMEDOUT, peerName(params_.role) + " went away: nothing heard from it for " +
+                              seconds(nowNs - lastPeerPacketNs_)),
+         static_cast<std::uint16_t>(wire::CloseError::kPeerGone), "nothing heard", nowNs);
+    return;
+  }
+  for (std::size_t l = 0; l < paths_.size(); ++l) {
+    PathControl& p = paths_[l];
+    std::array<wire::Frame, 3> frames;
+    std::size_t n = 0;
+    if (ackDue(p, nowNs)) frames[n++] = p.acks.makeAck(static_cast<std::uint16_t>(l), nowNs);
+    if (p.pongDue) {
+      p.pong.holdNs = static_cast<std::uint32_t>(std::min<std::uint64_t>(nowNs - p.pingArrivalNs, UINT32_MAX));
+      frames[n++] = p.pong;
+      p.pongDue = false;
+    }
+    if (config_.pingIntervalNs > 0 && nowNs - p.lastPingNs >= config_.pingIntervalNs) {
+      frames[n++] = wire::PingFrame{p.nextPingId++};
+      p.lastPingNs = nowNs;
+    }
+    if (n > 0) (void)sendControl(l, std::span<const wire::Frame>(frames.data(), n), nowNs);
+  }
+  if (finishing_) {
+    const bool burst = closeRounds_ < std::max<std::uint32_t>(config_.closeRepeats, 1);
+    const std::uint64_t interval = burst ? config_.closeRepeatIntervalNs : config_.helloIntervalNs;
+    if (nowNs - lastCloseNs_ >= interval && !peerReport_) sendClose(nowNs);
+    if (!peerReport_ && nowNs - finishNs_ >= config_.reportWaitNs) reportWaitExpired_ = true;
+  }
+  if (receive_ && receive_->finished() && !reportSent_) {
+    for (std::size_t l = 0; l < paths_.size(); ++l) sendReport(l, nowNs);
+    reportSent_ = true;
+  }
+  updateDone(nowNs);
+}
+
+std::uint64_t ConnectionImpl::nextTimerNs() const noexcept {
+  if (done()) return UINT64_MAX;
+  std::uint64_t next = receive_ ? receive_->nextDeadlineNs() : UINT64_MAX;
+  if (!established_) return std::min({next, lastHelloNs_ + config_.helloIntervalNs, startNs_ + config_.handshakeTimeoutNs});
+  next = std::min(next, lastPeerPacketNs_ + config_.peerTimeoutNs);
+  for (const PathControl& p : paths_) {
+    if (p.acks.unacked() > 0) next = std::min(next, p.acks.firstUnackedNs() + config_.ackDelayNs);
+    if (p.pongDue) return clock_.nowNs();
+    if (config_.pingIntervalNs > 0) next = std::min(next, p.lastPingNs + config_.pingIntervalNs);
+  }
+  if (finishing_ && !peerReport_) {
+    const bool burst = closeRounds_ < std::max<std::uint32_t>(config_.closeRepeats, 1);
+    next = std::min({next, lastCloseNs_ + (burst ? config_.closeRepeatIntervalNs : config_.helloIntervalNs),
+                     finishNs_ + config_.reportWaitNs});
+  }
+  return next;
+}
+
+void ConnectionImpl::updateDone(std::uint64_t /*nowNs*/) noexcept {
+  if (done() || !established_) return;
+  const bool sendDone = !sends_ || (finishing_ && (peerReport_ || reportWaitExpired_));
+  const bool receiveDone = !receives_ || (receive_->finished() && reportSent_);
+  if (sendDone && receiveDone) phase_ = ConnectionPhase::kClosed;
+}
+
+std::uint32_t ConnectionImpl::receiveRoom() const noexcept {
+  return receive_ ? receive_->room() : UINT32_MAX;
+}
+
+// ---- sending control ----
+
+std::size_t ConnectionImpl::writePiggyback(std::size_t path, std::span<std::uint8_t> room,
+                                           std::uint64_t nowNs) noexcept {
+  PathControl& p = paths_[path];
+  if (!ackDue(p, nowNs)) return 0;
+  const wire::Frame ack = p.acks.makeAck(static_cast<std::uint16_t>(path), nowNs);
+  if (wire::frameSize(ack) > room.size()) return 0;
+  const auto written = wire::writeFrame(room, ack);
+  return written.ok() ? written.value : 0;
+}
+
+bool ConnectionImpl::sendControl(std::size_t path, std::span<const wire::Frame> frames,
+                                 std::uint64_t nowNs) noexcept {
+  PacketIo& io = links_.io(path);
+  TxBuffer buffer;
+  if (io.reserveTx(std::span<TxBuffer>(&buffer, 1)) == 0) {
+    (void)io.flushTx();
+    if (io.reserveTx(std::span<TxBuffer>(&buffer, 1)) == 0) return false;
+  }
+  PathControl& p = paths_[path];
+  wire::PacketHeader header;
+  header.connId = params_.connId;
+  header.pathId = static_cast<std::uint16_t>(path);
+  header.packetNumber = p.nextPacketNumber;
+  header.sendTsNs = nowNs;
+  const std::span<std::uint8_t> out(buffer.data, buffer.capacity);
+  std::size_t length = 0;
+  bool fits = wire::writePacketHeader(out, header).ok();
+  length = wire::kPacketHeaderLen;
+  for (const wire::Frame& frame : frames) {
+    if (!fits) break;
+    const auto written = wire::writeFrame(out.subspan(length), frame);
+    fits = written.ok();
+    length += fits ? written.value : 0;
+  }
+  if (!fits) {
+    (void)io.commitTx(std::span<const TxBuffer>(&buffer, 1));  // length 0: the buffer goes back
+    return false;
+  }
+  buffer.length = static_cast<std::uint32_t>(length);
+  ++p.nextPacketNumber;  // consumed even if the link drops it: numbers are never reused
+  const auto committed = io.commitTx(std::span<const TxBuffer>(&buffer, 1));
+  if (!committed || *committed == 0) return false;
+  ++p.controlSent;
+  return true;
+}
+
+void ConnectionImpl::sendOnAllPaths(std::span<const wire::Frame> frames, std::uint64_t nowNs) noexcept {
+  for (std::size_t l = 0; l < paths_.size(); ++l) (void)sendControl(l, frames, nowNs);
+}
+
+void ConnectionImpl::sendHello(std::size_t path, std::uint64_t nowNs) noexcept {
+  wire::HelloFrame hello;
+  hello.role = params_.role == ConnectionRole::kClient ? wire::HelloRole::kClient : wire::HelloRole::kServer;
+  hello.pathCount = static_cast<std::uint16_t>(paths_.size());
+  hello.mode = static_cast<std::uint8_t>(params_.direction);
+  hello.maxPayload = static_cast<std::uint16_t>(std::min<std::uint32_t>(maxPayload_, UINT16_MAX));
+  hello.rateBps = params_.connect.serverRateBps;
+  hello.durationMs = params_.connect.durationMs;
+  const std::string& name = links_.name(path);
+  hello.name = std::string_view(name).substr(0, 255);
+  const wire::Frame frame = hello;
+  (void)sendControl(path, std::span<const wire::Frame>(&frame, 1), nowNs);
+}
+
+void ConnectionImpl::sendClose(std::uint64_t nowNs) noexcept {
+  wire::CloseFrame close;
+  close.streamComplete = true;
+  close.finalSeq = send_ ? send_->nextGlobalSeq() : 0;
+  const wire::Frame frame = close;
+  sendOnAllPaths(std::span<const wire::Frame>(&frame, 1), nowNs);
+  (void)flush();
+  lastCloseNs_ = nowNs;
+  ++closeRounds_;
+}
+
+wire::ReportFrame ConnectionImpl::makeReport() const {
+  wire::ReportFrame report;
+  const ConnectionStats s = stats();
+  report.durationNs = lastDataNs_ > firstDataNs_ ? lastDataNs_ - firstDataNs_ : 0;
+  report.packets = s.packetsDelivered;
+  report.bytes = s.bytesDelivered;
+  report.lost = s.lost;
+  report.late = s.late;
+  report.outOfOrder = s.outOfOrderDelivered;
+  report.duplicates = s.duplicates;
+  report.malformed = s.malformed;
+  report.pathCount = static_cast<std::uint8_t>(std::min<std::size_t>(s.paths.size(), wire::kMaxReportPaths));
+  for (std::size_t i = 0; i < report.pathCount; ++i) {
+    report.paths[i] = {s.paths[i].packetsReceived, s.paths[i].bytesReceived, s.paths[i].lostSeen};
+  }
+  return report;
+}
+
+void ConnectionImpl::sendReport(std::size_t path, std::uint64_t nowNs) noexcept {
+  const wire::Frame frame = makeReport();
+  (void)sendControl(path, std::span<const wire::Frame>(&frame, 1), nowNs);
+}
+
+void ConnectionImpl::fail(Error error, std::uint16_t closeCode, const std::string& reason,
+                          std::uint64_t nowNs) noexcept {
+  if (done()) return;
+  wire::CloseFrame close;
+  close.errorCode = closeCode;
+  close.reason = std::string_view(reason).substr(0, 512);
+  const wire::Frame frame = close;
+  sendOnAllPaths(std::span<const wire::Frame>(&frame, 1), nowNs);
+  (void)flush();
+  error_ = std::move(error);
+  phase_ = ConnectionPhase::kFailed;
+  if (receive_) receive_->abandon();
+  if (send_) send_->stop();
+}
+
+// ---- Connection API ----
+
+std::size_t ConnectionImpl::reserve(std::span<SendSlot> out, std::uint32_t payloadBytes) noexcept {
+  if (!send_ || !established_ || done()) return 0;
+  return send_->reserve(out, payloadBytes);
+}
+
+Result<std::size_t> ConnectionImpl::commit(std::span<const SendSlot> slots) noexcept {
+  if (!send_) return Error(EPERM, "commit: this side does not send data on this connection");
+  return send_->commit(slots);
+}
+
+Result<bool> ConnectionImpl::send(std::span<const std::uint8_t> payload) noexcept {
+  if (!send_) return Error(EPERM, "send: this side does not send data on this connection");
+  if (error_) return *error_;
+  if (!established_) return false;
+  return send_->send(payload);
+}
+
+Result<std::size_t> ConnectionImpl::sendMany(std::span<const std::span<const std::uint8_t>> payloads) noexcept {
+  if (!send_) return Error(EPERM, "send: this side does not send data on this connection");
+  if (error_) return *error_;
+  if (!established_) return std::size_t{0};
+  return send_->sendMany(payloads);
+}
+
+std::uint64_t ConnectionImpl::nextSendTimeNs(std::uint32_t payloadBytes) const noexcept {
+  if (!send_ || done()) return UINT64_MAX;
+  if (!established_) return nextTimerNs();
+  return send_->nextSendTimeNs(payloadBytes);
+}
+
+Result<void> ConnectionImpl::flush() noexcept {
+  for (std::size_t l = 0; l < paths_.size(); ++l) {
+    if (auto flushed = links_.io(l).flushTx(); !flushed) return flushed.error().wrap("path " + std::to_string(l));
+  }
+  return {};
+}
+
+Result<void> ConnectionImpl::finish() noexcept {
+  if (!send_) return Error(EPERM, "finish: this side does not send data on this connection");
+  if (error_) return *error_;
+  if (finishing_) return {};
+  send_->stop();
+  finishing_ = true;
+  finishNs_ = clock_.nowNs();
+  sendClose(finishNs_);
+  return {};
+}
+
+Result<std::size_t> ConnectionImpl::poll(std::span<Delivered> out) noexcept {
+  if (auto pumped = links_.pump(); !pumped) return pumped.error();
+  if (!receive_) return std::size_t{0};
+  return receive_->take(out);
+}
+
+void ConnectionImpl::release(std::span<const Delivered> packets) noexcept {
+  if (receive_) receive_->release(packets);
+}
+
+Result<std::size_t> ConnectionImpl::recv(std::span<std::uint8_t> buffer) noexcept {
+  if (!receive_) return Error(EPERM, "recv: this side receives no data on this connection");
+  if (receive_->readyCount() == 0) {
+    if (auto pumped = links_.pump(); !pumped) return pumped.error();
+  }
+  return receive_->recv(buffer);
+}
+
+void ConnectionImpl::abort(std::uint16_t errorCode, const std::string& reason) noexcept {
+  fail(Error(ECANCELED, "aborted: " + reason), errorCode == 0 ? static_cast<std::uint16_t>(wire::CloseError::kStopped) : errorCode,
+       reason, clock_.nowNs());
+}
+
+ConnectionState ConnectionImpl::state() const noexcept {
+  ConnectionState s;
+  s.phase = phase_;
+  s.role = params_.role;
+  s.connId = params_.connId;
+  s.sends = sends_;
+  s.receives = receives_;
+  if (send_) {
+    s.nextGlobalSeq = send_->nextGlobalSeq();
+    s.sendFinished = finishing_;
+  }
+  if (receive_) receive_->fillState(s);
+  s.peerReportReceived = peerReport_.has_value();
+  return s;
+}
+
+ConnectionStats ConnectionImpl::stats() const {
+  ConnectionStats s;
+  s.paths.resize(paths_.size());
+  if (receive_) receive_->fillStats(s);
+  s.malformed = malformed_;
+  for (std::size_t l = 0; l < paths_.size(); ++l) {
+    PathStats& p = s.paths[l];
+    const PathControl& c = paths_[l];
+    if (send_) {
+      p.packetsSent = send_->counters(l).packetsSent;
+      p.bytesSent = send_->counters(l).bytesSent;
+    }
+    p.controlPacketsSent = c.controlSent;
+    p.packetNumbersUsed = c.nextPacketNumber;
+    p.acksReceived = c.acksReceived;
+    p.largestAcked = c.largestAcked;
+    p.peerBytesReceived = c.peerBytesReceived;
+    p.rttValid = c.rttValid;
+    p.rttNs = c.rttNs;
+    p.rttMinNs = c.rttMinNs;
+    p.io = links_.io(l).stats();
+    s.packetsSent += p.packetsSent;
+    s.bytesSent += p.bytesSent;
+  }
+  if (send_) s.txDropped = send_->txDropped();
+  return s;
+}
+
+}  // namespace mpxdp::conn

@@ -1,0 +1,151 @@
+// A connection's state machine: handshake, control frames (ACK, PING/PONG,
+// PATH_STATUS, CLOSE, REPORT) and the glue between the endpoint's
+// demultiplexer and the two streams. The endpoint hands it every packet
+// with its connection id and runs its timers once every path was read.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ack_tracker.h"
+#include "mpxdp/clock.h"
+#include "mpxdp/connection.h"
+#include "path_set.h"
+#include "receive_stream.h"
+#include "send_stream.h"
+#include "wire/frames.h"
+#include "wire/packet.h"
+
+namespace mpxdp::conn {
+
+struct ConnectionParams {
+  ConnectionRole role = ConnectionRole::kClient;
+  std::uint32_t connId = 0;
+  DataDirection direction = DataDirection::kClientToServer;
+  std::uint32_t maxPayload = 0;  // largest payload the paths carry (and the peer accepts)
+  ConnectOptions connect;        // client: what the HELLO asks for
+};
+
+class ConnectionImpl final : public Connection, private PacketNumbering {
+ public:
+  static Result<std::unique_ptr<ConnectionImpl>> create(const ConnectionConfig& config, PathSet& paths,
+                                                        Clock& clock, const ConnectionParams& params);
+  ConnectionImpl(const ConnectionConfig& config, PathSet& paths, Clock& clock, const ConnectionParams& params);
+
+  // ---- from the endpoint ----
+  std::uint32_t connId() const noexcept { return params_.connId; }
+  // Takes the buffer: holds it (data) or gives it back to its path.
+  void onPacket(std::uint16_t link, const RxPacket& packet, const wire::PacketHeader& header,
+                std::uint64_t nowNs, std::uint64_t pushNs) noexcept;
+  // Server: the client's HELLO that created this connection.
+  void setPeerHello(const wire::HelloFrame& hello);
+  void onVersionNegotiation(const wire::VersionList& versions) noexcept;
+  // Every path was read: timeouts, due ACKs, PINGs, repeats.
+  void onTimers(std::uint64_t nowNs) noexcept;
+  std::uint64_t nextTimerNs() const noexcept;
+  std::uint32_t receiveRoom() const noexcept;
+  // Client: the first HELLO on every path.
+  void start(std::uint64_t nowNs) noexcept;
+
+  // ---- Connection ----
+  std::size_t reserve(std::span<SendSlot> out, std::uint32_t payloadBytes) noexcept override;
+  Result<std::size_t> commit(std::span<const SendSlot> slots) noexcept override;
+  Result<bool> send(std::span<const std::uint8_t> payload) noexcept override;
+  Result<std::size_t> sendMany(std::span<const std::span<const std::uint8_t>> payloads) noexcept override;
+  std::uint64_t nextSendTimeNs(std::uint32_t payloadBytes) const noexcept override;
+  Result<void> flush() noexcept override;
+  Result<void> finish() noexcept override;
+  Result<std::size_t> poll(std::span<Delivered> out) noexcept override;
+  void release(std::span<const Delivered> packets) noexcept override;
+  Result<std::size_t> recv(std::span<std::uint8_t> buffer) noexcept override;
+  void abort(std::uint16_t errorCode, const std::string& reason) noexcept override;
+  bool established() const noexcept override { return established_; }
+  bool done() const noexcept override {
+    return phase_ == ConnectionPhase::kClosed || phase_ == ConnectionPhase::kFailed;
+  }
+  std::optional<Error> error() const override { return error_; }
+  const PeerHello& peerHello() const noexcept override { return peerHello_; }
+  std::optional<PeerReport> peerReport() const override { return peerReport_; }
+  std::uint32_t maxPayload() const noexcept override { return maxPayload_; }
+  std::size_t pathCount() const noexcept override { return paths_.size(); }
+  ConnectionState state() const noexcept override;
+  ConnectionStats stats() const override;
+
+ private:
+  struct PathControl {
+    std::uint64_t nextPacketNumber = 0;
+    std::uint64_t controlSent = 0;
+    AckTracker acks;  // the peer's packets on this path
+    // From the peer's ACKs of this path.
+    std::uint64_t acksReceived = 0;
+    std::uint64_t largestAcked = 0;
+    std::uint64_t peerBytesReceived = 0;
+    // PING / PONG.
+    std::uint32_t nextPingId = 1;
+    std::uint64_t lastPingNs = 0;
+    bool rttValid = false;
+    std::uint64_t rttNs = 0;
+    std::uint64_t rttMinNs = 0;
+    bool pongDue = false;
+    wire::PongFrame pong;
+    std::uint64_t pingArrivalNs = 0;
+    wire::PathStatus peerStatus = wire::PathStatus::kActive;
+    std::uint32_t peerStatusSeq = 0;
+  };
+
+  // PacketNumbering (data packets).
+  std::uint64_t takePacketNumber(std::size_t path) noexcept override { return paths_[path].nextPacketNumber++; }
+  std::size_t writePiggyback(std::size_t path, std::span<std::uint8_t> room, std::uint64_t nowNs) noexcept override;
+
+  bool ackDue(const PathControl& path, std::uint64_t nowNs) const noexcept;
+  // One control packet on path with the given frames; false when the link had no buffer.
+  bool sendControl(std::size_t path, std::span<const wire::Frame> frames, std::uint64_t nowNs) noexcept;
+  void sendOnAllPaths(std::span<const wire::Frame> frames, std::uint64_t nowNs) noexcept;
+  void sendHello(std::size_t path, std::uint64_t nowNs) noexcept;
+  void sendClose(std::uint64_t nowNs) noexcept;
+  void sendReport(std::size_t path, std::uint64_t nowNs) noexcept;
+  wire::ReportFrame makeReport() const;
+  void handleFrame(std::uint16_t link, const wire::Frame& frame, const wire::PacketHeader& header,
+                   std::uint64_t nowNs) noexcept;
+  void onHello(std::uint16_t link, const wire::HelloFrame& hello, std::uint64_t nowNs) noexcept;
+  void onClose(std::uint16_t link, const wire::CloseFrame& close, std::uint64_t nowNs) noexcept;
+  void fail(Error error, std::uint16_t closeCode, const std::string& reason, std::uint64_t nowNs) noexcept;
+  void updateDone(std::uint64_t nowNs) noexcept;
+
+  ConnectionConfig config_;
+  PathSet& links_;
+  Clock& clock_;
+  ConnectionParams params_;
+  bool sends_ = false;
+  bool receives_ = false;
+  std::uint32_t maxPayload_ = 0;
+  std::unique_ptr<SendStream> send_;
+  std::unique_ptr<ReceiveStream> receive_;
+  std::vector<PathControl> paths_;
+  std::vector<bool> helloSeen_;  // the peer's HELLO arrived on this path
+
+  ConnectionPhase phase_ = ConnectionPhase::kHandshake;
+  bool established_ = false;
+  std::optional<Error> error_;
+  PeerHello peerHello_;
+  std::optional<PeerReport> peerReport_;
+  std::uint64_t malformed_ = 0;
+
+  std::uint64_t startNs_ = 0;
+  std::uint64_t lastHelloNs_ = 0;
+  std::uint64_t lastPeerPacketNs_ = 0;
+  std::uint64_t firstDataNs_ = 0;
+  std::uint64_t lastDataNs_ = 0;
+  // Our stream's end: CLOSE sent closeRounds_ times, the last at lastCloseNs_.
+  bool finishing_ = false;
+  std::uint64_t finishNs_ = 0;
+  std::uint64_t lastCloseNs_ = 0;
+  std::uint32_t closeRounds_ = 0;
+  bool reportWaitExpired_ = false;
+  bool reportSent_ = false;
+};
+
+}  // namespace mpxdp::conn

@@ -1,0 +1,427 @@
+// The endpoint: owns the paths, receives on all of them, hands each packet
+// to its connection by connection id (the demultiplexer), answers what no
+// connection takes (other wire versions, unknown ids, refused HELLOs) and
+// runs the connections' timers once every path was read.
+#include "mpxdp/endpoint.h"
+
+#include <sys/random.h>
+
+#include <algorithm>
+#include <string>
+#include <variant>
+
+#include "connection_impl.h"
+#include "endpoint_resources.h"
+#include "wire/frames.h"
+#include "wire/packet.h"
+
+namespace mpxdp {
+namespace {
+
+using conn::ConnectionImpl;
+using conn::ConnectionParams;
+
+// Replies that no connection owns are sent at most this often per path.
+constexpr std::uint64_t kStatelessReplyIntervalNs = 100'000'000;
+// A closed connection keeps answering its peer's repeats this long after remove().
+constexpr std::uint64_t kLingerNs = 2'000'000'000;
+
+class EndpointImpl final : public Endpoint, public conn::PathSet {
+ public:
+  EndpointImpl(const EndpointConfig& config, std::vector<EndpointPath> paths, std::shared_ptr<Clock> clock,
+               std::unique_ptr<conn::EndpointResources> resources)
+      : config_(config),
+        clock_(std::move(clock)),
+        resources_(std::move(resources)),
+        rxBatch_(config.connection.batchSize) {
+    for (auto& path : paths) {
+      Slot slot;
+      slot.path = std::move(path);
+      slot.toRelease.resize(config.connection.batchSize);
+      slots_.push_back(std::move(slot));
+    }
+  }
+
+  ~EndpointImpl() override {
+    for (auto& c : connections_) {
+      if (!c->done()) c->abort(static_cast<std::uint16_t>(wire::CloseError::kStopped), "endpoint closed");
+    }
+    connections_.clear();
+    lingering_.clear();
+    flushReleases();
+  }
+
+  // ---- Endpoint ----
+  Result<Connection*> connect(const ConnectOptions& options) override {
+    if (liveConnections() >= config_.maxConnections) return Error(EBUSY, "connect: too many connections");
+    ConnectionParams params;
+    params.role = ConnectionRole::kClient;
+    params.direction = options.direction;
+    params.connect = options;
+    params.maxPayload = pathsMaxPayload();
+    if (options.maxPayload != 0) {
+      if (options.maxPayload > params.maxPayload) {
+        return Error(EMSGSIZE, "connect: payload of " + std::to_string(options.maxPayload) +
+                                   " bytes exceeds what the paths carry, " + std::to_string(params.maxPayload));
+      }
+      params.maxPayload = options.maxPayload;
+    }
+    params.connId = newConnId();
+    auto created = ConnectionImpl::create(config_.connection, *this, *clock_, params);
+    if (!created) return created.error().wrap("connect");
+    ConnectionImpl* connection = created->get();
+    connections_.push_back(std::move(*created));
+    connection->start(clock_->nowNs());
+    return static_cast<Connection*>(connection);
+  }
+
+  Connection* accept() noexcept override {
+    if (acceptQueue_.empty()) return nullptr;
+    Connection* next = acceptQueue_.front();
+    acceptQueue_.erase(acceptQueue_.begin());
+    return next;
+  }
+
+  void remove(Connection* connection) noexcept override {
+    auto it = std::find_if(connections_.begin(), connections_.end(),
+                           [connection](const auto& c) { return c.get() == connection; });
+    if (it == connections_.end()) return;
+    std::erase(acceptQueue_, connection);
+    if (!(*it)->done()) (*it)->abort(static_cast<std::uint16_t>(wire::CloseError::kStopped), "closed by the application");
+    lingering_.push_back({std::move(*it), clock_->nowNs() + kLingerNs});
+    connections_.erase(it);
+  }
+
+  Result<void> poll() noexcept override { return pump(); }
+
+  std::uint64_t nextDeadlineNs() const noexcept override {
+    std::uint64_t next = UINT64_MAX;
+    for (const auto& c : connections_) next = std::min(next, c->nextTimerNs());
+    for (const auto& l : lingering_) next = std::min(next, l.untilNs);
+    return next;
+  }
+
+  std::vector<int> pollFds() const override {
+    std::vector<int> fds;
+    for (const Slot& slot : slots_) {
+      for (int fd : slot.path.io->pollFds()) fds.push_back(fd);
+    }
+    return fds;
+  }
+
+  std::size_t pathCount() const noexcept override { return slots_.size(); }
+  const std::string& pathName(std::size_t path) const noexcept override { return slots_[path].path.name; }
+  std::string describePath(std::size_t path) const override { return slots_[path].path.io->describe(); }
+  EndpointStats stats() const override {
+    EndpointStats s = stats_;
+    for (const Slot& slot : slots_) s.linkMalformed += slot.path.io->stats().rxMalformed;
+    if (resources_) resources_->addStats(s);
+    return s;
+  }
+  Clock& clock() noexcept override { return *clock_; }
+
+  // ---- PathSet ----
+  std::size_t size() const noexcept override { return slots_.size(); }
+  PacketIo& io(std::size_t path) noexcept override { return *slots_[path].path.io; }
+  std::uint64_t rateBps(std::size_t path) const noexcept override { return slots_[path].path.rateBps; }
+  const std::string& name(std::size_t path) const noexcept override { return slots_[path].path.name; }
+
+  void queueRelease(std::size_t path, const RxPacket& packet) noexcept override {
+    Slot& slot = slots_[path];
+    slot.toRelease[slot.toReleaseCount++] = packet;
+    if (slot.toReleaseCount == slot.toRelease.size()) flushRelease(path);
+  }
+
+  void flushReleases() noexcept override {
+    for (std::size_t l = 0; l < slots_.size(); ++l) flushRelease(l);
+  }
+
+  // Round after round over all paths until they are drained (no full batch)
+  // or a connection has no room left; then the timers. Packets are pushed
+  // as of the previous pump (they arrived at some point since), and timeouts
+  // fire only after every path was read: after a pause a hole must not be
+  // declared lost while its packet waits in another path's ring. Arrival
+  // times are read per receive batch, never before the real arrival.
+  Result<void> pump() noexcept override {
+    std::uint64_t nowNs = clock_->nowNs();
+    const std::uint64_t pushNs = lastPumpNs_ == 0 ? nowNs : lastPumpNs_;
+    Result<void> result;
+    bool more = true;
+    while (more && result.ok()) {
+      more = false;
+      for (std::size_t l = 0; l < slots_.size(); ++l) {
+        const std::size_t room = std::min<std::size_t>(rxBatch_.size(), receiveRoom());
+        if (room == 0) {
+          more = false;  // back-pressure onto the links; let timeouts run
+          break;
+        }
+        auto received = slots_[l].path.io->receive(std::span<RxPacket>(rxBatch_.data(), room));
+        if (!received) {
+          result = received.error().wrap("path " + std::to_string(l) + " (" + slots_[l].path.name + ") receive");
+          break;
+        }
+        if (*received == 0) continue;
+        nowNs = std::max(nowNs, clock_->nowNs());  // never step back, even with an injected clock
+        for (std::size_t i = 0; i < *received; ++i) dispatch(static_cast<std::uint16_t>(l), rxBatch_[i], nowNs, pushNs);
+        if (*received == room) more = true;
+      }
+      flushReleases();
+    }
+    for (auto& c : connections_) c->onTimers(nowNs);
+    for (auto& l : lingering_) l.connection->onTimers(nowNs);
+    std::erase_if(lingering_, [nowNs](const Lingering& l) { return nowNs >= l.untilNs; });
+    lastPumpNs_ = nowNs;
+    flushReleases();
+    return result;
+  }
+
+ private:
+  struct Slot {
+    EndpointPath path;
+    std::vector<RxPacket> toRelease;
+    std::uint32_t toReleaseCount = 0;
+    std::uint64_t statelessPacketNumber = 0;
+    std::uint64_t lastStatelessReplyNs = 0;
+  };
+  struct Lingering {
+    std::unique_ptr<ConnectionImpl> connection;
+    std::uint64_t untilNs = 0;
+  };
+
+  void flushRelease(std::size_t path) noexcept {
+    Slot& slot = slots_[path];
+    if (slot.toReleaseCount == 0) return;
+    slot.path.io->release(std::span<const RxPacket>(slot.toRelease.data(), slot.toReleaseCount));
+    slot.toReleaseCount = 0;
+  }
+
+  std::uint32_t receiveRoom() const noexcept {
+    std::uint32_t room = UINT32_MAX;
+    for (const auto& c : connections_) room = std::min(room, c->receiveRoom());
+    return room;
+  }
+
+  std::size_t liveConnections() const noexcept { return connections_.size(); }
+
+  ConnectionImpl* find(std::uint32_t connId) noexcept {
+    for (auto& c : connections_) {
+      if (c->connId() == connId) return c.get();
+    }
+    for (auto& l : lingering_) {
+      if (l.connection->connId() == connId) return l.connection.get();
+    }
+    return nullptr;
+  }
+
+  void dispatch(std::uint16_t link, const RxPacket& packet, std::uint64_t nowNs, std::uint64_t pushNs) noexcept {
+    const std::span<const std::uint8_t> bytes(packet.data, packet.length);
+    const auto invariants = wire::parseInvariants(bytes);
+    if (!invariants.ok()) {
+      ++stats_.malformed;
+      queueRelease(link, packet);
+      return;
+    }
+    if (invariants.value.version == 0) {
+      const auto versions = wire::parseVersionNegotiation(bytes);
+      if (ConnectionImpl* c = find(invariants.value.connId); c && versions.ok()) c->onVersionNegotiation(versions.value);
+      if (!versions.ok()) ++stats_.malformed;
+      queueRelease(link, packet);
+      return;
+    }
+    if (invariants.value.version != wire::kWireVersion) {
+      ++stats_.versionMismatch;
+      stats_.lastForeignVersion = invariants.value.version;
+      queueRelease(link, packet);
+      replyVersionNegotiation(link, invariants.value.connId, nowNs);
+      return;
+    }
+    const auto header = wire::parsePacketHeader(bytes);
+    if (!header.ok()) {
+      ++stats_.malformed;
+      queueRelease(link, packet);
+      return;
+    }
+    if (ConnectionImpl* c = find(header.value.connId)) {
+      // A path without a configured peer answers whoever its connection's packets come from.
+      if (!slots_[link].path.io->hasPeer()) (void)slots_[link].path.io->setPeerFrom(packet);
+      c->onPacket(link, packet, header.value, nowNs, pushNs);
+      return;
+    }
+    const auto first = wire::parseFrame(bytes.subspan(wire::kPacketHeaderLen));
+    const auto* hello = first.ok() ? std::get_if<wire::HelloFrame>(&first.value.frame) : nullptr;
+    if (hello == nullptr || hello->role != wire::HelloRole::kClient || !config_.acceptIncoming) {
+      ++stats_.unknownConnection;
+      queueRelease(link, packet);
+      replyClose(link, header.value.connId, wire::CloseError::kPeerGone,
+                 "no such connection here (the other side restarted?)", nowNs);
+      return;
+    }
+    if (auto refusal = checkHello(link, header.value, *hello)) {
+      ++stats_.refused;
+      stats_.lastRefusal = refusal->second;
+      queueRelease(link, packet);
+      replyClose(link, header.value.connId, refusal->first, refusal->second, nowNs);
+      return;
+    }
+    ConnectionParams params;
+    params.role = ConnectionRole::kServer;
+    params.connId = header.value.connId;
+    params.direction = static_cast<DataDirection>(hello->mode);
+    params.maxPayload = std::min<std::uint32_t>(pathsMaxPayload(), hello->maxPayload);
+    auto created = ConnectionImpl::create(config_.connection, *this, *clock_, params);
+    if (!created) {
+      ++stats_.refused;
+      stats_.lastRefusal = created.error().message();
+      queueRelease(link, packet);
+      replyClose(link, header.value.connId, wire::CloseError::kProtocol, created.error().context(), nowNs);
+      return;
+    }
+    ConnectionImpl* connection = created->get();
+    connection->setPeerHello(*hello);
+    if (!slots_[link].path.io->hasPeer()) (void)slots_[link].path.io->setPeerFrom(packet);
+    connections_.push_back(std::move(*created));
+    acceptQueue_.push_back(connection);
+    connection->onPacket(link, packet, header.value, nowNs, pushNs);
+  }
+
+  // Why a client's HELLO cannot be served, or nothing.
+  std::optional<std::pair<wire::CloseError, std::string>> checkHello(std::uint16_t link, const wire::PacketHeader& header,
+                                                                      const wire::HelloFrame& hello) const {
+    if (hello.pathCount != slots_.size()) {
+      return std::pair{wire::CloseError::kPathMismatch, "the client has " + std::to_string(hello.pathCount) +
+                                                            " paths, the server " + std::to_string(slots_.size())};
+    }
+    if (header.pathId != link) {
+      return std::pair{wire::CloseError::kPathMismatch,
+                       "links are listed in another order: the client's path " + std::to_string(header.pathId) +
+                           " (" + std::string(hello.name) + ") arrived on the server's path " + std::to_string(link) +
+                           " (" + slots_[link].path.name + ")"};
+    }
+    const auto direction = hello.mode;
+    if (direction == 0 || direction > 3) {
+      return std::pair{wire::CloseError::kProtocol, "unknown data direction " + std::to_string(direction)};
+    }
+    if (hello.maxPayload == 0 || hello.maxPayload > pathsMaxPayload()) {
+      return std::pair{wire::CloseError::kPayloadTooLarge,
+                       "the client sends payloads of " + std::to_string(hello.maxPayload) +
+                           " bytes, the server's paths carry at most " + std::to_string(pathsMaxPayload())};
+    }
+    if (liveConnections() >= config_.maxConnections) {
+      return std::pair{wire::CloseError::kBusy, "the server is busy with another connection"};
+    }
+    return std::nullopt;
+  }
+
+  // A reply to a packet that no connection owns, to where it came from.
+  void sendStateless(std::uint16_t link, std::uint32_t connId, const wire::Frame* frame, std::uint64_t nowNs,
+                     bool versionNegotiation) noexcept {
+    Slot& slot = slots_[link];
+    if (!slot.path.io->hasPeer()) return;
+    if (slot.lastStatelessReplyNs != 0 && nowNs - slot.lastStatelessReplyNs < kStatelessReplyIntervalNs) return;
+    slot.lastStatelessReplyNs = nowNs;
+    PacketIo& io = *slot.path.io;
+    TxBuffer buffer;
+    if (io.reserveTx(std::span<TxBuffer>(&buffer, 1)) == 0) return;
+    const std::span<std::uint8_t> out(buffer.data, buffer.capacity);
+    std::size_t length = 0;
+    if (versionNegotiation) {
+      const auto written = wire::writeVersionNegotiation(out, connId);
+      length = written.ok() ? written.value : 0;
+    } else {
+      wire::PacketHeader header;
+      header.connId = connId;
+      header.pathId = link;
+      header.packetNumber = slot.statelessPacketNumber++;
+      header.sendTsNs = nowNs;
+      const auto h = wire::writePacketHeader(out, header);
+      const auto f = h.ok() ? wire::writeFrame(out.subspan(h.value), *frame) : decltype(wire::writeFrame(out, *frame)){};
+      length = h.ok() && f.ok() ? h.value + f.value : 0;
+    }
+    buffer.length = static_cast<std::uint32_t>(length);
+    (void)io.commitTx(std::span<const TxBuffer>(&buffer, 1));
+    (void)io.flushTx();
+  }
+
+  void replyVersionNegotiation(std::uint16_t link, std::uint32_t connId, std::uint64_t nowNs) noexcept {
+    sendStateless(link, connId, nullptr, nowNs, true);
+  }
+
+  void replyClose(std::uint16_t link, std::uint32_t connId, wire::CloseError code, const std::string& reason,
+                  std::uint64_t nowNs) noexcept {
+    wire::CloseFrame close;
+    close.errorCode = static_cast<std::uint16_t>(code);
+    close.reason = reason;
+    const wire::Frame frame = close;
+    sendStateless(link, connId, &frame, nowNs, false);
+  }
+
+  std::uint32_t pathsMaxPayload() const noexcept {
+    std::uint32_t most = UINT16_MAX;
+    for (const Slot& slot : slots_) {
+      const std::uint32_t carries = slot.path.io->maxPayload();
+      most = std::min(most, carries > conn::SendStream::kDataOverhead ? carries - conn::SendStream::kDataOverhead : 0);
+    }
+    return most;
+  }
+
+  std::uint32_t newConnId() const noexcept {
+    for (;;) {
+      std::uint32_t id = 0;
+      if (getrandom(&id, sizeof id, 0) != static_cast<ssize_t>(sizeof id)) id = static_cast<std::uint32_t>(clock_->nowNs());
+      bool taken = false;
+      for (const auto& c : connections_) taken = taken || c->connId() == id;
+      if (id != 0 && !taken) return id;
+    }
+  }
+
+  EndpointConfig config_;
+  std::shared_ptr<Clock> clock_;
+  std::unique_ptr<conn::EndpointResources> resources_;  // outlives the paths (declared before them)
+  std::vector<Slot> slots_;
+  std::vector<RxPacket> rxBatch_;
+  std::vector<std::unique_ptr<ConnectionImpl>> connections_;
+  std::vector<Lingering> lingering_;
+  std::vector<Connection*> acceptQueue_;
+  EndpointStats stats_;
+  std::uint64_t lastPumpNs_ = 0;
+};
+
+}  // namespace
+
+namespace conn {
+
+Result<std::unique_ptr<Endpoint>> createEndpoint(const EndpointConfig& config, std::vector<EndpointPath> paths,
+                                                 std::shared_ptr<Clock> clock,
+                                                 std::unique_ptr<EndpointResources> resources) {
+  if (paths.empty()) return Error(EINVAL, "endpoint needs at least one path");
+  if (paths.size() > wire::kMaxReportPaths) {
+    return Error(EINVAL, "endpoint: " + std::to_string(paths.size()) + " paths, at most " +
+                             std::to_string(wire::kMaxReportPaths));
+  }
+  const ConnectionConfig& c = config.connection;
+  if (c.batchSize == 0 || c.batchSize > 4096) {
+    return Error(EINVAL, "batch size must be in [1, 4096], got " + std::to_string(c.batchSize));
+  }
+  if (config.maxConnections == 0) return Error(EINVAL, "endpoint: maxConnections must be at least 1");
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    if (!paths[i].io) return Error(EINVAL, "path " + std::to_string(i) + " has no packet I/O");
+    const std::uint32_t carries = paths[i].io->maxPayload();
+    if (carries <= SendStream::kDataOverhead) {
+      return Error(EINVAL, "path " + std::to_string(i) + " (" + paths[i].io->describe() + ") carries only " +
+                               std::to_string(carries) + " bytes, not more than mpxdp's headers");
+    }
+    if (paths[i].name.empty()) paths[i].name = "path" + std::to_string(i);
+  }
+  if (!clock) clock = std::make_shared<MonotonicClock>();
+  return std::unique_ptr<Endpoint>(
+      std::make_unique<EndpointImpl>(config, std::move(paths), std::move(clock), std::move(resources)));
+}
+
+}  // namespace conn
+
+Result<std::unique_ptr<Endpoint>> Endpoint::create(const EndpointConfig& config, std::vector<EndpointPath> paths,
+                                                   std::shared_ptr<Clock> clock) {
+  return conn::createEndpoint(config, std::move(paths), std::move(clock), nullptr);
+}
+
+}  // namespace mpxdp

@@ -1,0 +1,73 @@
+// openEndpoint: real links (AF_XDP + steering program, or kernel UDP) under
+// one Endpoint that owns them.
+#include <algorithm>
+#include <string>
+
+#include "endpoint_resources.h"
+#include "mpxdp/links.h"
+#include "steering.h"
+#include "udp_packet_io.h"
+#include "xdp_packet_io.h"
+
+namespace mpxdp {
+namespace {
+
+class SteeringResources final : public conn::EndpointResources {
+ public:
+  explicit SteeringResources(std::unique_ptr<bpf::SteeringProgram> program) : program_(std::move(program)) {}
+  bpf::SteeringProgram* program() const noexcept { return program_.get(); }
+  void addStats(EndpointStats& stats) const override {
+    const auto counters = program_->counters();
+    if (!counters) return;
+    stats.steering = true;
+    stats.xdpRedirected = counters->redirected;
+    stats.xdpPassed = counters->passed;
+    stats.xdpMalformed = counters->malformed;
+    stats.xdpNoSocket = counters->noSocket;
+  }
+
+ private:
+  std::unique_ptr<bpf::SteeringProgram> program_;
+};
+
+}  // namespace
+
+Result<Backend> parseBackend(std::string_view name) {
+  if (name == "xdp") return Backend::kXdp;
+  if (name == "udp") return Backend::kUdp;
+  return Error(EINVAL, "unknown backend '" + std::string(name) + "' (expected xdp or udp)");
+}
+
+std::string_view toString(Backend backend) noexcept { return backend == Backend::kXdp ? "xdp" : "udp"; }
+
+Result<std::unique_ptr<Endpoint>> openEndpoint(const EndpointConfig& config, const std::vector<LinkSpec>& links,
+                                               const LinkOptions& options, std::shared_ptr<Clock> clock) {
+  if (links.empty()) return Error(EINVAL, "no links");
+  if (options.port == 0) return Error(EINVAL, "port must be in 1..65535");
+  std::unique_ptr<SteeringResources> steering;
+  if (options.backend == Backend::kXdp) {
+    bpf::SteeringOptions steeringOptions;
+    steeringOptions.udpPort = options.port;
+    auto loaded = bpf::SteeringProgram::load(steeringOptions);
+    if (!loaded) return loaded.error().wrap("loading the XDP steering program");
+    steering = std::make_unique<SteeringResources>(std::move(*loaded));
+  }
+  std::vector<EndpointPath> paths;
+  for (const LinkSpec& link : links) {
+    transport::LinkEndpointConfig endpoint;
+    endpoint.interface = link.interface;
+    endpoint.localIp = link.localIp;
+    endpoint.peerIp = link.peerIp;
+    endpoint.localPort = options.port;
+    endpoint.peerPort = options.port;
+    endpoint.batchSize = options.batchSize;
+    endpoint.frameCount = options.frameCount;
+    auto io = options.backend == Backend::kXdp ? transport::openXdpPacketIo(endpoint, steering->program())
+                                               : transport::openUdpPacketIo(endpoint);
+    if (!io) return io.error().wrap("link " + link.interface);
+    paths.push_back(EndpointPath{std::move(*io), link.rateBps, link.interface});
+  }
+  return conn::createEndpoint(config, std::move(paths), std::move(clock), std::move(steering));
+}
+
+}  // namespace mpxdp

@@ -1,0 +1,28 @@
+// The endpoint's paths as its connections see them: the links to send on,
+// where received buffers go back, and the pump that receives on all paths.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "mpxdp/error.h"
+#include "mpxdp/packet_io.h"
+
+namespace mpxdp::conn {
+
+class PathSet {
+ public:
+  virtual ~PathSet() = default;
+  virtual std::size_t size() const noexcept = 0;
+  virtual PacketIo& io(std::size_t path) noexcept = 0;
+  virtual std::uint64_t rateBps(std::size_t path) const noexcept = 0;
+  virtual const std::string& name(std::size_t path) const noexcept = 0;
+  // Gives a received buffer back to its path (batched).
+  virtual void queueRelease(std::size_t path, const RxPacket& packet) noexcept = 0;
+  virtual void flushReleases() noexcept = 0;
+  // Receives on every path and runs every connection's timers (Endpoint::poll).
+  virtual Result<void> pump() noexcept = 0;
+};
+
+}  // namespace mpxdp::conn
