@@ -583,8 +583,12 @@ class SlowOrFullLink final : public PacketIo {
     return inner_->receive(out);
   }
   void release(std::span<const RxPacket> packets) noexcept override { inner_->release(packets); }
-  int pollFd() const noexcept override { return inner_->pollFd(); }
+  std::vector<int> pollFds() const override { return inner_->pollFds(); }
   std::uint32_t maxPayload() const noexcept override { return inner_->maxPayload(); }
+  std::uint32_t frameOverheadBytes() const noexcept override { return inner_->frameOverheadBytes(); }
+  Result<void> setPeerFrom(const RxPacket& packet) noexcept override { return inner_->setPeerFrom(packet); }
+  bool hasPeer() const noexcept override { return inner_->hasPeer(); }
+  std::string peerDescription() const override { return inner_->peerDescription(); }
   PacketIoStats stats() const noexcept override { return inner_->stats(); }
   std::string describe() const override { return "slow-or-full " + inner_->describe(); }
 

@@ -143,7 +143,9 @@ class ReceiverImpl final : public Receiver {
   std::vector<int> pollFds() const override {
     std::vector<int> fds;
     fds.reserve(links_.size());
-    for (const Link& link : links_) fds.push_back(link.io->pollFd());
+    for (const Link& link : links_) {
+      for (int fd : link.io->pollFds()) fds.push_back(fd);
+    }
     return fds;
   }
 
