@@ -67,18 +67,26 @@ class PacketIo {
   // Gives received buffers back to the transport.
   virtual void release(std::span<const RxPacket> packets) noexcept = 0;
 
-  // Descriptors that become readable when receive() has work (for poll()),
-  // one per socket (a link may use several RX queues).
+  // Descriptors that become readable when receive() has work (for poll());
+  // a multi-queue link has one per socket. Empty for in-memory links.
   virtual std::vector<int> pollFds() const = 0;
   // Largest UDP payload one buffer can carry on this link.
   virtual std::uint32_t maxPayload() const noexcept = 0;
-  // Bytes the link adds around one UDP payload as a shaper counts the frame
-  // (Ethernet, VLAN tag, IPv4 or IPv6, UDP).
+  // Bytes the link adds around one UDP payload on the wire, as a tbf or
+  // line-rate shaper counts them: Ethernet 14 (+ 4 when VLAN-tagged) +
+  // IPv4 20 / IPv6 40 + UDP 8. For pacing.
   virtual std::uint32_t frameOverheadBytes() const noexcept = 0;
-  // From now on the link sends to where `packet` (received on it) came from.
+
+  // Learned peers: from now on the link sends to where `packet` (received on
+  // this link and not yet released) came from, and reserveTx lends buffers
+  // even on a link opened receive-only. Called rarely (on a new peer), never
+  // per packet; not concurrently with reserveTx/commitTx of another thread
+  // for a link that already has a peer.
   virtual Result<void> setPeerFrom(const RxPacket& packet) noexcept = 0;
-  // The link knows where to send (configured or learned).
+  // True when the link knows where to send (configured or learned).
   virtual bool hasPeer() const noexcept = 0;
+  // Where the link sends, e.g. "198.18.1.1:47000", or "none".
+  virtual std::string peerDescription() const = 0;
   virtual PacketIoStats stats() const noexcept = 0;
   // Human-readable description, e.g. "xdp:eth1 q0 copy".
   virtual std::string describe() const = 0;

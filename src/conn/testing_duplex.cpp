@@ -20,6 +20,7 @@ class DuplexEnd final : public PacketIo {
   std::uint32_t frameOverheadBytes() const noexcept override { return tx_->frameOverheadBytes(); }
   Result<void> setPeerFrom(const RxPacket& /*packet*/) noexcept override { return {}; }
   bool hasPeer() const noexcept override { return true; }
+  std::string peerDescription() const override { return "memory peer"; }
   PacketIoStats stats() const noexcept override {
     PacketIoStats s = rx_->stats();
     const PacketIoStats t = tx_->stats();

@@ -34,6 +34,7 @@ class ForwardingPacketIo : public PacketIo {
   std::uint32_t frameOverheadBytes() const noexcept override { return inner_->frameOverheadBytes(); }
   Result<void> setPeerFrom(const RxPacket& packet) noexcept override { return inner_->setPeerFrom(packet); }
   bool hasPeer() const noexcept override { return inner_->hasPeer(); }
+  std::string peerDescription() const override { return inner_->peerDescription(); }
   PacketIoStats stats() const noexcept override { return inner_->stats(); }
   std::string describe() const override { return inner_->describe(); }
 

@@ -2,9 +2,16 @@
 #include "testing_transport.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 namespace mpxdp::conn::testing {
+namespace {
+
+// Ethernet + IPv4 + UDP, what a real IPv4 link without VLAN adds.
+constexpr std::uint32_t kMemoryFrameOverhead = 42;
+
+}  // namespace
 
 MemoryWire::MemoryWire(MemoryLinkOptions options, std::shared_ptr<const Clock> clock)
     : options_(std::move(options)), clock_(std::move(clock)) {
@@ -87,8 +94,14 @@ class MemoryTxEnd final : public PacketIo {
   Result<void> flushTx() noexcept override { return {}; }
   Result<std::size_t> receive(std::span<RxPacket>) noexcept override { return std::size_t{0}; }
   void release(std::span<const RxPacket>) noexcept override {}
-  int pollFd() const noexcept override { return -1; }
+  std::vector<int> pollFds() const override { return {}; }
   std::uint32_t maxPayload() const noexcept override { return wire_->options_.frameSize; }
+  std::uint32_t frameOverheadBytes() const noexcept override { return kMemoryFrameOverhead; }
+  // The sending end always has its peer (the receiving end); it receives
+  // nothing, so there is nothing to learn from.
+  Result<void> setPeerFrom(const RxPacket&) noexcept override { return {}; }
+  bool hasPeer() const noexcept override { return true; }
+  std::string peerDescription() const override { return "memory-rx:" + wire_->options_.name; }
   PacketIoStats stats() const noexcept override { return stats_; }
   std::string describe() const override { return "memory-tx:" + wire_->options_.name; }
 
@@ -129,8 +142,16 @@ class MemoryRxEnd final : public PacketIo {
     for (const RxPacket& packet : packets) wire_->putFrame(static_cast<std::uint32_t>(packet.handle));
   }
 
-  int pollFd() const noexcept override { return -1; }
+  std::vector<int> pollFds() const override { return {}; }
   std::uint32_t maxPayload() const noexcept override { return wire_->options_.frameSize; }
+  std::uint32_t frameOverheadBytes() const noexcept override { return kMemoryFrameOverhead; }
+  // One-way wire: the receiving end cannot send back.
+  Result<void> setPeerFrom(const RxPacket&) noexcept override {
+    return Error(EOPNOTSUPP,
+                 "memory link " + wire_->options_.name + " is one-way: its receive end cannot send");
+  }
+  bool hasPeer() const noexcept override { return false; }
+  std::string peerDescription() const override { return "none"; }
   PacketIoStats stats() const noexcept override { return stats_; }
   std::string describe() const override { return "memory-rx:" + wire_->options_.name; }
 

@@ -21,9 +21,11 @@ struct LinkEndpointConfig {
   std::optional<IpAddress> peerIp;
   std::uint16_t localPort = MPXDP_DEFAULT_PORT;
   std::uint16_t peerPort = MPXDP_DEFAULT_PORT;
-  std::uint32_t queue = 0;
+  // AF_XDP: bind only this RX queue; unset: one socket per RX queue.
+  std::optional<std::uint32_t> queue;
   bool udpChecksum = true;  // IPv4 only: false sends checksum 0 (IPv6 always checksums)
-  // UMEM (AF_XDP) or buffer pool (UDP): half the frames receive, half transmit.
+  // UMEM (AF_XDP) or buffer pool (UDP): half the frames receive (AF_XDP:
+  // split over the RX queues' sockets), half transmit.
   std::uint32_t frameCount = 4096;  // power of two, >= 64
   std::uint32_t frameSize = 4096;   // AF_XDP: power of two in [2048, page size]
   std::uint32_t batchSize = 64;     // ring and syscall batch

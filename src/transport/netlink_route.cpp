@@ -1,9 +1,12 @@
 #include "netlink_route.h"
 
 #include <arpa/inet.h>
+#include <linux/ethtool.h>
+#include <linux/if_vlan.h>
 #include <linux/neighbour.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <linux/sockios.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sys/ioctl.h>
@@ -288,6 +291,23 @@ Result<InterfaceInfo> interfaceInfo(const std::string& interface) {
   std::memcpy(info.mac.bytes.data(), request.ifr_hwaddr.sa_data, 6);
   if (ioctl(fd.get(), SIOCGIFMTU, &request) != 0) return Error::fromErrno("MTU of " + interface);
   info.mtu = static_cast<std::uint32_t>(request.ifr_mtu);
+
+  ethtool_channels channels{};
+  channels.cmd = ETHTOOL_GCHANNELS;
+  ifreq channelRequest{};
+  std::memcpy(channelRequest.ifr_name, interface.c_str(), interface.size());
+  channelRequest.ifr_data = reinterpret_cast<char*>(&channels);
+  if (ioctl(fd.get(), SIOCETHTOOL, &channelRequest) == 0) {
+    const std::uint32_t queues = channels.rx_count + channels.combined_count;
+    if (queues > 0) info.rxQueues = queues;
+  }
+
+  // Answers only for VLAN devices (and only once 8021q is loaded, which any
+  // VLAN device needs).
+  vlan_ioctl_args vlanRequest{};
+  vlanRequest.cmd = GET_VLAN_VID_CMD;
+  std::memcpy(vlanRequest.device1, interface.c_str(), interface.size());
+  info.vlan = ioctl(fd.get(), SIOCGIFVLAN, &vlanRequest) == 0;
   return info;
 }
 

@@ -42,6 +42,11 @@ struct InterfaceInfo {
   int ifindex = 0;
   MacAddress mac;
   std::uint32_t mtu = 0;
+  // RX queues in use (ETHTOOL_GCHANNELS rx + combined; 1 when the driver
+  // does not say). Asked through a socket, so right in the calling thread's
+  // namespace (sysfs may show another namespace).
+  std::uint32_t rxQueues = 1;
+  bool vlan = false;  // an 802.1Q device: its frames carry a 4-byte tag
 };
 Result<InterfaceInfo> interfaceInfo(const std::string& interface);
 

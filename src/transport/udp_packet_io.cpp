@@ -8,10 +8,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "netlink_route.h"
@@ -23,10 +26,25 @@ namespace {
 constexpr int kSocketBufferBytes = 8 * 1024 * 1024;
 constexpr std::uint32_t kIpv4UdpHeaders = 28;
 constexpr std::uint32_t kIpv6UdpHeaders = 48;
+constexpr std::uint32_t kEthernetHeader = 14;
+constexpr std::uint32_t kVlanTag = 4;
 // When the socket buffer is full, wait this long for room, a few times, then
 // report what was sent.
 constexpr int kSendRetries = 4;
 constexpr int kSendRetryWaitMs = 1;
+
+std::pair<IpAddress, std::uint16_t> fromSockaddr(const sockaddr_in6& from) {
+  IpAddress ip;
+  if (from.sin6_family == AF_INET) {
+    const auto& sin = reinterpret_cast<const sockaddr_in&>(from);
+    ip.family = IpAddress::Family::kV4;
+    std::memcpy(ip.bytes.data(), &sin.sin_addr, 4);
+    return {ip, ntohs(sin.sin_port)};
+  }
+  ip.family = IpAddress::Family::kV6;
+  std::memcpy(ip.bytes.data(), &from.sin6_addr, 16);
+  return {ip, ntohs(from.sin6_port)};
+}
 
 sockaddr_storage toSockaddr(const IpAddress& ip, std::uint16_t port, socklen_t* len) {
   sockaddr_storage storage{};
@@ -56,16 +74,21 @@ void growBuffer(int fd, int forceOption, int option) {
 
 class UdpPacketIo final : public PacketIo {
  public:
-  // A receive-only link (no peer) lends no transmit buffers.
-  UdpPacketIo(const LinkEndpointConfig& config, int fd, std::uint32_t maxPayload, std::string description)
+  // A receive-only link (no peer) lends no transmit buffers until it
+  // learns one (setPeerFrom).
+  UdpPacketIo(const LinkEndpointConfig& config, int fd, std::uint32_t maxPayload, std::uint32_t overhead,
+              std::string description, std::string peer)
       : config_(config),
         fd_(fd),
-        receiveOnly_(!config.peerIp),
+        hasPeer_(config.peerIp.has_value()),
         bufferSize_(maxPayload),
+        overhead_(overhead),
         rxCount_(config.frameCount / 2),
         txCount_(config.frameCount - config.frameCount / 2),
         description_(std::move(description)),
+        peer_(std::move(peer)),
         pool_(static_cast<std::size_t>(config.frameCount) * maxPayload),
+        rxFrom_(rxCount_),
         rxFree_(rxCount_),
         txFree_(txCount_),
         rxMsgs_(config.batchSize),
@@ -83,7 +106,7 @@ class UdpPacketIo final : public PacketIo {
   ~UdpPacketIo() override { close(fd_); }
 
   std::size_t reserveTx(std::span<TxBuffer> out) noexcept override {
-    if (receiveOnly_) return 0;
+    if (!hasPeer_.load(std::memory_order_acquire)) return 0;
     const std::size_t n = std::min<std::size_t>(out.size(), txTop_);
     for (std::size_t i = 0; i < n; ++i) {
       const std::uint32_t slot = txFree_[--txTop_];
@@ -96,7 +119,7 @@ class UdpPacketIo final : public PacketIo {
   }
 
   Result<std::size_t> commitTx(std::span<const TxBuffer> buffers) noexcept override {
-    if (receiveOnly_) {
+    if (!hasPeer_.load(std::memory_order_acquire)) {
       if (buffers.empty()) return std::size_t{0};
       return Error(EOPNOTSUPP, "commitTx on " + description_ + ": the link is receive-only (no peer)");
     }
@@ -168,6 +191,9 @@ class UdpPacketIo final : public PacketIo {
         rxMsgs_[i] = mmsghdr{};
         rxMsgs_[i].msg_hdr.msg_iov = &rxIov_[i];
         rxMsgs_[i].msg_hdr.msg_iovlen = 1;
+        // Each buffer keeps where it came from, for setPeerFrom.
+        rxMsgs_[i].msg_hdr.msg_name = &rxFrom_[slot];
+        rxMsgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_in6);
       }
       const int rc = recvmmsg(fd_, rxMsgs_.data(), want, MSG_DONTWAIT, nullptr);
       if (rc < 0) {
@@ -202,12 +228,43 @@ class UdpPacketIo final : public PacketIo {
     }
   }
 
-  int pollFd() const noexcept override { return fd_; }
+  std::vector<int> pollFds() const override { return {fd_}; }
   std::uint32_t maxPayload() const noexcept override { return bufferSize_; }
+  std::uint32_t frameOverheadBytes() const noexcept override { return overhead_; }
+
+  // connect() to the packet's source: the kernel then sends there and only
+  // accepts datagrams from there.
+  Result<void> setPeerFrom(const RxPacket& packet) noexcept override {
+    if (packet.handle >= rxCount_) {
+      return Error(EINVAL, "setPeerFrom on " + description_ + ": not a packet received on this link");
+    }
+    const sockaddr_in6& from = rxFrom_[packet.handle];
+    const socklen_t len = from.sin6_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+    if (connect(fd_, reinterpret_cast<const sockaddr*>(&from), len) != 0) {
+      return Error::fromErrno("setPeerFrom on " + description_ + ": connect");
+    }
+    auto peer = fromSockaddr(from);
+    {
+      std::lock_guard<std::mutex> lock(peerMutex_);
+      peer_ = peer.first.toString() + ":" + std::to_string(peer.second);
+    }
+    hasPeer_.store(true, std::memory_order_release);
+    return {};
+  }
+
+  bool hasPeer() const noexcept override { return hasPeer_.load(std::memory_order_acquire); }
+
+  std::string peerDescription() const override {
+    std::lock_guard<std::mutex> lock(peerMutex_);
+    return peer_;
+  }
 
   PacketIoStats stats() const noexcept override { return counters_.snapshot(); }
 
-  std::string describe() const override { return description_; }
+  std::string describe() const override {
+    if (!hasPeer()) return description_ + " rx-only";
+    return description_ + "->" + peerDescription();
+  }
 
  private:
   std::uint8_t* bufferAt(std::uint32_t slot) noexcept {
@@ -216,12 +273,16 @@ class UdpPacketIo final : public PacketIo {
 
   LinkEndpointConfig config_;
   int fd_;
-  bool receiveOnly_;
+  std::atomic<bool> hasPeer_;
   std::uint32_t bufferSize_;
+  std::uint32_t overhead_;
   std::uint32_t rxCount_;
   std::uint32_t txCount_;
-  std::string description_;
+  std::string description_;  // without the peer
+  mutable std::mutex peerMutex_;
+  std::string peer_;  // "ip:port" or "none"
   std::vector<std::uint8_t> pool_;
+  std::vector<sockaddr_in6> rxFrom_;   // per receive slot: the source of its datagram
   std::vector<std::uint32_t> rxFree_;  // stack of free receive slots, [0, rxTop_)
   std::vector<std::uint32_t> txFree_;  // stack of free transmit slots, [0, txTop_)
   std::size_t rxTop_ = 0;
@@ -269,10 +330,20 @@ Result<std::unique_ptr<PacketIo>> openUdpPacketIo(const LinkEndpointConfig& conf
     return Error(EINVAL, "UDP link: give a peer, a local address or an interface");
   }
   std::uint32_t maxPayload = config.frameSize;
-  if (iface) {
-    const std::uint32_t headers = local.isV4() ? kIpv4UdpHeaders : kIpv6UdpHeaders;
-    if (iface->mtu > headers) maxPayload = std::min(maxPayload, iface->mtu - headers);
+  const std::uint32_t headers = local.isV4() ? kIpv4UdpHeaders : kIpv6UdpHeaders;
+  if (iface && iface->mtu > headers) maxPayload = std::min(maxPayload, iface->mtu - headers);
+  // Ethernet (+ VLAN tag) around the IP packet, on the interface the link
+  // leaves through (named, else the route's).
+  bool vlan = iface && iface->vlan;
+  if (!iface && config.peerIp) {
+    auto route = lookupRoute(*config.peerIp);
+    char name[IF_NAMESIZE + 1] = {};
+    if (route.ok() && if_indextoname(static_cast<unsigned>(route->oifIndex), name) != nullptr) {
+      auto info = interfaceInfo(name);
+      vlan = info.ok() && info->vlan;
+    }
   }
+  const auto overhead = static_cast<std::uint32_t>(kEthernetHeader + (vlan ? kVlanTag : 0) + headers);
 
   const int family = local.isV4() ? AF_INET : AF_INET6;
   const int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -302,17 +373,17 @@ Result<std::unique_ptr<PacketIo>> openUdpPacketIo(const LinkEndpointConfig& conf
   }
   std::string description = "udp:" + (config.interface.empty() ? std::string("-") : config.interface) + " " +
                             local.toString() + ":" + std::to_string(config.localPort);
+  std::string peer = "none";
   if (config.peerIp) {
     socklen_t peerLen = 0;
     sockaddr_storage peerAddr = toSockaddr(*config.peerIp, config.peerPort, &peerLen);
     if (connect(fd, reinterpret_cast<sockaddr*>(&peerAddr), peerLen) != 0) {
       return fail(Error::fromErrno(where + ": connect"));
     }
-    description += "->" + config.peerIp->toString() + ":" + std::to_string(config.peerPort);
-  } else {
-    description += " rx-only";
+    peer = config.peerIp->toString() + ":" + std::to_string(config.peerPort);
   }
-  return std::unique_ptr<PacketIo>(new UdpPacketIo(config, fd, maxPayload, std::move(description)));
+  return std::unique_ptr<PacketIo>(
+      new UdpPacketIo(config, fd, maxPayload, overhead, std::move(description), std::move(peer)));
 }
 
 }  // namespace mpxdp::transport

@@ -3,11 +3,14 @@
 #include <net/if.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "bits.h"
 #include "codec.h"
 #include "frame_allocator.h"
 #include "netlink_route.h"
@@ -19,70 +22,136 @@
 namespace mpxdp::transport {
 namespace {
 
-bool isPowerOfTwo(std::uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
-
 // Copy mode moves at most 32 descriptors per kick, so kicks repeat while
 // they make progress; a few in a row without progress (device busy) leave
 // the rest for the next commitTx/flushTx.
 constexpr int kMaxIdleKicks = 4;
+// RxPacket::handle = socket index << kQueueShift | UMEM address.
+constexpr unsigned kQueueShift = 48;
+constexpr std::uint64_t kAddrMask = (std::uint64_t{1} << kQueueShift) - 1;
+// Rings of a receive-only socket's UMEM that it never uses but must have.
+constexpr std::uint32_t kUnusedRingSize = 64;
+// Each socket keeps at least this many RX frames.
+constexpr std::uint32_t kMinRxFramesPerQueue = 64;
+
+// IP + UDP headers of the family (what the MTU holds besides the payload).
+std::size_t ipUdpLength(bool v4) noexcept {
+  return (v4 ? wire::kIpv4HeaderLen : wire::kIpv6HeaderLen) + wire::kUdpHeaderLen;
+}
+
+std::uint32_t maxPayloadFor(std::uint32_t mtu, std::uint32_t frameSize, std::size_t outerLen, bool v4) {
+  const std::size_t ipUdp = ipUdpLength(v4);
+  const std::size_t byMtu = mtu > ipUdp ? mtu - ipUdp : 0;
+  // Copy-mode RX puts the packet 256 bytes (XDP_PACKET_HEADROOM) into the frame.
+  const std::size_t byFrame = frameSize - std::max<std::size_t>(wire::kMaxOuterLen, 256 + outerLen);
+  return static_cast<std::uint32_t>(std::min(byMtu, byFrame));
+}
+
+// One AF_XDP socket bound to one RX queue, on its own UMEM: frames
+// [0, rxFrames) receive; the TX socket's UMEM has the transmit frames after them.
+struct QueueSocket {
+  std::uint32_t queue = 0;
+  std::uint32_t rxFrames = 0;
+  std::unique_ptr<xsk::Umem> umem;
+  std::unique_ptr<xsk::XskSocket> socket;  // after umem: destroyed first
+  bool steered = false;
+  std::atomic<std::uint64_t> rxPackets{0};
+};
 
 class XdpPacketIo final : public PacketIo {
  public:
-  // outer is unset on a receive-only link (no peer); outerLen is what the
-  // outer headers of the link's family take.
-  XdpPacketIo(const LinkEndpointConfig& config, std::unique_ptr<xsk::Umem> umem,
-              std::unique_ptr<xsk::XskSocket> socket, const std::optional<wire::OuterTemplate>& outer,
-              std::size_t outerLen, std::uint32_t maxPayload)
+  // outer is unset on a receive-only link (no peer); the link then guesses
+  // its family (for maxPayload) from localV4.
+  XdpPacketIo(const LinkEndpointConfig& config, const InterfaceInfo& iface,
+              const std::optional<wire::OuterTemplate>& outer, bool localV4, std::uint32_t rxFramesPerQueue)
       : config_(config),
-        umem_(std::move(umem)),
-        socket_(std::move(socket)),
-        outer_(outer),
-        outerLen_(outerLen),
-        maxPayload_(maxPayload),
-        rxFrameCount_(config.frameCount / 2),
-        txFrames_(config.frameCount - config.frameCount / 2, config.frameSize,
-                  std::uint64_t{config.frameCount / 2} * config.frameSize),
-        scratch_(std::max<std::uint32_t>(config.batchSize, 64)) {}
-
-  ~XdpPacketIo() override {
-    if (steering_ != nullptr) (void)steering_->unbindSocket(socket_->ifindex(), config_.queue);
-    socket_.reset();  // before the UMEM it uses
+        iface_(iface),
+        rxFramesPerQueue_(rxFramesPerQueue),
+        txFrameCount_(config.frameCount / 2),
+        txFrames_(txFrameCount_, config.frameSize, std::uint64_t{rxFramesPerQueue} * config.frameSize),
+        scratch_(std::max<std::uint32_t>(config.batchSize, 64)),
+        recycle_(rxFramesPerQueue) {
+    if (outer) {
+      outers_[0] = *outer;
+      active_.store(0, std::memory_order_release);
+      peer_ = config.peerIp->toString() + ":" + std::to_string(config.peerPort);
+    }
+    setFamily(outer ? config.peerIp->isV4() : localV4, outer ? outer->headerLength() : 0);
   }
 
-  // Puts every RX frame in the fill ring.
-  Result<void> primeFillRing() {
-    std::vector<std::uint64_t> rxFrames(rxFrameCount_);
-    for (std::uint32_t i = 0; i < rxFrameCount_; ++i) rxFrames[i] = std::uint64_t{i} * config_.frameSize;
-    if (umem_->fill().produce(rxFrames) != rxFrames.size()) {
-      return Error(ENOSPC, "fill ring of " + config_.interface + " cannot take all RX frames");
+  ~XdpPacketIo() override {
+    for (auto& q : queues_) {
+      if (q->steered) (void)steering_->unbindSocket(q->socket->ifindex(), q->queue);
     }
+    queues_.clear();  // each socket before its UMEM
+  }
+
+  // Binds a socket to queue with its own UMEM; the first one also transmits.
+  Result<void> addQueue(std::uint32_t queue) {
+    const bool tx = queues_.empty();
+    auto q = std::make_unique<QueueSocket>();
+    q->queue = queue;
+    q->rxFrames = rxFramesPerQueue_;
+
+    xsk::UmemConfig umemConfig;
+    umemConfig.frameCount = rxFramesPerQueue_ + (tx ? txFrameCount_ : 0);
+    umemConfig.frameSize = config_.frameSize;
+    umemConfig.fillRingSize = rxFramesPerQueue_;
+    umemConfig.completionRingSize = tx ? txFrameCount_ : kUnusedRingSize;
+    auto umem = xsk::Umem::create(umemConfig);
+    if (!umem.ok()) return umem.error().wrap("AF_XDP link on " + config_.interface);
+    q->umem = std::move(*umem);
+
+    xsk::XskSocketConfig socketConfig;
+    socketConfig.interface = config_.interface;
+    socketConfig.queue = queue;
+    socketConfig.rxRingSize = rxFramesPerQueue_;
+    socketConfig.txRingSize = tx ? txFrameCount_ : 0;
+    socketConfig.mode = config_.xdpMode;
+    auto socket = xsk::XskSocket::create(*q->umem, socketConfig);
+    if (!socket.ok()) return socket.error();
+    q->socket = std::move(*socket);
+
+    // Every RX frame starts in the fill ring.
+    std::vector<std::uint64_t> rxFrames(q->rxFrames);
+    for (std::uint32_t i = 0; i < q->rxFrames; ++i) rxFrames[i] = std::uint64_t{i} * config_.frameSize;
+    if (q->umem->fill().produce(rxFrames) != rxFrames.size()) {
+      return Error(ENOSPC, "fill ring of " + config_.interface + " queue " + std::to_string(queue) +
+                               " cannot take all RX frames");
+    }
+    queues_.push_back(std::move(q));
     return {};
   }
 
   Result<void> bindSteering(bpf::SteeringProgram* steering) {
-    auto attached = steering->attach(socket_->ifindex());
-    if (!attached.ok() && attached.error().code() != EEXIST) return attached.error();
-    auto bound = steering->bindSocket(socket_->ifindex(), config_.queue, socket_->fd());
-    if (!bound.ok()) return bound.error();
     steering_ = steering;
+    auto attached = steering->attach(iface_.ifindex);
+    if (!attached.ok() && attached.error().code() != EEXIST) return attached.error();
+    for (auto& q : queues_) {
+      auto bound = steering->bindSocket(q->socket->ifindex(), q->queue, q->socket->fd());
+      if (!bound.ok()) return bound.error();
+      q->steered = true;
+    }
     return {};
   }
 
   std::size_t reserveTx(std::span<TxBuffer> out) noexcept override {
-    if (!outer_) return 0;  // receive-only
+    if (active_.load(std::memory_order_acquire) < 0) return 0;  // no peer yet
+    QueueSocket& q = txQueue();
     reapCompletions();
     const auto wanted = static_cast<std::uint32_t>(out.size());
-    const std::uint32_t ringFree = socket_->tx().freeSlots(txLent_ + wanted);
+    const std::uint32_t ringFree = q.socket->tx().freeSlots(txLent_ + wanted);
     std::uint32_t n = ringFree > txLent_ ? ringFree - txLent_ : 0;
     if (n > wanted) n = wanted;
+    const std::uint32_t maxPayload = maxPayload_.load(std::memory_order_relaxed);
     std::size_t got = 0;
     while (got < n) {
       const std::size_t chunk = std::min<std::size_t>(n - got, scratch_.size());
       const std::size_t allocated = txFrames_.allocate(std::span<std::uint64_t>(scratch_.data(), chunk));
       for (std::size_t i = 0; i < allocated; ++i) {
         TxBuffer& buffer = out[got + i];
-        buffer.data = umem_->at(scratch_[i] + wire::kMaxOuterLen);
-        buffer.capacity = maxPayload_;
+        buffer.data = q.umem->at(scratch_[i] + wire::kMaxOuterLen);
+        buffer.capacity = maxPayload;
         buffer.length = 0;
         buffer.handle = scratch_[i];
       }
@@ -94,15 +163,20 @@ class XdpPacketIo final : public PacketIo {
   }
 
   Result<std::size_t> commitTx(std::span<const TxBuffer> buffers) noexcept override {
-    if (!outer_) {
+    const int active = active_.load(std::memory_order_acquire);
+    if (active < 0) {
       if (buffers.empty()) return std::size_t{0};
-      return Error(EOPNOTSUPP, "commitTx on " + config_.interface + ": the link is receive-only (no peer)");
+      return Error(EOPNOTSUPP, "commitTx on " + config_.interface + ": the link has no peer yet");
     }
+    const wire::OuterTemplate& outer = outers_[active];
+    const std::size_t outerLen = outer.headerLength();
+    const std::uint32_t maxPayload = maxPayload_.load(std::memory_order_relaxed);
+    QueueSocket& q = txQueue();
     std::uint32_t sendable = 0;
     bool tooLong = false;
     bool foreign = false;
     for (const TxBuffer& buffer : buffers) {
-      if (buffer.length > maxPayload_) tooLong = true;
+      if (buffer.length > maxPayload) tooLong = true;
       if (!isTxFrame(buffer.handle)) foreign = true;
       if (buffer.length > 0) ++sendable;
     }
@@ -116,10 +190,10 @@ class XdpPacketIo final : public PacketIo {
     if (tooLong) {
       for (const TxBuffer& buffer : buffers) (void)txFrames_.free(buffer.handle);
       return Error(EMSGSIZE, "commitTx on " + config_.interface + ": a buffer is longer than " +
-                                 std::to_string(maxPayload_) + " bytes");
+                                 std::to_string(maxPayload) + " bytes");
     }
     std::uint32_t index = 0;
-    if (sendable > 0 && socket_->tx().reserve(sendable, &index) != sendable) {
+    if (sendable > 0 && q.socket->tx().reserve(sendable, &index) != sendable) {
       // Cannot happen while reserveTx limits lending to the free ring slots.
       for (const TxBuffer& buffer : buffers) (void)txFrames_.free(buffer.handle);
       return Error(ENOSPC,
@@ -131,19 +205,19 @@ class XdpPacketIo final : public PacketIo {
         (void)txFrames_.free(buffer.handle);
         continue;
       }
-      const std::uint64_t start = buffer.handle + wire::kMaxOuterLen - outerLen_;
-      const std::size_t frameLen = outerLen_ + buffer.length;
+      const std::uint64_t start = buffer.handle + wire::kMaxOuterLen - outerLen;
+      const std::size_t frameLen = outerLen + buffer.length;
       // Cannot fail: the template is valid and lengths were checked above.
-      (void)outer_->write(std::span<std::uint8_t>(umem_->at(start), frameLen), buffer.length,
-                          config_.udpChecksum);
-      xdp_desc& desc = socket_->tx().desc(index++);
+      (void)outer.write(std::span<std::uint8_t>(q.umem->at(start), frameLen), buffer.length,
+                        config_.udpChecksum);
+      xdp_desc& desc = q.socket->tx().desc(index++);
       desc.addr = start;
       desc.len = static_cast<std::uint32_t>(frameLen);
       desc.options = 0;
       bytes += buffer.length;
     }
     if (sendable == 0) return std::size_t{0};
-    socket_->tx().submit(sendable);
+    q.socket->tx().submit(sendable);
     counters_.sent(sendable, bytes);
     auto kicked = kick();
     if (!kicked.ok()) return kicked.error();
@@ -151,47 +225,176 @@ class XdpPacketIo final : public PacketIo {
   }
 
   Result<void> flushTx() noexcept override {
-    if (!outer_) return {};
+    if (active_.load(std::memory_order_acquire) < 0) return {};
     return kick();
   }
 
+  // Takes from every socket in turn, starting one further each call, so a
+  // busy queue cannot starve the others.
   Result<std::size_t> receive(std::span<RxPacket> out) noexcept override {
-    xsk::RxRing& rx = socket_->rx();
-    std::uint32_t index = 0;
-    const std::uint32_t n =
-        rx.peek(static_cast<std::uint32_t>(std::min<std::size_t>(out.size(), rxFrameCount_)), &index);
-    if (n == 0) {
-      if (umem_->fill().needsWakeup()) (void)socket_->wakeRx();
-      return std::size_t{0};
-    }
     std::size_t got = 0;
-    std::size_t dropped = 0;
     std::uint64_t bytes = 0;
-    for (std::uint32_t i = 0; i < n; ++i) {
-      const xdp_desc& desc = rx.desc(index + i);
-      const std::uint8_t* frame = umem_->at(desc.addr);
-      auto parsed = wire::decodeOuter(std::span<const std::uint8_t>(frame, desc.len));
-      if (!parsed.ok() || parsed.value.dstPort != config_.localPort) {
-        recycle_[dropped++] = umem_->frameBase(desc.addr);
-        continue;
-      }
-      out[got].data = frame + parsed.value.udpPayloadOffset;
-      out[got].length = static_cast<std::uint32_t>(parsed.value.udpPayloadLen);
-      out[got].handle = desc.addr;
-      bytes += parsed.value.udpPayloadLen;
-      ++got;
+    const std::size_t count = queues_.size();
+    for (std::size_t k = 0; k < count && got < out.size(); ++k) {
+      std::size_t qi = rxNext_ + k;
+      if (qi >= count) qi -= count;
+      got += receiveFrom(qi, out.subspan(got), bytes);
     }
-    rx.release(n);
-    if (dropped > 0) {
-      refill(std::span<const std::uint64_t>(recycle_.data(), dropped));
-      counters_.malformed(dropped);
-    }
+    if (++rxNext_ >= count) rxNext_ = 0;
     counters_.received(got, bytes);
     return got;
   }
 
   void release(std::span<const RxPacket> packets) noexcept override {
-    xsk::FillRing& fill = umem_->fill();
+    std::size_t i = 0;
+    while (i < packets.size()) {
+      // Runs of packets from one socket go back to its fill ring together.
+      const std::uint64_t qi = packets[i].handle >> kQueueShift;
+      std::size_t j = i + 1;
+      while (j < packets.size() && (packets[j].handle >> kQueueShift) == qi) ++j;
+      if (qi < queues_.size()) refill(*queues_[qi], packets.subspan(i, j - i));
+      i = j;
+    }
+  }
+
+  std::vector<int> pollFds() const override {
+    std::vector<int> fds;
+    fds.reserve(queues_.size());
+    for (const auto& q : queues_) fds.push_back(q->socket->fd());
+    return fds;
+  }
+
+  std::uint32_t maxPayload() const noexcept override { return maxPayload_.load(std::memory_order_relaxed); }
+  std::uint32_t frameOverheadBytes() const noexcept override {
+    return overhead_.load(std::memory_order_relaxed);
+  }
+
+  // The frame's sender becomes the destination: its MAC, IP and port; we
+  // answer from the address and port it was sent to.
+  Result<void> setPeerFrom(const RxPacket& packet) noexcept override {
+    const std::uint64_t qi = packet.handle >> kQueueShift;
+    const std::uint64_t addr = packet.handle & kAddrMask;
+    if (qi >= queues_.size() || addr >= queues_[qi]->umem->areaSize()) {
+      return Error(EINVAL, "setPeerFrom on " + config_.interface + ": not a packet received on this link");
+    }
+    const std::uint8_t* frame = queues_[qi]->umem->at(addr);
+    if (packet.data < frame || packet.data + packet.length > frame + config_.frameSize) {
+      return Error(EINVAL, "setPeerFrom on " + config_.interface + ": packet does not lie in its frame");
+    }
+    const auto frameLen = static_cast<std::size_t>(packet.data + packet.length - frame);
+    auto parsed = wire::decodeOuter(std::span<const std::uint8_t>(frame, frameLen));
+    if (!parsed.ok()) {
+      return Error(EINVAL, std::string("setPeerFrom on ") + config_.interface +
+                               ": cannot decode the frame: " + wire::toString(parsed.error));
+    }
+    wire::OuterAddressing addressing;
+    addressing.srcMac = iface_.mac;
+    std::copy_n(frame + 6, 6, addressing.dstMac.bytes.begin());  // Ethernet source
+    addressing.srcIp = parsed.value.dstIp;
+    addressing.dstIp = parsed.value.srcIp;
+    addressing.srcPort = parsed.value.dstPort;
+    addressing.dstPort = parsed.value.srcPort;
+    addressing.vlanId = parsed.value.vlanId;
+    auto outer = wire::OuterTemplate::make(addressing);
+    if (!outer.ok()) {
+      return Error(EINVAL, std::string("setPeerFrom on ") + config_.interface +
+                               ": cannot build outer headers: " + wire::toString(outer.error));
+    }
+    // Write the idle slot, then publish it: a commitTx running on the old
+    // template keeps a consistent one.
+    const int next = active_.load(std::memory_order_acquire) == 0 ? 1 : 0;
+    outers_[next] = outer.value;
+    setFamily(addressing.dstIp.isV4(), outer.value.headerLength());
+    {
+      std::lock_guard<std::mutex> lock(peerMutex_);
+      peer_ = addressing.dstIp.toString() + ":" + std::to_string(addressing.dstPort);
+    }
+    active_.store(next, std::memory_order_release);
+    return {};
+  }
+
+  bool hasPeer() const noexcept override { return active_.load(std::memory_order_acquire) >= 0; }
+
+  std::string peerDescription() const override {
+    std::lock_guard<std::mutex> lock(peerMutex_);
+    return peer_;
+  }
+
+  PacketIoStats stats() const noexcept override {
+    PacketIoStats stats = counters_.snapshot();
+    for (const auto& q : queues_) {
+      auto kernel = q->socket->statistics();
+      if (!kernel.ok()) continue;
+      stats.rxDropped += kernel->rxDropped;
+      stats.rxInvalidDescs += kernel->rxInvalidDescs;
+      stats.txInvalidDescs += kernel->txInvalidDescs;
+      stats.rxRingFull += kernel->rxRingFull;
+      stats.rxFillRingEmpty += kernel->rxFillRingEmptyDescs;
+      stats.txRingEmpty += kernel->txRingEmptyDescs;
+    }
+    return stats;
+  }
+
+  // e.g. "xdp:s0 rx q0-3 tx q0 copy": one socket per RX queue (no ntuple pinning).
+  std::string describe() const override {
+    const std::uint32_t first = queues_.front()->queue;
+    const std::uint32_t last = queues_.back()->queue;
+    std::string text = "xdp:" + config_.interface + " rx q" + std::to_string(first);
+    if (last != first) text += "-" + std::to_string(last);
+    text += " tx q" + std::to_string(first);
+    text += queues_.front()->socket->zeroCopy() ? " zerocopy" : " copy";
+    if (!hasPeer()) text += " rx-only";
+    return text;
+  }
+
+  std::vector<XdpQueueStats> queueStats() const {
+    std::vector<XdpQueueStats> out;
+    for (const auto& q : queues_) out.push_back({q->queue, q->rxPackets.load(std::memory_order_relaxed)});
+    return out;
+  }
+
+ private:
+  QueueSocket& txQueue() noexcept { return *queues_.front(); }
+
+  // What receive() takes from one socket; malformed frames go straight back.
+  std::size_t receiveFrom(std::size_t qi, std::span<RxPacket> out, std::uint64_t& bytes) noexcept {
+    QueueSocket& q = *queues_[qi];
+    xsk::RxRing& rx = q.socket->rx();
+    std::uint32_t index = 0;
+    const std::uint32_t n =
+        rx.peek(static_cast<std::uint32_t>(std::min<std::size_t>(out.size(), q.rxFrames)), &index);
+    if (n == 0) {
+      if (q.umem->fill().needsWakeup()) (void)q.socket->wakeRx();
+      return 0;
+    }
+    std::size_t got = 0;
+    std::size_t dropped = 0;
+    const std::uint64_t tag = std::uint64_t{qi} << kQueueShift;
+    for (std::uint32_t i = 0; i < n; ++i) {
+      const xdp_desc& desc = rx.desc(index + i);
+      const std::uint8_t* frame = q.umem->at(desc.addr);
+      auto parsed = wire::decodeOuter(std::span<const std::uint8_t>(frame, desc.len));
+      if (!parsed.ok() || parsed.value.dstPort != config_.localPort) {
+        recycle_[dropped++] = q.umem->frameBase(desc.addr);
+        continue;
+      }
+      out[got].data = frame + parsed.value.udpPayloadOffset;
+      out[got].length = static_cast<std::uint32_t>(parsed.value.udpPayloadLen);
+      out[got].handle = tag | desc.addr;
+      bytes += parsed.value.udpPayloadLen;
+      ++got;
+    }
+    rx.release(n);
+    if (dropped > 0) {
+      (void)q.umem->fill().produce(std::span<const std::uint64_t>(recycle_.data(), dropped));
+      counters_.malformed(dropped);
+    }
+    q.rxPackets.fetch_add(got, std::memory_order_relaxed);
+    return got;
+  }
+
+  void refill(QueueSocket& q, std::span<const RxPacket> packets) noexcept {
+    xsk::FillRing& fill = q.umem->fill();
     std::size_t done = 0;
     while (done < packets.size()) {
       // The fill ring has a slot for every RX frame, so this only loops on chunking.
@@ -200,65 +403,53 @@ class XdpPacketIo final : public PacketIo {
       if (n == 0) break;
       std::uint32_t index = 0;
       fill.reserve(n, &index);
-      for (std::uint32_t i = 0; i < n; ++i) fill.addr(index + i) = umem_->frameBase(packets[done + i].handle);
+      for (std::uint32_t i = 0; i < n; ++i) {
+        fill.addr(index + i) = q.umem->frameBase(packets[done + i].handle & kAddrMask);
+      }
       fill.submit(n);
       done += n;
     }
-    if (fill.needsWakeup()) (void)socket_->wakeRx();
+    if (fill.needsWakeup()) (void)q.socket->wakeRx();
   }
 
-  int pollFd() const noexcept override { return socket_->fd(); }
-  std::uint32_t maxPayload() const noexcept override { return maxPayload_; }
-
-  PacketIoStats stats() const noexcept override {
-    PacketIoStats stats = counters_.snapshot();
-    auto kernel = socket_->statistics();
-    if (kernel.ok()) {
-      stats.rxDropped = kernel->rxDropped;
-      stats.rxInvalidDescs = kernel->rxInvalidDescs;
-      stats.txInvalidDescs = kernel->txInvalidDescs;
-      stats.rxRingFull = kernel->rxRingFull;
-      stats.rxFillRingEmpty = kernel->rxFillRingEmptyDescs;
-      stats.txRingEmpty = kernel->txRingEmptyDescs;
-    }
-    return stats;
+  // maxPayload and the wire overhead follow the family (and VLAN tag) the
+  // link sends with; outerLen 0: not known yet (receive-only).
+  void setFamily(bool v4, std::size_t outerLen) noexcept {
+    const std::size_t assumed = outerLen != 0 ? outerLen : wire::kEthHeaderLen + ipUdpLength(v4);
+    maxPayload_.store(maxPayloadFor(iface_.mtu, config_.frameSize, assumed, v4), std::memory_order_relaxed);
+    overhead_.store(static_cast<std::uint32_t>(assumed + (iface_.vlan ? wire::kVlanTagLen : 0)),
+                    std::memory_order_relaxed);
   }
 
-  std::string describe() const override {
-    return "xdp:" + config_.interface + " q" + std::to_string(config_.queue) +
-           (socket_->zeroCopy() ? " zerocopy" : " copy") + (outer_ ? "" : " rx-only");
-  }
-
-  void allocateScratch() { recycle_.resize(rxFrameCount_); }
-
- private:
   void reapCompletions() noexcept {
-    xsk::CompletionRing& completion = umem_->completion();
+    QueueSocket& q = txQueue();
+    xsk::CompletionRing& completion = q.umem->completion();
     for (;;) {
       const std::size_t n = completion.consume(scratch_);
       if (n == 0) return;
-      for (std::size_t i = 0; i < n; ++i) scratch_[i] = umem_->frameBase(scratch_[i]);
+      for (std::size_t i = 0; i < n; ++i) scratch_[i] = q.umem->frameBase(scratch_[i]);
       txFrames_.free(std::span<const std::uint64_t>(scratch_.data(), n));
       if (n < scratch_.size()) return;
     }
   }
 
+  // TX frames live in the TX socket's UMEM after its RX frames; their handles carry socket index 0.
   bool isTxFrame(std::uint64_t handle) const noexcept {
-    const std::uint64_t first = std::uint64_t{rxFrameCount_} * config_.frameSize;
-    return handle >= first && handle < umem_->areaSize() && (handle & (config_.frameSize - 1)) == 0;
+    const std::uint64_t first = std::uint64_t{rxFramesPerQueue_} * config_.frameSize;
+    return handle >= first && handle < queues_.front()->umem->areaSize() &&
+           (handle & (config_.frameSize - 1)) == 0;
   }
-
-  void refill(std::span<const std::uint64_t> frames) noexcept { (void)umem_->fill().produce(frames); }
 
   // Makes the kernel drain the TX ring: copy mode takes 32 descriptors per
   // kick, so kick while there is a backlog, reaping completions in between.
   Result<void> kick() noexcept {
-    xsk::TxRing& tx = socket_->tx();
+    QueueSocket& q = txQueue();
+    xsk::TxRing& tx = q.socket->tx();
     reapCompletions();
     int idleKicks = 0;
     std::uint32_t outstanding = tx.outstanding();
     while (outstanding > 0 && tx.needsWakeup() && idleKicks < kMaxIdleKicks) {
-      const int err = socket_->kickTx();
+      const int err = q.socket->kickTx();
       if (err != 0 && err != EAGAIN && err != EBUSY && err != ENOBUFS && err != EINTR) {
         return Error(err, "kicking AF_XDP transmit on " + config_.interface);
       }
@@ -271,13 +462,22 @@ class XdpPacketIo final : public PacketIo {
   }
 
   LinkEndpointConfig config_;
-  std::unique_ptr<xsk::Umem> umem_;
-  std::unique_ptr<xsk::XskSocket> socket_;
+  InterfaceInfo iface_;
+  std::uint32_t rxFramesPerQueue_;
+  std::uint32_t txFrameCount_;
+  std::vector<std::unique_ptr<QueueSocket>> queues_;  // [0] also transmits
   bpf::SteeringProgram* steering_ = nullptr;
-  std::optional<wire::OuterTemplate> outer_;
-  std::size_t outerLen_;
-  std::uint32_t maxPayload_;
-  std::uint32_t rxFrameCount_;
+  std::size_t rxNext_ = 0;  // socket receive() starts with
+
+  // Outer headers towards the peer, double-buffered for setPeerFrom;
+  // active_ is the slot in use, -1 without a peer.
+  wire::OuterTemplate outers_[2];
+  std::atomic<int> active_{-1};
+  std::atomic<std::uint32_t> maxPayload_{0};
+  std::atomic<std::uint32_t> overhead_{0};
+  mutable std::mutex peerMutex_;
+  std::string peer_ = "none";
+
   xsk::FrameAllocator txFrames_;
   std::uint32_t txLent_ = 0;
   std::vector<std::uint64_t> scratch_;  // TX side: completion batches, frame allocation
@@ -358,53 +558,49 @@ Result<std::unique_ptr<PacketIo>> openXdpPacketIo(const LinkEndpointConfig& conf
   if (!iface.ok()) return iface.error().wrap("AF_XDP link");
 
   std::optional<wire::OuterTemplate> outer;
-  std::size_t outerLen = 0;
+  bool localV4 = true;
   if (config.peerIp) {
     auto built = outerTemplateToPeer(config, *iface);
     if (!built.ok()) return built.error();
     outer = *built;
-    outerLen = outer->headerLength();
+    localV4 = config.peerIp->isV4();
   } else {
-    // Receive-only: nothing to address, only the local family matters (for the MTU).
+    // Receive-only: nothing to address yet, only the local family matters (for the MTU).
     auto local = config.localIp ? Result<IpAddress>(*config.localIp) : firstInterfaceAddress(iface->ifindex);
     if (!local.ok()) return local.error().wrap("AF_XDP link on " + config.interface);
-    outerLen = wire::kEthHeaderLen + (local->isV4() ? wire::kIpv4HeaderLen : wire::kIpv6HeaderLen) +
-               wire::kUdpHeaderLen;
+    localV4 = local->isV4();
   }
-  const std::size_t ipUdpLen =
-      outerLen - wire::kEthHeaderLen;  // what the MTU has to hold besides the payload
-  const std::size_t byMtu = iface->mtu > ipUdpLen ? iface->mtu - ipUdpLen : 0;
-  // Copy-mode RX puts the packet 256 bytes (XDP_PACKET_HEADROOM) into the frame.
-  const std::size_t byFrame = config.frameSize - std::max<std::size_t>(wire::kMaxOuterLen, 256 + outerLen);
-  const auto maxPayload = static_cast<std::uint32_t>(std::min(byMtu, byFrame));
 
-  xsk::UmemConfig umemConfig;
-  umemConfig.frameCount = config.frameCount;
-  umemConfig.frameSize = config.frameSize;
-  umemConfig.fillRingSize = config.frameCount / 2;
-  umemConfig.completionRingSize = config.frameCount / 2;
-  auto umem = xsk::Umem::create(umemConfig);
-  if (!umem.ok()) return umem.error().wrap("AF_XDP link on " + config.interface);
+  // One socket per RX queue (or the one asked for). Half of frameCount
+  // receives, split evenly over the sockets; the other half transmits from
+  // the first socket's UMEM.
+  std::vector<std::uint32_t> queues;
+  if (config.queue) {
+    queues.push_back(*config.queue);
+  } else {
+    for (std::uint32_t q = 0; q < iface->rxQueues; ++q) queues.push_back(q);
+  }
+  const std::uint32_t rxTotal = config.frameCount / 2;
+  const auto perQueue = static_cast<std::uint32_t>(rxTotal / queues.size());
+  const std::uint32_t rxFramesPerQueue =
+      std::max(kMinRxFramesPerQueue, floorPowerOfTwo(std::max<std::uint32_t>(perQueue, 1)));
 
-  xsk::XskSocketConfig socketConfig;
-  socketConfig.interface = config.interface;
-  socketConfig.queue = config.queue;
-  socketConfig.rxRingSize = config.frameCount / 2;
-  socketConfig.txRingSize = config.frameCount / 2;
-  socketConfig.mode = config.xdpMode;
-  auto socket = xsk::XskSocket::create(**umem, socketConfig);
-  if (!socket.ok()) return socket.error();
-
-  auto io = std::make_unique<XdpPacketIo>(config, std::move(*umem), std::move(*socket), outer, outerLen,
-                                          maxPayload);
-  io->allocateScratch();
-  if (auto primed = io->primeFillRing(); !primed.ok()) return primed.error();
+  auto io = std::make_unique<XdpPacketIo>(config, *iface, outer, localV4, rxFramesPerQueue);
+  for (std::uint32_t queue : queues) {
+    if (auto added = io->addQueue(queue); !added.ok()) return added.error();
+  }
   if (steering != nullptr) {
     if (auto bound = io->bindSteering(steering); !bound.ok()) {
       return bound.error().wrap("AF_XDP link on " + config.interface);
     }
   }
   return std::unique_ptr<PacketIo>(std::move(io));
+}
+
+std::vector<XdpQueueStats> xdpQueueStats(const PacketIo& io) {
+  const auto* xdp = dynamic_cast<const XdpPacketIo*>(&io);
+  if (xdp == nullptr) return {};
+  return xdp->queueStats();
 }
 
 }  // namespace mpxdp::transport

@@ -275,9 +275,13 @@ TEST_F(XdpPacketIoTest, XdpToXdpThroughTheSteeringProgram) {
   auto passedAfter = steering_->counters();
   ASSERT_TRUE(passedAfter.ok());
   EXPECT_GE(passedAfter->passed, passedBefore->passed + 1) << "A's ARP request crossed the program on vb";
-  EXPECT_EQ(sender->describe(), "xdp:va q0 copy");
-  EXPECT_EQ(receiver->describe(), "xdp:vb q0 copy");
+  EXPECT_EQ(sender->describe(), "xdp:va rx q0 tx q0 copy");
+  EXPECT_EQ(receiver->describe(), "xdp:vb rx q0 tx q0 copy");
   EXPECT_EQ(sender->maxPayload(), 1500u - 28u);
+  EXPECT_EQ(sender->frameOverheadBytes(), 14u + 20u + 8u);
+  EXPECT_EQ(sender->pollFds().size(), 1u);
+  EXPECT_TRUE(sender->hasPeer());
+  EXPECT_EQ(sender->peerDescription(), kAddrB.toString() + ":" + std::to_string(kMpPort));
 
   constexpr std::uint64_t kTotal = 20000;
   const TransferResult result = transfer(*sender, *receiver, kTotal, 64);
@@ -352,6 +356,9 @@ TEST_F(XdpPacketIoTest, WithoutAPeerTheReceiverIsReceiveOnly) {
   }
   EXPECT_NE(receiver->describe().find("rx-only"), std::string::npos) << receiver->describe();
   EXPECT_EQ(receiver->maxPayload(), 1500u - 28u) << "from the MTU, as for a peered link";
+  EXPECT_FALSE(receiver->hasPeer());
+  EXPECT_EQ(receiver->peerDescription(), "none");
+  EXPECT_EQ(receiver->frameOverheadBytes(), 42u);
   TxBuffer lent[4];
   EXPECT_EQ(receiver->reserveTx(lent), 0u);
   EXPECT_TRUE(receiver->flushTx().ok());

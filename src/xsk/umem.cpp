@@ -7,13 +7,9 @@
 #include <cerrno>
 #include <string>
 
+#include "bits.h"
+
 namespace mpxdp::xsk {
-namespace {
-
-bool isPowerOfTwo(std::uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
-
-}  // namespace
-
 Result<std::unique_ptr<Umem>> Umem::create(const UmemConfig& config) {
   const long pageSize = sysconf(_SC_PAGESIZE);
   if (!isPowerOfTwo(config.frameSize) || config.frameSize < 2048 ||

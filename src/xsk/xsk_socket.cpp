@@ -9,14 +9,14 @@
 #include <chrono>
 #include <thread>
 
+#include "bits.h"
+
 #ifndef SOL_XDP
 #define SOL_XDP 283
 #endif
 
 namespace mpxdp::xsk {
 namespace {
-
-bool isPowerOfTwo(std::uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
 constexpr int kBusyRetries = 50;
 constexpr std::chrono::milliseconds kBusyRetryWait{10};
@@ -36,9 +36,10 @@ const char* toString(XdpMode mode) noexcept {
 }
 
 Result<std::unique_ptr<XskSocket>> XskSocket::create(Umem& umem, const XskSocketConfig& config) {
-  if (!isPowerOfTwo(config.rxRingSize) || !isPowerOfTwo(config.txRingSize)) {
+  if (!isPowerOfTwo(config.rxRingSize) || (config.txRingSize != 0 && !isPowerOfTwo(config.txRingSize))) {
     return Error(EINVAL, "AF_XDP RX ring size " + std::to_string(config.rxRingSize) + " and TX ring size " +
-                             std::to_string(config.txRingSize) + " must be powers of two");
+                             std::to_string(config.txRingSize) +
+                             " must be powers of two (TX may be 0: no TX ring)");
   }
   const unsigned ifindex = if_nametoindex(config.interface.c_str());
   if (ifindex == 0) return Error::fromErrno("AF_XDP socket: no interface named '" + config.interface + "'");
@@ -64,7 +65,8 @@ Result<std::unique_ptr<XskSocket>> XskSocket::create(Umem& umem, const XskSocket
   int rc = 0;
   for (int attempt = 0;; ++attempt) {
     rc = xsk_socket__create(&socket->xsk_, config.interface.c_str(), config.queue, umem.handle(),
-                            socket->rx_.raw(), socket->tx_.raw(), &socketConfig);
+                            socket->rx_.raw(), config.txRingSize != 0 ? socket->tx_.raw() : nullptr,
+                            &socketConfig);
     if (rc != -EBUSY || attempt >= kBusyRetries) break;
     std::this_thread::sleep_for(kBusyRetryWait);
   }

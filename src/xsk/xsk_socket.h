@@ -26,7 +26,7 @@ struct XskSocketConfig {
   std::string interface;
   std::uint32_t queue = 0;
   std::uint32_t rxRingSize = 2048;  // powers of two
-  std::uint32_t txRingSize = 2048;
+  std::uint32_t txRingSize = 2048;  // 0: receive-only socket, no TX ring (tx() unusable)
   XdpMode mode = XdpMode::kAuto;
 };
 
