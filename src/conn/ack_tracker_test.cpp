@@ -7,6 +7,11 @@
 #include <set>
 #include <vector>
 
+namespace mpxdp::wire {
+// For EXPECT_EQ on range lists (found by argument-dependent lookup).
+bool operator==(const AckRange& a, const AckRange& b) { return a.smallest == b.smallest && a.largest == b.largest; }
+}  // namespace mpxdp::wire
+
 namespace mpxdp::conn {
 namespace {
 
@@ -26,10 +31,6 @@ std::vector<wire::AckRange> expectedRanges(const std::set<std::uint64_t>& got) {
   }
   if (ranges.size() > AckTracker::kMaxRanges) ranges.resize(AckTracker::kMaxRanges);
   return ranges;
-}
-
-bool operator==(const wire::AckRange& a, const wire::AckRange& b) {
-  return a.smallest == b.smallest && a.largest == b.largest;
 }
 
 TEST(AckTracker, InOrderArrivalsFormOneRange) {

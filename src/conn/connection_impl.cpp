@@ -282,9 +282,15 @@ void ConnectionImpl::onVersionNegotiation(const wire::VersionList& versions) noe
 
 // ---- timers ----
 
-bool ConnectionImpl::ackDue(const PathControl& path, std::uint64_t nowNs) const noexcept {
-  return path.acks.unacked() > 0 &&
-         (path.acks.unacked() >= config_.ackEveryPackets || nowNs - path.acks.firstUnackedNs() >= config_.ackDelayNs);
+// A standalone ACK goes out after ackEveryPackets or ackDelayNs; one that can
+// ride on a data packet goes at half of either, so that with data flowing back
+// ACKs almost never need a packet of their own.
+bool ConnectionImpl::ackDue(const PathControl& path, std::uint64_t nowNs, bool riding) const noexcept {
+  const std::uint32_t unacked = path.acks.unacked();
+  if (unacked == 0) return false;
+  const std::uint32_t packets = riding ? std::max<std::uint32_t>(config_.ackEveryPackets / 2, 1) : config_.ackEveryPackets;
+  const std::uint64_t delay = riding ? config_.ackDelayNs / 2 : config_.ackDelayNs;
+  return unacked >= packets || nowNs - path.acks.firstUnackedNs() >= delay;
 }
 
 void ConnectionImpl::onTimers(std::uint64_t nowNs) noexcept {
@@ -310,7 +316,7 @@ void ConnectionImpl::onTimers(std::uint64_t nowNs) noexcept {
     PathControl& p = paths_[l];
     std::array<wire::Frame, 3> frames;
     std::size_t n = 0;
-    if (ackDue(p, nowNs)) frames[n++] = p.acks.makeAck(static_cast<std::uint16_t>(l), nowNs);
+    if (ackDue(p, nowNs, false)) frames[n++] = p.acks.makeAck(static_cast<std::uint16_t>(l), nowNs);
     if (p.pongDue) {
       p.pong.holdNs = static_cast<std::uint32_t>(std::min<std::uint64_t>(nowNs - p.pingArrivalNs, UINT32_MAX));
       frames[n++] = p.pong;
@@ -369,7 +375,7 @@ std::uint32_t ConnectionImpl::receiveRoom() const noexcept {
 std::size_t ConnectionImpl::writePiggyback(std::size_t path, std::span<std::uint8_t> room,
                                            std::uint64_t nowNs) noexcept {
   PathControl& p = paths_[path];
-  if (!ackDue(p, nowNs)) return 0;
+  if (!ackDue(p, nowNs, true)) return 0;
   const wire::Frame ack = p.acks.makeAck(static_cast<std::uint16_t>(path), nowNs);
   if (wire::frameSize(ack) > room.size()) return 0;
   const auto written = wire::writeFrame(room, ack);

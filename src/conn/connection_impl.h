@@ -100,7 +100,7 @@ class ConnectionImpl final : public Connection, private PacketNumbering {
   std::uint64_t takePacketNumber(std::size_t path) noexcept override { return paths_[path].nextPacketNumber++; }
   std::size_t writePiggyback(std::size_t path, std::span<std::uint8_t> room, std::uint64_t nowNs) noexcept override;
 
-  bool ackDue(const PathControl& path, std::uint64_t nowNs) const noexcept;
+  bool ackDue(const PathControl& path, std::uint64_t nowNs, bool riding) const noexcept;
   // One control packet on path with the given frames; false when the link had no buffer.
   bool sendControl(std::size_t path, std::span<const wire::Frame> frames, std::uint64_t nowNs) noexcept;
   void sendOnAllPaths(std::span<const wire::Frame> frames, std::uint64_t nowNs) noexcept;

@@ -293,6 +293,10 @@ TEST(Connection, HandshakeAgreesOnPathsAndDirection) {
   EXPECT_FALSE(pair.client().established());
   EXPECT_EQ(pair.client().reserve(std::span<SendSlot>{}), 0u);
   ASSERT_TRUE(pair.handshake());
+  for (int i = 0; i < 10; ++i) {  // the HELLOs of the slower paths are still on their way
+    pair.clock().advance(100 * kUs);
+    pair.pollBoth();
+  }
   EXPECT_TRUE(pair.client().established());
   EXPECT_EQ(pair.client().state().phase, ConnectionPhase::kOpen);
   EXPECT_EQ(pair.server().state().role, ConnectionRole::kServer);
@@ -332,8 +336,6 @@ TEST(Connection, ThreeLinksWithDifferentDelaysDeliverInOrderAndTheSenderGetsTheR
     EXPECT_EQ(rx.paths[p].packetsReceived, tx.paths[p].packetsSent) << p;
     EXPECT_EQ(rx.paths[p].lostSeen, 0u) << p;
     EXPECT_GE(rx.paths[p].closeFrames, 1u) << p;
-    EXPECT_GT(tx.paths[p].acksReceived, 0u) << p;
-    EXPECT_GT(tx.paths[p].peerBytesReceived, 0u) << p;
     ASSERT_TRUE(rx.paths[p].owdValid);
     EXPECT_GE(rx.paths[p].owdMinNs, static_cast<std::int64_t>(delays[p])) << p;
     EXPECT_LE(rx.paths[p].owdMinNs, static_cast<std::int64_t>(delays[p] + 10 * kUs)) << p;
@@ -347,6 +349,16 @@ TEST(Connection, ThreeLinksWithDifferentDelaysDeliverInOrderAndTheSenderGetsTheR
   ASSERT_TRUE(pair.runUntilDone(100 * kMs));
   EXPECT_EQ(pair.client().state().phase, ConnectionPhase::kClosed);
   EXPECT_EQ(pair.server().state().phase, ConnectionPhase::kClosed);
+  for (int i = 0; i < 100; ++i) {  // the slowest path's last ACKs are still on their way
+    pair.clock().advance(100 * kUs);
+    pair.pollBoth();
+  }
+  const ConnectionStats acked = pair.client().stats();
+  for (std::size_t p = 0; p < 3; ++p) {
+    EXPECT_GT(acked.paths[p].acksReceived, 0u) << p;
+    // Every data packet's UDP payload (header + DATA frame + data) was counted by the peer.
+    EXPECT_GE(acked.paths[p].peerBytesReceived, tx.paths[p].bytesSent + 40 * tx.paths[p].packetsSent) << p;
+  }
   const auto report = pair.client().peerReport();
   ASSERT_TRUE(report.has_value());
   EXPECT_EQ(report->packets, kCount);
@@ -359,16 +371,16 @@ TEST(Connection, ThreeLinksWithDifferentDelaysDeliverInOrderAndTheSenderGetsTheR
 TEST(Connection, RttIsMeasuredPerPathWithPingPong) {
   Pair pair(configWith(reorder::ReorderKind::kWindow), threeLinks(100 * kUs, 500 * kUs, 2 * kMs));
   ASSERT_TRUE(pair.handshake());
-  for (int i = 0; i < 30; ++i) {
-    pair.clock().advance(10 * kMs);
-    pair.drain();
+  for (int i = 0; i < 6000; ++i) {  // 300 ms: three PINGs per path
+    pair.clock().advance(50 * kUs);
+    pair.pollBoth();
   }
   const ConnectionStats tx = pair.client().stats();
   const std::uint64_t delays[] = {100 * kUs, 500 * kUs, 2 * kMs};
   for (std::size_t p = 0; p < 3; ++p) {
     ASSERT_TRUE(tx.paths[p].rttValid) << p;
     EXPECT_GE(tx.paths[p].rttMinNs, 2 * delays[p]) << p;
-    EXPECT_LE(tx.paths[p].rttMinNs, 2 * delays[p] + 200 * kUs) << p;
+    EXPECT_LE(tx.paths[p].rttMinNs, 2 * delays[p] + 100 * kUs) << p;  // + the polling step
   }
 }
 
@@ -432,12 +444,21 @@ TEST(Connection, BidirectionalDataFlowsBothWaysInOrder) {
 
 TEST(Connection, AcksRideOnReverseData) {
   ConnectionConfig config = configWith(reorder::ReorderKind::kWindow);
-  config.ackEveryPackets = 4;
-  Pair pair(config, threeLinks(50 * kUs, 50 * kUs, 50 * kUs), DataDirection::kBoth);
+  config.ackEveryPackets = 8;
+  auto links = threeLinks(50 * kUs, 50 * kUs, 50 * kUs);
+  std::uint64_t riding = 0;
+  std::uint64_t alone = 0;
+  for (auto& link : links) {
+    link.toClient.drop = [&riding, &alone](std::uint64_t, std::span<const std::uint8_t> packet) {
+      if (has<wire::AckFrame>(packet)) ++(has<wire::DataFrame>(packet) ? riding : alone);
+      return false;
+    };
+  }
+  Pair pair(config, std::move(links), DataDirection::kBoth);
   ASSERT_TRUE(pair.handshake());
   std::vector<std::uint8_t> payload(200, 1);
   std::array<Delivered, 64> out;
-  for (int step = 0; step < 200; ++step) {
+  for (int step = 0; step < 600; ++step) {
     ASSERT_TRUE(pair.client().send(payload).ok());
     ASSERT_TRUE(pair.server().send(payload).ok());
     pair.clock().advance(10 * kUs);
@@ -447,16 +468,13 @@ TEST(Connection, AcksRideOnReverseData) {
       conn->release(std::span<const Delivered>(out.data(), *n));
     }
   }
-  // Every ACK the client got was counted; some arrived in data packets, which the
-  // server could only send with its DATA frame first.
-  const ConnectionStats client = pair.client().stats();
   std::uint64_t acks = 0;
-  for (const auto& p : client.paths) acks += p.acksReceived;
+  for (const auto& p : pair.client().stats().paths) acks += p.acksReceived;
+  EXPECT_LE(acks, riding + alone);  // the last ones may still be on their way
   EXPECT_GT(acks, 0u);
-  std::uint64_t controlFromServer = 0;
-  for (const auto& p : pair.server().stats().paths) controlFromServer += p.controlPacketsSent;
-  // With data flowing back, far fewer standalone control packets than ACKs.
-  EXPECT_LT(controlFromServer, acks);
+  // With data flowing back, ACKs ride on it rather than go alone.
+  EXPECT_GT(riding, 10u);
+  EXPECT_GT(riding, 4 * alone);
 }
 
 TEST(Connection, ReverseModeTheServerSends) {
@@ -604,7 +622,7 @@ TEST(Connection, PacketNumbersNeverRepeatOnAPathCloseIncluded) {
   for (std::size_t p = 0; p < 3; ++p) {
     EXPECT_EQ(repeats[p], 0u) << p;
     EXPECT_EQ(seen[p].size(), tx.paths[p].packetNumbersUsed) << p;  // HELLO, PING, data, CLOSE: all numbered
-    EXPECT_GT(seen[p].size(), tx.paths[p].packetsSent + 3) << p;
+    EXPECT_GE(seen[p].size(), tx.paths[p].packetsSent + 3) << p;  // + at least HELLO, PING, CLOSE
   }
 }
 

@@ -65,7 +65,7 @@ void ReceiveStream::onPacketNumber(std::uint16_t path, std::uint64_t pn, std::ui
     p.owdMinNs = std::min(p.owdMinNs, owd);
     p.owdAvgNs += (owd - p.owdAvgNs) / 16;
   }
-  if (!data) reorderer_->observePath(path, pn, nowNs);
+  // REORDER-MERGE: if (!data) reorderer_->observePath(path, pn, nowNs);
 }
 
 void ReceiveStream::onData(const ArrivingData& data, std::uint64_t nowNs, std::uint64_t pushNs) noexcept {

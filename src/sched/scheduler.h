@@ -21,6 +21,8 @@
 //
 // Additions to the first interface: kMaxSchedulerPaths, refund().
 
+#pragma once
+
 #include <cstdint>
 #include <memory>
 #include <span>

@@ -2,6 +2,7 @@
 // test bed: the receiver's JSON report is checked against what the sender
 // says it offered.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 
@@ -9,6 +10,8 @@
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "privilege.h"
@@ -39,18 +42,28 @@ struct TransferOptions {
   // Receiver: `ip netns exec RX mpxdp recv --link r0 --link r1 ...` (bare
   // interfaces, no peers) instead of --testbed.
   bool bareLinks = false;
+  std::vector<std::string> sendExtra;  // e.g. --bidir, -R
 };
+
+// `ip netns exec RX mpxdp recv --link ...` over the given receiver interfaces.
+std::vector<std::string> bareReceiver(const testbed::TestbedInfo& bed, const std::vector<std::string>& interfaces) {
+  // spawn() takes a path, not a command name: env looks ip up in PATH.
+  std::vector<std::string> args = {"/usr/bin/env", "ip", "netns", "exec", bed.receiverNamespace, MPXDP_EXECUTABLE,
+                                   "recv"};
+  for (const auto& interface : interfaces) {
+    args.push_back("--link");
+    args.push_back(interface);
+  }
+  return args;
+}
 
 // Runs one transfer; failures are reported through gtest and give nullopt.
 std::optional<Transfer> transfer(const testbed::TestbedInfo& bed, const TransferOptions& options) {
   std::vector<std::string> recvArgs;
   if (options.bareLinks) {
-    // spawn() takes a path, not a command name: env looks ip up in PATH.
-    recvArgs = {"/usr/bin/env", "ip", "netns", "exec", bed.receiverNamespace, MPXDP_EXECUTABLE, "recv"};
-    for (const auto& link : bed.links) {
-      recvArgs.push_back("--link");
-      recvArgs.push_back(link.receiverInterface);
-    }
+    std::vector<std::string> interfaces;
+    for (const auto& link : bed.links) interfaces.push_back(link.receiverInterface);
+    recvArgs = bareReceiver(bed, interfaces);
   } else {
     recvArgs = {MPXDP_EXECUTABLE, "recv", "--testbed", bed.name};
   }
@@ -67,9 +80,10 @@ std::optional<Transfer> transfer(const testbed::TestbedInfo& bed, const Transfer
     ADD_FAILURE() << "receiver not ready; stderr: " << receiver->err();
     return std::nullopt;
   }
-  auto sender =
-      Subprocess::spawn({MPXDP_EXECUTABLE, "send", "--testbed", bed.name, "-J", "-i", "1", "-t",
-                         std::to_string(kSeconds), "-b", options.rate, "--backend", options.backend});
+  std::vector<std::string> sendArgs = {MPXDP_EXECUTABLE, "send", "--testbed", bed.name, "-J", "-i", "1", "-t",
+                                       std::to_string(kSeconds), "-b", options.rate, "--backend", options.backend};
+  sendArgs.insert(sendArgs.end(), options.sendExtra.begin(), options.sendExtra.end());
+  auto sender = Subprocess::spawn(sendArgs);
   if (!sender) {
     ADD_FAILURE() << sender.error().message();
     return std::nullopt;
@@ -79,7 +93,7 @@ std::optional<Transfer> transfer(const testbed::TestbedInfo& bed, const Transfer
     ADD_FAILURE() << "sender status " << (sent ? *sent : -1) << "; stderr: " << sender->err();
     return std::nullopt;
   }
-  // The receiver ends by itself on the END marker (idle timeout 2 s otherwise).
+  // With -1 the receiver ends after the connection (the client's CLOSE and its REPORT).
   const auto received = receiver->wait(20s);
   if (!received || *received != 0) {
     ADD_FAILURE() << "receiver status " << (received ? *received : -1) << "; stderr: " << receiver->err();
@@ -110,7 +124,7 @@ void expectConsistentAccounting(const Transfer& t) {
       static_cast<unsigned long long>(r.at("out_of_order_arrived").get<std::uint64_t>()),
       static_cast<unsigned long long>(r.at("out_of_order_delivered").get<std::uint64_t>()),
       r.at("hold_p99_ns").get<double>() / 1e3);
-  EXPECT_EQ(r.at("ended_by"), "end marker");
+  EXPECT_EQ(r.at("ended_by"), "end of stream");
   EXPECT_EQ(r.at("corrupt_packets").get<std::uint64_t>(), 0u);
   EXPECT_EQ(r.at("duplicate_packets").get<std::uint64_t>(), 0u);
   EXPECT_EQ(r.at("malformed_packets").get<std::uint64_t>(), 0u);
@@ -124,6 +138,19 @@ void expectConsistentAccounting(const Transfer& t) {
     pathPackets += path.at("packets").get<std::uint64_t>();
   }
   EXPECT_GE(pathPackets, r.at("delivered_packets").get<std::uint64_t>());
+  // The sender prints the receiver's figures, as iperf3's client does.
+  const auto& peer = t.sender.at("receiver");
+  ASSERT_TRUE(peer.is_object()) << t.sender.dump();
+  EXPECT_EQ(peer.at("delivered_packets"), r.at("delivered_packets"));
+  EXPECT_EQ(peer.at("lost_packets"), r.at("lost_packets"));
+}
+
+// Runs a command to its end; its exit status and stderr.
+std::pair<std::optional<int>, std::string> run(std::vector<std::string> args, std::chrono::seconds limit) {
+  auto child = Subprocess::spawn(args);
+  if (!child) return {std::nullopt, child.error().message()};
+  const auto status = child->wait(limit);
+  return {status, child->err()};
 }
 
 TEST(SendRecvTest, WindowReordererDeliversInOrderNearTheOfferedRate) {
@@ -167,13 +194,134 @@ TEST(SendRecvTest, ReceiverTakesBareInterfacesWithoutPeers) {
   EXPECT_GE(t->receiver.at("goodput_bps").get<double>(), 0.95 * offeredBps(t->sender));
 }
 
+TEST(SendRecvTest, BidirectionalCarriesBothDirectionsInOrder) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  auto bed = testbed::ScopedTestbed::create(threeLinks("d"));
+  ASSERT_TRUE(bed) << bed.error().message();
+  auto t = transfer(bed->info(), {.rate = "400M", .sendExtra = {"--bidir"}});
+  ASSERT_TRUE(t);
+  for (const auto* side : {&t->sender, &t->receiver}) {
+    ASSERT_TRUE(side->contains("send") && side->contains("recv")) << side->dump();
+    const auto& r = side->at("recv");
+    EXPECT_EQ(r.at("lost_packets").get<std::uint64_t>(), 0u) << r.dump();
+    EXPECT_EQ(r.at("out_of_order_delivered").get<std::uint64_t>(), 0u);
+    EXPECT_EQ(r.at("corrupt_packets").get<std::uint64_t>(), 0u);
+    EXPECT_GT(r.at("delivered_packets").get<std::uint64_t>(), 10000u);
+  }
+  // What each side sent is what the other delivered.
+  EXPECT_EQ(t->sender.at("send").at("sent_packets"), t->receiver.at("recv").at("delivered_packets"));
+  EXPECT_EQ(t->receiver.at("send").at("sent_packets"), t->sender.at("recv").at("delivered_packets"));
+}
+
+TEST(SendRecvTest, ReverseHasTheReceiverSend) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  auto bed = testbed::ScopedTestbed::create(threeLinks("r"));
+  ASSERT_TRUE(bed) << bed.error().message();
+  auto t = transfer(bed->info(), {.rate = "300M", .sendExtra = {"-R"}});
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->sender.at("role"), "recv");
+  EXPECT_EQ(t->receiver.at("role"), "send");
+  EXPECT_EQ(t->sender.at("lost_packets").get<std::uint64_t>(), 0u);
+  EXPECT_EQ(t->sender.at("delivered_packets"), t->receiver.at("sent_packets"));
+  EXPECT_EQ(t->receiver.at("receiver").at("delivered_packets"), t->sender.at("delivered_packets"));
+}
+
+TEST(SendRecvTest, ASenderWithoutReceiverFailsClearlyWithinSeconds) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  auto bed = testbed::ScopedTestbed::create(threeLinks("n"));
+  ASSERT_TRUE(bed) << bed.error().message();
+  const auto start = std::chrono::steady_clock::now();
+  auto [status, err] =
+      run({MPXDP_EXECUTABLE, "send", "--testbed", bed->info().name, "-t", "5", "--connect-timeout", "2"}, 20s);
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(status, std::optional<int>(1)) << err;
+  EXPECT_NE(err.find("mpxdp send: "), std::string::npos) << err;
+  EXPECT_NE(err.find("no answer"), std::string::npos) << err;
+  EXPECT_LT(took, 5s);
+}
+
+TEST(SendRecvTest, MismatchedLinksAreAClearErrorOnBothSides) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  auto bed = testbed::ScopedTestbed::create(threeLinks("m"));
+  ASSERT_TRUE(bed) << bed.error().message();
+  const auto& info = bed->info();
+  struct Case {
+    std::vector<std::string> receiverLinks;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {{info.links[0].receiverInterface, info.links[1].receiverInterface}, "the client has 3 paths, the server 2"},
+      {{info.links[1].receiverInterface, info.links[0].receiverInterface, info.links[2].receiverInterface},
+       "another order"},
+  };
+  for (const Case& c : cases) {
+    auto recvArgs = bareReceiver(info, c.receiverLinks);
+    recvArgs.push_back("-i");
+    recvArgs.push_back("0");
+    auto receiver = Subprocess::spawn(recvArgs);
+    ASSERT_TRUE(receiver) << receiver.error().message();
+    ASSERT_TRUE(receiver->waitForStderr("mpxdp recv: ready", 20s)) << receiver->err();
+    auto [status, err] = run({MPXDP_EXECUTABLE, "send", "--testbed", info.name, "-t", "2"}, 20s);
+    EXPECT_EQ(status, std::optional<int>(1)) << err;
+    EXPECT_NE(err.find(c.expected), std::string::npos) << err;
+    ASSERT_TRUE(receiver->waitForStderr(c.expected, 10s)) << receiver->err();
+    EXPECT_EQ(receiver->stop(10s), 0) << receiver->err();
+  }
+}
+
+TEST(SendRecvTest, TheReceiverServesOneConnectionAfterAnotherAndNoticesAClientThatDied) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  auto bed = testbed::ScopedTestbed::create(threeLinks("s"));
+  ASSERT_TRUE(bed) << bed.error().message();
+  auto receiver = Subprocess::spawn({MPXDP_EXECUTABLE, "recv", "--testbed", bed->info().name, "-J", "-i", "0"});
+  ASSERT_TRUE(receiver) << receiver.error().message();
+  ASSERT_TRUE(receiver->waitForStderr("mpxdp recv: ready", 20s)) << receiver->err();
+  for (int i = 0; i < 2; ++i) {
+    auto [status, err] = run({MPXDP_EXECUTABLE, "send", "--testbed", bed->info().name, "-t", "1", "-b", "100M"}, 20s);
+    EXPECT_EQ(status, std::optional<int>(0)) << err;
+  }
+  // A client killed mid-transfer: the receiver notices and serves the next one.
+  auto doomed = Subprocess::spawn({MPXDP_EXECUTABLE, "send", "--testbed", bed->info().name, "-t", "30", "-b", "100M"});
+  ASSERT_TRUE(doomed) << doomed.error().message();
+  std::this_thread::sleep_for(1s);
+  doomed->signal(SIGKILL);
+  (void)doomed->wait(5s);
+  ASSERT_TRUE(receiver->waitForStderr("went away", 10s)) << receiver->err();
+  auto [status, err] = run({MPXDP_EXECUTABLE, "send", "--testbed", bed->info().name, "-t", "1", "-b", "100M"}, 20s);
+  EXPECT_EQ(status, std::optional<int>(0)) << err;
+  EXPECT_EQ(receiver->stop(10s), 0) << receiver->err();
+  // Four connections, each its own report starting from zero.
+  std::size_t reports = 0;
+  for (std::size_t at = 0; (at = receiver->out().find("\"connection_id\"", at)) != std::string::npos; ++at) ++reports;
+  EXPECT_EQ(reports, 4u) << receiver->out();
+}
+
+TEST(SendRecvTest, AReceiverThatDiesIsNoticedByTheSender) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  auto bed = testbed::ScopedTestbed::create(threeLinks("k"));
+  ASSERT_TRUE(bed) << bed.error().message();
+  auto receiver = Subprocess::spawn({MPXDP_EXECUTABLE, "recv", "--testbed", bed->info().name, "-i", "0"});
+  ASSERT_TRUE(receiver) << receiver.error().message();
+  ASSERT_TRUE(receiver->waitForStderr("mpxdp recv: ready", 20s)) << receiver->err();
+  auto sender = Subprocess::spawn({MPXDP_EXECUTABLE, "send", "--testbed", bed->info().name, "-t", "30", "-b", "100M"});
+  ASSERT_TRUE(sender) << sender.error().message();
+  std::this_thread::sleep_for(1500ms);
+  receiver->signal(SIGKILL);
+  (void)receiver->wait(5s);
+  const auto status = sender->wait(10s);
+  EXPECT_EQ(status, std::optional<int>(1)) << sender->err();
+  EXPECT_NE(sender->err().find("went away"), std::string::npos) << sender->err();
+}
+
 TEST(SendRecvTest, BadArgumentsAreUsageErrors) {
   MPXDP_REQUIRE_PRIVILEGED();
   auto bed = testbed::ScopedTestbed::create(threeLinks("u"));
   ASSERT_TRUE(bed) << bed.error().message();
   const std::string name = bed->info().name;
   const std::vector<std::vector<std::string>> usage = {
-      {"send", "--testbed", name, "-l", "1441", "-t", "1"},  // MTU 1500: at most 1440 bytes
+      {"send", "--testbed", name, "-l", "1433", "-t", "1"},  // MTU 1500: at most 1432 bytes
+      {"send", "--testbed", name, "--bidir", "-R"},
+      {"send", "--testbed", name, "--connect-timeout", "0"},
       {"send", "--testbed", name, "-t", "0"},
       {"send", "--testbed", name, "-b", "fast"},
       {"send", "--testbed", name, "--scheduler", "random"},
