@@ -97,7 +97,7 @@ int runSend(CLI::App* /*app*/) {
   if (options.payloadBytes == 0) return usageError(Error(EINVAL, "-l must be at least 1 byte"));
   std::uint64_t totalRateBps = 0;
   if (!options.rate.empty()) {
-    auto rate = testbed::parseRate(options.rate);
+    auto rate = parseRate(options.rate);
     if (!rate) return usageError(rate.error().wrap("-b"));
     totalRateBps = *rate;
   }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "rate.h"
 #include "testbed.h"
 
 namespace mpxdp::cli {
@@ -42,7 +43,7 @@ Result<std::vector<std::uint64_t>> linkRates() {
   std::vector<std::uint64_t> rates;
   if (!options.rates.empty()) {
     for (const auto& text : options.rates) {
-      auto rate = testbed::parseRate(text);
+      auto rate = parseRate(text);
       if (!rate) return rate.error();
       rates.push_back(*rate);
     }
@@ -54,7 +55,7 @@ Result<std::vector<std::uint64_t>> linkRates() {
   if (options.links == 0) return Error(EINVAL, "--links N (1..16) is required unless --rates is given");
   std::uint64_t rate = 0;
   if (!options.rate.empty()) {
-    auto parsed = testbed::parseRate(options.rate);
+    auto parsed = parseRate(options.rate);
     if (!parsed) return parsed.error();
     rate = *parsed;
   }

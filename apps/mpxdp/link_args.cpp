@@ -69,7 +69,7 @@ Result<LinkArg> parseLinkArg(std::string_view text) {
   if (!ip) return Error(EINVAL, where + ": '" + std::string(peer) + "' is not an IPv4 or IPv6 address");
   arg.peerIp = *ip;
   if (at != std::string_view::npos) {
-    auto rate = testbed::parseRate(rest.substr(at + 1));
+    auto rate = parseRate(rest.substr(at + 1));
     if (!rate) return rate.error().wrap(where);
     arg.rateBps = *rate;
   }
