@@ -130,7 +130,18 @@ Result<std::vector<LinkPlan>> planLinks(const std::vector<LinkArg>& args, Side s
     Result<IpAddress> local = arg.peerIp ? interfaceAddress(arg.interface, arg.peerIp->family)
                                          : interfaceAddress(arg.interface, IpAddress::Family::kV4);
     if (!local && !arg.peerIp) local = interfaceAddress(arg.interface, IpAddress::Family::kV6);
-    if (!local) return local.error().wrap("--link " + arg.interface);
+    if (!local && local.error().code() != EADDRNOTAVAIL) return local.error().wrap("--link " + arg.interface);
+    if (!local && !arg.peerIp) {
+      // Neither family: naming only the last one tried would suggest IPv6 is needed.
+      return Error(EADDRNOTAVAIL, "--link " + arg.interface + ": interface " + arg.interface +
+                                      " has no IP address (IPv4 or IPv6, not link-local)");
+    }
+    if (!local) {
+      const char* family = arg.peerIp->family == IpAddress::Family::kV4 ? "IPv4" : "IPv6";
+      return Error(EADDRNOTAVAIL, "--link " + arg.interface + ": interface " + arg.interface + " has no " +
+                                      family + " address (peer " + arg.peerIp->toString() + " is " + family +
+                                      ")");
+    }
     plans.push_back({arg.interface, *local, arg.peerIp, arg.rateBps});
   }
   return plans;
@@ -149,6 +160,11 @@ Result<std::vector<Link>> openLinks(const std::vector<LinkPlan>& plans, const Op
     config.frameCount = options.frameCount;
     auto io = options.backend == Backend::kXdp ? transport::openXdpPacketIo(config, options.steering)
                                                : transport::openUdpPacketIo(config);
+    if (!io && io.error().code() == EPERM && options.backend == Backend::kXdp) {
+      return Error(EPERM,
+                   "the xdp backend needs root (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW); run as root or "
+                   "use --backend udp");
+    }
     if (!io) return io.error().wrap("link " + plan.interface);
     links.push_back(Link{std::move(*io), PathConfig{plan.rateBps}});
   }
