@@ -2,8 +2,17 @@
 # The one command that runs every test: installs dependencies, builds, runs
 # unit + privileged tests, repeats them all under ASan/UBSan, checks
 # clang-format and clang-tidy, and builds the microbenchmarks.
-# Privileged tests need root; under CI=true a skipped privileged test fails.
+# Privileged tests need root: run it as root, or as a user with sudo (it
+# re-runs itself through sudo). Under CI=true a skipped privileged test fails.
 set -euo pipefail
+# Run as root; otherwise re-run through sudo when there is one.
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    exec sudo -- env "CI=${CI:-}" "MPXDP_JOBS=${MPXDP_JOBS:-}" bash "$(realpath "$0")" "$@"
+  fi
+  echo "test.sh: needs root (the privileged tests build network namespaces, XDP programs, AF_XDP sockets) and sudo is not installed; run it as root" >&2
+  exit 1
+fi
 cd "$(dirname "$0")/.."
 root=$(pwd)
 jobs=${MPXDP_JOBS:-$(nproc)}
@@ -36,9 +45,6 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$jobs"
 
 step "tests"
-if [ "$(id -u)" -ne 0 ]; then
-  echo "note: not root, privileged tests will be skipped with their reason"
-fi
 ctest --test-dir build --output-on-failure --timeout 300 -j 1
 
 step "no leftovers"

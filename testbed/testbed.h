@@ -66,10 +66,6 @@ nlohmann::json toJson(const TestbedInfo& info);
 // A readable table, one line per link.
 std::string toText(const TestbedInfo& info);
 
-// Parses a rate the way iperf3 does: a decimal number with an optional SI
-// suffix k/K, m/M, g/G, t/T (x1000 steps), in bits per second: "300M", "2.5G",
-// "100k", "1000000". Rejects empty, negative, zero, junk and overflow (EINVAL).
-Result<std::uint64_t> parseRate(std::string_view text);
 Result<void> validateName(std::string_view name);
 Result<void> validateSpec(const TestbedSpec& spec);
 

@@ -323,27 +323,6 @@ TEST(testbed, BadSpecsAreRejectedBeforeAnythingIsMade) {
   EXPECT_FALSE(show("../x"));
 }
 
-TEST(testbed, RatesParseLikeIperf3) {
-  MPXDP_REQUIRE_PRIVILEGED();
-  const std::vector<std::pair<std::string, std::uint64_t>> good = {
-      {"300M", 300'000'000}, {"300m", 300'000'000},   {"1G", 1'000'000'000},     {"2.5G", 2'500'000'000},
-      {"100k", 100'000},     {"100K", 100'000},       {"1000000", 1'000'000},    {"0.5k", 500},
-      {"1.25M", 1'250'000},  {"10G", 10'000'000'000}, {"1T", 1'000'000'000'000}, {"7", 7},
-  };
-  for (const auto& [text, bps] : good) {
-    auto rate = parseRate(text);
-    ASSERT_TRUE(rate) << text << ": " << rate.error().message();
-    EXPECT_EQ(*rate, bps) << text;
-  }
-  for (const std::string text : {"", "M", "abc", "-5M", "1.5.5G", "10X", "0", "0M", "1 G", "300Mbit",
-                                 "99999999999999999999", "20000000T", "."}) {
-    auto rate = parseRate(text);
-    ASSERT_FALSE(rate) << "'" << text << "' was accepted";
-    EXPECT_EQ(rate.error().code(), EINVAL);
-    EXPECT_NE(rate.error().context().find(text), std::string::npos);
-  }
-}
-
 TEST(testbed, TbfSizesHoldAFrameAndAPacedSendersBatches) {
   MPXDP_REQUIRE_PRIVILEGED();
   for (std::uint64_t rate :

@@ -4,8 +4,11 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "privilege.h"
@@ -100,6 +103,137 @@ TEST(testbedCli, UpShowDownRoundTrip) {
   const auto gone = mpxdp({"testbed", "show", "--name", name});
   EXPECT_EQ(gone.exitStatus, 1);
   EXPECT_NE(gone.err.find("no test bed"), std::string::npos) << gone.err;
+}
+
+// Every line on stderr of a failed run starts with "mpxdp <command>:".
+void expectErrorLines(const ProgramOutput& result, const std::string& prefix, const std::string& what) {
+  EXPECT_FALSE(result.err.empty()) << what;
+  std::size_t start = 0;
+  while (start < result.err.size()) {
+    std::size_t end = result.err.find('\n', start);
+    if (end == std::string::npos) end = result.err.size();
+    const std::string line = result.err.substr(start, end - start);
+    EXPECT_EQ(line.rfind(prefix + ": ", 0), 0u)
+        << what << ": line '" << line << "' does not start with '" << prefix << ": '";
+    start = end + 1;
+  }
+}
+
+TEST(testbedCli, BadNumbersAreUsageErrorsNamingTheCommand) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  const std::string name = fmt::format("c{}-numbers", getpid());
+  const std::vector<std::vector<std::string>> bad = {
+      {"--links", "-1"},
+      {"--links", "abc"},
+      {"--links", "99999999999999999999999"},
+      {"--links", "1.5"},
+      {"--links", "0"},
+      {"--links", "17"},
+      {"--links", "1", "--mtu", "-5"},
+      {"--links", "1", "--mtu", "x"},
+      {"--links", "1", "--mtu", "99999999999"},
+      {"--links", "1", "--mtu", "100"},
+      {"--links", "1", "--rate", "-1M"},
+      {"--rates", "1M,-2M"},
+  };
+  for (const auto& options : bad) {
+    std::vector<std::string> args = {"testbed", "up", "--name", name};
+    args.insert(args.end(), options.begin(), options.end());
+    const std::string what = fmt::format("mpxdp {}", fmt::join(args, " "));
+    const auto result = mpxdp(args);
+    EXPECT_EQ(result.exitStatus, 2) << what << "\n" << result.err;
+    expectErrorLines(result, "mpxdp testbed up", what);
+    EXPECT_EQ(result.err.find("std::"), std::string::npos) << what << ": " << result.err;
+    EXPECT_EQ(result.err.find("max_size"), std::string::npos) << what << ": " << result.err;
+  }
+  EXPECT_FALSE(std::filesystem::exists("/run/netns/" + mpxdp::testbed::senderNamespaceName(name)));
+}
+
+TEST(testbedCli, EveryErrorLineStartsWithItsCommand) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  const std::string name = fmt::format("c{}-none", getpid());
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"testbed"}, "mpxdp testbed"},
+      {{"testbed", "up", "--links", "2"}, "mpxdp testbed up"},
+      {{"testbed", "up", "--name", "Bad_Name", "--links", "1"}, "mpxdp testbed up"},
+      {{"testbed", "down"}, "mpxdp testbed down"},
+      {{"testbed", "show", "--name", name}, "mpxdp testbed show"},
+      {{"help", "nope"}, "mpxdp help"},
+      {{"recv", "--backend", "carrier-pigeon", "--link", "lo"}, "mpxdp recv"},
+      {{"send", "--bogus"}, "mpxdp send"},
+      {{"no-such-command"}, "mpxdp"},
+  };
+  for (const auto& [args, prefix] : cases) {
+    const std::string what = fmt::format("mpxdp {}", fmt::join(args, " "));
+    const auto result = mpxdp(args);
+    EXPECT_NE(result.exitStatus, 0) << what;
+    expectErrorLines(result, prefix, what);
+  }
+}
+
+// A fresh network namespace has only lo, down and without addresses.
+TEST(linkCli, InterfaceWithoutAddressIsNamedWithoutBlamingIpv6) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  const auto recv = mpxdp::testbed::runProgram(
+      {"unshare", "--net", MPXDP_EXECUTABLE, "recv", "--backend", "udp", "--link", "lo"});
+  ASSERT_TRUE(recv) << recv.error().message();
+  EXPECT_EQ(recv->exitStatus, 2) << recv->err;
+  expectErrorLines(*recv, "mpxdp recv", "recv on lo without addresses");
+  EXPECT_NE(recv->err.find("interface lo has no IP address"), std::string::npos) << recv->err;
+
+  const auto send = mpxdp::testbed::runProgram({"unshare", "--net", MPXDP_EXECUTABLE, "send", "--backend",
+                                                "udp", "--link", "lo=127.0.0.1", "-t", "1"});
+  ASSERT_TRUE(send) << send.error().message();
+  EXPECT_EQ(send->exitStatus, 2) << send->err;
+  expectErrorLines(*send, "mpxdp send", "send on lo without addresses");
+  EXPECT_NE(send->err.find("interface lo has no IPv4 address (peer 127.0.0.1 is IPv4)"), std::string::npos)
+      << send->err;
+  EXPECT_EQ(send->err.find("IPv6"), std::string::npos) << send->err;
+}
+
+// Not root: the xdp backend says so in one line, without libbpf's account of the refusal.
+TEST(linkCli, XdpBackendWithoutRootSaysSoInOneLine) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  const std::string name = fmt::format("c{}-nobody", getpid());
+  struct Cleanup {
+    std::string name;
+    ~Cleanup() { (void)mpxdp::testbed::down(name); }
+  } cleanup{name};
+  const auto up = mpxdp({"testbed", "up", "--name", name, "--links", "1"});
+  ASSERT_EQ(up.exitStatus, 0) << up.err;
+
+  // Inside the test bed's namespaces (the sender needs its peer's MAC), as nobody with no capabilities.
+  const auto asNobodyIn = [](const std::string& namespaceName) {
+    return std::vector<std::string>{"ip",
+                                    "netns",
+                                    "exec",
+                                    namespaceName,
+                                    "setpriv",
+                                    "--reuid=65534",
+                                    "--regid=65534",
+                                    "--clear-groups",
+                                    "--inh-caps=-all",
+                                    MPXDP_EXECUTABLE};
+  };
+  const std::vector<std::tuple<std::string, std::vector<std::string>, std::string>> cases = {
+      {mpxdp::testbed::receiverNamespaceName(name), {"recv", "--link", "r0"}, "mpxdp recv"},
+      {mpxdp::testbed::senderNamespaceName(name),
+       {"send", "--link", "s0=198.18.1.2", "-t", "1"},
+       "mpxdp send"},
+  };
+  for (const auto& [namespaceName, args, prefix] : cases) {
+    std::vector<std::string> argv = asNobodyIn(namespaceName);
+    argv.insert(argv.end(), args.begin(), args.end());
+    const std::string what = fmt::format("{}", fmt::join(argv, " "));
+    const auto result = mpxdp::testbed::runProgram(argv);
+    ASSERT_TRUE(result) << result.error().message();
+    EXPECT_EQ(result->exitStatus, 1) << what << "\n" << result->err;
+    expectErrorLines(*result, prefix, what);
+    EXPECT_EQ(std::count(result->err.begin(), result->err.end(), '\n'), 1) << what << ":\n" << result->err;
+    EXPECT_NE(result->err.find("needs root"), std::string::npos) << what << ": " << result->err;
+    EXPECT_EQ(result->err.find("libbpf"), std::string::npos) << what << ": " << result->err;
+    EXPECT_EQ(result->err.find("verifier"), std::string::npos) << what << ": " << result->err;
+  }
 }
 
 }  // namespace

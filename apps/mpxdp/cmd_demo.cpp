@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "rate.h"
 #include "run_control.h"
 #include "subprocess.h"
 #include "testbed.h"
@@ -160,7 +161,7 @@ void declareDemo(CLI::App* app) {
 }
 
 int runDemo(CLI::App* /*app*/) {
-  auto rate = testbed::parseRate(options.rate);
+  auto rate = parseRate(options.rate);
   if (!rate) {
     fmt::print(stderr, "mpxdp demo: --rate: {}\n", rate.error().context());
     return kExitUsageError;

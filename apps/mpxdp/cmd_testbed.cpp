@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "rate.h"
 #include "testbed.h"
 
 namespace mpxdp::cli {
@@ -15,17 +16,18 @@ namespace {
 
 struct TestbedOptions {
   std::string name;
-  std::size_t links = 0;
+  // Signed, so that "-1" reaches the range check instead of wrapping around; 0 means not given.
+  int links = 0;
   std::string rate;
   std::vector<std::string> rates;
-  std::uint32_t mtu = 1500;
+  int mtu = 1500;
   bool json = false;
 };
 
 TestbedOptions options;
 
 int usageError(std::string_view what, const Error& error) {
-  fmt::print(stderr, "mpxdp: {}: {}\n", what, error.context());
+  fmt::print(stderr, "mpxdp {}: {}\n", what, error.context());
   return kExitUsageError;
 }
 
@@ -42,11 +44,11 @@ Result<std::vector<std::uint64_t>> linkRates() {
   std::vector<std::uint64_t> rates;
   if (!options.rates.empty()) {
     for (const auto& text : options.rates) {
-      auto rate = testbed::parseRate(text);
+      auto rate = parseRate(text);
       if (!rate) return rate.error();
       rates.push_back(*rate);
     }
-    if (options.links != 0 && options.links != rates.size()) {
+    if (options.links != 0 && static_cast<std::size_t>(options.links) != rates.size()) {
       return Error(EINVAL, fmt::format("--links {} but --rates lists {} rates", options.links, rates.size()));
     }
     return rates;
@@ -54,18 +56,18 @@ Result<std::vector<std::uint64_t>> linkRates() {
   if (options.links == 0) return Error(EINVAL, "--links N (1..16) is required unless --rates is given");
   std::uint64_t rate = 0;
   if (!options.rate.empty()) {
-    auto parsed = testbed::parseRate(options.rate);
+    auto parsed = parseRate(options.rate);
     if (!parsed) return parsed.error();
     rate = *parsed;
   }
-  rates.assign(options.links, rate);
+  rates.assign(static_cast<std::size_t>(options.links), rate);
   return rates;
 }
 
 int runUp() {
   auto rates = linkRates();
   if (!rates) return usageError("testbed up", rates.error());
-  testbed::TestbedSpec spec{options.name, std::move(*rates), options.mtu};
+  testbed::TestbedSpec spec{options.name, std::move(*rates), static_cast<std::uint32_t>(options.mtu)};
   if (auto valid = testbed::validateSpec(spec); !valid) return usageError("testbed up", valid.error());
   auto info = testbed::up(spec);
   if (!info) return reportError("testbed up", info.error());
@@ -104,14 +106,17 @@ void declareTestbed(CLI::App* app) {
   CLI::App* up = app->add_subcommand(
       "up", "Create namespaces mpxdp-NAME-{tx,rx,link} joined by N veth links 198.18.<i+1>.1 <-> .2");
   addName(up);
-  up->add_option("--links", options.links, "number of links, 1..16");
+  up->add_option("--links", options.links, "number of links, 1..16")
+      ->check(CLI::Range(1, static_cast<int>(testbed::kMaxLinks)));
   CLI::Option* rate = up->add_option("--rate", options.rate,
                                      "shape every link to this rate in bit/s, e.g. 300M, 2.5G, 100k (tbf)");
   CLI::Option* rates =
       up->add_option("--rates", options.rates, "per-link rates, comma separated, e.g. 100M,300M,1G")
           ->delimiter(',');
   rate->excludes(rates);
-  up->add_option("--mtu", options.mtu, "MTU of every test bed interface")->capture_default_str();
+  up->add_option("--mtu", options.mtu, "MTU of every test bed interface")
+      ->check(CLI::Range(static_cast<int>(testbed::kMinMtu), static_cast<int>(testbed::kMaxMtu)))
+      ->capture_default_str();
   addJson(up);
 
   CLI::App* down = app->add_subcommand("down", "Remove the test bed (succeeds when there is none)");
@@ -126,7 +131,7 @@ int runTestbed(CLI::App* app) {
   if (app->got_subcommand("up")) return runUp();
   if (app->got_subcommand("down")) return runDown();
   if (app->got_subcommand("show")) return runShow();
-  fmt::print(stderr, "mpxdp: testbed: expected up, down or show\n");
+  fmt::print(stderr, "mpxdp testbed: expected up, down or show\n");
   return kExitUsageError;
 }
 

@@ -35,7 +35,7 @@ constexpr std::array kCommands = {
 std::span<const Command> commands() { return kCommands; }
 
 int reportError(std::string_view what, const Error& error) {
-  fmt::print(stderr, "mpxdp: {}: {}\n", what, error.message());
+  fmt::print(stderr, "mpxdp {}: {}\n", what, error.message());
   return kExitRuntimeError;
 }
 

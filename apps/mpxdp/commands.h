@@ -31,7 +31,8 @@ struct Command {
 
 std::span<const Command> commands();
 
-// Prints "mpxdp: <what>: <error message>" to stderr and returns kExitRuntimeError.
+// Prints "mpxdp <what>: <error message>" to stderr (what starts with the command: "recv", "testbed up") and
+// returns kExitRuntimeError.
 int reportError(std::string_view what, const Error& error);
 
 }  // namespace mpxdp::cli

@@ -59,7 +59,7 @@ Result<LinkArg> parseLinkArg(std::string_view text) {
   if (!ip) return Error(EINVAL, where + ": '" + std::string(peer) + "' is not an IPv4 or IPv6 address");
   arg.peerIp = *ip;
   if (at != std::string_view::npos) {
-    auto rate = testbed::parseRate(rest.substr(at + 1));
+    auto rate = parseRate(rest.substr(at + 1));
     if (!rate) return rate.error().wrap(where);
     arg.rateBps = *rate;
   }
@@ -120,7 +120,18 @@ Result<std::vector<LinkPlan>> planLinks(const std::vector<LinkArg>& args, Side s
     Result<IpAddress> local = arg.peerIp ? interfaceAddress(arg.interface, arg.peerIp->family)
                                          : interfaceAddress(arg.interface, IpAddress::Family::kV4);
     if (!local && !arg.peerIp) local = interfaceAddress(arg.interface, IpAddress::Family::kV6);
-    if (!local) return local.error().wrap("--link " + arg.interface);
+    if (!local && local.error().code() != EADDRNOTAVAIL) return local.error().wrap("--link " + arg.interface);
+    if (!local && !arg.peerIp) {
+      // Neither family: naming only the last one tried would suggest IPv6 is needed.
+      return Error(EADDRNOTAVAIL, "--link " + arg.interface + ": interface " + arg.interface +
+                                      " has no IP address (IPv4 or IPv6, not link-local)");
+    }
+    if (!local) {
+      const char* family = arg.peerIp->family == IpAddress::Family::kV4 ? "IPv4" : "IPv6";
+      return Error(EADDRNOTAVAIL, "--link " + arg.interface + ": interface " + arg.interface + " has no " +
+                                      family + " address (peer " + arg.peerIp->toString() + " is " + family +
+                                      ")");
+    }
     plans.push_back({arg.interface, *local, arg.peerIp, arg.rateBps});
   }
   return plans;

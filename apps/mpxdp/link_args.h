@@ -12,6 +12,7 @@
 
 #include "mpxdp/address.h"
 #include "mpxdp/error.h"
+#include "rate.h"
 #include "testbed.h"
 
 namespace mpxdp::cli {

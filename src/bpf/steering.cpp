@@ -23,17 +23,73 @@
 namespace mpxdp::bpf {
 namespace {
 
-// libbpf prints debug and info chatter to stderr by default; keep only warnings
-// (which include the verifier log when a load fails).
-int printLibbpfWarnings(enum libbpf_print_level level, const char* format, va_list args) {
-  if (level != LIBBPF_WARN) return 0;
-  return std::vfprintf(stderr, format, args);
+// libbpf has one process-wide print callback and it belongs to the
+// application. While libbpf works for us we collect its output, then put the
+// application's callback back and hand the output to it, unless the call
+// failed for lack of privilege: the error value says that in one line.
+struct CapturedLine {
+  libbpf_print_level level;
+  std::string text;
+};
+
+std::mutex captureMutex;                             // one capture at a time
+std::mutex linesMutex;                               // other threads may print while we capture
+std::vector<CapturedLine>* capturedLines = nullptr;  // guarded by linesMutex
+
+int captureLibbpfOutput(enum libbpf_print_level level, const char* format, va_list args) {
+  va_list sizing;
+  va_copy(sizing, args);
+  const int length = std::vsnprintf(nullptr, 0, format, sizing);
+  va_end(sizing);
+  if (length < 0) return length;
+  std::string text(static_cast<std::size_t>(length) + 1, '\0');
+  std::vsnprintf(text.data(), text.size(), format, args);
+  text.resize(static_cast<std::size_t>(length));
+  std::lock_guard lock(linesMutex);
+  if (capturedLines != nullptr) capturedLines->push_back({level, std::move(text)});
+  return length;
 }
 
-void quietLibbpf() {
-  static std::once_flag once;
-  std::call_once(once, [] { libbpf_set_print(printLibbpfWarnings); });
+int forwardTo(libbpf_print_fn_t print, enum libbpf_print_level level, const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  const int result = print(level, format, args);
+  va_end(args);
+  return result;
 }
+
+class LibbpfOutputCapture {
+ public:
+  LibbpfOutputCapture() : lock_(captureMutex) {
+    {
+      std::lock_guard lines(linesMutex);
+      capturedLines = &lines_;
+    }
+    previous_ = libbpf_set_print(captureLibbpfOutput);
+  }
+  ~LibbpfOutputCapture() { finish(true); }
+  LibbpfOutputCapture(const LibbpfOutputCapture&) = delete;
+  LibbpfOutputCapture& operator=(const LibbpfOutputCapture&) = delete;
+
+  // Puts the application's callback back and, when `forward`, passes it what libbpf printed.
+  void finish(bool forward) {
+    if (done_) return;
+    done_ = true;
+    libbpf_set_print(previous_);
+    {
+      std::lock_guard lines(linesMutex);
+      capturedLines = nullptr;
+    }
+    if (!forward || previous_ == nullptr) return;
+    for (const CapturedLine& line : lines_) forwardTo(previous_, line.level, "%s", line.text.c_str());
+  }
+
+ private:
+  std::lock_guard<std::mutex> lock_;
+  libbpf_print_fn_t previous_ = nullptr;
+  std::vector<CapturedLine> lines_;
+  bool done_ = false;
+};
 
 std::string describeInterface(int ifindex) {
   char name[IF_NAMESIZE] = {};
@@ -114,16 +170,20 @@ SteeringProgram::~SteeringProgram() = default;
 
 Result<std::unique_ptr<SteeringProgram>> SteeringProgram::load(const SteeringOptions& options) {
   if (options.udpPort == 0) return Error(EINVAL, "steering program: UDP port 0 cannot be steered");
-  quietLibbpf();
-
+  LibbpfOutputCapture capture;
   auto impl = std::make_unique<Impl>();
   impl->skeleton = mpxdp_steer__open();
   if (impl->skeleton == nullptr) return Error::fromErrno("steering program: open the embedded BPF object");
   // .rodata is frozen at load: the port must be written before.
   impl->skeleton->rodata->steer_udp_port = htons(options.udpPort);
   const int err = mpxdp_steer__load(impl->skeleton);
+  if (err == -EPERM) {
+    capture.finish(false);  // libbpf's multi-line account of the refusal adds nothing
+    return Error(-err, "the XDP program needs root (CAP_BPF and CAP_NET_ADMIN)");
+  }
   if (err != 0) {
-    return Error(-err, "steering program: load into the kernel (libbpf printed the verifier log above)");
+    return Error(-err,
+                 "steering program: load into the kernel (details, the verifier's log too, in libbpf's log)");
   }
   impl->programId = programIdOf(bpf_program__fd(impl->skeleton->progs.xdp_steer));
   return std::unique_ptr<SteeringProgram>(new SteeringProgram(std::move(impl)));
@@ -148,9 +208,11 @@ Result<void> SteeringProgram::attach(int ifindex) {
                  fmt::format("attach XDP: {} already has XDP program {} ({}); not replacing it",
                              describeInterface(ifindex), describeProgram(*existing), attachModeName(mode)));
   }
+  LibbpfOutputCapture capture;
   bpf_link* link = bpf_program__attach_xdp(impl_->skeleton->progs.xdp_steer, ifindex);
   if (link == nullptr) {
     const int code = errno;
+    capture.finish(false);  // the error below says the same
     return Error(code, fmt::format("attach XDP to {} through bpf_link", describeInterface(ifindex)));
   }
   impl_->links.emplace(ifindex, link);

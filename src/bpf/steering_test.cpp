@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <linux/if_ether.h>
 #include <linux/if_link.h>
@@ -20,8 +21,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdarg>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -654,6 +658,61 @@ TEST(SteeringProgramTest, DetachRemovesTheProgram) {
     EXPECT_EQ(missing.error().code(), ENODEV);
     EXPECT_NE(missing.error().message().find("999999"), std::string::npos) << missing.error().message();
   });
+}
+
+// ---- libbpf's print callback belongs to the application --------------------------------------------
+
+std::atomic<int> applicationLines{0};
+
+int countApplicationLines(enum libbpf_print_level /*level*/, const char* /*format*/, va_list /*args*/) {
+  ++applicationLines;
+  return 0;
+}
+
+TEST(SteeringProgramTest, LeavesTheApplicationsLibbpfPrintCallbackInPlace) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  const libbpf_print_fn_t before = libbpf_set_print(countApplicationLines);
+  applicationLines = 0;
+  {
+    auto program = loadOrFail();
+    ASSERT_NE(program, nullptr);
+  }
+  const libbpf_print_fn_t after = libbpf_set_print(before);
+  EXPECT_EQ(after, &countApplicationLines) << "load() replaced the application's libbpf print callback";
+  // What libbpf said while loading (its debug lines) still reached the application.
+  EXPECT_GT(applicationLines.load(), 0);
+}
+
+// Without privileges the load fails with one clear EPERM and no libbpf account of the refusal.
+TEST(SteeringProgramTest, UnprivilegedLoadSaysRootIsNeeded) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  const pid_t child = fork();
+  ASSERT_GE(child, 0) << std::strerror(errno);
+  if (child == 0) {
+    const gid_t nobodyGroup = 65534;
+    if (setgroups(0, nullptr) != 0 || setresgid(nobodyGroup, nobodyGroup, nobodyGroup) != 0 ||
+        setresuid(65534, 65534, 65534) != 0) {
+      _exit(1);
+    }
+    libbpf_set_print(countApplicationLines);
+    applicationLines = 0;
+    auto loaded = SteeringProgram::load(SteeringOptions{kPort});
+    int status = 0;
+    if (loaded.ok()) {
+      status |= 2;
+    } else {
+      if (loaded.error().code() != EPERM) status |= 4;
+      if (loaded.error().context().find("needs root") == std::string::npos) status |= 8;
+    }
+    if (applicationLines.load() != 0) status |= 16;
+    if (libbpf_set_print(nullptr) != &countApplicationLines) status |= 32;
+    _exit(status);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "bits: 1 could not drop privileges, 2 load succeeded, 4 not EPERM, "
+                                       "8 no 'needs root', 16 libbpf printed, 32 callback replaced";
 }
 
 }  // namespace

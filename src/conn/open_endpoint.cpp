@@ -12,6 +12,11 @@
 namespace mpxdp {
 namespace {
 
+Error needsRoot() {
+  return Error(EPERM, "the xdp backend needs root (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW); run as root or use "
+                      "--backend udp");
+}
+
 class SteeringResources final : public conn::EndpointResources {
  public:
   explicit SteeringResources(std::unique_ptr<bpf::SteeringProgram> program) : program_(std::move(program)) {}
@@ -49,6 +54,7 @@ Result<std::unique_ptr<Endpoint>> openEndpoint(const EndpointConfig& config, con
     bpf::SteeringOptions steeringOptions;
     steeringOptions.udpPort = options.port;
     auto loaded = bpf::SteeringProgram::load(steeringOptions);
+    if (!loaded && loaded.error().code() == EPERM) return needsRoot();
     if (!loaded) return loaded.error().wrap("loading the XDP steering program");
     steering = std::make_unique<SteeringResources>(std::move(*loaded));
   }
@@ -64,6 +70,7 @@ Result<std::unique_ptr<Endpoint>> openEndpoint(const EndpointConfig& config, con
     endpoint.frameCount = options.frameCount;
     auto io = options.backend == Backend::kXdp ? transport::openXdpPacketIo(endpoint, steering->program())
                                                : transport::openUdpPacketIo(endpoint);
+    if (!io && io.error().code() == EPERM && options.backend == Backend::kXdp) return needsRoot();
     if (!io) return io.error().wrap("link " + link.interface);
     paths.push_back(EndpointPath{std::move(*io), link.rateBps, link.interface});
   }
