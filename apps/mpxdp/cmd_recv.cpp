@@ -14,6 +14,7 @@
 #include "mpxdp/links.h"
 #include "report.h"
 #include "run_control.h"
+#include "session.h"
 #include "transfer.h"
 
 namespace mpxdp::cli {
@@ -166,6 +167,7 @@ int runRecv(CLI::App* /*app*/) {
     plan.payloadBytes = conn->maxPayload();
     plan.rateBps = conn->peerHello().rateBps;
     plan.intervalS = options.intervalS;
+    plan.linkRateSumBps = linkRateSum(*plans);
     const TransferResult result = runTransfer(ep, *conn, plan, sendReporter ? &*sendReporter : nullptr,
                                               receiveReporter ? &*receiveReporter : nullptr);
     finishReports(ep, *conn, result, sendReporter ? &*sendReporter : nullptr,

@@ -15,6 +15,7 @@
 #include "rate.h"
 #include "report.h"
 #include "run_control.h"
+#include "session.h"
 #include "transfer.h"
 
 namespace mpxdp::cli {
@@ -179,6 +180,7 @@ int runSend(CLI::App* /*app*/) {
   plan.payloadBytes = options.payloadBytes;
   plan.rateBps = rateBps;
   plan.intervalS = options.intervalS;
+  plan.linkRateSumBps = linkRateSum(*plans);
   const TransferResult result =
       runTransfer(**endpoint, conn, plan, sendReporter ? &*sendReporter : nullptr,
                   receiveReporter ? &*receiveReporter : nullptr);

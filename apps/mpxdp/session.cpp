@@ -32,6 +32,15 @@ std::vector<LinkSpec> toLinkSpecs(const std::vector<LinkPlan>& plans) {
   return specs;
 }
 
+std::uint64_t linkRateSum(const std::vector<LinkPlan>& plans) {
+  std::uint64_t sum = 0;
+  for (const LinkPlan& plan : plans) {
+    if (plan.rateBps == 0) return 0;
+    sum += plan.rateBps;
+  }
+  return sum;
+}
+
 Result<void> waitForHandshake(Endpoint& endpoint, Connection& connection) {
   while (!connection.established()) {
     if (stopRequested()) {

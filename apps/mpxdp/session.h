@@ -16,6 +16,8 @@
 namespace mpxdp::cli {
 
 std::vector<LinkSpec> toLinkSpecs(const std::vector<LinkPlan>& plans);
+// The links' rates summed; 0 when any link has none.
+std::uint64_t linkRateSum(const std::vector<LinkPlan>& plans);
 
 // Polls until the connection is established; its error (no answer, refused,
 // other version) otherwise. A stop signal aborts with EINTR.

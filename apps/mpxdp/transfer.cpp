@@ -61,11 +61,13 @@ TransferResult runTransfer(Endpoint& endpoint, Connection& connection, const Tra
   // When paced out, sleep until a batch's worth of tokens is back: waking for
   // every packet would cost a wakeup and kicks per packet.
   const std::uint64_t frameBits = 8ULL * (payload + wire::kDataPacketOverhead + 42);
-  const std::uint64_t batchNs = plan.rateBps == 0
-                                    ? 50'000
-                                    : std::min<std::uint64_t>(kSleepBatchPackets * frameBits * 1'000'000'000ULL /
-                                                                  plan.rateBps,
-                                                              250'000);
+  const std::uint64_t pacedBps =
+      plan.rateBps == 0 ? plan.linkRateSumBps
+                        : std::min(plan.rateBps * (payload + wire::kDataPacketOverhead + 42) / payload,
+                                   plan.linkRateSumBps == 0 ? UINT64_MAX : plan.linkRateSumBps);
+  const std::uint64_t batchNs =
+      pacedBps == 0 ? 50'000
+                    : std::min<std::uint64_t>(kSleepBatchPackets * frameBits * 1'000'000'000ULL / pacedBps, 250'000);
 
   while (!connection.done()) {
     if (stopRequested()) {
@@ -128,7 +130,7 @@ TransferResult runTransfer(Endpoint& endpoint, Connection& connection, const Tra
           break;
         }
         lastSendNs = monotonicNs();
-        busy = busy || n >= kSleepBatchPackets || plan.rateBps == 0;
+        busy = busy || n >= kSleepBatchPackets || pacedBps == 0;
       } else if (auto flushed = connection.flush(); !flushed) {
         result.failure = flushed.error();
         break;

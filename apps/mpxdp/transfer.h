@@ -18,9 +18,11 @@ namespace mpxdp::cli {
 struct TransferPlan {
   std::uint64_t sendDurationNs = 0;  // 0 with a sending side: until stopped
   std::uint32_t payloadBytes = 1024;
-  std::uint64_t rateBps = 0;  // payload bits per second; 0 = as fast as pacing allows
+  std::uint64_t rateBps = 0;  // payload bits per second (-b); 0 = as fast as the links' pacing allows
+  // The links' line rates summed (0 when one is unknown): with rateBps, how
+  // long a batch of packets takes, so the loop sleeps for batches, not packets.
+  std::uint64_t linkRateSumBps = 0;
   double intervalS = 1.0;
-  std::uint64_t reportPayloadOverhead = 0;
 };
 
 struct TransferResult {
