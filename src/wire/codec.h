@@ -1,6 +1,8 @@
-// Wire format v1: pure encode/decode functions for the outer Ethernet/IP/UDP
-// headers and the multipath header. Nothing here allocates, does I/O or reads
-// outside the given span. See docs/wire-format.md.
+// Pure encode/decode functions for the outer Ethernet/IP/UDP headers, the
+// error type shared with the v2 codec (packet.h, frames.h), and the legacy v1
+// multipath header (MpHeader, decodeFrame: used by the old sender/receiver
+// until they go). Nothing here allocates, does I/O or reads outside the given
+// span. See docs/wire-format.md.
 #pragma once
 
 #include <cstddef>

@@ -232,8 +232,9 @@ Parsed parseAck(const std::uint8_t* p, std::size_t n) noexcept {
   if (n < size) {
     return fail<ParsedFrame2>(WireError::kTruncated);
   }
-  Parsed result{ParsedFrame2{AckFrame{}, size}, WireError::kNone};
-  auto& f = std::get<AckFrame>(result.value.frame);  // built in place: AckFrame is 530 bytes
+  Parsed result;
+  result.value.length = size;
+  auto& f = result.value.frame.emplace<AckFrame>();  // built in place: AckFrame is 530 bytes
   f.rangeCount = count;
   f.pathId = load16(p + 2);
   f.ackDelayUs = load32(p + 4);
@@ -344,8 +345,9 @@ Parsed parseReport(const std::uint8_t* p, std::size_t n) noexcept {
   if (n < size) {
     return fail<ParsedFrame2>(WireError::kTruncated);
   }
-  Parsed result{ParsedFrame2{ReportFrame{}, size}, WireError::kNone};
-  auto& f = std::get<ReportFrame>(result.value.frame);
+  Parsed result;
+  result.value.length = size;
+  auto& f = result.value.frame.emplace<ReportFrame>();
   f.pathCount = count;
   std::uint64_t* totals[] = {&f.durationNs, &f.packets,    &f.bytes,      &f.lost,
                              &f.late,       &f.outOfOrder, &f.duplicates, &f.malformed};
