@@ -1,4 +1,5 @@
-// Microbenchmarks of the wire codec on 1024-byte payloads (the project's standard packet).
+// Microbenchmarks of the wire codec on 1024-byte payloads (the project's standard packet): the outer
+// headers, the v2 packet header and frames, and the legacy v1 header.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -6,6 +7,8 @@
 #include <vector>
 
 #include "codec.h"
+#include "frames.h"
+#include "packet.h"
 
 namespace mpxdp::wire {
 namespace {
@@ -139,6 +142,96 @@ void BM_DecodeFrame(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_DecodeFrame);
+
+// ---- wire v2 ----
+
+PacketHeader benchPacketHeader() {
+  return {.flags = 0, .connId = 0x01020304, .pathId = 1, .packetNumber = 7, .sendTsNs = 987654321};
+}
+
+// The hot-path sender: packet header + DATA frame header in front of a payload already in place.
+void BM_WriteDataPacketHeaders(benchmark::State& state) {
+  std::vector<std::uint8_t> out(kDataPacketOverhead + kPayloadLen);
+  PacketHeader h = benchPacketHeader();
+  std::uint64_t globalSeq = 1234567;
+  const std::span<std::uint8_t> frames = std::span(out).subspan(kPacketHeaderLen);
+  for (auto _ : state) {
+    ++h.packetNumber;
+    ++globalSeq;
+    benchmark::DoNotOptimize(writePacketHeader(out, h));
+    benchmark::DoNotOptimize(writeDataFrameHeader(frames, globalSeq, kPayloadLen));
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_WriteDataPacketHeaders);
+
+// The hot-path receiver: packet header, then the one DATA frame.
+void BM_ParseDataPacket(benchmark::State& state) {
+  std::vector<std::uint8_t> in(kDataPacketOverhead + kPayloadLen);
+  if (!writePacketHeader(in, benchPacketHeader()).ok() ||
+      !writeDataFrameHeader(std::span(in).subspan(kPacketHeaderLen), 1234567, kPayloadLen).ok()) {
+    std::abort();
+  }
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(in.data());
+    const auto header = parsePacketHeader(in);
+    const auto frame = parseFrame(std::span<const std::uint8_t>(in).subspan(kPacketHeaderLen));
+    if (!header.ok() || !frame.ok() || !std::holds_alternative<DataFrame>(frame.value.frame)) {
+      state.SkipWithError("parse failed");
+      break;
+    }
+    benchmark::DoNotOptimize(header);
+    benchmark::DoNotOptimize(frame);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ParseDataPacket);
+
+AckFrame benchAck(std::size_t ranges) {
+  AckFrame ack;
+  ack.pathId = 1;
+  ack.ackDelayUs = 25;
+  ack.largestRecvTsNs = 123456789;
+  ack.bytesReceived = 1 << 30;
+  ack.rangeCount = static_cast<std::uint8_t>(ranges);
+  std::uint64_t top = 1'000'000;
+  for (std::size_t i = 0; i < ranges; ++i) {
+    ack.ranges[i] = {top - 50, top};
+    top -= 53;  // two packets missing between ranges
+  }
+  return ack;
+}
+
+void BM_WriteAckFrame8(benchmark::State& state) {
+  const Frame ack = benchAck(8);
+  std::vector<std::uint8_t> out(frameSize(ack));
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(writeFrame(out, ack));
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_WriteAckFrame8);
+
+void BM_ParseAckFrame8(benchmark::State& state) {
+  const Frame ack = benchAck(8);
+  std::vector<std::uint8_t> in(frameSize(ack));
+  if (!writeFrame(in, ack).ok()) {
+    std::abort();
+  }
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(in.data());
+    auto parsed = parseFrame(in);
+    if (!parsed.ok()) {
+      state.SkipWithError("parse failed");
+      break;
+    }
+    benchmark::DoNotOptimize(parsed);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ParseAckFrame8);
 
 void BM_ChecksumPartial(benchmark::State& state) {
   const std::vector<std::uint8_t> data = benchFrame(false, false);

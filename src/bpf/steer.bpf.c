@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * XDP steering program: packets of the configured UDP port that carry a valid
- * multipath header go to the AF_XDP socket bound for (ifindex, rx queue);
+ * XDP steering program: packets of the configured UDP port that start with the
+ * mpxdp invariants (8 bytes, right magic, any version) go to the AF_XDP socket
+ * bound for (ifindex, rx queue);
  * everything else (ARP, ICMP, TCP, other UDP, IPv4 fragments) goes to the
  * kernel stack untouched.
  */
@@ -104,16 +105,22 @@ static __always_inline struct udphdr *find_udp(void *data, void *data_end)
 	return udp;
 }
 
-static __always_inline int mpxdp_hdr_valid(struct udphdr *udp, void *data_end)
+/*
+ * Ours when the version-independent invariants (the first 8 bytes: magic,
+ * version, flags, conn_id) are there with the right magic, whatever the
+ * version: user space answers versions it does not speak with version
+ * negotiation, and parses (and bounds-checks) the rest.
+ */
+static __always_inline int mpxdp_invariants_valid(struct udphdr *udp, void *data_end)
 {
-	struct mpxdp_hdr *mp = (void *)(udp + 1);
+	struct mpxdp_invariants *mp = (void *)(udp + 1);
 
 	if ((void *)(mp + 1) > data_end)
 		return 0;
 	/* The frame may carry Ethernet padding: the UDP length is what the sender wrote. */
 	if (bpf_ntohs(udp->len) < sizeof(*udp) + sizeof(*mp))
 		return 0;
-	return mp->magic == bpf_htons(MPXDP_MAGIC) && mp->version == MPXDP_VERSION;
+	return mp->magic == bpf_htons(MPXDP_MAGIC);
 }
 
 SEC("xdp")
@@ -137,7 +144,7 @@ int xdp_steer(struct xdp_md *ctx)
 		cnt->passed++;
 		return XDP_PASS;
 	}
-	if (!mpxdp_hdr_valid(udp, data_end)) {
+	if (!mpxdp_invariants_valid(udp, data_end)) {
 		cnt->malformed++;
 		return XDP_PASS;
 	}

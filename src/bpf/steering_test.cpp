@@ -158,7 +158,7 @@ struct PacketSpec {
   std::uint16_t dstPort = kPort;
   std::optional<std::uint16_t> udpLength;  // default: what the packet holds
   std::uint16_t magic = MPXDP_MAGIC;
-  std::uint8_t version = MPXDP_VERSION;
+  std::uint8_t version = MPXDP_WIRE_VERSION;
   std::size_t payloadBytes = 64;
 };
 
@@ -252,14 +252,13 @@ Packet buildPacket(const PacketSpec& spec) {
   packet.mpOffset = b.size();
   w.u16(spec.magic);
   w.u8(spec.version);
-  w.u8(0);   // flags
-  w.u32(7);  // conn id
-  w.u16(0);  // path id
-  w.u16(static_cast<std::uint16_t>(spec.payloadBytes));
-  w.u32(1);          // path seq
-  w.u64(1);          // global seq
-  w.u64(123456789);  // send timestamp
-  w.fill(spec.payloadBytes, 0xab);
+  w.u8(0);                          // flags
+  w.u32(7);                         // conn id
+  w.u16(0);                         // path id
+  w.u16(0);                         // reserved
+  w.u64(1);                         // packet number
+  w.u64(123456789);                 // send timestamp
+  w.fill(spec.payloadBytes, 0xab);  // frames: the program never looks at them
   return packet;
 }
 
@@ -375,6 +374,13 @@ TEST(SteeringProgramTest, RedirectsOnlyToTheSocketBoundForIfindexAndQueue) {
     auto bound = steering.program().bindSocket(vethA, 0, queue0.fd());
     ASSERT_TRUE(bound.ok()) << bound.error().message();
     steering.expect(valid, Outcome::kRedirected, "bound (A, 0)", {vethA, 0});
+    // Any version with the magic goes to user space, which answers with version negotiation.
+    steering.expect(buildPacket({.version = MPXDP_WIRE_VERSION_V1}).bytes, Outcome::kRedirected, "v1 packet",
+                    {vethA, 0});
+    steering.expect(buildPacket({.version = 3}).bytes, Outcome::kRedirected, "v3 packet", {vethA, 0});
+    const Packet full = buildPacket({});
+    steering.expect(truncated(full, full.mpOffset + MPXDP_INVARIANTS_LEN - 1), Outcome::kMalformed,
+                    "7 bytes of invariants", {vethA, 0});
     steering.expect(valid, Outcome::kNoSocket, "same queue, other interface", {vethB, 0});
     steering.expect(valid, Outcome::kNoSocket, "same queue, loopback", {kLoopbackIfindex, 0});
     steering.expect(valid, Outcome::kNoSocket, "same interface, other queue", {vethA, 1});
@@ -473,13 +479,18 @@ TEST(SteeringProgramTest, ClassifiesPackets) {
 
     steering.expect(buildPacket({.magic = 0x4d59}).bytes, Outcome::kMalformed, "wrong magic");
     steering.expect(buildPacket({.magic = 0x584d}).bytes, Outcome::kMalformed, "magic byte-swapped");
-    steering.expect(buildPacket({.version = 0}).bytes, Outcome::kMalformed, "version 0");
-    steering.expect(buildPacket({.version = 2}).bytes, Outcome::kMalformed, "version 2");
+    // Only the invariants decide: every version is ours (0 is version negotiation).
+    for (const int version : {0, 1, 3, 255}) {
+      steering.expect(buildPacket({.version = static_cast<std::uint8_t>(version)}).bytes, Outcome::kNoSocket,
+                      "version " + std::to_string(version));
+    }
     steering.expect(buildPacket({.etherType = ETH_P_IPV6, .magic = 0}).bytes, Outcome::kMalformed,
                     "IPv6, wrong magic");
-    // Header bytes present (Ethernet padding) but the UDP length says they are not part of the datagram.
-    steering.expect(buildPacket({.udpLength = 8 + MPXDP_HDR_LEN - 1}).bytes, Outcome::kMalformed,
-                    "UDP length shorter than the header");
+    // Invariant bytes present (Ethernet padding) but the UDP length says they are not part of the datagram.
+    steering.expect(buildPacket({.udpLength = 8 + MPXDP_INVARIANTS_LEN - 1}).bytes, Outcome::kMalformed,
+                    "UDP length shorter than the invariants");
+    steering.expect(buildPacket({.udpLength = 8 + MPXDP_INVARIANTS_LEN}).bytes, Outcome::kNoSocket,
+                    "UDP length covers the invariants only");
 
     // Corrupt IPv4 headers are not ours to judge.
     auto badVersion = buildPacket({});
@@ -503,8 +514,9 @@ TEST(SteeringProgramTest, UsesTheConfiguredPort) {
   });
 }
 
-// Every proper prefix of a valid frame: cut before the UDP header is complete it is not ours (passed),
-// cut inside the multipath header it is ours but malformed. PROG_TEST_RUN refuses frames shorter than
+// Every prefix of a valid frame: cut before the UDP header is complete it is not ours (passed), cut
+// inside the 8 invariant bytes it is ours but malformed, with them it is ours (user space checks the
+// rest of the packet header). PROG_TEST_RUN refuses frames shorter than
 // ETH_HLEN (EINVAL, even behind XDP metadata), and no driver delivers one, so prefixes start there.
 TEST(SteeringProgramTest, TruncatedAtEveryLayer) {
   MPXDP_REQUIRE_PRIVILEGED();
@@ -521,14 +533,15 @@ TEST(SteeringProgramTest, TruncatedAtEveryLayer) {
     };
     for (const auto& [name, spec] : kinds) {
       const Packet packet = buildPacket(spec);
+      const std::size_t invariantsEnd = packet.mpOffset + MPXDP_INVARIANTS_LEN;
       const std::size_t headerEnd = packet.mpOffset + MPXDP_HDR_LEN;
-      for (std::size_t length = ETH_HLEN; length < headerEnd; ++length) {
-        const Outcome outcome = length < packet.mpOffset ? Outcome::kPassed : Outcome::kMalformed;
+      for (std::size_t length = ETH_HLEN; length <= headerEnd; ++length) {
+        const Outcome outcome = length < packet.mpOffset ? Outcome::kPassed
+                                : length < invariantsEnd ? Outcome::kMalformed
+                                                         : Outcome::kNoSocket;
         steering.expect(truncated(packet, length), outcome, name + " cut to " + std::to_string(length));
         if (::testing::Test::HasFailure()) return;  // one failing length is enough to read
       }
-      steering.expect(truncated(packet, headerEnd), Outcome::kNoSocket,
-                      name + " with the header and no payload");
     }
   });
 }

@@ -184,6 +184,10 @@ const char* toString(WireError error) noexcept {
       return "multipath payload length disagrees with UDP length";
     case WireError::kBadAddressing:
       return "bad addressing";
+    case WireError::kUnknownFrame:
+      return "unknown frame type";
+    case WireError::kBadFrame:
+      return "malformed frame";
   }
   return "unknown wire error";
 }
@@ -246,15 +250,15 @@ WireResult<std::size_t> encodeMpHeader(std::span<std::uint8_t> out, const MpHead
     return fail<std::size_t>(WireError::kBufferTooSmall);
   }
   std::uint8_t* p = out.data();
-  store16(p + offsetof(mpxdp_hdr, magic), MPXDP_MAGIC);
-  p[offsetof(mpxdp_hdr, version)] = MPXDP_VERSION;
-  p[offsetof(mpxdp_hdr, flags)] = header.flags;
-  store32(p + offsetof(mpxdp_hdr, conn_id), header.connId);
-  store16(p + offsetof(mpxdp_hdr, path_id), header.pathId);
-  store16(p + offsetof(mpxdp_hdr, payload_len), header.payloadLen);
-  store32(p + offsetof(mpxdp_hdr, path_seq), header.pathSeq);
-  store64(p + offsetof(mpxdp_hdr, global_seq), header.globalSeq);
-  store64(p + offsetof(mpxdp_hdr, send_ts_ns), header.sendTsNs);
+  store16(p + offsetof(mpxdp_hdr_v1, magic), MPXDP_MAGIC);
+  p[offsetof(mpxdp_hdr_v1, version)] = MPXDP_WIRE_VERSION_V1;
+  p[offsetof(mpxdp_hdr_v1, flags)] = header.flags;
+  store32(p + offsetof(mpxdp_hdr_v1, conn_id), header.connId);
+  store16(p + offsetof(mpxdp_hdr_v1, path_id), header.pathId);
+  store16(p + offsetof(mpxdp_hdr_v1, payload_len), header.payloadLen);
+  store32(p + offsetof(mpxdp_hdr_v1, path_seq), header.pathSeq);
+  store64(p + offsetof(mpxdp_hdr_v1, global_seq), header.globalSeq);
+  store64(p + offsetof(mpxdp_hdr_v1, send_ts_ns), header.sendTsNs);
   return {kMpHeaderLen, WireError::kNone};
 }
 
@@ -263,20 +267,20 @@ WireResult<MpHeader> decodeMpHeader(std::span<const std::uint8_t> udpPayload) no
     return fail<MpHeader>(WireError::kTruncated);
   }
   const std::uint8_t* p = udpPayload.data();
-  if (load16(p + offsetof(mpxdp_hdr, magic)) != MPXDP_MAGIC) {
+  if (load16(p + offsetof(mpxdp_hdr_v1, magic)) != MPXDP_MAGIC) {
     return fail<MpHeader>(WireError::kBadMagic);
   }
-  if (p[offsetof(mpxdp_hdr, version)] != MPXDP_VERSION) {
+  if (p[offsetof(mpxdp_hdr_v1, version)] != MPXDP_WIRE_VERSION_V1) {
     return fail<MpHeader>(WireError::kBadVersion);
   }
   MpHeader header;
-  header.flags = p[offsetof(mpxdp_hdr, flags)];
-  header.connId = load32(p + offsetof(mpxdp_hdr, conn_id));
-  header.pathId = load16(p + offsetof(mpxdp_hdr, path_id));
-  header.payloadLen = load16(p + offsetof(mpxdp_hdr, payload_len));
-  header.pathSeq = load32(p + offsetof(mpxdp_hdr, path_seq));
-  header.globalSeq = load64(p + offsetof(mpxdp_hdr, global_seq));
-  header.sendTsNs = load64(p + offsetof(mpxdp_hdr, send_ts_ns));
+  header.flags = p[offsetof(mpxdp_hdr_v1, flags)];
+  header.connId = load32(p + offsetof(mpxdp_hdr_v1, conn_id));
+  header.pathId = load16(p + offsetof(mpxdp_hdr_v1, path_id));
+  header.payloadLen = load16(p + offsetof(mpxdp_hdr_v1, payload_len));
+  header.pathSeq = load32(p + offsetof(mpxdp_hdr_v1, path_seq));
+  header.globalSeq = load64(p + offsetof(mpxdp_hdr_v1, global_seq));
+  header.sendTsNs = load64(p + offsetof(mpxdp_hdr_v1, send_ts_ns));
   if (udpPayload.size() - kMpHeaderLen != header.payloadLen) {
     return fail<MpHeader>(WireError::kBadPayloadLength);
   }

@@ -1,6 +1,8 @@
-// Wire format v1: pure encode/decode functions for the outer Ethernet/IP/UDP
-// headers and the multipath header. Nothing here allocates, does I/O or reads
-// outside the given span. See docs/wire-format.md.
+// Pure encode/decode functions for the outer Ethernet/IP/UDP headers, the
+// error type shared with the v2 codec (packet.h, frames.h), and the legacy v1
+// multipath header (MpHeader, decodeFrame: used by the old sender/receiver
+// until they go). Nothing here allocates, does I/O or reads outside the given
+// span. See docs/wire-format.md.
 #pragma once
 
 #include <cstddef>
@@ -18,7 +20,7 @@ inline constexpr std::size_t kVlanTagLen = 4;
 inline constexpr std::size_t kIpv4HeaderLen = 20;  // without options
 inline constexpr std::size_t kIpv6HeaderLen = 40;
 inline constexpr std::size_t kUdpHeaderLen = 8;
-inline constexpr std::size_t kMpHeaderLen = MPXDP_HDR_LEN;
+inline constexpr std::size_t kMpHeaderLen = MPXDP_HDR_LEN_V1;  // v1 header (legacy)
 // Ethernet + IPv4 + UDP, no VLAN tag.
 inline constexpr std::size_t kOuterIpv4Len = kEthHeaderLen + kIpv4HeaderLen + kUdpHeaderLen;
 // Largest outer header this codec writes (VLAN + IPv6): frames reserve this headroom.
@@ -50,6 +52,8 @@ enum class WireError : std::uint8_t {
   kBadVersion,
   kBadPayloadLength,  // multipath payload_len disagrees with the UDP length
   kBadAddressing,     // encode: IP families differ, VLAN id > 4094 or DSCP > 63
+  kUnknownFrame,      // v2 frame type this codec does not know
+  kBadFrame,          // v2 frame field out of range (decode: malformed; encode: cannot be written)
 };
 
 const char* toString(WireError error) noexcept;

@@ -277,12 +277,13 @@ TEST(MpHeader, LayoutMatchesSharedStruct) {
   Bytes out(kMpHeaderLen + 3, 0xaa);
   const MpHeader h = sampleHeader(3);
   ASSERT_EQ(encodeMpHeader(out, h).value, kMpHeaderLen);
-  const Bytes expected = {'M',  'X',  MPXDP_VERSION, MPXDP_FLAG_END, 0xde, 0xad, 0xbe, 0xef, 0x00, 0x02, 0x00,
-                          0x03, 0x01, 0x02,          0x03,           0x04, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66,
-                          0x77, 0x88, 0x88,          0x77,           0x66, 0x55, 0x44, 0x33, 0x22, 0x11};
+  constexpr std::uint8_t kV1 = MPXDP_WIRE_VERSION_V1;
+  const Bytes expected = {'M',  'X',  kV1,  MPXDP_FLAG_END, 0xde, 0xad, 0xbe, 0xef, 0x00, 0x02, 0x00,
+                          0x03, 0x01, 0x02, 0x03,           0x04, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66,
+                          0x77, 0x88, 0x88, 0x77,           0x66, 0x55, 0x44, 0x33, 0x22, 0x11};
   EXPECT_EQ(Bytes(out.begin(), out.begin() + kMpHeaderLen), expected);
   EXPECT_EQ(out[kMpHeaderLen], 0xaa) << "wrote past the header";
-  static_assert(offsetof(mpxdp_hdr, send_ts_ns) + 8 == kMpHeaderLen);
+  static_assert(offsetof(mpxdp_hdr_v1, send_ts_ns) + 8 == kMpHeaderLen);
 }
 
 TEST(MpHeader, RandomRoundTrips) {
@@ -325,7 +326,7 @@ TEST(MpHeader, DecodeRejectsMalformed) {
   badMagic[1] = 'Y';
   EXPECT_EQ(decodeMpHeader(badMagic).error, WireError::kBadMagic);
   Bytes badVersion = good;
-  badVersion[2] = MPXDP_VERSION + 1;
+  badVersion[2] = MPXDP_WIRE_VERSION_V1 + 1;
   EXPECT_EQ(decodeMpHeader(badVersion).error, WireError::kBadVersion);
   badVersion[2] = 0;
   EXPECT_EQ(decodeMpHeader(badVersion).error, WireError::kBadVersion);
