@@ -162,7 +162,9 @@ WireError put(std::uint8_t* p, const HelloFrame& f) noexcept {
   p[4] = f.mode;
   p[5] = 0;
   store16(p + 6, f.maxPayload);
-  p[8] = static_cast<std::uint8_t>(f.name.size());
+  store64(p + 8, f.rateBps);
+  store32(p + 16, f.durationMs);
+  p[20] = static_cast<std::uint8_t>(f.name.size());
   if (!f.name.empty()) {
     std::memcpy(p + kHelloFrameBaseLen, f.name.data(), f.name.size());
   }
@@ -317,7 +319,7 @@ Parsed parseHello(const std::uint8_t* p, std::size_t n) noexcept {
   if (n < kHelloFrameBaseLen) {
     return fail<ParsedFrame2>(WireError::kTruncated);
   }
-  const std::size_t nameLen = p[8];
+  const std::size_t nameLen = p[20];
   if (n - kHelloFrameBaseLen < nameLen) {
     return fail<ParsedFrame2>(WireError::kTruncated);
   }
@@ -329,6 +331,8 @@ Parsed parseHello(const std::uint8_t* p, std::size_t n) noexcept {
   f.pathCount = load16(p + 2);
   f.mode = p[4];
   f.maxPayload = load16(p + 6);
+  f.rateBps = load64(p + 8);
+  f.durationMs = load32(p + 16);
   f.name = {reinterpret_cast<const char*>(p + kHelloFrameBaseLen), nameLen};
   return done(f, kHelloFrameBaseLen + nameLen);
 }

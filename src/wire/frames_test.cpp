@@ -74,7 +74,8 @@ bool sameBytes(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b)
   } else if (const auto* x = std::get_if<HelloFrame>(&a)) {
     const auto& y = std::get<HelloFrame>(b);
     same = x->role == y.role && x->pathCount == y.pathCount && x->mode == y.mode &&
-           x->maxPayload == y.maxPayload && x->name == y.name;
+           x->maxPayload == y.maxPayload && x->rateBps == y.rateBps && x->durationMs == y.durationMs &&
+           x->name == y.name;
   } else if (const auto* x = std::get_if<ReportFrame>(&a)) {
     const auto& y = std::get<ReportFrame>(b);
     same = x->durationNs == y.durationNs && x->packets == y.packets && x->bytes == y.bytes &&
@@ -174,10 +175,10 @@ std::vector<Sample> samples() {
       {"close aborted",
        CloseFrame{false, static_cast<std::uint16_t>(CloseError::kPathMismatch), 0, "path 1 on eth2"}},
       {"close longest reason", CloseFrame{false, 7, 3, longReason()}},
-      {"hello client", HelloFrame{HelloRole::kClient, 2, kModeClientSends, 1432, "eth1"}},
+      {"hello client", HelloFrame{HelloRole::kClient, 2, kModeClientSends, 1432, 800'000'000, 10'000, "eth1"}},
       {"hello server, empty name",
-       HelloFrame{HelloRole::kServer, 4, kModeClientSends | kModeServerSends, 9000, {}}},
-      {"hello longest name", HelloFrame{HelloRole::kServer, 1, kModeServerSends, 0, longName()}},
+       HelloFrame{HelloRole::kServer, 4, kModeClientSends | kModeServerSends, 9000, 0, 0, {}}},
+      {"hello longest name", HelloFrame{HelloRole::kServer, 1, kModeServerSends, 0, UINT64_MAX, UINT32_MAX, longName()}},
       {"report no paths", noPaths},
       {"report 32 paths", maxPathReport()},
   };
@@ -210,7 +211,7 @@ TEST(FramesTest, SizesMatchTheSpec) {
   EXPECT_EQ(frameSize(PongFrame{}), 20u);
   EXPECT_EQ(frameSize(PathStatusFrame{}), 8u);
   EXPECT_EQ(frameSize(CloseFrame{false, 0, 0, "abc"}), 17u);
-  EXPECT_EQ(frameSize(HelloFrame{HelloRole::kClient, 1, 1, 1, "eth0"}), 13u);
+  EXPECT_EQ(frameSize(HelloFrame{HelloRole::kClient, 1, 1, 1, 0, 0, "eth0"}), 25u);
   ReportFrame report;
   report.pathCount = 2;
   EXPECT_EQ(frameSize(report), 68u + 48);
@@ -293,7 +294,7 @@ TEST(FramesTest, GoldenAckUsesQuicRangeEncoding) {
 
 TEST(FramesTest, SeveralFramesInOnePacket) {
   const std::vector<Frame> frames = {
-      HelloFrame{HelloRole::kClient, 2, kModeClientSends, 1432, "veth0"},
+      HelloFrame{HelloRole::kClient, 2, kModeClientSends, 1432, 0, 0, "veth0"},
       PingFrame{77},
       maxRangeAck(),
       CloseFrame{true, 0, 12, {}},
@@ -389,8 +390,8 @@ TEST(FramesTest, LengthsThatLieAreTruncated) {
   close[12] = 0xff;
   EXPECT_EQ(parseError(close), WireError::kTruncated);
 
-  Bytes hello = encode(HelloFrame{HelloRole::kClient, 1, 1, 1, "eth0"});
-  hello[8] = 5;
+  Bytes hello = encode(HelloFrame{HelloRole::kClient, 1, 1, 1, 0, 0, "eth0"});
+  hello[20] = 5;  // name_len beyond the frame
   EXPECT_EQ(parseError(hello), WireError::kTruncated);
 
   AckFrame ack = maxRangeAck();
@@ -476,7 +477,7 @@ TEST(FramesTest, UnknownTypesAndEnumValuesAreRejected) {
     ps[1] = static_cast<std::uint8_t>(status);
     EXPECT_EQ(parseError(ps), WireError::kBadFrame) << status;
   }
-  Bytes hello = encode(HelloFrame{HelloRole::kClient, 1, 1, 1, "x"});
+  Bytes hello = encode(HelloFrame{HelloRole::kClient, 1, 1, 1, 0, 0, "x"});
   hello[1] = 2;
   EXPECT_EQ(parseError(hello), WireError::kBadFrame);
 }
@@ -521,8 +522,8 @@ TEST(FramesTest, WriteRefusesValuesTheWireCannotCarry) {
   const std::string reason(kMaxCloseReasonLen + 1, 'x');
   EXPECT_EQ(writeError(CloseFrame{false, 1, 0, reason}), WireError::kBadFrame);
   const std::string name(kMaxHelloNameLen + 1, 'x');
-  EXPECT_EQ(writeError(HelloFrame{HelloRole::kClient, 1, 1, 1, name}), WireError::kBadFrame);
-  EXPECT_EQ(writeError(HelloFrame{static_cast<HelloRole>(2), 1, 1, 1, {}}), WireError::kBadFrame);
+  EXPECT_EQ(writeError(HelloFrame{HelloRole::kClient, 1, 1, 1, 0, 0, name}), WireError::kBadFrame);
+  EXPECT_EQ(writeError(HelloFrame{static_cast<HelloRole>(2), 1, 1, 1, 0, 0, {}}), WireError::kBadFrame);
   EXPECT_EQ(writeError(PathStatusFrame{static_cast<PathStatus>(0), 1, 1}), WireError::kBadFrame);
   EXPECT_EQ(writeError(PathStatusFrame{static_cast<PathStatus>(4), 1, 1}), WireError::kBadFrame);
   ReportFrame report;
