@@ -129,11 +129,11 @@ int runRecv(CLI::App* /*app*/) {
   fmt::print(stderr, "mpxdp recv: ready\n");
   std::fflush(stderr);
 
-  std::uint64_t refusals = 0;
+  ServerNotices notices;
   std::uint64_t served = 0;
   std::optional<Error> lastFailure;
   while (!stopRequested()) {
-    Connection* conn = waitForConnection(ep, refusals);
+    Connection* conn = waitForConnection(ep, notices);
     if (conn == nullptr) break;  // stopped
     ++served;
     RunDescription run = describeRun(ep, *plans, *backend, options.cpu);

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "mpxdp_shared.h"
 #include "run_control.h"
 
 namespace mpxdp::cli {
@@ -54,17 +55,25 @@ Result<void> waitForHandshake(Endpoint& endpoint, Connection& connection) {
   return {};
 }
 
-Connection* waitForConnection(Endpoint& endpoint, std::uint64_t& refusalsSeen) {
+Connection* waitForConnection(Endpoint& endpoint, ServerNotices& notices) {
   while (!stopRequested()) {
     if (auto polled = endpoint.poll(); !polled) {
       fmt::print(stderr, "mpxdp recv: {}\n", polled.error().message());
       return nullptr;
     }
     const EndpointStats stats = endpoint.stats();
-    if (stats.refused > refusalsSeen) {
-      refusalsSeen = stats.refused;
+    if (stats.refused > notices.refusals) {
+      notices.refusals = stats.refused;
       fmt::print(stderr, "mpxdp recv: refused a connection: {}\n", stats.lastRefusal);
     }
+    if (stats.versionMismatch > notices.versionMismatches) {
+      notices.versionMismatches = stats.versionMismatch;
+      fmt::print(stderr,
+                 "mpxdp recv: a peer speaks wire version {}, this side speaks {}; it was told so (version "
+                 "negotiation)\n",
+                 stats.lastForeignVersion, MPXDP_WIRE_VERSION);
+    }
+    std::fflush(stderr);
     if (Connection* next = endpoint.accept()) return next;
     waitOnPaths(endpoint, endpoint.nextDeadlineNs());
   }

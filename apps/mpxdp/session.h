@@ -23,9 +23,15 @@ std::uint64_t linkRateSum(const std::vector<LinkPlan>& plans);
 // other version) otherwise. A stop signal aborts with EINTR.
 Result<void> waitForHandshake(Endpoint& endpoint, Connection& connection);
 
-// Polls until a client's connection arrives; prints each refused HELLO.
-// nullptr when a stop signal arrived.
-Connection* waitForConnection(Endpoint& endpoint, std::uint64_t& refusalsSeen);
+// What the server already told the user about (refusals, other versions).
+struct ServerNotices {
+  std::uint64_t refusals = 0;
+  std::uint64_t versionMismatches = 0;
+};
+
+// Polls until a client's connection arrives; prints each refused HELLO and
+// each peer of another wire version. nullptr when a stop signal arrived.
+Connection* waitForConnection(Endpoint& endpoint, ServerNotices& notices);
 
 // The run header: links with their modes (xdp queues, copy/zero-copy), backend, CPU.
 RunDescription describeRun(const Endpoint& endpoint, const std::vector<LinkPlan>& plans, Backend backend, int cpu);

@@ -18,6 +18,9 @@ bool sendsData(ConnectionRole role, DataDirection direction) {
                                          : (bits & wire::kModeServerSends) != 0;
 }
 
+// now - since, 0 when since is later (times read in another order).
+std::uint64_t elapsed(std::uint64_t nowNs, std::uint64_t sinceNs) { return nowNs > sinceNs ? nowNs - sinceNs : 0; }
+
 std::string peerName(ConnectionRole role) { return role == ConnectionRole::kClient ? "the server" : "the client"; }
 
 }  // namespace
@@ -167,8 +170,8 @@ void ConnectionImpl::handleFrame(std::uint16_t link, const wire::Frame& frame, c
       return;
     }
     PathControl& p = paths_[pong->pathId];
-    const std::uint64_t elapsed = nowNs - pong->pingSendTsNs;
-    const std::uint64_t rtt = elapsed > pong->holdNs ? elapsed - pong->holdNs : elapsed;
+    const std::uint64_t sincePing = nowNs - pong->pingSendTsNs;
+    const std::uint64_t rtt = sincePing > pong->holdNs ? sincePing - pong->holdNs : sincePing;
     if (!p.rttValid) {
       p.rttValid = true;
       p.rttNs = rtt;
@@ -290,25 +293,25 @@ bool ConnectionImpl::ackDue(const PathControl& path, std::uint64_t nowNs, bool r
   if (unacked == 0) return false;
   const std::uint32_t packets = riding ? std::max<std::uint32_t>(config_.ackEveryPackets / 2, 1) : config_.ackEveryPackets;
   const std::uint64_t delay = riding ? config_.ackDelayNs / 2 : config_.ackDelayNs;
-  return unacked >= packets || nowNs - path.acks.firstUnackedNs() >= delay;
+  return unacked >= packets || elapsed(nowNs, path.acks.firstUnackedNs()) >= delay;
 }
 
-void ConnectionImpl::onTimers(std::uint64_t nowNs) noexcept {
-  if (receive_) receive_->onDrained(nowNs);
+void ConnectionImpl::onTimers(std::uint64_t nowNs, std::uint64_t drainedNs) noexcept {
+  if (receive_) receive_->onDrained(drainedNs, nowNs);
   if (done()) return;
   if (!established_) {
-    if (nowNs - startNs_ >= config_.handshakeTimeoutNs) {
+    if (elapsed(nowNs, startNs_) >= config_.handshakeTimeoutNs) {
       fail(Error(ETIMEDOUT, "no answer from the peer on any path within " + seconds(config_.handshakeTimeoutNs) +
                                 " (is `mpxdp recv` running there, on the same port?)"),
            static_cast<std::uint16_t>(wire::CloseError::kPeerGone), "handshake timed out", nowNs);
       return;
     }
-    if (nowNs - lastHelloNs_ >= config_.helloIntervalNs) start(nowNs);
+    if (elapsed(nowNs, lastHelloNs_) >= config_.helloIntervalNs) start(nowNs);
     return;
   }
-  if (nowNs - lastPeerPacketNs_ >= config_.peerTimeoutNs) {
+  if (elapsed(nowNs, lastPeerPacketNs_) >= config_.peerTimeoutNs) {
     fail(Error(ETIMEDOUT, peerName(params_.role) + " went away: nothing heard from it for " +
-                              seconds(nowNs - lastPeerPacketNs_)),
+                              seconds(elapsed(nowNs, lastPeerPacketNs_))),
          static_cast<std::uint16_t>(wire::CloseError::kPeerGone), "nothing heard", nowNs);
     return;
   }
@@ -318,11 +321,11 @@ void ConnectionImpl::onTimers(std::uint64_t nowNs) noexcept {
     std::size_t n = 0;
     if (ackDue(p, nowNs, false)) frames[n++] = p.acks.makeAck(static_cast<std::uint16_t>(l), nowNs);
     if (p.pongDue) {
-      p.pong.holdNs = static_cast<std::uint32_t>(std::min<std::uint64_t>(nowNs - p.pingArrivalNs, UINT32_MAX));
+      p.pong.holdNs = static_cast<std::uint32_t>(std::min<std::uint64_t>(elapsed(nowNs, p.pingArrivalNs), UINT32_MAX));
       frames[n++] = p.pong;
       p.pongDue = false;
     }
-    if (config_.pingIntervalNs > 0 && nowNs - p.lastPingNs >= config_.pingIntervalNs) {
+    if (config_.pingIntervalNs > 0 && elapsed(nowNs, p.lastPingNs) >= config_.pingIntervalNs) {
       frames[n++] = wire::PingFrame{p.nextPingId++};
       p.lastPingNs = nowNs;
     }
@@ -331,8 +334,8 @@ void ConnectionImpl::onTimers(std::uint64_t nowNs) noexcept {
   if (finishing_) {
     const bool burst = closeRounds_ < std::max<std::uint32_t>(config_.closeRepeats, 1);
     const std::uint64_t interval = burst ? config_.closeRepeatIntervalNs : config_.helloIntervalNs;
-    if (nowNs - lastCloseNs_ >= interval && !peerReport_) sendClose(nowNs);
-    if (!peerReport_ && nowNs - finishNs_ >= config_.reportWaitNs) reportWaitExpired_ = true;
+    if (elapsed(nowNs, lastCloseNs_) >= interval && !peerReport_) sendClose(nowNs);
+    if (!peerReport_ && elapsed(nowNs, finishNs_) >= config_.reportWaitNs) reportWaitExpired_ = true;
   }
   if (receive_ && receive_->finished() && !reportSent_) {
     for (std::size_t l = 0; l < paths_.size(); ++l) sendReport(l, nowNs);

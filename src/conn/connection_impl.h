@@ -43,8 +43,9 @@ class ConnectionImpl final : public Connection, private PacketNumbering {
   // Server: the client's HELLO that created this connection.
   void setPeerHello(const wire::HelloFrame& hello);
   void onVersionNegotiation(const wire::VersionList& versions) noexcept;
-  // Every path was read: timeouts, due ACKs, PINGs, repeats.
-  void onTimers(std::uint64_t nowNs) noexcept;
+  // Every path was read: timeouts, due ACKs, PINGs, repeats. Reorder
+  // timeouts are judged at drainedNs (every path was read after it).
+  void onTimers(std::uint64_t nowNs, std::uint64_t drainedNs) noexcept;
   std::uint64_t nextTimerNs() const noexcept;
   std::uint32_t receiveRoom() const noexcept;
   // Client: the first HELLO on every path.

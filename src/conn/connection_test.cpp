@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <new>
 #include <optional>
 #include <set>
@@ -97,6 +98,8 @@ struct LinkSpec {
   MemoryLinkOptions toServer;
   MemoryLinkOptions toClient;
   std::uint64_t rateBps = 0;
+  // Wraps the client's end of the link (to make one call misbehave).
+  std::function<std::unique_ptr<PacketIo>(std::unique_ptr<PacketIo>)> wrapClient;
 };
 
 std::vector<LinkSpec> threeLinks(std::uint64_t d0, std::uint64_t d1, std::uint64_t d2) {
@@ -128,7 +131,8 @@ class Pair {
     std::vector<EndpointPath> serverPathList;
     for (std::size_t i = 0; i < links.size(); ++i) {
       auto link = conn::testing::makeDuplexLink(std::move(links[i].toServer), std::move(links[i].toClient), clock_);
-      clientPaths.push_back(EndpointPath{std::move(link.clientEnd), links[i].rateBps, "c" + std::to_string(i)});
+      auto clientEnd = links[i].wrapClient ? links[i].wrapClient(std::move(link.clientEnd)) : std::move(link.clientEnd);
+      clientPaths.push_back(EndpointPath{std::move(clientEnd), links[i].rateBps, "c" + std::to_string(i)});
       if (serverPaths == 0 || i < serverPaths)
         serverPathList.push_back(EndpointPath{std::move(link.serverEnd), links[i].rateBps, "s" + std::to_string(i)});
       toServer_.push_back(std::move(link.toServer));
@@ -714,6 +718,59 @@ TEST(Connection, ZeroCopySlotsPointIntoLinkBuffersAndEmptySlotsGoBack) {
   auto refused = pair.client().commit(std::span<const SendSlot>(slots.data(), 1));
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().code(), EMSGSIZE);
+}
+
+// A link whose commitTx fails while `failing` is set.
+class FailingCommit final : public conn::testing::ForwardingPacketIo {
+ public:
+  FailingCommit(std::unique_ptr<PacketIo> inner, const bool& failing)
+      : ForwardingPacketIo(std::move(inner)), failing_(failing) {}
+  Result<std::size_t> commitTx(std::span<const TxBuffer> buffers) noexcept override {
+    if (!failing_) return inner_->commitTx(buffers);
+    std::vector<TxBuffer> none(buffers.begin(), buffers.end());
+    for (auto& b : none) b.length = 0;  // the buffers go back unsent
+    (void)inner_->commitTx(none);
+    return Error(EIO, "link down");
+  }
+
+ private:
+  const bool& failing_;
+};
+
+TEST(Connection, ACommitThatFailsOnOnePathStillCountsWhatTheOthersSent) {
+  bool failing = false;
+  auto links = threeLinks(10 * kUs, 10 * kUs, 10 * kUs);
+  links[1].wrapClient = [&failing](std::unique_ptr<PacketIo> inner) {
+    return std::make_unique<FailingCommit>(std::move(inner), failing);
+  };
+  ConnectionConfig config = configWith(reorder::ReorderKind::kWindow);
+  config.scheduler = sched::SchedulerKind::kRoundRobin;
+  Pair pair(config, std::move(links));
+  ASSERT_TRUE(pair.handshake());
+  failing = true;
+  std::array<SendSlot, 9> slots;
+  ASSERT_EQ(pair.client().reserve(slots, 100), slots.size());
+  for (auto& slot : slots) slot.length = 100;
+  auto committed = pair.client().commit(slots);
+  ASSERT_TRUE(committed.ok()) << committed.error().message();
+  EXPECT_EQ(*committed, 6u);  // paths 0 and 2; path 1's three are refused
+  EXPECT_EQ(pair.client().stats().txDropped, 3u);
+  EXPECT_EQ(pair.client().stats().packetsSent, 6u);
+  // Only when nothing went out is the error returned.
+  ASSERT_EQ(pair.client().reserve(std::span<SendSlot>(slots.data(), 3), 100), 3u);
+  std::array<SendSlot, 1> onPath1{};
+  for (std::size_t i = 0; i < 3; ++i) {
+    if (slots[i].link == 1) {
+      onPath1[0] = slots[i];
+      onPath1[0].length = 100;
+    } else {
+      slots[i].length = 0;
+      ASSERT_TRUE(pair.client().commit(std::span<const SendSlot>(&slots[i], 1)).ok());
+    }
+  }
+  auto refused = pair.client().commit(onPath1);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), EIO);
 }
 
 TEST(Connection, CopyingSendAndRecv) {

@@ -138,17 +138,22 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
 
   // Round after round over all paths until they are drained (no full batch)
   // or a connection has no room left; then the timers. Packets are pushed
-  // as of the previous pump (they arrived at some point since), and timeouts
-  // fire only after every path was read: after a pause a hole must not be
-  // declared lost while its packet waits in another path's ring. Arrival
-  // times are read per receive batch, never before the real arrival.
+  // as of the previous pump (every path was drained then); timeouts are
+  // judged as of the start of the last read round: a packet that reached a
+  // path read earlier in that round is still unread, and its hole must not
+  // time out. Arrival times are read per receive batch, never before the
+  // real arrival.
   Result<void> pump() noexcept override {
     std::uint64_t nowNs = clock_->nowNs();
     const std::uint64_t pushNs = lastPumpNs_ == 0 ? nowNs : lastPumpNs_;
+    std::uint64_t drainedNs = nowNs;  // every path was read after this time
     Result<void> result;
     bool more = true;
+    bool firstRound = true;
     while (more && result.ok()) {
       more = false;
+      if (!firstRound) drainedNs = std::max(drainedNs, clock_->nowNs());
+      firstRound = false;
       for (std::size_t l = 0; l < slots_.size(); ++l) {
         const std::size_t room = std::min<std::size_t>(rxBatch_.size(), receiveRoom());
         if (room == 0) {
@@ -167,10 +172,10 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
       }
       flushReleases();
     }
-    for (auto& c : connections_) c->onTimers(nowNs);
-    for (auto& l : lingering_) l.connection->onTimers(nowNs);
+    for (auto& c : connections_) c->onTimers(nowNs, drainedNs);
+    for (auto& l : lingering_) l.connection->onTimers(nowNs, drainedNs);
     std::erase_if(lingering_, [nowNs](const Lingering& l) { return nowNs >= l.untilNs; });
-    lastPumpNs_ = nowNs;
+    lastPumpNs_ = drainedNs;
     flushReleases();
     return result;
   }

@@ -107,8 +107,8 @@ void ReceiveStream::onClose(std::uint16_t path, std::uint64_t finalSeq, std::uin
   }
 }
 
-void ReceiveStream::onDrained(std::uint64_t nowNs) noexcept {
-  reorderer_->poll(nowNs, sink_);
+void ReceiveStream::onDrained(std::uint64_t drainedNs, std::uint64_t nowNs) noexcept {
+  reorderer_->poll(drainedNs, sink_);
   checkFinished(nowNs);
 }
 
@@ -205,14 +205,16 @@ void ReceiveStream::fillStats(ConnectionStats& s) const {
 
 void ReceiveStream::checkFinished(std::uint64_t nowNs) noexcept {
   if (finished_) return;
-  const bool idle = anyArrival_ && config_.idleTimeoutNs > 0 && nowNs - lastArrivalNs_ >= config_.idleTimeoutNs;
+  const bool idle = anyArrival_ && config_.idleTimeoutNs > 0 && nowNs > lastArrivalNs_ &&
+                    nowNs - lastArrivalNs_ >= config_.idleTimeoutNs;
   if (endSeen_) {
     if (accounted_ >= finalSeq_) {
       finished_ = true;
       return;
     }
     const bool allClosed = pathsClosed_ == paths_.size();
-    const bool drained = config_.endDrainTimeoutNs > 0 && nowNs - endSeenNs_ >= config_.endDrainTimeoutNs;
+    const bool drained =
+        config_.endDrainTimeoutNs > 0 && nowNs > endSeenNs_ && nowNs - endSeenNs_ >= config_.endDrainTimeoutNs;
     if (allClosed || drained || idle) finishNow(true);
   } else if (idle) {
     endedByIdle_ = true;

@@ -46,8 +46,9 @@ class ReceiveStream {
                       std::uint64_t nowNs, bool data) noexcept;
   // The peer's CLOSE: its stream holds [0, finalSeq).
   void onClose(std::uint16_t path, std::uint64_t finalSeq, std::uint64_t nowNs) noexcept;
-  // Every path was read: timeouts may fire now.
-  void onDrained(std::uint64_t nowNs) noexcept;
+  // Every path was read after drainedNs: reorder timeouts are judged then;
+  // the end of the stream (drain, idle) at nowNs.
+  void onDrained(std::uint64_t drainedNs, std::uint64_t nowNs) noexcept;
   // The stream will never complete (the connection failed or was aborted).
   void abandon() noexcept;
 
