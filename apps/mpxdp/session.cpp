@@ -64,7 +64,11 @@ Connection* waitForConnection(Endpoint& endpoint, ServerNotices& notices) {
     const EndpointStats stats = endpoint.stats();
     if (stats.refused > notices.refusals) {
       notices.refusals = stats.refused;
-      fmt::print(stderr, "mpxdp recv: refused a connection: {}\n", stats.lastRefusal);
+      if (stats.lastRefusedConnId != notices.refusedConnId) {
+        notices.refusedConnId = stats.lastRefusedConnId;
+        fmt::print(stderr, "mpxdp recv: refused connection {:08x}: {}\n", stats.lastRefusedConnId,
+                   stats.lastRefusal);
+      }
     }
     if (stats.versionMismatch > notices.versionMismatches) {
       notices.versionMismatches = stats.versionMismatch;

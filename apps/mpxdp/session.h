@@ -26,6 +26,7 @@ Result<void> waitForHandshake(Endpoint& endpoint, Connection& connection);
 // What the server already told the user about (refusals, other versions).
 struct ServerNotices {
   std::uint64_t refusals = 0;
+  std::uint32_t refusedConnId = 0;  // a client repeats its HELLO: say each refusal once
   std::uint64_t versionMismatches = 0;
 };
 

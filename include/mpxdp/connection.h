@@ -60,8 +60,9 @@ struct ConnectionConfig {
   // packets before declaring them lost. 0 = until CLOSE on every path or idle.
   std::uint64_t endDrainTimeoutNs = 100'000'000;
   // Receiving: the stream ends after this long without data once data
-  // started (the CLOSE was lost). 0 = never.
-  std::uint64_t idleTimeoutNs = 2'000'000'000;
+  // started. 0 = never: the CLOSE is repeated until the peer's REPORT
+  // arrives, and a peer that died is caught by peerTimeoutNs.
+  std::uint64_t idleTimeoutNs = 0;
 };
 
 // What the connecting side asks for in its HELLO.

@@ -46,6 +46,7 @@ struct EndpointStats {
   std::uint64_t linkMalformed = 0;      // frames whose outer headers failed to decode, all paths
   std::uint8_t lastForeignVersion = 0;  // the wire version of the last mismatched packet
   std::string lastRefusal;              // why the last HELLO was refused
+  std::uint32_t lastRefusedConnId = 0;  // and its connection id
   // The XDP steering program's counters (AF_XDP backend only).
   bool steering = false;
   std::uint64_t xdpRedirected = 0;  // handed to our sockets

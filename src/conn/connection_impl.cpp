@@ -22,6 +22,7 @@ bool sendsData(ConnectionRole role, DataDirection direction) {
 std::uint64_t elapsed(std::uint64_t nowNs, std::uint64_t sinceNs) { return nowNs > sinceNs ? nowNs - sinceNs : 0; }
 
 std::string peerName(ConnectionRole role) { return role == ConnectionRole::kClient ? "the server" : "the client"; }
+std::string ownName(ConnectionRole role) { return role == ConnectionRole::kClient ? "the client" : "the server"; }
 
 }  // namespace
 
@@ -74,14 +75,21 @@ void ConnectionImpl::onPacket(std::uint16_t link, const RxPacket& packet, const 
   const std::span<const std::uint8_t> body(packet.data + wire::kPacketHeaderLen,
                                            packet.length - wire::kPacketHeaderLen);
   if (header.pathId != link) {
-    // Established paths never change their order; during the handshake it means the links are crossed.
+    // A packet numbered for another path: the two ends list their links in
+    // another order. A HELLO (each path's first packet) makes that fatal; a
+    // CLOSE with an error (say, the peer found it first) still counts;
+    // anything else is counted and dropped.
     ++malformed_;
     links_.queueRelease(link, packet);
-    if (!established_ || params_.role == ConnectionRole::kClient) {
+    const auto first = wire::parseFrame(body);
+    if (!first.ok()) return;
+    if (const auto* close = std::get_if<wire::CloseFrame>(&first.value.frame); close && close->errorCode != 0) {
+      onClose(link, *close, nowNs);
+    } else if (std::holds_alternative<wire::HelloFrame>(first.value.frame)) {
       const std::string reason = "links are listed in another order: " + peerName(params_.role) + "'s path " +
-                                 std::to_string(header.pathId) + " arrived on our path " + std::to_string(link) +
-                                 " (" + links_.name(link) + ")";
-      if (!established_) fail(Error(EPROTO, reason), static_cast<std::uint16_t>(wire::CloseError::kPathMismatch), reason, nowNs);
+                                 std::to_string(header.pathId) + " arrived on " + ownName(params_.role) +
+                                 "'s path " + std::to_string(link) + " (" + links_.name(link) + ")";
+      fail(Error(EPROTO, reason), static_cast<std::uint16_t>(wire::CloseError::kPathMismatch), reason, nowNs);
     }
     return;
   }

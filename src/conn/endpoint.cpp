@@ -236,8 +236,8 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
     if (invariants.value.version != wire::kWireVersion) {
       ++stats_.versionMismatch;
       stats_.lastForeignVersion = invariants.value.version;
+      replyVersionNegotiation(link, packet, invariants.value.connId, nowNs);
       queueRelease(link, packet);
-      replyVersionNegotiation(link, invariants.value.connId, nowNs);
       return;
     }
     const auto header = wire::parsePacketHeader(bytes);
@@ -256,16 +256,17 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
     const auto* hello = first.ok() ? std::get_if<wire::HelloFrame>(&first.value.frame) : nullptr;
     if (hello == nullptr || hello->role != wire::HelloRole::kClient || !config_.acceptIncoming) {
       ++stats_.unknownConnection;
-      queueRelease(link, packet);
-      replyClose(link, header.value.connId, wire::CloseError::kPeerGone,
+      replyClose(link, packet, header.value.connId, wire::CloseError::kPeerGone,
                  "no such connection here (the other side restarted?)", nowNs);
+      queueRelease(link, packet);
       return;
     }
     if (auto refusal = checkHello(link, header.value, *hello)) {
       ++stats_.refused;
       stats_.lastRefusal = refusal->second;
+      stats_.lastRefusedConnId = header.value.connId;
+      replyClose(link, packet, header.value.connId, refusal->first, refusal->second, nowNs);
       queueRelease(link, packet);
-      replyClose(link, header.value.connId, refusal->first, refusal->second, nowNs);
       return;
     }
     ConnectionParams params;
@@ -273,12 +274,16 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
     params.connId = header.value.connId;
     params.direction = static_cast<DataDirection>(hello->mode);
     params.maxPayload = std::min<std::uint32_t>(pathsMaxPayload(), hello->maxPayload);
-    auto created = ConnectionImpl::create(config_.connection, *this, *clock_, params);
+    // The client asks for the rate of the data this side sends (iperf3 -R -b).
+    ConnectionConfig connectionConfig = config_.connection;
+    if (hello->rateBps != 0) connectionConfig.totalRateBps = hello->rateBps;
+    auto created = ConnectionImpl::create(connectionConfig, *this, *clock_, params);
     if (!created) {
       ++stats_.refused;
       stats_.lastRefusal = created.error().message();
+      stats_.lastRefusedConnId = header.value.connId;
+      replyClose(link, packet, header.value.connId, wire::CloseError::kProtocol, created.error().context(), nowNs);
       queueRelease(link, packet);
-      replyClose(link, header.value.connId, wire::CloseError::kProtocol, created.error().context(), nowNs);
       return;
     }
     ConnectionImpl* connection = created->get();
@@ -317,12 +322,13 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
     return std::nullopt;
   }
 
-  // A reply to a packet that no connection owns, to where it came from.
-  void sendStateless(std::uint16_t link, std::uint32_t connId, const wire::Frame* frame, std::uint64_t nowNs,
-                     bool versionNegotiation) noexcept {
+  // A reply to a packet that no connection owns, to where it came from
+  // (a path without a peer learns it from the packet, which is not yet released).
+  void sendStateless(std::uint16_t link, const RxPacket& packet, std::uint32_t connId, const wire::Frame* frame,
+                     std::uint64_t nowNs, bool versionNegotiation) noexcept {
     Slot& slot = slots_[link];
-    if (!slot.path.io->hasPeer()) return;
     if (slot.lastStatelessReplyNs != 0 && nowNs - slot.lastStatelessReplyNs < kStatelessReplyIntervalNs) return;
+    if (!slot.path.io->hasPeer() && !slot.path.io->setPeerFrom(packet)) return;
     slot.lastStatelessReplyNs = nowNs;
     PacketIo& io = *slot.path.io;
     TxBuffer buffer;
@@ -347,17 +353,18 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
     (void)io.flushTx();
   }
 
-  void replyVersionNegotiation(std::uint16_t link, std::uint32_t connId, std::uint64_t nowNs) noexcept {
-    sendStateless(link, connId, nullptr, nowNs, true);
+  void replyVersionNegotiation(std::uint16_t link, const RxPacket& packet, std::uint32_t connId,
+                               std::uint64_t nowNs) noexcept {
+    sendStateless(link, packet, connId, nullptr, nowNs, true);
   }
 
-  void replyClose(std::uint16_t link, std::uint32_t connId, wire::CloseError code, const std::string& reason,
-                  std::uint64_t nowNs) noexcept {
+  void replyClose(std::uint16_t link, const RxPacket& packet, std::uint32_t connId, wire::CloseError code,
+                  const std::string& reason, std::uint64_t nowNs) noexcept {
     wire::CloseFrame close;
     close.errorCode = static_cast<std::uint16_t>(code);
     close.reason = reason;
     const wire::Frame frame = close;
-    sendStateless(link, connId, &frame, nowNs, false);
+    sendStateless(link, packet, connId, &frame, nowNs, false);
   }
 
   std::uint32_t pathsMaxPayload() const noexcept {
