@@ -45,9 +45,11 @@ struct ArrivingPacket {
   std::uint64_t globalSeq = 0;
   std::uint16_t pathId = 0;
   std::uint32_t pathSeq = 0;
-  std::uint64_t sendTsNs = 0;   // sender clock
-  std::uint64_t arrivalNs = 0;  // receiver clock
-  std::uint64_t cookie = 0;     // caller's handle for the buffer
+  std::uint64_t sendTsNs = 0;  // sender clock
+  // Receiver clock, when the packet was read: the window reorderer starts its hold
+  // clock at max(push's nowNs, arrivalNs).
+  std::uint64_t arrivalNs = 0;
+  std::uint64_t cookie = 0;  // caller's handle for the buffer
 };
 
 // Receives the reorderer's decisions. Every pushed packet comes back exactly
@@ -120,8 +122,13 @@ struct ReorderOptions {
 class Reorderer {
  public:
   virtual ~Reorderer() = default;
+  // nowNs is the time timeouts are judged at. A receiver that reads several links
+  // passes a time by which every link was drained (e.g. its previous poll time), so
+  // no hole times out while its packet waits unread in another link; the packet's
+  // own hold clock starts at arrivalNs if that is later.
   virtual void push(const ArrivingPacket& packet, std::uint64_t nowNs, DeliverySink& sink) = 0;
-  // Releases what timed out by nowNs.
+  // Releases what timed out by nowNs; call it with a time taken before the last
+  // read of every link (a hole must not time out while its packet sits unread).
   virtual void poll(std::uint64_t nowNs, DeliverySink& sink) = 0;
   // End of stream: delivers everything held and declares the remaining holes
   // below the highest sequence seen lost.

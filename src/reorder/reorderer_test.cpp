@@ -516,6 +516,50 @@ struct TwoPathSender {
   }
 };
 
+// A receiver that reads its links in pumps pushes each batch as of its previous
+// pump (every link was drained then) and polls after reading every link. When the
+// thread was descheduled longer than the timeout between two pumps, the packets
+// read now must not count as held since the previous pump: the hole's packet, sent
+// earlier on a slower path, comes in microseconds later (the next pump), it was
+// not lost. The hold clock starts when the packet was read.
+TEST(WindowReordererTest, DescheduledReceiverDoesNotTimeOutHolesItJustSaw) {
+  auto options = windowOptions(1024, 5'000'000);
+  options.pathCount = 3;
+  options.fastLoss = false;
+  auto reorderer = make(options);
+  Recorder sink;
+  auto readAt = [](std::uint64_t seq, std::uint64_t readNs) {
+    ArrivingPacket p = pkt(seq, static_cast<std::uint16_t>(seq % 3), static_cast<std::uint32_t>(seq / 3));
+    p.arrivalNs = readNs;
+    return p;
+  };
+  const std::uint64_t pump0 = 1'000'000;
+  for (std::uint64_t seq = 0; seq < 3; ++seq) reorderer->push(readAt(seq, pump0), pump0, sink);
+  reorderer->poll(pump0, sink);
+  // Descheduled for 20 ms. Pump 1 reads 3 (path 0) and 5 (path 2); 4 (path 1) is
+  // still in flight. Both are pushed as of pump 0.
+  const std::uint64_t pump1 = pump0 + 20'000'000;
+  reorderer->push(readAt(3, pump1), pump0, sink);
+  reorderer->push(readAt(5, pump1 + 1'000), pump0, sink);
+  reorderer->poll(pump1 + 2'000, sink);
+  EXPECT_TRUE(sink.lostRuns.empty());
+  EXPECT_EQ(reorderer->nextDeadlineNs(), pump1 + 1'000 + 5'000'000);
+  // Pump 2, 50 us later: 4 arrived.
+  reorderer->push(readAt(4, pump1 + 50'000), pump1 + 2'000, sink);
+  reorderer->poll(pump1 + 51'000, sink);
+  EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 1, 2, 3, 4, 5}));
+  // A packet that really went missing still times out, a timeout after its
+  // successor was read.
+  reorderer->push(readAt(7, pump1 + 60'000), pump1 + 51'000, sink);
+  reorderer->poll(pump1 + 60'000 + 4'999'999, sink);
+  EXPECT_TRUE(sink.lostRuns.empty());
+  reorderer->poll(pump1 + 60'000 + 5'000'000, sink);
+  EXPECT_EQ(sink.lostRuns, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{6, 1}}));
+  const ReorderStats stats = reorderer->stats();
+  EXPECT_EQ(stats.lost, 1U);
+  EXPECT_EQ(stats.late, 0U);
+}
+
 TEST(WindowReordererTest, AdaptiveTimeoutFollowsTheDelaySpread) {
   ReorderOptions options;
   options.pathCount = 2;

@@ -86,9 +86,15 @@ class WindowReorderer final : public Reorderer {
       return;
     }
     if (path != nullptr) notePathSeq(*path, packet);
+    // The hold clock starts when the packet was read (arrivalNs), not at nowNs: a
+    // caller pushes a batch as of its last full drain of every link, and after a
+    // pause (descheduled thread) that moment can lie long before the packet came in.
+    const std::uint64_t heldSinceNs = std::max(nowNs, packet.arrivalNs);
     // It fills the head hole: the oldest held packet waited exactly as long as needed.
-    if (seq == next_ && stats_.held > 0) noteHoldNeeded(nowNs - std::min(nowNs, oldestHeldSinceNs()));
-    slots_[seq & mask_] = Slot{packet, nowNs};
+    if (seq == next_ && stats_.held > 0) {
+      noteHoldNeeded(heldSinceNs - std::min(heldSinceNs, oldestHeldSinceNs()));
+    }
+    slots_[seq & mask_] = Slot{packet, heldSinceNs};
     occupied_.set(seq);
     ++stats_.held;
     arrivals_[arrivalsTail_++ & arrivalsMask_] = seq;
@@ -122,7 +128,7 @@ class WindowReorderer final : public Reorderer {
  private:
   struct Slot {
     ArrivingPacket packet;
-    std::uint64_t heldSinceNs = 0;  // nowNs at push
+    std::uint64_t heldSinceNs = 0;  // max(nowNs at push, arrivalNs)
   };
   // Path seqs missing on a path: they were sent between the packets with global
   // seqs low and high (exclusive), and `open` of them have not arrived yet.
