@@ -230,14 +230,19 @@ class ReceiverImpl final : public Receiver {
     std::uint64_t nowNs = clock_->nowNs();
     const std::uint64_t pushNs = lastPumpNs_ == 0 ? nowNs : lastPumpNs_;
     Result<void> result;
-    bool linksDrained = false;  // unknown unless the links were read
+    bool linksDrained = false;        // unknown unless the links were read
+    std::uint64_t drainedNs = nowNs;  // every link was read after this time
     if (readyCount_ < wanted) {
       linksDrained = true;
-      result = receiveAll(nowNs, pushNs, wanted, linksDrained);  // advances nowNs to the last batch's time
+      // Advances nowNs to the last batch's time.
+      result = receiveAll(nowNs, drainedNs, pushNs, wanted, linksDrained);
     }
     if (linksDrained) {
-      reorderer_->poll(nowNs, sink_);
-      lastPumpNs_ = nowNs;
+      // Timeouts are judged as of the start of the last round: a packet that came
+      // into a link read earlier in that round (before the last batch's time) is
+      // still unread.
+      reorderer_->poll(drainedNs, sink_);
+      lastPumpNs_ = drainedNs;
       checkFinished(nowNs);
     }
     flushReleases();
@@ -247,14 +252,18 @@ class ReceiverImpl final : public Receiver {
   // Round after round over all links until `wanted` payloads are ready, the
   // links are drained (no full batch) or every table entry is held. drained
   // is false when packets may still wait in a link.
-  Result<void> receiveAll(std::uint64_t& nowNs, std::uint64_t pushNs, std::size_t wanted,
-                          bool& drained) noexcept {
+  // drainedNs: the time at the start of the last round.
+  Result<void> receiveAll(std::uint64_t& nowNs, std::uint64_t& drainedNs, std::uint64_t pushNs,
+                          std::size_t wanted, bool& drained) noexcept {
     bool more = true;
+    bool firstRound = true;
     while (more) {
       if (readyCount_ >= wanted) {
         drained = false;
         return {};
       }
+      if (!firstRound) drainedNs = std::max(drainedNs, clock_->nowNs());
+      firstRound = false;
       more = false;
       for (std::size_t l = 0; l < links_.size(); ++l) {
         const std::size_t room = std::min<std::size_t>(rxBatch_.size(), freeCount_);
