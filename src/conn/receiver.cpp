@@ -325,7 +325,7 @@ class ReceiverImpl final : public Receiver {
     reorder::ArrivingPacket arriving;
     arriving.globalSeq = header.globalSeq;
     arriving.pathId = header.pathId;
-    arriving.pathSeq = header.pathSeq;
+    arriving.pathPacketNumber = header.pathSeq;
     arriving.sendTsNs = header.sendTsNs;
     arriving.arrivalNs = nowNs;
     arriving.cookie = index;

@@ -8,7 +8,7 @@
 //    longer than the hole timeout (measured from the push of the earliest-arrived
 //    held packet), (b) fast loss: every active path (one that delivered within the
 //    timeout) delivered its last fastLossThreshold packets above the hole, and an
-//    open gap in some path's path seqs covers it (a path not yet heard from counts
+//    open gap in some path's packet numbers covers it (a path not yet heard from counts
 //    as active for the first timeout period of the stream), or (c) a packet beyond
 //    the window forces the head on.
 //    The timeout is fixed or adaptive: max(spread of the per-path delays widened by
@@ -44,7 +44,9 @@ namespace mpxdp::reorder {
 struct ArrivingPacket {
   std::uint64_t globalSeq = 0;
   std::uint16_t pathId = 0;
-  std::uint32_t pathSeq = 0;
+  // Per-path packet number: counts every packet on the path, data and control
+  // (ACKs, pings, close), so data packets alone show gaps; see observePath().
+  std::uint64_t pathPacketNumber = 0;
   std::uint64_t sendTsNs = 0;  // sender clock
   // Receiver clock, when the packet was read: the window reorderer starts its hold
   // clock at max(push's nowNs, arrivalNs).
@@ -104,8 +106,8 @@ struct ReorderOptions {
   // kOutOfWindow. Set it when the sender's start is known.
   std::optional<std::uint64_t> initialSeq;
   // window: declare a hole lost before its timeout when every active path passed
-  // it by fastLossThreshold packets and a gap in some path's path seqs covers it
-  // (see window_reorderer.cpp). Turn off when path seqs are not per-path counters.
+  // it by fastLossThreshold packets and a gap in some path's packet numbers covers it
+  // (see window_reorderer.cpp). Turn off when path packet numbers are not per-path counters.
   bool fastLoss = true;
   // window: how many packets above a hole each active path must have delivered
   // (its last arrivals) before fast loss; as TCP's duplicate-ACK threshold,
@@ -127,6 +129,10 @@ class Reorderer {
   // no hole times out while its packet waits unread in another link; the packet's
   // own hold clock starts at arrivalNs if that is later.
   virtual void push(const ArrivingPacket& packet, std::uint64_t nowNs, DeliverySink& sink) = 0;
+  // A non-data packet numbered packetNumber arrived on pathId: that number is not
+  // a hole in the path's numbering (fast loss looks for holes there). Call it for
+  // every packet that consumes a path packet number but is not pushed.
+  virtual void observePath(std::uint16_t pathId, std::uint64_t packetNumber, std::uint64_t nowNs) = 0;
   // Releases what timed out by nowNs; call it with a time taken before the last
   // read of every link (a hole must not time out while its packet sits unread).
   virtual void poll(std::uint64_t nowNs, DeliverySink& sink) = 0;

@@ -62,7 +62,7 @@ ArrivingPacket pkt(std::uint64_t seq, std::uint16_t path = 0, std::uint32_t path
   ArrivingPacket p;
   p.globalSeq = seq;
   p.pathId = path;
-  p.pathSeq = pathSeq;
+  p.pathPacketNumber = pathSeq;
   p.sendTsNs = nowNs;
   p.arrivalNs = nowNs;
   p.cookie = seq;
@@ -441,6 +441,40 @@ TEST(WindowReordererTest, NoFastLossWithoutAGapInSomePathsSeqs) {
   second->push(pkt(8, 0, 4), 100, sink2);
   EXPECT_EQ(sink2.lostRuns, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{2, 1}}));
   EXPECT_EQ(second->stats().lostFast, 1U);
+}
+
+// Control packets (ACKs, pings) consume path packet numbers but are never pushed;
+// observePath() tells the reorderer so that their numbers are not taken for holes.
+// Path 1 is slow: its seq 3 is in flight while path 0 (silent path 1 inactive)
+// passes it; path 0 sent a control packet between its data seqs 2 and 4.
+TEST(WindowReordererTest, ObservedControlPacketsAreNotPathHoles) {
+  for (const bool observe : {true, false}) {
+    SCOPED_TRACE(observe);
+    auto options = windowOptions(1024, 1000);
+    options.pathCount = 2;
+    options.initialSeq = 0;
+    auto reorderer = make(options);
+    Recorder sink;
+    reorderer->push(pkt(0, 0, 0), 0, sink);
+    reorderer->push(pkt(1, 1, 0), 0, sink);
+    reorderer->push(pkt(2, 0, 1), 1500, sink);
+    if (observe) reorderer->observePath(0, 2, 1500);  // an ACK
+    reorderer->push(pkt(4, 0, 3), 1510, sink);        // hole 3: path 1's packet number 1, in flight
+    if (observe) reorderer->observePath(0, 4, 1512);  // a ping
+    reorderer->push(pkt(6, 0, 5), 1515, sink);
+    reorderer->push(pkt(8, 0, 6), 1520, sink);  // path 0 passed 3 by 3; path 1 silent > timeout
+    if (observe) {
+      EXPECT_TRUE(sink.lostRuns.empty());
+      reorderer->push(pkt(3, 1, 1), 1600, sink);
+      EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 1, 2, 3, 4}));  // 5 is next on path 1
+      EXPECT_EQ(reorderer->stats().lost, 0U);
+      EXPECT_EQ(reorderer->stats().late, 0U);
+    } else {
+      // Unobserved, the ACK's number looks like a packet lost between 2 and 4.
+      EXPECT_EQ(sink.lostRuns, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{3, 1}}));
+      EXPECT_EQ(reorderer->stats().lostFast, 1U);
+    }
+  }
 }
 
 TEST(WindowReordererTest, PathThatReordersInternallyCannotVouchForFastLoss) {

@@ -72,7 +72,7 @@ class WindowReorderer final : public Reorderer {
         sink.discard(packet, DeliverySink::DiscardReason::kDuplicate);
       } else {
         // It did cross the wire: it fills its path's gap, and tells how long it needed.
-        if (path != nullptr) notePathSeq(*path, packet);
+        if (path != nullptr) notePathNumber(*path, packet.pathPacketNumber, &packet.globalSeq);
         noteLateArrival(seq, nowNs);
         ++stats_.late;
         sink.discard(packet, DeliverySink::DiscardReason::kLate);
@@ -85,7 +85,7 @@ class WindowReorderer final : public Reorderer {
       sink.discard(packet, DeliverySink::DiscardReason::kDuplicate);
       return;
     }
-    if (path != nullptr) notePathSeq(*path, packet);
+    if (path != nullptr) notePathNumber(*path, packet.pathPacketNumber, &packet.globalSeq);
     // The hold clock starts when the packet was read (arrivalNs), not at nowNs: a
     // caller pushes a batch as of its last full drain of every link, and after a
     // pause (descheduled thread) that moment can lie long before the packet came in.
@@ -104,6 +104,11 @@ class WindowReorderer final : public Reorderer {
       ++stats_.outOfOrderArrived;
     }
     release(nowNs, sink);
+  }
+
+  void observePath(std::uint16_t pathId, std::uint64_t packetNumber, std::uint64_t /*nowNs*/) override {
+    if (pathId >= options_.pathCount || !started_) return;
+    notePathNumber(paths_[pathId], packetNumber, nullptr);
   }
 
   void poll(std::uint64_t nowNs, DeliverySink& sink) override {
@@ -130,25 +135,30 @@ class WindowReorderer final : public Reorderer {
     ArrivingPacket packet;
     std::uint64_t heldSinceNs = 0;  // max(nowNs at push, arrivalNs)
   };
-  // Path seqs missing on a path: they were sent between the packets with global
-  // seqs low and high (exclusive), and `open` of them have not arrived yet.
+  // Packet numbers [firstNumber, endNumber) missing on a path: they were sent
+  // between the data packets with global seqs low and high (exclusive; high is
+  // unknown until the next data packet on the path when a control packet opened
+  // the gap), and `open` of them have not arrived yet.
   struct Gap {
     std::uint64_t low = 0;
     std::uint64_t high = 0;
+    std::uint64_t firstNumber = 0;
+    std::uint64_t endNumber = 0;
     std::uint32_t open = 0;
+    bool highKnown = true;
   };
   struct PathState {
     bool seen = false;          // a packet arrived (delay known)
-    bool seqSeen = false;       // a non-duplicate packet arrived (path seqs known)
+    bool seqSeen = false;       // a packet number was seen (data or control)
     std::uint32_t samples = 0;  // delay samples, saturating at kWarmupSamples
-    std::uint32_t highestPathSeq = 0;
-    std::uint64_t highestGlobalSeq = 0;  // global seq of the packet with highestPathSeq
+    std::uint64_t highestNumber = 0;
+    std::uint64_t highestGlobalSeq = 0;  // global seq of the data packet numbered highest so far
     std::uint64_t lastArrivalNs = 0;
     // arrivalNs - sendTsNs (offset by the unknown clock difference): smoothed, mean deviation.
     std::int64_t delayNs = 0;
     std::int64_t delayDevNs = 0;
-    // Open gaps in the path seqs, oldest first (so also in global seq order, as a
-    // sender numbers both in the same order): gapFirst .. gapEnd in a ring.
+    // Open gaps in the packet numbers, oldest first (so also in global seq order, as
+    // a sender numbers both in the same order): gapFirst .. gapEnd in a ring.
     std::array<Gap, kGapsPerPath> gaps{};
     std::uint32_t gapFirst = 0;
     std::uint32_t gapEnd = 0;
@@ -201,36 +211,54 @@ class WindowReorderer final : public Reorderer {
     return &path;
   }
 
-  // Per-path sequence accounting of a packet that crossed the wire (not a duplicate).
-  void notePathSeq(PathState& path, const ArrivingPacket& packet) noexcept {
-    path.recent[path.recentNext] = packet.globalSeq;
-    if (++path.recentNext == options_.fastLossThreshold) path.recentNext = 0;
-    if (path.recentCount < options_.fastLossThreshold) ++path.recentCount;
+  // Per-path packet number accounting of a packet that crossed the wire (not a
+  // duplicate): globalSeq is null for a control packet (observePath()), which
+  // consumes a number but carries no data.
+  void notePathNumber(PathState& path, std::uint64_t number, const std::uint64_t* globalSeq) noexcept {
+    if (globalSeq != nullptr) {
+      path.recent[path.recentNext] = *globalSeq;
+      if (++path.recentNext == options_.fastLossThreshold) path.recentNext = 0;
+      if (path.recentCount < options_.fastLossThreshold) ++path.recentCount;
+    }
     if (!path.seqSeen) {
       path.seqSeen = true;
-      path.highestPathSeq = packet.pathSeq;
-      path.highestGlobalSeq = packet.globalSeq;
+      path.highestNumber = number;
+      path.highestGlobalSeq = globalSeq != nullptr ? *globalSeq : next_ - 1;
       return;
     }
-    const auto pathAhead = static_cast<std::int32_t>(packet.pathSeq - path.highestPathSeq);
+    const std::int64_t pathAhead = seqDiff(number, path.highestNumber);
+    if (pathAhead > 0 && globalSeq != nullptr && path.gapEnd != path.gapFirst) {
+      // A control packet's gap ends below this data packet.
+      Gap& newest = path.gaps[(path.gapEnd - 1) % kGapsPerPath];
+      if (!newest.highKnown) {
+        newest.high = *globalSeq;
+        newest.highKnown = true;
+      }
+    }
     if (pathAhead > 1) {
       // A new gap: the missing ones were sent between the previous highest and this packet.
       if (path.gapEnd - path.gapFirst == kGapsPerPath) ++path.gapFirst;
+      const auto missing = static_cast<std::uint64_t>(pathAhead - 1);
       path.gaps[path.gapEnd++ % kGapsPerPath] =
-          Gap{path.highestGlobalSeq, packet.globalSeq, static_cast<std::uint32_t>(pathAhead - 1)};
+          Gap{path.highestGlobalSeq,
+              globalSeq != nullptr ? *globalSeq : 0,
+              path.highestNumber + 1,
+              number,
+              static_cast<std::uint32_t>(std::min<std::uint64_t>(missing, size_)),
+              globalSeq != nullptr};
     } else if (pathAhead < 0) {
       // Reordered within the path: fills a gap, most likely the newest.
       for (std::uint32_t k = path.gapEnd; k != path.gapFirst; --k) {
         Gap& gap = path.gaps[(k - 1) % kGapsPerPath];
-        if (seqLess(gap.low, packet.globalSeq) && seqLess(packet.globalSeq, gap.high)) {
+        if (!seqLess(number, gap.firstNumber) && seqLess(number, gap.endNumber)) {
           if (gap.open > 0) --gap.open;
           break;
         }
       }
     }
     if (pathAhead > 0) {
-      path.highestPathSeq = packet.pathSeq;
-      path.highestGlobalSeq = packet.globalSeq;
+      path.highestNumber = number;
+      if (globalSeq != nullptr) path.highestGlobalSeq = *globalSeq;
     }
   }
 
@@ -301,10 +329,11 @@ class WindowReorderer final : public Reorderer {
   //  (a) every active path delivered its last fastLossThreshold packets (in arrival
   //      order) above next_: a path that merely swapped two packets has delivered
   //      one, so it cannot vouch; and
-  //  (b) some path's newest gap in its path seqs is still open and its global range
-  //      (gapLow, gapHigh) contains next_: a packet is missing on the wire right
-  //      where the hole is. Without such a gap every packet sent on any path below
-  //      its highest has arrived, so the hole is still in flight.
+  //  (b) some path's oldest open gap in its packet numbers has a global range
+  //      (gapLow, gapHigh) that contains next_: a packet is missing on the wire
+  //      right where the hole is. Without such a gap every packet sent on any path
+  //      below its highest has arrived, so the hole is still in flight. Control
+  //      packets consume numbers too: observePath() marks them arrived.
   // Gaps are kept per path oldest first; those entirely below next_ or filled are
   // dropped from the front, so the front is the only one that can contain next_
   // (amortised O(1)).
@@ -340,7 +369,9 @@ class WindowReorderer final : public Reorderer {
       span = std::min(span, static_cast<std::uint64_t>(passed));
     }
     if (span == kNever) return 0;
-    span = std::min<std::uint64_t>(span, static_cast<std::uint64_t>(seqDiff(witness->high, next_)));
+    if (witness->highKnown) {
+      span = std::min<std::uint64_t>(span, static_cast<std::uint64_t>(seqDiff(witness->high, next_)));
+    }
     return std::min<std::uint64_t>(span, witness->open);
   }
 
@@ -348,7 +379,7 @@ class WindowReorderer final : public Reorderer {
   Gap* frontGap(PathState& path) noexcept {
     while (path.gapFirst != path.gapEnd) {
       Gap& gap = path.gaps[path.gapFirst % kGapsPerPath];
-      if (gap.open > 0 && seqLess(next_, gap.high)) return &gap;
+      if (gap.open > 0 && (!gap.highKnown || seqLess(next_, gap.high))) return &gap;
       ++path.gapFirst;
     }
     return nullptr;
