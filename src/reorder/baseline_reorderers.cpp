@@ -23,7 +23,7 @@ class OffReorderer final : public Reorderer {
     ++stats_.pushed;
     const bool wasStarted = ledger_.started();
     const std::uint64_t maxBefore = ledger_.maxSeen();
-    const auto verdict = ledger_.accept(packet.globalSeq, sink, stats_);
+    const auto verdict = ledger_.accept(packet.globalSeq, packet.pathId, sink, stats_);
     if (verdict != SeqLedger::Verdict::kAccepted) {
       discardFor(verdict, packet, sink, stats_);
       return;
@@ -73,7 +73,7 @@ class SortReorderer final : public Reorderer {
     lastNowNs_ = nowNs;
     const bool wasStarted = ledger_.started();
     const std::uint64_t maxBefore = ledger_.maxSeen();
-    const auto verdict = ledger_.accept(packet.globalSeq, sink, stats_);
+    const auto verdict = ledger_.accept(packet.globalSeq, packet.pathId, sink, stats_);
     if (verdict != SeqLedger::Verdict::kAccepted) {
       discardFor(verdict, packet, sink, stats_);
       return;

@@ -175,8 +175,14 @@ void runAndCheckContract(Reorderer& reorderer, const Scenario& s, Recorder& sink
   ASSERT_EQ(cookieSeen.size(), s.arrivals.size());
   for (const auto& [cookie, n] : cookieSeen) ASSERT_EQ(n, 1) << "cookie " << cookie;
 
+  // Implausible (uncorroborated far-ahead) packets do not extend the stream.
+  std::set<std::uint64_t> implausibleCookies;
+  for (const auto& d : sink.discarded) {
+    if (d.reason == Reason::kImplausible) implausibleCookies.insert(d.packet.cookie);
+  }
   std::uint64_t highest = s.firstSeq;
   for (const auto& p : s.arrivals) {
+    if (implausibleCookies.count(p.cookie) > 0) continue;
     if (p.globalSeq - s.firstSeq > highest - s.firstSeq) highest = p.globalSeq;
   }
   std::map<std::uint64_t, int> settled;  // offset from firstSeq -> times settled
@@ -197,7 +203,7 @@ void runAndCheckContract(Reorderer& reorderer, const Scenario& s, Recorder& sink
   EXPECT_EQ(stats.pushed, s.arrivals.size());
   EXPECT_EQ(stats.delivered, sink.delivered.size());
   EXPECT_EQ(stats.lost, sink.lostCount());
-  EXPECT_EQ(stats.duplicates + stats.late + stats.outOfWindow, sink.discarded.size());
+  EXPECT_EQ(stats.duplicates + stats.late + stats.outOfWindow + stats.implausible, sink.discarded.size());
   EXPECT_EQ(stats.held, 0U);
 }
 
@@ -254,8 +260,11 @@ TEST(WindowReordererTest, DisplacementBeyondWindowStillSettlesEverySeqOnce) {
     expectStrictlyIncreasing(sink, seed);
     for (const auto& d : sink.discarded) {
       if (d.reason == Reason::kDuplicate) continue;
-      // Declared lost (late), or so far behind that the history no longer tells.
-      EXPECT_TRUE(d.reason == Reason::kLate || d.reason == Reason::kOutOfWindow);
+      // Declared lost (late), so far behind that the history no longer tells, or
+      // far ahead and uncorroborated (displaced by up to 300 over a window of 64,
+      // out of order within its path: nothing can tell it from a forged one).
+      EXPECT_TRUE(d.reason == Reason::kLate || d.reason == Reason::kOutOfWindow ||
+                  d.reason == Reason::kImplausible);
       EXPECT_EQ(s.dropped.count(d.packet.globalSeq), 0U);
     }
   }
@@ -281,6 +290,108 @@ TEST(WindowReordererTest, FifoPathsWithDropsLoseExactlyTheDroppedByFastDetection
     // The timeout is effectively infinite: everything lost before the flush was found fast.
     EXPECT_GT(stats.lostFast, 0U);
     EXPECT_LE(stats.lostFast, stats.lost);
+  }
+}
+
+// Issue 7: replaying a real frame with its global seq moved 2^40 ahead made the
+// receiver force the window on (10^12 "lost", the real stream late). A far-ahead
+// packet must move nothing until corroborated, and be counted.
+TEST(ReordererTest, ForgedFarAheadPacketsChangeNothing) {
+  constexpr std::uint64_t kForgeOffset = std::uint64_t{1} << 40;
+  for (const ReorderKind kind : {ReorderKind::kWindow, ReorderKind::kSort, ReorderKind::kOff}) {
+    for (const bool handful : {false, true}) {
+      SCOPED_TRACE(std::string(toString(kind)) + (handful ? " handful on one path" : " one replayed frame"));
+      Scenario s = multipathScenario(7, 6000, {10'000, 60'000, 250'000}, 0.0);
+      std::vector<ArrivingPacket> forged;
+      if (!handful) {
+        // The frame as captured: its own path and packet number, seq moved ahead.
+        ArrivingPacket p = s.arrivals[3000];
+        p.globalSeq += kForgeOffset;
+        forged.push_back(p);
+      } else {
+        // Worst case: 5 frames on path 1 carrying its next packet numbers.
+        const ArrivingPacket& base = s.arrivals[3000];
+        for (std::uint64_t j = 1; j <= 5; ++j) {
+          ArrivingPacket p = base;
+          p.pathId = 1;
+          p.pathPacketNumber = base.globalSeq / 3 + j;
+          p.globalSeq = kForgeOffset + base.globalSeq + 3 * j;
+          forged.push_back(p);
+        }
+      }
+      std::uint64_t cookie = 1'000'000;
+      for (auto& p : forged) p.cookie = cookie++;
+      s.arrivals.insert(s.arrivals.begin() + 3001, forged.begin(), forged.end());
+      for (std::size_t i = 3001; i < 3001 + forged.size(); ++i)
+        s.arrivals[i].arrivalNs = s.arrivals[3000].arrivalNs;
+
+      ReorderOptions options = windowOptions(1024, 5'000'000);
+      options.kind = kind;
+      options.pathCount = 3;
+      options.initialSeq = 0;
+      options.sortCapacityPackets = 128;
+      auto reorderer = make(options);
+      Recorder sink;
+      runAndCheckContract(*reorderer, s, sink);
+      const ReorderStats stats = reorderer->stats();
+      EXPECT_EQ(stats.lost, 0U);
+      EXPECT_EQ(stats.late, 0U);
+      EXPECT_EQ(stats.implausible, forged.size());
+      EXPECT_EQ(stats.jumps, 0U);
+      EXPECT_EQ(stats.delivered, 6000U);
+      std::set<std::uint64_t> forgedCookies;
+      for (const auto& p : forged) forgedCookies.insert(p.cookie);
+      for (const auto& d : sink.discarded) {
+        EXPECT_EQ(forgedCookies.count(d.packet.cookie), 1U);
+        EXPECT_EQ(d.reason, Reason::kImplausible);
+      }
+      if (kind == ReorderKind::kWindow) expectStrictlyIncreasing(sink, 0);
+    }
+  }
+}
+
+// A real jump: the sender skipped 2^40 seqs on every path, its path packet
+// numbers continue. The window follows within a few packets per path.
+TEST(WindowReordererTest, CorroboratedJumpIsFollowed) {
+  constexpr std::uint64_t kSkip = std::uint64_t{1} << 40;
+  for (const bool fastLoss : {true, false}) {
+    SCOPED_TRACE(fastLoss);
+    Scenario s;
+    // The next 3000 sends carry seqs 3000 + kSkip ...: same timing as a stream of 6000.
+    Scenario whole = multipathScenario(3, 6000, {10'000, 60'000, 250'000}, 0.0);
+    s.arrivals.clear();
+    for (ArrivingPacket p : whole.arrivals) {
+      if (p.globalSeq >= 3000) p.globalSeq += kSkip;
+      s.arrivals.push_back(p);
+    }
+    ReorderOptions options = windowOptions(1024, 5'000'000);
+    options.pathCount = 3;
+    options.initialSeq = 0;
+    options.fastLoss = fastLoss;
+    auto reorderer = make(options);
+    Recorder sink;
+    // (Not runAndCheckContract: it would walk 2^40 lost seqs.)
+    for (const auto& p : s.arrivals) reorderer->push(p, p.arrivalNs, sink);
+    reorderer->flush(sink);
+    expectStrictlyIncreasing(sink, 0);
+    const ReorderStats stats = reorderer->stats();
+    EXPECT_EQ(stats.held, 0U);
+    EXPECT_EQ(stats.jumps, 1U);
+    EXPECT_EQ(stats.late, 0U);  // the slow path's packets from before the jump all made it
+    // Path 0 (10 us) runs ~80 packets ahead of path 2 (250 us), whose first packet
+    // after the jump completes the evidence: what exceeds the 64 held is discarded.
+    EXPECT_LE(stats.implausible, 30U);
+    EXPECT_EQ(stats.implausible, sink.discarded.size());
+    for (const auto& d : sink.discarded) EXPECT_EQ(d.reason, Reason::kImplausible);
+    EXPECT_EQ(stats.delivered + stats.implausible, 6000U);
+    // Every seq before the jump delivered; the skipped ones lost, as are the
+    // discarded evidence packets, once.
+    ASSERT_GE(sink.lostRuns.size(), 1U);
+    EXPECT_EQ(sink.lostRuns[0].first, 3000U);
+    EXPECT_EQ(stats.lost, kSkip + stats.implausible);
+    const auto seqs = sink.deliveredSeqs();
+    ASSERT_GE(seqs.size(), 3000U);
+    EXPECT_EQ(seqs[2999], 2999U);
   }
 }
 
@@ -310,21 +421,25 @@ TEST(WindowReordererTest, DuplicatesAndLateArrivalsAreDiscardedWithReason) {
   reorderer->push(pkt(0), 1, sink);  // duplicate of a delivered packet
   reorderer->push(pkt(3, 1), 2, sink);
   reorderer->push(pkt(3, 1), 3, sink);  // duplicate of a held packet
-  // 67 is beyond the window [1, 65): the head moves to 4, so 1 and 2 are lost.
-  reorderer->push(pkt(67, 1), 4, sink);
-  reorderer->push(pkt(2), 5, sink);  // late: declared lost
+  // 67 and 68 are beyond the window [1, 65), continuing path 0's numbers (the
+  // only path): the head moves to 5, so 1, 2 and 4 are lost.
+  reorderer->push(pkt(67, 0, 1), 4, sink);
+  EXPECT_TRUE(sink.lostRuns.empty());  // one packet alone does not move the window
+  reorderer->push(pkt(68, 0, 2), 5, sink);
+  reorderer->push(pkt(2), 6, sink);  // late: declared lost
   ASSERT_EQ(sink.discarded.size(), 3U);
   EXPECT_EQ(sink.discarded[0].reason, Reason::kDuplicate);
   EXPECT_EQ(sink.discarded[1].reason, Reason::kDuplicate);
   EXPECT_EQ(sink.discarded[2].reason, Reason::kLate);
-  EXPECT_EQ(sink.lostRuns, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{1, 2}}));
+  EXPECT_EQ(sink.lostRuns, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{1, 2}, {4, 1}}));
   EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 3}));
   const ReorderStats stats = reorderer->stats();
   EXPECT_EQ(stats.duplicates, 2U);
   EXPECT_EQ(stats.late, 1U);
-  EXPECT_EQ(stats.lost, 2U);
+  EXPECT_EQ(stats.lost, 3U);
   EXPECT_EQ(stats.lostFast, 0U);
-  EXPECT_EQ(stats.held, 1U);
+  EXPECT_EQ(stats.held, 2U);
+  EXPECT_EQ(stats.jumps, 1U);
 }
 
 TEST(WindowReordererTest, PacketBelowStreamStartIsOutOfWindow) {

@@ -32,8 +32,23 @@ constexpr std::uint64_t kHoldMemoryNs = 2'000'000'000;
 // Open gaps remembered per path; when more are open the oldest is forgotten (its
 // hole then waits for the timeout).
 constexpr std::uint32_t kGapsPerPath = 16;
+// A jump beyond the window is followed once this many far-ahead packets arrived
+// on every active path, and on at least kJumpMinPaths paths (fewer only when
+// fewer paths were ever heard from).
+constexpr std::uint32_t kJumpEvidencePerPath = 2;
+constexpr std::uint32_t kJumpMinPaths = 2;
+// A packet beyond the window but at most this far (and a quarter window) above the
+// highest seq seen continues the stream (past a head that is stuck): it moves the
+// window at once. Farther ones need corroboration.
+constexpr std::uint64_t kPlausibleStep = 64;
+// Far-ahead packets kept per path while a jump waits for corroboration.
+// (A path that lags the others by more packets than this loses the excess: they
+// are discarded and then declared lost.)
+constexpr std::uint32_t kJumpHeldPerPath = 64;
 
 class WindowReorderer final : public Reorderer {
+  struct PathState;
+
  public:
   explicit WindowReorderer(const ReorderOptions& options)
       : options_(options),
@@ -44,8 +59,10 @@ class WindowReorderer final : public Reorderer {
         delivered_(options.windowPackets),
         arrivals_(2 * static_cast<std::size_t>(options.windowPackets)),
         arrivalsMask_(2 * static_cast<std::uint64_t>(options.windowPackets) - 1),
+        jumpSlots_(static_cast<std::size_t>(options.pathCount) * kJumpHeldPerPath),
         timeoutNs_(options.adaptiveTimeout ? initialAdaptiveTimeout() : options.fixedTimeoutNs) {
     stats_.timeoutNs = timeoutNs_;
+    for (std::uint32_t i = 0; i < options.pathCount; ++i) jump_[i].held = &jumpSlots_[i * kJumpHeldPerPath];
   }
 
   void push(const ArrivingPacket& packet, std::uint64_t nowNs, DeliverySink& sink) override {
@@ -58,10 +75,16 @@ class WindowReorderer final : public Reorderer {
       next_ = options_.initialSeq.value_or(seq);
       maxSeen_ = next_ - 1;
     }
+    const std::int64_t ahead = seqDiff(seq, next_);
+    const bool beyond = ahead >= 0 && static_cast<std::uint64_t>(ahead) >= size_;
+    if (beyond && seqDiff(seq, maxSeen_) > plausibleStep()) {
+      noteFarAhead(packet, nowNs, sink);
+      return;
+    }
     PathState* path = notePathDelay(packet, nowNs);
     if (options_.adaptiveTimeout && stats_.pushed % kTimeoutUpdateEvery == 1) updateTimeout(nowNs);
+    if (jumpHeld_ > 0 && path != nullptr) checkJumpContradicted(packet, sink);
 
-    const std::int64_t ahead = seqDiff(seq, next_);
     if (ahead < 0) {
       const auto behind = static_cast<std::uint64_t>(-ahead);
       if (behind > releasedCount_) {
@@ -79,7 +102,15 @@ class WindowReorderer final : public Reorderer {
       }
       return;
     }
-    if (static_cast<std::uint64_t>(ahead) >= size_) forceRelease(seq - size_ + 1, nowNs, sink);
+    // The stream flows on past a head stuck for a window: move it (by at most
+    // plausibleStep() beyond the highest seq seen).
+    if (beyond) forceRelease(seq - size_ + 1, nowNs, sink);
+    insert(packet, path, nowNs, sink);
+  }
+
+  // Stores a packet within the window [next_, next_ + size_) and releases what it allows.
+  void insert(const ArrivingPacket& packet, PathState* path, std::uint64_t nowNs, DeliverySink& sink) {
+    const std::uint64_t seq = packet.globalSeq;
     if (occupied_.test(seq)) {
       ++stats_.duplicates;
       sink.discard(packet, DeliverySink::DiscardReason::kDuplicate);
@@ -114,11 +145,13 @@ class WindowReorderer final : public Reorderer {
   void poll(std::uint64_t nowNs, DeliverySink& sink) override {
     lastNowNs_ = std::max(lastNowNs_, nowNs);
     if (options_.adaptiveTimeout) updateTimeout(nowNs);
+    if (jumpHeld_ > 0 && jumpExpired(nowNs)) dropJumpEvidence(sink);
     if (stats_.held > 0) release(nowNs, sink);
   }
 
   void flush(DeliverySink& sink) override {
     if (!started_) return;
+    if (jumpHeld_ > 0) dropJumpEvidence(sink);
     forceRelease(maxSeen_ + 1, lastNowNs_, sink);
   }
 
@@ -460,6 +493,136 @@ class WindowReorderer final : public Reorderer {
     }
   }
 
+  // ---- Far-ahead packets (ahead of next_ by a window or more) -----------------
+  // One such packet would force the window on and declare everything between
+  // lost; an unauthenticated receiver must not let one forged or replayed frame
+  // do that. So a far-ahead packet moves nothing by itself: it is kept as evidence
+  // of a jump (kJumpHeldPerPath per path at most) and the jump is made only
+  // when the evidence is corroborated (see reorderer.h); otherwise it is
+  // discarded as kImplausible.
+  struct JumpPath {
+    Slot* held = nullptr;  // kJumpHeldPerPath slots in jumpSlots_
+    std::uint32_t count = 0;
+  };
+
+  void discardImplausible(const ArrivingPacket& packet, DeliverySink& sink) {
+    ++stats_.implausible;
+    sink.discard(packet, DeliverySink::DiscardReason::kImplausible);
+  }
+
+  std::int64_t plausibleStep() const noexcept {
+    return static_cast<std::int64_t>(std::min<std::uint64_t>(kPlausibleStep, size_ / 4));
+  }
+
+  bool jumpExpired(std::uint64_t nowNs) const noexcept {
+    return !within(nowNs, jumpSinceNs_, 2 * timeoutNs_);
+  }
+
+  void noteFarAhead(const ArrivingPacket& packet, std::uint64_t nowNs, DeliverySink& sink) {
+    if (jumpHeld_ > 0 && jumpExpired(nowNs)) dropJumpEvidence(sink);
+    if (packet.pathId >= options_.pathCount) return discardImplausible(packet, sink);
+    const PathState& path = paths_[packet.pathId];
+    JumpPath& jump = jump_[packet.pathId];
+    // A real jump continues its path's numbering: new on the path, at most a
+    // window ahead, above the path's earlier evidence. A replayed frame has an
+    // old number.
+    // (A path not heard from yet, e.g. a receiver that started late, has no numbering.)
+    if (jump.count == kJumpHeldPerPath) return discardImplausible(packet, sink);
+    if (path.seqSeen || jump.count > 0) {
+      const std::uint64_t floor =
+          jump.count > 0 ? jump.held[jump.count - 1].packet.pathPacketNumber : path.highestNumber;
+      const std::int64_t pathAhead = seqDiff(packet.pathPacketNumber, floor);
+      if (pathAhead <= 0 || static_cast<std::uint64_t>(pathAhead) > size_) {
+        return discardImplausible(packet, sink);
+      }
+    }
+    // All evidence must point at one place: within a window of each other.
+    const std::uint64_t seq = packet.globalSeq;
+    if (jumpHeld_ > 0) {
+      const std::uint64_t low = seqLess(seq, jumpLow_) ? seq : jumpLow_;
+      const std::uint64_t high = seqLess(jumpHigh_, seq) ? seq : jumpHigh_;
+      if (static_cast<std::uint64_t>(seqDiff(high, low)) >= size_) return discardImplausible(packet, sink);
+      jumpLow_ = low;
+      jumpHigh_ = high;
+    } else {
+      jumpLow_ = jumpHigh_ = seq;
+      jumpSinceNs_ = nowNs;
+    }
+    jump.held[jump.count++] = Slot{packet, std::max(nowNs, packet.arrivalNs)};
+    ++jumpHeld_;
+    if (jumpCorroborated(nowNs)) jumpTo(nowNs, sink);
+  }
+
+  // Every active path (data within the timeout) shows kJumpEvidencePerPath
+  // packets, and so do at least min(kJumpMinPaths, paths heard from) paths.
+  bool jumpCorroborated(std::uint64_t nowNs) const noexcept {
+    std::uint32_t heard = 0;
+    std::uint32_t vouching = 0;
+    for (std::uint32_t i = 0; i < options_.pathCount; ++i) {
+      const PathState& path = paths_[i];
+      if (!path.seqSeen && jump_[i].count == 0) continue;
+      ++heard;
+      const bool full = jump_[i].count >= kJumpEvidencePerPath;
+      if (full) {
+        ++vouching;
+      } else if (path.seen && within(nowNs, path.lastArrivalNs, timeoutNs_)) {
+        return false;
+      }
+    }
+    return vouching >= std::min(heard, kJumpMinPaths);
+  }
+
+  // The sender did skip ahead: move the window just far enough for the evidence
+  // (as a plausible packet beyond the window always did) and take it in.
+  void jumpTo(std::uint64_t nowNs, DeliverySink& sink) {
+    forceRelease(jumpHigh_ - size_ + 1, nowNs, sink);
+    std::uint32_t taken = 0;
+    for (std::uint32_t i = 0; i < options_.pathCount && taken < jumpHeld_; ++i) {
+      JumpPath& jump = jump_[i];
+      for (std::uint32_t k = 0; k < jump.count; ++k, ++taken) {
+        const ArrivingPacket& packet = jump.held[k].packet;
+        if (seqLess(packet.globalSeq, next_)) {  // timeouts moved next_ past it meanwhile
+          discardImplausible(packet, sink);
+          continue;
+        }
+        PathState* path = notePathDelay(packet, nowNs);
+        insert(packet, path, std::max(nowNs, jump.held[k].heldSinceNs), sink);
+      }
+      jump.count = 0;
+    }
+    jumpHeld_ = 0;
+    ++stats_.jumps;
+  }
+
+  // A data packet in the window with a number at or above a path's evidence: that
+  // path did not jump, its evidence was forged.
+  void checkJumpContradicted(const ArrivingPacket& packet, DeliverySink& sink) {
+    JumpPath& jump = jump_[packet.pathId];
+    if (jump.count == 0 || seqLess(packet.pathPacketNumber, jump.held[0].packet.pathPacketNumber)) return;
+    for (std::uint32_t k = 0; k < jump.count; ++k) discardImplausible(jump.held[k].packet, sink);
+    jumpHeld_ -= jump.count;
+    jump.count = 0;
+    // The range of what is left.
+    bool first = true;
+    for (std::uint32_t i = 0; i < options_.pathCount; ++i) {
+      for (std::uint32_t k = 0; k < jump_[i].count; ++k) {
+        const std::uint64_t seq = jump_[i].held[k].packet.globalSeq;
+        if (first || seqLess(seq, jumpLow_)) jumpLow_ = seq;
+        if (first || seqLess(jumpHigh_, seq)) jumpHigh_ = seq;
+        first = false;
+      }
+    }
+  }
+
+  void dropJumpEvidence(DeliverySink& sink) {
+    for (std::uint32_t i = 0; i < options_.pathCount; ++i) {
+      JumpPath& jump = jump_[i];
+      for (std::uint32_t k = 0; k < jump.count; ++k) discardImplausible(jump.held[k].packet, sink);
+      jump.count = 0;
+    }
+    jumpHeld_ = 0;
+  }
+
   // Releases everything below target: held packets delivered, holes lost.
   void forceRelease(std::uint64_t target, std::uint64_t nowNs, DeliverySink& sink) {
     while (seqLess(next_, target)) {
@@ -492,6 +655,12 @@ class WindowReorderer final : public Reorderer {
   std::uint64_t arrivalsHead_ = 0;
   std::uint64_t arrivalsTail_ = 0;
   std::array<PathState, kMaxReorderPaths> paths_{};
+  std::vector<Slot> jumpSlots_;
+  std::array<JumpPath, kMaxReorderPaths> jump_{};
+  std::uint32_t jumpHeld_ = 0;  // evidence packets held in jump_
+  std::uint64_t jumpLow_ = 0;   // their lowest and highest global seq
+  std::uint64_t jumpHigh_ = 0;
+  std::uint64_t jumpSinceNs_ = 0;  // when the first of them arrived
   bool unknownPathSeen_ = false;
   std::uint64_t unknownPathAtNs_ = 0;
   bool started_ = false;
