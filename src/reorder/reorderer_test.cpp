@@ -472,17 +472,20 @@ TEST(WindowReordererTest, HoleIsReleasedExactlyWhenTheTimeoutPasses) {
   reorderer->push(pkt(0, 1, 0), 100, sink);  // path 1 has not passed seq 1: no fast loss
   reorderer->push(pkt(2, 0, 0), 100, sink);
   reorderer->push(pkt(3, 0, 1), 400, sink);
-  EXPECT_EQ(reorderer->nextDeadlineNs(), 1100U);  // from the first packet held behind the hole
+  // From the first packet held behind the hole; 4 timeouts while nothing arrives.
+  EXPECT_EQ(reorderer->nextDeadlineNs(), 4100U);
   reorderer->poll(1099, sink);
   EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0}));
   EXPECT_TRUE(sink.lostRuns.empty());
-  reorderer->poll(1100, sink);
+  reorderer->poll(1100, sink);  // a timeout passed, but nothing arrived since: stalled
+  EXPECT_TRUE(sink.lostRuns.empty());
+  reorderer->push(pkt(5, 0, 2), 1100, sink);  // the stream flows on without seq 1
   EXPECT_EQ(sink.lostRuns, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{1, 1}}));
   EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 2, 3}));
   EXPECT_EQ(sink.delivered[1].holdNs, 1000U);
   EXPECT_EQ(sink.delivered[2].holdNs, 700U);
   EXPECT_EQ(reorderer->stats().lostFast, 0U);
-  EXPECT_EQ(reorderer->nextDeadlineNs(), kMax);
+  EXPECT_EQ(reorderer->nextDeadlineNs(), 5100U);  // hole 4, 5 held since 1100
 }
 
 TEST(WindowReordererTest, TimeoutRestartsFromTheOldestPacketStillHeld) {
@@ -491,13 +494,15 @@ TEST(WindowReordererTest, TimeoutRestartsFromTheOldestPacketStillHeld) {
   auto reorderer = make(options);
   Recorder sink;
   reorderer->push(pkt(0, 1, 0), 0, sink);
-  reorderer->push(pkt(2, 0, 0), 100, sink);  // hole 1
-  reorderer->push(pkt(1, 1, 1), 600, sink);  // fills it: 1, 2 delivered
-  reorderer->push(pkt(4, 0, 1), 700, sink);  // hole 3
-  EXPECT_EQ(reorderer->nextDeadlineNs(), 1700U);
-  reorderer->poll(1600, sink);  // path 1 still active (last at 600) and has not passed 3
+  reorderer->push(pkt(2, 0, 0), 100, sink);       // hole 1
+  reorderer->push(pkt(1, 1, 1), 600, sink);       // fills it: 1, 2 delivered
+  reorderer->push(pkt(4, 0, 1), 700, sink);       // hole 3
+  EXPECT_EQ(reorderer->nextDeadlineNs(), 4700U);  // nothing arrives after: 4 timeouts
+  reorderer->poll(1600, sink);                    // path 1 still active (last at 600) and has not passed 3
   EXPECT_EQ(sink.lostCount(), 0U);
-  reorderer->poll(1700, sink);
+  reorderer->poll(4699, sink);  // a timeout passed, but nothing arrived since (stalled)
+  EXPECT_EQ(sink.lostCount(), 0U);
+  reorderer->poll(4700, sink);
   EXPECT_EQ(sink.lostRuns, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{3, 1}}));
   EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 1, 2, 4}));
 }
@@ -604,9 +609,9 @@ TEST(WindowReordererTest, PathThatReordersInternallyCannotVouchForFastLoss) {
   reorderer->push(pkt(5, 1, 1), 40, sink);  // path 1 passes the hole, path 0 cannot vouch
   EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 1}));
   EXPECT_TRUE(sink.lostRuns.empty());
-  reorderer->poll(1019, sink);
+  reorderer->poll(4019, sink);  // (4 timeouts: nothing arrived after the first)
   EXPECT_TRUE(sink.lostRuns.empty());
-  reorderer->poll(1020, sink);
+  reorderer->poll(4020, sink);
   EXPECT_EQ(sink.lostRuns, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{2, 1}}));
   EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 1, 3, 4, 5}));
   EXPECT_EQ(reorderer->stats().lostFast, 0U);
@@ -692,21 +697,50 @@ TEST(WindowReordererTest, DescheduledReceiverDoesNotTimeOutHolesItJustSaw) {
   reorderer->push(readAt(5, pump1 + 1'000), pump0, sink);
   reorderer->poll(pump1 + 2'000, sink);
   EXPECT_TRUE(sink.lostRuns.empty());
-  EXPECT_EQ(reorderer->nextDeadlineNs(), pump1 + 1'000 + 5'000'000);
+  EXPECT_EQ(reorderer->nextDeadlineNs(), pump1 + 1'000 + 4 * 5'000'000);  // nothing arrives after
   // Pump 2, 50 us later: 4 arrived.
   reorderer->push(readAt(4, pump1 + 50'000), pump1 + 2'000, sink);
   reorderer->poll(pump1 + 51'000, sink);
   EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 1, 2, 3, 4, 5}));
   // A packet that really went missing still times out, a timeout after its
-  // successor was read.
+  // successor was read, once the stream flows on without it.
   reorderer->push(readAt(7, pump1 + 60'000), pump1 + 51'000, sink);
   reorderer->poll(pump1 + 60'000 + 4'999'999, sink);
   EXPECT_TRUE(sink.lostRuns.empty());
-  reorderer->poll(pump1 + 60'000 + 5'000'000, sink);
+  const std::uint64_t pump3 = pump1 + 60'000 + 5'000'000;
+  reorderer->push(readAt(8, pump3), pump3, sink);
+  reorderer->poll(pump3, sink);
   EXPECT_EQ(sink.lostRuns, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{6, 1}}));
   const ReorderStats stats = reorderer->stats();
   EXPECT_EQ(stats.lost, 1U);
   EXPECT_EQ(stats.late, 0U);
+}
+
+// While nothing arrives on any path (a descheduled sender with the hole's packet
+// still in one link's TX ring, measured on the test bed: every path silent for
+// 11 ms, the packet 12 ms late), a passed timeout proves nothing: the hole waits
+// until the stream flows on without it, or 4 timeouts.
+TEST(WindowReordererTest, StalledStreamStretchesTheTimeout) {
+  auto options = windowOptions(1024, 5'000'000);
+  options.pathCount = 3;
+  options.fastLoss = false;
+  auto reorderer = make(options);
+  Recorder sink;
+  for (std::uint64_t seq = 0; seq < 3; ++seq)
+    reorderer->push(pkt(seq, static_cast<std::uint16_t>(seq)), 0, sink);
+  reorderer->push(pkt(4, 1, 1), 10'000, sink);  // 3 (path 0) stuck at the sender
+  reorderer->push(pkt(5, 2, 1), 10'000, sink);
+  reorderer->poll(11'000'000, sink);  // 11 ms of silence on every path
+  EXPECT_TRUE(sink.lostRuns.empty());
+  reorderer->push(pkt(3, 0, 1), 12'000'000, sink);  // the sender ran again: 3 first
+  EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 1, 2, 3, 4, 5}));
+  EXPECT_EQ(reorderer->stats().lost, 0U);
+  // A packet lost just before the stream stops times out after 4 timeouts.
+  reorderer->push(pkt(7, 1, 2), 13'000'000, sink);
+  reorderer->poll(13'000'000 + 19'999'999, sink);
+  EXPECT_TRUE(sink.lostRuns.empty());
+  reorderer->poll(13'000'000 + 20'000'000, sink);
+  EXPECT_EQ(sink.lostRuns, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{6, 1}}));
 }
 
 TEST(WindowReordererTest, AdaptiveTimeoutFollowsTheDelaySpread) {

@@ -41,6 +41,8 @@ constexpr std::uint32_t kJumpMinPaths = 2;
 // highest seq seen continues the stream (past a head that is stuck): it moves the
 // window at once. Farther ones need corroboration.
 constexpr std::uint64_t kPlausibleStep = 64;
+// A hole times out after this many timeouts when nothing arrived since the first.
+constexpr std::uint64_t kStalledTimeouts = 4;
 // Far-ahead packets kept per path while a jump waits for corroboration.
 // (A path that lags the others by more packets than this loses the excess: they
 // are discarded and then declared lost.)
@@ -68,6 +70,7 @@ class WindowReorderer final : public Reorderer {
   void push(const ArrivingPacket& packet, std::uint64_t nowNs, DeliverySink& sink) override {
     ++stats_.pushed;
     lastNowNs_ = nowNs;
+    lastReadNs_ = std::max(lastReadNs_, std::max(nowNs, packet.arrivalNs));
     const std::uint64_t seq = packet.globalSeq;
     if (!started_) {
       started_ = true;
@@ -155,10 +158,13 @@ class WindowReorderer final : public Reorderer {
     forceRelease(maxSeen_ + 1, lastNowNs_, sink);
   }
 
+  // Without further arrivals a hole times out only after kStalledTimeouts
+  // timeouts (see timedOut()); an arrival wakes the caller anyway.
   std::uint64_t nextDeadlineNs() const noexcept override {
     if (stats_.held == 0) return kNever;
     const std::uint64_t since = oldestHeldSinceNs();
-    return since > kNever - timeoutNs_ ? kNever : since + timeoutNs_;
+    const std::uint64_t wait = timeoutNs_ * kStalledTimeouts;
+    return since > kNever - wait ? kNever : since + wait;
   }
 
   ReorderStats stats() const noexcept override { return stats_; }
@@ -460,6 +466,17 @@ class WindowReorderer final : public Reorderer {
     }
   }
 
+  // The hole waited for since heldSince timed out: a timeout passed and the stream
+  // went on flowing (a packet was read at or after the timeout, by nowNs) without
+  // it. While nothing arrives on any path (the sender or every path stalled, e.g.
+  // a descheduled sender with the hole's packet still in its TX ring) the wait
+  // is stretched to kStalledTimeouts timeouts.
+  bool timedOut(std::uint64_t heldSince, std::uint64_t nowNs) const noexcept {
+    if (nowNs < heldSince || nowNs - heldSince < timeoutNs_) return false;
+    if (std::min(lastReadNs_, nowNs) - heldSince >= timeoutNs_) return true;
+    return nowNs - heldSince >= timeoutNs_ * kStalledTimeouts;
+  }
+
   // release() keeps the front of arrivals_ on a held packet.
   std::uint64_t oldestHeldSinceNs() const noexcept {
     return slots_[arrivals_[arrivalsHead_ & arrivalsMask_] & mask_].heldSinceNs;
@@ -475,7 +492,7 @@ class WindowReorderer final : public Reorderer {
       const std::uint64_t gap = occupied_.find(next_, size_, true);
       dropReleasedArrivals();
       const std::uint64_t heldSince = oldestHeldSinceNs();
-      if (nowNs >= heldSince && nowNs - heldSince >= timeoutNs_) {
+      if (timedOut(heldSince, nowNs)) {
         declareLost(gap, false, heldSince, sink);
         continue;
       }
@@ -670,6 +687,7 @@ class WindowReorderer final : public Reorderer {
   std::uint64_t releasedCount_ = 0;
   std::uint64_t timeoutNs_;
   std::uint64_t lastNowNs_ = 0;
+  std::uint64_t lastReadNs_ = 0;    // latest max(nowNs, arrivalNs) pushed
   std::uint64_t holdNeededNs_ = 0;  // longest hold a hole needed recently (decaying)
   std::uint64_t holdDecayAtNs_ = 0;
   // The latest run declared lost and since when its oldest held packet waited.
