@@ -112,7 +112,8 @@ class WindowReorderer final : public Reorderer {
   }
 
   // Stores a packet within the window [next_, next_ + size_) and releases what it allows.
-  void insert(const ArrivingPacket& packet, PathState* path, std::uint64_t nowNs, DeliverySink& sink) {
+  [[gnu::always_inline]] inline void insert(const ArrivingPacket& packet, PathState* path,
+                                            std::uint64_t nowNs, DeliverySink& sink) {
     const std::uint64_t seq = packet.globalSeq;
     if (occupied_.test(seq)) {
       ++stats_.duplicates;
@@ -253,7 +254,8 @@ class WindowReorderer final : public Reorderer {
   // Per-path packet number accounting of a packet that crossed the wire (not a
   // duplicate): globalSeq is null for a control packet (observePath()), which
   // consumes a number but carries no data.
-  void notePathNumber(PathState& path, std::uint64_t number, const std::uint64_t* globalSeq) noexcept {
+  [[gnu::always_inline]] inline void notePathNumber(PathState& path, std::uint64_t number,
+                                                    const std::uint64_t* globalSeq) noexcept {
     if (globalSeq != nullptr) {
       path.recent[path.recentNext] = *globalSeq;
       if (++path.recentNext == options_.fastLossThreshold) path.recentNext = 0;
