@@ -52,7 +52,7 @@ std::vector<ArrivingPacket> makeTrace(int paths, std::uint64_t skewPackets, int 
     ArrivingPacket p;
     p.globalSeq = i;
     p.pathId = path;
-    p.pathSeq = pathSeq[path]++;
+    p.pathPacketNumber = pathSeq[path]++;
     p.sendTsNs = i * gapNs;
     p.arrivalNs = p.sendTsNs + path * skewPackets * gapNs / static_cast<std::uint64_t>(paths - 1) + 5000;
     p.cookie = i;

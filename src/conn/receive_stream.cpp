@@ -65,7 +65,7 @@ void ReceiveStream::onPacketNumber(std::uint16_t path, std::uint64_t pn, std::ui
     p.owdMinNs = std::min(p.owdMinNs, owd);
     p.owdAvgNs += (owd - p.owdAvgNs) / 16;
   }
-  // REORDER-MERGE: if (!data) reorderer_->observePath(path, pn, nowNs);
+  if (!data) reorderer_->observePath(path, pn, nowNs);
 }
 
 void ReceiveStream::onData(const ArrivingData& data, std::uint64_t nowNs, std::uint64_t pushNs) noexcept {
@@ -86,7 +86,7 @@ void ReceiveStream::onData(const ArrivingData& data, std::uint64_t nowNs, std::u
   reorder::ArrivingPacket arriving;
   arriving.globalSeq = data.globalSeq;
   arriving.pathId = data.link;
-  arriving.pathSeq = data.packetNumber;
+  arriving.pathPacketNumber = data.packetNumber;
   arriving.sendTsNs = data.sendTsNs;
   arriving.arrivalNs = nowNs;
   arriving.cookie = index;
@@ -187,6 +187,7 @@ void ReceiveStream::fillStats(ConnectionStats& s) const {
   s.lostFast = r.lostFast;
   s.duplicates = r.duplicates;
   s.late = r.late;
+  s.implausible = r.implausible;
   s.hold = hold_.summary();
   for (std::size_t l = 0; l < paths_.size() && l < s.paths.size(); ++l) {
     const ReceivePath& path = paths_[l];

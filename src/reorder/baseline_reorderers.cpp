@@ -23,7 +23,7 @@ class OffReorderer final : public Reorderer {
     ++stats_.pushed;
     const bool wasStarted = ledger_.started();
     const std::uint64_t maxBefore = ledger_.maxSeen();
-    const auto verdict = ledger_.accept(packet.globalSeq, sink, stats_);
+    const auto verdict = ledger_.accept(packet.globalSeq, packet.pathId, sink, stats_);
     if (verdict != SeqLedger::Verdict::kAccepted) {
       discardFor(verdict, packet, sink, stats_);
       return;
@@ -36,6 +36,9 @@ class OffReorderer final : public Reorderer {
     sink.deliver(packet, 0);
   }
 
+  // Path numbers do not matter here.
+  void observePath(std::uint16_t /*pathId*/, std::uint64_t /*packetNumber*/,
+                   std::uint64_t /*nowNs*/) override {}
   void poll(std::uint64_t /*nowNs*/, DeliverySink& /*sink*/) override {}
   void flush(DeliverySink& sink) override { ledger_.flush(sink, stats_); }
   std::uint64_t nextDeadlineNs() const noexcept override { return kNever; }
@@ -70,7 +73,7 @@ class SortReorderer final : public Reorderer {
     lastNowNs_ = nowNs;
     const bool wasStarted = ledger_.started();
     const std::uint64_t maxBefore = ledger_.maxSeen();
-    const auto verdict = ledger_.accept(packet.globalSeq, sink, stats_);
+    const auto verdict = ledger_.accept(packet.globalSeq, packet.pathId, sink, stats_);
     if (verdict != SeqLedger::Verdict::kAccepted) {
       discardFor(verdict, packet, sink, stats_);
       return;
@@ -86,6 +89,9 @@ class SortReorderer final : public Reorderer {
     }
   }
 
+  // Path numbers do not matter here.
+  void observePath(std::uint16_t /*pathId*/, std::uint64_t /*packetNumber*/,
+                   std::uint64_t /*nowNs*/) override {}
   void poll(std::uint64_t nowNs, DeliverySink& sink) override {
     if (nowNs > lastNowNs_) lastNowNs_ = nowNs;
     if (count_ == 0 || nowNs < tickNs_) return;

@@ -32,8 +32,25 @@ constexpr std::uint64_t kHoldMemoryNs = 2'000'000'000;
 // Open gaps remembered per path; when more are open the oldest is forgotten (its
 // hole then waits for the timeout).
 constexpr std::uint32_t kGapsPerPath = 16;
+// A jump beyond the window is followed once this many far-ahead packets arrived
+// on every active path, and on at least kJumpMinPaths paths (fewer only when
+// fewer paths were ever heard from).
+constexpr std::uint32_t kJumpEvidencePerPath = 2;
+constexpr std::uint32_t kJumpMinPaths = 2;
+// A packet beyond the window but at most this far (and a quarter window) above the
+// highest seq seen continues the stream (past a head that is stuck): it moves the
+// window at once. Farther ones need corroboration.
+constexpr std::uint64_t kPlausibleStep = 64;
+// A hole times out after this many timeouts when nothing arrived since the first.
+constexpr std::uint64_t kStalledTimeouts = 4;
+// Far-ahead packets kept per path while a jump waits for corroboration.
+// (A path that lags the others by more packets than this loses the excess: they
+// are discarded and then declared lost.)
+constexpr std::uint32_t kJumpHeldPerPath = 64;
 
 class WindowReorderer final : public Reorderer {
+  struct PathState;
+
  public:
   explicit WindowReorderer(const ReorderOptions& options)
       : options_(options),
@@ -44,13 +61,16 @@ class WindowReorderer final : public Reorderer {
         delivered_(options.windowPackets),
         arrivals_(2 * static_cast<std::size_t>(options.windowPackets)),
         arrivalsMask_(2 * static_cast<std::uint64_t>(options.windowPackets) - 1),
+        jumpSlots_(static_cast<std::size_t>(options.pathCount) * kJumpHeldPerPath),
         timeoutNs_(options.adaptiveTimeout ? initialAdaptiveTimeout() : options.fixedTimeoutNs) {
     stats_.timeoutNs = timeoutNs_;
+    for (std::uint32_t i = 0; i < options.pathCount; ++i) jump_[i].held = &jumpSlots_[i * kJumpHeldPerPath];
   }
 
   void push(const ArrivingPacket& packet, std::uint64_t nowNs, DeliverySink& sink) override {
     ++stats_.pushed;
     lastNowNs_ = nowNs;
+    lastReadNs_ = std::max(lastReadNs_, std::max(nowNs, packet.arrivalNs));
     const std::uint64_t seq = packet.globalSeq;
     if (!started_) {
       started_ = true;
@@ -58,10 +78,16 @@ class WindowReorderer final : public Reorderer {
       next_ = options_.initialSeq.value_or(seq);
       maxSeen_ = next_ - 1;
     }
+    const std::int64_t ahead = seqDiff(seq, next_);
+    const bool beyond = ahead >= 0 && static_cast<std::uint64_t>(ahead) >= size_;
+    if (beyond && seqDiff(seq, maxSeen_) > plausibleStep()) {
+      noteFarAhead(packet, nowNs, sink);
+      return;
+    }
     PathState* path = notePathDelay(packet, nowNs);
     if (options_.adaptiveTimeout && stats_.pushed % kTimeoutUpdateEvery == 1) updateTimeout(nowNs);
+    if (jumpHeld_ > 0 && path != nullptr) checkJumpContradicted(packet, sink);
 
-    const std::int64_t ahead = seqDiff(seq, next_);
     if (ahead < 0) {
       const auto behind = static_cast<std::uint64_t>(-ahead);
       if (behind > releasedCount_) {
@@ -72,23 +98,38 @@ class WindowReorderer final : public Reorderer {
         sink.discard(packet, DeliverySink::DiscardReason::kDuplicate);
       } else {
         // It did cross the wire: it fills its path's gap, and tells how long it needed.
-        if (path != nullptr) notePathSeq(*path, packet);
+        if (path != nullptr) notePathNumber(*path, packet.pathPacketNumber, &packet.globalSeq);
         noteLateArrival(seq, nowNs);
         ++stats_.late;
         sink.discard(packet, DeliverySink::DiscardReason::kLate);
       }
       return;
     }
-    if (static_cast<std::uint64_t>(ahead) >= size_) forceRelease(seq - size_ + 1, nowNs, sink);
+    // The stream flows on past a head stuck for a window: move it (by at most
+    // plausibleStep() beyond the highest seq seen).
+    if (beyond) forceRelease(seq - size_ + 1, nowNs, sink);
+    insert(packet, path, nowNs, sink);
+  }
+
+  // Stores a packet within the window [next_, next_ + size_) and releases what it allows.
+  [[gnu::always_inline]] inline void insert(const ArrivingPacket& packet, PathState* path,
+                                            std::uint64_t nowNs, DeliverySink& sink) {
+    const std::uint64_t seq = packet.globalSeq;
     if (occupied_.test(seq)) {
       ++stats_.duplicates;
       sink.discard(packet, DeliverySink::DiscardReason::kDuplicate);
       return;
     }
-    if (path != nullptr) notePathSeq(*path, packet);
+    if (path != nullptr) notePathNumber(*path, packet.pathPacketNumber, &packet.globalSeq);
+    // The hold clock starts when the packet was read (arrivalNs), not at nowNs: a
+    // caller pushes a batch as of its last full drain of every link, and after a
+    // pause (descheduled thread) that moment can lie long before the packet came in.
+    const std::uint64_t heldSinceNs = std::max(nowNs, packet.arrivalNs);
     // It fills the head hole: the oldest held packet waited exactly as long as needed.
-    if (seq == next_ && stats_.held > 0) noteHoldNeeded(nowNs - std::min(nowNs, oldestHeldSinceNs()));
-    slots_[seq & mask_] = Slot{packet, nowNs};
+    if (seq == next_ && stats_.held > 0) {
+      noteHoldNeeded(heldSinceNs - std::min(heldSinceNs, oldestHeldSinceNs()));
+    }
+    slots_[seq & mask_] = Slot{packet, heldSinceNs};
     occupied_.set(seq);
     ++stats_.held;
     arrivals_[arrivalsTail_++ & arrivalsMask_] = seq;
@@ -100,21 +141,31 @@ class WindowReorderer final : public Reorderer {
     release(nowNs, sink);
   }
 
+  void observePath(std::uint16_t pathId, std::uint64_t packetNumber, std::uint64_t /*nowNs*/) override {
+    if (pathId >= options_.pathCount || !started_) return;
+    notePathNumber(paths_[pathId], packetNumber, nullptr);
+  }
+
   void poll(std::uint64_t nowNs, DeliverySink& sink) override {
     lastNowNs_ = std::max(lastNowNs_, nowNs);
     if (options_.adaptiveTimeout) updateTimeout(nowNs);
+    if (jumpHeld_ > 0 && jumpExpired(nowNs)) dropJumpEvidence(sink);
     if (stats_.held > 0) release(nowNs, sink);
   }
 
   void flush(DeliverySink& sink) override {
     if (!started_) return;
+    if (jumpHeld_ > 0) dropJumpEvidence(sink);
     forceRelease(maxSeen_ + 1, lastNowNs_, sink);
   }
 
+  // Without further arrivals a hole times out only after kStalledTimeouts
+  // timeouts (see timedOut()); an arrival wakes the caller anyway.
   std::uint64_t nextDeadlineNs() const noexcept override {
     if (stats_.held == 0) return kNever;
     const std::uint64_t since = oldestHeldSinceNs();
-    return since > kNever - timeoutNs_ ? kNever : since + timeoutNs_;
+    const std::uint64_t wait = timeoutNs_ * kStalledTimeouts;
+    return since > kNever - wait ? kNever : since + wait;
   }
 
   ReorderStats stats() const noexcept override { return stats_; }
@@ -122,27 +173,32 @@ class WindowReorderer final : public Reorderer {
  private:
   struct Slot {
     ArrivingPacket packet;
-    std::uint64_t heldSinceNs = 0;  // nowNs at push
+    std::uint64_t heldSinceNs = 0;  // max(nowNs at push, arrivalNs)
   };
-  // Path seqs missing on a path: they were sent between the packets with global
-  // seqs low and high (exclusive), and `open` of them have not arrived yet.
+  // Packet numbers [firstNumber, endNumber) missing on a path: they were sent
+  // between the data packets with global seqs low and high (exclusive; high is
+  // unknown until the next data packet on the path when a control packet opened
+  // the gap), and `open` of them have not arrived yet.
   struct Gap {
     std::uint64_t low = 0;
     std::uint64_t high = 0;
+    std::uint64_t firstNumber = 0;
+    std::uint64_t endNumber = 0;
     std::uint32_t open = 0;
+    bool highKnown = true;
   };
   struct PathState {
     bool seen = false;          // a packet arrived (delay known)
-    bool seqSeen = false;       // a non-duplicate packet arrived (path seqs known)
+    bool seqSeen = false;       // a packet number was seen (data or control)
     std::uint32_t samples = 0;  // delay samples, saturating at kWarmupSamples
-    std::uint32_t highestPathSeq = 0;
-    std::uint64_t highestGlobalSeq = 0;  // global seq of the packet with highestPathSeq
+    std::uint64_t highestNumber = 0;
+    std::uint64_t highestGlobalSeq = 0;  // global seq of the data packet numbered highest so far
     std::uint64_t lastArrivalNs = 0;
     // arrivalNs - sendTsNs (offset by the unknown clock difference): smoothed, mean deviation.
     std::int64_t delayNs = 0;
     std::int64_t delayDevNs = 0;
-    // Open gaps in the path seqs, oldest first (so also in global seq order, as a
-    // sender numbers both in the same order): gapFirst .. gapEnd in a ring.
+    // Open gaps in the packet numbers, oldest first (so also in global seq order, as
+    // a sender numbers both in the same order): gapFirst .. gapEnd in a ring.
     std::array<Gap, kGapsPerPath> gaps{};
     std::uint32_t gapFirst = 0;
     std::uint32_t gapEnd = 0;
@@ -195,36 +251,55 @@ class WindowReorderer final : public Reorderer {
     return &path;
   }
 
-  // Per-path sequence accounting of a packet that crossed the wire (not a duplicate).
-  void notePathSeq(PathState& path, const ArrivingPacket& packet) noexcept {
-    path.recent[path.recentNext] = packet.globalSeq;
-    if (++path.recentNext == options_.fastLossThreshold) path.recentNext = 0;
-    if (path.recentCount < options_.fastLossThreshold) ++path.recentCount;
+  // Per-path packet number accounting of a packet that crossed the wire (not a
+  // duplicate): globalSeq is null for a control packet (observePath()), which
+  // consumes a number but carries no data.
+  [[gnu::always_inline]] inline void notePathNumber(PathState& path, std::uint64_t number,
+                                                    const std::uint64_t* globalSeq) noexcept {
+    if (globalSeq != nullptr) {
+      path.recent[path.recentNext] = *globalSeq;
+      if (++path.recentNext == options_.fastLossThreshold) path.recentNext = 0;
+      if (path.recentCount < options_.fastLossThreshold) ++path.recentCount;
+    }
     if (!path.seqSeen) {
       path.seqSeen = true;
-      path.highestPathSeq = packet.pathSeq;
-      path.highestGlobalSeq = packet.globalSeq;
+      path.highestNumber = number;
+      path.highestGlobalSeq = globalSeq != nullptr ? *globalSeq : next_ - 1;
       return;
     }
-    const auto pathAhead = static_cast<std::int32_t>(packet.pathSeq - path.highestPathSeq);
+    const std::int64_t pathAhead = seqDiff(number, path.highestNumber);
+    if (pathAhead > 0 && globalSeq != nullptr && path.gapEnd != path.gapFirst) {
+      // A control packet's gap ends below this data packet.
+      Gap& newest = path.gaps[(path.gapEnd - 1) % kGapsPerPath];
+      if (!newest.highKnown) {
+        newest.high = *globalSeq;
+        newest.highKnown = true;
+      }
+    }
     if (pathAhead > 1) {
       // A new gap: the missing ones were sent between the previous highest and this packet.
       if (path.gapEnd - path.gapFirst == kGapsPerPath) ++path.gapFirst;
+      const auto missing = static_cast<std::uint64_t>(pathAhead - 1);
       path.gaps[path.gapEnd++ % kGapsPerPath] =
-          Gap{path.highestGlobalSeq, packet.globalSeq, static_cast<std::uint32_t>(pathAhead - 1)};
+          Gap{path.highestGlobalSeq,
+              globalSeq != nullptr ? *globalSeq : 0,
+              path.highestNumber + 1,
+              number,
+              static_cast<std::uint32_t>(std::min<std::uint64_t>(missing, size_)),
+              globalSeq != nullptr};
     } else if (pathAhead < 0) {
       // Reordered within the path: fills a gap, most likely the newest.
       for (std::uint32_t k = path.gapEnd; k != path.gapFirst; --k) {
         Gap& gap = path.gaps[(k - 1) % kGapsPerPath];
-        if (seqLess(gap.low, packet.globalSeq) && seqLess(packet.globalSeq, gap.high)) {
+        if (!seqLess(number, gap.firstNumber) && seqLess(number, gap.endNumber)) {
           if (gap.open > 0) --gap.open;
           break;
         }
       }
     }
     if (pathAhead > 0) {
-      path.highestPathSeq = packet.pathSeq;
-      path.highestGlobalSeq = packet.globalSeq;
+      path.highestNumber = number;
+      if (globalSeq != nullptr) path.highestGlobalSeq = *globalSeq;
     }
   }
 
@@ -295,10 +370,11 @@ class WindowReorderer final : public Reorderer {
   //  (a) every active path delivered its last fastLossThreshold packets (in arrival
   //      order) above next_: a path that merely swapped two packets has delivered
   //      one, so it cannot vouch; and
-  //  (b) some path's newest gap in its path seqs is still open and its global range
-  //      (gapLow, gapHigh) contains next_: a packet is missing on the wire right
-  //      where the hole is. Without such a gap every packet sent on any path below
-  //      its highest has arrived, so the hole is still in flight.
+  //  (b) some path's oldest open gap in its packet numbers has a global range
+  //      (gapLow, gapHigh) that contains next_: a packet is missing on the wire
+  //      right where the hole is. Without such a gap every packet sent on any path
+  //      below its highest has arrived, so the hole is still in flight. Control
+  //      packets consume numbers too: observePath() marks them arrived.
   // Gaps are kept per path oldest first; those entirely below next_ or filled are
   // dropped from the front, so the front is the only one that can contain next_
   // (amortised O(1)).
@@ -334,7 +410,9 @@ class WindowReorderer final : public Reorderer {
       span = std::min(span, static_cast<std::uint64_t>(passed));
     }
     if (span == kNever) return 0;
-    span = std::min<std::uint64_t>(span, static_cast<std::uint64_t>(seqDiff(witness->high, next_)));
+    if (witness->highKnown) {
+      span = std::min<std::uint64_t>(span, static_cast<std::uint64_t>(seqDiff(witness->high, next_)));
+    }
     return std::min<std::uint64_t>(span, witness->open);
   }
 
@@ -342,7 +420,7 @@ class WindowReorderer final : public Reorderer {
   Gap* frontGap(PathState& path) noexcept {
     while (path.gapFirst != path.gapEnd) {
       Gap& gap = path.gaps[path.gapFirst % kGapsPerPath];
-      if (gap.open > 0 && seqLess(next_, gap.high)) return &gap;
+      if (gap.open > 0 && (!gap.highKnown || seqLess(next_, gap.high))) return &gap;
       ++path.gapFirst;
     }
     return nullptr;
@@ -390,6 +468,17 @@ class WindowReorderer final : public Reorderer {
     }
   }
 
+  // The hole waited for since heldSince timed out: a timeout passed and the stream
+  // went on flowing (a packet was read at or after the timeout, by nowNs) without
+  // it. While nothing arrives on any path (the sender or every path stalled, e.g.
+  // a descheduled sender with the hole's packet still in its TX ring) the wait
+  // is stretched to kStalledTimeouts timeouts.
+  bool timedOut(std::uint64_t heldSince, std::uint64_t nowNs) const noexcept {
+    if (nowNs < heldSince || nowNs - heldSince < timeoutNs_) return false;
+    if (std::min(lastReadNs_, nowNs) - heldSince >= timeoutNs_) return true;
+    return nowNs - heldSince >= timeoutNs_ * kStalledTimeouts;
+  }
+
   // release() keeps the front of arrivals_ on a held packet.
   std::uint64_t oldestHeldSinceNs() const noexcept {
     return slots_[arrivals_[arrivalsHead_ & arrivalsMask_] & mask_].heldSinceNs;
@@ -405,7 +494,7 @@ class WindowReorderer final : public Reorderer {
       const std::uint64_t gap = occupied_.find(next_, size_, true);
       dropReleasedArrivals();
       const std::uint64_t heldSince = oldestHeldSinceNs();
-      if (nowNs >= heldSince && nowNs - heldSince >= timeoutNs_) {
+      if (timedOut(heldSince, nowNs)) {
         declareLost(gap, false, heldSince, sink);
         continue;
       }
@@ -421,6 +510,136 @@ class WindowReorderer final : public Reorderer {
     } else {
       dropReleasedArrivals();
     }
+  }
+
+  // ---- Far-ahead packets (ahead of next_ by a window or more) -----------------
+  // One such packet would force the window on and declare everything between
+  // lost; an unauthenticated receiver must not let one forged or replayed frame
+  // do that. So a far-ahead packet moves nothing by itself: it is kept as evidence
+  // of a jump (kJumpHeldPerPath per path at most) and the jump is made only
+  // when the evidence is corroborated (see reorderer.h); otherwise it is
+  // discarded as kImplausible.
+  struct JumpPath {
+    Slot* held = nullptr;  // kJumpHeldPerPath slots in jumpSlots_
+    std::uint32_t count = 0;
+  };
+
+  void discardImplausible(const ArrivingPacket& packet, DeliverySink& sink) {
+    ++stats_.implausible;
+    sink.discard(packet, DeliverySink::DiscardReason::kImplausible);
+  }
+
+  std::int64_t plausibleStep() const noexcept {
+    return static_cast<std::int64_t>(std::min<std::uint64_t>(kPlausibleStep, size_ / 4));
+  }
+
+  bool jumpExpired(std::uint64_t nowNs) const noexcept {
+    return !within(nowNs, jumpSinceNs_, 2 * timeoutNs_);
+  }
+
+  void noteFarAhead(const ArrivingPacket& packet, std::uint64_t nowNs, DeliverySink& sink) {
+    if (jumpHeld_ > 0 && jumpExpired(nowNs)) dropJumpEvidence(sink);
+    if (packet.pathId >= options_.pathCount) return discardImplausible(packet, sink);
+    const PathState& path = paths_[packet.pathId];
+    JumpPath& jump = jump_[packet.pathId];
+    // A real jump continues its path's numbering: new on the path, at most a
+    // window ahead, above the path's earlier evidence. A replayed frame has an
+    // old number.
+    // (A path not heard from yet, e.g. a receiver that started late, has no numbering.)
+    if (jump.count == kJumpHeldPerPath) return discardImplausible(packet, sink);
+    if (path.seqSeen || jump.count > 0) {
+      const std::uint64_t floor =
+          jump.count > 0 ? jump.held[jump.count - 1].packet.pathPacketNumber : path.highestNumber;
+      const std::int64_t pathAhead = seqDiff(packet.pathPacketNumber, floor);
+      if (pathAhead <= 0 || static_cast<std::uint64_t>(pathAhead) > size_) {
+        return discardImplausible(packet, sink);
+      }
+    }
+    // All evidence must point at one place: within a window of each other.
+    const std::uint64_t seq = packet.globalSeq;
+    if (jumpHeld_ > 0) {
+      const std::uint64_t low = seqLess(seq, jumpLow_) ? seq : jumpLow_;
+      const std::uint64_t high = seqLess(jumpHigh_, seq) ? seq : jumpHigh_;
+      if (static_cast<std::uint64_t>(seqDiff(high, low)) >= size_) return discardImplausible(packet, sink);
+      jumpLow_ = low;
+      jumpHigh_ = high;
+    } else {
+      jumpLow_ = jumpHigh_ = seq;
+      jumpSinceNs_ = nowNs;
+    }
+    jump.held[jump.count++] = Slot{packet, std::max(nowNs, packet.arrivalNs)};
+    ++jumpHeld_;
+    if (jumpCorroborated(nowNs)) jumpTo(nowNs, sink);
+  }
+
+  // Every active path (data within the timeout) shows kJumpEvidencePerPath
+  // packets, and so do at least min(kJumpMinPaths, paths heard from) paths.
+  bool jumpCorroborated(std::uint64_t nowNs) const noexcept {
+    std::uint32_t heard = 0;
+    std::uint32_t vouching = 0;
+    for (std::uint32_t i = 0; i < options_.pathCount; ++i) {
+      const PathState& path = paths_[i];
+      if (!path.seqSeen && jump_[i].count == 0) continue;
+      ++heard;
+      const bool full = jump_[i].count >= kJumpEvidencePerPath;
+      if (full) {
+        ++vouching;
+      } else if (path.seen && within(nowNs, path.lastArrivalNs, timeoutNs_)) {
+        return false;
+      }
+    }
+    return vouching >= std::min(heard, kJumpMinPaths);
+  }
+
+  // The sender did skip ahead: move the window just far enough for the evidence
+  // (as a plausible packet beyond the window always did) and take it in.
+  void jumpTo(std::uint64_t nowNs, DeliverySink& sink) {
+    forceRelease(jumpHigh_ - size_ + 1, nowNs, sink);
+    std::uint32_t taken = 0;
+    for (std::uint32_t i = 0; i < options_.pathCount && taken < jumpHeld_; ++i) {
+      JumpPath& jump = jump_[i];
+      for (std::uint32_t k = 0; k < jump.count; ++k, ++taken) {
+        const ArrivingPacket& packet = jump.held[k].packet;
+        if (seqLess(packet.globalSeq, next_)) {  // timeouts moved next_ past it meanwhile
+          discardImplausible(packet, sink);
+          continue;
+        }
+        PathState* path = notePathDelay(packet, nowNs);
+        insert(packet, path, std::max(nowNs, jump.held[k].heldSinceNs), sink);
+      }
+      jump.count = 0;
+    }
+    jumpHeld_ = 0;
+    ++stats_.jumps;
+  }
+
+  // A data packet in the window with a number at or above a path's evidence: that
+  // path did not jump, its evidence was forged.
+  void checkJumpContradicted(const ArrivingPacket& packet, DeliverySink& sink) {
+    JumpPath& jump = jump_[packet.pathId];
+    if (jump.count == 0 || seqLess(packet.pathPacketNumber, jump.held[0].packet.pathPacketNumber)) return;
+    for (std::uint32_t k = 0; k < jump.count; ++k) discardImplausible(jump.held[k].packet, sink);
+    jumpHeld_ -= jump.count;
+    jump.count = 0;
+    // The range of what is left.
+    bool first = true;
+    for (std::uint32_t i = 0; i < options_.pathCount; ++i) {
+      for (std::uint32_t k = 0; k < jump_[i].count; ++k) {
+        const std::uint64_t seq = jump_[i].held[k].packet.globalSeq;
+        if (first || seqLess(seq, jumpLow_)) jumpLow_ = seq;
+        if (first || seqLess(jumpHigh_, seq)) jumpHigh_ = seq;
+        first = false;
+      }
+    }
+  }
+
+  void dropJumpEvidence(DeliverySink& sink) {
+    for (std::uint32_t i = 0; i < options_.pathCount; ++i) {
+      JumpPath& jump = jump_[i];
+      for (std::uint32_t k = 0; k < jump.count; ++k) discardImplausible(jump.held[k].packet, sink);
+      jump.count = 0;
+    }
+    jumpHeld_ = 0;
   }
 
   // Releases everything below target: held packets delivered, holes lost.
@@ -455,6 +674,12 @@ class WindowReorderer final : public Reorderer {
   std::uint64_t arrivalsHead_ = 0;
   std::uint64_t arrivalsTail_ = 0;
   std::array<PathState, kMaxReorderPaths> paths_{};
+  std::vector<Slot> jumpSlots_;
+  std::array<JumpPath, kMaxReorderPaths> jump_{};
+  std::uint32_t jumpHeld_ = 0;  // evidence packets held in jump_
+  std::uint64_t jumpLow_ = 0;   // their lowest and highest global seq
+  std::uint64_t jumpHigh_ = 0;
+  std::uint64_t jumpSinceNs_ = 0;  // when the first of them arrived
   bool unknownPathSeen_ = false;
   std::uint64_t unknownPathAtNs_ = 0;
   bool started_ = false;
@@ -464,6 +689,7 @@ class WindowReorderer final : public Reorderer {
   std::uint64_t releasedCount_ = 0;
   std::uint64_t timeoutNs_;
   std::uint64_t lastNowNs_ = 0;
+  std::uint64_t lastReadNs_ = 0;    // latest max(nowNs, arrivalNs) pushed
   std::uint64_t holdNeededNs_ = 0;  // longest hold a hole needed recently (decaying)
   std::uint64_t holdDecayAtNs_ = 0;
   // The latest run declared lost and since when its oldest held packet waited.
