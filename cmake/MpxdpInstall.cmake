@@ -1,12 +1,13 @@
-# cmake --install build --prefix P: libmpxdp.so, include/mpxdp/*.h, the CMake
+# cmake --install build --prefix P: libmpxdp.so (and .a), include/mpxdp/*.h, the CMake
 # package (find_package(mpxdp) -> mpxdp::mpxdp), mpxdp.pc and the mpxdp CLI.
 include(CMakePackageConfigHelpers)
 
 set(MPXDP_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/mpxdp)
 set(MPXDP_PKGCONFIG_DIR ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 
-install(TARGETS mpxdp_library EXPORT mpxdpTargets
-  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT library NAMELINK_COMPONENT development)
+install(TARGETS mpxdp_library mpxdp_library_static EXPORT mpxdpTargets
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT library NAMELINK_COMPONENT development
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT development)
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/mpxdp DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
   COMPONENT development FILES_MATCHING PATTERN "*.h")
 install(EXPORT mpxdpTargets NAMESPACE mpxdp:: DESTINATION ${MPXDP_CMAKE_DIR} COMPONENT development)

@@ -61,6 +61,7 @@ done
 cmake -S examples -B build/examples -G Ninja -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build build/examples -j "$jobs"
 build/examples/loopback_udp 20 47100 47101
+build/examples/loopback_udp_static 20 47100 47101
 # ... and the pkg-config line from examples/README.md.
 pkgconfig_dir=$(dirname "$(find "$prefix" -name mpxdp.pc)")
 pc() { PKG_CONFIG_PATH="$pkgconfig_dir" pkg-config "$@"; }
