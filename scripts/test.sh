@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The one command that runs every test: installs dependencies, builds, runs
+# the library, its install tree and the examples against it, runs
 # unit + privileged tests, repeats them all under ASan/UBSan, checks
 # clang-format and clang-tidy, and builds the microbenchmarks.
 # Privileged tests need root: run it as root, or as a user with sudo (it
@@ -43,6 +44,31 @@ trap 'check_leftovers || true' EXIT
 step "build (RelWithDebInfo)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$jobs"
+
+step "install + examples against the installed tree"
+prefix=$root/build/install-test
+rm -rf "$prefix" build/examples
+cmake --install build --prefix "$prefix" >/dev/null
+# Every installed header compiles alone with nothing but the installed tree.
+for header in "$prefix"/include/mpxdp/*.h; do
+  name=mpxdp/$(basename "$header")
+  if ! echo "#include <$name>" | g++ -std=c++20 -fsyntax-only -I "$prefix/include" -x c++ -; then
+    echo "test.sh: installed header <$name> is not self-contained" >&2
+    exit 1
+  fi
+done
+# find_package(mpxdp) ...
+cmake -S examples -B build/examples -G Ninja -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build build/examples -j "$jobs"
+build/examples/loopback_udp 20 47100 47101
+build/examples/loopback_udp_static 20 47100 47101
+# ... and the pkg-config line from examples/README.md.
+pkgconfig_dir=$(dirname "$(find "$prefix" -name mpxdp.pc)")
+pc() { PKG_CONFIG_PATH="$pkgconfig_dir" pkg-config "$@"; }
+# shellcheck disable=SC2046  # the flags are meant to split
+g++ -std=c++20 examples/loopback_udp.cpp -o build/examples/loopback_udp_pc $(pc --cflags --libs mpxdp) \
+  -Wl,-rpath,"$(pc --variable=libdir mpxdp)"
+build/examples/loopback_udp_pc 20 47102 47103
 
 step "tests"
 ctest --test-dir build --output-on-failure --timeout 300 -j 1

@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "link_args.h"
 #include "mpxdp/links.h"
+#include "reorder/reorderer.h"
 #include "report.h"
 #include "run_control.h"
 #include "session.h"

@@ -13,8 +13,10 @@
 #include "link_args.h"
 #include "mpxdp/links.h"
 #include "rate.h"
+#include "reorder/reorderer.h"
 #include "report.h"
 #include "run_control.h"
+#include "sched/scheduler.h"
 #include "session.h"
 #include "transfer.h"
 

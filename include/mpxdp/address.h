@@ -7,9 +7,11 @@
 #include <string>
 #include <string_view>
 
+#include "mpxdp/export.h"
+
 namespace mpxdp {
 
-struct MacAddress {
+struct MPXDP_API MacAddress {
   std::array<std::uint8_t, 6> bytes{};
 
   static std::optional<MacAddress> parse(std::string_view text);
@@ -18,7 +20,7 @@ struct MacAddress {
 };
 
 // IPv4 or IPv6 address, bytes in network order. IPv4 uses the first 4 bytes.
-struct IpAddress {
+struct MPXDP_API IpAddress {
   enum class Family : std::uint8_t { kV4 = 4, kV6 = 6 };
   Family family = Family::kV4;
   std::array<std::uint8_t, 16> bytes{};

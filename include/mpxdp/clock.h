@@ -7,9 +7,11 @@
 #include <cerrno>
 #include <cstdint>
 
+#include "mpxdp/export.h"
+
 namespace mpxdp {
 
-class Clock {
+class MPXDP_API Clock {
  public:
   virtual ~Clock() = default;
   // Monotonic time in nanoseconds.
@@ -19,7 +21,7 @@ class Clock {
 };
 
 // CLOCK_MONOTONIC; the same clock the sender stamps into the header.
-class MonotonicClock final : public Clock {
+class MPXDP_API MonotonicClock final : public Clock {
  public:
   std::uint64_t nowNs() const noexcept override {
     timespec ts{};
@@ -37,7 +39,7 @@ class MonotonicClock final : public Clock {
 
 // Simulated time for tests: only moves when told to. sleepUntil() jumps the
 // time forward instead of sleeping, so a "blocking" wait costs nothing.
-class ManualClock final : public Clock {
+class MPXDP_API ManualClock final : public Clock {
  public:
   explicit ManualClock(std::uint64_t startNs = 0) noexcept : nowNs_(startNs) {}
 

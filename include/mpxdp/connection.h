@@ -16,9 +16,9 @@
 #include <vector>
 
 #include "mpxdp/error.h"
+#include "mpxdp/export.h"
+#include "mpxdp/options.h"
 #include "mpxdp/packet_io.h"
-#include "reorder/reorderer.h"
-#include "sched/scheduler.h"
 
 namespace mpxdp {
 
@@ -31,11 +31,11 @@ enum class DataDirection : std::uint8_t {
 
 struct ConnectionConfig {
   // Unset: wrr (weighted by the paths' rates) when every path has a rate, rr otherwise.
-  std::optional<sched::SchedulerKind> scheduler;
+  std::optional<SchedulerKind> scheduler;
   std::uint64_t totalRateBps = 0;  // cap on application payload bits per second (iperf3 -b); 0 = none
   std::uint64_t pacingBurstNs = 1'000'000;
-  reorder::ReorderOptions reorder;  // pathCount is set from the paths
-  std::uint32_t batchSize = 64;     // packets per PacketIo call
+  ReorderOptions reorder;        // pathCount is set from the paths
+  std::uint32_t batchSize = 64;  // packets per PacketIo call
 
   // Handshake: HELLO on every path every helloIntervalNs until the peer
   // answers; give up after handshakeTimeoutNs.
@@ -205,7 +205,7 @@ struct Delivered {
   std::uint32_t entry = 0;  // the connection's bookkeeping
 };
 
-class Connection {
+class MPXDP_API Connection {
  public:
   virtual ~Connection() = default;
 

@@ -17,6 +17,7 @@
 #include "mpxdp/clock.h"
 #include "mpxdp/connection.h"
 #include "mpxdp/error.h"
+#include "mpxdp/export.h"
 #include "mpxdp/packet_io.h"
 
 namespace mpxdp {
@@ -55,7 +56,7 @@ struct EndpointStats {
   std::uint64_t xdpNoSocket = 0;    // ours, but no socket on that queue
 };
 
-class Endpoint {
+class MPXDP_API Endpoint {
  public:
   // Over paths that are already open (any PacketIo, e.g. in-memory in tests).
   // clock defaults to a MonotonicClock.

@@ -6,9 +6,11 @@
 #include <utility>
 #include <variant>
 
+#include "mpxdp/export.h"
+
 namespace mpxdp {
 
-class Error {
+class MPXDP_API Error {
  public:
   Error(int code, std::string context) : code_(code), context_(std::move(context)) {}
 

@@ -15,6 +15,7 @@
 #include "mpxdp/clock.h"
 #include "mpxdp/endpoint.h"
 #include "mpxdp/error.h"
+#include "mpxdp/export.h"
 
 namespace mpxdp {
 
@@ -22,8 +23,8 @@ enum class Backend : std::uint8_t {
   kXdp,  // AF_XDP sockets on every RX queue + the steering program (needs root)
   kUdp,  // kernel UDP sockets (no privileges; the fallback and the baseline)
 };
-Result<Backend> parseBackend(std::string_view name);
-std::string_view toString(Backend backend) noexcept;
+MPXDP_API Result<Backend> parseBackend(std::string_view name);
+MPXDP_API std::string_view toString(Backend backend) noexcept;
 
 inline constexpr std::uint16_t kDefaultPort = 47000;
 
@@ -37,13 +38,16 @@ struct LinkSpec {
 
 struct LinkOptions {
   Backend backend = Backend::kXdp;
-  std::uint16_t port = kDefaultPort;  // local and peer UDP port
+  std::uint16_t port = kDefaultPort;  // local UDP port (the steering program matches it)
+  std::uint16_t peerPort = 0;         // the peer's UDP port; 0 = port
   std::uint32_t frameCount = 4096;    // per link: buffers for receiving and sending
   std::uint32_t batchSize = 64;
 };
 
 // Opens every link (the error names the failing one) and an Endpoint over them.
-Result<std::unique_ptr<Endpoint>> openEndpoint(const EndpointConfig& config, const std::vector<LinkSpec>& links,
-                                               const LinkOptions& options, std::shared_ptr<Clock> clock = nullptr);
+MPXDP_API Result<std::unique_ptr<Endpoint>> openEndpoint(const EndpointConfig& config,
+                                                         const std::vector<LinkSpec>& links,
+                                                         const LinkOptions& options,
+                                                         std::shared_ptr<Clock> clock = nullptr);
 
 }  // namespace mpxdp

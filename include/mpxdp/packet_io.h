@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "mpxdp/error.h"
+#include "mpxdp/export.h"
 
 namespace mpxdp {
 
@@ -46,7 +47,7 @@ struct PacketIoStats {
   std::uint64_t txRingEmpty = 0;
 };
 
-class PacketIo {
+class MPXDP_API PacketIo {
  public:
   virtual ~PacketIo() = default;
   PacketIo() = default;

@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "mpxdp/endpoint.h"
+#include "reorder/reorderer.h"
+#include "sched/scheduler.h"
 #include "testing_duplex.h"
 #include "wire/frames.h"
 #include "wire/packet.h"

@@ -65,7 +65,7 @@ Result<std::unique_ptr<Endpoint>> openEndpoint(const EndpointConfig& config, con
     endpoint.localIp = link.localIp;
     endpoint.peerIp = link.peerIp;
     endpoint.localPort = options.port;
-    endpoint.peerPort = options.port;
+    endpoint.peerPort = options.peerPort != 0 ? options.peerPort : options.port;
     endpoint.batchSize = options.batchSize;
     endpoint.frameCount = options.frameCount;
     auto io = options.backend == Backend::kXdp ? transport::openXdpPacketIo(endpoint, steering->program())

@@ -54,6 +54,11 @@ Result<std::unique_ptr<Reorderer>> makeReorderer(const ReorderOptions& options) 
   return Error(EINVAL, "reorderer: unknown kind " + std::to_string(static_cast<int>(options.kind)));
 }
 
+}  // namespace mpxdp::reorder
+
+// Public (include/mpxdp/options.h).
+namespace mpxdp {
+
 Result<ReorderKind> parseReorderKind(std::string_view name) {
   if (name == "window") return ReorderKind::kWindow;
   if (name == "sort") return ReorderKind::kSort;
@@ -73,4 +78,4 @@ std::string_view toString(ReorderKind kind) noexcept {
   return "unknown";
 }
 
-}  // namespace mpxdp::reorder
+}  // namespace mpxdp

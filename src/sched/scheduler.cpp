@@ -219,6 +219,11 @@ Result<std::unique_ptr<Scheduler>> makeScheduler(const SchedulerOptions& options
   return Error(EINVAL, "scheduler: unknown kind " + std::to_string(static_cast<int>(options.kind)));
 }
 
+}  // namespace mpxdp::sched
+
+// Public (include/mpxdp/options.h).
+namespace mpxdp {
+
 Result<SchedulerKind> parseSchedulerKind(std::string_view name) {
   if (name == "rr") return SchedulerKind::kRoundRobin;
   if (name == "wrr") return SchedulerKind::kWeightedRoundRobin;
@@ -235,4 +240,4 @@ std::string_view toString(SchedulerKind kind) noexcept {
   return "unknown";
 }
 
-}  // namespace mpxdp::sched
+}  // namespace mpxdp

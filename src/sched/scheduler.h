@@ -29,6 +29,7 @@
 #include <string_view>
 
 #include "mpxdp/error.h"
+#include "mpxdp/options.h"
 
 namespace mpxdp::sched {
 
@@ -38,7 +39,7 @@ struct PathConfig {
   std::uint32_t overheadBytes = 0;
 };
 
-enum class SchedulerKind : std::uint8_t { kRoundRobin, kWeightedRoundRobin };
+using mpxdp::SchedulerKind;  // public (include/mpxdp/options.h)
 
 struct SchedulerOptions {
   SchedulerKind kind = SchedulerKind::kRoundRobin;
@@ -73,7 +74,7 @@ class Scheduler {
 
 Result<std::unique_ptr<Scheduler>> makeScheduler(const SchedulerOptions& options,
                                                  std::span<const PathConfig> paths);
-Result<SchedulerKind> parseSchedulerKind(std::string_view name);
-std::string_view toString(SchedulerKind kind) noexcept;
+using mpxdp::parseSchedulerKind;
+using mpxdp::toString;
 
 }  // namespace mpxdp::sched
