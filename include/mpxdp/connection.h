@@ -158,7 +158,10 @@ struct ConnectionStats {
   std::uint64_t lostFast = 0;  // of those, by fast loss detection
   std::uint64_t duplicates = 0;
   std::uint64_t late = 0;        // arrived after being declared lost
-  std::uint64_t implausible = 0;  // sequence numbers too far ahead to be believed (forged or corrupt)
+  // Packets too far ahead to be believed (forged or corrupt): sequence numbers
+  // beyond the reorder window without corroboration, or packet numbers far
+  // beyond their path's.
+  std::uint64_t implausible = 0;
   std::uint64_t malformed = 0;   // frames of this connection that failed to parse or broke the rules
   HoldTimeSummary hold;
   std::vector<PathStats> paths;

@@ -18,6 +18,9 @@ bool sendsData(ConnectionRole role, DataDirection direction) {
                                          : (bits & wire::kModeServerSends) != 0;
 }
 
+// How far a packet number may run ahead of the highest seen on its path.
+constexpr std::uint64_t kMaxPacketNumberJump = std::uint64_t{1} << 24;
+
 // now - since, 0 when since is later (times read in another order).
 std::uint64_t elapsed(std::uint64_t nowNs, std::uint64_t sinceNs) { return nowNs > sinceNs ? nowNs - sinceNs : 0; }
 
@@ -112,6 +115,15 @@ void ConnectionImpl::onPacket(std::uint16_t link, const RxPacket& packet, const 
   }
   if (data && !receive_) {
     ++malformed_;  // the peer sends data in a direction it did not ask for
+    links_.queueRelease(link, packet);
+    return;
+  }
+  // Numbers far beyond the path's highest are forged or corrupt (a path that
+  // was down for seconds at line rate moves a few million): dropped, counted,
+  // and kept out of the path's numbering, ACKs and liveness.
+  const std::uint64_t highest = paths_[link].acks.empty() ? 0 : paths_[link].acks.largest();
+  if (header.packetNumber > highest + kMaxPacketNumberJump) {
+    ++implausible_;
     links_.queueRelease(link, packet);
     return;
   }
@@ -590,6 +602,7 @@ ConnectionStats ConnectionImpl::stats() const {
   s.paths.resize(paths_.size());
   if (receive_) receive_->fillStats(s);
   s.malformed = malformed_;
+  s.implausible += implausible_;
   for (std::size_t l = 0; l < paths_.size(); ++l) {
     PathStats& p = s.paths[l];
     const PathControl& c = paths_[l];

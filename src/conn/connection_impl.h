@@ -134,6 +134,7 @@ class ConnectionImpl final : public Connection, private PacketNumbering {
   PeerHello peerHello_;
   std::optional<PeerReport> peerReport_;
   std::uint64_t malformed_ = 0;
+  std::uint64_t implausible_ = 0;  // packet numbers far beyond their path's
 
   std::uint64_t startNs_ = 0;
   std::uint64_t lastHelloNs_ = 0;

@@ -836,6 +836,38 @@ TEST(Connection, MalformedAndForeignPacketsAreCountedAndChangeNothing) {
   EXPECT_TRUE(strictlyIncreasing(pair.delivered()));
 }
 
+TEST(Connection, AForgedFarAheadPacketChangesNoPathFigures) {
+  Pair pair(configWith(reorder::ReorderKind::kWindow), threeLinks(10 * kUs, 20 * kUs, 30 * kUs));
+  ASSERT_TRUE(pair.handshake());
+  pair.sendCopying(300);
+  // A replayed data frame with its global seq and packet number moved far ahead.
+  std::array<std::uint8_t, 64> forged{};
+  wire::PacketHeader header;
+  header.connId = pair.client().state().connId;
+  header.pathId = 0;
+  header.packetNumber = std::uint64_t{1} << 32;
+  header.sendTsNs = pair.clock().nowNs();
+  ASSERT_TRUE(wire::writePacketHeader(forged, header).ok());
+  ASSERT_TRUE(wire::writeDataFrameHeader(std::span<std::uint8_t>(forged).subspan(wire::kPacketHeaderLen),
+                                         std::uint64_t{1} << 40, 24)
+                  .ok());
+  ASSERT_TRUE(pair.toServer(0).inject(forged));
+  pair.sendCopying(300);
+  ASSERT_TRUE(pair.finishAndDrain(50 * kMs));
+  const ConnectionStats rx = pair.server().stats();
+  EXPECT_EQ(rx.implausible, 1u);
+  EXPECT_EQ(rx.packetsDelivered, 600u);
+  EXPECT_EQ(rx.lost, 0u);
+  EXPECT_EQ(rx.late, 0u);
+  EXPECT_TRUE(strictlyIncreasing(pair.delivered()));
+  for (std::size_t p = 0; p < 3; ++p) {
+    EXPECT_EQ(rx.paths[p].lostSeen, 0u) << p;
+    EXPECT_EQ(rx.paths[p].outOfOrderInPath, 0u) << p;
+  }
+  ASSERT_TRUE(pair.runUntilDone(100 * kMs));
+  EXPECT_EQ(pair.client().stats().malformed, 0u);  // no ACK of a packet it never sent
+}
+
 TEST(Connection, ANewerWireVersionGetsVersionNegotiation) {
   auto links = threeLinks(10 * kUs, 10 * kUs, 10 * kUs);
   std::optional<wire::VersionList> answer;
