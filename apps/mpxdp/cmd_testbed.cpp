@@ -19,6 +19,7 @@ struct TestbedOptions {
   std::string rate;
   std::vector<std::string> rates;
   std::uint32_t mtu = 1500;
+  std::uint32_t queues = 1;
   bool json = false;
 };
 
@@ -65,7 +66,7 @@ Result<std::vector<std::uint64_t>> linkRates() {
 int runUp() {
   auto rates = linkRates();
   if (!rates) return usageError("testbed up", rates.error());
-  testbed::TestbedSpec spec{options.name, std::move(*rates), options.mtu};
+  testbed::TestbedSpec spec{options.name, std::move(*rates), options.mtu, options.queues};
   if (auto valid = testbed::validateSpec(spec); !valid) return usageError("testbed up", valid.error());
   auto info = testbed::up(spec);
   if (!info) return reportError("testbed up", info.error());
@@ -112,6 +113,9 @@ void declareTestbed(CLI::App* app) {
           ->delimiter(',');
   rate->excludes(rates);
   up->add_option("--mtu", options.mtu, "MTU of every test bed interface")->capture_default_str();
+  up->add_option("--queues", options.queues,
+                 "TX and RX queues of every veth, 1..16; with several, flows spread over them (like RSS)")
+      ->capture_default_str();
   addJson(up);
 
   CLI::App* down = app->add_subcommand("down", "Remove the test bed (succeeds when there is none)");

@@ -147,6 +147,7 @@ Result<std::vector<Link>> openLinks(const std::vector<LinkPlan>& plans, const Op
     config.peerPort = options.port;
     config.batchSize = options.batchSize;
     config.frameCount = options.frameCount;
+    config.queue = options.queue;
     auto io = options.backend == Backend::kXdp ? transport::openXdpPacketIo(config, options.steering)
                                                : transport::openUdpPacketIo(config);
     if (!io) return io.error().wrap("link " + plan.interface);

@@ -68,8 +68,11 @@ struct OpenOptions {
   std::uint16_t port = 0;
   std::uint32_t batchSize = 64;
   std::uint32_t frameCount = 4096;
-  // Receiver with the xdp backend: the steering program, loaded once.
+  // xdp backend: the steering program, loaded once; every side that
+  // receives (now both: the connection is bidirectional) needs it.
   bpf::SteeringProgram* steering = nullptr;
+  // xdp backend: bind only this RX queue; unset: one socket per RX queue.
+  std::optional<std::uint32_t> queue;
 };
 
 // Opens every planned link; the error names the failing link.
