@@ -89,10 +89,12 @@ Result<void> run(const Argv& argv) {
 }
 
 // Creates the veth pair outer <-> inner with outer in the link namespace and
-// inner in endpointNamespace, one TX and one RX queue on each end.
+// inner in endpointNamespace, `queues` TX and RX queues on each end (an XDP
+// end needs as many RX queues as its peer has TX queues).
 Result<void> addVethPair(const Namespaces& ns, const std::string& outer, const std::string& inner,
-                         const std::string& endpointNamespace, std::uint32_t mtu) {
+                         const std::string& endpointNamespace, std::uint32_t mtu, std::uint32_t queues) {
   const std::string mtuText = std::to_string(mtu);
+  const std::string queuesText = std::to_string(queues);
   return run({"ip",
               "-n",
               ns.link,
@@ -100,9 +102,9 @@ Result<void> addVethPair(const Namespaces& ns, const std::string& outer, const s
               "add",
               outer,
               "numtxqueues",
-              "1",
+              queuesText,
               "numrxqueues",
-              "1",
+              queuesText,
               "mtu",
               mtuText,
               "type",
@@ -113,9 +115,9 @@ Result<void> addVethPair(const Namespaces& ns, const std::string& outer, const s
               "netns",
               endpointNamespace,
               "numtxqueues",
-              "1",
+              queuesText,
               "numrxqueues",
-              "1",
+              queuesText,
               "mtu",
               mtuText});
 }
@@ -128,7 +130,8 @@ Result<void> addTbf(const Namespaces& ns, const std::string& device, std::uint64
               std::to_string(params.limitBytes)});
 }
 
-Result<void> buildLink(const Namespaces& ns, std::size_t i, std::uint64_t rateBps, std::uint32_t mtu) {
+Result<void> buildLink(const Namespaces& ns, std::size_t i, std::uint64_t rateBps, std::uint32_t mtu,
+                       std::uint32_t queues) {
   const std::string s = senderDevice(i);
   const std::string r = receiverDevice(i);
   const std::string ms = linkSenderSide(i);
@@ -136,8 +139,8 @@ Result<void> buildLink(const Namespaces& ns, std::size_t i, std::uint64_t rateBp
   const std::string br = bridgeDevice(i);
   const std::string mtuText = std::to_string(mtu);
 
-  if (auto done = addVethPair(ns, ms, s, ns.sender, mtu); !done) return done;
-  if (auto done = addVethPair(ns, mr, r, ns.receiver, mtu); !done) return done;
+  if (auto done = addVethPair(ns, ms, s, ns.sender, mtu, queues); !done) return done;
+  if (auto done = addVethPair(ns, mr, r, ns.receiver, mtu, queues); !done) return done;
   // stp_state 0: ports forward as soon as they are up, no listening/learning delay.
   if (auto done =
           run({"ip", "-n", ns.link, "link", "add", br, "mtu", mtuText, "type", "bridge", "stp_state", "0"});
@@ -184,7 +187,7 @@ Result<void> build(const TestbedSpec& spec, const Namespaces& ns) {
     if (auto done = run({"ip", "-n", *namespaceName, "link", "set", "dev", "lo", "up"}); !done) return done;
   }
   for (std::size_t i = 0; i < spec.ratesBps.size(); ++i) {
-    if (auto done = buildLink(ns, i, spec.ratesBps[i], spec.mtu); !done) {
+    if (auto done = buildLink(ns, i, spec.ratesBps[i], spec.mtu, spec.queues); !done) {
       return done.error().wrap(fmt::format("link {}", i));
     }
   }
@@ -212,12 +215,13 @@ struct Endpoint {
   std::string ip;
   std::string mac;
   std::uint32_t mtu = 0;
+  std::uint32_t rxQueues = 1;
 };
 
 // Endpoints named prefix<i> in a namespace, keyed by i, from `ip -j addr`.
 Result<std::map<std::size_t, Endpoint>> readEndpoints(const std::string& namespaceName,
                                                       std::string_view prefix) {
-  auto out = runChecked({"ip", "-j", "-n", namespaceName, "addr", "show"});
+  auto out = runChecked({"ip", "-d", "-j", "-n", namespaceName, "addr", "show"});
   if (!out) return out.error();
   const auto doc = nlohmann::json::parse(*out, nullptr, /*allow_exceptions=*/false);
   if (!doc.is_array()) return Error(EIO, "unexpected output of 'ip -j -n " + namespaceName + " addr show'");
@@ -233,6 +237,8 @@ Result<std::map<std::size_t, Endpoint>> readEndpoints(const std::string& namespa
       endpoint.mac = link["address"].get<std::string>();
     if (link.contains("mtu") && link["mtu"].is_number_unsigned())
       endpoint.mtu = link["mtu"].get<std::uint32_t>();
+    if (link.contains("num_rx_queues") && link["num_rx_queues"].is_number_unsigned())
+      endpoint.rxQueues = link["num_rx_queues"].get<std::uint32_t>();
     if (link.contains("addr_info") && link["addr_info"].is_array()) {
       for (const auto& addr : link["addr_info"]) {
         if (addr.is_object() && addr.value("family", "") == "inet" && addr.contains("local") &&
@@ -303,6 +309,7 @@ Result<TestbedInfo> readTestbedUnguarded(const std::string& name, const Namespac
     info.links.push_back(std::move(link));
   }
   info.mtu = senders->at(0).mtu;
+  info.queues = receivers->at(0).rxQueues;
   return info;
 }
 
@@ -352,6 +359,9 @@ Result<void> validateSpec(const TestbedSpec& spec) {
   }
   if (spec.mtu < kMinMtu || spec.mtu > kMaxMtu) {
     return Error(EINVAL, fmt::format("mtu {} is outside {} .. {}", spec.mtu, kMinMtu, kMaxMtu));
+  }
+  if (spec.queues < 1 || spec.queues > kMaxQueues) {
+    return Error(EINVAL, fmt::format("queues {} is outside 1 .. {}", spec.queues, kMaxQueues));
   }
   return {};
 }
@@ -495,12 +505,14 @@ nlohmann::json toJson(const TestbedInfo& info) {
         {"receiver", info.receiverNamespace},
         {"link", info.linkNamespace}}},
       {"mtu", info.mtu},
+      {"queues", info.queues},
       {"links", std::move(links)},
   };
 }
 
 std::string toText(const TestbedInfo& info) {
-  std::string text = fmt::format("test bed {}: {} link(s), mtu {}\n", info.name, info.links.size(), info.mtu);
+  std::string text = fmt::format("test bed {}: {} link(s), mtu {}, {} queue(s) per veth\n", info.name,
+                                 info.links.size(), info.mtu, info.queues);
   text += fmt::format("namespaces: sender {}, receiver {}, link {}\n\n", info.senderNamespace,
                       info.receiverNamespace, info.linkNamespace);
   text += fmt::format("{:<5} {:<6} {:<15} {:<18} {:<6} {:<15} {:<18} {:<14} {}\n", "link", "tx if", "tx ip",

@@ -26,12 +26,16 @@ inline constexpr std::uint32_t kMinMtu = 576;
 inline constexpr std::uint32_t kMaxMtu = 9000;
 inline constexpr std::uint64_t kMinRateBps = 64'000;
 inline constexpr std::uint64_t kMaxRateBps = 100'000'000'000;
+inline constexpr std::uint32_t kMaxQueues = 16;
 
 struct TestbedSpec {
   std::string name;
   // One entry per link: rate in bit/s, 0 for an unshaped link.
   std::vector<std::uint64_t> ratesBps;
   std::uint32_t mtu = 1500;
+  // TX and RX queues of every veth (1 .. kMaxQueues). With several, the
+  // kernel spreads flows over them by hash, as RSS does on a real NIC.
+  std::uint32_t queues = 1;
 };
 
 struct LinkInfo {
@@ -51,6 +55,7 @@ struct TestbedInfo {
   std::string receiverNamespace;
   std::string linkNamespace;
   std::uint32_t mtu = 1500;
+  std::uint32_t queues = 1;  // RX queues of the endpoint veths (TX queues are the same)
   std::vector<LinkInfo> links;
 };
 

@@ -133,6 +133,7 @@ TEST(testbed, UpBuildsShapedWireLikeLinksThatPing) {
   EXPECT_EQ(shown->receiverNamespace, "mpxdp-" + info.name + "-rx");
   EXPECT_EQ(shown->linkNamespace, "mpxdp-" + info.name + "-link");
   EXPECT_EQ(shown->mtu, 1500u);
+  EXPECT_EQ(shown->queues, 1u);
   ASSERT_EQ(shown->links.size(), rates.size());
 
   for (std::size_t i = 0; i < rates.size(); ++i) {
@@ -203,6 +204,35 @@ TEST(testbed, UnshapedLinkHasNoTbf) {
   EXPECT_EQ(testbed->info().mtu, 1400u);
   EXPECT_EQ(tbfRate(testbed->info().linkNamespace, "mr0"), std::nullopt);
   EXPECT_TRUE(pingFromNamespace(testbed->info().senderNamespace, "198.18.1.2"));
+}
+
+TEST(testbed, QueuesGiveEveryVethThatManyTxAndRxQueues) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  auto testbed = ScopedTestbed::create({uniqueName("queues"), {0, 0}, 1500, 4});
+  ASSERT_TRUE(testbed) << testbed.error().message();
+  const TestbedInfo& info = testbed->info();
+  EXPECT_EQ(info.queues, 4u);
+  auto shown = show(info.name);
+  ASSERT_TRUE(shown) << shown.error().message();
+  EXPECT_EQ(shown->queues, 4u);
+  EXPECT_EQ(toJson(*shown)["queues"], 4u);
+  EXPECT_NE(toText(*shown).find("4 queue(s) per veth"), std::string::npos) << toText(*shown);
+  for (std::size_t i = 0; i < info.links.size(); ++i) {
+    const std::array<std::pair<std::string, std::string>, 4> veths = {{
+        {info.senderNamespace, fmt::format("s{}", i)},
+        {info.linkNamespace, fmt::format("ms{}", i)},
+        {info.linkNamespace, fmt::format("mr{}", i)},
+        {info.receiverNamespace, fmt::format("r{}", i)},
+    }};
+    for (const auto& [namespaceName, device] : veths) {
+      SCOPED_TRACE(device);
+      const auto links = runJson({"ip", "-j", "-d", "-n", namespaceName, "link", "show", "dev", device});
+      ASSERT_TRUE(links.is_array() && links.size() == 1u);
+      EXPECT_EQ(links[0].value("num_tx_queues", 0), 4);
+      EXPECT_EQ(links[0].value("num_rx_queues", 0), 4);
+    }
+  }
+  EXPECT_TRUE(pingFromNamespace(info.senderNamespace, "198.18.2.2"));
 }
 
 TEST(testbed, TakenNameFailsWithEexistAndKeepsTheExistingTestbed) {
@@ -303,6 +333,8 @@ TEST(testbed, BadSpecsAreRejectedBeforeAnythingIsMade) {
       {name, {200'000'000'000}, 1500},                    // rate above the maximum
       {name, {0}, 100},                                   // mtu too small
       {name, {0}, 65000},                                 // mtu too large
+      {name, {0}, 1500, 0},                               // no queue
+      {name, {0}, 1500, kMaxQueues + 1},                  // too many queues
       {"", {0}, 1500},                                    // empty name
       {"Upper", {0}, 1500},                               // upper case
       {"a_b", {0}, 1500},                                 // underscore

@@ -21,6 +21,7 @@ struct TestbedOptions {
   std::string rate;
   std::vector<std::string> rates;
   int mtu = 1500;
+  int queues = 1;
   bool json = false;
 };
 
@@ -67,7 +68,8 @@ Result<std::vector<std::uint64_t>> linkRates() {
 int runUp() {
   auto rates = linkRates();
   if (!rates) return usageError("testbed up", rates.error());
-  testbed::TestbedSpec spec{options.name, std::move(*rates), static_cast<std::uint32_t>(options.mtu)};
+  testbed::TestbedSpec spec{options.name, std::move(*rates), static_cast<std::uint32_t>(options.mtu),
+                            static_cast<std::uint32_t>(options.queues)};
   if (auto valid = testbed::validateSpec(spec); !valid) return usageError("testbed up", valid.error());
   auto info = testbed::up(spec);
   if (!info) return reportError("testbed up", info.error());
@@ -116,6 +118,10 @@ void declareTestbed(CLI::App* app) {
   rate->excludes(rates);
   up->add_option("--mtu", options.mtu, "MTU of every test bed interface")
       ->check(CLI::Range(static_cast<int>(testbed::kMinMtu), static_cast<int>(testbed::kMaxMtu)))
+      ->capture_default_str();
+  up->add_option("--queues", options.queues,
+                 "TX and RX queues of every veth, 1..16; with several, flows spread over them (like RSS)")
+      ->check(CLI::Range(1, 16))
       ->capture_default_str();
   addJson(up);
 

@@ -89,7 +89,8 @@ class MPXDP_API PacketIo {
   // Where the link sends, e.g. "198.18.1.1:47000", or "none".
   virtual std::string peerDescription() const = 0;
   virtual PacketIoStats stats() const noexcept = 0;
-  // Human-readable description, e.g. "xdp:eth1 q0 copy".
+  // Human-readable description, e.g. "xdp:eth1 rx q0-3 tx q0 copy" (one
+  // AF_XDP socket per RX queue, transmit on the first).
   virtual std::string describe() const = 0;
 };
 

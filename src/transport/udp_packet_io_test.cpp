@@ -191,6 +191,73 @@ TEST(UdpPacketIo, WithoutAPeerIsReceiveOnlyOnTheInterfaceAddress) {
   receiver.release(std::span<const RxPacket>(rx, received));
 }
 
+// Loopback: a receive-only link learns the sender (on another port) from its
+// first datagram, then answers it; ports 8 and 9 of the test range.
+TEST(UdpPacketIo, ReceiveOnlyLinkLearnsItsPeerAndAnswers) {
+  LinkEndpointConfig config = loopbackEnd(testPort(8), testPort(9));
+  config.peerIp.reset();
+  auto rxOnly = openUdpPacketIo(config);
+  ASSERT_TRUE(rxOnly.ok()) << rxOnly.error().message();
+  PacketIo& receiver = **rxOnly;
+  EXPECT_FALSE(receiver.hasPeer());
+  EXPECT_EQ(receiver.peerDescription(), "none");
+  EXPECT_EQ(receiver.frameOverheadBytes(), 42u) << "Ethernet 14 + IPv4 20 + UDP 8";
+  RxPacket bogus{nullptr, 0, 1u << 30};
+  auto refused = receiver.setPeerFrom(bogus);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), EINVAL);
+
+  auto senderIo = openUdpPacketIo(loopbackEnd(testPort(9), testPort(8)));
+  ASSERT_TRUE(senderIo.ok()) << senderIo.error().message();
+  PacketIo& sender = **senderIo;
+  EXPECT_TRUE(sender.hasPeer());
+  EXPECT_EQ(sender.peerDescription(), "127.0.0.1:" + std::to_string(testPort(8)));
+  TxBuffer tx[4];
+  ASSERT_EQ(sender.reserveTx(std::span<TxBuffer>(tx, 1)), 1u);
+  writePayload(tx[0].data, 7);
+  tx[0].length = payloadLength(7);
+  ASSERT_TRUE(sender.commitTx(std::span<const TxBuffer>(tx, 1)).ok());
+
+  RxPacket rx[4];
+  std::size_t got = 0;
+  for (int i = 0; i < 2000 && got == 0; ++i) {
+    auto n = receiver.receive(rx);
+    ASSERT_TRUE(n.ok()) << n.error().message();
+    got = *n;
+    if (got == 0) usleep(500);
+  }
+  ASSERT_EQ(got, 1u);
+  auto learned = receiver.setPeerFrom(rx[0]);
+  ASSERT_TRUE(learned.ok()) << learned.error().message();
+  receiver.release(std::span<const RxPacket>(rx, got));
+  EXPECT_TRUE(receiver.hasPeer());
+  EXPECT_EQ(receiver.peerDescription(), "127.0.0.1:" + std::to_string(testPort(9)));
+  EXPECT_EQ(receiver.describe().find("rx-only"), std::string::npos) << receiver.describe();
+
+  ASSERT_EQ(receiver.reserveTx(std::span<TxBuffer>(tx, 4)), 4u);
+  for (std::uint32_t i = 0; i < 4; ++i) {
+    writePayload(tx[i].data, 100 + i);
+    tx[i].length = payloadLength(100 + i);
+  }
+  auto sent = receiver.commitTx(std::span<const TxBuffer>(tx, 4));
+  ASSERT_TRUE(sent.ok()) << sent.error().message();
+  EXPECT_EQ(*sent, 4u);
+  std::size_t answers = 0;
+  for (int i = 0; i < 2000 && answers < 4; ++i) {
+    auto n = sender.receive(rx);
+    ASSERT_TRUE(n.ok()) << n.error().message();
+    for (std::size_t k = 0; k < *n; ++k) {
+      std::uint32_t seq = 0;
+      EXPECT_TRUE(payloadIntact(rx[k], &seq));
+      EXPECT_EQ(seq, 100 + answers);
+      ++answers;
+    }
+    sender.release(std::span<const RxPacket>(rx, *n));
+    if (*n == 0) usleep(500);
+  }
+  EXPECT_EQ(answers, 4u);
+}
+
 TEST(UdpPacketIo, WithoutPeerOrAddressOrInterfaceIsAClearError) {
   LinkEndpointConfig config = loopbackEnd(testPort(8), testPort(9));
   config.peerIp.reset();
