@@ -129,6 +129,12 @@ def preflight(args):
     return problems
 
 
+def _mode(args):
+    if args.quick:
+        return "quick"
+    return "partial" if args.scenarios or args.systems else "full"
+
+
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt("signal {}".format(signum))
 
@@ -211,7 +217,7 @@ def main(argv):
     os.makedirs(out_dir, exist_ok=True)
     estimate = estimate_seconds(scenarios, systems, args)
     print("bench/e2e: {} mode, {} scenarios, {} systems, {} repeats x {} s; estimated total {:.0f} s ({:.1f} min)"
-          .format("quick" if args.quick else "full", len(scenarios), len(systems), args.repeats, args.duration,
+          .format(_mode(args), len(scenarios), len(systems), args.repeats, args.duration,
                   estimate, estimate / 60))
     print("bench/e2e: bonding: {}".format(bonding_reason))
     if not bonding:
@@ -250,7 +256,7 @@ def main(argv):
     goal_list = metrics.goals(summaries, kernel_udp)
     failures = [r for r in runs if not r.get("ok")]
 
-    meta = {"mode": "quick" if args.quick else "full", "date": datetime.datetime.now().astimezone().isoformat(
+    meta = {"mode": _mode(args), "date": datetime.datetime.now().astimezone().isoformat(
         timespec="seconds"), "command": " ".join(shlex.quote(a) for a in ["python3", "bench/e2e/run.py"] + argv),
             "machine": testbeds.machine_description(), "mpxdp": os.path.relpath(args.mpxdp, ROOT),
             "mpxdp_version": procs.run([args.mpxdp, "--version"], check=False).stdout.strip(),
