@@ -202,7 +202,8 @@ def plots(out_dir, scenarios, systems, summaries, runs):
             ys.append(g["median"] / 1e6)
             lo.append((g["median"] - g["min"]) / 1e6)
             hi.append((g["max"] - g["median"]) / 1e6)
-        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=name, color=COLORS.get(name))
+        label = name + " (sum of both directions)" if name == "mpxdp-bidir" else name
+        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=label, color=COLORS.get(name))
     for i, sc in enumerate(scenarios):
         if sc["link_sum_bps"]:
             ax.hlines(sc["link_sum_bps"] / 1e6, i - 0.45, i + 0.45, colors="black", linestyles="dashed")
