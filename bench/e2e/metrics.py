@@ -2,22 +2,27 @@
 
 Ceilings (what a link of rate R can carry as payload of P bytes per packet, tbf counting the
 Ethernet frame without preamble/FCS, as veth does):
-  mpxdp (UDP + multipath header): R * P / (P + 74)   74 = Ethernet 14 + IPv4 20 + UDP 8 + mp header 32
+  mpxdp (UDP + mpxdp overhead):   R * P / (P + 82)   82 = Ethernet 14 + IPv4 20 + UDP 8 + mpxdp 40 (wire v2:
+                                                   28-byte packet header + 12-byte DATA frame header)
+                                  v1 builds (--baseline-mpxdp): R * P / (P + 74), 32-byte v1 header
   iperf3 UDP:                     R * P / (P + 42)   42 = Ethernet 14 + IPv4 20 + UDP 8
   TCP (offloads off, MSS 1448):   R * 1448 / (1448 + 66)   66 = Ethernet 14 + IPv4 20 + TCP 20 + timestamps 12
   MPTCP uses the TCP ceiling; its DSS option (up to 20 more bytes on some segments) is not subtracted.
+`mpxdp-bidir` sends the same in each direction and tbf shapes each direction on its own, so its ceiling and
+link sum are twice the one-way figures.
 """
 import statistics
 
-MPXDP_OVERHEAD = 74
+MPXDP_HEADER_V2 = 40
+MPXDP_HEADER_V1 = 32
 UDP_OVERHEAD = 42
 TCP_MSS = 1448
 TCP_OVERHEAD = 66
 
 
-def ceiling_fraction(kind, payload):
+def ceiling_fraction(kind, payload, mpxdp_header=MPXDP_HEADER_V2):
     if kind == "mpxdp":
-        return payload / (payload + MPXDP_OVERHEAD)
+        return payload / (payload + UDP_OVERHEAD + mpxdp_header)
     if kind == "udp":
         return payload / (payload + UDP_OVERHEAD)
     return TCP_MSS / (TCP_MSS + TCP_OVERHEAD)
@@ -26,9 +31,16 @@ def ceiling_fraction(kind, payload):
 def derive(result, link_sum_bps, rate_for_system_bps):
     """Adds percent of link sum / ceiling, loss and out-of-order rates and CPU per GB to a run result."""
     goodput = result.get("goodput_bps") or 0.0
-    # iperf3 UDP runs record the datagram size they really used (1472 for the MTU-size run).
-    fraction = ceiling_fraction(result["kind"], result.get("iperf_length") or result["payload"])
+    # Runs record the payload they really used (the MTU-size run differs per system and mpxdp build).
+    fraction = ceiling_fraction(result["kind"], result.get("length") or result["payload"],
+                                result.get("header_bytes") or MPXDP_HEADER_V2)
     if rate_for_system_bps:
+        if result.get("forward") is not None:  # bidir: each direction has the whole link sum
+            one_way = rate_for_system_bps * fraction
+            for side, key in (("fwd", "forward"), ("rev", "reverse")):
+                if result[key].get("goodput_bps") is not None:
+                    result[side + "_pct_of_ceiling"] = 100.0 * result[key]["goodput_bps"] / one_way
+            rate_for_system_bps *= 2
         ceiling = rate_for_system_bps * fraction
         result["ceiling_bps"] = ceiling
         result["pct_of_link_sum"] = 100.0 * goodput / rate_for_system_bps
@@ -53,13 +65,17 @@ def derive(result, link_sum_bps, rate_for_system_bps):
 
 
 SUMMARY_KEYS = ["goodput_bps", "pps", "pct_of_link_sum", "pct_of_ceiling", "loss_pct", "ooo_pct", "cpu_s_per_gb",
-                "hold_p99_ns", "lost_packets", "undelivered_packets"]
+                "hold_p99_ns", "lost_packets", "undelivered_packets", "fwd_goodput_bps", "rev_goodput_bps",
+                "fwd_loss_pct", "rev_loss_pct", "fwd_pct_of_ceiling", "rev_pct_of_ceiling"]
 
 
 def summarize(runs):
     """Median, min and max over the successful repeats of one (scenario, system, payload)."""
     ok = [r for r in runs if r.get("ok")]
     summary = {"repeats": len(runs), "ok": len(ok), "failed": len(runs) - len(ok)}
+    lengths = sorted({r["length"] for r in ok if r.get("length")})
+    if lengths:
+        summary["length"] = lengths[0] if len(lengths) == 1 else lengths
     for key in SUMMARY_KEYS:
         values = [r[key] for r in ok if r.get(key) is not None]
         if values:
@@ -101,13 +117,13 @@ def goals(summaries, kernel_udp_system):
         add("moderate: window in-order goodput >= 98 % of header ceiling, zero loss", pct >= 98.0 and max_lost == 0,
             "{:.1f} % of ceiling (median), packets sent but not delivered: max {} per run".format(pct, int(max_lost)))
 
-    raw = _med(summaries, "moderate", "mpxdp-xdp-off", 1440, "goodput_bps")
+    raw = _med(summaries, "moderate", "mpxdp-xdp-off", "MTU", "goodput_bps")
     mptcp = _med(summaries, "moderate", "mptcp", 1024, "goodput_bps")
     if raw is None or mptcp is None:
         add("moderate: MTU-size raw goodput >= MPTCP", None, "no data")
     else:
         add("moderate: MTU-size raw goodput >= MPTCP", raw >= mptcp,
-            "mpxdp xdp off 1440 B {:.0f} Mbit/s vs MPTCP {:.0f} Mbit/s".format(raw / 1e6, mptcp / 1e6))
+            "mpxdp xdp off MTU-size {:.0f} Mbit/s vs MPTCP {:.0f} Mbit/s".format(raw / 1e6, mptcp / 1e6))
 
     for scenario in ("paper", "paper2"):
         mp = _med(summaries, scenario, "mpxdp-xdp-window", 1024, "goodput_bps")
@@ -126,4 +142,25 @@ def goals(summaries, kernel_udp_system):
         add(name, None, "no data")
     else:
         add(name, mp >= 2 * kernel, "{:.0f} vs {:.0f} kpps = {:.2f} x".format(mp / 1e3, kernel / 1e3, mp / kernel))
+    return out
+
+
+def baseline_comparison(summaries, system="mpxdp-xdp-window", baseline="mpxdp-baseline"):
+    """Build under test against the --baseline-mpxdp build, per (scenario, payload): medians and their ratio."""
+    out = []
+    for (scenario, name, payload), entry in summaries.items():
+        if name != system:
+            continue
+        base = summaries.get((scenario, baseline, payload))
+        if not base or "goodput_bps" not in entry or "goodput_bps" not in base:
+            continue
+        new_g, old_g = entry["goodput_bps"], base["goodput_bps"]
+        out.append({"scenario": scenario, "payload": payload, "length": entry.get("length"),
+                    "baseline_length": base.get("length"), "goodput_bps": new_g, "baseline_goodput_bps": old_g,
+                    "ratio": new_g["median"] / old_g["median"] if old_g["median"] else None,
+                    "pct_of_ceiling": _med(summaries, scenario, system, payload, "pct_of_ceiling"),
+                    "baseline_pct_of_ceiling": _med(summaries, scenario, baseline, payload, "pct_of_ceiling"),
+                    "loss_pct": entry.get("loss_pct"), "baseline_loss_pct": base.get("loss_pct"),
+                    "cpu_s_per_gb": _med(summaries, scenario, system, payload, "cpu_s_per_gb"),
+                    "baseline_cpu_s_per_gb": _med(summaries, scenario, baseline, payload, "cpu_s_per_gb")})
     return out

@@ -35,7 +35,7 @@ def _range(entry, key, scale=1.0, digits=0):
 
 
 def _median(entry, key):
-    return entry[key]["median"] if key in entry else None
+    return entry[key]["median"] if entry.get(key) else None
 
 
 def table(scenarios, systems, summaries):
@@ -52,13 +52,74 @@ def table(scenarios, systems, summaries):
                 shares += " ({} runs missed a link)".format(entry["runs_missing_a_link"])
             lines.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}/{} |".format(
                 scenario["name"], names[system].name if system in names else system,
-                "MTU" if payload == 1440 else payload,
+                payload if payload != "MTU" else "MTU ({})".format(entry.get("length", "?")),
                 _range(entry, "goodput_bps", 1e6), _fmt(_median(entry, "pct_of_link_sum"), digits=1),
                 _fmt(_median(entry, "pct_of_ceiling"), digits=1), _fmt(_median(entry, "pps"), 1e3),
                 _fmt(_median(entry, "loss_pct"), digits=2), _fmt(_median(entry, "ooo_pct"), digits=2),
                 _fmt(_median(entry, "cpu_s_per_gb"), digits=2), _fmt(_median(entry, "hold_p99_ns"), 1e3, 1),
                 shares, entry["ok"], entry["repeats"]))
     return "\n".join(lines)
+
+
+def _baseline_line(meta):
+    b = meta.get("baseline")
+    if not b:
+        return "- Baseline build: none (no --baseline-mpxdp)"
+    return ("- Baseline build (`mpxdp-baseline`): `{}` ({}), read from its --help as a wire v{} CLI: recv {}, "
+            "MTU payload {} B, mpxdp header {} B".format(
+                b["path"], b["version"], b["wire"], "-1" if b["one_off"] else "without -1 (ends after END)",
+                b["mtu_payload"], b["header_bytes"]))
+
+
+def _mbit(entry):
+    return "{:.1f} ({:.1f}-{:.1f})".format(entry["median"] / 1e6, entry["min"] / 1e6, entry["max"] / 1e6)
+
+
+def comparison_section(summaries):
+    rows = metrics.baseline_comparison(summaries)
+    if not rows:
+        return []
+    out = ["### Build under test against the baseline build (same run)", "",
+           "`mpxdp-xdp-window` (this build) and `mpxdp-baseline` (the --baseline-mpxdp build), the same system "
+           "(AF_XDP, window reorder, wrr), interleaved repeat by repeat on the same test bed. MTU size is each "
+           "build's largest payload, so the v2 run carries 8 bytes less payload per packet than v1.", "",
+           "| scenario | payload B (new / base) | new Mbit/s median (min-max) | base Mbit/s median (min-max) | "
+           "new / base | % ceiling new / base | loss % new / base | CPU s/GB new / base |",
+           "| --- | --- | ---: | ---: | ---: | --- | --- | --- |"]
+    for r in rows:
+        out.append("| {} | {} / {} | {} | {} | {} | {} / {} | {} / {} | {} / {} |".format(
+            r["scenario"], r["length"], r["baseline_length"], _mbit(r["goodput_bps"]),
+            _mbit(r["baseline_goodput_bps"]), _fmt(r["ratio"], digits=3), _fmt(r["pct_of_ceiling"], digits=1),
+            _fmt(r["baseline_pct_of_ceiling"], digits=1), _fmt(_median(r, "loss_pct"), digits=3),
+            _fmt(_median(r, "baseline_loss_pct"), digits=3), _fmt(r["cpu_s_per_gb"], digits=2),
+            _fmt(r["baseline_cpu_s_per_gb"], digits=2)))
+    return out + [""]
+
+
+def bidir_section(scenarios, summaries):
+    rows = [(sc, payload, entry) for sc in scenarios for (name, system, payload), entry in summaries.items()
+            if name == sc["name"] and system == "mpxdp-bidir"]
+    if not rows:
+        return []
+    out = ["### Both directions (`mpxdp-bidir`)", "",
+           "`mpxdp send --bidir`: the client and the server each send for the run time while receiving. tbf "
+           "shapes every link per direction (on both m_s<i> and m_r<i> egress), so each direction has the whole "
+           "link sum and the sum of the two directions can exceed the one-way ceiling; its % link sum and % ceiling "
+           "in the table above are against twice the one-way figures. Loss is packets sent but not delivered, per "
+           "direction.", "",
+           "| scenario | payload B | forward Mbit/s (client -> server) | reverse Mbit/s | sum Mbit/s | "
+           "% one-way ceiling fwd / rev | loss % fwd / rev (median, max) |",
+           "| --- | --- | ---: | ---: | ---: | --- | --- |"]
+    for sc, payload, e in rows:
+        if "fwd_goodput_bps" not in e:
+            out.append("| {} | {} | - | - | - | - | - |".format(sc["name"], payload))
+            continue
+        out.append("| {} | {} | {} | {} | {} | {} / {} | {} ({}) / {} ({}) |".format(
+            sc["name"], payload, _mbit(e["fwd_goodput_bps"]), _mbit(e["rev_goodput_bps"]), _mbit(e["goodput_bps"]),
+            _fmt(_median(e, "fwd_pct_of_ceiling"), digits=1), _fmt(_median(e, "rev_pct_of_ceiling"), digits=1),
+            _fmt(_median(e, "fwd_loss_pct"), digits=3), _fmt(e.get("fwd_loss_pct", {}).get("max"), digits=3),
+            _fmt(_median(e, "rev_loss_pct"), digits=3), _fmt(e.get("rev_loss_pct", {}).get("max"), digits=3)))
+    return out + [""]
 
 
 def section(meta, scenarios, systems, summaries, goals, failures, plot_paths):
@@ -68,10 +129,12 @@ def section(meta, scenarios, systems, summaries, goals, failures, plot_paths):
            "- Machine: {} x {}, {} GiB, kernel {}; load average at start {}".format(
                m["nproc"], m["cpu_model"], m["memory_gib"], m["kernel"], " ".join(m["loadavg_at_start"])),
            "- mpxdp: `{}` ({}); {}".format(meta["mpxdp"], meta.get("mpxdp_version", "?"), m["iperf3"]),
+           _baseline_line(meta),
            "- Bonding: {}".format(meta["bonding"]),
-           "- {} s per run, {} repeats, payload 1024 B and MTU size (mpxdp 1440 B, iperf3 UDP 1472 B: both fill a "
-           "1500-byte IP packet; iperf3 has 32 bytes less header). Wall time {:.0f} s (estimated {:.0f} s).".format(
-               meta["duration"], meta["repeats"], meta["wall_s"], meta["estimate_s"]),
+           "- {} s per run, {} repeats, payload 1024 B and MTU size (each system's largest payload in a 1500-byte IP "
+           "packet: mpxdp wire v2 1432 B, v1 1440 B, iperf3 UDP 1472 B; the table shows the bytes used). Wall time "
+           "{:.0f} s (estimated {:.0f} s).".format(meta["duration"], meta["repeats"], meta["wall_s"],
+                                                   meta["estimate_s"]),
            "- Scenarios: " + "; ".join("`{}` {}".format(s["name"], s["describe"]) for s in scenarios),
            "- Raw results: `{}`".format(meta["results_dir"]), "",
            "### Goals (issue 4)", "", "| goal | status | figures |", "| --- | --- | --- |"]
@@ -83,6 +146,7 @@ def section(meta, scenarios, systems, summaries, goals, failures, plot_paths):
             "CPU s/GB is sender + receiver process time + whole-machine softirq time over the run, per GB delivered; "
             "link shares are the bytes each sender interface carried (median over repeats).",
             "", table(scenarios, systems, summaries), ""]
+    out += comparison_section(summaries) + bidir_section(scenarios, summaries)
     if failures:
         out += ["### Failed runs", ""]
         for f in failures[:40]:
@@ -110,7 +174,7 @@ def write_benchmarks(path, text):
         f.write(updated)
 
 
-COLORS = {"mpxdp-xdp-window": "#d62728", "mpxdp-xdp-sort": "#ff7f0e", "mpxdp-xdp-off": "#2ca02c",
+COLORS = {"mpxdp-bidir": "#ff9896", "mpxdp-baseline": "#393b79", "mpxdp-xdp-window": "#d62728", "mpxdp-xdp-sort": "#ff7f0e", "mpxdp-xdp-off": "#2ca02c",
           "mpxdp-udp": "#9467bd", "kernel-rr-udp": "#8c564b", "bond-udp-1": "#1f77b4", "bond-udp-n": "#17becf",
           "bond-tcp-1": "#aec7e8", "bond-tcp-n": "#c49c94", "mptcp": "#e377c2", "single-tcp": "#7f7f7f",
           "single-udp": "#bcbd22"}
@@ -138,7 +202,8 @@ def plots(out_dir, scenarios, systems, summaries, runs):
             ys.append(g["median"] / 1e6)
             lo.append((g["median"] - g["min"]) / 1e6)
             hi.append((g["max"] - g["median"]) / 1e6)
-        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=name, color=COLORS.get(name))
+        label = name + " (sum of both directions)" if name == "mpxdp-bidir" else name
+        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=label, color=COLORS.get(name))
     for i, sc in enumerate(scenarios):
         if sc["link_sum_bps"]:
             ax.hlines(sc["link_sum_bps"] / 1e6, i - 0.45, i + 0.45, colors="black", linestyles="dashed")

@@ -38,10 +38,10 @@ SCENARIOS = [
     {"name": "hetero", "rates": [100 * M, 300 * M, 600 * M], "describe": "100 + 300 + 600 Mbit/s"},
     {"name": "unshaped", "rates": [0, 0, 0], "describe": "3 unshaped veth links"},
 ]
-MTU_PAYLOAD = 1440
+MTU_PAYLOAD = systems_mod.MTU  # each system's largest payload in a 1500-byte MTU (mpxdp v2 1432, v1 1440, UDP 1472)
 # Systems that also run with MTU-size payloads (TCP/MPTCP do not depend on the payload size).
 MTU_SYSTEMS = ["mpxdp-xdp-window", "mpxdp-xdp-off", "mpxdp-udp", "kernel-rr-udp", "single-udp", "bond-udp-1",
-               "bond-udp-n"]
+               "bond-udp-n", "mpxdp-baseline"]
 # Seconds a run takes beyond its duration (start-up, reports, teardown), measured on the 2-core VM.
 OVERHEAD_S = {"mpxdp": 0.4, "iperf3": 0.4}
 SCENARIO_SETUP_S = 2.0
@@ -56,6 +56,9 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true", help="3 scenarios, 2 repeats of 2 s (about 3 minutes)")
     parser.add_argument("--mpxdp", default=os.path.join(ROOT, "build", "apps", "mpxdp", "mpxdp"),
                         help="mpxdp binary (default: build/apps/mpxdp/mpxdp)")
+    parser.add_argument("--baseline-mpxdp", metavar="PATH",
+                        help="an older mpxdp build, run as the extra system mpxdp-baseline (xdp, window) beside "
+                             "the build under test; its CLI generation (v1/v2) is read from its --help")
     parser.add_argument("--scenarios", help="comma-separated subset of: " + ",".join(s["name"] for s in SCENARIOS))
     parser.add_argument("--mtu-scenarios", help="scenarios that also run MTU-size payloads ('' for none)")
     parser.add_argument("--systems", help="comma-separated subset of the systems (see --list)")
@@ -126,9 +129,10 @@ def preflight(args):
     return problems
 
 
-def mpxdp_has(mpxdp, command):
-    result = procs.run([mpxdp, "help", command], check=False, timeout=10)
-    return result.returncode == 0
+def _mode(args):
+    if args.quick:
+        return "quick"
+    return "partial" if args.scenarios or args.systems else "full"
 
 
 def _raise_interrupt(signum, frame):
@@ -153,7 +157,7 @@ def main(argv):
     if not args.list:
         ensure_matplotlib(argv)
     bonding, bonding_reason = (False, "not probed")
-    all_systems = systems_mod.catalogue(bonding=True)
+    all_systems = systems_mod.catalogue(bonding=True, baseline=True)
     if args.list:
         for s in SCENARIOS:
             print("scenario {:10s} {}".format(s["name"], s["describe"]))
@@ -167,7 +171,7 @@ def main(argv):
         return 2
 
     bonding, bonding_reason = testbeds.bonding_available()
-    systems = systems_mod.catalogue(bonding)
+    systems = systems_mod.catalogue(bonding, baseline=bool(args.baseline_mpxdp))
     if args.systems:
         wanted = args.systems.split(",")
         unknown = [w for w in wanted if w not in {s.name for s in all_systems}]
@@ -175,13 +179,28 @@ def main(argv):
             print("run.py: unknown systems: {} (see --list)".format(", ".join(unknown)), file=sys.stderr)
             return 2
         systems = [s for s in systems if s.name in wanted]
-    missing = [c for c in ("send", "recv") if not mpxdp_has(args.mpxdp, c)]
-    needs_tools = [s.name for s in systems if s.runner is systems_mod.run_mpxdp]
-    if missing and needs_tools:
-        print("run.py: {} has no `{}` command (an old build? rebuild the mpxdp target); it is needed by {}. "
-              "Pass --systems without them to run only the baselines.".format(
-                  args.mpxdp, "`/`".join(missing), ", ".join(needs_tools)), file=sys.stderr)
+    cli = systems_mod.MpxdpCli(args.mpxdp)
+    needs_tools = [s.name for s in systems if s.runner is systems_mod.run_mpxdp and not s.params.get("baseline")]
+    if not cli.has_send_recv and needs_tools:
+        print("run.py: {} has no `send`/`recv` commands (an old build? rebuild the mpxdp target); they are needed "
+              "by {}. Pass --systems without them to run only the baselines.".format(
+                  args.mpxdp, ", ".join(needs_tools)), file=sys.stderr)
         return 2
+    if any(s.params.get("bidir") for s in systems) and not cli.bidir:
+        print("run.py: {} has no `send --bidir`; leave mpxdp-bidir out of --systems".format(args.mpxdp),
+              file=sys.stderr)
+        return 2
+    baseline_cli = None
+    if args.baseline_mpxdp:
+        if not os.access(args.baseline_mpxdp, os.X_OK):
+            print("run.py: no baseline binary at {}".format(args.baseline_mpxdp), file=sys.stderr)
+            return 2
+        baseline_cli = systems_mod.MpxdpCli(os.path.abspath(args.baseline_mpxdp))
+        if not baseline_cli.has_send_recv:
+            print("run.py: baseline {} has no `send`/`recv`".format(args.baseline_mpxdp), file=sys.stderr)
+            return 2
+    args.cli = cli
+    args.baseline_cli = baseline_cli
     scenarios = [dict(s, link_sum_bps=sum(s["rates"]) if all(s["rates"]) else 0)
                  for s in SCENARIOS if s["name"] in args.scenario_names]
 
@@ -198,11 +217,15 @@ def main(argv):
     os.makedirs(out_dir, exist_ok=True)
     estimate = estimate_seconds(scenarios, systems, args)
     print("bench/e2e: {} mode, {} scenarios, {} systems, {} repeats x {} s; estimated total {:.0f} s ({:.1f} min)"
-          .format("quick" if args.quick else "full", len(scenarios), len(systems), args.repeats, args.duration,
+          .format(_mode(args), len(scenarios), len(systems), args.repeats, args.duration,
                   estimate, estimate / 60))
     print("bench/e2e: bonding: {}".format(bonding_reason))
     if not bonding:
         print("bench/e2e: kernel round-robin UDP sender (kernel-rr-udp) stands in for bonding balance-rr")
+    for label, c in (("mpxdp", cli), ("baseline", baseline_cli)):
+        if c is not None:
+            print("bench/e2e: {}: {} ({}), wire v{} CLI, MTU payload {} B".format(label, c.path, c.version, c.wire,
+                                                                              c.mtu_payload))
     print("bench/e2e: results in {}".format(out_dir))
 
     signal.signal(signal.SIGINT, _raise_interrupt)  # also when started in the background (SIGINT ignored)
@@ -233,10 +256,12 @@ def main(argv):
     goal_list = metrics.goals(summaries, kernel_udp)
     failures = [r for r in runs if not r.get("ok")]
 
-    meta = {"mode": "quick" if args.quick else "full", "date": datetime.datetime.now().astimezone().isoformat(
+    meta = {"mode": _mode(args), "date": datetime.datetime.now().astimezone().isoformat(
         timespec="seconds"), "command": " ".join(shlex.quote(a) for a in ["python3", "bench/e2e/run.py"] + argv),
             "machine": testbeds.machine_description(), "mpxdp": os.path.relpath(args.mpxdp, ROOT),
             "mpxdp_version": procs.run([args.mpxdp, "--version"], check=False).stdout.strip(),
+            "mpxdp_cli": cli.describe(),
+            "baseline": baseline_cli.describe() if baseline_cli else None,
             "bonding": bonding_reason, "duration": args.duration, "repeats": args.repeats, "wall_s": wall,
             "estimate_s": estimate, "results_dir": os.path.relpath(out_dir, ROOT), "interrupted": interrupted}
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
@@ -294,7 +319,7 @@ def run_scenario(scenario, systems, args, out_dir, runs):
             for repeat in range(args.repeats):
                 for system, payload in phase_plan:
                     tag = "{}-{}-r{}".format(system.name, payload, repeat + 1)
-                    ctx = systems_mod.RunContext(args.mpxdp, bed, scenario_dir, args.duration)
+                    ctx = systems_mod.RunContext(args.cli, bed, scenario_dir, args.duration, args.baseline_cli)
                     t0 = time.monotonic()
                     result = systems_mod.run_system(system, payload, ctx, tag)
                     result.update(scenario=scenario["name"], repeat=repeat, wall_s=time.monotonic() - t0)
@@ -318,9 +343,13 @@ def run_scenario(scenario, systems, args, out_dir, runs):
         bed.down()
 
 
+def _pct(value):
+    return "-" if value is None else "{:.2f}".format(value)
+
+
 def print_run(r):
     if not r.get("ok"):
-        print("  {:9s} {:17s} {:5d} B r{}  FAILED: {}".format(r["scenario"], r["system"], r["payload"],
+        print("  {:9s} {:17s} {:>5} B r{}  FAILED: {}".format(r["scenario"], r["system"], r["payload"],
                                                              r["repeat"] + 1, r.get("error")), flush=True)
         return
     extra = []
@@ -332,9 +361,15 @@ def print_run(r):
         extra.append("ooo {:.2f} %".format(r["ooo_pct"]))
     if r.get("cpu_s_per_gb") is not None:
         extra.append("{:.2f} CPU s/GB".format(r["cpu_s_per_gb"]))
+    if r.get("forward") is not None:
+        extra.append("fwd {:.1f} + rev {:.1f} Mbit/s, loss {} / {} %".format(
+            (r.get("fwd_goodput_bps") or 0) / 1e6, (r.get("rev_goodput_bps") or 0) / 1e6,
+            _pct(r.get("fwd_loss_pct")), _pct(r.get("rev_loss_pct"))))
+    if r.get("odd_ending"):
+        extra.append("ENDED BY " + r["odd_ending"])
     if r.get("all_links_used") is False:
         extra.append("NOT ALL LINKS USED")
-    print("  {:9s} {:17s} {:5d} B r{}  {:8.1f} Mbit/s  {}".format(r["scenario"], r["system"], r["payload"],
+    print("  {:9s} {:17s} {:>5} B r{}  {:8.1f} Mbit/s  {}".format(r["scenario"], r["system"], r["payload"],
                                                                r["repeat"] + 1, r["goodput_bps"] / 1e6,
                                                                ", ".join(extra)), flush=True)
 

@@ -25,7 +25,8 @@ class System:
         self.params = params
 
 
-def catalogue(bonding):
+def catalogue(bonding, baseline=False):
+    """baseline: add `mpxdp-baseline`, the same as mpxdp-xdp-window on the --baseline-mpxdp build."""
     systems = [
         System("mpxdp-xdp-window", "mpxdp AF_XDP, window reorder", "mpxdp", True, run_mpxdp, True,
                backend="xdp", reorder="window", scheduler="wrr"),
@@ -35,7 +36,14 @@ def catalogue(bonding):
                backend="xdp", reorder="off", scheduler="wrr"),
         System("mpxdp-udp", "mpxdp kernel UDP, window reorder", "mpxdp", True, run_mpxdp, True,
                backend="udp", reorder="window", scheduler="wrr"),
+        # Data both ways at once (send --bidir); tbf shapes each direction, so the sum can exceed one-way.
+        System("mpxdp-bidir", "mpxdp AF_XDP, window reorder, --bidir (both directions)", "mpxdp", True, run_mpxdp,
+               True, backend="xdp", reorder="window", scheduler="wrr", bidir=True),
     ]
+    if baseline:  # right after mpxdp-xdp-window, so the two builds run back to back in each repeat
+        systems.insert(1, System("mpxdp-baseline", "mpxdp AF_XDP, window reorder, baseline build (--baseline-mpxdp)",
+                              "mpxdp", True, run_mpxdp, True, backend="xdp", reorder="window", scheduler="wrr",
+                              baseline=True))
     if bonding:
         systems += [
             System("bond-udp-1", "bonding balance-rr, iperf3 UDP x1", "udp", True, run_iperf3, True,
@@ -59,14 +67,46 @@ def catalogue(bonding):
     return systems
 
 
-def iperf_payload(kind_payload):
-    """iperf3 UDP datagram size for a suite payload: 1440 (mpxdp MTU size) maps to 1472 (UDP MTU size)."""
-    return 1472 if kind_payload == 1440 else kind_payload
+MTU = "MTU"  # suite payload key of the MTU-size run; each system resolves it to its own largest payload
+IPERF_UDP_MTU_PAYLOAD = 1472  # 1500 - 20 IPv4 - 8 UDP
+
+
+def iperf_payload(suite_payload):
+    """iperf3 UDP datagram size for a suite payload: MTU maps to 1472 (UDP MTU size)."""
+    return IPERF_UDP_MTU_PAYLOAD if suite_payload == MTU else suite_payload
+
+
+class MpxdpCli:
+    """What an mpxdp build's send/recv understand, read from their --help (never guessed from a version).
+
+    A build whose `recv` has `--one-off` has the v2 connection (wire v2: 40-byte mpxdp overhead, payload up to
+    1432 B in a 1500 MTU, `recv` serves until -1, `-b` is payload bits/s). Without it, it is a v1 build (32-byte
+    header, up to 1440 B, `recv` ends after the sender's END marker, `-b` counts headers too)."""
+
+    def __init__(self, path):
+        self.path = path
+        recv_help = procs.run([path, "recv", "--help"], check=False, timeout=10)
+        send_help = procs.run([path, "send", "--help"], check=False, timeout=10)
+        recv_text = recv_help.stdout + recv_help.stderr
+        send_text = send_help.stdout + send_help.stderr
+        self.has_send_recv = recv_help.returncode == 0 and send_help.returncode == 0
+        self.one_off = "--one-off" in recv_text
+        self.bidir = "--bidir" in send_text
+        self.wire = 2 if self.one_off else 1
+        self.header_bytes = metrics.MPXDP_HEADER_V2 if self.wire == 2 else metrics.MPXDP_HEADER_V1
+        self.mtu_payload = 1500 - 20 - 8 - self.header_bytes
+        self.payload_rate = self.wire == 2  # -b: payload bits/s (v2) or bits/s including headers (v1)
+        self.version = procs.run([path, "--version"], check=False, timeout=10).stdout.strip()
+
+    def describe(self):
+        return {"path": self.path, "version": self.version, "wire": self.wire, "one_off": self.one_off,
+                "bidir": self.bidir, "header_bytes": self.header_bytes, "mtu_payload": self.mtu_payload}
 
 
 class RunContext:
-    def __init__(self, mpxdp, bed, run_dir, duration):
-        self.mpxdp = mpxdp
+    def __init__(self, mpxdp, bed, run_dir, duration, baseline=None):
+        self.mpxdp = mpxdp          # MpxdpCli of the build under test
+        self.baseline = baseline    # MpxdpCli of --baseline-mpxdp, or None
         self.bed = bed
         self.run_dir = run_dir
         self.duration = duration
@@ -139,15 +179,57 @@ def _drive(ctx, tag, result, server, server_label, client_argv, client_role, cli
     return client, cpu_before, cpu_after, failure
 
 
+RECV_KEYS = ("goodput_bps", "delivered_packets", "delivered_bytes", "lost_packets", "out_of_order_delivered",
+             "out_of_order_arrived", "duplicate_packets", "corrupt_packets", "hold_p50_ns", "hold_p99_ns",
+             "duration_s", "pps", "ended_by")
+
+
+# `ended_by` of a run that ended as planned: v2 receiver / sender, and v1's receiver (a baseline build).
+NORMAL_ENDINGS = ("end of stream", "time", "end marker")
+
+
+def _direction(send, recv):
+    """One direction's figures from its sender's and receiver's reports."""
+    out = {key: recv.get(key) for key in RECV_KEYS}
+    out["sent_packets"] = send.get("sent_packets")
+    out["sender_ended_by"] = send.get("ended_by")
+    odd = [e for e in (out["ended_by"], out["sender_ended_by"]) if e not in NORMAL_ENDINGS]
+    if odd:
+        out["odd_ending"] = "/".join(map(str, odd))  # e.g. "peer" (the peer timed out) or "signal"
+    if out["sent_packets"] is not None and out["delivered_packets"] is not None:
+        # Counted from the sender, so it also covers the `off` reorderer, which cannot see gaps.
+        out["undelivered_packets"] = max(0, out["sent_packets"] - out["delivered_packets"])
+        if out["sent_packets"]:
+            out["loss_pct"] = 100.0 * out["undelivered_packets"] / out["sent_packets"]
+    return out
+
+
 def run_mpxdp(system, payload, ctx, tag, result):
     p = system.params
     bed = ctx.bed
-    recv_argv = [ctx.mpxdp, "recv", "-1", "--testbed", bed.name, "--backend", p["backend"], "--reorder", p["reorder"],
-                 "-i", "0", "-J"]
-    send_argv = [ctx.mpxdp, "send", "--testbed", bed.name, "-t", ctx.duration, "-l", payload,
+    cli = ctx.baseline if p.get("baseline") else ctx.mpxdp
+    bidir = bool(p.get("bidir"))
+    if cli is None:
+        raise RuntimeError("no --baseline-mpxdp build given")
+    if bidir and not cli.bidir:
+        raise RuntimeError("{} has no `send --bidir`".format(cli.path))
+    length = cli.mtu_payload if payload == MTU else payload
+    result["length"] = length
+    result["header_bytes"] = cli.header_bytes
+    result["wire"] = cli.wire
+    recv_argv = [cli.path, "recv"] + (["-1"] if cli.one_off else []) + [
+        "--testbed", bed.name, "--backend", p["backend"], "--reorder", p["reorder"], "-i", "0", "-J"]
+    send_argv = [cli.path, "send", "--testbed", bed.name, "-t", ctx.duration, "-l", length,
                  "--backend", p["backend"], "--scheduler", p["scheduler"], "-i", "0", "-J"]
+    if bidir:
+        send_argv.append("--bidir")
     if bed.link_sum_bps:
-        send_argv += ["-b", bed.link_sum_bps]  # total rate including headers; unshaped: unlimited
+        if cli.payload_rate:
+            # v2: -b is payload bits/s: offer what fills the links (the header ceiling), as for iperf3 UDP.
+            send_argv += ["-b", int(bed.link_sum_bps * metrics.ceiling_fraction("mpxdp", length, cli.header_bytes))]
+        else:
+            send_argv += ["-b", bed.link_sum_bps]  # v1: total rate including headers
+    # unshaped: no -b, unlimited
     result["commands"] = [" ".join(map(str, recv_argv)), " ".join(map(str, send_argv))]
     receiver = procs.Proc(recv_argv, *_files(ctx, tag, "recv"))
     children = [receiver]
@@ -164,16 +246,32 @@ def run_mpxdp(system, payload, ctx, tag, result):
     finally:
         for child in reversed(children):
             child.kill()
-    for key in ("goodput_bps", "delivered_packets", "delivered_bytes", "lost_packets", "out_of_order_delivered",
-                "out_of_order_arrived", "duplicate_packets", "corrupt_packets", "hold_p50_ns", "hold_p99_ns",
-                "duration_s", "pps"):
-        result[key] = recv.get(key)
-    result["sent_packets"] = send.get("sent_packets")
-    if result["sent_packets"] is not None and result["delivered_packets"] is not None:
-        # Counted from the sender, so it also covers the `off` reorderer, which cannot see gaps.
-        result["undelivered_packets"] = max(0, result["sent_packets"] - result["delivered_packets"])
     result["recv_report"] = recv
     result["send_report"] = send
+    if bidir:
+        # Each side prints {"send": ..., "recv": ...}: forward is client -> server, reverse server -> client.
+        forward = _direction(send["send"], recv["recv"])
+        reverse = _direction(recv["send"], send["recv"])
+        result["forward"] = forward
+        result["reverse"] = reverse
+        for key in ("goodput_bps", "delivered_packets", "delivered_bytes", "sent_packets", "undelivered_packets",
+                    "out_of_order_delivered", "pps"):
+            if forward.get(key) is not None and reverse.get(key) is not None:
+                result[key] = forward[key] + reverse[key]
+        result["lost_packets"] = (forward.get("lost_packets") or 0) + (reverse.get("lost_packets") or 0)
+        result["hold_p99_ns"] = forward.get("hold_p99_ns")
+        result["duration_s"] = forward.get("duration_s")
+        result["fwd_goodput_bps"] = forward.get("goodput_bps")
+        result["rev_goodput_bps"] = reverse.get("goodput_bps")
+        result["fwd_loss_pct"] = forward.get("loss_pct")
+        result["rev_loss_pct"] = reverse.get("loss_pct")
+        odd = [d["odd_ending"] for d in (forward, reverse) if d.get("odd_ending")]
+        if odd:
+            result["odd_ending"] = ", ".join(odd)
+    else:
+        one = _direction(send, recv)
+        one.pop("loss_pct", None)  # metrics.derive computes it
+        result.update(one)
     _finish_cpu(result, sender, receiver, cpu_before, cpu_after)
     result["ok"] = True
     return result
@@ -214,7 +312,7 @@ def run_iperf3(system, payload, ctx, tag, result):
     if p["proto"] == "udp":
         length = iperf_payload(payload)
         result["payload"] = payload
-        result["iperf_length"] = length
+        result["length"] = length
         # -b counts payload and is per stream: offer the payload rate that fills the links (the UDP header
         # ceiling), split over the flows; 0 means unlimited.
         offered = int(rate * metrics.ceiling_fraction("udp", length)) // flows
