@@ -80,8 +80,8 @@ RunResult runOne(const std::string& self, const DemoRun& run) {
     result.failure = std::move(why);
     return result;
   };
-  auto receiver = Subprocess::spawn({self, "recv", "-1", "--testbed", options.name, "-J", "-i", "0", "--reorder",
-                                     run.reorder, "--backend", run.backend});
+  auto receiver = Subprocess::spawn({self, "recv", "-1", "--testbed", options.name, "-J", "-i", "0",
+                                     "--reorder", run.reorder, "--backend", run.backend});
   if (!receiver) return fail(receiver.error().message());
   if (!receiver->waitForStderr("mpxdp recv: ready", 20s)) {
     receiver->stop(2s);

@@ -44,7 +44,8 @@ int usageError(const Error& error) {
 }
 
 bool isUsageError(const Error& error) {
-  return error.code() == EINVAL || error.code() == ENODEV || error.code() == ENOENT || error.code() == EADDRNOTAVAIL;
+  return error.code() == EINVAL || error.code() == ENODEV || error.code() == ENOENT ||
+         error.code() == EADDRNOTAVAIL;
 }
 
 }  // namespace
@@ -57,7 +58,8 @@ void declareRecv(CLI::App* app) {
       ->type_name("IFACE[=PEER_IP][@RATE]");
   app->add_option("-p,--port", options.port, "UDP port of the connection (both ends)")->capture_default_str();
   app->add_option("--reorder", options.reorder, "reorderer: window, sort or off")->capture_default_str();
-  app->add_option("--backend", options.backend, "xdp (AF_XDP + steering program, needs root) or udp (kernel sockets)")
+  app->add_option("--backend", options.backend,
+                  "xdp (AF_XDP + steering program, needs root) or udp (kernel sockets)")
       ->capture_default_str();
   app->add_option("-i,--interval", options.intervalS, "seconds between interval reports, 0 for none")
       ->capture_default_str();
@@ -65,12 +67,14 @@ void declareRecv(CLI::App* app) {
   app->add_flag("-1,--one-off", options.oneOff, "serve one connection, then exit (like iperf3 -s -1)");
   app->add_option("--window", options.windowPackets, "reorder window in packets (power of two, 64..2^24)")
       ->capture_default_str();
-  app->add_option("--reorder-timeout", options.timeoutMs,
-                  "window: fixed hole timeout in milliseconds (default: adaptive, from the path delay spread)");
+  app->add_option(
+      "--reorder-timeout", options.timeoutMs,
+      "window: fixed hole timeout in milliseconds (default: adaptive, from the path delay spread)");
   app->add_flag("--no-fast-loss", options.noFastLoss,
                 "window: declare holes lost only on timeout, not as soon as every path has passed them");
-  app->add_option("--testbed", options.testbed,
-                  "run in the receiver namespace of this test bed (mpxdp-NAME-rx) and take the links from it");
+  app->add_option(
+      "--testbed", options.testbed,
+      "run in the receiver namespace of this test bed (mpxdp-NAME-rx) and take the links from it");
   app->add_option("--cpu", options.cpu,
                   "pin the thread to this CPU (default: not pinned; two pinned ends can land on one core)")
       ->check(CLI::NonNegativeNumber);
@@ -79,7 +83,8 @@ void declareRecv(CLI::App* app) {
 int runRecv(CLI::App* /*app*/) {
   auto reorderKind = reorder::parseReorderKind(options.reorder);
   if (!reorderKind) {
-    return usageError(Error(EINVAL, "--reorder: expected window, sort or off, got '" + options.reorder + "'"));
+    return usageError(
+        Error(EINVAL, "--reorder: expected window, sort or off, got '" + options.reorder + "'"));
   }
   auto backend = parseBackend(options.backend);
   if (!backend) return usageError(backend.error().wrap("--backend"));
@@ -99,7 +104,8 @@ int runRecv(CLI::App* /*app*/) {
   auto args = resolveLinkArgs(options.testbed, options.links, Side::kReceiver, netns);
   if (!args) return isUsageError(args.error()) ? usageError(args.error()) : reportError("recv", args.error());
   auto plans = planLinks(*args, Side::kReceiver);
-  if (!plans) return isUsageError(plans.error()) ? usageError(plans.error()) : reportError("recv", plans.error());
+  if (!plans)
+    return isUsageError(plans.error()) ? usageError(plans.error()) : reportError("recv", plans.error());
 
   EndpointConfig config;
   config.acceptIncoming = true;
@@ -119,7 +125,8 @@ int runRecv(CLI::App* /*app*/) {
 
   if (options.cpu >= 0) {
     auto pinned = pinThreadToCpu(options.cpu);
-    if (!pinned) return isUsageError(pinned.error()) ? usageError(pinned.error()) : reportError("recv", pinned.error());
+    if (!pinned)
+      return isUsageError(pinned.error()) ? usageError(pinned.error()) : reportError("recv", pinned.error());
   }
   installStopHandler();
   if (!options.json) {
@@ -147,7 +154,9 @@ int runRecv(CLI::App* /*app*/) {
     if (!options.json) {
       fmt::print("mpxdp recv: connection {:08x} from the client's {}: {}\n", run.connId,
                  conn->peerHello().pathNames.empty() ? "" : conn->peerHello().pathNames[0],
-                 sends && receives ? "both directions" : sends ? "this side sends (reverse)" : "this side receives");
+                 sends && receives ? "both directions"
+                 : sends           ? "this side sends (reverse)"
+                                   : "this side receives");
     }
     std::optional<Reporter> sendReporter;
     std::optional<Reporter> receiveReporter;
@@ -182,7 +191,8 @@ int runRecv(CLI::App* /*app*/) {
     }
     if (options.oneOff) break;
   }
-  if (options.oneOff && served == 0 && !stopRequested()) return reportError("recv", Error(EINTR, "no connection"));
+  if (options.oneOff && served == 0 && !stopRequested())
+    return reportError("recv", Error(EINTR, "no connection"));
   if (options.oneOff && lastFailure) return kExitRuntimeError;
   return kExitOk;
 }

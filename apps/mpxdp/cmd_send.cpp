@@ -48,7 +48,8 @@ int usageError(const Error& error) {
 }
 
 bool isUsageError(const Error& error) {
-  return error.code() == EINVAL || error.code() == ENODEV || error.code() == ENOENT || error.code() == EADDRNOTAVAIL;
+  return error.code() == EINVAL || error.code() == ENODEV || error.code() == ENOENT ||
+         error.code() == EADDRNOTAVAIL;
 }
 
 }  // namespace
@@ -90,7 +91,9 @@ int runSend(CLI::App* /*app*/) {
   std::optional<sched::SchedulerKind> scheduler;
   if (options.scheduler != "auto") {
     auto kind = sched::parseSchedulerKind(options.scheduler);
-    if (!kind) return usageError(Error(EINVAL, "--scheduler: expected auto, rr or wrr, got '" + options.scheduler + "'"));
+    if (!kind)
+      return usageError(
+          Error(EINVAL, "--scheduler: expected auto, rr or wrr, got '" + options.scheduler + "'"));
     scheduler = *kind;
   }
   auto backend = parseBackend(options.backend);
@@ -119,7 +122,8 @@ int runSend(CLI::App* /*app*/) {
   auto args = resolveLinkArgs(options.testbed, options.links, Side::kSender, netns);
   if (!args) return isUsageError(args.error()) ? usageError(args.error()) : reportError("send", args.error());
   auto plans = planLinks(*args, Side::kSender);
-  if (!plans) return isUsageError(plans.error()) ? usageError(plans.error()) : reportError("send", plans.error());
+  if (!plans)
+    return isUsageError(plans.error()) ? usageError(plans.error()) : reportError("send", plans.error());
 
   const DataDirection direction = options.bidir     ? DataDirection::kBoth
                                   : options.reverse ? DataDirection::kServerToClient
@@ -148,7 +152,8 @@ int runSend(CLI::App* /*app*/) {
 
   if (options.cpu >= 0) {
     auto pinned = pinThreadToCpu(options.cpu);
-    if (!pinned) return isUsageError(pinned.error()) ? usageError(pinned.error()) : reportError("send", pinned.error());
+    if (!pinned)
+      return isUsageError(pinned.error()) ? usageError(pinned.error()) : reportError("send", pinned.error());
   }
   installStopHandler();
   if (auto established = waitForHandshake(**endpoint, conn); !established) {
@@ -183,9 +188,8 @@ int runSend(CLI::App* /*app*/) {
   plan.rateBps = rateBps;
   plan.intervalS = options.intervalS;
   plan.linkRateSumBps = linkRateSum(*plans);
-  const TransferResult result =
-      runTransfer(**endpoint, conn, plan, sendReporter ? &*sendReporter : nullptr,
-                  receiveReporter ? &*receiveReporter : nullptr);
+  const TransferResult result = runTransfer(**endpoint, conn, plan, sendReporter ? &*sendReporter : nullptr,
+                                            receiveReporter ? &*receiveReporter : nullptr);
   finishReports(**endpoint, conn, result, sendReporter ? &*sendReporter : nullptr,
                 receiveReporter ? &*receiveReporter : nullptr, combined);
   if (result.failure) return reportError("send", *result.failure);

@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <cstring>
 
-
 namespace mpxdp::cli {
 namespace {
 

@@ -67,13 +67,14 @@ void Reporter::begin() {
   if (jsonMode_ || out_ == nullptr) return;
   const bool sender = run_.role == Role::kSender;
   if (sender) {
-    fmt::print(out_, "mpxdp send: {} link(s), backend {}, scheduler {}, {} byte payloads, payload rate {}, {}\n",
-               run_.linkNames.size(), run_.backend, run_.scheduler, run_.payloadBytes,
-               run_.totalRateBps == 0 ? std::string("unlimited") : rateText(static_cast<double>(run_.totalRateBps)),
-               cpuText(run_.cpu));
+    fmt::print(
+        out_, "mpxdp send: {} link(s), backend {}, scheduler {}, {} byte payloads, payload rate {}, {}\n",
+        run_.linkNames.size(), run_.backend, run_.scheduler, run_.payloadBytes,
+        run_.totalRateBps == 0 ? std::string("unlimited") : rateText(static_cast<double>(run_.totalRateBps)),
+        cpuText(run_.cpu));
   } else {
-    fmt::print(out_, "mpxdp recv: {} link(s), backend {}, reorder {}, {}\n", run_.linkNames.size(), run_.backend,
-               run_.reorder, cpuText(run_.cpu));
+    fmt::print(out_, "mpxdp recv: {} link(s), backend {}, reorder {}, {}\n", run_.linkNames.size(),
+               run_.backend, run_.reorder, cpuText(run_.cpu));
   }
   for (std::size_t l = 0; l < run_.linkModes.size(); ++l) {
     fmt::print(out_, "  link {}: {}{}\n", l, run_.linkModes[l],
@@ -100,11 +101,12 @@ void Reporter::printLine(const Sample& from, const Sample& to, const char* tag) 
     fmt::print(out_, "[SUM] {:6.2f}-{:<6.2f} sec  {}  {}  {:9}{}\n", from.timeS, to.timeS,
                transferText(to.bytes - from.bytes), rateText(bps), packets, tag);
   } else {
-    fmt::print(out_, "[SUM] {:6.2f}-{:<6.2f} sec  {}  {} {:8} {:8.0f} {:6} {:7} {:7} {:4} {:3}{}\n", from.timeS,
-               to.timeS, transferText(to.bytes - from.bytes), rateText(bps), packets,
+    fmt::print(out_, "[SUM] {:6.2f}-{:<6.2f} sec  {}  {} {:8} {:8.0f} {:6} {:7} {:7} {:4} {:3}{}\n",
+               from.timeS, to.timeS, transferText(to.bytes - from.bytes), rateText(bps), packets,
                perSecond(static_cast<double>(packets), span), to.lost - from.lost,
-               to.outOfOrderArrived - from.outOfOrderArrived, to.outOfOrderDelivered - from.outOfOrderDelivered,
-               to.duplicates - from.duplicates, to.corrupt - from.corrupt, tag);
+               to.outOfOrderArrived - from.outOfOrderArrived,
+               to.outOfOrderDelivered - from.outOfOrderDelivered, to.duplicates - from.duplicates,
+               to.corrupt - from.corrupt, tag);
   }
   std::fflush(out_);
 }
@@ -163,7 +165,8 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
   malformed["other_version"] = endpoint.versionMismatch;
   malformed["link_outer_headers"] = endpoint.linkMalformed;
   malformed["xdp"] = endpoint.steering ? nlohmann::json(endpoint.xdpMalformed) : nlohmann::json(nullptr);
-  malformed["xdp_no_socket"] = endpoint.steering ? nlohmann::json(endpoint.xdpNoSocket) : nlohmann::json(nullptr);
+  malformed["xdp_no_socket"] =
+      endpoint.steering ? nlohmann::json(endpoint.xdpNoSocket) : nlohmann::json(nullptr);
   j["malformed"] = malformed;
   j["malformed_packets"] = stats.malformed + endpoint.malformed + endpoint.linkMalformed +
                            (endpoint.steering ? endpoint.xdpMalformed : 0);
@@ -184,7 +187,8 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
       r["duration_s"] = static_cast<double>(peer->durationNs) / 1e9;
       r["delivered_packets"] = peer->packets;
       r["delivered_bytes"] = peer->bytes;
-      r["goodput_bps"] = perSecond(8.0 * static_cast<double>(peer->bytes), static_cast<double>(peer->durationNs) / 1e9);
+      r["goodput_bps"] =
+          perSecond(8.0 * static_cast<double>(peer->bytes), static_cast<double>(peer->durationNs) / 1e9);
       r["lost_packets"] = peer->lost;
       r["late_packets"] = peer->late;
       r["out_of_order_delivered"] = peer->outOfOrder;
@@ -269,14 +273,17 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
   Sample end = total;
   end.timeS = duration;
   printLine(zero, end, sender ? "  sender" : "  receiver");
-  auto name = [this](std::size_t l) { return l < run_.linkNames.size() ? run_.linkNames[l] : std::to_string(l); };
+  auto name = [this](std::size_t l) {
+    return l < run_.linkNames.size() ? run_.linkNames[l] : std::to_string(l);
+  };
   auto rtt = [](const PathStats& p) { return p.rttValid ? durationText(p.rttNs) : std::string("-"); };
   if (sender) {
     if (peer) {
       const double seconds = static_cast<double>(peer->durationNs) / 1e9;
       fmt::print(out_, "[SUM]   0.00-{:<6.2f} sec  {}  {} {:8} lost {} late {}  receiver\n", seconds,
-                 transferText(peer->bytes), rateText(perSecond(8.0 * static_cast<double>(peer->bytes), seconds)),
-                 peer->packets, peer->lost, peer->late);
+                 transferText(peer->bytes),
+                 rateText(perSecond(8.0 * static_cast<double>(peer->bytes), seconds)), peer->packets,
+                 peer->lost, peer->late);
     } else {
       fmt::print(out_, "receiver: its report did not arrive\n");
     }
@@ -284,41 +291,46 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
     for (std::size_t l = 0; l < stats.paths.size(); ++l) {
       const PathStats& p = stats.paths[l];
       const bool known = peer && l < peer->paths.size();
-      fmt::print(out_, "[{:3}] {:<12} {:9} {:12} {:>13} {:>13} {:>10}\n", l, name(l), p.packetsSent, p.bytesSent,
-                 known ? std::to_string(peer->paths[l].packets) : "-", known ? std::to_string(peer->paths[l].lost) : "-",
-                 rtt(p));
+      fmt::print(out_, "[{:3}] {:<12} {:9} {:12} {:>13} {:>13} {:>10}\n", l, name(l), p.packetsSent,
+                 p.bytesSent, known ? std::to_string(peer->paths[l].packets) : "-",
+                 known ? std::to_string(peer->paths[l].lost) : "-", rtt(p));
     }
     fmt::print(out_, "refused by the links (TX ring full): {}\n", stats.txDropped);
   } else {
-    fmt::print(out_, "[ ID] Link           Packets        Bytes   Lost OOO-path  Delay-min  Delay-avg        RTT\n");
+    fmt::print(
+        out_, "[ ID] Link           Packets        Bytes   Lost OOO-path  Delay-min  Delay-avg        RTT\n");
     for (std::size_t l = 0; l < stats.paths.size(); ++l) {
       const PathStats& p = stats.paths[l];
-      fmt::print(out_, "[{:3}] {:<12} {:9} {:12} {:6} {:8} {:>10} {:>10} {:>10}\n", l, name(l), p.packetsReceived,
-                 p.bytesReceived, p.lostSeen, p.outOfOrderInPath,
-                 p.owdValid ? durationText(static_cast<std::uint64_t>(std::max<std::int64_t>(p.owdMinNs, 0))) : "-",
-                 p.owdValid ? durationText(static_cast<std::uint64_t>(std::max<std::int64_t>(p.owdAvgNs, 0))) : "-",
-                 rtt(p));
+      fmt::print(
+          out_, "[{:3}] {:<12} {:9} {:12} {:6} {:8} {:>10} {:>10} {:>10}\n", l, name(l), p.packetsReceived,
+          p.bytesReceived, p.lostSeen, p.outOfOrderInPath,
+          p.owdValid ? durationText(static_cast<std::uint64_t>(std::max<std::int64_t>(p.owdMinNs, 0))) : "-",
+          p.owdValid ? durationText(static_cast<std::uint64_t>(std::max<std::int64_t>(p.owdAvgNs, 0))) : "-",
+          rtt(p));
     }
     fmt::print(out_, "lost {}: {}\n", stats.lost,
-               stats.lost == pathGaps ? std::string("as the links' packet-number gaps")
-                                      : fmt::format("the links' packet-number gaps sum to {}; {} late (arrived after "
-                                                    "their hole was given up), {} fast-declared",
-                                                    pathGaps, stats.late, stats.lostFast));
+               stats.lost == pathGaps
+                   ? std::string("as the links' packet-number gaps")
+                   : fmt::format("the links' packet-number gaps sum to {}; {} late (arrived after "
+                                 "their hole was given up), {} fast-declared",
+                                 pathGaps, stats.late, stats.lostFast));
     fmt::print(out_, "reorder {}: hold p50 {}, p99 {}, max {}; duplicates {}, implausible {}\n", run_.reorder,
                durationText(stats.hold.p50Ns), durationText(stats.hold.p99Ns), durationText(stats.hold.maxNs),
                stats.duplicates, stats.implausible);
-    fmt::print(out_,
-               "Legend: Lost = never delivered; OOO-arr/OOO-del = arrived/delivered out of order; Dup = "
-               "duplicates;\n        Bad = payloads failing the pattern check; OOO-path = out of order within "
-               "one link;\n        Delay = one-way, includes the clock offset between two hosts\n");
+    fmt::print(
+        out_,
+        "Legend: Lost = never delivered; OOO-arr/OOO-del = arrived/delivered out of order; Dup = "
+        "duplicates;\n        Bad = payloads failing the pattern check; OOO-path = out of order within "
+        "one link;\n        Delay = one-way, includes the clock offset between two hosts\n");
   }
-  fmt::print(out_, "malformed: connection {}, endpoint {}, unknown connection {}, other version {}, links {}{}\n",
-             stats.malformed, endpoint.malformed, endpoint.unknownConnection, endpoint.versionMismatch,
-             endpoint.linkMalformed,
-             endpoint.steering ? fmt::format(", xdp {} (no socket {})", endpoint.xdpMalformed, endpoint.xdpNoSocket)
-                               : std::string());
-  fmt::print(out_, "CPU time: {:.2f} s user, {:.2f} s system; ended by {}\n", ending.cpu.userS, ending.cpu.systemS,
-             ending.reason);
+  fmt::print(
+      out_, "malformed: connection {}, endpoint {}, unknown connection {}, other version {}, links {}{}\n",
+      stats.malformed, endpoint.malformed, endpoint.unknownConnection, endpoint.versionMismatch,
+      endpoint.linkMalformed,
+      endpoint.steering ? fmt::format(", xdp {} (no socket {})", endpoint.xdpMalformed, endpoint.xdpNoSocket)
+                        : std::string());
+  fmt::print(out_, "CPU time: {:.2f} s user, {:.2f} s system; ended by {}\n", ending.cpu.userS,
+             ending.cpu.systemS, ending.reason);
   std::fflush(out_);
 }
 

@@ -29,7 +29,7 @@ struct RunDescription {
   std::vector<std::string> linkNames;
   std::vector<std::uint64_t> linkRatesBps;
   std::vector<std::string> linkModes;  // how each link is served, e.g. "xdp:s0 rx q0-3 tx q0 copy"
-  int cpu = -1;  // the CPU the run's thread is pinned to; -1 = not pinned
+  int cpu = -1;                        // the CPU the run's thread is pinned to; -1 = not pinned
   std::uint32_t connId = 0;
 };
 

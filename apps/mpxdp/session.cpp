@@ -29,7 +29,9 @@ void waitOnPaths(const Endpoint& endpoint, std::uint64_t deadlineNs) {
 
 std::vector<LinkSpec> toLinkSpecs(const std::vector<LinkPlan>& plans) {
   std::vector<LinkSpec> specs;
-  for (const LinkPlan& plan : plans) specs.push_back(LinkSpec{plan.interface, plan.localIp, plan.peerIp, plan.rateBps});
+  specs.reserve(plans.size());
+  for (const LinkPlan& plan : plans)
+    specs.push_back(LinkSpec{plan.interface, plan.localIp, plan.peerIp, plan.rateBps});
   return specs;
 }
 
@@ -84,7 +86,8 @@ Connection* waitForConnection(Endpoint& endpoint, ServerNotices& notices) {
   return nullptr;
 }
 
-RunDescription describeRun(const Endpoint& endpoint, const std::vector<LinkPlan>& plans, Backend backend, int cpu) {
+RunDescription describeRun(const Endpoint& endpoint, const std::vector<LinkPlan>& plans, Backend backend,
+                           int cpu) {
   RunDescription run;
   run.backend = std::string(toString(backend));
   run.cpu = cpu;

@@ -35,7 +35,8 @@ struct ServerNotices {
 Connection* waitForConnection(Endpoint& endpoint, ServerNotices& notices);
 
 // The run header: links with their modes (xdp queues, copy/zero-copy), backend, CPU.
-RunDescription describeRun(const Endpoint& endpoint, const std::vector<LinkPlan>& plans, Backend backend, int cpu);
+RunDescription describeRun(const Endpoint& endpoint, const std::vector<LinkPlan>& plans, Backend backend,
+                           int cpu);
 
 // Final reports of both directions; with `combined` one JSON object
 // {"send": {...}, "recv": {...}} on stdout.

@@ -28,7 +28,8 @@ void waitFor(std::vector<pollfd>& fds, std::uint64_t deadlineNs) {
     sleepUntilOrStopped(now + waitNs);
     return;
   }
-  timespec timeout{static_cast<time_t>(waitNs / 1'000'000'000ULL), static_cast<long>(waitNs % 1'000'000'000ULL)};
+  timespec timeout{static_cast<time_t>(waitNs / 1'000'000'000ULL),
+                   static_cast<long>(waitNs % 1'000'000'000ULL)};
   for (auto& fd : fds) fd.revents = 0;
   (void)ppoll(fds.data(), fds.size(), &timeout, nullptr);
 }
@@ -66,8 +67,9 @@ TransferResult runTransfer(Endpoint& endpoint, Connection& connection, const Tra
                         : std::min(plan.rateBps * (payload + wire::kDataPacketOverhead + 42) / payload,
                                    plan.linkRateSumBps == 0 ? UINT64_MAX : plan.linkRateSumBps);
   const std::uint64_t batchNs =
-      pacedBps == 0 ? 50'000
-                    : std::min<std::uint64_t>(kSleepBatchPackets * frameBits * 1'000'000'000ULL / pacedBps, 250'000);
+      pacedBps == 0
+          ? 50'000
+          : std::min<std::uint64_t>(kSleepBatchPackets * frameBits * 1'000'000'000ULL / pacedBps, 250'000);
 
   while (!connection.done()) {
     if (stopRequested()) {
@@ -80,7 +82,8 @@ TransferResult runTransfer(Endpoint& endpoint, Connection& connection, const Tra
     if (now >= nextReportNs) {
       if (sendReporter) sendReporter->interval(sampleOf(connection.stats(), Role::kSender, seconds(now), 0));
       if (receiveReporter)
-        receiveReporter->interval(sampleOf(connection.stats(), Role::kReceiver, seconds(now), result.corrupt));
+        receiveReporter->interval(
+            sampleOf(connection.stats(), Role::kReceiver, seconds(now), result.corrupt));
       nextReportNs += intervalNs * ((now - nextReportNs) / intervalNs + 1);
     }
     bool busy = false;
@@ -92,7 +95,8 @@ TransferResult runTransfer(Endpoint& endpoint, Connection& connection, const Tra
       }
       lastControlPollNs = now;
       for (std::size_t i = 0; i < *n; ++i) {
-        result.corrupt += checkPattern(delivered[i].data, delivered[i].length, delivered[i].globalSeq) ? 0 : 1;
+        result.corrupt +=
+            checkPattern(delivered[i].data, delivered[i].length, delivered[i].globalSeq) ? 0 : 1;
       }
       connection.release({delivered.data(), *n});
       if (*n > 0) {
@@ -140,7 +144,8 @@ TransferResult runTransfer(Endpoint& endpoint, Connection& connection, const Tra
     if (!busy) waitFor(fds, wake);
   }
   if (sends && result.sendDurationS == 0) result.sendDurationS = seconds(std::max(lastSendNs, startNs));
-  if (receives && firstDeliveryNs != 0) result.receiveDurationS = static_cast<double>(lastDeliveryNs - firstDeliveryNs) / 1e9;
+  if (receives && firstDeliveryNs != 0)
+    result.receiveDurationS = static_cast<double>(lastDeliveryNs - firstDeliveryNs) / 1e9;
   result.stats = connection.stats();
   if (!result.failure && connection.error() && result.endedBy != "signal") {
     result.failure = connection.error();

@@ -126,18 +126,18 @@ struct PathStats {
   std::uint64_t controlPacketsSent = 0;
   std::uint64_t packetNumbersUsed = 0;  // every packet sent on the path (= next packet number)
   std::uint64_t acksReceived = 0;
-  std::uint64_t largestAcked = 0;      // valid when acksReceived > 0
+  std::uint64_t largestAcked = 0;       // valid when acksReceived > 0
   std::uint64_t peerBytesReceived = 0;  // the peer's count of our UDP payload bytes (from ACKs)
   bool rttValid = false;
-  std::uint64_t rttNs = 0;     // smoothed (1/8), from PING/PONG
+  std::uint64_t rttNs = 0;  // smoothed (1/8), from PING/PONG
   std::uint64_t rttMinNs = 0;
   // Receiving side of this path.
   std::uint64_t packetsReceived = 0;  // data packets
   std::uint64_t bytesReceived = 0;    // payload bytes
   std::uint64_t controlPacketsReceived = 0;
-  std::uint64_t lostSeen = 0;           // gaps in the path's packet numbers not filled later
-  std::uint64_t outOfOrderInPath = 0;   // below the highest packet number seen on the path
-  std::uint64_t closeFrames = 0;        // CLOSE frames received on this path
+  std::uint64_t lostSeen = 0;          // gaps in the path's packet numbers not filled later
+  std::uint64_t outOfOrderInPath = 0;  // below the highest packet number seen on the path
+  std::uint64_t closeFrames = 0;       // CLOSE frames received on this path
   // One-way delay = arrival - send timestamp; includes the clock offset
   // when the two hosts do not share a clock.
   bool owdValid = false;
@@ -157,12 +157,12 @@ struct ConnectionStats {
   std::uint64_t lost = 0;      // sequence numbers declared lost (incl. a lost tail)
   std::uint64_t lostFast = 0;  // of those, by fast loss detection
   std::uint64_t duplicates = 0;
-  std::uint64_t late = 0;        // arrived after being declared lost
+  std::uint64_t late = 0;  // arrived after being declared lost
   // Packets too far ahead to be believed (forged or corrupt): sequence numbers
   // beyond the reorder window without corroboration, or packet numbers far
   // beyond their path's.
   std::uint64_t implausible = 0;
-  std::uint64_t malformed = 0;   // frames of this connection that failed to parse or broke the rules
+  std::uint64_t malformed = 0;  // frames of this connection that failed to parse or broke the rules
   HoldTimeSummary hold;
   std::vector<PathStats> paths;
 };

@@ -60,8 +60,9 @@ class MPXDP_API Endpoint {
  public:
   // Over paths that are already open (any PacketIo, e.g. in-memory in tests).
   // clock defaults to a MonotonicClock.
-  static Result<std::unique_ptr<Endpoint>> create(const EndpointConfig& config, std::vector<EndpointPath> paths,
-                                                   std::shared_ptr<Clock> clock = nullptr);
+  static Result<std::unique_ptr<Endpoint>> create(const EndpointConfig& config,
+                                                  std::vector<EndpointPath> paths,
+                                                  std::shared_ptr<Clock> clock = nullptr);
   virtual ~Endpoint() = default;
 
   // Opens a connection to the peer: HELLO on every path; poll() completes

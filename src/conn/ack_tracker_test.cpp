@@ -9,7 +9,9 @@
 
 namespace mpxdp::wire {
 // For EXPECT_EQ on range lists (found by argument-dependent lookup).
-bool operator==(const AckRange& a, const AckRange& b) { return a.smallest == b.smallest && a.largest == b.largest; }
+bool operator==(const AckRange& a, const AckRange& b) {
+  return a.smallest == b.smallest && a.largest == b.largest;
+}
 }  // namespace mpxdp::wire
 
 namespace mpxdp::conn {
@@ -99,8 +101,10 @@ TEST(AckTracker, MatchesASetUnderRandomReorderingAndKeepsTheNewestRanges) {
       // Ranges beyond the oldest kept may be forgotten; the newest ones are exact.
       const auto ranges = rangesOf(t.makeAck(0, 0));
       ASSERT_FALSE(ranges.empty());
-      const std::size_t check = std::min(ranges.size(), expected.size()) - 1;  // the oldest kept may be cut short
-      for (std::size_t i = 0; i < check; ++i) ASSERT_EQ(ranges[i], expected[i]) << "round " << round << " range " << i;
+      const std::size_t check =
+          std::min(ranges.size(), expected.size()) - 1;  // the oldest kept may be cut short
+      for (std::size_t i = 0; i < check; ++i)
+        ASSERT_EQ(ranges[i], expected[i]) << "round " << round << " range " << i;
       ASSERT_LE(ranges.size(), AckTracker::kMaxRanges);
     }
   }

@@ -22,10 +22,16 @@ bool sendsData(ConnectionRole role, DataDirection direction) {
 constexpr std::uint64_t kMaxPacketNumberJump = std::uint64_t{1} << 24;
 
 // now - since, 0 when since is later (times read in another order).
-std::uint64_t elapsed(std::uint64_t nowNs, std::uint64_t sinceNs) { return nowNs > sinceNs ? nowNs - sinceNs : 0; }
+std::uint64_t elapsed(std::uint64_t nowNs, std::uint64_t sinceNs) {
+  return nowNs > sinceNs ? nowNs - sinceNs : 0;
+}
 
-std::string peerName(ConnectionRole role) { return role == ConnectionRole::kClient ? "the server" : "the client"; }
-std::string ownName(ConnectionRole role) { return role == ConnectionRole::kClient ? "the client" : "the server"; }
+std::string peerName(ConnectionRole role) {
+  return role == ConnectionRole::kClient ? "the server" : "the client";
+}
+std::string ownName(ConnectionRole role) {
+  return role == ConnectionRole::kClient ? "the client" : "the server";
+}
 
 }  // namespace
 
@@ -52,8 +58,9 @@ ConnectionImpl::ConnectionImpl(const ConnectionConfig& config, PathSet& paths, C
       clock_(clock),
       params_(params),
       sends_(sendsData(params.role, params.direction)),
-      receives_(sendsData(params.role == ConnectionRole::kClient ? ConnectionRole::kServer : ConnectionRole::kClient,
-                          params.direction)),
+      receives_(sendsData(
+          params.role == ConnectionRole::kClient ? ConnectionRole::kServer : ConnectionRole::kClient,
+          params.direction)),
       maxPayload_(params.maxPayload),
       paths_(paths.size()),
       helloSeen_(paths.size(), false) {
@@ -86,7 +93,8 @@ void ConnectionImpl::onPacket(std::uint16_t link, const RxPacket& packet, const 
     links_.queueRelease(link, packet);
     const auto first = wire::parseFrame(body);
     if (!first.ok()) return;
-    if (const auto* close = std::get_if<wire::CloseFrame>(&first.value.frame); close && close->errorCode != 0) {
+    if (const auto* close = std::get_if<wire::CloseFrame>(&first.value.frame);
+        close && close->errorCode != 0) {
       onClose(link, *close, nowNs);
     } else if (std::holds_alternative<wire::HelloFrame>(first.value.frame)) {
       const std::string reason = "links are listed in another order: " + peerName(params_.role) + "'s path " +
@@ -162,8 +170,8 @@ void ConnectionImpl::onPacket(std::uint16_t link, const RxPacket& packet, const 
   }
 }
 
-void ConnectionImpl::handleFrame(std::uint16_t link, const wire::Frame& frame, const wire::PacketHeader& header,
-                                 std::uint64_t nowNs) noexcept {
+void ConnectionImpl::handleFrame(std::uint16_t link, const wire::Frame& frame,
+                                 const wire::PacketHeader& header, std::uint64_t nowNs) noexcept {
   if (const auto* ack = std::get_if<wire::AckFrame>(&frame)) {
     if (ack->pathId >= paths_.size()) {
       ++malformed_;
@@ -236,7 +244,8 @@ void ConnectionImpl::handleFrame(std::uint16_t link, const wire::Frame& frame, c
   }
 }
 
-void ConnectionImpl::onHello(std::uint16_t link, const wire::HelloFrame& hello, std::uint64_t nowNs) noexcept {
+void ConnectionImpl::onHello(std::uint16_t link, const wire::HelloFrame& hello,
+                             std::uint64_t nowNs) noexcept {
   const bool fromServer = hello.role == wire::HelloRole::kServer;
   if (fromServer != (params_.role == ConnectionRole::kClient)) {
     ++malformed_;
@@ -271,14 +280,16 @@ void ConnectionImpl::setPeerHello(const wire::HelloFrame& hello) {
   peerHello_.durationMs = hello.durationMs;
 }
 
-void ConnectionImpl::onClose(std::uint16_t link, const wire::CloseFrame& close, std::uint64_t nowNs) noexcept {
+void ConnectionImpl::onClose(std::uint16_t link, const wire::CloseFrame& close,
+                             std::uint64_t nowNs) noexcept {
   if (close.errorCode != 0) {
     if (done()) return;
     std::string what = peerName(params_.role) + " closed the connection: " +
                        wire::toString(static_cast<wire::CloseError>(close.errorCode));
     if (!close.reason.empty()) what += ": " + std::string(close.reason);
-    error_ = Error(close.errorCode == static_cast<std::uint16_t>(wire::CloseError::kStopped) ? ECONNRESET : EPROTO,
-                   what);
+    error_ =
+        Error(close.errorCode == static_cast<std::uint16_t>(wire::CloseError::kStopped) ? ECONNRESET : EPROTO,
+              what);
     phase_ = ConnectionPhase::kFailed;
     if (receive_) receive_->abandon();
     if (send_) send_->stop();
@@ -297,9 +308,10 @@ void ConnectionImpl::onClose(std::uint16_t link, const wire::CloseFrame& close, 
 void ConnectionImpl::onVersionNegotiation(const wire::VersionList& versions) noexcept {
   if (established_ || done()) return;  // only a connection still shaking hands can be refused this way
   std::string list;
-  for (std::size_t i = 0; i < versions.count; ++i) list += (i ? ", " : "") + std::to_string(versions.versions[i]);
-  error_ = Error(EPROTONOSUPPORT, peerName(params_.role) + " speaks wire version " + list + ", this side speaks " +
-                                      std::to_string(wire::kWireVersion));
+  for (std::size_t i = 0; i < versions.count; ++i)
+    list += (i ? ", " : "") + std::to_string(versions.versions[i]);
+  error_ = Error(EPROTONOSUPPORT, peerName(params_.role) + " speaks wire version " + list +
+                                      ", this side speaks " + std::to_string(wire::kWireVersion));
   phase_ = ConnectionPhase::kFailed;
 }
 
@@ -311,7 +323,8 @@ void ConnectionImpl::onVersionNegotiation(const wire::VersionList& versions) noe
 bool ConnectionImpl::ackDue(const PathControl& path, std::uint64_t nowNs, bool riding) const noexcept {
   const std::uint32_t unacked = path.acks.unacked();
   if (unacked == 0) return false;
-  const std::uint32_t packets = riding ? std::max<std::uint32_t>(config_.ackEveryPackets / 2, 1) : config_.ackEveryPackets;
+  const std::uint32_t packets =
+      riding ? std::max<std::uint32_t>(config_.ackEveryPackets / 2, 1) : config_.ackEveryPackets;
   const std::uint64_t delay = riding ? config_.ackDelayNs / 2 : config_.ackDelayNs;
   return unacked >= packets || elapsed(nowNs, path.acks.firstUnackedNs()) >= delay;
 }
@@ -321,7 +334,8 @@ void ConnectionImpl::onTimers(std::uint64_t nowNs, std::uint64_t drainedNs) noex
   if (done()) return;
   if (!established_) {
     if (elapsed(nowNs, startNs_) >= config_.handshakeTimeoutNs) {
-      fail(Error(ETIMEDOUT, "no answer from the peer on any path within " + seconds(config_.handshakeTimeoutNs) +
+      fail(Error(ETIMEDOUT, "no answer from the peer on any path within " +
+                                seconds(config_.handshakeTimeoutNs) +
                                 " (is `mpxdp recv` running there, on the same port?)"),
            static_cast<std::uint16_t>(wire::CloseError::kPeerGone), "handshake timed out", nowNs);
       return;
@@ -341,7 +355,8 @@ void ConnectionImpl::onTimers(std::uint64_t nowNs, std::uint64_t drainedNs) noex
     std::size_t n = 0;
     if (ackDue(p, nowNs, false)) frames[n++] = p.acks.makeAck(static_cast<std::uint16_t>(l), nowNs);
     if (p.pongDue) {
-      p.pong.holdNs = static_cast<std::uint32_t>(std::min<std::uint64_t>(elapsed(nowNs, p.pingArrivalNs), UINT32_MAX));
+      p.pong.holdNs =
+          static_cast<std::uint32_t>(std::min<std::uint64_t>(elapsed(nowNs, p.pingArrivalNs), UINT32_MAX));
       frames[n++] = p.pong;
       p.pongDue = false;
     }
@@ -367,7 +382,8 @@ void ConnectionImpl::onTimers(std::uint64_t nowNs, std::uint64_t drainedNs) noex
 std::uint64_t ConnectionImpl::nextTimerNs() const noexcept {
   if (done()) return UINT64_MAX;
   std::uint64_t next = receive_ ? receive_->nextDeadlineNs() : UINT64_MAX;
-  if (!established_) return std::min({next, lastHelloNs_ + config_.helloIntervalNs, startNs_ + config_.handshakeTimeoutNs});
+  if (!established_)
+    return std::min({next, lastHelloNs_ + config_.helloIntervalNs, startNs_ + config_.handshakeTimeoutNs});
   next = std::min(next, lastPeerPacketNs_ + config_.peerTimeoutNs);
   for (const PathControl& p : paths_) {
     if (p.acks.unacked() > 0) next = std::min(next, p.acks.firstUnackedNs() + config_.ackDelayNs);
@@ -527,7 +543,8 @@ Result<bool> ConnectionImpl::send(std::span<const std::uint8_t> payload) noexcep
   return send_->send(payload);
 }
 
-Result<std::size_t> ConnectionImpl::sendMany(std::span<const std::span<const std::uint8_t>> payloads) noexcept {
+Result<std::size_t> ConnectionImpl::sendMany(
+    std::span<const std::span<const std::uint8_t>> payloads) noexcept {
   if (!send_) return Error(EPERM, "send: this side does not send data on this connection");
   if (error_) return *error_;
   if (!established_) return std::size_t{0};
@@ -542,7 +559,8 @@ std::uint64_t ConnectionImpl::nextSendTimeNs(std::uint32_t payloadBytes) const n
 
 Result<void> ConnectionImpl::flush() noexcept {
   for (std::size_t l = 0; l < paths_.size(); ++l) {
-    if (auto flushed = links_.io(l).flushTx(); !flushed) return flushed.error().wrap("path " + std::to_string(l));
+    if (auto flushed = links_.io(l).flushTx(); !flushed)
+      return flushed.error().wrap("path " + std::to_string(l));
   }
   return {};
 }
@@ -577,8 +595,9 @@ Result<std::size_t> ConnectionImpl::recv(std::span<std::uint8_t> buffer) noexcep
 }
 
 void ConnectionImpl::abort(std::uint16_t errorCode, const std::string& reason) noexcept {
-  fail(Error(ECANCELED, "aborted: " + reason), errorCode == 0 ? static_cast<std::uint16_t>(wire::CloseError::kStopped) : errorCode,
-       reason, clock_.nowNs());
+  fail(Error(ECANCELED, "aborted: " + reason),
+       errorCode == 0 ? static_cast<std::uint16_t>(wire::CloseError::kStopped) : errorCode, reason,
+       clock_.nowNs());
 }
 
 ConnectionState ConnectionImpl::state() const noexcept {

@@ -33,7 +33,8 @@ class ConnectionImpl final : public Connection, private PacketNumbering {
  public:
   static Result<std::unique_ptr<ConnectionImpl>> create(const ConnectionConfig& config, PathSet& paths,
                                                         Clock& clock, const ConnectionParams& params);
-  ConnectionImpl(const ConnectionConfig& config, PathSet& paths, Clock& clock, const ConnectionParams& params);
+  ConnectionImpl(const ConnectionConfig& config, PathSet& paths, Clock& clock,
+                 const ConnectionParams& params);
 
   // ---- from the endpoint ----
   std::uint32_t connId() const noexcept { return params_.connId; }
@@ -98,8 +99,11 @@ class ConnectionImpl final : public Connection, private PacketNumbering {
   };
 
   // PacketNumbering (data packets).
-  std::uint64_t takePacketNumber(std::size_t path) noexcept override { return paths_[path].nextPacketNumber++; }
-  std::size_t writePiggyback(std::size_t path, std::span<std::uint8_t> room, std::uint64_t nowNs) noexcept override;
+  std::uint64_t takePacketNumber(std::size_t path) noexcept override {
+    return paths_[path].nextPacketNumber++;
+  }
+  std::size_t writePiggyback(std::size_t path, std::span<std::uint8_t> room,
+                             std::uint64_t nowNs) noexcept override;
 
   bool ackDue(const PathControl& path, std::uint64_t nowNs, bool riding) const noexcept;
   // One control packet on path with the given frames; false when the link had no buffer.

@@ -132,11 +132,14 @@ class Pair {
     std::vector<EndpointPath> clientPaths;
     std::vector<EndpointPath> serverPathList;
     for (std::size_t i = 0; i < links.size(); ++i) {
-      auto link = conn::testing::makeDuplexLink(std::move(links[i].toServer), std::move(links[i].toClient), clock_);
-      auto clientEnd = links[i].wrapClient ? links[i].wrapClient(std::move(link.clientEnd)) : std::move(link.clientEnd);
+      auto link =
+          conn::testing::makeDuplexLink(std::move(links[i].toServer), std::move(links[i].toClient), clock_);
+      auto clientEnd =
+          links[i].wrapClient ? links[i].wrapClient(std::move(link.clientEnd)) : std::move(link.clientEnd);
       clientPaths.push_back(EndpointPath{std::move(clientEnd), links[i].rateBps, "c" + std::to_string(i)});
       if (serverPaths == 0 || i < serverPaths)
-        serverPathList.push_back(EndpointPath{std::move(link.serverEnd), links[i].rateBps, "s" + std::to_string(i)});
+        serverPathList.push_back(
+            EndpointPath{std::move(link.serverEnd), links[i].rateBps, "s" + std::to_string(i)});
       toServer_.push_back(std::move(link.toServer));
       toClient_.push_back(std::move(link.toClient));
     }
@@ -209,7 +212,9 @@ class Pair {
 
   // Sends payloads [next, next + count) from `sender` through sendMany,
   // advancing simulated time by stepNs between batches.
-  void sendCopying(std::uint64_t count, std::uint64_t stepNs = 10 * kUs) { sendCopyingFrom(client(), server(), count, stepNs); }
+  void sendCopying(std::uint64_t count, std::uint64_t stepNs = 10 * kUs) {
+    sendCopyingFrom(client(), server(), count, stepNs);
+  }
   void sendCopyingFrom(Connection& sender, Connection& receiver, std::uint64_t count, std::uint64_t stepNs) {
     std::array<std::span<const std::uint8_t>, 32> spans;
     const std::uint64_t end = next_ + count;
@@ -404,7 +409,8 @@ TEST(Connection, BidirectionalDataFlowsBothWaysInOrder) {
   std::uint64_t up = 0;
   std::uint64_t down = 0;
   std::uint64_t acksRiding = 0;
-  for (int step = 0; step < 4000 && (up < 2000 || down < 2000 || toServer.size() < 2000 || toClient.size() < 2000);
+  for (int step = 0;
+       step < 4000 && (up < 2000 || down < 2000 || toServer.size() < 2000 || toClient.size() < 2000);
        ++step) {
     for (int k = 0; k < 4 && up < 2000; ++k) {
       std::memcpy(payload.data(), &up, sizeof up);
@@ -492,7 +498,8 @@ TEST(Connection, ReverseModeTheServerSends) {
   pair.sendCopyingFrom(pair.server(), pair.client(), 1000, 10 * kUs);
   ASSERT_TRUE(pair.server().finish().ok());
   ASSERT_TRUE(pair.runUntilDone(100 * kMs));
-  // drain(server) delivered nothing: the client's own deliveries were collected by sendCopyingFrom's drain(client).
+  // drain(server) delivered nothing: the client's own deliveries were collected by sendCopyingFrom's
+  // drain(client).
   EXPECT_EQ(pair.client().stats().packetsDelivered, 1000u);
   ASSERT_TRUE(pair.server().peerReport().has_value());
   EXPECT_EQ(pair.server().peerReport()->packets, 1000u);
@@ -628,7 +635,7 @@ TEST(Connection, PacketNumbersNeverRepeatOnAPathCloseIncluded) {
   for (std::size_t p = 0; p < 3; ++p) {
     EXPECT_EQ(repeats[p], 0u) << p;
     EXPECT_EQ(seen[p].size(), tx.paths[p].packetNumbersUsed) << p;  // HELLO, PING, data, CLOSE: all numbered
-    EXPECT_GE(seen[p].size(), tx.paths[p].packetsSent + 3) << p;  // + at least HELLO, PING, CLOSE
+    EXPECT_GE(seen[p].size(), tx.paths[p].packetsSent + 3) << p;    // + at least HELLO, PING, CLOSE
   }
 }
 
@@ -928,7 +935,8 @@ TEST(Connection, APathCountMismatchIsRefusedOnBothSides) {
 
 TEST(Connection, NoServerFailsTheHandshakeWithinItsTimeout) {
   auto links = threeLinks(10 * kUs, 10 * kUs, 10 * kUs);
-  for (auto& link : links) link.toServer.drop = [](std::uint64_t, std::span<const std::uint8_t>) { return true; };
+  for (auto& link : links)
+    link.toServer.drop = [](std::uint64_t, std::span<const std::uint8_t>) { return true; };
   ConnectionConfig config = configWith(reorder::ReorderKind::kWindow);
   config.handshakeTimeoutNs = 1'000 * kMs;
   Pair pair(config, std::move(links));

@@ -62,7 +62,8 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
     if (options.maxPayload != 0) {
       if (options.maxPayload > params.maxPayload) {
         return Error(EMSGSIZE, "connect: payload of " + std::to_string(options.maxPayload) +
-                                   " bytes exceeds what the paths carry, " + std::to_string(params.maxPayload));
+                                   " bytes exceeds what the paths carry, " +
+                                   std::to_string(params.maxPayload));
       }
       params.maxPayload = options.maxPayload;
     }
@@ -87,7 +88,8 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
                            [connection](const auto& c) { return c.get() == connection; });
     if (it == connections_.end()) return;
     std::erase(acceptQueue_, connection);
-    if (!(*it)->done()) (*it)->abort(static_cast<std::uint16_t>(wire::CloseError::kStopped), "closed by the application");
+    if (!(*it)->done())
+      (*it)->abort(static_cast<std::uint16_t>(wire::CloseError::kStopped), "closed by the application");
     lingering_.push_back({std::move(*it), clock_->nowNs() + kLingerNs});
     connections_.erase(it);
   }
@@ -162,12 +164,14 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
         }
         auto received = slots_[l].path.io->receive(std::span<RxPacket>(rxBatch_.data(), room));
         if (!received) {
-          result = received.error().wrap("path " + std::to_string(l) + " (" + slots_[l].path.name + ") receive");
+          result =
+              received.error().wrap("path " + std::to_string(l) + " (" + slots_[l].path.name + ") receive");
           break;
         }
         if (*received == 0) continue;
         nowNs = std::max(nowNs, clock_->nowNs());  // never step back, even with an injected clock
-        for (std::size_t i = 0; i < *received; ++i) dispatch(static_cast<std::uint16_t>(l), rxBatch_[i], nowNs, pushNs);
+        for (std::size_t i = 0; i < *received; ++i)
+          dispatch(static_cast<std::uint16_t>(l), rxBatch_[i], nowNs, pushNs);
         if (*received == room) more = true;
       }
       flushReleases();
@@ -218,7 +222,8 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
     return nullptr;
   }
 
-  void dispatch(std::uint16_t link, const RxPacket& packet, std::uint64_t nowNs, std::uint64_t pushNs) noexcept {
+  void dispatch(std::uint16_t link, const RxPacket& packet, std::uint64_t nowNs,
+                std::uint64_t pushNs) noexcept {
     const std::span<const std::uint8_t> bytes(packet.data, packet.length);
     const auto invariants = wire::parseInvariants(bytes);
     if (!invariants.ok()) {
@@ -228,7 +233,8 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
     }
     if (invariants.value.version == 0) {
       const auto versions = wire::parseVersionNegotiation(bytes);
-      if (ConnectionImpl* c = find(invariants.value.connId); c && versions.ok()) c->onVersionNegotiation(versions.value);
+      if (ConnectionImpl* c = find(invariants.value.connId); c && versions.ok())
+        c->onVersionNegotiation(versions.value);
       if (!versions.ok()) ++stats_.malformed;
       queueRelease(link, packet);
       return;
@@ -282,7 +288,8 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
       ++stats_.refused;
       stats_.lastRefusal = created.error().message();
       stats_.lastRefusedConnId = header.value.connId;
-      replyClose(link, packet, header.value.connId, wire::CloseError::kProtocol, created.error().context(), nowNs);
+      replyClose(link, packet, header.value.connId, wire::CloseError::kProtocol, created.error().context(),
+                 nowNs);
       queueRelease(link, packet);
       return;
     }
@@ -295,17 +302,20 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
   }
 
   // Why a client's HELLO cannot be served, or nothing.
-  std::optional<std::pair<wire::CloseError, std::string>> checkHello(std::uint16_t link, const wire::PacketHeader& header,
-                                                                      const wire::HelloFrame& hello) const {
+  std::optional<std::pair<wire::CloseError, std::string>> checkHello(std::uint16_t link,
+                                                                     const wire::PacketHeader& header,
+                                                                     const wire::HelloFrame& hello) const {
     if (hello.pathCount != slots_.size()) {
       return std::pair{wire::CloseError::kPathMismatch, "the client has " + std::to_string(hello.pathCount) +
-                                                            " paths, the server " + std::to_string(slots_.size())};
+                                                            " paths, the server " +
+                                                            std::to_string(slots_.size())};
     }
     if (header.pathId != link) {
       return std::pair{wire::CloseError::kPathMismatch,
-                       "links are listed in another order: the client's path " + std::to_string(header.pathId) +
-                           " (" + std::string(hello.name) + ") arrived on the server's path " + std::to_string(link) +
-                           " (" + slots_[link].path.name + ")"};
+                       "links are listed in another order: the client's path " +
+                           std::to_string(header.pathId) + " (" + std::string(hello.name) +
+                           ") arrived on the server's path " + std::to_string(link) + " (" +
+                           slots_[link].path.name + ")"};
     }
     const auto direction = hello.mode;
     if (direction == 0 || direction > 3) {
@@ -324,10 +334,11 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
 
   // A reply to a packet that no connection owns, to where it came from
   // (a path without a peer learns it from the packet, which is not yet released).
-  void sendStateless(std::uint16_t link, const RxPacket& packet, std::uint32_t connId, const wire::Frame* frame,
-                     std::uint64_t nowNs, bool versionNegotiation) noexcept {
+  void sendStateless(std::uint16_t link, const RxPacket& packet, std::uint32_t connId,
+                     const wire::Frame* frame, std::uint64_t nowNs, bool versionNegotiation) noexcept {
     Slot& slot = slots_[link];
-    if (slot.lastStatelessReplyNs != 0 && nowNs - slot.lastStatelessReplyNs < kStatelessReplyIntervalNs) return;
+    if (slot.lastStatelessReplyNs != 0 && nowNs - slot.lastStatelessReplyNs < kStatelessReplyIntervalNs)
+      return;
     if (!slot.path.io->hasPeer() && !slot.path.io->setPeerFrom(packet)) return;
     slot.lastStatelessReplyNs = nowNs;
     PacketIo& io = *slot.path.io;
@@ -345,7 +356,8 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
       header.packetNumber = slot.statelessPacketNumber++;
       header.sendTsNs = nowNs;
       const auto h = wire::writePacketHeader(out, header);
-      const auto f = h.ok() ? wire::writeFrame(out.subspan(h.value), *frame) : decltype(wire::writeFrame(out, *frame)){};
+      const auto f =
+          h.ok() ? wire::writeFrame(out.subspan(h.value), *frame) : decltype(wire::writeFrame(out, *frame)){};
       length = h.ok() && f.ok() ? h.value + f.value : 0;
     }
     buffer.length = static_cast<std::uint32_t>(length);
@@ -371,7 +383,8 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
     std::uint32_t most = UINT16_MAX;
     for (const Slot& slot : slots_) {
       const std::uint32_t carries = slot.path.io->maxPayload();
-      most = std::min(most, carries > conn::SendStream::kDataOverhead ? carries - conn::SendStream::kDataOverhead : 0);
+      most = std::min(
+          most, carries > conn::SendStream::kDataOverhead ? carries - conn::SendStream::kDataOverhead : 0);
     }
     return most;
   }
@@ -379,7 +392,8 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
   std::uint32_t newConnId() const noexcept {
     for (;;) {
       std::uint32_t id = 0;
-      if (getrandom(&id, sizeof id, 0) != static_cast<ssize_t>(sizeof id)) id = static_cast<std::uint32_t>(clock_->nowNs());
+      if (getrandom(&id, sizeof id, 0) != static_cast<ssize_t>(sizeof id))
+        id = static_cast<std::uint32_t>(clock_->nowNs());
       bool taken = false;
       for (const auto& c : connections_) taken = taken || c->connId() == id;
       if (id != 0 && !taken) return id;
@@ -402,7 +416,8 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
 
 namespace conn {
 
-Result<std::unique_ptr<Endpoint>> createEndpoint(const EndpointConfig& config, std::vector<EndpointPath> paths,
+Result<std::unique_ptr<Endpoint>> createEndpoint(const EndpointConfig& config,
+                                                 std::vector<EndpointPath> paths,
                                                  std::shared_ptr<Clock> clock,
                                                  std::unique_ptr<EndpointResources> resources) {
   if (paths.empty()) return Error(EINVAL, "endpoint needs at least one path");
@@ -431,7 +446,8 @@ Result<std::unique_ptr<Endpoint>> createEndpoint(const EndpointConfig& config, s
 
 }  // namespace conn
 
-Result<std::unique_ptr<Endpoint>> Endpoint::create(const EndpointConfig& config, std::vector<EndpointPath> paths,
+Result<std::unique_ptr<Endpoint>> Endpoint::create(const EndpointConfig& config,
+                                                   std::vector<EndpointPath> paths,
                                                    std::shared_ptr<Clock> clock) {
   return conn::createEndpoint(config, std::move(paths), std::move(clock), nullptr);
 }

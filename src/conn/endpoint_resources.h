@@ -17,7 +17,8 @@ class EndpointResources {
 };
 
 // Endpoint::create, plus resources destroyed after the paths.
-Result<std::unique_ptr<Endpoint>> createEndpoint(const EndpointConfig& config, std::vector<EndpointPath> paths,
+Result<std::unique_ptr<Endpoint>> createEndpoint(const EndpointConfig& config,
+                                                 std::vector<EndpointPath> paths,
                                                  std::shared_ptr<Clock> clock,
                                                  std::unique_ptr<EndpointResources> resources);
 

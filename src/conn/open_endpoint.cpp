@@ -13,8 +13,9 @@ namespace mpxdp {
 namespace {
 
 Error needsRoot() {
-  return Error(EPERM, "the xdp backend needs root (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW); run as root or use "
-                      "--backend udp");
+  return Error(EPERM,
+               "the xdp backend needs root (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW); run as root or use "
+               "--backend udp");
 }
 
 class SteeringResources final : public conn::EndpointResources {
@@ -45,8 +46,9 @@ Result<Backend> parseBackend(std::string_view name) {
 
 std::string_view toString(Backend backend) noexcept { return backend == Backend::kXdp ? "xdp" : "udp"; }
 
-Result<std::unique_ptr<Endpoint>> openEndpoint(const EndpointConfig& config, const std::vector<LinkSpec>& links,
-                                               const LinkOptions& options, std::shared_ptr<Clock> clock) {
+Result<std::unique_ptr<Endpoint>> openEndpoint(const EndpointConfig& config,
+                                               const std::vector<LinkSpec>& links, const LinkOptions& options,
+                                               std::shared_ptr<Clock> clock) {
   if (links.empty()) return Error(EINVAL, "no links");
   if (options.port == 0) return Error(EINVAL, "port must be in 1..65535");
   std::unique_ptr<SteeringResources> steering;

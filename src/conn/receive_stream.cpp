@@ -15,8 +15,8 @@ Result<std::unique_ptr<ReceiveStream>> ReceiveStream::create(const ConnectionCon
   if (!reorderer) return reorderer.error().wrap("reorderer");
   // Room for a full reorder window plus the batches in flight between the
   // paths, the delivery queue and the application.
-  const std::uint64_t tableSize =
-      static_cast<std::uint64_t>(options.windowPackets) + std::uint64_t{config.batchSize} * (paths.size() + 2);
+  const std::uint64_t tableSize = static_cast<std::uint64_t>(options.windowPackets) +
+                                  std::uint64_t{config.batchSize} * (paths.size() + 2);
   if (tableSize > (1U << 24)) return Error(EINVAL, "reorder window too large for the buffer table");
   return std::make_unique<ReceiveStream>(config, paths, std::move(*reorderer),
                                          static_cast<std::uint32_t>(tableSize));
@@ -214,8 +214,8 @@ void ReceiveStream::checkFinished(std::uint64_t nowNs) noexcept {
       return;
     }
     const bool allClosed = pathsClosed_ == paths_.size();
-    const bool drained =
-        config_.endDrainTimeoutNs > 0 && nowNs > endSeenNs_ && nowNs - endSeenNs_ >= config_.endDrainTimeoutNs;
+    const bool drained = config_.endDrainTimeoutNs > 0 && nowNs > endSeenNs_ &&
+                         nowNs - endSeenNs_ >= config_.endDrainTimeoutNs;
     if (allClosed || drained || idle) finishNow(true);
   } else if (idle) {
     endedByIdle_ = true;

@@ -31,12 +31,13 @@ Result<std::unique_ptr<SendStream>> SendStream::create(const ConnectionConfig& c
   options.burstNs = config.pacingBurstNs;
   auto scheduler = sched::makeScheduler(options, pathConfigs);
   if (!scheduler) return scheduler.error().wrap("scheduler");
-  return std::make_unique<SendStream>(config, paths, clock, numbering, connId, std::move(*scheduler), maxPayload);
+  return std::make_unique<SendStream>(config, paths, clock, numbering, connId, std::move(*scheduler),
+                                      maxPayload);
 }
 
-SendStream::SendStream(const ConnectionConfig& config, PathSet& paths, Clock& clock, PacketNumbering& numbering,
-                       std::uint32_t connId, std::unique_ptr<sched::Scheduler> scheduler,
-                       std::uint32_t maxPayload)
+SendStream::SendStream(const ConnectionConfig& config, PathSet& paths, Clock& clock,
+                       PacketNumbering& numbering, std::uint32_t connId,
+                       std::unique_ptr<sched::Scheduler> scheduler, std::uint32_t maxPayload)
     : config_(config),
       links_(paths),
       clock_(clock),
@@ -83,8 +84,8 @@ Result<std::size_t> SendStream::commit(std::span<const SendSlot> slots) noexcept
       (void)wire::writeDataFrameHeader(frame.subspan(wire::kPacketHeaderLen), nextGlobalSeq_++,
                                        static_cast<std::uint16_t>(slot.length));
       const std::size_t used = kDataOverhead + slot.length;
-      buffer.length = static_cast<std::uint32_t>(
-          used + numbering_.writePiggyback(slot.link, frame.subspan(used), nowNs));
+      buffer.length =
+          static_cast<std::uint32_t>(used + numbering_.writePiggyback(slot.link, frame.subspan(used), nowNs));
       ++path.pendingPackets;
       path.pendingBytes += slot.length;
     }
@@ -121,9 +122,9 @@ Result<std::size_t> SendStream::sendMany(std::span<const std::span<const std::ui
   while (done < payloads.size()) {
     const std::size_t chunk = std::min<std::size_t>(payloads.size() - done, copySlots_.size());
     const auto rest = payloads.subspan(done, chunk);
-    const std::size_t got =
-        reserveImpl(std::span<SendSlot>(copySlots_.data(), chunk),
-                    [rest](std::size_t i) { return static_cast<std::uint32_t>(rest[i].size()); });
+    const std::size_t got = reserveImpl(std::span<SendSlot>(copySlots_.data(), chunk), [rest](std::size_t i) {
+      return static_cast<std::uint32_t>(rest[i].size());
+    });
     for (std::size_t i = 0; i < got; ++i) {
       std::memcpy(copySlots_[i].data, rest[i].data(), rest[i].size());
       copySlots_[i].length = static_cast<std::uint32_t>(rest[i].size());
@@ -144,7 +145,8 @@ std::uint64_t SendStream::nextSendTimeNs(std::uint32_t payloadBytes) const noexc
 
 Result<void> SendStream::flush() noexcept {
   for (std::size_t l = 0; l < paths_.size(); ++l) {
-    if (auto flushed = links_.io(l).flushTx(); !flushed) return flushed.error().wrap("path " + std::to_string(l));
+    if (auto flushed = links_.io(l).flushTx(); !flushed)
+      return flushed.error().wrap("path " + std::to_string(l));
   }
   return {};
 }
@@ -179,7 +181,8 @@ std::size_t SendStream::reserveImpl(std::span<SendSlot> out, SizeOf sizeOf) noex
     path.used = 0;
     if (path.wanted == 0) continue;
     PacketIo& io = links_.io(l);
-    path.got = static_cast<std::uint32_t>(io.reserveTx(std::span<TxBuffer>(path.reserved.data(), path.wanted)));
+    path.got =
+        static_cast<std::uint32_t>(io.reserveTx(std::span<TxBuffer>(path.reserved.data(), path.wanted)));
     if (path.got < path.wanted) {
       // TX ring full: reap completions once and retry.
       (void)io.flushTx();
@@ -203,7 +206,8 @@ std::size_t SendStream::reserveImpl(std::span<SendSlot> out, SizeOf sizeOf) noex
     slot.handle = buffer.handle;
     slot.link = l;
     slot.data = buffer.data + kDataOverhead;
-    slot.capacity = std::min<std::uint32_t>(std::min(buffer.capacity - kDataOverhead, maxPayload_), UINT16_MAX);
+    slot.capacity =
+        std::min<std::uint32_t>(std::min(buffer.capacity - kDataOverhead, maxPayload_), UINT16_MAX);
     slot.length = 0;
   }
   return n;

@@ -24,7 +24,8 @@ class PacketNumbering {
   // The next packet number of path (consumed).
   virtual std::uint64_t takePacketNumber(std::size_t path) noexcept = 0;
   // Writes frames due on path (an ACK) into room; returns bytes written (0: none due or no room).
-  virtual std::size_t writePiggyback(std::size_t path, std::span<std::uint8_t> room, std::uint64_t nowNs) noexcept = 0;
+  virtual std::size_t writePiggyback(std::size_t path, std::span<std::uint8_t> room,
+                                     std::uint64_t nowNs) noexcept = 0;
 };
 
 struct SendPathCounters {

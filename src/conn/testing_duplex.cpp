@@ -7,7 +7,8 @@ namespace {
 
 class DuplexEnd final : public PacketIo {
  public:
-  DuplexEnd(std::unique_ptr<PacketIo> tx, std::unique_ptr<PacketIo> rx) : tx_(std::move(tx)), rx_(std::move(rx)) {}
+  DuplexEnd(std::unique_ptr<PacketIo> tx, std::unique_ptr<PacketIo> rx)
+      : tx_(std::move(tx)), rx_(std::move(rx)) {}
   std::size_t reserveTx(std::span<TxBuffer> out) noexcept override { return tx_->reserveTx(out); }
   Result<std::size_t> commitTx(std::span<const TxBuffer> buffers) noexcept override {
     return tx_->commitTx(buffers);
@@ -16,7 +17,9 @@ class DuplexEnd final : public PacketIo {
   Result<std::size_t> receive(std::span<RxPacket> out) noexcept override { return rx_->receive(out); }
   void release(std::span<const RxPacket> packets) noexcept override { rx_->release(packets); }
   std::vector<int> pollFds() const override { return rx_->pollFds(); }
-  std::uint32_t maxPayload() const noexcept override { return std::min(tx_->maxPayload(), rx_->maxPayload()); }
+  std::uint32_t maxPayload() const noexcept override {
+    return std::min(tx_->maxPayload(), rx_->maxPayload());
+  }
   std::uint32_t frameOverheadBytes() const noexcept override { return tx_->frameOverheadBytes(); }
   Result<void> setPeerFrom(const RxPacket& /*packet*/) noexcept override { return {}; }
   bool hasPeer() const noexcept override { return true; }
@@ -38,7 +41,7 @@ class DuplexEnd final : public PacketIo {
 }  // namespace
 
 DuplexMemoryLink makeDuplexLink(MemoryLinkOptions toServer, MemoryLinkOptions toClient,
-                                std::shared_ptr<const Clock> clock) {
+                                const std::shared_ptr<const Clock>& clock) {
   MemoryLink up = makeMemoryLink(std::move(toServer), clock);
   MemoryLink down = makeMemoryLink(std::move(toClient), clock);
   DuplexMemoryLink link;

@@ -16,7 +16,7 @@ struct DuplexMemoryLink {
 };
 
 DuplexMemoryLink makeDuplexLink(MemoryLinkOptions toServer, MemoryLinkOptions toClient,
-                                std::shared_ptr<const Clock> clock);
+                                const std::shared_ptr<const Clock>& clock);
 
 // Forwards to `inner`, for tests that wrap a link end to change one call.
 class ForwardingPacketIo : public PacketIo {

@@ -100,7 +100,8 @@ class PacedScheduler : public Scheduler {
     buckets_[path].take(nowNs, wireBytes(path, packetBytes));
     total_.take(nowNs, packetBytes);
   }
-  std::uint64_t eligibleAtNs(std::size_t path, std::uint64_t nowNs, std::uint32_t packetBytes) const noexcept {
+  std::uint64_t eligibleAtNs(std::size_t path, std::uint64_t nowNs,
+                             std::uint32_t packetBytes) const noexcept {
     return std::max(buckets_[path].eligibleAtNs(nowNs, wireBytes(path, packetBytes)),
                     total_.eligibleAtNs(nowNs, packetBytes));
   }

@@ -4,11 +4,10 @@
 // Pacing: a token bucket per path with rateBps > 0 (paths with 0 are unpaced),
 // plus one on the total when totalRateBps > 0. On a path a packet counts
 // packetBytes + the path's overhead (its frame as the shaper sees it); on the
-// total it counts packetBytes (application payload, as iperf3's -b). The depth is burstNs at the rate, but a full bucket
-// always admits one packet, so the bytes granted by time t never exceed
-// rate * t + max(burst, one packet). Shaped links drop rather than push back, so
-// this bound is what keeps the sender from overrunning a link. The buckets are
-// exact (integer arithmetic in bit-nanoseconds, no rounding drift).
+// total it counts packetBytes (application payload, as iperf3's -b). The depth is burstNs at the rate, but a
+// full bucket always admits one packet, so the bytes granted by time t never exceed rate * t + max(burst, one
+// packet). Shaped links drop rather than push back, so this bound is what keeps the sender from overrunning a
+// link. The buckets are exact (integer arithmetic in bit-nanoseconds, no rounding drift).
 //
 // Kinds:
 //  - rr: strict round robin (the paper's behaviour): the next path in turn; when
@@ -35,7 +34,8 @@ namespace mpxdp::sched {
 
 struct PathConfig {
   std::uint64_t rateBps = 0;  // configured link rate in bit/s; 0 = unknown/unlimited
-  // Bytes the link adds to each payload (outer headers + mpxdp's); 0 = SchedulerOptions::perPacketOverheadBytes.
+  // Bytes the link adds to each payload (outer headers + mpxdp's); 0 =
+  // SchedulerOptions::perPacketOverheadBytes.
   std::uint32_t overheadBytes = 0;
 };
 

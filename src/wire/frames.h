@@ -25,7 +25,7 @@ inline constexpr std::size_t kPingFrameLen = 8;
 inline constexpr std::size_t kPongFrameLen = 20;
 inline constexpr std::size_t kPathStatusFrameLen = 8;
 inline constexpr std::size_t kCloseFrameBaseLen = 14;   // + reason
-inline constexpr std::size_t kHelloFrameBaseLen = 21;    // + name
+inline constexpr std::size_t kHelloFrameBaseLen = 21;   // + name
 inline constexpr std::size_t kReportFrameBaseLen = 68;  // + 24 per path
 inline constexpr std::size_t kReportPathLen = 24;
 inline constexpr std::size_t kMaxDataLen = 0xffff;
@@ -126,7 +126,7 @@ struct HelloFrame {
   std::uint16_t maxPayload = 0;
   std::uint64_t rateBps = 0;     // client: the payload rate it asks the server to send at (0: its own choice)
   std::uint32_t durationMs = 0;  // client: how long it asks the server to send (0: until the client closes)
-  std::string_view name;  // at most kMaxHelloNameLen bytes
+  std::string_view name;         // at most kMaxHelloNameLen bytes
 };
 
 struct ReportPath {

@@ -46,10 +46,11 @@ struct TransferOptions {
 };
 
 // `ip netns exec RX mpxdp recv --link ...` over the given receiver interfaces.
-std::vector<std::string> bareReceiver(const testbed::TestbedInfo& bed, const std::vector<std::string>& interfaces) {
+std::vector<std::string> bareReceiver(const testbed::TestbedInfo& bed,
+                                      const std::vector<std::string>& interfaces) {
   // spawn() takes a path, not a command name: env looks ip up in PATH.
-  std::vector<std::string> args = {"/usr/bin/env", "ip", "netns", "exec", bed.receiverNamespace, MPXDP_EXECUTABLE,
-                                   "recv"};
+  std::vector<std::string> args = {"/usr/bin/env",   "ip",  "netns", "exec", bed.receiverNamespace,
+                                   MPXDP_EXECUTABLE, "recv"};
   for (const auto& interface : interfaces) {
     args.push_back("--link");
     args.push_back(interface);
@@ -80,8 +81,9 @@ std::optional<Transfer> transfer(const testbed::TestbedInfo& bed, const Transfer
     ADD_FAILURE() << "receiver not ready; stderr: " << receiver->err();
     return std::nullopt;
   }
-  std::vector<std::string> sendArgs = {MPXDP_EXECUTABLE, "send", "--testbed", bed.name, "-J", "-i", "1", "-t",
-                                       std::to_string(kSeconds), "-b", options.rate, "--backend", options.backend};
+  std::vector<std::string> sendArgs = {
+      MPXDP_EXECUTABLE,         "send", "--testbed",  bed.name,    "-J",           "-i", "1", "-t",
+      std::to_string(kSeconds), "-b",   options.rate, "--backend", options.backend};
   sendArgs.insert(sendArgs.end(), options.sendExtra.begin(), options.sendExtra.end());
   auto sender = Subprocess::spawn(sendArgs);
   if (!sender) {
@@ -146,7 +148,7 @@ void expectConsistentAccounting(const Transfer& t) {
 }
 
 // Runs a command to its end; its exit status and stderr.
-std::pair<std::optional<int>, std::string> run(std::vector<std::string> args, std::chrono::seconds limit) {
+std::pair<std::optional<int>, std::string> run(const std::vector<std::string>& args, std::chrono::seconds limit) {
   auto child = Subprocess::spawn(args);
   if (!child) return {std::nullopt, child.error().message()};
   const auto status = child->wait(limit);
@@ -231,8 +233,8 @@ TEST(SendRecvTest, ASenderWithoutReceiverFailsClearlyWithinSeconds) {
   auto bed = testbed::ScopedTestbed::create(threeLinks("n"));
   ASSERT_TRUE(bed) << bed.error().message();
   const auto start = std::chrono::steady_clock::now();
-  auto [status, err] =
-      run({MPXDP_EXECUTABLE, "send", "--testbed", bed->info().name, "-t", "5", "--connect-timeout", "2"}, 20s);
+  auto [status, err] = run(
+      {MPXDP_EXECUTABLE, "send", "--testbed", bed->info().name, "-t", "5", "--connect-timeout", "2"}, 20s);
   const auto took = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(status, std::optional<int>(1)) << err;
   EXPECT_NE(err.find("mpxdp send: "), std::string::npos) << err;
@@ -250,7 +252,8 @@ TEST(SendRecvTest, MismatchedLinksAreAClearErrorOnBothSides) {
     std::string expected;
   };
   const std::vector<Case> cases = {
-      {{info.links[0].receiverInterface, info.links[1].receiverInterface}, "the client has 3 paths, the server 2"},
+      {{info.links[0].receiverInterface, info.links[1].receiverInterface},
+       "the client has 3 paths, the server 2"},
       {{info.links[1].receiverInterface, info.links[0].receiverInterface, info.links[2].receiverInterface},
        "another order"},
   };
@@ -273,26 +276,31 @@ TEST(SendRecvTest, TheReceiverServesOneConnectionAfterAnotherAndNoticesAClientTh
   MPXDP_REQUIRE_PRIVILEGED();
   auto bed = testbed::ScopedTestbed::create(threeLinks("s"));
   ASSERT_TRUE(bed) << bed.error().message();
-  auto receiver = Subprocess::spawn({MPXDP_EXECUTABLE, "recv", "--testbed", bed->info().name, "-J", "-i", "0"});
+  auto receiver =
+      Subprocess::spawn({MPXDP_EXECUTABLE, "recv", "--testbed", bed->info().name, "-J", "-i", "0"});
   ASSERT_TRUE(receiver) << receiver.error().message();
   ASSERT_TRUE(receiver->waitForStderr("mpxdp recv: ready", 20s)) << receiver->err();
   for (int i = 0; i < 2; ++i) {
-    auto [status, err] = run({MPXDP_EXECUTABLE, "send", "--testbed", bed->info().name, "-t", "1", "-b", "100M"}, 20s);
+    auto [status, err] =
+        run({MPXDP_EXECUTABLE, "send", "--testbed", bed->info().name, "-t", "1", "-b", "100M"}, 20s);
     EXPECT_EQ(status, std::optional<int>(0)) << err;
   }
   // A client killed mid-transfer: the receiver notices and serves the next one.
-  auto doomed = Subprocess::spawn({MPXDP_EXECUTABLE, "send", "--testbed", bed->info().name, "-t", "30", "-b", "100M"});
+  auto doomed =
+      Subprocess::spawn({MPXDP_EXECUTABLE, "send", "--testbed", bed->info().name, "-t", "30", "-b", "100M"});
   ASSERT_TRUE(doomed) << doomed.error().message();
   std::this_thread::sleep_for(1s);
   doomed->signal(SIGKILL);
   (void)doomed->wait(5s);
   ASSERT_TRUE(receiver->waitForStderr("went away", 10s)) << receiver->err();
-  auto [status, err] = run({MPXDP_EXECUTABLE, "send", "--testbed", bed->info().name, "-t", "1", "-b", "100M"}, 20s);
+  auto [status, err] =
+      run({MPXDP_EXECUTABLE, "send", "--testbed", bed->info().name, "-t", "1", "-b", "100M"}, 20s);
   EXPECT_EQ(status, std::optional<int>(0)) << err;
   EXPECT_EQ(receiver->stop(10s), 0) << receiver->err();
   // Four connections, each its own report starting from zero.
   std::size_t reports = 0;
-  for (std::size_t at = 0; (at = receiver->out().find("\"connection_id\"", at)) != std::string::npos; ++at) ++reports;
+  for (std::size_t at = 0; (at = receiver->out().find("\"connection_id\"", at)) != std::string::npos; ++at)
+    ++reports;
   EXPECT_EQ(reports, 4u) << receiver->out();
 }
 
@@ -303,7 +311,8 @@ TEST(SendRecvTest, AReceiverThatDiesIsNoticedByTheSender) {
   auto receiver = Subprocess::spawn({MPXDP_EXECUTABLE, "recv", "--testbed", bed->info().name, "-i", "0"});
   ASSERT_TRUE(receiver) << receiver.error().message();
   ASSERT_TRUE(receiver->waitForStderr("mpxdp recv: ready", 20s)) << receiver->err();
-  auto sender = Subprocess::spawn({MPXDP_EXECUTABLE, "send", "--testbed", bed->info().name, "-t", "30", "-b", "100M"});
+  auto sender =
+      Subprocess::spawn({MPXDP_EXECUTABLE, "send", "--testbed", bed->info().name, "-t", "30", "-b", "100M"});
   ASSERT_TRUE(sender) << sender.error().message();
   std::this_thread::sleep_for(1500ms);
   receiver->signal(SIGKILL);
