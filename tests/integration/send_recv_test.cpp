@@ -148,7 +148,8 @@ void expectConsistentAccounting(const Transfer& t) {
 }
 
 // Runs a command to its end; its exit status and stderr.
-std::pair<std::optional<int>, std::string> run(const std::vector<std::string>& args, std::chrono::seconds limit) {
+std::pair<std::optional<int>, std::string> run(const std::vector<std::string>& args,
+                                               std::chrono::seconds limit) {
   auto child = Subprocess::spawn(args);
   if (!child) return {std::nullopt, child.error().message()};
   const auto status = child->wait(limit);
