@@ -68,7 +68,7 @@ void Reporter::begin() {
   const bool sender = run_.role == Role::kSender;
   if (sender) {
     fmt::print(
-        out_, "mpxdp send: {} link(s), backend {}, scheduler {}, {} byte payloads, payload rate {}, {}\n",
+        out_, "mpxdp send: {} link(s), backend {}, scheduler {}, {} B payloads, payload rate {}, {}\n",
         run_.linkNames.size(), run_.backend, run_.scheduler, run_.payloadBytes,
         run_.totalRateBps == 0 ? std::string("unlimited") : rateText(static_cast<double>(run_.totalRateBps)),
         cpuText(run_.cpu));
@@ -85,9 +85,9 @@ void Reporter::begin() {
   if (sender) {
     fmt::print(out_, "[ ID] Interval           Transfer      Rate               Packets\n");
   } else {
-    fmt::print(out_,
-               "[ ID] Interval           Transfer      Goodput            Packets      pps   Lost OOO-arr "
-               "OOO-del  Dup Bad\n");
+    fmt::print(
+        out_,
+        "[ ID] Interval           Transfer      Goodput            Packets   Lost OOO-arr OOO-del Bad\n");
   }
   std::fflush(out_);
 }
@@ -101,12 +101,11 @@ void Reporter::printLine(const Sample& from, const Sample& to, const char* tag) 
     fmt::print(out_, "[SUM] {:6.2f}-{:<6.2f} sec  {}  {}  {:9}{}\n", from.timeS, to.timeS,
                transferText(to.bytes - from.bytes), rateText(bps), packets, tag);
   } else {
-    fmt::print(out_, "[SUM] {:6.2f}-{:<6.2f} sec  {}  {} {:8} {:8.0f} {:6} {:7} {:7} {:4} {:3}{}\n",
-               from.timeS, to.timeS, transferText(to.bytes - from.bytes), rateText(bps), packets,
-               perSecond(static_cast<double>(packets), span), to.lost - from.lost,
+    // pps and duplicates are in the JSON and the summary; the line stays within 100 columns.
+    fmt::print(out_, "[SUM] {:6.2f}-{:<6.2f} sec  {}  {} {:8} {:6} {:7} {:7} {:3}{}\n", from.timeS, to.timeS,
+               transferText(to.bytes - from.bytes), rateText(bps), packets, to.lost - from.lost,
                to.outOfOrderArrived - from.outOfOrderArrived,
-               to.outOfOrderDelivered - from.outOfOrderDelivered, to.duplicates - from.duplicates,
-               to.corrupt - from.corrupt, tag);
+               to.outOfOrderDelivered - from.outOfOrderDelivered, to.corrupt - from.corrupt, tag);
   }
   std::fflush(out_);
 }
@@ -311,24 +310,23 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
     fmt::print(out_, "lost {}: {}\n", stats.lost,
                stats.lost == pathGaps
                    ? std::string("as the links' packet-number gaps")
-                   : fmt::format("the links' packet-number gaps sum to {}; {} late (arrived after "
-                                 "their hole was given up), {} fast-declared",
+                   : fmt::format("the links' packet-number gaps sum to {};\n  {} of them arrived late "
+                                 "(after their hole was given up), {} were declared by fast loss",
                                  pathGaps, stats.late, stats.lostFast));
     fmt::print(out_, "reorder {}: hold p50 {}, p99 {}, max {}; duplicates {}, implausible {}\n", run_.reorder,
                durationText(stats.hold.p50Ns), durationText(stats.hold.p99Ns), durationText(stats.hold.maxNs),
                stats.duplicates, stats.implausible);
-    fmt::print(
-        out_,
-        "Legend: Lost = never delivered; OOO-arr/OOO-del = arrived/delivered out of order; Dup = "
-        "duplicates;\n        Bad = payloads failing the pattern check; OOO-path = out of order within "
-        "one link;\n        Delay = one-way, includes the clock offset between two hosts\n");
+    fmt::print(out_,
+               "Legend: Lost = never delivered; OOO-arr/OOO-del = arrived/delivered out of order;\n"
+               "        Bad = payloads failing the pattern check; OOO-path = out of order within one link;\n"
+               "        Delay = one-way, includes the clock offset between two hosts\n");
   }
-  fmt::print(
-      out_, "malformed: connection {}, endpoint {}, unknown connection {}, other version {}, links {}{}\n",
-      stats.malformed, endpoint.malformed, endpoint.unknownConnection, endpoint.versionMismatch,
-      endpoint.linkMalformed,
-      endpoint.steering ? fmt::format(", xdp {} (no socket {})", endpoint.xdpMalformed, endpoint.xdpNoSocket)
-                        : std::string());
+  fmt::print(out_, "malformed: conn {}, endpoint {}, unknown conn {}, other version {}, links {}{}\n",
+             stats.malformed, endpoint.malformed, endpoint.unknownConnection, endpoint.versionMismatch,
+             endpoint.linkMalformed,
+             endpoint.steering
+                 ? fmt::format(", xdp {} (no socket {})", endpoint.xdpMalformed, endpoint.xdpNoSocket)
+                 : std::string());
   fmt::print(out_, "CPU time: {:.2f} s user, {:.2f} s system; ended by {}\n", ending.cpu.userS,
              ending.cpu.systemS, ending.reason);
   std::fflush(out_);

@@ -353,7 +353,7 @@ TEST(RobustnessTest, ForgedFarAheadDataIsImplausibleAndGarbageIsCountedInText) {
   EXPECT_EQ(rows, 3);
 
   const std::regex malformedLine(
-      R"(malformed: connection (\d+), endpoint (\d+), unknown connection (\d+), other version (\d+), links (\d+), xdp (\d+) \(no socket (\d+)\))");
+      R"(malformed: conn (\d+), endpoint (\d+), unknown conn (\d+), other version (\d+), links (\d+), xdp (\d+) \(no socket (\d+)\))");
   ASSERT_TRUE(std::regex_search(text, m, malformedLine)) << text;
   const std::uint64_t connection = std::stoull(m[1]), endpoint = std::stoull(m[2]),
                       unknown = std::stoull(m[3]), links = std::stoull(m[5]), xdp = std::stoull(m[6]),
