@@ -60,11 +60,13 @@ struct ReorderOptions {
   // tolerates a path that swaps packets. 1 .. kMaxFastLossThreshold.
   std::uint32_t fastLossThreshold = 3;
   bool adaptiveTimeout = true;
-  std::uint64_t fixedTimeoutNs = 5'000'000;   // used when !adaptiveTimeout
-  std::uint64_t timeoutMarginNs = 1'000'000;  // adaptive: added to the delay spread
-  std::uint64_t minTimeoutNs = 200'000;       // adaptive clamp
-  std::uint64_t maxTimeoutNs = 100'000'000;   // adaptive clamp
-  std::uint64_t sortIntervalNs = 100'000;     // sort: timer period
+  std::uint64_t fixedTimeoutNs = 5'000'000;  // used when !adaptiveTimeout
+  // adaptive: added to the delay spread; it also absorbs a sender's lag on one
+  // path (a TX ring kicked late under load), which the delays do not show
+  std::uint64_t timeoutMarginNs = 5'000'000;
+  std::uint64_t minTimeoutNs = 200'000;      // adaptive clamp
+  std::uint64_t maxTimeoutNs = 100'000'000;  // adaptive clamp
+  std::uint64_t sortIntervalNs = 100'000;    // sort: timer period
 };
 
 }  // namespace mpxdp
