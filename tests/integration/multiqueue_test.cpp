@@ -55,6 +55,21 @@ std::vector<std::uint8_t> mpPayload(std::uint64_t seq, std::uint16_t pathId = 0)
   return bytes;
 }
 
+// Sends mpPayload(firstSeq + i, pathId) for every i below count in one commit;
+// every one must go out.
+void sendPayloads(PacketIo& io, std::size_t count, std::uint64_t firstSeq = 0, std::uint16_t pathId = 0) {
+  std::vector<TxBuffer> out(count);
+  ASSERT_EQ(io.reserveTx(out), count);
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto payload = mpPayload(firstSeq + i, pathId);
+    std::memcpy(out[i].data, payload.data(), payload.size());
+    out[i].length = static_cast<std::uint32_t>(payload.size());
+  }
+  auto sent = io.commitTx(out);
+  ASSERT_TRUE(sent) << sent.error().message();
+  ASSERT_EQ(*sent, count);
+}
+
 // The global sequence number of an intact mpPayload, or -1.
 std::int64_t seqOf(const RxPacket& packet) {
   auto header = wire::decodeMpHeader({packet.data, packet.length});
@@ -344,16 +359,7 @@ TEST(LearnedPeerTest, ReceiveOnlyXdpLinkAnswersTheUdpPeerItLearned) {
 
   // The UDP side sends a few packets; the XDP side learns from the first.
   constexpr std::size_t kHello = 8;
-  std::array<TxBuffer, kHello> out;
-  ASSERT_EQ(udp->reserveTx(out), kHello);
-  for (std::size_t i = 0; i < kHello; ++i) {
-    const auto payload = mpPayload(i);
-    std::memcpy(out[i].data, payload.data(), payload.size());
-    out[i].length = static_cast<std::uint32_t>(payload.size());
-  }
-  auto sent = udp->commitTx(out);
-  ASSERT_TRUE(sent) << sent.error().message();
-  ASSERT_EQ(*sent, kHello);
+  ASSERT_NO_FATAL_FAILURE(sendPayloads(*udp, kHello));
 
   std::string learnError;
   auto hello = receiveSome(*xdp, kHello, 5s, [&](const RxPacket& packet) {
@@ -371,16 +377,7 @@ TEST(LearnedPeerTest, ReceiveOnlyXdpLinkAnswersTheUdpPeerItLearned) {
 
   // Reply over the same link.
   constexpr std::size_t kReplies = 32;
-  std::array<TxBuffer, kReplies> replies;
-  ASSERT_EQ(xdp->reserveTx(replies), kReplies);
-  for (std::size_t i = 0; i < kReplies; ++i) {
-    const auto payload = mpPayload(1000 + i, 1);
-    std::memcpy(replies[i].data, payload.data(), payload.size());
-    replies[i].length = static_cast<std::uint32_t>(payload.size());
-  }
-  auto replied = xdp->commitTx(replies);
-  ASSERT_TRUE(replied) << replied.error().message();
-  ASSERT_EQ(*replied, kReplies);
+  ASSERT_NO_FATAL_FAILURE(sendPayloads(*xdp, kReplies, 1000, 1));
   for (int i = 0; i < 20; ++i) {
     (void)xdp->flushTx();
     std::this_thread::sleep_for(1ms);
@@ -437,16 +434,7 @@ TEST(LearnedPeerTest, ReceiveOnlyUdpLinkAnswersTheXdpPeerItLearned) {
   EXPECT_EQ(xdp->pollFds().size(), 2u);
 
   constexpr std::size_t kHello = 8;
-  std::array<TxBuffer, kHello> out;
-  ASSERT_EQ(xdp->reserveTx(out), kHello);
-  for (std::size_t i = 0; i < kHello; ++i) {
-    const auto payload = mpPayload(i);
-    std::memcpy(out[i].data, payload.data(), payload.size());
-    out[i].length = static_cast<std::uint32_t>(payload.size());
-  }
-  auto sent = xdp->commitTx(out);
-  ASSERT_TRUE(sent) << sent.error().message();
-  ASSERT_EQ(*sent, kHello);
+  ASSERT_NO_FATAL_FAILURE(sendPayloads(*xdp, kHello));
   for (int i = 0; i < 20; ++i) {
     (void)xdp->flushTx();
     std::this_thread::sleep_for(1ms);
@@ -465,16 +453,7 @@ TEST(LearnedPeerTest, ReceiveOnlyUdpLinkAnswersTheXdpPeerItLearned) {
   EXPECT_EQ(udp->peerDescription(), link.senderIp + ":" + std::to_string(MPXDP_DEFAULT_PORT));
 
   constexpr std::size_t kReplies = 32;
-  std::array<TxBuffer, kReplies> replies;
-  ASSERT_EQ(udp->reserveTx(replies), kReplies);
-  for (std::size_t i = 0; i < kReplies; ++i) {
-    const auto payload = mpPayload(1000 + i, 1);
-    std::memcpy(replies[i].data, payload.data(), payload.size());
-    replies[i].length = static_cast<std::uint32_t>(payload.size());
-  }
-  auto replied = udp->commitTx(replies);
-  ASSERT_TRUE(replied) << replied.error().message();
-  ASSERT_EQ(*replied, kReplies);
+  ASSERT_NO_FATAL_FAILURE(sendPayloads(*udp, kReplies, 1000, 1));
 
   auto back = receiveSome(*xdp, kReplies, 5s);
   ASSERT_TRUE(back.error.empty()) << back.error;
