@@ -13,13 +13,17 @@
 
 namespace mpxdp {
 
-// How the sender chooses the path of each packet (pacing applies to both).
+// How the sender chooses the path of each packet (each path is paced at its
+// own rate whatever the scheduler):
+//  - kEarliestArrival (eaf, the default): the path where the packet would
+//    arrive first (queue + transmission + one-way delay), so paths of different
+//    delay need little reordering at the receiver.
 //  - kRoundRobin (rr): strict round robin over the paths.
 //  - kWeightedRoundRobin (wrr): smooth weighted round robin, weights = the
-//    paths' rates, so byte shares follow the rate ratios.
-enum class SchedulerKind : std::uint8_t { kRoundRobin, kWeightedRoundRobin };
+//    paths' pacing rates, so byte shares follow the rate ratios.
+enum class SchedulerKind : std::uint8_t { kRoundRobin, kWeightedRoundRobin, kEarliestArrival };
 
-// "rr" or "wrr".
+// "eaf", "rr" or "wrr".
 MPXDP_API Result<SchedulerKind> parseSchedulerKind(std::string_view name);
 MPXDP_API std::string_view toString(SchedulerKind kind) noexcept;
 
