@@ -19,6 +19,7 @@
 #include "mpxdp/export.h"
 #include "mpxdp/options.h"
 #include "mpxdp/packet_io.h"
+#include "mpxdp/path.h"
 
 namespace mpxdp {
 
@@ -29,10 +30,19 @@ enum class DataDirection : std::uint8_t {
   kBoth = 3,            // mpxdp send --bidir
 };
 
+// How each path's pacing rate is set:
+//  - kAuto: estimated from the peer's ACKs (delivery rate, delay growth,
+//    loss), probing upward; a configured link rate is a cap.
+//  - kFixed: the configured link rate, always (every path needs one).
+enum class PacingMode : std::uint8_t { kAuto, kFixed };
+
 struct ConnectionConfig {
-  // Unset: wrr (weighted by the paths' rates) when every path has a rate, rr otherwise.
+  // Unset: eaf (earliest arrival first).
   std::optional<SchedulerKind> scheduler;
+  PacingMode pacing = PacingMode::kAuto;
   std::uint64_t totalRateBps = 0;  // cap on application payload bits per second (iperf3 -b); 0 = none
+  // Pacer bucket depth, and the queue a path may hold beyond what the delay
+  // differences call for.
   std::uint64_t pacingBurstNs = 1'000'000;
   ReorderOptions reorder;        // pathCount is set from the paths
   std::uint32_t batchSize = 64;  // packets per PacketIo call
@@ -43,12 +53,23 @@ struct ConnectionConfig {
   std::uint64_t handshakeTimeoutNs = 3'000'000'000;
   // The peer is gone when nothing arrived from it for this long.
   std::uint64_t peerTimeoutNs = 3'000'000'000;
-  // ACK a path after this many ack-eliciting packets, or this long after
-  // the first unacknowledged one.
+  // ACK a path after this many ack-eliciting packets, or after a quarter of
+  // the RTT (at least ackMinDelayNs, at most ackDelayNs) since the first
+  // unacknowledged one. The ACKs of all paths go together on the fastest path
+  // that delivers now, or ride on data there.
   std::uint32_t ackEveryPackets = 64;
   std::uint64_t ackDelayNs = 5'000'000;
-  // PING each path this often (RTT, liveness); 0 = never.
+  std::uint64_t ackMinDelayNs = 1'000'000;
+  // PING a path this often when it carries no data (liveness, RTT); also the
+  // probe interval of dead and backup paths. 0 = never.
   std::uint64_t pingIntervalNs = 100'000'000;
+  // Failover: a path unanswered for max(its PTO, suspectAfterNs) is suspect
+  // and its traffic moves to the others; suspect for deadAfterNs, it is dead
+  // and re-admitted after readmitProbes answered PINGs in a row (more when it
+  // flaps).
+  std::uint64_t suspectAfterNs = 15'000'000;
+  std::uint64_t deadAfterNs = 300'000'000;
+  std::uint32_t readmitProbes = 3;
 
   // End of this side's stream: CLOSE with the final sequence on every path,
   // closeRepeats times, closeRepeatIntervalNs apart, then again every
@@ -120,10 +141,27 @@ struct HoldTimeSummary {
 };
 
 struct PathStats {
+  // Path control (this side's view).
+  PathState state = PathState::kActive;
+  bool backup = false;                     // configured as a backup by either side
+  std::uint64_t pacingRateBps = 0;         // wire bits/s the path is paced at now
+  std::uint64_t bandwidthEstimateBps = 0;  // the controller's estimate (0: not yet)
+  std::uint64_t deliveryRateBps = 0;       // latest delivery-rate sample from the peer's ACKs
+  const char* ratePhase = "";              // "fixed", "startup", "drain", "probe"
+  std::uint64_t srttNs = 0;                // smoothed RTT from ACKs and PONGs (0: none yet)
+  std::uint64_t rttVarNs = 0;
+  std::uint64_t queueDelayNs = 0;         // one-way delay above the path's minimum (queue build-up)
+  double lossRate = 0;                    // smoothed, from per-path gaps in the peer's ACKs
+  std::uint64_t packetsAcked = 0;         // our packets the peer acknowledged
+  std::uint64_t packetsLostDetected = 0;  // our packets declared lost from its ACKs
+  std::uint64_t queuedPackets = 0;        // data packets waiting in the path's send queue
+  std::uint64_t requeued = 0;             // moved to other paths when this one stopped carrying data
   // Sending side of this path.
   std::uint64_t packetsSent = 0;  // data packets
   std::uint64_t bytesSent = 0;    // payload bytes
   std::uint64_t controlPacketsSent = 0;
+  std::uint64_t controlBytesSent = 0;   // UDP payload bytes of control packets
+  std::uint64_t ackFramesSent = 0;      // ACK frames about this path (on whichever path carried them)
   std::uint64_t packetNumbersUsed = 0;  // every packet sent on the path (= next packet number)
   std::uint64_t acksReceived = 0;
   std::uint64_t largestAcked = 0;       // valid when acksReceived > 0
@@ -146,6 +184,8 @@ struct PathStats {
   PacketIoStats io;           // the link's own counters
 };
 
+inline constexpr std::size_t kMaxPathEvents = 4096;
+
 struct ConnectionStats {
   std::uint64_t packetsSent = 0;
   std::uint64_t bytesSent = 0;  // payload bytes
@@ -165,6 +205,9 @@ struct ConnectionStats {
   std::uint64_t malformed = 0;  // frames of this connection that failed to parse or broke the rules
   HoldTimeSummary hold;
   std::vector<PathStats> paths;
+  // Path state changes, oldest first (timeNs on the connection's clock).
+  std::vector<PathEvent> pathEvents;
+  std::uint64_t pathEventsDropped = 0;  // beyond the first kMaxPathEvents
 };
 
 // The peer's REPORT: its figures for the stream this side sent.
@@ -218,7 +261,8 @@ class MPXDP_API Connection {
   // Returns 0 when no path may send now, before the handshake completed,
   // or after finish(). Every slot must come back via commit.
   virtual std::size_t reserve(std::span<SendSlot> out, std::uint32_t payloadBytes = 0) noexcept = 0;
-  // Numbers and sends the slots with length > 0 in span order; returns packets sent.
+  // Numbers and sends the slots with length > 0 in span order (through each
+  // path's paced send queue); returns the packets accepted.
   virtual Result<std::size_t> commit(std::span<const SendSlot> slots) noexcept = 0;
   // Copying API: true when sent, false when pacing or the link does not allow it now.
   virtual Result<bool> send(std::span<const std::uint8_t> payload) noexcept = 0;

@@ -26,8 +26,11 @@ namespace mpxdp {
 // links in the same order (the handshake checks it).
 struct EndpointPath {
   std::unique_ptr<PacketIo> io;
-  std::uint64_t rateBps = 0;  // the link's line rate for pacing (frames as a shaper counts them); 0 = unknown
-  std::string name;           // e.g. the interface name, for reports and the HELLO
+  // The link's line rate (frames as a shaper counts them): a cap on its pacing
+  // rate, which is otherwise estimated; 0 = unknown.
+  std::uint64_t rateBps = 0;
+  std::string name;     // e.g. the interface name, for reports and the HELLO
+  bool backup = false;  // carries data only when the other paths are down or too slow
 };
 
 struct EndpointConfig {

@@ -33,7 +33,8 @@ struct LinkSpec {
   std::string interface;
   std::optional<IpAddress> localIp;  // default: the interface's address of the peer's family
   std::optional<IpAddress> peerIp;   // unset: learned from the peer's first packet (a server)
-  std::uint64_t rateBps = 0;         // line rate for pacing; 0 = unknown
+  std::uint64_t rateBps = 0;         // line rate: a cap on the estimated pacing rate; 0 = unknown
+  bool backup = false;               // a backup path (mpxdp --backup-link)
 };
 
 struct LinkOptions {

@@ -38,6 +38,20 @@ std::string ownName(ConnectionRole role) {
 Result<std::unique_ptr<ConnectionImpl>> ConnectionImpl::create(const ConnectionConfig& config, PathSet& paths,
                                                                Clock& clock, const ConnectionParams& params) {
   auto connection = std::make_unique<ConnectionImpl>(config, paths, clock, params);
+  for (std::size_t l = 0; l < paths.size(); ++l) {
+    path::RateControlOptions rate;
+    rate.kind =
+        config.pacing == PacingMode::kFixed ? path::RateControlKind::kFixed : path::RateControlKind::kAuto;
+    rate.capBps = paths.rateBps(l);
+    if (rate.kind == path::RateControlKind::kFixed && rate.capBps == 0) {
+      return Error(EINVAL, "fixed pacing needs a rate on every link, and path " + std::to_string(l) + " (" +
+                               paths.name(l) + ") has none");
+    }
+    auto controller = path::makeRateController(rate);
+    if (!controller) return controller.error().wrap("path " + std::to_string(l) + " (" + paths.name(l) + ")");
+    connection->paths_[l].rate = std::move(*controller);
+  }
+  connection->refreshUsable();
   if (connection->sends_) {
     auto send = SendStream::create(config, paths, clock, *connection, params.connId, connection->maxPayload_);
     if (!send) return send.error();
@@ -62,8 +76,14 @@ ConnectionImpl::ConnectionImpl(const ConnectionConfig& config, PathSet& paths, C
           params.role == ConnectionRole::kClient ? ConnectionRole::kServer : ConnectionRole::kClient,
           params.direction)),
       maxPayload_(params.maxPayload),
-      paths_(paths.size()),
       helloSeen_(paths.size(), false) {
+  stateOptions_.minSuspectNs = config.suspectAfterNs;
+  stateOptions_.deadAfterNs = config.deadAfterNs;
+  stateOptions_.idleProbeIntervalNs = config.pingIntervalNs == 0 ? UINT64_MAX / 4 : config.pingIntervalNs;
+  stateOptions_.probesToReadmit = std::max<std::uint32_t>(config.readmitProbes, 1);
+  paths_.reserve(paths.size());
+  for (std::size_t l = 0; l < paths.size(); ++l) paths_.emplace_back(paths.backup(l), stateOptions_);
+  events_.reserve(64);
   peerHello_.pathNames.resize(paths.size());
   startNs_ = clock.nowNs();
   lastPeerPacketNs_ = startNs_;
@@ -136,6 +156,7 @@ void ConnectionImpl::onPacket(std::uint16_t link, const RxPacket& packet, const 
     return;
   }
   lastPeerPacketNs_ = nowNs;
+  paths_[link].lastArrivalNs = nowNs;
   if (!paths_[link].acks.onPacket(header.packetNumber, nowNs, packet.length, ackEliciting)) {
     // A packet number seen before: a duplicate or a replay, never processed twice.
     links_.queueRelease(link, packet);
@@ -182,9 +203,7 @@ void ConnectionImpl::handleFrame(std::uint16_t link, const wire::Frame& frame,
       ++malformed_;  // acknowledges a packet never sent
       return;
     }
-    ++p.acksReceived;
-    p.largestAcked = std::max(p.largestAcked, ack->largestAcked());
-    p.peerBytesReceived = std::max(p.peerBytesReceived, ack->bytesReceived);
+    onAckFrame(*ack, nowNs);
   } else if (const auto* ping = std::get_if<wire::PingFrame>(&frame)) {
     PathControl& p = paths_[link];
     p.pongDue = true;
@@ -200,14 +219,9 @@ void ConnectionImpl::handleFrame(std::uint16_t link, const wire::Frame& frame,
     PathControl& p = paths_[pong->pathId];
     const std::uint64_t sincePing = nowNs - pong->pingSendTsNs;
     const std::uint64_t rtt = sincePing > pong->holdNs ? sincePing - pong->holdNs : sincePing;
-    if (!p.rttValid) {
-      p.rttValid = true;
-      p.rttNs = rtt;
-      p.rttMinNs = rtt;
-    } else {
-      p.rttNs = (7 * p.rttNs + rtt) / 8;
-      p.rttMinNs = std::min(p.rttMinNs, rtt);
-    }
+    p.estimator.onRttSample(nowNs, rtt, 0);
+    const PathState previous = p.machine.state();
+    if (p.machine.onAnswered(nowNs, pong->pingSendTsNs, true)) recordState(pong->pathId, previous, nowNs);
   } else if (const auto* status = std::get_if<wire::PathStatusFrame>(&frame)) {
     if (status->pathId >= paths_.size()) {
       ++malformed_;
@@ -217,6 +231,7 @@ void ConnectionImpl::handleFrame(std::uint16_t link, const wire::Frame& frame,
     if (status->statusSeq >= p.peerStatusSeq) {
       p.peerStatus = status->status;
       p.peerStatusSeq = status->statusSeq;
+      if (status->status == wire::PathStatus::kStandby) setBackup(status->pathId);
     }
   } else if (const auto* close = std::get_if<wire::CloseFrame>(&frame)) {
     onClose(link, *close, nowNs);
@@ -325,8 +340,216 @@ bool ConnectionImpl::ackDue(const PathControl& path, std::uint64_t nowNs, bool r
   if (unacked == 0) return false;
   const std::uint32_t packets =
       riding ? std::max<std::uint32_t>(config_.ackEveryPackets / 2, 1) : config_.ackEveryPackets;
-  const std::uint64_t delay = riding ? config_.ackDelayNs / 2 : config_.ackDelayNs;
+  const std::uint64_t delay = riding ? ackDelayFor(nowNs) / 2 : ackDelayFor(nowNs);
   return unacked >= packets || elapsed(nowNs, path.acks.firstUnackedNs()) >= delay;
+}
+
+// A quarter of the fastest path's RTT, within [ackMinDelayNs, ackDelayNs]:
+// often enough for the peer's estimators, rare enough to cost under 1 %.
+std::uint64_t ConnectionImpl::ackDelayFor(std::uint64_t /*nowNs*/) const noexcept {
+  std::uint64_t rtt = UINT64_MAX;
+  for (const PathControl& p : paths_) {
+    if (p.estimator.rttValid()) rtt = std::min(rtt, p.estimator.srttNs());
+  }
+  if (rtt == UINT64_MAX) return config_.ackDelayNs;
+  return std::clamp(rtt / 4, std::min(config_.ackMinDelayNs, config_.ackDelayNs), config_.ackDelayNs);
+}
+
+// How long a path may stay silent and still carry our ACKs: its packets
+// arrive every few microseconds when it carries data.
+constexpr std::uint64_t kCarrierSilenceNs = 10'000'000;
+
+std::size_t ConnectionImpl::ackCarrier(std::uint64_t nowNs) const noexcept {
+  std::size_t best = paths_.size();
+  std::size_t latest = 0;
+  auto better = [&](std::size_t a, std::size_t b) {
+    const PathControl& x = paths_[a];
+    const PathControl& y = paths_[b];
+    if (x.backup != y.backup) return !x.backup;
+    const std::uint64_t rx = x.estimator.rttValid() ? x.estimator.srttNs() : UINT64_MAX;
+    const std::uint64_t ry = y.estimator.rttValid() ? y.estimator.srttNs() : UINT64_MAX;
+    return rx < ry;
+  };
+  for (std::size_t l = 0; l < paths_.size(); ++l) {
+    const PathControl& p = paths_[l];
+    if (p.lastArrivalNs > paths_[latest].lastArrivalNs) latest = l;
+    if (p.lastArrivalNs == 0 || elapsed(nowNs, p.lastArrivalNs) > kCarrierSilenceNs) continue;
+    if (!p.machine.alive() && p.machine.state() != PathState::kSuspect) continue;
+    if (best == paths_.size() || better(l, best)) best = l;
+  }
+  return best == paths_.size() ? latest : best;
+}
+
+// Worst-case size of one ACK frame (all ranges).
+constexpr std::size_t kMaxAckFrameBytes =
+    wire::kAckFrameBaseLen + (wire::kMaxAckRanges - 1) * wire::kAckRangeLen;
+
+std::size_t ConnectionImpl::collectAcks(std::span<wire::Frame> frames, std::size_t maxBytes,
+                                        std::uint64_t nowNs, bool riding) noexcept {
+  std::size_t n = 0;
+  std::size_t bytes = 0;
+  for (std::size_t l = 0; l < paths_.size() && n < frames.size(); ++l) {
+    PathControl& p = paths_[l];
+    if (!ackDue(p, nowNs, riding) || bytes + kMaxAckFrameBytes > maxBytes) continue;
+    frames[n] = p.acks.makeAck(static_cast<std::uint16_t>(l), nowNs);
+    bytes += wire::frameSize(frames[n]);
+    ++n;
+  }
+  return n;
+}
+
+void ConnectionImpl::sendAcks(std::uint64_t nowNs) noexcept {
+  const std::size_t carrier = ackCarrier(nowNs);
+  const std::size_t room = std::min<std::size_t>(links_.io(carrier).maxPayload(), 1200);
+  std::array<wire::Frame, 8> frames;
+  for (;;) {
+    const std::size_t n = collectAcks(frames, room, nowNs, false);
+    if (n == 0) return;
+    (void)sendControl(carrier, std::span<const wire::Frame>(frames.data(), n), nowNs);
+    if (n < frames.size()) return;
+  }
+}
+
+// ---- path control ----
+
+std::uint64_t ConnectionImpl::lossDelayNs(const PathControl& p) const noexcept {
+  if (!p.estimator.rttValid()) return 50'000'000;
+  const std::uint64_t rtt = std::max(p.estimator.srttNs(), p.estimator.latestRttNs());
+  return std::max<std::uint64_t>(rtt + rtt / 8, 1'000'000);
+}
+
+std::uint64_t ConnectionImpl::ptoNs(const PathControl& p) const noexcept {
+  return p.estimator.ptoNs(config_.ackDelayNs);
+}
+
+void ConnectionImpl::noteSent(std::size_t path, std::uint64_t packetNumber, std::uint32_t wireBytes,
+                              bool ackEliciting, std::uint64_t nowNs) noexcept {
+  PathControl& p = paths_[path];
+  onLoss(path, p.sent.onSent(packetNumber, nowNs, wireBytes, ackEliciting), nowNs);
+  if (ackEliciting) p.machine.onSent(nowNs);
+}
+
+void ConnectionImpl::onDataSent(std::size_t path, std::uint64_t packetNumber, std::uint32_t wireBytes,
+                                std::uint64_t nowNs) noexcept {
+  noteSent(path, packetNumber, wireBytes, true, nowNs);
+  paths_[path].rate->onSent(nowNs, wireBytes);
+}
+
+void ConnectionImpl::onLoss(std::size_t path, const LossCount& lost, std::uint64_t nowNs) noexcept {
+  if (lost.packets == 0) return;
+  PathControl& p = paths_[path];
+  p.estimator.onLost(nowNs, lost.packets, lost.bytes);
+  p.rate->onLoss(nowNs, lost.packets, lost.bytes);
+}
+
+void ConnectionImpl::onAckFrame(const wire::AckFrame& ack, std::uint64_t nowNs) noexcept {
+  const std::size_t path = ack.pathId;
+  PathControl& p = paths_[path];
+  ++p.acksReceived;
+  p.largestAcked = std::max(p.largestAcked, ack.largestAcked());
+  p.peerBytesReceived = std::max(p.peerBytesReceived, ack.bytesReceived);
+  const AckOutcome outcome = p.sent.onAck(ack, nowNs, lossDelayNs(p));
+  if (outcome.largestNewlyAcked && nowNs >= outcome.largestSendTsNs)
+    p.estimator.onRttSample(nowNs, nowNs - outcome.largestSendTsNs, std::uint64_t{ack.ackDelayUs} * 1000);
+  if (outcome.largestKnown) {
+    p.estimator.onOwdSample(nowNs, static_cast<std::int64_t>(ack.largestRecvTsNs) -
+                                       static_cast<std::int64_t>(outcome.largestSendTsNs));
+  }
+  // The peer counts UDP payload bytes; pacing counts frames as the link sees
+  // them: scale by a full data packet's ratio.
+  const std::uint64_t udp = std::uint64_t{maxPayload_} + SendStream::kDataOverhead;
+  const std::uint64_t wireBytes =
+      ack.bytesReceived / udp * (udp + links_.io(path).frameOverheadBytes()) + ack.bytesReceived % udp;
+  const bool appLimited = !send_ || send_->lastIdleNs(path) >= p.lastDeliverySampleNs;
+  const std::uint64_t sample = p.estimator.onDelivered(nowNs, wireBytes, ack.largestRecvTsNs, appLimited);
+  if (sample != 0) p.lastDeliverySampleNs = nowNs;
+  if (outcome.newlyAckedPackets > 0)
+    p.estimator.onAcked(nowNs, outcome.newlyAckedPackets, outcome.newlyAckedBytes);
+  onLoss(path, outcome.lost, nowNs);
+  path::AckSample rate;
+  rate.nowNs = nowNs;
+  rate.deliveryRateBps = sample;
+  rate.appLimited = appLimited;
+  rate.ackedBytes = outcome.newlyAckedBytes;
+  rate.srttNs = p.estimator.srttNs();
+  rate.minRttNs = p.estimator.minRttNs();
+  rate.owdValid = p.estimator.owdValid();
+  rate.queueDelayNs = p.estimator.queueDelayNs();
+  rate.lossRate = p.estimator.lossRate();
+  p.rate->onAck(rate);
+  if (outcome.newlyAckedPackets > 0) {
+    const PathState previous = p.machine.state();
+    if (p.machine.onAnswered(nowNs, outcome.newestAckedSendTsNs, false)) recordState(path, previous, nowNs);
+  }
+}
+
+void ConnectionImpl::recordState(std::size_t path, PathState previous, std::uint64_t nowNs) noexcept {
+  PathControl& p = paths_[path];
+  const PathState now = p.machine.state();
+  if (now == previous) return;
+  if (events_.size() < kMaxPathEvents) {
+    events_.push_back(PathEvent{nowNs, static_cast<std::uint16_t>(path), previous, now});
+  } else {
+    ++eventsDropped_;
+  }
+  if (previous == PathState::kDead && p.machine.alive()) p.rate->onRestart(nowNs);
+  refreshUsable();
+}
+
+void ConnectionImpl::setBackup(std::size_t path) noexcept {
+  PathControl& p = paths_[path];
+  if (p.backup) return;
+  const PathState previous = p.machine.state();
+  p.backup = true;
+  const std::uint64_t nowNs = clock_.nowNs();
+  if (p.machine.setStandby(nowNs, true)) recordState(path, previous, nowNs);
+  refreshUsable();
+}
+
+void ConnectionImpl::refreshUsable() noexcept {
+  bool anyActive = false;
+  std::uint64_t activeRate = 0;
+  for (const PathControl& p : paths_) {
+    if (p.machine.state() == PathState::kActive) {
+      anyActive = true;
+      if (p.rate) activeRate += p.rate->pacingRateBps();
+    }
+  }
+  // The asked payload rate in wire bits, roughly (headers of full packets).
+  const std::uint64_t asked = config_.totalRateBps + config_.totalRateBps / 16;
+  const bool needBackups = !anyActive || (config_.totalRateBps > 0 && activeRate < asked);
+  bool any = false;
+  for (PathControl& p : paths_) {
+    const PathState s = p.machine.state();
+    p.usable = s == PathState::kActive || (s == PathState::kStandby && needBackups);
+    any = any || p.usable;
+  }
+  if (any) return;
+  // Nothing alive: keep sending on the suspect paths rather than not at all.
+  for (PathControl& p : paths_) p.usable = p.machine.state() == PathState::kSuspect;
+}
+
+sched::PathView ConnectionImpl::pathView(std::size_t path, std::uint64_t /*nowNs*/) const noexcept {
+  const PathControl& p = paths_[path];
+  sched::PathView view;
+  view.usable = p.usable;
+  view.rateBps = p.rate->pacingRateBps();
+  // Extra one-way delay over the fastest usable path: the clock offset
+  // between the hosts cancels out in the difference.
+  if (p.estimator.owdValid()) {
+    std::int64_t fastest = p.estimator.owdSmoothedNs();
+    bool all = true;
+    for (const PathControl& q : paths_) {
+      if (!q.usable) continue;
+      if (!q.estimator.owdValid()) {
+        all = false;
+        break;
+      }
+      fastest = std::min(fastest, q.estimator.owdSmoothedNs());
+    }
+    if (all) view.delayNs = static_cast<std::uint64_t>(p.estimator.owdSmoothedNs() - fastest);
+  }
+  return view;
 }
 
 void ConnectionImpl::onTimers(std::uint64_t nowNs, std::uint64_t drainedNs) noexcept {
@@ -349,23 +572,28 @@ void ConnectionImpl::onTimers(std::uint64_t nowNs, std::uint64_t drainedNs) noex
          static_cast<std::uint16_t>(wire::CloseError::kPeerGone), "nothing heard", nowNs);
     return;
   }
+  sendAcks(nowNs);
   for (std::size_t l = 0; l < paths_.size(); ++l) {
     PathControl& p = paths_[l];
-    std::array<wire::Frame, 3> frames;
+    onLoss(l, p.sent.detectLost(nowNs, lossDelayNs(p)), nowNs);
+    const PathState previous = p.machine.state();
+    if (p.machine.onTimer(nowNs, ptoNs(p))) recordState(l, previous, nowNs);
+    std::array<wire::Frame, 2> frames;
     std::size_t n = 0;
-    if (ackDue(p, nowNs, false)) frames[n++] = p.acks.makeAck(static_cast<std::uint16_t>(l), nowNs);
     if (p.pongDue) {
       p.pong.holdNs =
           static_cast<std::uint32_t>(std::min<std::uint64_t>(elapsed(nowNs, p.pingArrivalNs), UINT32_MAX));
       frames[n++] = p.pong;
       p.pongDue = false;
     }
-    if (config_.pingIntervalNs > 0 && elapsed(nowNs, p.lastPingNs) >= config_.pingIntervalNs) {
+    if (config_.pingIntervalNs > 0 && p.machine.nextProbeNs(nowNs) <= nowNs) {
       frames[n++] = wire::PingFrame{p.nextPingId++};
-      p.lastPingNs = nowNs;
+      p.machine.onProbeSent(nowNs);
     }
     if (n > 0) (void)sendControl(l, std::span<const wire::Frame>(frames.data(), n), nowNs);
   }
+  refreshUsable();
+  if (send_) send_->drain(nowNs);
   if (finishing_) {
     const bool burst = closeRounds_ < std::max<std::uint32_t>(config_.closeRepeats, 1);
     const std::uint64_t interval = burst ? config_.closeRepeatIntervalNs : config_.helloIntervalNs;
@@ -385,11 +613,15 @@ std::uint64_t ConnectionImpl::nextTimerNs() const noexcept {
   if (!established_)
     return std::min({next, lastHelloNs_ + config_.helloIntervalNs, startNs_ + config_.handshakeTimeoutNs});
   next = std::min(next, lastPeerPacketNs_ + config_.peerTimeoutNs);
+  const std::uint64_t nowNs = clock_.nowNs();
+  const std::uint64_t ackDelay = ackDelayFor(nowNs);
   for (const PathControl& p : paths_) {
-    if (p.acks.unacked() > 0) next = std::min(next, p.acks.firstUnackedNs() + config_.ackDelayNs);
-    if (p.pongDue) return clock_.nowNs();
-    if (config_.pingIntervalNs > 0) next = std::min(next, p.lastPingNs + config_.pingIntervalNs);
+    if (p.acks.unacked() > 0) next = std::min(next, p.acks.firstUnackedNs() + ackDelay);
+    if (p.pongDue) return nowNs;
+    if (config_.pingIntervalNs > 0) next = std::min(next, p.machine.nextProbeNs(nowNs));
+    next = std::min({next, p.machine.nextTimerNs(ptoNs(p)), p.sent.nextLossTimeNs(lossDelayNs(p))});
   }
+  if (send_) next = std::min(next, send_->nextDrainNs(nowNs));
   if (finishing_ && !peerReport_) {
     const bool burst = closeRounds_ < std::max<std::uint32_t>(config_.closeRepeats, 1);
     next = std::min({next, lastCloseNs_ + (burst ? config_.closeRepeatIntervalNs : config_.helloIntervalNs),
@@ -413,12 +645,17 @@ std::uint32_t ConnectionImpl::receiveRoom() const noexcept {
 
 std::size_t ConnectionImpl::writePiggyback(std::size_t path, std::span<std::uint8_t> room,
                                            std::uint64_t nowNs) noexcept {
-  PathControl& p = paths_[path];
-  if (!ackDue(p, nowNs, true)) return 0;
-  const wire::Frame ack = p.acks.makeAck(static_cast<std::uint16_t>(path), nowNs);
-  if (wire::frameSize(ack) > room.size()) return 0;
-  const auto written = wire::writeFrame(room, ack);
-  return written.ok() ? written.value : 0;
+  if (room.size() < kMaxAckFrameBytes || ackCarrier(nowNs) != path) return 0;
+  std::array<wire::Frame, 4> frames;
+  const std::size_t n = collectAcks(frames, room.size(), nowNs, true);
+  std::size_t used = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto written = wire::writeFrame(room.subspan(used), frames[i]);
+    if (!written.ok()) break;
+    used += written.value;
+    ++paths_[std::get<wire::AckFrame>(frames[i]).pathId].ackFramesSent;
+  }
+  return used;
 }
 
 bool ConnectionImpl::sendControl(std::size_t path, std::span<const wire::Frame> frames,
@@ -451,9 +688,20 @@ bool ConnectionImpl::sendControl(std::size_t path, std::span<const wire::Frame> 
   }
   buffer.length = static_cast<std::uint32_t>(length);
   ++p.nextPacketNumber;  // consumed even if the link drops it: numbers are never reused
+  bool ackEliciting = false;
+  for (const wire::Frame& frame : frames) {
+    if (const auto* ack = std::get_if<wire::AckFrame>(&frame)) {
+      ++paths_[ack->pathId].ackFramesSent;
+    } else if (!std::holds_alternative<wire::PaddingFrame>(frame)) {
+      ackEliciting = true;
+    }
+  }
+  noteSent(path, header.packetNumber, static_cast<std::uint32_t>(length + io.frameOverheadBytes()),
+           ackEliciting, nowNs);
   const auto committed = io.commitTx(std::span<const TxBuffer>(&buffer, 1));
   if (!committed || *committed == 0) return false;
   ++p.controlSent;
+  p.controlBytesSent += length;
   return true;
 }
 
@@ -471,8 +719,12 @@ void ConnectionImpl::sendHello(std::size_t path, std::uint64_t nowNs) noexcept {
   hello.durationMs = params_.connect.durationMs;
   const std::string& name = links_.name(path);
   hello.name = std::string_view(name).substr(0, 255);
-  const wire::Frame frame = hello;
-  (void)sendControl(path, std::span<const wire::Frame>(&frame, 1), nowNs);
+  std::array<wire::Frame, 2> frames{hello, wire::PaddingFrame{}};
+  std::size_t n = 1;
+  // A backup path says so in its HELLO packet: it is a backup for both sides.
+  if (links_.backup(path))
+    frames[n++] = wire::PathStatusFrame{wire::PathStatus::kStandby, static_cast<std::uint16_t>(path), 1};
+  (void)sendControl(path, std::span<const wire::Frame>(frames.data(), n), nowNs);
 }
 
 void ConnectionImpl::sendClose(std::uint64_t nowNs) noexcept {
@@ -630,18 +882,38 @@ ConnectionStats ConnectionImpl::stats() const {
       p.bytesSent = send_->counters(l).bytesSent;
     }
     p.controlPacketsSent = c.controlSent;
+    p.controlBytesSent = c.controlBytesSent;
+    p.ackFramesSent = c.ackFramesSent;
     p.packetNumbersUsed = c.nextPacketNumber;
     p.acksReceived = c.acksReceived;
     p.largestAcked = c.largestAcked;
     p.peerBytesReceived = c.peerBytesReceived;
-    p.rttValid = c.rttValid;
-    p.rttNs = c.rttNs;
-    p.rttMinNs = c.rttMinNs;
+    p.rttValid = c.estimator.rttValid();
+    p.rttNs = p.rttValid ? c.estimator.srttNs() : 0;
+    p.rttMinNs = p.rttValid ? c.estimator.minRttNs() : 0;
+    p.state = c.machine.state();
+    p.backup = c.backup;
+    p.pacingRateBps = c.rate->pacingRateBps();
+    p.bandwidthEstimateBps = c.rate->bandwidthEstimateBps();
+    p.deliveryRateBps = c.estimator.deliveryRateBps();
+    p.ratePhase = path::toString(c.rate->phase()).data();
+    p.srttNs = p.rttNs;
+    p.rttVarNs = p.rttValid ? c.estimator.rttVarNs() : 0;
+    p.queueDelayNs = c.estimator.queueDelayNs();
+    p.lossRate = c.estimator.lossRate();
+    p.packetsAcked = c.estimator.packetsAcked();
+    p.packetsLostDetected = c.estimator.packetsLost();
+    if (send_) {
+      p.queuedPackets = send_->queuedPackets(l);
+      p.requeued = send_->counters(l).requeued;
+    }
     p.io = links_.io(l).stats();
     s.packetsSent += p.packetsSent;
     s.bytesSent += p.bytesSent;
   }
   if (send_) s.txDropped = send_->txDropped();
+  s.pathEvents = events_;
+  s.pathEventsDropped = eventsDropped_;
   return s;
 }
 

@@ -13,9 +13,13 @@
 #include "ack_tracker.h"
 #include "mpxdp/clock.h"
 #include "mpxdp/connection.h"
+#include "path/path_estimator.h"
+#include "path/path_state.h"
+#include "path/rate_controller.h"
 #include "path_set.h"
 #include "receive_stream.h"
 #include "send_stream.h"
+#include "sent_packets.h"
 #include "wire/frames.h"
 #include "wire/packet.h"
 
@@ -29,7 +33,7 @@ struct ConnectionParams {
   ConnectOptions connect;        // client: what the HELLO asks for
 };
 
-class ConnectionImpl final : public Connection, private PacketNumbering {
+class ConnectionImpl final : public Connection, private SendHooks {
  public:
   static Result<std::unique_ptr<ConnectionImpl>> create(const ConnectionConfig& config, PathSet& paths,
                                                         Clock& clock, const ConnectionParams& params);
@@ -78,8 +82,21 @@ class ConnectionImpl final : public Connection, private PacketNumbering {
 
  private:
   struct PathControl {
+    PathControl(bool isBackup, const path::PathStateOptions& options)
+        : machine(isBackup, options), backup(isBackup) {}
     std::uint64_t nextPacketNumber = 0;
     std::uint64_t controlSent = 0;
+    std::uint64_t controlBytesSent = 0;
+    std::uint64_t ackFramesSent = 0;  // ACK frames about this path
+    // Path control: what we sent and the peer's answers, estimates, pacing, state.
+    SentPacketLog sent;
+    path::PathEstimator estimator;
+    std::unique_ptr<path::RateController> rate;
+    path::PathStateMachine machine;
+    bool backup = false;              // configured by this side or the peer
+    bool usable = false;              // may carry data now (see refreshUsable)
+    std::uint64_t lastArrivalNs = 0;  // any packet from the peer on this link
+    std::uint64_t lastDeliverySampleNs = 0;
     AckTracker acks;  // the peer's packets on this path
     // From the peer's ACKs of this path.
     std::uint64_t acksReceived = 0;
@@ -87,10 +104,6 @@ class ConnectionImpl final : public Connection, private PacketNumbering {
     std::uint64_t peerBytesReceived = 0;
     // PING / PONG.
     std::uint32_t nextPingId = 1;
-    std::uint64_t lastPingNs = 0;
-    bool rttValid = false;
-    std::uint64_t rttNs = 0;
-    std::uint64_t rttMinNs = 0;
     bool pongDue = false;
     wire::PongFrame pong;
     std::uint64_t pingArrivalNs = 0;
@@ -98,14 +111,39 @@ class ConnectionImpl final : public Connection, private PacketNumbering {
     std::uint32_t peerStatusSeq = 0;
   };
 
-  // PacketNumbering (data packets).
+  // SendHooks (data packets).
   std::uint64_t takePacketNumber(std::size_t path) noexcept override {
     return paths_[path].nextPacketNumber++;
   }
   std::size_t writePiggyback(std::size_t path, std::span<std::uint8_t> room,
                              std::uint64_t nowNs) noexcept override;
+  void onDataSent(std::size_t path, std::uint64_t packetNumber, std::uint32_t wireBytes,
+                  std::uint64_t nowNs) noexcept override;
+  sched::PathView pathView(std::size_t path, std::uint64_t nowNs) const noexcept override;
+
+  // Path control.
+  void onAckFrame(const wire::AckFrame& ack, std::uint64_t nowNs) noexcept;
+  void onLoss(std::size_t path, const LossCount& lost, std::uint64_t nowNs) noexcept;
+  void recordState(std::size_t path, PathState previous, std::uint64_t nowNs) noexcept;
+  // Which paths carry data: active ones; backups when no active one is alive
+  // (or the actives cannot carry the asked rate); suspect ones when nothing else is left.
+  void refreshUsable() noexcept;
+  void setBackup(std::size_t path) noexcept;
+  std::uint64_t lossDelayNs(const PathControl& p) const noexcept;
+  std::uint64_t ptoNs(const PathControl& p) const noexcept;
+  std::uint64_t ackDelayFor(std::uint64_t nowNs) const noexcept;
+  // The path our ACKs go on: the fastest one the peer's packets still arrive on.
+  std::size_t ackCarrier(std::uint64_t nowNs) const noexcept;
+  // Writes the due ACK frames of all paths into frames (riding: the lower
+  // thresholds of an ACK that rides on data); returns how many.
+  std::size_t collectAcks(std::span<wire::Frame> frames, std::size_t maxBytes, std::uint64_t nowNs,
+                          bool riding) noexcept;
+  void sendAcks(std::uint64_t nowNs) noexcept;
 
   bool ackDue(const PathControl& path, std::uint64_t nowNs, bool riding) const noexcept;
+  // Records an ack-eliciting or not packet we sent on path in its log and state machine.
+  void noteSent(std::size_t path, std::uint64_t packetNumber, std::uint32_t wireBytes, bool ackEliciting,
+                std::uint64_t nowNs) noexcept;
   // One control packet on path with the given frames; false when the link had no buffer.
   bool sendControl(std::size_t path, std::span<const wire::Frame> frames, std::uint64_t nowNs) noexcept;
   void sendOnAllPaths(std::span<const wire::Frame> frames, std::uint64_t nowNs) noexcept;
@@ -129,8 +167,11 @@ class ConnectionImpl final : public Connection, private PacketNumbering {
   std::uint32_t maxPayload_ = 0;
   std::unique_ptr<SendStream> send_;
   std::unique_ptr<ReceiveStream> receive_;
+  path::PathStateOptions stateOptions_;
   std::vector<PathControl> paths_;
   std::vector<bool> helloSeen_;  // the peer's HELLO arrived on this path
+  std::vector<PathEvent> events_;
+  std::uint64_t eventsDropped_ = 0;
 
   ConnectionPhase phase_ = ConnectionPhase::kHandshake;
   bool established_ = false;

@@ -126,6 +126,7 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
   std::size_t size() const noexcept override { return slots_.size(); }
   PacketIo& io(std::size_t path) noexcept override { return *slots_[path].path.io; }
   std::uint64_t rateBps(std::size_t path) const noexcept override { return slots_[path].path.rateBps; }
+  bool backup(std::size_t path) const noexcept override { return slots_[path].path.backup; }
   const std::string& name(std::size_t path) const noexcept override { return slots_[path].path.name; }
 
   void queueRelease(std::size_t path, const RxPacket& packet) noexcept override {

@@ -74,7 +74,7 @@ Result<std::unique_ptr<Endpoint>> openEndpoint(const EndpointConfig& config,
                                                : transport::openUdpPacketIo(endpoint);
     if (!io && io.error().code() == EPERM && options.backend == Backend::kXdp) return needsRoot();
     if (!io) return io.error().wrap("link " + link.interface);
-    paths.push_back(EndpointPath{std::move(*io), link.rateBps, link.interface});
+    paths.push_back(EndpointPath{std::move(*io), link.rateBps, link.interface, link.backup});
   }
   return conn::createEndpoint(config, std::move(paths), std::move(clock), std::move(steering));
 }

@@ -18,6 +18,7 @@ class PathSet {
   virtual PacketIo& io(std::size_t path) noexcept = 0;
   virtual std::uint64_t rateBps(std::size_t path) const noexcept = 0;
   virtual const std::string& name(std::size_t path) const noexcept = 0;
+  virtual bool backup(std::size_t path) const noexcept = 0;
   // Gives a received buffer back to its path (batched).
   virtual void queueRelease(std::size_t path, const RxPacket& packet) noexcept = 0;
   virtual void flushReleases() noexcept = 0;

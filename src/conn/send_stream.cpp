@@ -12,45 +12,52 @@ namespace mpxdp::conn {
 static_assert(SendStream::kDataOverhead == wire::kPacketHeaderLen + wire::kDataFrameHeaderLen);
 
 Result<std::unique_ptr<SendStream>> SendStream::create(const ConnectionConfig& config, PathSet& paths,
-                                                       Clock& clock, PacketNumbering& numbering,
-                                                       std::uint32_t connId, std::uint32_t maxPayload) {
-  std::vector<sched::PathConfig> pathConfigs;
-  bool allRated = true;
-  for (std::size_t l = 0; l < paths.size(); ++l) {
-    sched::PathConfig path;
-    path.rateBps = paths.rateBps(l);
-    path.overheadBytes = paths.io(l).frameOverheadBytes() + kDataOverhead;
-    allRated = allRated && path.rateBps > 0;
-    pathConfigs.push_back(path);
-  }
+                                                       Clock& clock, SendHooks& hooks, std::uint32_t connId,
+                                                       std::uint32_t maxPayload) {
   sched::SchedulerOptions options;
-  // The rates the user gave are used unless a scheduler was chosen explicitly.
-  options.kind = config.scheduler.value_or(allRated ? sched::SchedulerKind::kWeightedRoundRobin
-                                                    : sched::SchedulerKind::kRoundRobin);
-  options.totalRateBps = config.totalRateBps;
-  options.burstNs = config.pacingBurstNs;
-  auto scheduler = sched::makeScheduler(options, pathConfigs);
+  options.kind = config.scheduler.value_or(sched::SchedulerKind::kEarliestArrival);
+  options.slackNs = config.pacingBurstNs;
+  auto scheduler = sched::makeScheduler(options, paths.size());
   if (!scheduler) return scheduler.error().wrap("scheduler");
-  return std::make_unique<SendStream>(config, paths, clock, numbering, connId, std::move(*scheduler),
-                                      maxPayload);
+  return std::make_unique<SendStream>(config, paths, clock, hooks, connId, std::move(*scheduler), maxPayload);
 }
 
-SendStream::SendStream(const ConnectionConfig& config, PathSet& paths, Clock& clock,
-                       PacketNumbering& numbering, std::uint32_t connId,
-                       std::unique_ptr<sched::Scheduler> scheduler, std::uint32_t maxPayload)
+SendStream::SendStream(const ConnectionConfig& config, PathSet& paths, Clock& clock, SendHooks& hooks,
+                       std::uint32_t connId, std::unique_ptr<sched::Scheduler> scheduler,
+                       std::uint32_t maxPayload)
     : config_(config),
       links_(paths),
       clock_(clock),
-      numbering_(numbering),
+      hooks_(hooks),
       connId_(connId),
       scheduler_(std::move(scheduler)),
+      kind_(config.scheduler.value_or(sched::SchedulerKind::kEarliestArrival)),
       maxPayload_(maxPayload),
       paths_(paths.size()),
+      views_(paths.size()),
+      total_(config.totalRateBps, config.pacingBurstNs),
       pickedPath_(config.batchSize),
       copySlots_(config.batchSize) {
-  for (auto& path : paths_) {
+  for (std::size_t l = 0; l < paths_.size(); ++l) {
+    SendPath& path = paths_[l];
     path.reserved.resize(config.batchSize);
-    path.pending.resize(config.batchSize);
+    path.queue.resize(kQueueCapacity);
+    path.batch.resize(config.batchSize);
+    path.batchPayload.resize(config.batchSize);
+    path.pacer = sched::Pacer(0, config.pacingBurstNs);
+    path.overheadBytes = paths.io(l).frameOverheadBytes() + kDataOverhead;
+  }
+}
+
+void SendStream::fillViews(std::uint64_t nowNs) const noexcept {
+  for (std::size_t l = 0; l < paths_.size(); ++l) {
+    const SendPath& path = paths_[l];
+    sched::PathView view = hooks_.pathView(l, nowNs);
+    view.overheadBytes = path.overheadBytes;
+    if (path.queueCount >= kQueueCapacity) view.usable = false;
+    sched::Pacer pacer(view.rateBps, 0);
+    view.queuedNs = path.pacer.aheadNs(nowNs) + pacer.costNs(path.queuedWireBytes);
+    views_[l] = view;
   }
 }
 
@@ -61,7 +68,7 @@ std::size_t SendStream::reserve(std::span<SendSlot> out, std::uint32_t payloadBy
 
 Result<std::size_t> SendStream::commit(std::span<const SendSlot> slots) noexcept {
   const std::uint64_t nowNs = clock_.nowNs();
-  sent_ = 0;
+  std::size_t accepted = 0;
   firstError_.reset();
   for (const SendSlot& slot : slots) {
     if (slot.link >= paths_.size() || slot.frame == nullptr) {
@@ -69,37 +76,32 @@ Result<std::size_t> SendStream::commit(std::span<const SendSlot> slots) noexcept
       continue;
     }
     TxBuffer buffer{slot.frame, slot.frameCapacity, 0, slot.handle};
-    SendPath& path = paths_[slot.link];
-    if (slot.length > slot.capacity) {
-      noteError(Error(EMSGSIZE, "commit: slot length " + std::to_string(slot.length) + " exceeds capacity " +
-                                    std::to_string(slot.capacity)));
-    } else if (slot.length > 0) {
-      const std::span<std::uint8_t> frame(slot.frame, slot.frameCapacity);
-      wire::PacketHeader header;
-      header.connId = connId_;
-      header.pathId = slot.link;
-      header.packetNumber = numbering_.takePacketNumber(slot.link);
-      header.sendTsNs = nowNs;
-      (void)wire::writePacketHeader(frame, header);
-      (void)wire::writeDataFrameHeader(frame.subspan(wire::kPacketHeaderLen), nextGlobalSeq_++,
-                                       static_cast<std::uint16_t>(slot.length));
-      const std::size_t used = kDataOverhead + slot.length;
-      buffer.length =
-          static_cast<std::uint32_t>(used + numbering_.writePiggyback(slot.link, frame.subspan(used), nowNs));
-      ++path.pendingPackets;
-      path.pendingBytes += slot.length;
+    if (slot.length > slot.capacity || slot.length == 0) {
+      if (slot.length > slot.capacity) {
+        noteError(Error(EMSGSIZE, "commit: slot length " + std::to_string(slot.length) +
+                                      " exceeds capacity " + std::to_string(slot.capacity)));
+      }
+      (void)links_.io(slot.link).commitTx(std::span<const TxBuffer>(&buffer, 1));  // length 0: given back
+      continue;
     }
-    path.pending[path.pendingCount++] = buffer;
-    if (path.pendingCount == config_.batchSize) commitPending(slot.link);
+    const std::span<std::uint8_t> frame(slot.frame, slot.frameCapacity);
+    (void)wire::writeDataFrameHeader(frame.subspan(wire::kPacketHeaderLen), nextGlobalSeq_++,
+                                     static_cast<std::uint16_t>(slot.length));
+    buffer.length = kDataOverhead + slot.length;
+    enqueue(slot.link, Queued{buffer, slot.length});
+    ++accepted;
   }
-  for (std::size_t l = 0; l < paths_.size(); ++l) {
-    if (paths_[l].pendingCount > 0) commitPending(l);
-  }
-  // A failure on one path does not hide what the others sent: the error is
-  // returned only when nothing went out (the rest is counted in txDropped).
-  if (firstError_ && sent_ == 0) return *firstError_;
+  drain(nowNs);
+  if (firstError_ && accepted == 0) return *firstError_;
   if (firstError_) lastError_ = firstError_;
-  return sent_;
+  return accepted;
+}
+
+void SendStream::enqueue(std::size_t l, const Queued& item) noexcept {
+  SendPath& path = paths_[l];
+  path.queue[(path.queueHead + path.queueCount) % kQueueCapacity] = item;
+  ++path.queueCount;
+  path.queuedWireBytes += item.payload + path.overheadBytes;
 }
 
 Result<bool> SendStream::send(std::span<const std::uint8_t> payload) noexcept {
@@ -140,15 +142,133 @@ Result<std::size_t> SendStream::sendMany(std::span<const std::span<const std::ui
 std::uint64_t SendStream::nextSendTimeNs(std::uint32_t payloadBytes) const noexcept {
   if (stopped_) return UINT64_MAX;
   const std::uint32_t bytes = payloadBytes == 0 ? maxPayload_ : std::min(payloadBytes, maxPayload_);
-  return scheduler_->nextEligibleNs(clock_.nowNs(), bytes);
+  const std::uint64_t nowNs = clock_.nowNs();
+  fillViews(nowNs);
+  const std::uint64_t wait = scheduler_->waitNs(views_, bytes);
+  if (wait == UINT64_MAX) return UINT64_MAX;
+  return std::max(nowNs + wait, total_.eligibleAtNs(nowNs));
 }
 
 Result<void> SendStream::flush() noexcept {
+  drain(clock_.nowNs());
   for (std::size_t l = 0; l < paths_.size(); ++l) {
     if (auto flushed = links_.io(l).flushTx(); !flushed)
       return flushed.error().wrap("path " + std::to_string(l));
   }
   return {};
+}
+
+bool SendStream::queuesEmpty() const noexcept {
+  return std::all_of(paths_.begin(), paths_.end(), [](const SendPath& p) { return p.queueCount == 0; });
+}
+
+void SendStream::drain(std::uint64_t nowNs) noexcept {
+  for (std::size_t l = 0; l < paths_.size(); ++l) {
+    SendPath& path = paths_[l];
+    if (path.queueCount == 0) {
+      if (path.pacer.conforms(nowNs)) path.lastIdleNs = nowNs;
+      continue;
+    }
+    const sched::PathView view = hooks_.pathView(l, nowNs);
+    if (!view.usable) {
+      requeue(l, nowNs);
+      continue;
+    }
+    path.pacer.setRate(view.rateBps);
+    drainPath(l, nowNs);
+  }
+}
+
+void SendStream::drainPath(std::size_t l, std::uint64_t nowNs) noexcept {
+  SendPath& path = paths_[l];
+  PacketIo& io = links_.io(l);
+  while (path.queueCount > 0 && path.pacer.conforms(nowNs)) {
+    std::uint32_t n = 0;
+    while (n < path.batch.size() && path.queueCount > 0 && path.pacer.conforms(nowNs)) {
+      Queued& item = path.queue[path.queueHead];
+      path.queueHead = (path.queueHead + 1) % kQueueCapacity;
+      --path.queueCount;
+      const std::uint32_t wireBytes = item.payload + path.overheadBytes;
+      path.queuedWireBytes -= wireBytes;
+      path.pacer.take(nowNs, wireBytes);
+      TxBuffer buffer = item.buffer;
+      const std::span<std::uint8_t> frame(buffer.data, buffer.capacity);
+      wire::PacketHeader header;
+      header.connId = connId_;
+      header.pathId = static_cast<std::uint16_t>(l);
+      header.packetNumber = hooks_.takePacketNumber(l);
+      header.sendTsNs = nowNs;
+      (void)wire::writePacketHeader(frame, header);
+      buffer.length +=
+          static_cast<std::uint32_t>(hooks_.writePiggyback(l, frame.subspan(buffer.length), nowNs));
+      hooks_.onDataSent(l, header.packetNumber, wireBytes, nowNs);
+      path.batch[n] = buffer;
+      path.batchPayload[n] = item.payload;
+      ++n;
+    }
+    auto committed = io.commitTx(std::span<const TxBuffer>(path.batch.data(), n));
+    std::uint32_t sent = 0;
+    if (!committed) {
+      noteError(committed.error().wrap("path " + std::to_string(l) + " commit"));
+      lastError_ = firstError_;
+    } else {
+      sent = static_cast<std::uint32_t>(std::min<std::size_t>(*committed, n));
+    }
+    // commitTx sends a prefix; the rest was dropped by the link.
+    for (std::uint32_t i = 0; i < n; ++i) {
+      if (i < sent) {
+        ++path.counters.packetsSent;
+        path.counters.bytesSent += path.batchPayload[i];
+      } else {
+        ++txDropped_;
+      }
+    }
+    if (sent < n) break;
+  }
+  if (path.queueCount == 0 && path.pacer.conforms(nowNs)) path.lastIdleNs = nowNs;
+}
+
+// The path can no longer carry data: its queued packets go to the paths the
+// scheduler picks now, copied into their buffers (rare: only at failover).
+void SendStream::requeue(std::size_t from, std::uint64_t nowNs) noexcept {
+  SendPath& source = paths_[from];
+  fillViews(nowNs);
+  while (source.queueCount > 0) {
+    Queued item = source.queue[source.queueHead];
+    source.queueHead = (source.queueHead + 1) % kQueueCapacity;
+    --source.queueCount;
+    source.queuedWireBytes -= item.payload + source.overheadBytes;
+    const int to = scheduler_->pick(views_, item.payload);
+    TxBuffer target;
+    bool moved = false;
+    if (to >= 0 && static_cast<std::size_t>(to) != from) {
+      PacketIo& io = links_.io(static_cast<std::size_t>(to));
+      if (io.reserveTx(std::span<TxBuffer>(&target, 1)) == 1) {
+        if (target.capacity >= item.buffer.length) {
+          std::memcpy(target.data + wire::kPacketHeaderLen, item.buffer.data + wire::kPacketHeaderLen,
+                      item.buffer.length - wire::kPacketHeaderLen);
+          target.length = item.buffer.length;
+          enqueue(static_cast<std::size_t>(to), Queued{target, item.payload});
+          views_[to].queuedNs += sched::transmitNs(views_[to], item.payload);
+          ++source.counters.requeued;
+          moved = true;
+        } else {
+          (void)io.commitTx(std::span<const TxBuffer>(&target, 1));  // length 0: back
+        }
+      }
+    }
+    if (!moved) ++txDropped_;
+    item.buffer.length = 0;
+    (void)links_.io(from).commitTx(std::span<const TxBuffer>(&item.buffer, 1));  // given back
+  }
+}
+
+std::uint64_t SendStream::nextDrainNs(std::uint64_t nowNs) const noexcept {
+  std::uint64_t next = UINT64_MAX;
+  for (const SendPath& path : paths_) {
+    if (path.queueCount > 0) next = std::min(next, path.pacer.eligibleAtNs(nowNs));
+  }
+  return next;
 }
 
 Result<void> SendStream::checkPayload(std::size_t size) const {
@@ -167,11 +287,17 @@ std::size_t SendStream::reserveImpl(std::span<SendSlot> out, SizeOf sizeOf) noex
   const std::size_t want = std::min<std::size_t>(out.size(), config_.batchSize);
   if (want == 0) return 0;
   const std::uint64_t nowNs = clock_.nowNs();
+  drain(nowNs);
+  fillViews(nowNs);
   for (auto& path : paths_) path.wanted = 0;
   std::size_t picked = 0;
   for (; picked < want; ++picked) {
-    const int p = scheduler_->pick(nowNs, sizeOf(picked));
+    if (!total_.conforms(nowNs)) break;
+    const std::uint32_t bytes = sizeOf(picked);
+    const int p = scheduler_->pick(views_, bytes);
     if (p < 0 || static_cast<std::size_t>(p) >= paths_.size()) break;
+    views_[p].queuedNs += sched::transmitNs(views_[p], bytes);
+    total_.take(nowNs, bytes);
     pickedPath_[picked] = static_cast<std::uint16_t>(p);
     ++paths_[p].wanted;
   }
@@ -184,7 +310,7 @@ std::size_t SendStream::reserveImpl(std::span<SendSlot> out, SizeOf sizeOf) noex
     path.got =
         static_cast<std::uint32_t>(io.reserveTx(std::span<TxBuffer>(path.reserved.data(), path.wanted)));
     if (path.got < path.wanted) {
-      // TX ring full: reap completions once and retry.
+      // No free buffer: reap completions once and retry.
       (void)io.flushTx();
       path.got += static_cast<std::uint32_t>(
           io.reserveTx(std::span<TxBuffer>(path.reserved.data() + path.got, path.wanted - path.got)));
@@ -195,8 +321,7 @@ std::size_t SendStream::reserveImpl(std::span<SendSlot> out, SizeOf sizeOf) noex
     const std::uint16_t l = pickedPath_[i];
     SendPath& path = paths_[l];
     if (path.used == path.got) {
-      // The link had no buffer: the slot is dropped, its tokens go back.
-      scheduler_->refund(l, sizeOf(i));
+      total_.giveBack(sizeOf(i));  // the link had no buffer: the slot is dropped
       continue;
     }
     const TxBuffer& buffer = path.reserved[path.used++];
@@ -211,24 +336,6 @@ std::size_t SendStream::reserveImpl(std::span<SendSlot> out, SizeOf sizeOf) noex
     slot.length = 0;
   }
   return n;
-}
-
-void SendStream::commitPending(std::size_t l) noexcept {
-  SendPath& path = paths_[l];
-  auto committed = links_.io(l).commitTx(std::span<const TxBuffer>(path.pending.data(), path.pendingCount));
-  std::uint64_t packets = 0;
-  if (!committed) {
-    noteError(committed.error().wrap("path " + std::to_string(l) + " commit"));
-  } else {
-    packets = std::min<std::uint64_t>(*committed, path.pendingPackets);
-  }
-  txDropped_ += path.pendingPackets - packets;
-  path.counters.packetsSent += packets;
-  path.counters.bytesSent += path.pendingPackets == 0 ? 0 : path.pendingBytes * packets / path.pendingPackets;
-  sent_ += packets;
-  path.pendingCount = 0;
-  path.pendingPackets = 0;
-  path.pendingBytes = 0;
 }
 
 void SendStream::noteError(Error error) {

@@ -1,7 +1,10 @@
-// The sending half of a connection: the scheduler and pacer choose the path
-// of each slot at reserve time; commit writes the packet header (per-path
-// packet number) and the DATA frame, lets a pending ACK ride along when it
-// fits, and hands the buffers to the paths in batches.
+// The sending half of a connection. reserve() asks the scheduler for the
+// path of each slot; commit() writes the DATA frame and puts the packet in
+// its path's send queue; each queue is drained by the path's pacer at the
+// rate the connection's controller sets. The packet header (per-path packet
+// number, send timestamp) and any ACK that rides along are written when the
+// packet leaves the queue, so both are fresh. A path that can no longer
+// carry data hands its queued packets to the others.
 #pragma once
 
 #include <cstdint>
@@ -13,35 +16,44 @@
 #include "mpxdp/clock.h"
 #include "mpxdp/connection.h"
 #include "path_set.h"
+#include "sched/pacer.h"
 #include "sched/scheduler.h"
 
 namespace mpxdp::conn {
 
-// Lets control frames ride on data packets and numbers every packet.
-class PacketNumbering {
+// What the send stream needs from the connection's path control.
+class SendHooks {
  public:
-  virtual ~PacketNumbering() = default;
+  virtual ~SendHooks() = default;
   // The next packet number of path (consumed).
   virtual std::uint64_t takePacketNumber(std::size_t path) noexcept = 0;
-  // Writes frames due on path (an ACK) into room; returns bytes written (0: none due or no room).
+  // Writes frames due on path (ACKs) into room; returns bytes written (0: none due or no room).
   virtual std::size_t writePiggyback(std::size_t path, std::span<std::uint8_t> room,
                                      std::uint64_t nowNs) noexcept = 0;
+  // A data packet left on path (frame bytes as the link sees them).
+  virtual void onDataSent(std::size_t path, std::uint64_t packetNumber, std::uint32_t wireBytes,
+                          std::uint64_t nowNs) noexcept = 0;
+  // usable, rateBps and delayNs of the path now (queuedNs is the stream's).
+  virtual sched::PathView pathView(std::size_t path, std::uint64_t nowNs) const noexcept = 0;
 };
 
 struct SendPathCounters {
   std::uint64_t packetsSent = 0;
-  std::uint64_t bytesSent = 0;
+  std::uint64_t bytesSent = 0;  // payload
+  std::uint64_t requeued = 0;   // moved to another path when this one could no longer carry data
 };
 
 class SendStream {
  public:
   // Bytes in front of the payload in every data packet: packet header + DATA frame header.
   static constexpr std::uint32_t kDataOverhead = 40;
+  // Packets a path's send queue holds at most.
+  static constexpr std::uint32_t kQueueCapacity = 4096;
 
   static Result<std::unique_ptr<SendStream>> create(const ConnectionConfig& config, PathSet& paths,
-                                                    Clock& clock, PacketNumbering& numbering,
-                                                    std::uint32_t connId, std::uint32_t maxPayload);
-  SendStream(const ConnectionConfig& config, PathSet& paths, Clock& clock, PacketNumbering& numbering,
+                                                    Clock& clock, SendHooks& hooks, std::uint32_t connId,
+                                                    std::uint32_t maxPayload);
+  SendStream(const ConnectionConfig& config, PathSet& paths, Clock& clock, SendHooks& hooks,
              std::uint32_t connId, std::unique_ptr<sched::Scheduler> scheduler, std::uint32_t maxPayload);
 
   std::size_t reserve(std::span<SendSlot> out, std::uint32_t payloadBytes) noexcept;
@@ -50,51 +62,76 @@ class SendStream {
   Result<std::size_t> sendMany(std::span<const std::span<const std::uint8_t>> payloads) noexcept;
   std::uint64_t nextSendTimeNs(std::uint32_t payloadBytes) const noexcept;
   Result<void> flush() noexcept;
+  // Sends what the pacers allow now; moves queued packets off paths that
+  // can no longer carry data.
+  void drain(std::uint64_t nowNs) noexcept;
+  // When drain() has something to do next (UINT64_MAX: queues empty).
+  std::uint64_t nextDrainNs(std::uint64_t nowNs) const noexcept;
 
-  // No more data: reserve lends nothing from now on.
+  // No more data: reserve lends nothing from now on (queued packets still go).
   void stop() noexcept { stopped_ = true; }
   bool stopped() const noexcept { return stopped_; }
+  bool queuesEmpty() const noexcept;
   std::uint64_t nextGlobalSeq() const noexcept { return nextGlobalSeq_; }
   std::uint32_t maxPayload() const noexcept { return maxPayload_; }
   std::uint64_t txDropped() const noexcept { return txDropped_; }
-  // The error of the last commit that failed on some path but sent on others.
+  sched::SchedulerKind schedulerKind() const noexcept { return kind_; }
+  // The error of the last commit or drain that failed on some path.
   const std::optional<Error>& lastPartialError() const noexcept { return lastError_; }
   const SendPathCounters& counters(std::size_t path) const noexcept { return paths_[path].counters; }
+  std::uint64_t queuedPackets(std::size_t path) const noexcept { return paths_[path].queueCount; }
+  // Last time the path's queue ran empty while its pacer would have sent more
+  // (the path was limited by the application, not by its rate).
+  std::uint64_t lastIdleNs(std::size_t path) const noexcept { return paths_[path].lastIdleNs; }
 
  private:
+  struct Queued {
+    TxBuffer buffer;
+    std::uint32_t payload = 0;
+  };
   struct SendPath {
     SendPathCounters counters;
     std::vector<TxBuffer> reserved;  // filled by reserve
     std::uint32_t wanted = 0;
     std::uint32_t got = 0;
     std::uint32_t used = 0;
-    std::vector<TxBuffer> pending;  // the commit batch
-    std::uint32_t pendingCount = 0;
-    std::uint32_t pendingPackets = 0;
-    std::uint64_t pendingBytes = 0;
+    std::vector<Queued> queue;  // ring of kQueueCapacity
+    std::uint32_t queueHead = 0;
+    std::uint32_t queueCount = 0;
+    std::uint64_t queuedWireBytes = 0;
+    sched::Pacer pacer;
+    std::vector<TxBuffer> batch;  // what one drain hands to the link
+    std::vector<std::uint32_t> batchPayload;
+    std::uint64_t lastIdleNs = 0;
+    std::uint32_t overheadBytes = 0;  // link frame overhead + kDataOverhead
   };
 
   Result<void> checkPayload(std::size_t size) const;
   template <typename SizeOf>
   std::size_t reserveImpl(std::span<SendSlot> out, SizeOf sizeOf) noexcept;
-  void commitPending(std::size_t path) noexcept;
+  void fillViews(std::uint64_t nowNs) const noexcept;
+  void enqueue(std::size_t path, const Queued& item) noexcept;
+  void drainPath(std::size_t path, std::uint64_t nowNs) noexcept;
+  void requeue(std::size_t from, std::uint64_t nowNs) noexcept;
   void noteError(Error error);
 
   ConnectionConfig config_;
   PathSet& links_;
   Clock& clock_;
-  PacketNumbering& numbering_;
+  SendHooks& hooks_;
   std::uint32_t connId_;
   std::unique_ptr<sched::Scheduler> scheduler_;
+  sched::SchedulerKind kind_;
   std::uint32_t maxPayload_;
   std::vector<SendPath> paths_;
+  mutable std::vector<sched::PathView> views_;
+  sched::Pacer total_;  // payload bits (iperf3's -b)
   std::vector<std::uint16_t> pickedPath_;
   std::vector<SendSlot> copySlots_;
   std::uint64_t nextGlobalSeq_ = 0;
   std::uint64_t txDropped_ = 0;
-  std::uint64_t sent_ = 0;
   std::optional<Error> firstError_;
-  std::optional<Error> lastError_;  // of a commit that still sent some packets
+  std::optional<Error> lastError_;
   bool stopped_ = false;
 };
 

@@ -43,7 +43,8 @@ class EarliestArrivalScheduler final : public Scheduler {
     return chosen;
   }
 
-  std::uint64_t waitNs(std::span<const PathView> paths, std::uint32_t /*packetBytes*/) const noexcept override {
+  std::uint64_t waitNs(std::span<const PathView> paths,
+                       std::uint32_t /*packetBytes*/) const noexcept override {
     const std::uint64_t horizon = maxDelay(paths) + slackNs_;
     std::uint64_t wait = kNever;
     for (const PathView& p : paths) {
@@ -79,7 +80,8 @@ class RoundRobinScheduler final : public Scheduler {
     return path;
   }
 
-  std::uint64_t waitNs(std::span<const PathView> paths, std::uint32_t /*packetBytes*/) const noexcept override {
+  std::uint64_t waitNs(std::span<const PathView> paths,
+                       std::uint32_t /*packetBytes*/) const noexcept override {
     const int path = inTurn(paths);
     return path == kNoPath ? kNever : positivePart(paths[path].queuedNs, slackNs_);
   }
@@ -119,7 +121,8 @@ class WeightedRoundRobinScheduler final : public Scheduler {
       }
       totalWeight += weight(paths[i]);
       if (paths[i].queuedNs > slackNs_) continue;
-      if (chosen == kNoPath || credits_[i] + weight(paths[i]) * size > credits_[chosen] + weight(paths[chosen]) * size)
+      if (chosen == kNoPath ||
+          credits_[i] + weight(paths[i]) * size > credits_[chosen] + weight(paths[chosen]) * size)
         chosen = static_cast<int>(i);
     }
     if (chosen == kNoPath) return kNoPath;
@@ -133,7 +136,8 @@ class WeightedRoundRobinScheduler final : public Scheduler {
     return chosen;
   }
 
-  std::uint64_t waitNs(std::span<const PathView> paths, std::uint32_t /*packetBytes*/) const noexcept override {
+  std::uint64_t waitNs(std::span<const PathView> paths,
+                       std::uint32_t /*packetBytes*/) const noexcept override {
     std::uint64_t wait = kNever;
     for (const PathView& p : paths) {
       if (p.usable) wait = std::min(wait, positivePart(p.queuedNs, slackNs_));

@@ -31,10 +31,10 @@
 namespace mpxdp::sched {
 
 struct PathView {
-  bool usable = false;         // may carry data now (alive, and a backup only when needed)
-  std::uint64_t rateBps = 0;   // pacing rate, wire bits per second (> 0 when usable)
-  std::uint64_t queuedNs = 0;  // time until the path's queue is drained at rateBps
-  std::uint64_t delayNs = 0;   // one-way delay beyond the fastest usable path's
+  bool usable = false;              // may carry data now (alive, and a backup only when needed)
+  std::uint64_t rateBps = 0;        // pacing rate, wire bits per second (> 0 when usable)
+  std::uint64_t queuedNs = 0;       // time until the path's queue is drained at rateBps
+  std::uint64_t delayNs = 0;        // one-way delay beyond the fastest usable path's
   std::uint32_t overheadBytes = 0;  // added to each payload on the wire
 };
 
