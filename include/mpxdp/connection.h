@@ -148,7 +148,9 @@ struct PathStats {
   std::uint64_t bandwidthEstimateBps = 0;  // the controller's estimate (0: not yet)
   std::uint64_t deliveryRateBps = 0;       // latest delivery-rate sample from the peer's ACKs
   const char* ratePhase = "";              // "fixed", "startup", "drain", "probe"
-  std::uint64_t srttNs = 0;                // smoothed RTT from ACKs and PONGs (0: none yet)
+  // Smoothed RTT from ACKs and PONGs: the time to hear back about a packet
+  // on this path (its ACK may return on a faster path); 0: none yet.
+  std::uint64_t srttNs = 0;
   std::uint64_t rttVarNs = 0;
   std::uint64_t queueDelayNs = 0;         // one-way delay above the path's minimum (queue build-up)
   double lossRate = 0;                    // smoothed, from per-path gaps in the peer's ACKs

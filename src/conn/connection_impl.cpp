@@ -220,6 +220,9 @@ void ConnectionImpl::handleFrame(std::uint16_t link, const wire::Frame& frame,
     const std::uint64_t sincePing = nowNs - pong->pingSendTsNs;
     const std::uint64_t rtt = sincePing > pong->holdNs ? sincePing - pong->holdNs : sincePing;
     p.estimator.onRttSample(nowNs, rtt, 0);
+    p.pingRttNs = p.pingRttValid ? (7 * p.pingRttNs + rtt) / 8 : rtt;
+    p.pingRttMinNs = p.pingRttValid ? std::min(p.pingRttMinNs, rtt) : rtt;
+    p.pingRttValid = true;
     const PathState previous = p.machine.state();
     if (p.machine.onAnswered(nowNs, pong->pingSendTsNs, true)) recordState(pong->pathId, previous, nowNs);
   } else if (const auto* status = std::get_if<wire::PathStatusFrame>(&frame)) {
@@ -533,7 +536,8 @@ sched::PathView ConnectionImpl::pathView(std::size_t path, std::uint64_t /*nowNs
   const PathControl& p = paths_[path];
   sched::PathView view;
   view.usable = p.usable;
-  view.rateBps = p.rate->pacingRateBps();
+  // Never unpaced: a controller's rate is always above zero, and this keeps it so.
+  view.rateBps = std::max<std::uint64_t>(p.rate->pacingRateBps(), 100'000);
   // Extra one-way delay over the fastest usable path: the clock offset
   // between the hosts cancels out in the difference.
   if (p.estimator.owdValid()) {
@@ -586,9 +590,13 @@ void ConnectionImpl::onTimers(std::uint64_t nowNs, std::uint64_t drainedNs) noex
       frames[n++] = p.pong;
       p.pongDue = false;
     }
-    if (config_.pingIntervalNs > 0 && p.machine.nextProbeNs(nowNs) <= nowNs) {
+    // Probes when the state machine asks (idle, suspect, dead, backup
+    // paths), and a PING every pingIntervalNs anyway for the path's own RTT.
+    if (config_.pingIntervalNs > 0 &&
+        (p.machine.nextProbeNs(nowNs) <= nowNs || elapsed(nowNs, p.lastPingNs) >= config_.pingIntervalNs)) {
       frames[n++] = wire::PingFrame{p.nextPingId++};
       p.machine.onProbeSent(nowNs);
+      p.lastPingNs = nowNs;
     }
     if (n > 0) (void)sendControl(l, std::span<const wire::Frame>(frames.data(), n), nowNs);
   }
@@ -618,7 +626,8 @@ std::uint64_t ConnectionImpl::nextTimerNs() const noexcept {
   for (const PathControl& p : paths_) {
     if (p.acks.unacked() > 0) next = std::min(next, p.acks.firstUnackedNs() + ackDelay);
     if (p.pongDue) return nowNs;
-    if (config_.pingIntervalNs > 0) next = std::min(next, p.machine.nextProbeNs(nowNs));
+    if (config_.pingIntervalNs > 0)
+      next = std::min({next, p.machine.nextProbeNs(nowNs), p.lastPingNs + config_.pingIntervalNs});
     next = std::min({next, p.machine.nextTimerNs(ptoNs(p)), p.sent.nextLossTimeNs(lossDelayNs(p))});
   }
   if (send_) next = std::min(next, send_->nextDrainNs(nowNs));
@@ -888,17 +897,17 @@ ConnectionStats ConnectionImpl::stats() const {
     p.acksReceived = c.acksReceived;
     p.largestAcked = c.largestAcked;
     p.peerBytesReceived = c.peerBytesReceived;
-    p.rttValid = c.estimator.rttValid();
-    p.rttNs = p.rttValid ? c.estimator.srttNs() : 0;
-    p.rttMinNs = p.rttValid ? c.estimator.minRttNs() : 0;
+    p.rttValid = c.pingRttValid;
+    p.rttNs = c.pingRttNs;
+    p.rttMinNs = c.pingRttMinNs;
     p.state = c.machine.state();
     p.backup = c.backup;
     p.pacingRateBps = c.rate->pacingRateBps();
     p.bandwidthEstimateBps = c.rate->bandwidthEstimateBps();
     p.deliveryRateBps = c.estimator.deliveryRateBps();
     p.ratePhase = path::toString(c.rate->phase()).data();
-    p.srttNs = p.rttNs;
-    p.rttVarNs = p.rttValid ? c.estimator.rttVarNs() : 0;
+    p.srttNs = c.estimator.rttValid() ? c.estimator.srttNs() : 0;
+    p.rttVarNs = c.estimator.rttValid() ? c.estimator.rttVarNs() : 0;
     p.queueDelayNs = c.estimator.queueDelayNs();
     p.lossRate = c.estimator.lossRate();
     p.packetsAcked = c.estimator.packetsAcked();

@@ -104,6 +104,12 @@ class ConnectionImpl final : public Connection, private SendHooks {
     std::uint64_t peerBytesReceived = 0;
     // PING / PONG.
     std::uint32_t nextPingId = 1;
+    std::uint64_t lastPingNs = 0;
+    // The path's own round trip, from PING/PONG (ACKs may come back on
+    // another path, so their samples mix two paths).
+    bool pingRttValid = false;
+    std::uint64_t pingRttNs = 0;
+    std::uint64_t pingRttMinNs = 0;
     bool pongDue = false;
     wire::PongFrame pong;
     std::uint64_t pingArrivalNs = 0;

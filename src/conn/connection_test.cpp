@@ -321,7 +321,10 @@ TEST(Connection, HandshakeAgreesOnPathsAndDirection) {
 }
 
 TEST(Connection, ThreeLinksWithDifferentDelaysDeliverInOrderAndTheSenderGetsTheReport) {
-  Pair pair(configWith(reorder::ReorderKind::kWindow), threeLinks(100 * kUs, 500 * kUs, 2 * kMs));
+  // Round robin, so that the delays reorder the packets (eaf would avoid it).
+  ConnectionConfig config = configWith(reorder::ReorderKind::kWindow);
+  config.scheduler = sched::SchedulerKind::kRoundRobin;
+  Pair pair(config, threeLinks(100 * kUs, 500 * kUs, 2 * kMs));
   ASSERT_TRUE(pair.handshake());
   constexpr std::uint64_t kCount = 3000;
   pair.sendCopying(kCount);
@@ -482,7 +485,7 @@ TEST(Connection, AcksRideOnReverseData) {
   }
   std::uint64_t acks = 0;
   for (const auto& p : pair.client().stats().paths) acks += p.acksReceived;
-  EXPECT_LE(acks, riding + alone);  // the last ones may still be on their way
+  EXPECT_LE(acks, 3 * (riding + alone));  // a packet carries the ACKs of up to three paths
   EXPECT_GT(acks, 0u);
   // With data flowing back, ACKs ride on it rather than go alone.
   EXPECT_GT(riding, 10u);
@@ -506,7 +509,9 @@ TEST(Connection, ReverseModeTheServerSends) {
 }
 
 TEST(Connection, ReorderOffDeliversOutOfOrder) {
-  Pair pair(configWith(reorder::ReorderKind::kOff), threeLinks(100 * kUs, 500 * kUs, 2 * kMs));
+  ConnectionConfig config = configWith(reorder::ReorderKind::kOff);
+  config.scheduler = sched::SchedulerKind::kRoundRobin;
+  Pair pair(config, threeLinks(100 * kUs, 500 * kUs, 2 * kMs));
   ASSERT_TRUE(pair.handshake());
   constexpr std::uint64_t kCount = 3000;
   pair.sendCopying(kCount);
@@ -635,7 +640,7 @@ TEST(Connection, PacketNumbersNeverRepeatOnAPathCloseIncluded) {
   for (std::size_t p = 0; p < 3; ++p) {
     EXPECT_EQ(repeats[p], 0u) << p;
     EXPECT_EQ(seen[p].size(), tx.paths[p].packetNumbersUsed) << p;  // HELLO, PING, data, CLOSE: all numbered
-    EXPECT_GE(seen[p].size(), tx.paths[p].packetsSent + 3) << p;    // + at least HELLO, PING, CLOSE
+    EXPECT_GE(seen[p].size(), tx.paths[p].packetsSent + 2) << p;    // + at least HELLO and CLOSE
   }
 }
 

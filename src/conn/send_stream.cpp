@@ -70,6 +70,7 @@ Result<std::size_t> SendStream::commit(std::span<const SendSlot> slots) noexcept
   const std::uint64_t nowNs = clock_.nowNs();
   std::size_t accepted = 0;
   firstError_.reset();
+  const std::uint64_t droppedBefore = txDropped_;
   for (const SendSlot& slot : slots) {
     if (slot.link >= paths_.size() || slot.frame == nullptr) {
       noteError(Error(EINVAL, "commit: slot was not lent by this connection"));
@@ -92,9 +93,12 @@ Result<std::size_t> SendStream::commit(std::span<const SendSlot> slots) noexcept
     ++accepted;
   }
   drain(nowNs);
-  if (firstError_ && accepted == 0) return *firstError_;
+  // Packets the links refused now are not counted; a failure on one path does
+  // not hide what the others took: the error is returned only when nothing did.
+  const std::size_t dropped = std::min<std::size_t>(txDropped_ - droppedBefore, accepted);
+  if (firstError_ && accepted == dropped) return *firstError_;
   if (firstError_) lastError_ = firstError_;
-  return accepted;
+  return accepted - dropped;
 }
 
 void SendStream::enqueue(std::size_t l, const Queued& item) noexcept {

@@ -1,0 +1,114 @@
+#include "sent_packets.h"
+
+#include <gtest/gtest.h>
+
+namespace mpxdp::conn {
+namespace {
+
+wire::AckFrame ackOf(std::initializer_list<wire::AckRange> ranges) {
+  wire::AckFrame ack;
+  for (const auto& r : ranges) ack.ranges[ack.rangeCount++] = r;
+  return ack;
+}
+
+constexpr std::uint64_t kMs = 1'000'000;
+
+TEST(SentPacketLogTest, AcknowledgesRangesOnce) {
+  SentPacketLog log(64);
+  for (std::uint64_t pn = 0; pn < 10; ++pn) log.onSent(pn, pn * kMs, 1000, true);
+  EXPECT_EQ(log.packetsInFlight(), 10U);
+  auto out = log.onAck(ackOf({{0, 4}}), 20 * kMs, 100 * kMs);
+  EXPECT_EQ(out.newlyAckedPackets, 5U);
+  EXPECT_EQ(out.newlyAckedBytes, 5000U);
+  EXPECT_TRUE(out.largestNewlyAcked);
+  EXPECT_TRUE(out.largestKnown);
+  EXPECT_EQ(out.largestSendTsNs, 4 * kMs);
+  EXPECT_EQ(out.newestAckedSendTsNs, 4 * kMs);
+  EXPECT_EQ(out.lost.packets, 0U);
+  // The same ACK again changes nothing.
+  out = log.onAck(ackOf({{0, 4}}), 21 * kMs, 100 * kMs);
+  EXPECT_EQ(out.newlyAckedPackets, 0U);
+  EXPECT_FALSE(out.largestNewlyAcked);
+  EXPECT_EQ(log.packetsInFlight(), 5U);
+  EXPECT_EQ(log.bytesInFlight(), 5000U);
+}
+
+TEST(SentPacketLogTest, GapThreeBelowTheLargestIsLostByCount) {
+  SentPacketLog log(64);
+  for (std::uint64_t pn = 0; pn < 10; ++pn) log.onSent(pn, 0, 1000, true);
+  // 5 missing; 6..7 acked: only 2 above it, not yet lost.
+  auto out = log.onAck(ackOf({{6, 7}, {0, 4}}), kMs, 100 * kMs);
+  EXPECT_EQ(out.lost.packets, 0U);
+  out = log.onAck(ackOf({{6, 8}, {0, 4}}), kMs, 100 * kMs);
+  EXPECT_EQ(out.lost.packets, 1U);
+  EXPECT_EQ(out.lost.bytes, 1000U);
+  EXPECT_EQ(out.newlyAckedPackets, 1U);
+}
+
+TEST(SentPacketLogTest, GapIsLostByTimeWithoutFurtherAcks) {
+  SentPacketLog log(64);
+  log.onSent(0, 0, 1000, true);
+  log.onSent(1, 1 * kMs, 1000, true);
+  auto out = log.onAck(ackOf({{1, 1}}), 2 * kMs, 10 * kMs);
+  EXPECT_EQ(out.lost.packets, 0U);
+  EXPECT_EQ(log.nextLossTimeNs(10 * kMs), 10 * kMs);
+  EXPECT_EQ(log.detectLost(9 * kMs, 10 * kMs).packets, 0U);
+  EXPECT_EQ(log.detectLost(10 * kMs, 10 * kMs).packets, 1U);
+  EXPECT_EQ(log.nextLossTimeNs(10 * kMs), UINT64_MAX);
+  EXPECT_EQ(log.packetsInFlight(), 0U);
+}
+
+TEST(SentPacketLogTest, NothingAboveTheLargestAckedIsLost) {
+  SentPacketLog log(64);
+  for (std::uint64_t pn = 0; pn < 10; ++pn) log.onSent(pn, 0, 1000, true);
+  (void)log.onAck(ackOf({{0, 2}}), kMs, 100 * kMs);
+  EXPECT_EQ(log.detectLost(1000 * kMs, 100 * kMs).packets, 0U);  // 3..9 are in flight, not lost
+  EXPECT_EQ(log.packetsInFlight(), 7U);
+}
+
+TEST(SentPacketLogTest, LoneAcksAreNeverWaitedForNorLost) {
+  SentPacketLog log(64);
+  log.onSent(0, 0, 100, false);  // an ACK-only packet
+  log.onSent(1, 0, 1000, true);
+  log.onSent(2, 0, 1000, true);
+  log.onSent(3, 0, 1000, true);
+  log.onSent(4, 0, 1000, true);
+  EXPECT_EQ(log.packetsInFlight(), 4U);
+  auto out = log.onAck(ackOf({{1, 4}}), kMs, 100 * kMs);
+  EXPECT_EQ(out.lost.packets, 0U);
+  EXPECT_EQ(out.newlyAckedPackets, 4U);
+}
+
+TEST(SentPacketLogTest, EvictsUnresolvedPacketsAsLostWhenTheRingWraps) {
+  SentPacketLog log(8);
+  for (std::uint64_t pn = 0; pn < 8; ++pn) EXPECT_EQ(log.onSent(pn, 0, 10, true).packets, 0U);
+  const LossCount evicted = log.onSent(8, 0, 10, true);
+  EXPECT_EQ(evicted.packets, 1U);
+  EXPECT_EQ(log.packetsInFlight(), 8U);
+  // An ACK for the evicted number finds nothing.
+  auto out = log.onAck(ackOf({{0, 0}}), kMs, 100 * kMs);
+  EXPECT_EQ(out.newlyAckedPackets, 0U);
+  EXPECT_FALSE(out.largestKnown);
+}
+
+TEST(SentPacketLogTest, LateAckOfALostPacketCountsAsDelivered) {
+  SentPacketLog log(64);
+  for (std::uint64_t pn = 0; pn < 5; ++pn) log.onSent(pn, 0, 1000, true);
+  auto out = log.onAck(ackOf({{1, 4}}), kMs, 100 * kMs);
+  EXPECT_EQ(out.lost.packets, 1U);
+  out = log.onAck(ackOf({{0, 4}}), 2 * kMs, 100 * kMs);
+  EXPECT_EQ(out.newlyAckedPackets, 0U);  // below lowest: already resolved
+  EXPECT_EQ(log.packetsInFlight(), 0U);
+}
+
+TEST(SentPacketLogTest, SkippedNumbersAreNotWaitedFor) {
+  SentPacketLog log(64);
+  log.onSent(0, 0, 1000, true);
+  log.onSent(5, 0, 1000, true);  // 1..4 numbered but never sent
+  auto out = log.onAck(ackOf({{5, 5}, {0, 0}}), kMs, 100 * kMs);
+  EXPECT_EQ(out.newlyAckedPackets, 2U);
+  EXPECT_EQ(out.lost.packets, 0U);
+}
+
+}  // namespace
+}  // namespace mpxdp::conn
