@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -9,10 +10,16 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <thread>
 #include <utility>
 
+#include "impair.h"
 #include "process.h"
 #include "rate.h"
 
@@ -199,6 +206,173 @@ Result<void> deleteNamespace(const std::string& namespaceName) {
   return run({"ip", "netns", "del", namespaceName});
 }
 
+// ---- Delay lines: one mpxdp-delay-line process per delayed link ----
+
+constexpr std::string_view kStateRoot = "/run/mpxdp/testbed/";
+
+std::filesystem::path stateDir(std::string_view name) { return std::string(kStateRoot) + std::string(name); }
+std::filesystem::path delayFile(std::string_view name, std::size_t i) {
+  return stateDir(name) / fmt::format("link{}.delay", i);
+}
+std::filesystem::path pidFile(std::string_view name, std::size_t i) {
+  return stateDir(name) / fmt::format("link{}.pid", i);
+}
+std::filesystem::path logFile(std::string_view name, std::size_t i) {
+  return stateDir(name) / fmt::format("link{}.log", i);
+}
+
+Result<std::string> delayLinePath() {
+  std::error_code ignored;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ignored);
+  if (!ignored) {
+    const auto sibling = self.parent_path() / "mpxdp-delay-line";
+    if (access(sibling.c_str(), X_OK) == 0) return sibling.string();
+  }
+#ifdef MPXDP_DELAY_LINE_BUILD_PATH
+  if (access(MPXDP_DELAY_LINE_BUILD_PATH, X_OK) == 0) return std::string(MPXDP_DELAY_LINE_BUILD_PATH);
+#endif
+  return findProgram("mpxdp-delay-line");
+}
+
+Result<void> writeFileAtomically(const std::filesystem::path& path, const std::string& text) {
+  const std::filesystem::path temporary = path.string() + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    out << text;
+    if (!out.flush()) return Error(EIO, "write " + temporary.string());
+  }
+  std::error_code error;
+  std::filesystem::rename(temporary, path, error);
+  if (error) return Error(error.value(), "rename " + temporary.string());
+  return {};
+}
+
+// The pid of the link's delay line when it runs (the pid file names a live
+// mpxdp-delay-line), nullopt otherwise.
+std::optional<pid_t> runningDelayLine(std::string_view name, std::size_t i) {
+  std::ifstream in(pidFile(name, i));
+  long pid = 0;
+  if (!(in >> pid) || pid <= 1) return std::nullopt;
+  std::ifstream cmdline(fmt::format("/proc/{}/cmdline", pid));
+  std::string argv0;
+  if (!std::getline(cmdline, argv0, '\0')) return std::nullopt;
+  if (std::filesystem::path(argv0).filename() != "mpxdp-delay-line") return std::nullopt;  // pid reused
+  return static_cast<pid_t>(pid);
+}
+
+std::uint64_t configuredDelay(std::string_view name, std::size_t i) {
+  if (!runningDelayLine(name, i)) return 0;
+  std::ifstream in(delayFile(name, i));
+  std::uint64_t delay = 0;
+  if (!(in >> delay)) return 0;
+  return delay;
+}
+
+bool processGone(pid_t pid) { return kill(pid, 0) != 0 && errno == ESRCH; }
+
+// Stops every delay line of the test bed and removes its state directory.
+void stopDelayLines(std::string_view name) {
+  std::error_code ignored;
+  if (!std::filesystem::exists(stateDir(name), ignored)) return;
+  std::vector<pid_t> stopping;
+  for (std::size_t i = 0; i < kMaxLinks; ++i) {
+    if (auto pid = runningDelayLine(name, i)) {
+      kill(*pid, SIGTERM);
+      stopping.push_back(*pid);
+    }
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  for (pid_t pid : stopping) {
+    while (!processGone(pid) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    if (!processGone(pid)) kill(pid, SIGKILL);
+  }
+  std::filesystem::remove_all(stateDir(name), ignored);
+}
+
+// Starts the link's delay line, then takes its devices out of the bridge.
+// Between the two, frames may pass both ways (a few duplicates, none lost).
+Result<void> startDelayLine(const std::string& name, const Namespaces& ns, std::size_t i,
+                            std::uint64_t delayNs, std::uint32_t mtu) {
+  auto program = delayLinePath();
+  if (!program) return program.error().wrap("the delay line");
+  std::error_code error;
+  std::filesystem::create_directories(stateDir(name), error);
+  if (error) return Error(error.value(), "create " + stateDir(name).string());
+  if (auto written = writeFileAtomically(delayFile(name, i), std::to_string(delayNs) + "\n"); !written) {
+    return written;
+  }
+  // Frame: MTU + Ethernet header + one VLAN tag.
+  if (auto done =
+          run({*program, "--netns", ns.link, "--a", linkSenderSide(i), "--b", linkReceiverSide(i), "--config",
+               delayFile(name, i).string(), "--pidfile", pidFile(name, i).string(), "--log",
+               logFile(name, i).string(), "--frame-bytes", std::to_string(mtu + kEthernetHeaderBytes + 4)});
+      !done) {
+    return done;
+  }
+  for (const std::string& device : {linkSenderSide(i), linkReceiverSide(i)}) {
+    if (auto done = run({"ip", "-n", ns.link, "link", "set", "dev", device, "nomaster"}); !done) return done;
+  }
+  return {};
+}
+
+// Sets the link's delay: starts its delay line, or tells the running one.
+Result<void> applyDelay(const std::string& name, const Namespaces& ns, std::size_t i, std::uint64_t delayNs,
+                        std::uint32_t mtu) {
+  const auto pid = runningDelayLine(name, i);
+  if (!pid) {
+    if (delayNs == 0) return {};
+    return startDelayLine(name, ns, i, delayNs, mtu);
+  }
+  // A delay of 0 keeps the line running with no hold: no frame is lost in a switch.
+  if (auto written = writeFileAtomically(delayFile(name, i), std::to_string(delayNs) + "\n"); !written) {
+    return written;
+  }
+  if (kill(*pid, SIGHUP) != 0) return Error::fromErrno(fmt::format("signal the delay line of link {}", i));
+  return {};
+}
+
+// ---- Loss and down: the impairment XDP program on both middle devices ----
+
+std::uint32_t lossPpmOf(double percent) {
+  return static_cast<std::uint32_t>(std::llround(percent * (MPXDP_IMPAIR_PPM / 100.0)));
+}
+
+Result<void> applyImpairment(const Namespaces& ns, std::size_t i, std::optional<double> lossPercent,
+                             std::optional<bool> down) {
+  for (const std::string& device : {linkSenderSide(i), linkReceiverSide(i)}) {
+    if (auto attached = attachImpair(ns.link, device); !attached) return attached;
+    auto state = readImpair(ns.link, device);
+    if (!state) return state.error();
+    if (!*state) return Error(ENOENT, "impairment program vanished from " + device);
+    mpxdp_impair_config config = (*state)->config;
+    if (lossPercent) {
+      config.loss_ppm = lossPpmOf(*lossPercent);
+      config.loss_threshold = lossThresholdFor(config.loss_ppm);
+    }
+    if (down) config.down = *down ? 1 : 0;
+    if (auto written = writeImpair(ns.link, device, config); !written) return written;
+  }
+  return {};
+}
+
+Result<void> applyImpairments(const TestbedSpec& spec, const Namespaces& ns) {
+  for (std::size_t i = 0; i < spec.ratesBps.size(); ++i) {
+    if (!spec.lossPercent.empty() && spec.lossPercent[i] > 0) {
+      if (auto done = applyImpairment(ns, i, spec.lossPercent[i], std::nullopt); !done) {
+        return done.error().wrap(fmt::format("link {}", i));
+      }
+    }
+    if (!spec.delaysNs.empty() && spec.delaysNs[i] > 0) {
+      if (auto done = startDelayLine(spec.name, ns, i, spec.delaysNs[i], spec.mtu); !done) {
+        return done.error().wrap(fmt::format("link {}", i));
+      }
+    }
+  }
+  return {};
+}
+
 // "s12" with prefix "s" -> 12; nullopt for anything else.
 std::optional<std::size_t> deviceIndex(std::string_view device, std::string_view prefix) {
   if (device.size() <= prefix.size() || device.substr(0, prefix.size()) != prefix) return std::nullopt;
@@ -306,6 +480,19 @@ Result<TestbedInfo> readTestbedUnguarded(const std::string& name, const Namespac
     link.receiverMac = receiver->second.mac;
     if (auto rate = rates->find(linkReceiverSide(i)); rate != rates->end()) link.rateBps = rate->second;
     if (auto rate = rates->find(linkSenderSide(i)); rate != rates->end()) link.reverseRateBps = rate->second;
+    link.delayNs = configuredDelay(name, i);
+    for (const std::string& device : {linkSenderSide(i), linkReceiverSide(i)}) {
+      auto state = readImpair(ns.link, device);
+      if (!state) return state.error();
+      if (!*state) continue;
+      // Both devices carry the same config; the sender side's is reported.
+      if (device == linkSenderSide(i)) {
+        link.lossPercent = (*state)->config.loss_ppm / (MPXDP_IMPAIR_PPM / 100.0);
+        link.down = (*state)->config.down != 0;
+      }
+      link.lossDropped += (*state)->counters.lost;
+      link.downDropped += (*state)->counters.down_dropped;
+    }
     info.links.push_back(std::move(link));
   }
   info.mtu = senders->at(0).mtu;
@@ -363,7 +550,78 @@ Result<void> validateSpec(const TestbedSpec& spec) {
   if (spec.queues < 1 || spec.queues > kMaxQueues) {
     return Error(EINVAL, fmt::format("queues {} is outside 1 .. {}", spec.queues, kMaxQueues));
   }
+  if (!spec.delaysNs.empty() && spec.delaysNs.size() != spec.ratesBps.size()) {
+    return Error(EINVAL, fmt::format("{} links but {} delays", spec.ratesBps.size(), spec.delaysNs.size()));
+  }
+  if (!spec.lossPercent.empty() && spec.lossPercent.size() != spec.ratesBps.size()) {
+    return Error(EINVAL,
+                 fmt::format("{} links but {} loss values", spec.ratesBps.size(), spec.lossPercent.size()));
+  }
+  for (std::size_t i = 0; i < spec.delaysNs.size(); ++i) {
+    if (spec.delaysNs[i] > kMaxDelayNs) {
+      return Error(EINVAL, fmt::format("delay of link {} ({}) is above {}", i, formatDelay(spec.delaysNs[i]),
+                                       formatDelay(kMaxDelayNs)));
+    }
+  }
+  for (std::size_t i = 0; i < spec.lossPercent.size(); ++i) {
+    const double loss = spec.lossPercent[i];
+    if (!std::isfinite(loss) || loss < 0 || loss > 100) {
+      return Error(EINVAL, fmt::format("loss of link {} ({}) is outside 0 .. 100 %", i, loss));
+    }
+  }
   return {};
+}
+
+Result<std::uint64_t> parseDelay(std::string_view text) {
+  const std::string quoted = "delay '" + std::string(text) + "'";
+  if (text == "0") return 0u;
+  struct Unit {
+    std::string_view suffix;
+    double ns;
+  };
+  static constexpr std::array<Unit, 4> kUnits = {{{"ns", 1}, {"us", 1e3}, {"ms", 1e6}, {"s", 1e9}}};
+  for (const Unit& unit : kUnits) {
+    if (text.size() <= unit.suffix.size() || text.substr(text.size() - unit.suffix.size()) != unit.suffix) {
+      continue;
+    }
+    const std::string_view number = text.substr(0, text.size() - unit.suffix.size());
+    double value = 0;
+    const auto [end, error] = std::from_chars(number.data(), number.data() + number.size(), value);
+    if (error != std::errc() || end != number.data() + number.size() || !std::isfinite(value) || value < 0 ||
+        number.front() == '-' || number.front() == '+') {
+      return Error(EINVAL, quoted + " is not a number followed by ns, us, ms or s");
+    }
+    const double ns = std::round(value * unit.ns);
+    if (ns > static_cast<double>(kMaxDelayNs)) {
+      return Error(EINVAL, quoted + " is above " + formatDelay(kMaxDelayNs));
+    }
+    return static_cast<std::uint64_t>(ns);
+  }
+  return Error(EINVAL, quoted + " needs a unit: ns, us, ms or s (e.g. 5ms), or is 0");
+}
+
+Result<double> parseLossPercent(std::string_view text) {
+  const std::string quoted = "loss '" + std::string(text) + "'";
+  std::string_view number = text;
+  if (!number.empty() && number.back() == '%') number.remove_suffix(1);
+  double value = 0;
+  if (number.empty() || number.front() == '-' || number.front() == '+') {
+    return Error(EINVAL, quoted + " is not a percentage 0..100 (e.g. 1%, 0.5%)");
+  }
+  const auto [end, error] = std::from_chars(number.data(), number.data() + number.size(), value);
+  if (error != std::errc() || end != number.data() + number.size() || !std::isfinite(value) || value < 0 ||
+      value > 100) {
+    return Error(EINVAL, quoted + " is not a percentage 0..100 (e.g. 1%, 0.5%)");
+  }
+  return value;
+}
+
+std::string formatDelay(std::uint64_t ns) {
+  if (ns == 0) return "none";
+  if (ns % 1'000'000'000 == 0) return fmt::format("{} s", ns / 1'000'000'000);
+  if (ns >= 1'000'000) return fmt::format("{:g} ms", static_cast<double>(ns) / 1e6);
+  if (ns >= 1'000) return fmt::format("{:g} us", static_cast<double>(ns) / 1e3);
+  return fmt::format("{} ns", ns);
 }
 
 TbfParams tbfParamsFor(std::uint64_t rateBps, std::uint32_t mtu) {
@@ -425,8 +683,10 @@ Result<TestbedInfo> up(const TestbedSpec& spec) {
     }
   }
 
+  stopDelayLines(spec.name);  // left over from a test bed whose namespaces are gone
   std::vector<std::string> created;
   const auto rollBack = [&](const Error& error) {
+    stopDelayLines(spec.name);
     for (auto it = created.rbegin(); it != created.rend(); ++it) {
       (void)deleteNamespace(*it);  // best effort: the original error is what matters
     }
@@ -437,6 +697,7 @@ Result<TestbedInfo> up(const TestbedSpec& spec) {
     created.push_back(*namespaceName);
   }
   if (auto done = build(spec, ns); !done) return rollBack(done.error());
+  if (auto done = applyImpairments(spec, ns); !done) return rollBack(done.error());
   auto info = readTestbed(spec.name, ns);
   if (!info) return rollBack(info.error());
   return info;
@@ -445,6 +706,8 @@ Result<TestbedInfo> up(const TestbedSpec& spec) {
 Result<void> down(const std::string& name) {
   if (auto valid = validateName(name); !valid) return valid;
   const Namespaces ns = namespacesOf(name);
+  // The delay lines hold the link namespace open: they go first.
+  stopDelayLines(name);
   std::optional<Error> firstError;
   for (const std::string* namespaceName : ns.all()) {
     if (auto done = deleteNamespace(*namespaceName); !done && !firstError) firstError = done.error();
@@ -469,6 +732,59 @@ Result<TestbedInfo> show(const std::string& name) {
   auto info = readTestbed(name, ns);
   if (!info) return info.error().wrap("reading test bed '" + name + "'");
   return info;
+}
+
+Result<void> setLink(const std::string& name, std::size_t link, const LinkChange& change) {
+  if (auto valid = validateName(name); !valid) return valid;
+  if (!change.rateBps && !change.delayNs && !change.lossPercent && !change.down) {
+    return Error(EINVAL, "nothing to change: give a rate, delay, loss, down or up");
+  }
+  if (change.rateBps && *change.rateBps != 0 &&
+      (*change.rateBps < kMinRateBps || *change.rateBps > kMaxRateBps)) {
+    return Error(EINVAL, fmt::format("rate {} bit/s is outside {} .. {} bit/s", *change.rateBps, kMinRateBps,
+                                     kMaxRateBps));
+  }
+  if (change.delayNs && *change.delayNs > kMaxDelayNs) {
+    return Error(EINVAL,
+                 fmt::format("delay {} is above {}", formatDelay(*change.delayNs), formatDelay(kMaxDelayNs)));
+  }
+  if (change.lossPercent &&
+      (!std::isfinite(*change.lossPercent) || *change.lossPercent < 0 || *change.lossPercent > 100)) {
+    return Error(EINVAL, fmt::format("loss {} is outside 0 .. 100 %", *change.lossPercent));
+  }
+  if (geteuid() != 0) return Error(EPERM, "changing test bed '" + name + "' needs root");
+  auto info = show(name);
+  if (!info) return info.error();
+  if (link >= info->links.size()) {
+    return Error(
+        EINVAL, fmt::format("test bed '{}' has links 0..{}, no link {}", name, info->links.size() - 1, link));
+  }
+  const Namespaces ns = namespacesOf(name);
+  const std::string context = fmt::format("changing link {} of test bed '{}'", link, name);
+  if (change.rateBps) {
+    for (const std::string& device : {linkReceiverSide(link), linkSenderSide(link)}) {
+      Result<void> done;
+      if (*change.rateBps == 0) {
+        const auto current = readTbfRates(ns.link);
+        if (!current) return current.error().wrap(context);
+        if (current->count(device) != 0)
+          done = run({"tc", "-n", ns.link, "qdisc", "del", "dev", device, "root"});
+      } else {
+        done = addTbf(ns, device, *change.rateBps, info->mtu);
+      }
+      if (!done) return done.error().wrap(context);
+    }
+  }
+  if (change.lossPercent || change.down) {
+    if (auto done = applyImpairment(ns, link, change.lossPercent, change.down); !done) {
+      return done.error().wrap(context);
+    }
+  }
+  if (change.delayNs) {
+    if (auto done = applyDelay(name, ns, link, *change.delayNs, info->mtu); !done)
+      return done.error().wrap(context);
+  }
+  return {};
 }
 
 nlohmann::json toJson(const TestbedInfo& info) {
@@ -496,6 +812,11 @@ nlohmann::json toJson(const TestbedInfo& info) {
           {"receiver_side", linkReceiverSide(i)}}},
         {"rate_bps", link.rateBps},
         {"reverse_rate_bps", link.reverseRateBps},
+        {"delay_ns", link.delayNs},
+        {"loss_percent", link.lossPercent},
+        {"state", link.down ? "down" : "up"},
+        {"dropped_by_loss", link.lossDropped},
+        {"dropped_by_down", link.downDropped},
     });
   }
   return {
@@ -522,6 +843,14 @@ std::string toText(const TestbedInfo& info) {
     text += fmt::format("{:<5} {:<6} {:<15} {:<18} {:<6} {:<15} {:<18} {:<14} {}\n", i, link.senderInterface,
                         link.senderIp, link.senderMac, link.receiverInterface, link.receiverIp,
                         link.receiverMac, formatRate(link.rateBps), formatRate(link.reverseRateBps));
+  }
+  text += fmt::format("\n{:<5} {:<5} {:<12} {:<8} {:<16} {}\n", "link", "state", "delay", "loss",
+                      "dropped by loss", "dropped by down");
+  for (std::size_t i = 0; i < info.links.size(); ++i) {
+    const LinkInfo& link = info.links[i];
+    text += fmt::format("{:<5} {:<5} {:<12} {:<8} {:<16} {}\n", i, link.down ? "down" : "up",
+                        formatDelay(link.delayNs), fmt::format("{:g} %", link.lossPercent), link.lossDropped,
+                        link.downDropped);
   }
   return text;
 }

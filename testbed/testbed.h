@@ -2,6 +2,11 @@
 // links through a middle "link" namespace that bridges each link and shapes
 // it with tbf:
 //   tx ns: s<i> <-> ms<i> [br<i> in link ns, tbf] mr<i> <-> r<i> : rx ns
+// Links can be impaired, at creation and live (setLink): random loss and
+// link-down by an XDP program on the ingress of ms<i> and mr<i> (impair.h),
+// delay by a user-space delay line (mpxdp-delay-line) that takes ms<i> and
+// mr<i> out of the bridge and forwards between them, its pid and state under
+// /run/mpxdp/testbed/NAME/.
 // Addresses: link i is 198.18.<i+1>.1 (sender) and 198.18.<i+1>.2 (receiver),
 // from the benchmarking range (RFC 2544), one /24 per link.
 #pragma once
@@ -27,6 +32,8 @@ inline constexpr std::uint32_t kMaxMtu = 9000;
 inline constexpr std::uint64_t kMinRateBps = 64'000;
 inline constexpr std::uint64_t kMaxRateBps = 100'000'000'000;
 inline constexpr std::uint32_t kMaxQueues = 16;
+// One-way delay: the delay line holds up to 65536 frames per direction.
+inline constexpr std::uint64_t kMaxDelayNs = 2'000'000'000;
 
 struct TestbedSpec {
   std::string name;
@@ -36,6 +43,20 @@ struct TestbedSpec {
   // TX and RX queues of every veth (1 .. kMaxQueues). With several, the
   // kernel spreads flows over them by hash, as RSS does on a real NIC.
   std::uint32_t queues = 1;
+  // Empty, or one entry per link: one-way delay in ns, applied in each
+  // direction (a 5 ms link has a 10 ms RTT); 0: none.
+  std::vector<std::uint64_t> delaysNs;
+  // Empty, or one entry per link: random loss in percent (0..100), applied
+  // independently in each direction.
+  std::vector<double> lossPercent;
+};
+
+// What setLink changes on one link; fields left empty stay as they are.
+struct LinkChange {
+  std::optional<std::uint64_t> rateBps;  // tbf rate both ways, 0: unshaped
+  std::optional<std::uint64_t> delayNs;  // one-way delay in each direction, 0: none
+  std::optional<double> lossPercent;     // 0..100, each direction
+  std::optional<bool> down;              // true: drop everything both ways; false: back up
 };
 
 struct LinkInfo {
@@ -47,6 +68,12 @@ struct LinkInfo {
   std::string receiverMac;
   std::uint64_t rateBps = 0;         // sender -> receiver (tbf on mr<i>), 0: unshaped
   std::uint64_t reverseRateBps = 0;  // receiver -> sender (tbf on ms<i>), 0: unshaped
+  std::uint64_t delayNs = 0;         // one-way, each direction (delay line), 0: none
+  double lossPercent = 0;            // each direction (XDP), 0: none
+  bool down = false;                 // cut in the middle by XDP, endpoints stay up
+  // Frames dropped by the impairment program, both directions together.
+  std::uint64_t lossDropped = 0;
+  std::uint64_t downDropped = 0;
 };
 
 struct TestbedInfo {
@@ -66,6 +93,17 @@ Result<TestbedInfo> up(const TestbedSpec& spec);
 Result<void> down(const std::string& name);
 // Reads the live test bed back from the kernel.
 Result<TestbedInfo> show(const std::string& name);
+// Changes one link (index as in show(), from 0) while traffic flows. Checks
+// everything first: bad input (EINVAL), a missing test bed (ENOENT) or link
+// change nothing.
+Result<void> setLink(const std::string& name, std::size_t link, const LinkChange& change);
+
+// "5ms", "40ms", "250us", "1.5s", "800ns", "0" -> nanoseconds (EINVAL otherwise).
+Result<std::uint64_t> parseDelay(std::string_view text);
+// "1%", "0.5%", "10", "0" -> percent 0..100 (EINVAL otherwise).
+Result<double> parseLossPercent(std::string_view text);
+// "5 ms", "250 us", "none" for 0.
+std::string formatDelay(std::uint64_t ns);
 
 nlohmann::json toJson(const TestbedInfo& info);
 // A readable table, one line per link.

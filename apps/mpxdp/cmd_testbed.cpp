@@ -1,4 +1,4 @@
-// mpxdp testbed up|down|show: the local multi-link test bed.
+// mpxdp testbed up|down|show|set: the local multi-link test bed.
 #include <fmt/core.h>
 
 #include <cstdint>
@@ -22,7 +22,16 @@ struct TestbedOptions {
   std::vector<std::string> rates;
   int mtu = 1500;
   int queues = 1;
+  std::vector<std::string> delays;
+  std::vector<std::string> losses;
   bool json = false;
+  // testbed set
+  long long link = -1;
+  std::string setRate;
+  std::string setDelay;
+  std::string setLoss;
+  bool setDown = false;
+  bool setUp = false;
 };
 
 TestbedOptions options;
@@ -65,11 +74,36 @@ Result<std::vector<std::uint64_t>> linkRates() {
   return rates;
 }
 
+// --delays/--loss: like --rates, one value per link.
+template <typename T>
+Result<std::vector<T>> perLink(const std::vector<std::string>& texts, std::string_view option,
+                               std::size_t links, Result<T> (*parse)(std::string_view)) {
+  std::vector<T> values;
+  if (texts.empty()) return values;
+  if (texts.size() != links) {
+    return Error(EINVAL, fmt::format("{} lists {} value(s) for {} link(s)", option, texts.size(), links));
+  }
+  for (const auto& text : texts) {
+    auto value = parse(text);
+    if (!value) return value.error();
+    values.push_back(*value);
+  }
+  return values;
+}
+
 int runUp() {
   auto rates = linkRates();
   if (!rates) return usageError("testbed up", rates.error());
-  testbed::TestbedSpec spec{options.name, std::move(*rates), static_cast<std::uint32_t>(options.mtu),
-                            static_cast<std::uint32_t>(options.queues)};
+  auto delays = perLink<std::uint64_t>(options.delays, "--delays", rates->size(), testbed::parseDelay);
+  if (!delays) return usageError("testbed up", delays.error());
+  auto losses = perLink<double>(options.losses, "--loss", rates->size(), testbed::parseLossPercent);
+  if (!losses) return usageError("testbed up", losses.error());
+  testbed::TestbedSpec spec{options.name,
+                            std::move(*rates),
+                            static_cast<std::uint32_t>(options.mtu),
+                            static_cast<std::uint32_t>(options.queues),
+                            std::move(*delays),
+                            std::move(*losses)};
   if (auto valid = testbed::validateSpec(spec); !valid) return usageError("testbed up", valid.error());
   auto info = testbed::up(spec);
   if (!info) return reportError("testbed up", info.error());
@@ -90,6 +124,43 @@ int runShow() {
   auto info = testbed::show(options.name);
   if (!info) return reportError("testbed show", info.error());
   printInfo(*info, options.json);
+  return kExitOk;
+}
+
+int runSet() {
+  if (auto valid = testbed::validateName(options.name); !valid)
+    return usageError("testbed set", valid.error());
+  if (options.link < 0) return usageError("testbed set", Error(EINVAL, "--link must be 0 or more"));
+  testbed::LinkChange change;
+  if (!options.setRate.empty()) {
+    if (options.setRate == "0") {
+      change.rateBps = 0;
+    } else {
+      auto rate = parseRate(options.setRate);
+      if (!rate) return usageError("testbed set", rate.error());
+      change.rateBps = *rate;
+    }
+  }
+  if (!options.setDelay.empty()) {
+    auto delay = testbed::parseDelay(options.setDelay);
+    if (!delay) return usageError("testbed set", delay.error());
+    change.delayNs = *delay;
+  }
+  if (!options.setLoss.empty()) {
+    auto loss = testbed::parseLossPercent(options.setLoss);
+    if (!loss) return usageError("testbed set", loss.error());
+    change.lossPercent = *loss;
+  }
+  if (options.setDown) change.down = true;
+  if (options.setUp) change.down = false;
+  if (!change.rateBps && !change.delayNs && !change.lossPercent && !change.down) {
+    return usageError("testbed set",
+                      Error(EINVAL, "nothing to set: give --rate, --delay, --loss, --down or --up"));
+  }
+  if (auto done = testbed::setLink(options.name, static_cast<std::size_t>(options.link), change); !done) {
+    if (done.error().code() == EINVAL) return usageError("testbed set", done.error());
+    return reportError("testbed set", done.error());
+  }
   return kExitOk;
 }
 
@@ -123,7 +194,26 @@ void declareTestbed(CLI::App* app) {
                  "TX and RX queues of every veth, 1..16; with several, flows spread over them (like RSS)")
       ->check(CLI::Range(1, 16))
       ->capture_default_str();
+  up->add_option(
+        "--delays", options.delays,
+        "per-link one-way delay, applied in each direction, comma separated, e.g. 5ms,40ms (0: none)")
+      ->delimiter(',');
+  up->add_option("--loss", options.losses,
+                 "per-link random loss in each direction, comma separated, e.g. 0,1% (0.5% ok)")
+      ->delimiter(',');
   addJson(up);
+
+  CLI::App* set =
+      app->add_subcommand("set", "Change one link while traffic flows: rate, delay, loss, down/up");
+  addName(set);
+  set->add_option("--link", options.link, "link index, from 0 as in 'testbed show'")->required();
+  set->add_option("--rate", options.setRate, "tbf rate both ways, e.g. 300M; 0: unshaped");
+  set->add_option("--delay", options.setDelay, "one-way delay in each direction, e.g. 5ms, 250us; 0: none");
+  set->add_option("--loss", options.setLoss, "random loss in each direction, e.g. 1%, 0.5%; 0: none");
+  CLI::Option* downFlag =
+      set->add_flag("--down", options.setDown, "cut the link in the middle: drop everything both ways");
+  CLI::Option* upFlag = set->add_flag("--up", options.setUp, "restore a link cut with --down");
+  downFlag->excludes(upFlag);
 
   CLI::App* down = app->add_subcommand("down", "Remove the test bed (succeeds when there is none)");
   addName(down);
@@ -137,7 +227,8 @@ int runTestbed(CLI::App* app) {
   if (app->got_subcommand("up")) return runUp();
   if (app->got_subcommand("down")) return runDown();
   if (app->got_subcommand("show")) return runShow();
-  fmt::print(stderr, "mpxdp testbed: expected up, down or show\n");
+  if (app->got_subcommand("set")) return runSet();
+  fmt::print(stderr, "mpxdp testbed: expected up, down, show or set\n");
   return kExitUsageError;
 }
 
