@@ -99,7 +99,9 @@ bool strictlyIncreasing(const std::vector<std::uint64_t>& seqs) {
 struct LinkSpec {
   MemoryLinkOptions toServer;
   MemoryLinkOptions toClient;
-  std::uint64_t rateBps = 0;
+  // Memory links have no rate of their own: a cap of 10 Gbit/s starts each
+  // path's controller there, as a configured link rate does.
+  std::uint64_t rateBps = 10'000'000'000;
   // Wraps the client's end of the link (to make one call misbehave).
   std::function<std::unique_ptr<PacketIo>(std::unique_ptr<PacketIo>)> wrapClient;
 };
@@ -127,7 +129,8 @@ ConnectionConfig configWith(reorder::ReorderKind kind) {
 class Pair {
  public:
   Pair(const ConnectionConfig& config, std::vector<LinkSpec> links,
-       DataDirection direction = DataDirection::kClientToServer, std::size_t serverPaths = 0)
+       DataDirection direction = DataDirection::kClientToServer, std::size_t serverPaths = 0,
+       std::optional<std::size_t> serverBackupPath = std::nullopt)
       : clock_(std::make_shared<ManualClock>(1'000 * kMs)) {
     std::vector<EndpointPath> clientPaths;
     std::vector<EndpointPath> serverPathList;
@@ -138,8 +141,8 @@ class Pair {
           links[i].wrapClient ? links[i].wrapClient(std::move(link.clientEnd)) : std::move(link.clientEnd);
       clientPaths.push_back(EndpointPath{std::move(clientEnd), links[i].rateBps, "c" + std::to_string(i)});
       if (serverPaths == 0 || i < serverPaths)
-        serverPathList.push_back(
-            EndpointPath{std::move(link.serverEnd), links[i].rateBps, "s" + std::to_string(i)});
+        serverPathList.push_back(EndpointPath{std::move(link.serverEnd), links[i].rateBps,
+                                              "s" + std::to_string(i), serverBackupPath == i});
       toServer_.push_back(std::move(link.toServer));
       toClient_.push_back(std::move(link.toClient));
     }
@@ -532,7 +535,9 @@ TEST(Connection, DroppedPacketsAreDeclaredLostExactlyOnce) {
     const auto seq = dataSeq(packet);
     return seq && *seq % 7 == 3;
   };
-  Pair pair(configWith(reorder::ReorderKind::kWindow), std::move(links));
+  ConnectionConfig config = configWith(reorder::ReorderKind::kWindow);
+  config.scheduler = sched::SchedulerKind::kRoundRobin;
+  Pair pair(config, std::move(links));
   ASSERT_TRUE(pair.handshake());
   constexpr std::uint64_t kCount = 2100;
   pair.sendCopying(kCount);
@@ -967,8 +972,13 @@ TEST(Connection, APeerThatGoesAwayIsNoticed) {
   ASSERT_TRUE(pair.handshake());
   pair.sendCopying(100);
   cut = true;  // the receiver "dies": nothing comes back any more
+  // The paths go suspect, then dead; sending stops and the peer timeout ends it.
+  std::vector<std::uint8_t> payload(100, 7);
+  std::array<Delivered, 4> out;
   for (int i = 0; i < 60 && !pair.client().done(); ++i) {
-    pair.sendCopying(10, 10 * kMs);
+    (void)pair.client().send(payload);
+    pair.clock().advance(10 * kMs);
+    (void)pair.client().poll(out);
   }
   ASSERT_TRUE(pair.client().done());
   EXPECT_EQ(pair.client().error()->code(), ETIMEDOUT);
@@ -1016,6 +1026,111 @@ TEST(Connection, EndpointRejectsBadPaths) {
   EXPECT_EQ(tooSmall.error().code(), EINVAL);
   std::vector<EndpointPath> nullPath(1);
   EXPECT_FALSE(Endpoint::create(EndpointConfig{}, std::move(nullPath), clock).ok());
+}
+
+}  // namespace
+}  // namespace mpxdp
+
+namespace mpxdp {
+namespace {
+
+// Sends as fast as the connection allows for durationNs of simulated time,
+// in steps of stepNs, with the receiver polled after every step.
+void sendFor(Pair& pair, std::uint64_t durationNs, std::uint64_t stepNs = 50 * kUs) {
+  std::vector<std::uint8_t> payload(1000, 3);
+  std::array<std::span<const std::uint8_t>, 32> spans;
+  spans.fill(std::span<const std::uint8_t>(payload));
+  const std::uint64_t end = pair.clock().nowNs() + durationNs;
+  while (pair.clock().nowNs() < end) {
+    for (int k = 0; k < 8; ++k) {
+      auto sent = pair.client().sendMany(spans);
+      ASSERT_TRUE(sent.ok()) << sent.error().message();
+      if (*sent < spans.size()) break;
+    }
+    pair.clock().advance(stepNs);
+    pair.drain();
+  }
+}
+
+std::optional<std::uint64_t> firstEventNs(const ConnectionStats& stats, std::uint16_t path, PathState state,
+                                          std::uint64_t afterNs) {
+  for (const PathEvent& e : stats.pathEvents) {
+    if (e.path == path && e.state == state && e.timeNs >= afterNs) return e.timeNs;
+  }
+  return std::nullopt;
+}
+
+TEST(PathControl, ACutPathIsSuspectedFastItsTrafficMovesAndItComesBack) {
+  auto links = threeLinks(1 * kMs, 1 * kMs, 1 * kMs);
+  bool cut = false;
+  for (auto& link : links) link.rateBps = 100'000'000;
+  links[1].toServer.drop = [&cut](std::uint64_t, std::span<const std::uint8_t>) { return cut; };
+  links[1].toClient.drop = [&cut](std::uint64_t, std::span<const std::uint8_t>) { return cut; };
+  ConnectionConfig config = configWith(reorder::ReorderKind::kWindow);
+  config.idleTimeoutNs = 0;
+  Pair pair(config, std::move(links));
+  ASSERT_TRUE(pair.handshake());
+  sendFor(pair, 300 * kMs);
+  const ConnectionStats before = pair.client().stats();
+  ASSERT_EQ(before.paths[1].state, PathState::kActive);
+  ASSERT_GT(before.paths[1].packetsSent, 1000u);
+  const std::uint64_t cutNs = pair.clock().nowNs();
+  cut = true;
+  sendFor(pair, 100 * kMs);
+  const ConnectionStats tx = pair.client().stats();
+  const auto suspect = firstEventNs(tx, 1, PathState::kSuspect, cutNs);
+  ASSERT_TRUE(suspect.has_value());
+  EXPECT_LT(*suspect - cutNs, 40 * kMs);  // RTT 2 ms: the 15 ms floor plus an ACK interval
+  // Losses stop: nothing is lost in the last 50 ms of the cut, and what the
+  // path had queued went to the others.
+  const std::uint64_t lostAt50 = pair.server().stats().lost;
+  const std::uint64_t sentAt50 = tx.paths[1].packetsSent;
+  sendFor(pair, 400 * kMs);
+  EXPECT_EQ(pair.server().stats().lost, lostAt50);
+  const ConnectionStats during = pair.client().stats();
+  EXPECT_EQ(during.paths[1].packetsSent, sentAt50);
+  EXPECT_EQ(during.paths[1].state, PathState::kDead);
+  EXPECT_GT(during.paths[0].packetsSent, before.paths[0].packetsSent + 1000);
+  // Restore: probes bring it back within a second, and it carries data again.
+  const std::uint64_t restoreNs = pair.clock().nowNs();
+  cut = false;
+  sendFor(pair, 1000 * kMs);
+  const ConnectionStats after = pair.client().stats();
+  const auto active = firstEventNs(after, 1, PathState::kActive, restoreNs);
+  ASSERT_TRUE(active.has_value());
+  EXPECT_LT(*active - restoreNs, 1000 * kMs);
+  EXPECT_GT(after.paths[1].packetsSent, sentAt50 + 1000);
+  EXPECT_EQ(after.paths[1].state, PathState::kActive);
+}
+
+TEST(PathControl, ABackupPathCarriesDataOnlyWhenTheActivesAreDown) {
+  auto links = threeLinks(1 * kMs, 1 * kMs, 1 * kMs);
+  bool cut = false;
+  for (auto& link : links) link.rateBps = 100'000'000;
+  for (std::size_t p = 0; p < 2; ++p) {
+    links[p].toServer.drop = [&cut](std::uint64_t, std::span<const std::uint8_t>) { return cut; };
+    links[p].toClient.drop = [&cut](std::uint64_t, std::span<const std::uint8_t>) { return cut; };
+  }
+  ConnectionConfig config = configWith(reorder::ReorderKind::kWindow);
+  // Only the server names path 2 a backup: its HELLO tells the client.
+  Pair pair(config, std::move(links), DataDirection::kClientToServer, 0, /*serverBackupPath=*/2);
+  ASSERT_TRUE(pair.handshake());
+  sendFor(pair, 200 * kMs);
+  ConnectionStats tx = pair.client().stats();
+  EXPECT_TRUE(tx.paths[2].backup);
+  EXPECT_EQ(tx.paths[2].state, PathState::kStandby);
+  EXPECT_EQ(tx.paths[2].packetsSent, 0u);
+  EXPECT_GT(tx.paths[0].packetsSent, 1000u);
+  cut = true;
+  sendFor(pair, 200 * kMs);
+  const std::uint64_t lost = pair.server().stats().lost;
+  const std::uint64_t onBackup = pair.client().stats().paths[2].packetsSent;
+  EXPECT_GT(onBackup, 1000u);
+  sendFor(pair, 200 * kMs);
+  tx = pair.client().stats();
+  EXPECT_GT(tx.paths[2].packetsSent, onBackup + 1000);
+  EXPECT_EQ(pair.server().stats().lost, lost);  // loss-free on the backup
+  EXPECT_NE(tx.paths[0].state, PathState::kActive);
 }
 
 }  // namespace

@@ -68,6 +68,7 @@ class AutoRateController final : public RateController {
     initialRate_ = std::max(initialRate_, options_.minRateBps);
     roundLen_ = options_.minRoundNs;
     enterStartup(initialRate_);
+    updatePacing(0);
   }
 
   void onSent(std::uint64_t, std::uint32_t) noexcept override {
