@@ -230,8 +230,9 @@ nlohmann::json Reporter::pathJson(std::size_t path, const PathStats& p, const Pa
   return j;
 }
 
-nlohmann::json Reporter::intervalJson(const Sample& from, const Sample& to,
-                                      const ConnectionStats& stats) const {
+nlohmann::json Reporter::intervalJson(const IntervalRecord& record) const {
+  const Sample& from = record.from;
+  const Sample& to = record.to;
   const double span = to.timeS - from.timeS;
   nlohmann::json j;
   j["start_s"] = from.timeS;
@@ -247,8 +248,10 @@ nlohmann::json Reporter::intervalJson(const Sample& from, const Sample& to,
     j["corrupt_packets"] = to.corrupt - from.corrupt;
   }
   nlohmann::json paths = nlohmann::json::array();
-  for (std::size_t l = 0; l < stats.paths.size(); ++l)
-    paths.push_back(pathJson(l, stats.paths[l], l < lastPaths_.size() ? lastPaths_[l] : PathCounters{}));
+  for (std::size_t l = 0; l < record.paths.size(); ++l) {
+    paths.push_back(
+        pathJson(l, record.paths[l], l < record.fromPaths.size() ? record.fromPaths[l] : PathCounters{}));
+  }
   j["paths"] = std::move(paths);
   return j;
 }
@@ -257,7 +260,7 @@ void Reporter::interval(const ConnectionStats& stats, double timeS, std::uint64_
   const Sample now = sampleOf(stats, run_.role, timeS, corrupt);
   if (now.timeS <= last_.timeS) return;
   if (jsonMode_) {
-    intervals_.push_back(intervalJson(last_, now, stats));
+    intervals_.push_back({last_, now, lastPaths_, stats.paths});
   } else if (out_ != nullptr) {
     printLine(last_, now, "");
     for (std::size_t l = 0; l < stats.paths.size(); ++l)
@@ -401,7 +404,9 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
   for (const PathEvent& event : stats.pathEvents) events.push_back(pathEventJson(event));
   j["path_events"] = std::move(events);
   j["path_events_dropped"] = stats.pathEventsDropped;
-  j["intervals"] = intervals_;
+  nlohmann::json intervals = nlohmann::json::array();
+  for (const IntervalRecord& record : intervals_) intervals.push_back(intervalJson(record));
+  j["intervals"] = std::move(intervals);
   json_ = j;
 
   if (out_ == nullptr) return;

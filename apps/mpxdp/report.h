@@ -103,7 +103,15 @@ class Reporter {
   void printPathEvent(const PathEvent& event);
   PathCounters countersOf(const PathStats& p) const;
   nlohmann::json pathJson(std::size_t path, const PathStats& p, const PathCounters& from) const;
-  nlohmann::json intervalJson(const Sample& from, const Sample& to, const ConnectionStats& stats) const;
+  // An interval kept for the JSON, which is built at the end: at -i 0.01
+  // building it as we go would cost more than the stats snapshot.
+  struct IntervalRecord {
+    Sample from;
+    Sample to;
+    std::vector<PathCounters> fromPaths;
+    std::vector<PathStats> paths;
+  };
+  nlohmann::json intervalJson(const IntervalRecord& record) const;
   nlohmann::json pathEventJson(const PathEvent& event) const;
   std::string linkName(std::size_t path) const;
 
@@ -114,7 +122,7 @@ class Reporter {
   Sample last_;
   std::vector<PathCounters> lastPaths_;
   std::size_t eventsSeen_ = 0;  // path events already printed
-  nlohmann::json intervals_ = nlohmann::json::array();
+  std::vector<IntervalRecord> intervals_;
   nlohmann::json json_;
 };
 
