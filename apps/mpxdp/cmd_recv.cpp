@@ -165,6 +165,7 @@ int runRecv(CLI::App* /*app*/) {
     RunDescription run = describeRun(ep, *plans, *backend, options.cpu);
     run.scheduler = options.pathControl.scheduler;
     run.pacing = options.pathControl.pacing;
+    run.intervalS = options.intervalS;
     run.connId = conn->state().connId;
     run.payloadBytes = conn->peerHello().maxPayload;
     run.totalRateBps = conn->peerHello().rateBps;

@@ -173,6 +173,7 @@ int runSend(CLI::App* /*app*/) {
   run.totalRateBps = rateBps;
   run.scheduler = options.pathControl.scheduler;
   run.pacing = options.pathControl.pacing;
+  run.intervalS = options.intervalS;
   run.connId = conn.state().connId;
   const bool sends = conn.state().sends;
   const bool receives = conn.state().receives;

@@ -133,17 +133,23 @@ void Reporter::begin() {
   std::fflush(out_);
 }
 
+// "  1.00-2.00  "; with intervals under 0.1 s, milliseconds: "  1.010-1.020".
+std::string Reporter::timeSpan(double fromS, double toS) const {
+  if (run_.intervalS > 0 && run_.intervalS < 0.1) return fmt::format("{:7.3f}-{:<7.3f}", fromS, toS);
+  return fmt::format("{:6.2f}-{:<6.2f}", fromS, toS);
+}
+
 void Reporter::printLine(const Sample& from, const Sample& to, const char* tag) {
   if (out_ == nullptr) return;
-  const double span = to.timeS - from.timeS;
+  const double seconds = to.timeS - from.timeS;
   const std::uint64_t packets = to.packets - from.packets;
-  const double bps = perSecond(8.0 * static_cast<double>(to.bytes - from.bytes), span);
+  const double bps = perSecond(8.0 * static_cast<double>(to.bytes - from.bytes), seconds);
   if (run_.role == Role::kSender) {
-    fmt::print(out_, "[SUM] {:6.2f}-{:<6.2f} sec  {}  {}  {:9}{}\n", from.timeS, to.timeS,
+    fmt::print(out_, "[SUM] {} sec  {}  {}  {:9}{}\n", timeSpan(from.timeS, to.timeS),
                transferText(to.bytes - from.bytes), rateText(bps), packets, tag);
   } else {
     // pps and duplicates are in the JSON and the summary; the line stays within 100 columns.
-    fmt::print(out_, "[SUM] {:6.2f}-{:<6.2f} sec  {}  {} {:8} {:6} {:7} {:7} {:3}{}\n", from.timeS, to.timeS,
+    fmt::print(out_, "[SUM] {} sec  {}  {} {:8} {:6} {:7} {:7} {:3}{}\n", timeSpan(from.timeS, to.timeS),
                transferText(to.bytes - from.bytes), rateText(bps), packets, to.lost - from.lost,
                to.outOfOrderArrived - from.outOfOrderArrived,
                to.outOfOrderDelivered - from.outOfOrderDelivered, to.corrupt - from.corrupt, tag);

@@ -31,6 +31,7 @@ struct RunDescription {
   std::vector<std::uint64_t> linkRatesBps;
   std::vector<bool> linkBackups;       // --backup-link
   std::vector<std::string> linkModes;  // how each link is served, e.g. "xdp:s0 rx q0-3 tx q0 copy"
+  double intervalS = 1.0;              // -i
   int cpu = -1;                        // the CPU the run's thread is pinned to; -1 = not pinned
   std::uint32_t connId = 0;
 };
@@ -98,6 +99,7 @@ class Reporter {
     std::uint64_t controlBytesSent = 0;
   };
 
+  std::string timeSpan(double fromS, double toS) const;
   void printLine(const Sample& from, const Sample& to, const char* tag);
   void printPathLine(std::size_t path, const PathStats& p, const PathCounters& from, bool final);
   void printPathEvent(const PathEvent& event);
