@@ -109,7 +109,7 @@ int runRecv(CLI::App* /*app*/) {
     return usageError(Error(EINVAL, "--window must be a power of two in 64..16777216"));
   }
   if (options.timeoutMs < 0) return usageError(Error(EINVAL, "--reorder-timeout must be >= 0"));
-  if (options.testbed.empty() && options.links.empty()) {
+  if (options.testbed.empty() && options.links.empty() && options.backupLinks.empty()) {
     return usageError(Error(EINVAL, "give --link IFACE (repeatable) or --testbed NAME"));
   }
   EndpointConfig config;

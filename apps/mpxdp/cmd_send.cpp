@@ -118,7 +118,7 @@ int runSend(CLI::App* /*app*/) {
     if (!rate) return usageError(rate.error().wrap("-b"));
     rateBps = *rate;
   }
-  if (options.testbed.empty() && options.links.empty()) {
+  if (options.testbed.empty() && options.links.empty() && options.backupLinks.empty()) {
     return usageError(Error(EINVAL, "give --link IFACE=PEER_IP[@RATE] (repeatable) or --testbed NAME"));
   }
   EndpointConfig config;

@@ -103,11 +103,11 @@ void Reporter::begin() {
   const bool sender = run_.role == Role::kSender;
   if (sender) {
     fmt::print(
-        out_,
-        "mpxdp send: {} link(s), backend {}, scheduler {}, pacing {}, {} B payloads, payload rate {}, {}\n",
-        run_.linkNames.size(), run_.backend, run_.scheduler, run_.pacing, run_.payloadBytes,
+        out_, "mpxdp send: {} link(s), backend {}, {} B payloads, payload rate {}, {}\n",
+        run_.linkNames.size(), run_.backend, run_.payloadBytes,
         run_.totalRateBps == 0 ? std::string("unlimited") : rateText(static_cast<double>(run_.totalRateBps)),
         cpuText(run_.cpu));
+    fmt::print(out_, "  scheduler {}, pacing {}\n", run_.scheduler, run_.pacing);
   } else {
     fmt::print(out_, "mpxdp recv: {} link(s), backend {}, reorder {}, {}\n", run_.linkNames.size(),
                run_.backend, run_.reorder, cpuText(run_.cpu));
