@@ -69,7 +69,7 @@ void declareSend(CLI::App* app) {
   app->add_option("-t,--time", options.timeS, "seconds to send")->capture_default_str();
   app->add_option("-b,--bitrate", options.rate,
                   "application payload rate over all links, bits/s as iperf3's -b (e.g. 800M); default: "
-                  "unlimited (the links' @RATEs still pace each link)");
+                  "unlimited (each path is still paced at its own rate)");
   app->add_option("-l,--length", options.payloadBytes, "payload bytes per packet")->capture_default_str();
   app->add_option("--scheduler", options.pathControl.scheduler,
                   "eaf (earliest arrival: the path where a packet arrives first), rr (strict round robin) or "
