@@ -144,12 +144,15 @@ void Reporter::printLine(const Sample& from, const Sample& to, const char* tag) 
   const double seconds = to.timeS - from.timeS;
   const std::uint64_t packets = to.packets - from.packets;
   const double bps = perSecond(8.0 * static_cast<double>(to.bytes - from.bytes), seconds);
+  // The summary line (tagged) keeps 2 decimals: with its tag it is 100 columns wide.
+  const std::string when =
+      *tag != '\0' ? fmt::format("{:6.2f}-{:<6.2f}", from.timeS, to.timeS) : timeSpan(from.timeS, to.timeS);
   if (run_.role == Role::kSender) {
-    fmt::print(out_, "[SUM] {} sec  {}  {}  {:9}{}\n", timeSpan(from.timeS, to.timeS),
-               transferText(to.bytes - from.bytes), rateText(bps), packets, tag);
+    fmt::print(out_, "[SUM] {} sec  {}  {}  {:9}{}\n", when, transferText(to.bytes - from.bytes),
+               rateText(bps), packets, tag);
   } else {
     // pps and duplicates are in the JSON and the summary; the line stays within 100 columns.
-    fmt::print(out_, "[SUM] {} sec  {}  {} {:8} {:6} {:7} {:7} {:3}{}\n", timeSpan(from.timeS, to.timeS),
+    fmt::print(out_, "[SUM] {} sec  {}  {} {:8} {:6} {:7} {:7} {:3}{}\n", when,
                transferText(to.bytes - from.bytes), rateText(bps), packets, to.lost - from.lost,
                to.outOfOrderArrived - from.outOfOrderArrived,
                to.outOfOrderDelivered - from.outOfOrderDelivered, to.corrupt - from.corrupt, tag);
@@ -425,7 +428,7 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
   Sample zero;
   Sample end = total;
   end.timeS = duration;
-  printLine(zero, end, sender ? "  sender" : "  receiver");
+  printLine(zero, end, sender ? "  sender" : " receiver");
   auto name = [this](std::size_t l) {
     return l < run_.linkNames.size() ? run_.linkNames[l] : std::to_string(l);
   };
