@@ -1,4 +1,5 @@
-// Unit tests of the send/recv helpers: payload pattern and --link parsing.
+// Unit tests of the send/recv helpers: payload pattern, --link / --backup-link
+// parsing, --scheduler / --pacing, and the reports' JSON.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -6,6 +7,8 @@
 
 #include "link_args.h"
 #include "payload_pattern.h"
+#include "report.h"
+#include "session.h"
 
 namespace mpxdp::cli {
 namespace {
@@ -92,6 +95,192 @@ TEST(LinkArgTest, ReceiverPlansABareInterfaceWithItsOwnAddress) {
   auto withPeer = planLinks({LinkArg{"lo", IpAddress::parse("127.0.0.1"), 0}}, Side::kReceiver);
   ASSERT_TRUE(withPeer) << withPeer.error().message();
   ASSERT_TRUE((*withPeer)[0].peerIp);
+}
+
+TEST(LinkArgTest, BackupLinksComeAfterTheOthersAndAreMarked) {
+  auto args = parseLinkArgs({"s0=198.18.1.2", "s1=198.18.2.2@300M"}, {"s2=198.18.3.2@100M"});
+  ASSERT_TRUE(args) << args.error().message();
+  ASSERT_EQ(args->size(), 3u);
+  EXPECT_EQ((*args)[0].interface, "s0");
+  EXPECT_FALSE((*args)[0].backup);
+  EXPECT_EQ((*args)[0].rateBps, 0u);  // estimated
+  EXPECT_FALSE((*args)[1].backup);
+  EXPECT_EQ((*args)[2].interface, "s2");
+  EXPECT_TRUE((*args)[2].backup);
+  EXPECT_EQ((*args)[2].rateBps, 100'000'000u);
+
+  // Backups listed first on the command line still come last.
+  auto swapped = parseLinkArgs({"a"}, {"b"});
+  ASSERT_TRUE(swapped);
+  EXPECT_EQ((*swapped)[1].interface, "b");
+  EXPECT_TRUE((*swapped)[1].backup);
+}
+
+TEST(LinkArgTest, BackupLinkMisuseIsAnErrorNamingTheOption) {
+  auto onlyBackups = parseLinkArgs({}, {"s2=198.18.3.2"});
+  ASSERT_FALSE(onlyBackups);
+  EXPECT_EQ(onlyBackups.error().code(), EINVAL);
+  EXPECT_NE(onlyBackups.error().message().find("--backup-link needs at least one --link"), std::string::npos);
+
+  auto twice = parseLinkArgs({"s0=198.18.1.2"}, {"s0=198.18.1.2"});
+  ASSERT_FALSE(twice);
+  EXPECT_EQ(twice.error().code(), EINVAL);
+  EXPECT_NE(twice.error().message().find("s0 is given twice (--link and --backup-link)"), std::string::npos)
+      << twice.error().message();
+
+  auto badSyntax = parseLinkArgs({"s0=198.18.1.2"}, {"s1=nowhere"});
+  ASSERT_FALSE(badSyntax);
+  EXPECT_NE(badSyntax.error().message().find("--backup-link 's1=nowhere'"), std::string::npos)
+      << badSyntax.error().message();
+
+  auto allBackup = planLinks({LinkArg{"lo", IpAddress::parse("127.0.0.1"), 0, true}}, Side::kSender);
+  ASSERT_FALSE(allBackup);
+  EXPECT_EQ(allBackup.error().code(), EINVAL);
+
+  auto planned = planLinks({LinkArg{"lo", IpAddress::parse("127.0.0.1"), 0, false},
+                            LinkArg{"lo", IpAddress::parse("127.0.0.1"), 0, true}},
+                           Side::kSender);
+  ASSERT_FALSE(planned);  // the same interface twice
+}
+
+TEST(LinkArgTest, TestbedBackupsAreMovedLastWithTheTestbedsPeers) {
+  std::vector<LinkArg> bed = {{"s0", IpAddress::parse("198.18.1.2"), 100'000'000, false},
+                              {"s1", IpAddress::parse("198.18.2.2"), 200'000'000, false},
+                              {"s2", IpAddress::parse("198.18.3.2"), 300'000'000, false}};
+  auto moved = applyTestbedBackups(bed, {"s0"});
+  ASSERT_TRUE(moved) << moved.error().message();
+  ASSERT_EQ(moved->size(), 3u);
+  EXPECT_EQ((*moved)[0].interface, "s1");
+  EXPECT_EQ((*moved)[1].interface, "s2");
+  EXPECT_EQ((*moved)[2].interface, "s0");
+  EXPECT_TRUE((*moved)[2].backup);
+  EXPECT_EQ((*moved)[2].peerIp->toString(), "198.18.1.2");
+  EXPECT_EQ((*moved)[2].rateBps, 100'000'000u);
+  EXPECT_FALSE((*moved)[0].backup);
+
+  auto capped = applyTestbedBackups(bed, {"s2=198.18.3.2@50M"});
+  ASSERT_TRUE(capped) << capped.error().message();
+  EXPECT_EQ((*capped)[2].rateBps, 50'000'000u);
+
+  EXPECT_EQ(applyTestbedBackups(bed, {"r0"}).error().code(), EINVAL);
+  EXPECT_EQ(applyTestbedBackups(bed, {"s1", "s1"}).error().code(), EINVAL);
+  EXPECT_EQ(applyTestbedBackups(bed, {"s0", "s1", "s2"}).error().code(), EINVAL);
+  auto unchanged = applyTestbedBackups(bed, {});
+  ASSERT_TRUE(unchanged);
+  EXPECT_EQ((*unchanged)[0].interface, "s0");
+}
+
+std::vector<LinkPlan> loPlans(std::vector<std::uint64_t> rates) {
+  std::vector<LinkPlan> plans;
+  for (std::size_t i = 0; i < rates.size(); ++i) {
+    plans.push_back(
+        {"lo" + std::to_string(i), *IpAddress::parse("127.0.0.1"), std::nullopt, rates[i], false});
+  }
+  return plans;
+}
+
+TEST(PathControlArgsTest, SchedulerAndPacingNamesAndFixedPacingNeedsRates) {
+  ConnectionConfig config;
+  ASSERT_TRUE(applyPathControl({}, loPlans({0, 0}), config));
+  EXPECT_EQ(config.scheduler, SchedulerKind::kEarliestArrival);
+  EXPECT_EQ(config.pacing, PacingMode::kAuto);
+
+  ASSERT_TRUE(applyPathControl({"wrr", "fixed"}, loPlans({100'000'000, 200'000'000}), config));
+  EXPECT_EQ(config.scheduler, SchedulerKind::kWeightedRoundRobin);
+  EXPECT_EQ(config.pacing, PacingMode::kFixed);
+  ASSERT_TRUE(applyPathControl({"rr", "auto"}, loPlans({0}), config));
+  EXPECT_EQ(config.scheduler, SchedulerKind::kRoundRobin);
+
+  auto fixedWithoutRate = applyPathControl({"eaf", "fixed"}, loPlans({100'000'000, 0}), config);
+  ASSERT_FALSE(fixedWithoutRate);
+  EXPECT_EQ(fixedWithoutRate.error().code(), EINVAL);
+  EXPECT_NE(fixedWithoutRate.error().message().find("lo1 has none"), std::string::npos)
+      << fixedWithoutRate.error().message();
+
+  auto autoScheduler = applyPathControl({"auto", "auto"}, {}, config);
+  ASSERT_FALSE(autoScheduler);
+  EXPECT_NE(autoScheduler.error().message().find("eaf"), std::string::npos);
+  EXPECT_EQ(applyPathControl({"random", "auto"}, {}, config).error().code(), EINVAL);
+  EXPECT_EQ(applyPathControl({"eaf", "sometimes"}, {}, config).error().code(), EINVAL);
+}
+
+// The reporter's JSON from hand-made snapshots: per-path fields in each
+// interval and at the end, path events on the run's clock, ACK overhead.
+TEST(ReporterTest, JsonCarriesPathControlIntervalsAndEvents) {
+  RunDescription run;
+  run.role = Role::kReceiver;
+  run.scheduler = "eaf";
+  run.pacing = "auto";
+  run.linkNames = {"r0", "r1"};
+  run.linkBackups = {false, true};
+  Reporter reporter(run, true, nullptr);
+  const std::uint64_t startNs = 5'000'000'000;
+  reporter.start(startNs);
+
+  ConnectionStats stats;
+  stats.paths.resize(2);
+  stats.paths[1].backup = true;
+  stats.paths[1].state = PathState::kStandby;
+  auto advance = [&](std::uint64_t packets, std::uint64_t lost) {
+    stats.packetsDelivered += packets;
+    stats.bytesDelivered += packets * 1000;
+    stats.lost += lost;
+    stats.paths[0].packetsReceived += packets + lost;
+    stats.paths[0].bytesReceived += (packets + lost) * 1000;
+    stats.paths[0].lostSeen += lost;
+    stats.paths[0].controlBytesSent += 40;
+    stats.paths[0].ackFramesSent += 1;
+  };
+  advance(100, 0);
+  stats.paths[0].srttNs = 1'200'000;
+  stats.paths[0].rttValid = true;
+  stats.paths[0].ratePhase = "probe";
+  reporter.interval(stats, 0.01, 0);
+  advance(50, 7);
+  stats.paths[0].state = PathState::kSuspect;
+  stats.pathEvents.push_back({startNs + 15'000'000, 0, PathState::kActive, PathState::kSuspect});
+  reporter.interval(stats, 0.02, 0);
+  reporter.interval(stats, 0.02, 0);  // no time passed: no interval
+
+  Ending ending;
+  ending.durationS = 0.02;
+  reporter.finish(stats, sampleOf(stats, Role::kReceiver, 0.02, 0), ending, EndpointStats{}, std::nullopt);
+  const nlohmann::json& j = reporter.json();
+  EXPECT_EQ(j.at("scheduler"), "eaf");
+  EXPECT_EQ(j.at("pacing"), "auto");
+  ASSERT_EQ(j.at("intervals").size(), 2u);
+  const auto& second = j.at("intervals")[1];
+  EXPECT_DOUBLE_EQ(second.at("start_s").get<double>(), 0.01);
+  EXPECT_EQ(second.at("lost_packets"), 7u);
+  ASSERT_EQ(second.at("paths").size(), 2u);
+  const auto& p0 = second.at("paths")[0];
+  EXPECT_EQ(p0.at("state"), "suspect");
+  EXPECT_EQ(p0.at("packets"), 57u);
+  EXPECT_EQ(p0.at("lost"), 7u);
+  EXPECT_EQ(p0.at("ack_frames_sent"), 1u);
+  EXPECT_EQ(p0.at("control_bytes_sent"), 40u);
+  EXPECT_EQ(p0.at("srtt_ns"), 1'200'000u);
+  EXPECT_EQ(p0.at("rate_phase"), "probe");
+  for (const char* key : {"pacing_bps", "estimate_bps", "delivery_bps", "rttvar_ns", "loss_rate",
+                          "queue_delay_ns", "backup", "requeued"}) {
+    EXPECT_TRUE(p0.contains(key)) << key;
+  }
+  EXPECT_EQ(second.at("paths")[1].at("state"), "standby");
+  EXPECT_EQ(second.at("paths")[1].at("backup"), true);
+  EXPECT_EQ(second.at("paths")[1].at("srtt_ns"), nullptr);  // no RTT yet
+
+  ASSERT_EQ(j.at("path_events").size(), 1u);
+  const auto& event = j.at("path_events")[0];
+  EXPECT_DOUBLE_EQ(event.at("time_s").get<double>(), 0.015);
+  EXPECT_EQ(event.at("path"), 0);
+  EXPECT_EQ(event.at("interface"), "r0");
+  EXPECT_EQ(event.at("from"), "active");
+  EXPECT_EQ(event.at("to"), "suspect");
+  EXPECT_EQ(j.at("path_events_dropped"), 0u);
+  // 80 control bytes over 157000 data bytes received.
+  EXPECT_DOUBLE_EQ(j.at("ack_overhead").get<double>(), 80.0 / 157000.0);
+  EXPECT_EQ(j.at("paths")[0].at("packets"), 157u);
+  EXPECT_EQ(j.at("paths")[0].at("state"), "suspect");
 }
 
 }  // namespace

@@ -5,7 +5,10 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <filesystem>
+#include <sstream>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -13,6 +16,7 @@
 
 #include "privilege.h"
 #include "process.h"
+#include "subprocess.h"
 #include "testbed.h"
 
 namespace {
@@ -234,6 +238,123 @@ TEST(linkCli, XdpBackendWithoutRootSaysSoInOneLine) {
     EXPECT_EQ(result->err.find("libbpf"), std::string::npos) << what << ": " << result->err;
     EXPECT_EQ(result->err.find("verifier"), std::string::npos) << what << ": " << result->err;
   }
+}
+
+// Path control options: misuse is a usage error (2) naming the option, before any link is opened.
+TEST(linkCli, PathControlMisuseIsAUsageError) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"send", "--link", "lo=127.0.0.1", "--scheduler", "auto"}, "--scheduler auto is gone"},
+      {{"send", "--link", "lo=127.0.0.1", "--scheduler", "random"}, "expected eaf, rr or wrr"},
+      {{"send", "--link", "lo=127.0.0.1", "--pacing", "sometimes"}, "expected auto or fixed"},
+      {{"send", "--link", "lo=127.0.0.1", "--pacing", "fixed"}, "lo has none"},
+      {{"send", "--backup-link", "lo=127.0.0.1"}, "needs at least one --link"},
+      {{"send", "--link", "lo=127.0.0.1", "--backup-link", "lo=127.0.0.1"}, "lo is given twice"},
+      {{"send", "--link", "lo=127.0.0.1", "--backup-link", "lo=nowhere"}, "--backup-link 'lo=nowhere'"},
+      {{"send", "--link", "lo=127.0.0.1", "-i", "0.0001"}, "-i must be"},
+      {{"send", "--testbed", "nosuchbed", "--link", "lo=127.0.0.1"}, "drop --link"},
+      {{"recv", "--backup-link", "lo"}, "needs at least one --link"},
+      {{"recv", "--link", "lo", "--backup-link", "lo"}, "lo is given twice"},
+      {{"recv", "--link", "lo", "--pacing", "fixed"}, "lo has none"},
+      {{"recv", "--link", "lo", "--scheduler", "auto"}, "--scheduler auto is gone"},
+  };
+  for (const auto& [args, message] : cases) {
+    const std::string what = fmt::format("mpxdp {}", fmt::join(args, " "));
+    const auto result = mpxdp(args);
+    EXPECT_EQ(result.exitStatus, 2) << what << "\n" << result.err;
+    expectErrorLines(result, "mpxdp " + args[0], what);
+    EXPECT_NE(result.err.find(message), std::string::npos) << what << ": " << result.err;
+  }
+}
+
+// A run over a test bed with a backup link and 10 ms intervals: the
+// receiver's JSON has the path control fields in every interval, intervals on
+// the run's 10 ms ticks that add up to the totals, path events and the ACK
+// overhead; the sender's text report stays within 100 columns.
+TEST(linkCli, BackupLinkAndTenMillisecondIntervals) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  using namespace std::chrono_literals;
+  const std::string name = fmt::format("c{}-bk", getpid());
+  struct Cleanup {
+    std::string name;
+    ~Cleanup() { (void)mpxdp::testbed::down(name); }
+  } cleanup{name};
+  const auto up = mpxdp({"testbed", "up", "--name", name, "--links", "3", "--rate", "100M"});
+  ASSERT_EQ(up.exitStatus, 0) << up.err;
+
+  auto receiver = mpxdp::testbed::Subprocess::spawn(
+      {MPXDP_EXECUTABLE, "recv", "--testbed", name, "-1", "-J", "-i", "0.01", "--backup-link", "r1"});
+  ASSERT_TRUE(receiver) << receiver.error().message();
+  ASSERT_TRUE(receiver->waitForStderr("mpxdp recv: ready", 20s)) << receiver->err();
+  auto sender = mpxdp::testbed::Subprocess::spawn({MPXDP_EXECUTABLE, "send", "--testbed", name, "-t", "1",
+                                                   "-b", "50M", "-i", "0.01", "--backup-link", "s1"});
+  ASSERT_TRUE(sender) << sender.error().message();
+  const auto sent = sender->wait(30s);
+  ASSERT_TRUE(sent && *sent == 0) << sender->err();
+  const auto received = receiver->wait(20s);
+  ASSERT_TRUE(received && *received == 0) << receiver->err();
+
+  // Sender text: the backup is listed last, per-path lines follow each [SUM] line.
+  std::istringstream lines(sender->out());
+  std::string line;
+  std::size_t sums = 0;
+  std::size_t pathLines = 0;
+  while (std::getline(lines, line)) {
+    EXPECT_LE(line.size(), 100u) << line;
+    if (line.rfind("[SUM]", 0) == 0) ++sums;
+    if (line.rfind("[  1] s2", 0) == 0 || line.rfind("[  2] s1", 0) == 0) ++pathLines;
+  }
+  EXPECT_NE(sender->out().find("link 2: xdp:s1"), std::string::npos) << sender->out();
+  EXPECT_NE(sender->out().find("  0.010-"), std::string::npos) << sender->out();
+  EXPECT_GE(sums, 50u) << sender->out();
+  EXPECT_GE(pathLines, 100u) << sender->out();
+
+  const auto j = nlohmann::json::parse(receiver->out(), nullptr, false);
+  ASSERT_TRUE(j.is_object()) << receiver->out();
+  EXPECT_EQ(j.at("scheduler"), "eaf");
+  EXPECT_EQ(j.at("pacing"), "auto");
+  ASSERT_TRUE(j.at("ack_overhead").is_number()) << j.at("ack_overhead");
+  EXPECT_GT(j.at("ack_overhead").get<double>(), 0.0);
+  EXPECT_LT(j.at("ack_overhead").get<double>(), 0.1);
+  ASSERT_TRUE(j.at("path_events").is_array());
+  for (const auto& event : j.at("path_events")) {
+    for (const char* key : {"time_s", "path", "interface", "from", "to"}) EXPECT_TRUE(event.contains(key));
+  }
+  ASSERT_EQ(j.at("paths").size(), 3u);
+  EXPECT_EQ(j.at("paths")[2].at("name"), "r1");
+  EXPECT_EQ(j.at("paths")[2].at("backup"), true);
+  EXPECT_EQ(j.at("paths")[0].at("backup"), false);
+
+  const auto& intervals = j.at("intervals");
+  ASSERT_GE(intervals.size(), 50u);
+  std::uint64_t packets = 0;
+  std::uint64_t lost = 0;
+  double previousEnd = 0;
+  for (std::size_t i = 0; i < intervals.size(); ++i) {
+    const auto& interval = intervals[i];
+    const double start = interval.at("start_s").get<double>();
+    const double end = interval.at("end_s").get<double>();
+    EXPECT_DOUBLE_EQ(start, previousEnd) << i;
+    // Every interval but the last ends at or after the first 10 ms tick past its start.
+    if (i + 1 < intervals.size()) {
+      EXPECT_GT(std::floor((end + 1e-9) / 0.01), std::floor((start + 1e-9) / 0.01))
+          << i << ": " << start << "-" << end;
+    }
+    previousEnd = end;
+    packets += interval.at("packets").get<std::uint64_t>();
+    lost += interval.at("lost_packets").get<std::uint64_t>();
+    ASSERT_EQ(interval.at("paths").size(), 3u);
+    for (const auto& path : interval.at("paths")) {
+      for (const char* key : {"state", "backup", "packets", "lost", "pacing_bps", "estimate_bps",
+                              "delivery_bps", "srtt_ns", "rttvar_ns", "loss_rate", "queue_delay_ns",
+                              "rate_phase", "requeued", "ack_frames_sent", "control_bytes_sent"}) {
+        EXPECT_TRUE(path.contains(key)) << key;
+      }
+    }
+    EXPECT_EQ(interval.at("paths")[2].at("backup"), true);
+  }
+  EXPECT_EQ(packets, j.at("delivered_packets").get<std::uint64_t>());
+  EXPECT_EQ(lost, j.at("lost_packets").get<std::uint64_t>());
 }
 
 }  // namespace

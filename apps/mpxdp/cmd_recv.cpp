@@ -23,6 +23,8 @@ namespace {
 
 struct RecvOptions {
   std::vector<std::string> links;
+  std::vector<std::string> backupLinks;
+  PathControlArgs pathControl;
   std::uint16_t port = kDefaultPort;
   std::string reorder = "window";
   std::string backend = "xdp";
@@ -56,12 +58,23 @@ void declareRecv(CLI::App* app) {
                   "address on that link, is optional (learned from its packets); RATE paces what this side "
                   "sends (-R, --bidir)")
       ->type_name("IFACE[=PEER_IP][@RATE]");
+  app->add_option("--backup-link", options.backupLinks,
+                  "a backup path, as --link, listed as the sender lists it: backup links come after the "
+                  "--link ones in path order (repeatable). With --testbed: IFACE names one of its links")
+      ->type_name("IFACE[=PEER_IP][@RATE]");
+  app->add_option("--scheduler", options.pathControl.scheduler,
+                  "when this side sends (-R, --bidir): eaf (earliest arrival), rr or wrr")
+      ->capture_default_str();
+  app->add_option("--pacing", options.pathControl.pacing,
+                  "when this side sends: auto (rates estimated, @RATE a cap) or fixed (every link's @RATE)")
+      ->capture_default_str();
   app->add_option("-p,--port", options.port, "UDP port of the connection (both ends)")->capture_default_str();
   app->add_option("--reorder", options.reorder, "reorderer: window, sort or off")->capture_default_str();
   app->add_option("--backend", options.backend,
                   "xdp (AF_XDP + steering program, needs root) or udp (kernel sockets)")
       ->capture_default_str();
-  app->add_option("-i,--interval", options.intervalS, "seconds between interval reports, 0 for none")
+  app->add_option("-i,--interval", options.intervalS,
+                  "seconds between interval reports (down to 0.001), 0 for none")
       ->capture_default_str();
   app->add_flag("-J,--json", options.json, "print one JSON object per connection instead of text");
   app->add_flag("-1,--one-off", options.oneOff, "serve one connection, then exit (like iperf3 -s -1)");
@@ -88,26 +101,31 @@ int runRecv(CLI::App* /*app*/) {
   }
   auto backend = parseBackend(options.backend);
   if (!backend) return usageError(backend.error().wrap("--backend"));
-  if (options.intervalS < 0) return usageError(Error(EINVAL, "-i must be >= 0"));
+  if (options.intervalS < 0 || (options.intervalS > 0 && options.intervalS < 0.001))
+    return usageError(Error(EINVAL, "-i must be 0 (no interval reports) or at least 0.001 seconds"));
   if (options.port == 0) return usageError(Error(EINVAL, "--port must be in 1..65535"));
   if (options.windowPackets < 64 || options.windowPackets > (1U << 24) ||
       (options.windowPackets & (options.windowPackets - 1)) != 0) {
     return usageError(Error(EINVAL, "--window must be a power of two in 64..16777216"));
   }
   if (options.timeoutMs < 0) return usageError(Error(EINVAL, "--reorder-timeout must be >= 0"));
-  if (options.testbed.empty() && options.links.empty()) {
+  if (options.testbed.empty() && options.links.empty() && options.backupLinks.empty()) {
     return usageError(Error(EINVAL, "give --link IFACE (repeatable) or --testbed NAME"));
   }
+  EndpointConfig config;
+  if (auto checked = applyPathControl(options.pathControl, {}, config.connection); !checked)
+    return usageError(checked.error());
 
   // Enter the namespace first: sockets and the program belong to the namespace they are made in.
   std::optional<testbed::NetnsScope> netns;
-  auto args = resolveLinkArgs(options.testbed, options.links, Side::kReceiver, netns);
+  auto args = resolveLinkArgs(options.testbed, options.links, options.backupLinks, Side::kReceiver, netns);
   if (!args) return isUsageError(args.error()) ? usageError(args.error()) : reportError("recv", args.error());
   auto plans = planLinks(*args, Side::kReceiver);
   if (!plans)
     return isUsageError(plans.error()) ? usageError(plans.error()) : reportError("recv", plans.error());
+  if (auto checked = applyPathControl(options.pathControl, *plans, config.connection); !checked)
+    return usageError(checked.error());
 
-  EndpointConfig config;
   config.acceptIncoming = true;
   config.connection.reorder.kind = *reorderKind;
   config.connection.reorder.windowPackets = options.windowPackets;
@@ -145,6 +163,9 @@ int runRecv(CLI::App* /*app*/) {
     if (conn == nullptr) break;  // stopped
     ++served;
     RunDescription run = describeRun(ep, *plans, *backend, options.cpu);
+    run.scheduler = options.pathControl.scheduler;
+    run.pacing = options.pathControl.pacing;
+    run.intervalS = options.intervalS;
     run.connId = conn->state().connId;
     run.payloadBytes = conn->peerHello().maxPayload;
     run.totalRateBps = conn->peerHello().rateBps;
@@ -168,7 +189,6 @@ int runRecv(CLI::App* /*app*/) {
     }
     if (sends) {
       run.role = Role::kSender;
-      run.scheduler = "auto";
       sendReporter.emplace(run, options.json, combined ? nullptr : stdout);
       sendReporter->begin();
     }

@@ -16,7 +16,6 @@
 #include "reorder/reorderer.h"
 #include "report.h"
 #include "run_control.h"
-#include "sched/scheduler.h"
 #include "session.h"
 #include "transfer.h"
 
@@ -25,11 +24,12 @@ namespace {
 
 struct SendOptions {
   std::vector<std::string> links;
+  std::vector<std::string> backupLinks;
   std::uint16_t port = kDefaultPort;
   double timeS = 10.0;
   std::string rate;
   std::uint32_t payloadBytes = 1024;
-  std::string scheduler = "auto";
+  PathControlArgs pathControl;
   std::string backend = "xdp";
   double intervalS = 1.0;
   bool json = false;
@@ -56,22 +56,33 @@ bool isUsageError(const Error& error) {
 
 void declareSend(CLI::App* app) {
   app->add_option("--link", options.links,
-                  "send over this interface to PEER_IP; RATE is the link's line rate for pacing, as a "
-                  "shaper counts whole frames (repeatable; the receiver lists its links in the same order)")
+                  "send over this interface to PEER_IP (repeatable; the receiver lists its links in the same "
+                  "order). The path's rate is estimated; RATE caps it (the line rate, counting whole "
+                  "frames as a shaper does)")
+      ->type_name("IFACE=PEER_IP[@RATE]");
+  app->add_option("--backup-link", options.backupLinks,
+                  "a backup path, as --link: it carries data only while the other paths are down or too "
+                  "slow (repeatable; backup links come after the --link ones in path order, so the receiver "
+                  "lists them the same way). With --testbed: IFACE names one of the test bed's links")
       ->type_name("IFACE=PEER_IP[@RATE]");
   app->add_option("-p,--port", options.port, "UDP port of the connection (both ends)")->capture_default_str();
   app->add_option("-t,--time", options.timeS, "seconds to send")->capture_default_str();
   app->add_option("-b,--bitrate", options.rate,
                   "application payload rate over all links, bits/s as iperf3's -b (e.g. 800M); default: "
-                  "unlimited (the links' @RATEs still pace each link)");
+                  "unlimited (each path is still paced at its own rate)");
   app->add_option("-l,--length", options.payloadBytes, "payload bytes per packet")->capture_default_str();
-  app->add_option("--scheduler", options.scheduler,
-                  "auto (wrr when every link has a @RATE, else rr), rr (strict round robin) or wrr "
-                  "(weighted by link rate)")
+  app->add_option("--scheduler", options.pathControl.scheduler,
+                  "eaf (earliest arrival: the path where a packet arrives first), rr (strict round robin) or "
+                  "wrr (weighted by the paths' pacing rates)")
+      ->capture_default_str();
+  app->add_option("--pacing", options.pathControl.pacing,
+                  "auto (each path's rate estimated from the receiver's ACKs, @RATE a cap) or fixed (each "
+                  "path paced at its @RATE, which every link then needs)")
       ->capture_default_str();
   app->add_option("--backend", options.backend, "xdp (AF_XDP, needs root) or udp (kernel sockets)")
       ->capture_default_str();
-  app->add_option("-i,--interval", options.intervalS, "seconds between interval reports, 0 for none")
+  app->add_option("-i,--interval", options.intervalS,
+                  "seconds between interval reports (down to 0.001), 0 for none")
       ->capture_default_str();
   app->add_flag("-J,--json", options.json, "print one JSON object at the end instead of text");
   app->add_flag("--bidir", options.bidir, "data in both directions at once (like iperf3 --bidir)");
@@ -88,19 +99,12 @@ void declareSend(CLI::App* app) {
 }
 
 int runSend(CLI::App* /*app*/) {
-  std::optional<sched::SchedulerKind> scheduler;
-  if (options.scheduler != "auto") {
-    auto kind = sched::parseSchedulerKind(options.scheduler);
-    if (!kind)
-      return usageError(
-          Error(EINVAL, "--scheduler: expected auto, rr or wrr, got '" + options.scheduler + "'"));
-    scheduler = *kind;
-  }
   auto backend = parseBackend(options.backend);
   if (!backend) return usageError(backend.error().wrap("--backend"));
   if (!(options.timeS > 0)) return usageError(Error(EINVAL, "-t must be > 0 seconds"));
   if (options.timeS > 86400.0 * 365) return usageError(Error(EINVAL, "-t is too long"));
-  if (options.intervalS < 0) return usageError(Error(EINVAL, "-i must be >= 0"));
+  if (options.intervalS < 0 || (options.intervalS > 0 && options.intervalS < 0.001))
+    return usageError(Error(EINVAL, "-i must be 0 (no interval reports) or at least 0.001 seconds"));
   if (options.port == 0) return usageError(Error(EINVAL, "--port must be in 1..65535"));
   if (options.payloadBytes == 0) return usageError(Error(EINVAL, "-l must be at least 1 byte"));
   if (options.payloadBytes > UINT16_MAX) return usageError(Error(EINVAL, "-l must be at most 65535 bytes"));
@@ -114,22 +118,26 @@ int runSend(CLI::App* /*app*/) {
     if (!rate) return usageError(rate.error().wrap("-b"));
     rateBps = *rate;
   }
-  if (options.testbed.empty() && options.links.empty()) {
+  if (options.testbed.empty() && options.links.empty() && options.backupLinks.empty()) {
     return usageError(Error(EINVAL, "give --link IFACE=PEER_IP[@RATE] (repeatable) or --testbed NAME"));
   }
+  EndpointConfig config;
+  // Names first (before entering a test bed); --pacing fixed is checked against the links below.
+  if (auto checked = applyPathControl(options.pathControl, {}, config.connection); !checked)
+    return usageError(checked.error());
 
   std::optional<testbed::NetnsScope> netns;
-  auto args = resolveLinkArgs(options.testbed, options.links, Side::kSender, netns);
+  auto args = resolveLinkArgs(options.testbed, options.links, options.backupLinks, Side::kSender, netns);
   if (!args) return isUsageError(args.error()) ? usageError(args.error()) : reportError("send", args.error());
   auto plans = planLinks(*args, Side::kSender);
   if (!plans)
     return isUsageError(plans.error()) ? usageError(plans.error()) : reportError("send", plans.error());
+  if (auto checked = applyPathControl(options.pathControl, *plans, config.connection); !checked)
+    return usageError(checked.error());
 
   const DataDirection direction = options.bidir     ? DataDirection::kBoth
                                   : options.reverse ? DataDirection::kServerToClient
                                                     : DataDirection::kClientToServer;
-  EndpointConfig config;
-  config.connection.scheduler = scheduler;
   config.connection.totalRateBps = rateBps;
   config.connection.handshakeTimeoutNs = static_cast<std::uint64_t>(options.connectTimeoutS * 1e9);
   LinkOptions linkOptions;
@@ -163,7 +171,9 @@ int runSend(CLI::App* /*app*/) {
   RunDescription run = describeRun(**endpoint, *plans, *backend, options.cpu);
   run.payloadBytes = options.payloadBytes;
   run.totalRateBps = rateBps;
-  run.scheduler = scheduler ? std::string(sched::toString(*scheduler)) : "auto";
+  run.scheduler = options.pathControl.scheduler;
+  run.pacing = options.pathControl.pacing;
+  run.intervalS = options.intervalS;
   run.connId = conn.state().connId;
   const bool sends = conn.state().sends;
   const bool receives = conn.state().receives;

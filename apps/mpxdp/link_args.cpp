@@ -4,6 +4,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -42,9 +43,10 @@ Result<IpAddress> interfaceAddress(const std::string& interface, IpAddress::Fami
 
 }  // namespace
 
-Result<LinkArg> parseLinkArg(std::string_view text) {
-  const std::string where = "--link '" + std::string(text) + "'";
+Result<LinkArg> parseLinkArg(std::string_view text, bool backup) {
+  const std::string where = (backup ? "--backup-link '" : "--link '") + std::string(text) + "'";
   LinkArg arg;
+  arg.backup = backup;
   const std::size_t eq = text.find('=');
   arg.interface = std::string(text.substr(0, eq));
   if (arg.interface.empty())
@@ -78,19 +80,80 @@ std::vector<LinkArg> linksFromTestbed(const testbed::TestbedInfo& info, Side sid
   return links;
 }
 
-Result<std::vector<LinkArg>> resolveLinkArgs(const std::string& testbedName,
-                                             const std::vector<std::string>& linkTexts, Side side,
-                                             std::optional<testbed::NetnsScope>& netns) {
-  if (testbedName.empty()) {
-    std::vector<LinkArg> args;
-    for (const auto& text : linkTexts) {
-      auto arg = parseLinkArg(text);
-      if (!arg) return arg.error();
-      args.push_back(std::move(*arg));
-    }
-    return args;
+Result<std::vector<LinkArg>> parseLinkArgs(const std::vector<std::string>& linkTexts,
+                                           const std::vector<std::string>& backupTexts) {
+  if (linkTexts.empty() && !backupTexts.empty()) {
+    return Error(EINVAL,
+                 "--backup-link needs at least one --link: a backup path carries data only while the "
+                 "others are down");
   }
-  if (!linkTexts.empty()) return Error(EINVAL, "--testbed takes the links from the test bed: drop --link");
+  std::vector<LinkArg> args;
+  for (const auto& text : linkTexts) {
+    auto arg = parseLinkArg(text, false);
+    if (!arg) return arg.error();
+    args.push_back(std::move(*arg));
+  }
+  for (const auto& text : backupTexts) {
+    auto arg = parseLinkArg(text, true);
+    if (!arg) return arg.error();
+    args.push_back(std::move(*arg));
+  }
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (args[i].interface == args[j].interface) {
+        return Error(EINVAL, "interface " + args[i].interface + " is given twice (" +
+                                 (args[j].backup ? "--backup-link" : "--link") + " and " +
+                                 (args[i].backup ? "--backup-link" : "--link") + ")");
+      }
+    }
+  }
+  return args;
+}
+
+Result<std::vector<LinkArg>> applyTestbedBackups(std::vector<LinkArg> links,
+                                                 const std::vector<std::string>& backupTexts) {
+  std::vector<LinkArg> backups;
+  for (const auto& text : backupTexts) {
+    auto arg = parseLinkArg(text, true);
+    if (!arg) return arg.error();
+    auto it = std::find_if(links.begin(), links.end(),
+                           [&](const LinkArg& link) { return link.interface == arg->interface; });
+    if (it == links.end()) {
+      const bool given = std::any_of(backups.begin(), backups.end(),
+                                     [&](const LinkArg& b) { return b.interface == arg->interface; });
+      if (given) return Error(EINVAL, "--backup-link " + arg->interface + " is given twice");
+      std::string names;
+      for (const auto& link : links) names += (names.empty() ? "" : ", ") + link.interface;
+      for (const auto& link : backups) names += (names.empty() ? "" : ", ") + link.interface;
+      return Error(EINVAL, "--backup-link " + arg->interface +
+                               ": the test bed has no such interface on this "
+                               "side (it has " +
+                               names + ")");
+    }
+    LinkArg backup = std::move(*it);
+    links.erase(it);
+    backup.backup = true;
+    if (arg->peerIp) backup.peerIp = arg->peerIp;
+    if (arg->rateBps != 0) backup.rateBps = arg->rateBps;
+    backups.push_back(std::move(backup));
+  }
+  if (links.empty() && !backups.empty()) {
+    return Error(EINVAL, "--backup-link names every link of the test bed: at least one must stay active");
+  }
+  for (auto& backup : backups) links.push_back(std::move(backup));
+  return links;
+}
+
+Result<std::vector<LinkArg>> resolveLinkArgs(const std::string& testbedName,
+                                             const std::vector<std::string>& linkTexts,
+                                             const std::vector<std::string>& backupTexts, Side side,
+                                             std::optional<testbed::NetnsScope>& netns) {
+  if (testbedName.empty()) return parseLinkArgs(linkTexts, backupTexts);
+  if (!linkTexts.empty()) {
+    return Error(EINVAL,
+                 "--testbed takes the links from the test bed: drop --link (--backup-link IFACE marks one "
+                 "of them as a backup)");
+  }
   if (auto valid = testbed::validateName(testbedName); !valid) return valid.error().wrap("--testbed");
   auto info = testbed::show(testbedName);
   if (!info) return info.error().wrap("test bed " + testbedName);
@@ -98,16 +161,18 @@ Result<std::vector<LinkArg>> resolveLinkArgs(const std::string& testbedName,
       testbed::NetnsScope::enter(side == Side::kSender ? info->senderNamespace : info->receiverNamespace);
   if (!scope) return scope.error();
   netns.emplace(std::move(*scope));
-  return linksFromTestbed(*info, side);
+  return applyTestbedBackups(linksFromTestbed(*info, side), backupTexts);
 }
 
 Result<std::vector<LinkPlan>> planLinks(const std::vector<LinkArg>& args, Side side) {
   if (args.empty()) return Error(EINVAL, "no links: give --link (repeatable) or --testbed NAME");
+  if (std::all_of(args.begin(), args.end(), [](const LinkArg& arg) { return arg.backup; }))
+    return Error(EINVAL, "every link is a --backup-link: give at least one --link");
   std::vector<LinkPlan> plans;
   for (const LinkArg& arg : args) {
     for (const LinkPlan& earlier : plans) {
       if (earlier.interface == arg.interface) {
-        return Error(EINVAL, "--link " + arg.interface + " is given twice");
+        return Error(EINVAL, "interface " + arg.interface + " is given twice");
       }
     }
     if (if_nametoindex(arg.interface.c_str()) == 0) {
@@ -131,7 +196,7 @@ Result<std::vector<LinkPlan>> planLinks(const std::vector<LinkArg>& args, Side s
                                       family + " address (peer " + arg.peerIp->toString() + " is " + family +
                                       ")");
     }
-    plans.push_back({arg.interface, *local, arg.peerIp, arg.rateBps});
+    plans.push_back({arg.interface, *local, arg.peerIp, arg.rateBps, arg.backup});
   }
   return plans;
 }

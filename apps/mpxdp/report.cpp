@@ -34,6 +34,41 @@ std::string durationText(std::uint64_t ns) {
   return fmt::format("{:.1f} us", static_cast<double>(ns) / 1e3);
 }
 
+// Compact forms for the per-path lines: "297M", "1.25G", "850k"; "-" for 0.
+std::string shortRate(std::uint64_t bps) {
+  const double b = static_cast<double>(bps);
+  if (bps == 0) return "-";
+  if (b >= 1e9) return fmt::format("{:.2f}G", b / 1e9);
+  if (b >= 1e8) return fmt::format("{:.0f}M", b / 1e6);
+  if (b >= 1e6) return fmt::format("{:.1f}M", b / 1e6);
+  return fmt::format("{:.0f}k", b / 1e3);
+}
+
+// "850us", "1.25ms", "12.5ms", "125ms"; "-" when unknown.
+std::string shortDuration(std::uint64_t ns, bool valid = true) {
+  if (!valid) return "-";
+  const double n = static_cast<double>(ns);
+  if (ns < 1'000'000) return fmt::format("{:.0f}us", n / 1e3);
+  if (ns < 10'000'000) return fmt::format("{:.2f}ms", n / 1e6);
+  if (ns < 100'000'000) return fmt::format("{:.1f}ms", n / 1e6);
+  return fmt::format("{:.0f}ms", n / 1e6);
+}
+
+std::uint64_t delta(std::uint64_t now, std::uint64_t before) { return now >= before ? now - before : 0; }
+
+// Receiver: this side's control bytes (ACKs, PONGs) over the data bytes
+// received; sender: its control bytes over the data bytes sent. Null without data.
+nlohmann::json overhead(const ConnectionStats& stats, bool sender) {
+  std::uint64_t control = 0;
+  std::uint64_t data = 0;
+  for (const PathStats& p : stats.paths) {
+    control += p.controlBytesSent;
+    data += sender ? p.bytesSent : p.bytesReceived;
+  }
+  if (data == 0) return nullptr;
+  return static_cast<double>(control) / static_cast<double>(data);
+}
+
 }  // namespace
 
 Sample sampleOf(const ConnectionStats& stats, Role role, double timeS, std::uint64_t corrupt) {
@@ -68,41 +103,56 @@ void Reporter::begin() {
   const bool sender = run_.role == Role::kSender;
   if (sender) {
     fmt::print(
-        out_, "mpxdp send: {} link(s), backend {}, scheduler {}, {} B payloads, payload rate {}, {}\n",
-        run_.linkNames.size(), run_.backend, run_.scheduler, run_.payloadBytes,
+        out_, "mpxdp send: {} link(s), backend {}, {} B payloads, payload rate {}, {}\n",
+        run_.linkNames.size(), run_.backend, run_.payloadBytes,
         run_.totalRateBps == 0 ? std::string("unlimited") : rateText(static_cast<double>(run_.totalRateBps)),
         cpuText(run_.cpu));
+    fmt::print(out_, "  scheduler {}, pacing {}\n", run_.scheduler, run_.pacing);
   } else {
     fmt::print(out_, "mpxdp recv: {} link(s), backend {}, reorder {}, {}\n", run_.linkNames.size(),
                run_.backend, run_.reorder, cpuText(run_.cpu));
   }
   for (std::size_t l = 0; l < run_.linkModes.size(); ++l) {
-    fmt::print(out_, "  link {}: {}{}\n", l, run_.linkModes[l],
+    fmt::print(out_, "  link {}: {}{}{}\n", l, run_.linkModes[l],
                l < run_.linkRatesBps.size() && run_.linkRatesBps[l] > 0
-                   ? ", line rate " + rateText(static_cast<double>(run_.linkRatesBps[l]))
-                   : std::string());
+                   ? ", rate cap " + rateText(static_cast<double>(run_.linkRatesBps[l]))
+                   : std::string(", rate estimated"),
+               l < run_.linkBackups.size() && run_.linkBackups[l] ? ", backup" : "");
   }
   if (sender) {
     fmt::print(out_, "[ ID] Interval           Transfer      Rate               Packets\n");
+    fmt::print(out_,
+               "[ ID] Link     State   Bk Pacing Estim. Delivr.    SRTT  RTTvar   Loss   Queue Phase   "
+               "  Packets\n");
   } else {
     fmt::print(
         out_,
         "[ ID] Interval           Transfer      Goodput            Packets   Lost OOO-arr OOO-del Bad\n");
+    fmt::print(out_, "[ ID] Link     State   Bk   Packets   Lost    SRTT  RTTvar AckFrames\n");
   }
   std::fflush(out_);
 }
 
+// "  1.00-2.00  "; with intervals under 0.1 s, milliseconds: "  1.010-1.020".
+std::string Reporter::timeSpan(double fromS, double toS) const {
+  if (run_.intervalS > 0 && run_.intervalS < 0.1) return fmt::format("{:7.3f}-{:<7.3f}", fromS, toS);
+  return fmt::format("{:6.2f}-{:<6.2f}", fromS, toS);
+}
+
 void Reporter::printLine(const Sample& from, const Sample& to, const char* tag) {
   if (out_ == nullptr) return;
-  const double span = to.timeS - from.timeS;
+  const double seconds = to.timeS - from.timeS;
   const std::uint64_t packets = to.packets - from.packets;
-  const double bps = perSecond(8.0 * static_cast<double>(to.bytes - from.bytes), span);
+  const double bps = perSecond(8.0 * static_cast<double>(to.bytes - from.bytes), seconds);
+  // The summary line (tagged) keeps 2 decimals: with its tag it is 100 columns wide.
+  const std::string when =
+      *tag != '\0' ? fmt::format("{:6.2f}-{:<6.2f}", from.timeS, to.timeS) : timeSpan(from.timeS, to.timeS);
   if (run_.role == Role::kSender) {
-    fmt::print(out_, "[SUM] {:6.2f}-{:<6.2f} sec  {}  {}  {:9}{}\n", from.timeS, to.timeS,
-               transferText(to.bytes - from.bytes), rateText(bps), packets, tag);
+    fmt::print(out_, "[SUM] {} sec  {}  {}  {:9}{}\n", when, transferText(to.bytes - from.bytes),
+               rateText(bps), packets, tag);
   } else {
     // pps and duplicates are in the JSON and the summary; the line stays within 100 columns.
-    fmt::print(out_, "[SUM] {:6.2f}-{:<6.2f} sec  {}  {} {:8} {:6} {:7} {:7} {:3}{}\n", from.timeS, to.timeS,
+    fmt::print(out_, "[SUM] {} sec  {}  {} {:8} {:6} {:7} {:7} {:3}{}\n", when,
                transferText(to.bytes - from.bytes), rateText(bps), packets, to.lost - from.lost,
                to.outOfOrderArrived - from.outOfOrderArrived,
                to.outOfOrderDelivered - from.outOfOrderDelivered, to.corrupt - from.corrupt, tag);
@@ -110,7 +160,88 @@ void Reporter::printLine(const Sample& from, const Sample& to, const char* tag) 
   std::fflush(out_);
 }
 
-nlohmann::json Reporter::intervalJson(const Sample& from, const Sample& to) const {
+std::string Reporter::linkName(std::size_t path) const {
+  return path < run_.linkNames.size() ? run_.linkNames[path] : std::to_string(path);
+}
+
+Reporter::PathCounters Reporter::countersOf(const PathStats& p) const {
+  const bool sender = run_.role == Role::kSender;
+  PathCounters c;
+  c.packets = sender ? p.packetsSent : p.packetsReceived;
+  c.bytes = sender ? p.bytesSent : p.bytesReceived;
+  c.lost = p.lostSeen;
+  c.requeued = p.requeued;
+  c.ackFramesSent = p.ackFramesSent;
+  c.controlBytesSent = p.controlBytesSent;
+  return c;
+}
+
+// A path line: the sender's pacing and estimates, or the receiver's arrivals.
+// In an interval the packet counts are the interval's; in the final table the
+// sender's last column is the packets moved off the path (requeued).
+void Reporter::printPathLine(std::size_t path, const PathStats& p, const PathCounters& from, bool final) {
+  const PathCounters now = countersOf(p);
+  const std::string state(toString(p.state));
+  if (run_.role == Role::kSender) {
+    fmt::print(out_, "[{:3}] {:<8} {:<7} {:<2} {:>6} {:>6} {:>7} {:>7} {:>7} {:>5.2f}% {:>7} {:<7} {:>9}\n",
+               path, linkName(path), state, p.backup ? "B" : "-", shortRate(p.pacingRateBps),
+               shortRate(p.bandwidthEstimateBps), shortRate(p.deliveryRateBps),
+               shortDuration(p.srttNs, p.rttValid), shortDuration(p.rttVarNs, p.rttValid), 100.0 * p.lossRate,
+               shortDuration(p.queueDelayNs), p.ratePhase,
+               final ? p.requeued : delta(now.packets, from.packets));
+  } else {
+    fmt::print(out_, "[{:3}] {:<8} {:<7} {:<2} {:9} {:6} {:>7} {:>7} {:9}\n", path, linkName(path), state,
+               p.backup ? "B" : "-", delta(now.packets, from.packets), delta(now.lost, from.lost),
+               shortDuration(p.srttNs, p.rttValid), shortDuration(p.rttVarNs, p.rttValid),
+               delta(now.ackFramesSent, from.ackFramesSent));
+  }
+}
+
+void Reporter::printPathEvent(const PathEvent& event) {
+  const double at = (static_cast<double>(event.timeNs) - static_cast<double>(startNs_)) / 1e9;
+  fmt::print(out_, "{:9.3f} s  path {} ({}): {} -> {}\n", at, event.path, linkName(event.path),
+             toString(event.previous), toString(event.state));
+}
+
+nlohmann::json Reporter::pathEventJson(const PathEvent& event) const {
+  nlohmann::json j;
+  j["time_s"] = (static_cast<double>(event.timeNs) - static_cast<double>(startNs_)) / 1e9;
+  j["path"] = event.path;
+  j["interface"] = linkName(event.path);
+  j["from"] = std::string(toString(event.previous));
+  j["to"] = std::string(toString(event.state));
+  return j;
+}
+
+// One path in an interval (counters since `from`) or at the end (from = zero:
+// totals). Rates, RTTs, loss and queue delay are the values at that moment.
+nlohmann::json Reporter::pathJson(std::size_t path, const PathStats& p, const PathCounters& from) const {
+  const PathCounters now = countersOf(p);
+  nlohmann::json j;
+  j["id"] = path;
+  j["state"] = std::string(toString(p.state));
+  j["backup"] = p.backup;
+  j["packets"] = delta(now.packets, from.packets);
+  j["bytes"] = delta(now.bytes, from.bytes);
+  if (run_.role == Role::kReceiver) j["lost"] = delta(now.lost, from.lost);
+  j["pacing_bps"] = p.pacingRateBps;
+  j["estimate_bps"] = p.bandwidthEstimateBps;
+  j["delivery_bps"] = p.deliveryRateBps;
+  j["rate_phase"] = p.ratePhase;
+  j["srtt_ns"] = p.rttValid ? nlohmann::json(p.srttNs) : nlohmann::json(nullptr);
+  j["rttvar_ns"] = p.rttValid ? nlohmann::json(p.rttVarNs) : nlohmann::json(nullptr);
+  j["loss_rate"] = p.lossRate;
+  j["queue_delay_ns"] = p.queueDelayNs;
+  j["queued_packets"] = p.queuedPackets;
+  j["requeued"] = delta(now.requeued, from.requeued);
+  j["ack_frames_sent"] = delta(now.ackFramesSent, from.ackFramesSent);
+  j["control_bytes_sent"] = delta(now.controlBytesSent, from.controlBytesSent);
+  return j;
+}
+
+nlohmann::json Reporter::intervalJson(const IntervalRecord& record) const {
+  const Sample& from = record.from;
+  const Sample& to = record.to;
   const double span = to.timeS - from.timeS;
   nlohmann::json j;
   j["start_s"] = from.timeS;
@@ -125,17 +256,31 @@ nlohmann::json Reporter::intervalJson(const Sample& from, const Sample& to) cons
     j["duplicate_packets"] = to.duplicates - from.duplicates;
     j["corrupt_packets"] = to.corrupt - from.corrupt;
   }
+  nlohmann::json paths = nlohmann::json::array();
+  for (std::size_t l = 0; l < record.paths.size(); ++l) {
+    paths.push_back(
+        pathJson(l, record.paths[l], l < record.fromPaths.size() ? record.fromPaths[l] : PathCounters{}));
+  }
+  j["paths"] = std::move(paths);
   return j;
 }
 
-void Reporter::interval(const Sample& now) {
+void Reporter::interval(const ConnectionStats& stats, double timeS, std::uint64_t corrupt) {
+  const Sample now = sampleOf(stats, run_.role, timeS, corrupt);
   if (now.timeS <= last_.timeS) return;
   if (jsonMode_) {
-    intervals_.push_back(intervalJson(last_, now));
-  } else {
+    intervals_.push_back({last_, now, lastPaths_, stats.paths});
+  } else if (out_ != nullptr) {
     printLine(last_, now, "");
+    for (std::size_t l = 0; l < stats.paths.size(); ++l)
+      printPathLine(l, stats.paths[l], l < lastPaths_.size() ? lastPaths_[l] : PathCounters{}, false);
+    for (; eventsSeen_ < stats.pathEvents.size(); ++eventsSeen_)
+      printPathEvent(stats.pathEvents[eventsSeen_]);
+    std::fflush(out_);
   }
   last_ = now;
+  lastPaths_.resize(stats.paths.size());
+  for (std::size_t l = 0; l < stats.paths.size(); ++l) lastPaths_[l] = countersOf(stats.paths[l]);
 }
 
 void Reporter::finish(const ConnectionStats& stats, const Sample& total, const Ending& ending,
@@ -157,6 +302,8 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
   j["cpu_system_s"] = ending.cpu.systemS;
   j["ended_by"] = ending.reason;
   j["cpu"] = run_.cpu >= 0 ? nlohmann::json(run_.cpu) : nlohmann::json(nullptr);
+  j["scheduler"] = run_.scheduler;
+  j["pacing"] = run_.pacing;
   nlohmann::json malformed;
   malformed["connection"] = stats.malformed;
   malformed["endpoint"] = endpoint.malformed;
@@ -174,7 +321,7 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
     j["xdp_passed"] = endpoint.xdpPassed;
   }
   if (sender) {
-    j["scheduler"] = run_.scheduler;
+    j["control_overhead"] = overhead(stats, true);
     j["payload_bytes"] = run_.payloadBytes;
     j["total_rate_bps"] = run_.totalRateBps;
     j["sent_packets"] = stats.packetsSent;
@@ -199,6 +346,7 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
     }
   } else {
     j["reorder"] = run_.reorder;
+    j["ack_overhead"] = overhead(stats, false);
     j["delivered_packets"] = stats.packetsDelivered;
     j["delivered_bytes"] = stats.bytesDelivered;
     j["lost_packets"] = stats.lost;
@@ -229,6 +377,9 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
     path["rtt_min_ns"] = p.rttMinNs;
     path["control_packets_sent"] = p.controlPacketsSent;
     path["control_packets_received"] = p.controlPacketsReceived;
+    path.update(pathJson(l, p, PathCounters{}));
+    path["packets_acked"] = p.packetsAcked;
+    path["packets_lost_detected"] = p.packetsLostDetected;
     if (sender) {
       path["packets"] = p.packetsSent;
       path["bytes"] = p.bytesSent;
@@ -258,7 +409,13 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
     paths.push_back(std::move(path));
   }
   j["paths"] = std::move(paths);
-  j["intervals"] = intervals_;
+  nlohmann::json events = nlohmann::json::array();
+  for (const PathEvent& event : stats.pathEvents) events.push_back(pathEventJson(event));
+  j["path_events"] = std::move(events);
+  j["path_events_dropped"] = stats.pathEventsDropped;
+  nlohmann::json intervals = nlohmann::json::array();
+  for (const IntervalRecord& record : intervals_) intervals.push_back(intervalJson(record));
+  j["intervals"] = std::move(intervals);
   json_ = j;
 
   if (out_ == nullptr) return;
@@ -271,7 +428,7 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
   Sample zero;
   Sample end = total;
   end.timeS = duration;
-  printLine(zero, end, sender ? "  sender" : "  receiver");
+  printLine(zero, end, sender ? "  sender" : " receiver");
   auto name = [this](std::size_t l) {
     return l < run_.linkNames.size() ? run_.linkNames[l] : std::to_string(l);
   };
@@ -316,10 +473,37 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
     fmt::print(out_, "reorder {}: hold p50 {}, p99 {}, max {}; duplicates {}, implausible {}\n", run_.reorder,
                durationText(stats.hold.p50Ns), durationText(stats.hold.p99Ns), durationText(stats.hold.maxNs),
                stats.duplicates, stats.implausible);
+    fmt::print(
+        out_,
+        "Legend: Lost = never delivered; OOO-arr/OOO-del = arrived/delivered out of order;\n"
+        "        Bad = payloads failing the pattern check; OOO-path = out of order within one link;\n"
+        "        Delay = one-way, includes the clock offset between two hosts;\n"
+        "        Bk = B for a backup path; AckFrames = ACK frames about the path (sent on any path)\n");
+  }
+  if (sender) {
     fmt::print(out_,
-               "Legend: Lost = never delivered; OOO-arr/OOO-del = arrived/delivered out of order;\n"
-               "        Bad = payloads failing the pattern check; OOO-path = out of order within one link;\n"
-               "        Delay = one-way, includes the clock offset between two hosts\n");
+               "[ ID] Link     State   Bk Pacing Estim. Delivr.    SRTT  RTTvar   Loss   Queue Phase   "
+               " Requeued\n");
+  } else {
+    fmt::print(out_, "[ ID] Link     State   Bk   Packets   Lost    SRTT  RTTvar AckFrames\n");
+  }
+  for (std::size_t l = 0; l < stats.paths.size(); ++l) printPathLine(l, stats.paths[l], PathCounters{}, true);
+  if (sender) {
+    fmt::print(out_,
+               "Legend: Bk = B for a backup path; Pacing = the path's pacing rate now; Estim. = its\n"
+               "        bandwidth estimate; Delivr. = the latest delivery rate from the peer's ACKs;\n"
+               "        Loss = smoothed loss rate; Queue = delay above the path's minimum;\n"
+               "        Requeued = packets moved off the path to others when it stopped carrying data\n");
+  }
+  if (const auto ratio = overhead(stats, sender); ratio.is_number()) {
+    fmt::print(out_, "{} overhead: control bytes sent = {:.3f}% of the data bytes {}\n",
+               sender ? "control" : "ACK", 100.0 * ratio.get<double>(), sender ? "sent" : "received");
+  }
+  if (!stats.pathEvents.empty()) {
+    fmt::print(out_, "path events ({}{}):\n", stats.pathEvents.size(),
+               stats.pathEventsDropped > 0 ? fmt::format(", {} more dropped", stats.pathEventsDropped)
+                                           : std::string());
+    for (const PathEvent& event : stats.pathEvents) printPathEvent(event);
   }
   fmt::print(out_, "malformed: conn {}, endpoint {}, unknown conn {}, other version {}, links {}{}\n",
              stats.malformed, endpoint.malformed, endpoint.unknownConnection, endpoint.versionMismatch,

@@ -23,12 +23,15 @@ struct RunDescription {
   Role role = Role::kReceiver;
   std::string backend;
   std::string reorder;             // receiver
-  std::string scheduler;           // sender
+  std::string scheduler;           // --scheduler (what this side sends with)
+  std::string pacing;              // --pacing
   std::uint32_t payloadBytes = 0;  // sender: -l
   std::uint64_t totalRateBps = 0;  // sender: -b (0 = unpaced)
   std::vector<std::string> linkNames;
   std::vector<std::uint64_t> linkRatesBps;
+  std::vector<bool> linkBackups;       // --backup-link
   std::vector<std::string> linkModes;  // how each link is served, e.g. "xdp:s0 rx q0-3 tx q0 copy"
+  double intervalS = 1.0;              // -i
   int cpu = -1;                        // the CPU the run's thread is pinned to; -1 = not pinned
   std::uint32_t connId = 0;
 };
@@ -69,10 +72,16 @@ class Reporter {
 
   // Prints the header (text mode only).
   void begin();
-  // One interval line from the previous sample to `now`.
-  void interval(const Sample& now);
-  // The final summary: totals, per-path table, hold times, malformed input,
-  // CPU time; a sender adds the receiver's figures when its REPORT arrived.
+  // The run's start on CLOCK_MONOTONIC (the connection's clock): interval
+  // times and path event times count from it.
+  void start(std::uint64_t startNs) { startNs_ = startNs; }
+  // One interval from the previous snapshot to `stats`, taken at timeS: the
+  // [SUM] line, one line per path and the path events since the last call
+  // (text), or one entry of "intervals" (JSON).
+  void interval(const ConnectionStats& stats, double timeS, std::uint64_t corrupt);
+  // The final summary: totals, per-path tables, path events, hold times,
+  // malformed input, CPU time; a sender adds the receiver's figures when its
+  // REPORT arrived.
   void finish(const ConnectionStats& stats, const Sample& total, const Ending& ending,
               const EndpointStats& endpoint, const std::optional<PeerReport>& peer);
 
@@ -80,14 +89,42 @@ class Reporter {
   const nlohmann::json& json() const { return json_; }
 
  private:
+  // Per-path counters of the previous interval's end.
+  struct PathCounters {
+    std::uint64_t packets = 0;
+    std::uint64_t bytes = 0;
+    std::uint64_t lost = 0;
+    std::uint64_t requeued = 0;
+    std::uint64_t ackFramesSent = 0;
+    std::uint64_t controlBytesSent = 0;
+  };
+
+  std::string timeSpan(double fromS, double toS) const;
   void printLine(const Sample& from, const Sample& to, const char* tag);
-  nlohmann::json intervalJson(const Sample& from, const Sample& to) const;
+  void printPathLine(std::size_t path, const PathStats& p, const PathCounters& from, bool final);
+  void printPathEvent(const PathEvent& event);
+  PathCounters countersOf(const PathStats& p) const;
+  nlohmann::json pathJson(std::size_t path, const PathStats& p, const PathCounters& from) const;
+  // An interval kept for the JSON, which is built at the end: at -i 0.01
+  // building it as we go would cost more than the stats snapshot.
+  struct IntervalRecord {
+    Sample from;
+    Sample to;
+    std::vector<PathCounters> fromPaths;
+    std::vector<PathStats> paths;
+  };
+  nlohmann::json intervalJson(const IntervalRecord& record) const;
+  nlohmann::json pathEventJson(const PathEvent& event) const;
+  std::string linkName(std::size_t path) const;
 
   RunDescription run_;
   bool jsonMode_;
   std::FILE* out_;
+  std::uint64_t startNs_ = 0;
   Sample last_;
-  nlohmann::json intervals_ = nlohmann::json::array();
+  std::vector<PathCounters> lastPaths_;
+  std::size_t eventsSeen_ = 0;  // path events already printed
+  std::vector<IntervalRecord> intervals_;
   nlohmann::json json_;
 };
 

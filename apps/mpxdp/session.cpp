@@ -31,17 +31,48 @@ std::vector<LinkSpec> toLinkSpecs(const std::vector<LinkPlan>& plans) {
   std::vector<LinkSpec> specs;
   specs.reserve(plans.size());
   for (const LinkPlan& plan : plans)
-    specs.push_back(LinkSpec{plan.interface, plan.localIp, plan.peerIp, plan.rateBps});
+    specs.push_back(LinkSpec{plan.interface, plan.localIp, plan.peerIp, plan.rateBps, plan.backup});
   return specs;
 }
 
 std::uint64_t linkRateSum(const std::vector<LinkPlan>& plans) {
   std::uint64_t sum = 0;
   for (const LinkPlan& plan : plans) {
+    if (plan.backup) continue;  // idle while the others carry data
     if (plan.rateBps == 0) return 0;
     sum += plan.rateBps;
   }
   return sum;
+}
+
+Result<void> requireLinkRates(const std::vector<LinkPlan>& plans) {
+  for (const LinkPlan& plan : plans) {
+    if (plan.rateBps == 0) {
+      return Error(EINVAL, "--pacing fixed needs a rate on every link (IFACE=PEER_IP@RATE); " +
+                               plan.interface + " has none");
+    }
+  }
+  return {};
+}
+
+Result<void> applyPathControl(const PathControlArgs& args, const std::vector<LinkPlan>& plans,
+                              ConnectionConfig& config) {
+  if (args.scheduler == "auto") {
+    return Error(EINVAL,
+                 "--scheduler auto is gone: the default is now eaf (earliest arrival); rr and wrr remain");
+  }
+  auto scheduler = parseSchedulerKind(args.scheduler);
+  if (!scheduler) return Error(EINVAL, "--scheduler: expected eaf, rr or wrr, got '" + args.scheduler + "'");
+  config.scheduler = *scheduler;
+  if (args.pacing == "auto") {
+    config.pacing = PacingMode::kAuto;
+  } else if (args.pacing == "fixed") {
+    if (auto rates = requireLinkRates(plans); !rates) return rates.error();
+    config.pacing = PacingMode::kFixed;
+  } else {
+    return Error(EINVAL, "--pacing: expected auto or fixed, got '" + args.pacing + "'");
+  }
+  return {};
 }
 
 Result<void> waitForHandshake(Endpoint& endpoint, Connection& connection) {
@@ -94,6 +125,7 @@ RunDescription describeRun(const Endpoint& endpoint, const std::vector<LinkPlan>
   for (std::size_t l = 0; l < plans.size(); ++l) {
     run.linkNames.push_back(plans[l].interface);
     run.linkRatesBps.push_back(plans[l].rateBps);
+    run.linkBackups.push_back(plans[l].backup);
     run.linkModes.push_back(endpoint.describePath(l));
   }
   return run;
@@ -108,13 +140,13 @@ void finishReports(const Endpoint& endpoint, const Connection& connection, const
   if (sendReporter) {
     ending.durationS = result.sendDurationS;
     const Sample total = sampleOf(result.stats, Role::kSender, ending.durationS, 0);
-    sendReporter->interval(total);
+    sendReporter->interval(result.stats, result.endS, 0);
     sendReporter->finish(result.stats, total, ending, endpointStats, connection.peerReport());
   }
   if (receiveReporter) {
     ending.durationS = result.receiveDurationS;
     const Sample total = sampleOf(result.stats, Role::kReceiver, ending.durationS, result.corrupt);
-    receiveReporter->interval(total);
+    receiveReporter->interval(result.stats, result.endS, result.corrupt);
     receiveReporter->finish(result.stats, total, ending, endpointStats, std::nullopt);
   }
   if (combined && sendReporter && receiveReporter) {

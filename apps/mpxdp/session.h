@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "link_args.h"
@@ -16,8 +17,10 @@
 namespace mpxdp::cli {
 
 std::vector<LinkSpec> toLinkSpecs(const std::vector<LinkPlan>& plans);
-// The links' rates summed; 0 when any link has none.
+// The rates of the links that are not backups summed; 0 when one has none.
 std::uint64_t linkRateSum(const std::vector<LinkPlan>& plans);
+// EINVAL naming the first link without a rate (--pacing fixed needs one on every link).
+Result<void> requireLinkRates(const std::vector<LinkPlan>& plans);
 
 // Polls until the connection is established; its error (no answer, refused,
 // other version) otherwise. A stop signal aborts with EINTR.
@@ -37,6 +40,16 @@ Connection* waitForConnection(Endpoint& endpoint, ServerNotices& notices);
 // The run header: links with their modes (xdp queues, copy/zero-copy), backend, CPU.
 RunDescription describeRun(const Endpoint& endpoint, const std::vector<LinkPlan>& plans, Backend backend,
                            int cpu);
+
+// --scheduler and --pacing of send and recv (recv sends with -R / --bidir).
+struct PathControlArgs {
+  std::string scheduler = "eaf";
+  std::string pacing = "auto";
+};
+// Checks both names (EINVAL, naming the option) and sets them in `config`;
+// --pacing fixed also needs a rate on every link.
+Result<void> applyPathControl(const PathControlArgs& args, const std::vector<LinkPlan>& plans,
+                              ConnectionConfig& config);
 
 // Final reports of both directions; with `combined` one JSON object
 // {"send": {...}, "recv": {...}} on stdout.

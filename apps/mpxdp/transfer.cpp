@@ -50,6 +50,8 @@ TransferResult runTransfer(Endpoint& endpoint, Connection& connection, const Tra
   const std::uint32_t payload = std::min(plan.payloadBytes, connection.maxPayload());
   const auto intervalNs = static_cast<std::uint64_t>(plan.intervalS * 1e9);
   const std::uint64_t startNs = monotonicNs();
+  if (sendReporter) sendReporter->start(startNs);
+  if (receiveReporter) receiveReporter->start(startNs);
   const std::uint64_t sendEndNs = plan.sendDurationNs == 0 ? UINT64_MAX : startNs + plan.sendDurationNs;
   std::uint64_t nextReportNs = intervalNs > 0 ? startNs + intervalNs : UINT64_MAX;
   std::uint64_t lastSendNs = startNs;
@@ -80,10 +82,10 @@ TransferResult runTransfer(Endpoint& endpoint, Connection& connection, const Tra
     }
     std::uint64_t now = monotonicNs();
     if (now >= nextReportNs) {
-      if (sendReporter) sendReporter->interval(sampleOf(connection.stats(), Role::kSender, seconds(now), 0));
-      if (receiveReporter)
-        receiveReporter->interval(
-            sampleOf(connection.stats(), Role::kReceiver, seconds(now), result.corrupt));
+      // One snapshot for both directions; the ticks stay on start + k * interval.
+      const ConnectionStats snapshot = connection.stats();
+      if (sendReporter) sendReporter->interval(snapshot, seconds(now), 0);
+      if (receiveReporter) receiveReporter->interval(snapshot, seconds(now), result.corrupt);
       nextReportNs += intervalNs * ((now - nextReportNs) / intervalNs + 1);
     }
     bool busy = false;
@@ -146,6 +148,7 @@ TransferResult runTransfer(Endpoint& endpoint, Connection& connection, const Tra
   if (sends && result.sendDurationS == 0) result.sendDurationS = seconds(std::max(lastSendNs, startNs));
   if (receives && firstDeliveryNs != 0)
     result.receiveDurationS = static_cast<double>(lastDeliveryNs - firstDeliveryNs) / 1e9;
+  result.endS = seconds(monotonicNs());
   result.stats = connection.stats();
   if (!result.failure && connection.error() && result.endedBy != "signal") {
     result.failure = connection.error();

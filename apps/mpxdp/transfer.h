@@ -30,6 +30,7 @@ struct TransferResult {
   std::uint64_t corrupt = 0;
   double sendDurationS = 0;
   double receiveDurationS = 0;
+  double endS = 0;      // when the loop ended, on the intervals' clock (seconds since the start)
   std::string endedBy;  // "time", "end of stream", "idle timeout", "signal", "peer", "error"
   std::optional<Error> failure;
 };
