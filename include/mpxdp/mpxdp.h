@@ -13,3 +13,4 @@
 #include "mpxdp/links.h"       // openEndpoint over real links (AF_XDP or UDP)
 #include "mpxdp/options.h"     // SchedulerKind, ReorderKind, ReorderOptions
 #include "mpxdp/packet_io.h"   // PacketIo, the link interface
+#include "mpxdp/path.h"        // PathState, PathEvent

@@ -1,0 +1,375 @@
+#include "rate_controller.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <limits>
+
+#include "windowed_filter.h"
+
+namespace mpxdp::path {
+
+namespace {
+
+constexpr std::uint64_t kDefaultInitialRateBps = 20'000'000;
+constexpr double kStartupGain = 2.0;
+constexpr double kDrainGain = 0.6;
+constexpr double kProbeDownGain = 0.75;
+constexpr double kFirstUpGain = 1.25;
+constexpr double kMaxUpGain = 2.0;
+constexpr double kBackoffGain = 0.9;
+constexpr double kMinBackoffGain = 0.5;
+constexpr std::uint32_t kCycleLength = 8;
+constexpr std::uint64_t kBwWindowRounds = 10;
+constexpr double kLossThreshold = 0.02;
+constexpr std::uint64_t kLossMinPackets = 3;  // fewer lost packets in a round are no signal
+constexpr std::uint64_t kMinQueueThresholdNs = 2'000'000;
+constexpr double kStartupGrowth = 1.25;
+constexpr std::uint32_t kStartupFlatRounds = 3;
+constexpr std::uint32_t kDrainMaxRounds = 4;
+constexpr std::uint32_t kForeignQueueRounds = 3;
+constexpr std::uint64_t kLossOnlyRetryNs = 2'000'000'000;  // then try delay again
+
+std::uint64_t scale(std::uint64_t rate, double gain) noexcept {
+  const double scaled = static_cast<double>(rate) * gain;
+  if (scaled >= static_cast<double>(std::numeric_limits<std::uint64_t>::max())) {
+    return std::numeric_limits<std::uint64_t>::max();
+  }
+  return static_cast<std::uint64_t>(scaled);
+}
+
+class FixedRateController final : public RateController {
+ public:
+  explicit FixedRateController(const RateControlOptions& options) : rate_(options.capBps) {}
+  void onSent(std::uint64_t, std::uint32_t) noexcept override {}
+  void onAck(const AckSample& sample) noexcept override {
+    // The estimate is only reported (stats): the windowed max over ~1 s.
+    if (sample.deliveryRateBps == 0) return;
+    if (sample.appLimited && sample.deliveryRateBps <= bw_.best()) return;
+    bw_.update(1'000'000'000, sample.nowNs, sample.deliveryRateBps);
+  }
+  void onLoss(std::uint64_t, std::uint64_t, std::uint64_t) noexcept override {}
+  void onRestart(std::uint64_t) noexcept override { bw_.clear(); }
+  std::uint64_t pacingRateBps() const noexcept override { return rate_; }
+  std::uint64_t bandwidthEstimateBps() const noexcept override { return bw_.best(); }
+  RatePhase phase() const noexcept override { return RatePhase::kFixed; }
+
+ private:
+  std::uint64_t rate_;
+  WindowedMax<std::uint64_t> bw_;
+};
+
+class AutoRateController final : public RateController {
+ public:
+  explicit AutoRateController(const RateControlOptions& options) : options_(options), rng_(options.seed) {
+    initialRate_ = options_.initialRateBps != 0 ? options_.initialRateBps
+                   : options_.capBps != 0       ? options_.capBps
+                                                : kDefaultInitialRateBps;
+    if (options_.capBps != 0) initialRate_ = std::min(initialRate_, options_.capBps);
+    initialRate_ = std::max(initialRate_, options_.minRateBps);
+    roundLen_ = options_.minRoundNs;
+    enterStartup(initialRate_);
+    updatePacing(0);
+  }
+
+  void onSent(std::uint64_t, std::uint32_t) noexcept override {
+    // Nothing to do: the caller marks app-limited delivery samples.
+  }
+
+  void onAck(const AckSample& s) noexcept override {
+    const std::uint64_t now = s.nowNs;
+    if (!started_) {
+      started_ = true;
+      roundStart_ = now;
+    }
+    minRtt_ = s.minRttNs;
+    owdValid_ = s.owdValid;
+    queueDelay_ = s.queueDelayNs;
+    srtt_ = s.srttNs;
+    roundAcked_ += s.ackedBytes;
+    if (s.deliveryRateBps != 0) {
+      latestSample_ = s.deliveryRateBps;
+      if (!s.appLimited || s.deliveryRateBps > bw()) bw_.update(kBwWindowRounds, roundCount_, s.deliveryRateBps);
+      upMax_ = std::max(upMax_, s.deliveryRateBps);
+    }
+    switch (phase_) {
+      case RatePhase::kStartup:
+        if (delaySignal()) enterDrain(now);
+        break;
+      case RatePhase::kDrain:
+        if (owdValid_ && queueDelay_ <= queueThreshold() / 4) enterProbe(now);
+        break;
+      case RatePhase::kProbe:
+        if (delaySignal()) backOff(now, true);
+        break;
+      case RatePhase::kFixed:
+        break;
+    }
+    if (now - roundStart_ >= roundLen_) endRound(now);
+    updatePacing(now);
+  }
+
+  void onLoss(std::uint64_t nowNs, std::uint64_t lostPackets, std::uint64_t lostBytes) noexcept override {
+    roundLost_ += lostBytes;
+    roundLostPackets_ += lostPackets;
+    if (lossSignal()) {
+      if (phase_ == RatePhase::kStartup) {
+        enterDrain(nowNs);
+      } else if (phase_ == RatePhase::kProbe) {
+        backOff(nowNs, false);
+      }
+    }
+    updatePacing(nowNs);
+  }
+
+  void onRestart(std::uint64_t nowNs) noexcept override {
+    enterStartup(std::max(initialRate_, bw() / 4));
+    started_ = false;
+    updatePacing(nowNs);
+  }
+
+  std::uint64_t pacingRateBps() const noexcept override { return pacing_; }
+  std::uint64_t bandwidthEstimateBps() const noexcept override { return bw(); }
+  RatePhase phase() const noexcept override { return phase_; }
+
+ private:
+  std::uint64_t bw() const noexcept { return bw_.best(); }
+  std::uint64_t queueThreshold() const noexcept { return std::max(kMinQueueThresholdNs, minRtt_ / 2); }
+  bool delaySignal() const noexcept { return !lossOnly_ && owdValid_ && queueDelay_ > queueThreshold(); }
+  bool lossSignal() const noexcept {
+    const std::uint64_t total = roundAcked_ + roundLost_;
+    return roundLostPackets_ >= kLossMinPackets && total != 0 &&
+           static_cast<double>(roundLost_) > kLossThreshold * static_cast<double>(total);
+  }
+
+  void enterStartup(std::uint64_t seed) noexcept {
+    phase_ = RatePhase::kStartup;
+    seed_ = seed;
+    bw_.clear();
+    fullBwRef_ = 0;
+    flatRounds_ = 0;
+    lossOnly_ = false;
+    foreignRounds_ = 0;
+    backoffEnd_ = 0;
+    backedOff_ = false;
+  }
+
+  void enterDrain(std::uint64_t nowNs) noexcept {
+    phase_ = RatePhase::kDrain;
+    drainRounds_ = 0;
+    (void)nowNs;
+  }
+
+  void enterProbe(std::uint64_t nowNs) noexcept {
+    phase_ = RatePhase::kProbe;
+    upGain_ = kFirstUpGain;
+    // A random round of the cycle, but not the probe-down one.
+    rng_ = rng_ * 6364136223846793005ULL + 1442695040888963407ULL;
+    const std::uint32_t r = static_cast<std::uint32_t>((rng_ >> 33) % (kCycleLength - 1));
+    setCycle(nowNs, r == 0 ? 0 : r + 1);
+  }
+
+  void setCycle(std::uint64_t nowNs, std::uint32_t index) noexcept {
+    (void)nowNs;
+    cycleIndex_ = index;
+    if (index == 0) {
+      upBase_ = bw();
+      upMax_ = 0;
+      upSpoiled_ = false;
+    }
+  }
+
+  // Congestion: the estimate falls to what the path delivers now and the
+  // rate goes below it for a round (deeper when a big queue must drain).
+  void backOff(std::uint64_t nowNs, bool delay) noexcept {
+    if (backedOff_ && nowNs - lastBackoff_ < roundLen_) return;
+    backedOff_ = true;
+    lastBackoff_ = nowNs;
+    if (latestSample_ != 0) bw_.reset(roundCount_, latestSample_);
+    double gain = kBackoffGain;
+    if (delay) {
+      const double drain = 1.0 - static_cast<double>(queueDelay_) / static_cast<double>(roundLen_);
+      gain = std::clamp(drain, kMinBackoffGain, kBackoffGain);
+    }
+    backoffGain_ = gain;
+    backoffEnd_ = nowNs + roundLen_;
+    upGain_ = kFirstUpGain;
+    upSpoiled_ = true;
+    if (cycleIndex_ < 2) setCycle(nowNs, 2);
+  }
+
+  bool upKeptPace() const noexcept {
+    if (upSpoiled_ || upBase_ == 0) return false;
+    return static_cast<double>(upMax_) >= static_cast<double>(upBase_) * (1.0 + (upGain_ - 1.0) / 2);
+  }
+
+  void endRound(std::uint64_t nowNs) noexcept {
+    switch (phase_) {
+      case RatePhase::kStartup:
+        if (static_cast<double>(bw()) >= static_cast<double>(fullBwRef_) * kStartupGrowth && bw() != 0) {
+          fullBwRef_ = bw();
+          flatRounds_ = 0;
+        } else if (bw() != 0 && ++flatRounds_ >= kStartupFlatRounds) {
+          enterDrain(nowNs);
+        }
+        break;
+      case RatePhase::kDrain:
+        if (!owdValid_ || ++drainRounds_ >= kDrainMaxRounds) enterProbe(nowNs);
+        break;
+      case RatePhase::kProbe:
+        advanceCycle(nowNs);
+        judgeQueue(nowNs);
+        break;
+      case RatePhase::kFixed:
+        break;
+    }
+    ++roundCount_;
+    roundStart_ = nowNs;
+    roundLen_ = std::max(srtt_, options_.minRoundNs);
+    roundAcked_ = 0;
+    roundLost_ = 0;
+    roundLostPackets_ = 0;
+  }
+
+  void advanceCycle(std::uint64_t nowNs) noexcept {
+    if (cycleIndex_ == 0 || cycleIndex_ == 1) {
+      if (upKeptPace()) {
+        // The path took the higher rate: probe again at once, harder.
+        upGain_ = std::min(kMaxUpGain, 1.0 + 2.0 * (upGain_ - 1.0));
+        setCycle(nowNs, 0);
+        return;
+      }
+      if (cycleIndex_ == 1) upGain_ = kFirstUpGain;
+    }
+    setCycle(nowNs, (cycleIndex_ + 1) % kCycleLength);
+  }
+
+  // Someone else's queue: high although we backed off and send no faster
+  // than the path delivers, and not falling. Then only loss counts.
+  void judgeQueue(std::uint64_t nowNs) noexcept {
+    const bool high = owdValid_ && queueDelay_ > queueThreshold();
+    if (lossOnly_) {
+      if (!high && queueDelay_ <= queueThreshold() / 2) lossOnly_ = false;
+      if (nowNs - lossOnlySince_ >= std::max(kLossOnlyRetryNs, 20 * roundLen_)) lossOnly_ = false;
+      if (!lossOnly_) foreignRounds_ = 0;
+    } else {
+      const bool recentBackoff = backedOff_ && nowNs - lastBackoff_ <= 2 * roundLen_;
+      const bool notAboveDelivery = pacing_ <= scale(latestSample_, 1.05);
+      const bool notFalling = static_cast<double>(queueDelay_) >= 0.9 * static_cast<double>(lastRoundQueue_);
+      if (high && recentBackoff && notAboveDelivery && notFalling) {
+        if (++foreignRounds_ >= kForeignQueueRounds) {
+          lossOnly_ = true;
+          lossOnlySince_ = nowNs;
+        }
+      } else {
+        foreignRounds_ = 0;
+      }
+    }
+    lastRoundQueue_ = queueDelay_;
+  }
+
+  void updatePacing(std::uint64_t nowNs) noexcept {
+    const std::uint64_t base = bw_.valid() ? bw() : seed_;
+    double gain = 1.0;
+    switch (phase_) {
+      case RatePhase::kStartup:
+        gain = kStartupGain;
+        break;
+      case RatePhase::kDrain:
+        gain = kDrainGain;
+        break;
+      case RatePhase::kProbe:
+        if (backedOff_ && nowNs < backoffEnd_) {
+          gain = backoffGain_;
+        } else if (cycleIndex_ == 0) {
+          gain = upGain_;
+        } else if (cycleIndex_ == 1) {
+          gain = kProbeDownGain;
+        }
+        break;
+      case RatePhase::kFixed:
+        break;
+    }
+    std::uint64_t rate = std::max(scale(base, gain), options_.minRateBps);
+    if (options_.capBps != 0) rate = std::min(rate, options_.capBps);
+    pacing_ = rate;
+  }
+
+  RateControlOptions options_;
+  std::uint64_t rng_;
+  std::uint64_t initialRate_ = 0;
+  RatePhase phase_ = RatePhase::kStartup;
+  std::uint64_t pacing_ = 0;
+  std::uint64_t seed_ = 0;
+  WindowedMax<std::uint64_t> bw_;  // time unit: rounds
+  std::uint64_t latestSample_ = 0;
+
+  bool started_ = false;
+  std::uint64_t roundCount_ = 0;
+  std::uint64_t roundStart_ = 0;
+  std::uint64_t roundLen_ = 0;
+  std::uint64_t roundAcked_ = 0;
+  std::uint64_t roundLost_ = 0;
+  std::uint64_t roundLostPackets_ = 0;
+
+  std::uint64_t srtt_ = 0;
+  std::uint64_t minRtt_ = 0;
+  bool owdValid_ = false;
+  std::uint64_t queueDelay_ = 0;
+  std::uint64_t lastRoundQueue_ = 0;
+
+  std::uint64_t fullBwRef_ = 0;
+  std::uint32_t flatRounds_ = 0;
+  std::uint32_t drainRounds_ = 0;
+
+  std::uint32_t cycleIndex_ = 2;
+  double upGain_ = kFirstUpGain;
+  std::uint64_t upBase_ = 0;
+  std::uint64_t upMax_ = 0;
+  bool upSpoiled_ = false;
+
+  bool backedOff_ = false;
+  std::uint64_t lastBackoff_ = 0;
+  std::uint64_t backoffEnd_ = 0;
+  double backoffGain_ = kBackoffGain;
+
+  bool lossOnly_ = false;
+  std::uint64_t lossOnlySince_ = 0;
+  std::uint32_t foreignRounds_ = 0;
+};
+
+}  // namespace
+
+std::string_view toString(RatePhase phase) noexcept {
+  switch (phase) {
+    case RatePhase::kFixed:
+      return "fixed";
+    case RatePhase::kStartup:
+      return "startup";
+    case RatePhase::kDrain:
+      return "drain";
+    case RatePhase::kProbe:
+      return "probe";
+  }
+  return "unknown";
+}
+
+Result<std::unique_ptr<RateController>> makeRateController(const RateControlOptions& options) {
+  if (options.minRoundNs == 0) return Error(EINVAL, "rate control: minRoundNs must be > 0");
+  switch (options.kind) {
+    case RateControlKind::kFixed:
+      if (options.capBps == 0) return Error(EINVAL, "rate control: fixed needs a rate (capBps)");
+      return std::unique_ptr<RateController>(new FixedRateController(options));
+    case RateControlKind::kAuto:
+      if (options.minRateBps == 0) return Error(EINVAL, "rate control: minRateBps must be > 0");
+      if (options.capBps != 0 && options.minRateBps > options.capBps) {
+        return Error(EINVAL, "rate control: minRateBps above capBps");
+      }
+      if (options.capBps != 0 && options.initialRateBps > options.capBps) {
+        return Error(EINVAL, "rate control: initialRateBps above capBps");
+      }
+      return std::unique_ptr<RateController>(new AutoRateController(options));
+  }
+  return Error(EINVAL, "rate control: unknown kind");
+}
+
+}  // namespace mpxdp::path

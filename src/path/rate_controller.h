@@ -1,0 +1,72 @@
+// Pacing rate of one path behind an interface with a factory. Rates are bits
+// of whole frames as the link sees them (the caller adds the headers).
+//
+// kFixed: the configured link rate, always (the behaviour before issue 8).
+// kAuto: BBR-like model of the path (windowed max of delivery rate), paced at
+// gain x estimate, that also backs off on queue-delay growth and loss:
+//   startup (2x) -> drain (below the estimate until the queue is gone) -> probe
+//   (rounds with gains 1.25, 0.75, 1 x6; a probe-up the path kept up with
+//   makes the next one bigger and come at once, up to 2x, so capacity steps up
+//   are found within a few rounds). A congestion signal (loss > 2 % in a
+//   round, or queue delay > max(2 ms, minRtt/2)) sets the estimate to the
+//   latest delivery sample and paces at 0.9x of it for a round; at most one
+//   back-off per round. When the queue stays high for several rounds although
+//   we back off and send no faster than we deliver, someone else fills it
+//   (a TCP flow): then only loss counts until the delay falls again, so the
+//   path is not starved by a loss-based competitor.
+// A round is max(srtt, minRoundNs). Pure logic: nowNs is passed in; nothing
+// allocates after construction.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "mpxdp/error.h"
+
+namespace mpxdp::path {
+
+enum class RateControlKind : std::uint8_t { kFixed, kAuto };
+enum class RatePhase : std::uint8_t { kFixed, kStartup, kDrain, kProbe };
+
+std::string_view toString(RatePhase phase) noexcept;  // "fixed" "startup" "drain" "probe"
+
+struct RateControlOptions {
+  RateControlKind kind = RateControlKind::kAuto;
+  std::uint64_t capBps = 0;          // the link's configured rate (@RATE): a cap; kFixed: the rate (> 0)
+  std::uint64_t initialRateBps = 0;  // 0: capBps if set, else 20 Mbit/s
+  std::uint64_t minRateBps = 1'000'000;
+  std::uint64_t minRoundNs = 10'000'000;  // a round = max(srtt, minRoundNs)
+  // Addition: picks the round of the probe cycle to start in (e.g. the path
+  // index), so paths sharing a bottleneck do not probe in lockstep.
+  std::uint64_t seed = 0;
+};
+
+struct AckSample {
+  std::uint64_t nowNs = 0;
+  std::uint64_t deliveryRateBps = 0;  // 0: no new delivery sample in this ACK
+  bool appLimited = false;
+  std::uint64_t ackedBytes = 0;
+  std::uint64_t srttNs = 0, minRttNs = 0;
+  bool owdValid = false;
+  std::uint64_t queueDelayNs = 0;
+  double lossRate = 0;
+};
+
+class RateController {
+ public:
+  virtual ~RateController() = default;
+  virtual void onSent(std::uint64_t nowNs, std::uint32_t bytes) noexcept = 0;
+  virtual void onAck(const AckSample& sample) noexcept = 0;
+  virtual void onLoss(std::uint64_t nowNs, std::uint64_t lostPackets, std::uint64_t lostBytes) noexcept = 0;
+  virtual void onRestart(std::uint64_t nowNs) noexcept = 0;  // path re-admitted after being dead
+  virtual std::uint64_t pacingRateBps() const noexcept = 0;  // always > 0, never above capBps when set
+  virtual std::uint64_t bandwidthEstimateBps() const noexcept = 0;  // 0 until known
+  virtual RatePhase phase() const noexcept = 0;
+};
+
+// EINVAL: kFixed without capBps, minRateBps 0 or above capBps, initialRateBps
+// above capBps, minRoundNs 0.
+Result<std::unique_ptr<RateController>> makeRateController(const RateControlOptions& options);
+
+}  // namespace mpxdp::path
