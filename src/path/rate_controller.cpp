@@ -18,7 +18,12 @@ constexpr double kFirstUpGain = 1.25;
 constexpr double kMaxUpGain = 2.0;
 constexpr double kBackoffGain = 0.9;
 constexpr double kMinBackoffGain = 0.5;
-constexpr std::uint32_t kCycleLength = 8;
+constexpr std::uint32_t kMinCruiseRounds = 2;  // rounds at gain 1 between probes: random in [min, max]
+constexpr std::uint32_t kMaxCruiseRounds = 6;
+constexpr std::uint64_t kProbeQueueNs = 4'000'000;  // queue a probe-up may add at most
+constexpr std::uint64_t kEvaluateMarginNs = 4'000'000;  // two delivery samples after the probe's RTT
+constexpr std::uint64_t kCruiseQueueNs = 1'000'000;
+constexpr double kCruiseDrainGain = 0.95;
 constexpr std::uint64_t kBwWindowRounds = 10;
 constexpr double kLossThreshold = 0.02;
 constexpr std::uint64_t kLossMinPackets = 3;  // fewer lost packets in a round are no signal
@@ -87,9 +92,14 @@ class AutoRateController final : public RateController {
     srtt_ = s.srttNs;
     roundAcked_ += s.ackedBytes;
     if (s.deliveryRateBps != 0) {
-      latestSample_ = s.deliveryRateBps;
-      if (!s.appLimited || s.deliveryRateBps > bw()) bw_.update(kBwWindowRounds, roundCount_, s.deliveryRateBps);
-      upMax_ = std::max(upMax_, s.deliveryRateBps);
+      // A tbf bucket that filled while the queue was empty lets a burst
+      // through at line rate, so one short sample can exceed the link: the
+      // smaller of the last two samples goes on.
+      const std::uint64_t sample = prevSample_ != 0 ? std::min(prevSample_, s.deliveryRateBps) : s.deliveryRateBps;
+      prevSample_ = s.deliveryRateBps;
+      latestSample_ = sample;
+      if (!s.appLimited || sample > bw()) bw_.update(kBwWindowRounds, roundCount_, sample);
+      if (evaluating_) upMax_ = std::max(upMax_, sample);
     }
     switch (phase_) {
       case RatePhase::kStartup:
@@ -100,6 +110,7 @@ class AutoRateController final : public RateController {
         break;
       case RatePhase::kProbe:
         if (delaySignal()) backOff(now, true);
+        probeSlots(now);
         break;
       case RatePhase::kFixed:
         break;
@@ -132,6 +143,8 @@ class AutoRateController final : public RateController {
   RatePhase phase() const noexcept override { return phase_; }
 
  private:
+  enum class Slot : std::uint8_t { kUp, kDown, kCruise };
+
   std::uint64_t bw() const noexcept { return bw_.best(); }
   std::uint64_t queueThreshold() const noexcept { return std::max(kMinQueueThresholdNs, minRtt_ / 2); }
   bool delaySignal() const noexcept { return !lossOnly_ && owdValid_ && queueDelay_ > queueThreshold(); }
@@ -145,36 +158,75 @@ class AutoRateController final : public RateController {
     phase_ = RatePhase::kStartup;
     seed_ = seed;
     bw_.clear();
+    prevSample_ = 0;
+    latestSample_ = 0;
     fullBwRef_ = 0;
     flatRounds_ = 0;
     lossOnly_ = false;
     foreignRounds_ = 0;
-    backoffEnd_ = 0;
     backedOff_ = false;
+    evaluating_ = false;
   }
 
-  void enterDrain(std::uint64_t nowNs) noexcept {
+  void enterDrain(std::uint64_t) noexcept {
     phase_ = RatePhase::kDrain;
     drainRounds_ = 0;
-    (void)nowNs;
+  }
+
+  std::uint32_t randomCruiseRounds() noexcept {
+    rng_ = rng_ * 6364136223846793005ULL + 1442695040888963407ULL;
+    return kMinCruiseRounds + static_cast<std::uint32_t>((rng_ >> 33) % (kMaxCruiseRounds - kMinCruiseRounds + 1));
   }
 
   void enterProbe(std::uint64_t nowNs) noexcept {
     phase_ = RatePhase::kProbe;
     upGain_ = kFirstUpGain;
-    // A random round of the cycle, but not the probe-down one.
-    rng_ = rng_ * 6364136223846793005ULL + 1442695040888963407ULL;
-    const std::uint32_t r = static_cast<std::uint32_t>((rng_ >> 33) % (kCycleLength - 1));
-    setCycle(nowNs, r == 0 ? 0 : r + 1);
+    evaluating_ = false;
+    // Start somewhere in the cycle, so paths and flows do not probe in lockstep.
+    cruise(randomCruiseRounds() - kMinCruiseRounds);
+    if (cruiseRounds_ == 0) startUp(nowNs);
   }
 
-  void setCycle(std::uint64_t nowNs, std::uint32_t index) noexcept {
-    (void)nowNs;
-    cycleIndex_ = index;
-    if (index == 0) {
-      upBase_ = bw();
-      upMax_ = 0;
-      upSpoiled_ = false;
+  void cruise(std::uint32_t rounds) noexcept {
+    slot_ = Slot::kCruise;
+    cruiseRounds_ = rounds;
+  }
+
+  // Probe up for at most a round, and no longer than it takes to add
+  // kProbeQueueNs of queue if the path cannot take more (a long round would
+  // overflow a shallow buffer before the delay shows).
+  void startUp(std::uint64_t nowNs) noexcept {
+    slot_ = Slot::kUp;
+    upBase_ = bw();
+    upMax_ = 0;
+    upSpoiled_ = false;
+    evaluating_ = true;
+    upDuration_ = std::min(roundLen_, static_cast<std::uint64_t>(static_cast<double>(kProbeQueueNs) / (upGain_ - 1.0)));
+    slotEnd_ = nowNs + upDuration_;
+    // Delivery samples reflecting the probe arrive about an RTT later.
+    evaluateAt_ = slotEnd_ + std::max(srtt_, minRtt_) + kEvaluateMarginNs;
+  }
+
+  void probeSlots(std::uint64_t nowNs) noexcept {
+    if (slot_ == Slot::kUp && nowNs >= slotEnd_) {
+      // Take back what the probe may have queued.
+      slot_ = Slot::kDown;
+      slotEnd_ = nowNs + static_cast<std::uint64_t>(static_cast<double>(upDuration_) * (upGain_ - 1.0) /
+                                                    (1.0 - kProbeDownGain));
+    }
+    if (slot_ == Slot::kDown && nowNs >= slotEnd_) cruise(kMaxCruiseRounds);
+    if (evaluating_ && nowNs >= evaluateAt_) {
+      evaluating_ = false;
+      const bool kept = !upSpoiled_ && upBase_ != 0 &&
+                        static_cast<double>(upMax_) >= static_cast<double>(upBase_) * (1.0 + (upGain_ - 1.0) / 2);
+      if (kept) {
+        // The path took the higher rate: probe again at once, harder.
+        upGain_ = std::min(kMaxUpGain, 1.0 + 2.0 * (upGain_ - 1.0));
+        startUp(nowNs);
+      } else {
+        upGain_ = kFirstUpGain;
+        if (slot_ == Slot::kCruise) cruise(randomCruiseRounds());
+      }
     }
   }
 
@@ -194,18 +246,14 @@ class AutoRateController final : public RateController {
     backoffEnd_ = nowNs + roundLen_;
     upGain_ = kFirstUpGain;
     upSpoiled_ = true;
-    if (cycleIndex_ < 2) setCycle(nowNs, 2);
-  }
-
-  bool upKeptPace() const noexcept {
-    if (upSpoiled_ || upBase_ == 0) return false;
-    return static_cast<double>(upMax_) >= static_cast<double>(upBase_) * (1.0 + (upGain_ - 1.0) / 2);
+    evaluating_ = false;
+    cruise(randomCruiseRounds());
   }
 
   void endRound(std::uint64_t nowNs) noexcept {
     switch (phase_) {
       case RatePhase::kStartup:
-        if (static_cast<double>(bw()) >= static_cast<double>(fullBwRef_) * kStartupGrowth && bw() != 0) {
+        if (bw() != 0 && static_cast<double>(bw()) >= static_cast<double>(fullBwRef_) * kStartupGrowth) {
           fullBwRef_ = bw();
           flatRounds_ = 0;
         } else if (bw() != 0 && ++flatRounds_ >= kStartupFlatRounds) {
@@ -216,7 +264,10 @@ class AutoRateController final : public RateController {
         if (!owdValid_ || ++drainRounds_ >= kDrainMaxRounds) enterProbe(nowNs);
         break;
       case RatePhase::kProbe:
-        advanceCycle(nowNs);
+        if (slot_ == Slot::kCruise && !evaluating_) {
+          if (cruiseRounds_ > 0) --cruiseRounds_;
+          if (cruiseRounds_ == 0) startUp(nowNs);
+        }
         judgeQueue(nowNs);
         break;
       case RatePhase::kFixed:
@@ -230,25 +281,12 @@ class AutoRateController final : public RateController {
     roundLostPackets_ = 0;
   }
 
-  void advanceCycle(std::uint64_t nowNs) noexcept {
-    if (cycleIndex_ == 0 || cycleIndex_ == 1) {
-      if (upKeptPace()) {
-        // The path took the higher rate: probe again at once, harder.
-        upGain_ = std::min(kMaxUpGain, 1.0 + 2.0 * (upGain_ - 1.0));
-        setCycle(nowNs, 0);
-        return;
-      }
-      if (cycleIndex_ == 1) upGain_ = kFirstUpGain;
-    }
-    setCycle(nowNs, (cycleIndex_ + 1) % kCycleLength);
-  }
-
   // Someone else's queue: high although we backed off and send no faster
   // than the path delivers, and not falling. Then only loss counts.
   void judgeQueue(std::uint64_t nowNs) noexcept {
     const bool high = owdValid_ && queueDelay_ > queueThreshold();
     if (lossOnly_) {
-      if (!high && queueDelay_ <= queueThreshold() / 2) lossOnly_ = false;
+      if (queueDelay_ <= queueThreshold() / 2) lossOnly_ = false;
       if (nowNs - lossOnlySince_ >= std::max(kLossOnlyRetryNs, 20 * roundLen_)) lossOnly_ = false;
       if (!lossOnly_) foreignRounds_ = 0;
     } else {
@@ -280,10 +318,12 @@ class AutoRateController final : public RateController {
       case RatePhase::kProbe:
         if (backedOff_ && nowNs < backoffEnd_) {
           gain = backoffGain_;
-        } else if (cycleIndex_ == 0) {
+        } else if (slot_ == Slot::kUp) {
           gain = upGain_;
-        } else if (cycleIndex_ == 1) {
+        } else if (slot_ == Slot::kDown) {
           gain = kProbeDownGain;
+        } else if (!lossOnly_ && owdValid_ && queueDelay_ > std::max(kCruiseQueueNs, queueThreshold() / 4)) {
+          gain = kCruiseDrainGain;  // a standing queue of our own: let it drain
         }
         break;
       case RatePhase::kFixed:
@@ -301,6 +341,7 @@ class AutoRateController final : public RateController {
   std::uint64_t pacing_ = 0;
   std::uint64_t seed_ = 0;
   WindowedMax<std::uint64_t> bw_;  // time unit: rounds
+  std::uint64_t prevSample_ = 0;
   std::uint64_t latestSample_ = 0;
 
   bool started_ = false;
@@ -321,11 +362,16 @@ class AutoRateController final : public RateController {
   std::uint32_t flatRounds_ = 0;
   std::uint32_t drainRounds_ = 0;
 
-  std::uint32_t cycleIndex_ = 2;
+  Slot slot_ = Slot::kCruise;
+  std::uint32_t cruiseRounds_ = 0;
+  std::uint64_t slotEnd_ = 0;
+  std::uint64_t upDuration_ = 0;
   double upGain_ = kFirstUpGain;
   std::uint64_t upBase_ = 0;
   std::uint64_t upMax_ = 0;
   bool upSpoiled_ = false;
+  bool evaluating_ = false;
+  std::uint64_t evaluateAt_ = 0;
 
   bool backedOff_ = false;
   std::uint64_t lastBackoff_ = 0;
