@@ -49,6 +49,7 @@ struct LinkSim::Flow {
   double ssthresh = 1e12;
   std::uint64_t inflight = 0;
   std::uint64_t recoveryEnd = 0;
+  std::uint64_t lastAckNs = 0;
   FlowStats stats;
 };
 
@@ -120,7 +121,18 @@ void LinkSim::handle(const Event& event) {
     case kSend: {
       if (now_ >= f.stopNs) return;
       if (f.kind == FlowKind::kReno) {
+        // A 10 ms tick: the retransmission timeout (200 ms without progress) restarts from one packet.
+        if (f.inflight > 0 && now_ - f.lastAckNs >= 200'000'000) {
+          f.nextJudge = f.sent.size();
+          f.inflight = 0;
+          f.ssthresh = std::max(2.0, f.cwnd / 2);
+          f.cwnd = 1;
+          f.recoveryEnd = f.sent.size();
+          f.lastAckNs = now_;
+        }
+        if (f.inflight == 0) f.lastAckNs = now_;
         while (static_cast<double>(f.inflight) < f.cwnd) transmit(event.flow);
+        schedule(now_ + 10'000'000, kSend, event.flow);
         return;
       }
       transmit(event.flow);
@@ -238,6 +250,7 @@ void LinkSim::ackArrives(std::size_t flow, std::uint64_t ackIndex) {
   f.inflight -= std::min(f.inflight, ackedPackets + lostPackets);
   if (now_ >= f.stopNs) return;
   if (f.kind == FlowKind::kReno) {
+    if (ackedPackets > 0) f.lastAckNs = now_;
     if (lostPackets > 0 && firstLost >= f.recoveryEnd) {
       f.cwnd = std::max(2.0, f.cwnd / 2);
       f.ssthresh = f.cwnd;
