@@ -31,7 +31,11 @@ constexpr std::uint64_t kMinQueueThresholdNs = 2'000'000;
 constexpr double kStartupGrowth = 1.25;
 constexpr std::uint32_t kStartupFlatRounds = 3;
 constexpr std::uint32_t kDrainMaxRounds = 4;
-constexpr std::uint32_t kForeignQueueRounds = 3;
+constexpr std::uint64_t kForeignQueueRounds = 6;
+constexpr std::uint64_t kForeignQueueMinNs = 100'000'000;
+constexpr double kForeignQueueFall = 0.75;  // our own queue drains below this share of its size by then
+constexpr double kLossOnlyDecrease = 0.7;
+constexpr double kQueueFalling = 0.9;
 constexpr std::uint64_t kLossOnlyRetryNs = 2'000'000'000;  // then try delay again
 
 std::uint64_t scale(std::uint64_t rate, double gain) noexcept {
@@ -93,7 +97,7 @@ class AutoRateController final : public RateController {
     roundAcked_ += s.ackedBytes;
     if (s.deliveryRateBps != 0) {
       // A tbf bucket that filled while the queue was empty lets a burst
-      // through at line rate, so one short sample can exceed the link: the
+      // through above the link rate, so one short sample can exceed it: the
       // smaller of the last two samples goes on.
       const std::uint64_t sample = prevSample_ != 0 ? std::min(prevSample_, s.deliveryRateBps) : s.deliveryRateBps;
       prevSample_ = s.deliveryRateBps;
@@ -109,7 +113,11 @@ class AutoRateController final : public RateController {
         if (owdValid_ && queueDelay_ <= queueThreshold() / 4) enterProbe(now);
         break;
       case RatePhase::kProbe:
-        if (delaySignal()) backOff(now, true);
+        // A queue that is already falling after a back-off is ours draining.
+        if (delaySignal() && (!episode_ || static_cast<double>(queueDelay_) >=
+                                               kQueueFalling * static_cast<double>(lastBackoffQueue_))) {
+          backOff(now, true);
+        }
         probeSlots(now);
         break;
       case RatePhase::kFixed:
@@ -149,6 +157,7 @@ class AutoRateController final : public RateController {
   std::uint64_t queueThreshold() const noexcept { return std::max(kMinQueueThresholdNs, minRtt_ / 2); }
   bool delaySignal() const noexcept { return !lossOnly_ && owdValid_ && queueDelay_ > queueThreshold(); }
   bool lossSignal() const noexcept {
+    if (lossOnly_) return roundLostPackets_ > 0;
     const std::uint64_t total = roundAcked_ + roundLost_;
     return roundLostPackets_ >= kLossMinPackets && total != 0 &&
            static_cast<double>(roundLost_) > kLossThreshold * static_cast<double>(total);
@@ -163,7 +172,7 @@ class AutoRateController final : public RateController {
     fullBwRef_ = 0;
     flatRounds_ = 0;
     lossOnly_ = false;
-    foreignRounds_ = 0;
+    episode_ = false;
     backedOff_ = false;
     evaluating_ = false;
   }
@@ -219,7 +228,7 @@ class AutoRateController final : public RateController {
       evaluating_ = false;
       const bool kept = !upSpoiled_ && upBase_ != 0 &&
                         static_cast<double>(upMax_) >= static_cast<double>(upBase_) * (1.0 + (upGain_ - 1.0) / 2);
-      if (kept) {
+      if (kept && !lossOnly_) {
         // The path took the higher rate: probe again at once, harder.
         upGain_ = std::min(kMaxUpGain, 1.0 + 2.0 * (upGain_ - 1.0));
         startUp(nowNs);
@@ -236,7 +245,22 @@ class AutoRateController final : public RateController {
     if (backedOff_ && nowNs - lastBackoff_ < roundLen_) return;
     backedOff_ = true;
     lastBackoff_ = nowNs;
-    if (latestSample_ != 0) bw_.reset(roundCount_, latestSample_);
+    if (delay) {
+      if (!episode_) {
+        episode_ = true;
+        episodeStart_ = nowNs;
+        episodeQueue_ = queueDelay_;
+        episodeBackoffs_ = 0;
+      }
+      ++episodeBackoffs_;
+    }
+    // Sharing a queue with a loss-based flow: decrease as TCP does, so both keep a share.
+    lastBackoffQueue_ = queueDelay_;
+    if (latestSample_ != 0) {
+      // At most halve per back-off: the samples may lag a queue that is draining.
+      const std::uint64_t target = lossOnly_ ? scale(latestSample_, kLossOnlyDecrease) : latestSample_;
+      bw_.reset(roundCount_, std::max(target, bw() / 2));
+    }
     double gain = kBackoffGain;
     if (delay) {
       const double drain = 1.0 - static_cast<double>(queueDelay_) / static_cast<double>(roundLen_);
@@ -281,28 +305,28 @@ class AutoRateController final : public RateController {
     roundLostPackets_ = 0;
   }
 
-  // Someone else's queue: high although we backed off and send no faster
-  // than the path delivers, and not falling. Then only loss counts.
+  // Someone else's queue: still high long after we started backing off for
+  // it, and not draining as it would if it were ours. Then only loss counts.
   void judgeQueue(std::uint64_t nowNs) noexcept {
     const bool high = owdValid_ && queueDelay_ > queueThreshold();
     if (lossOnly_) {
       if (queueDelay_ <= queueThreshold() / 2) lossOnly_ = false;
       if (nowNs - lossOnlySince_ >= std::max(kLossOnlyRetryNs, 20 * roundLen_)) lossOnly_ = false;
-      if (!lossOnly_) foreignRounds_ = 0;
-    } else {
-      const bool recentBackoff = backedOff_ && nowNs - lastBackoff_ <= 2 * roundLen_;
-      const bool notAboveDelivery = pacing_ <= scale(latestSample_, 1.05);
-      const bool notFalling = static_cast<double>(queueDelay_) >= 0.9 * static_cast<double>(lastRoundQueue_);
-      if (high && recentBackoff && notAboveDelivery && notFalling) {
-        if (++foreignRounds_ >= kForeignQueueRounds) {
-          lossOnly_ = true;
-          lossOnlySince_ = nowNs;
-        }
-      } else {
-        foreignRounds_ = 0;
-      }
+      if (!lossOnly_) episode_ = false;
+      return;
     }
-    lastRoundQueue_ = queueDelay_;
+    if (!episode_) return;
+    if (!high) {
+      episode_ = false;
+      return;
+    }
+    const std::uint64_t span = std::max(kForeignQueueRounds * roundLen_, kForeignQueueMinNs);
+    if (nowNs - episodeStart_ >= span && episodeBackoffs_ >= 2 &&
+        static_cast<double>(queueDelay_) >= kForeignQueueFall * static_cast<double>(episodeQueue_)) {
+      lossOnly_ = true;
+      lossOnlySince_ = nowNs;
+      episode_ = false;
+    }
   }
 
   void updatePacing(std::uint64_t nowNs) noexcept {
@@ -356,7 +380,6 @@ class AutoRateController final : public RateController {
   std::uint64_t minRtt_ = 0;
   bool owdValid_ = false;
   std::uint64_t queueDelay_ = 0;
-  std::uint64_t lastRoundQueue_ = 0;
 
   std::uint64_t fullBwRef_ = 0;
   std::uint32_t flatRounds_ = 0;
@@ -380,7 +403,11 @@ class AutoRateController final : public RateController {
 
   bool lossOnly_ = false;
   std::uint64_t lossOnlySince_ = 0;
-  std::uint32_t foreignRounds_ = 0;
+  bool episode_ = false;  // backing off for a high queue
+  std::uint64_t episodeStart_ = 0;
+  std::uint64_t episodeQueue_ = 0;
+  std::uint32_t episodeBackoffs_ = 0;
+  std::uint64_t lastBackoffQueue_ = 0;
 };
 
 }  // namespace
