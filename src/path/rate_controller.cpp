@@ -28,13 +28,15 @@ constexpr std::uint64_t kBwWindowRounds = 10;
 constexpr double kLossThreshold = 0.02;
 constexpr std::uint64_t kLossMinPackets = 3;  // fewer lost packets in a round are no signal
 constexpr std::uint64_t kMinQueueThresholdNs = 2'000'000;
+constexpr std::uint64_t kMaxQueueThresholdNs = 10'000'000;
 constexpr double kStartupGrowth = 1.25;
 constexpr std::uint32_t kStartupFlatRounds = 3;
 constexpr std::uint32_t kDrainMaxRounds = 4;
 constexpr std::uint64_t kForeignQueueRounds = 6;
 constexpr std::uint64_t kForeignQueueMinNs = 100'000'000;
 constexpr double kForeignQueueFall = 0.75;  // our own queue drains below this share of its size by then
-constexpr double kLossOnlyDecrease = 0.7;
+constexpr double kLossOnlyDecrease = 0.5;
+constexpr double kLossOnlyUpGain = 1.1;
 constexpr double kQueueFalling = 0.9;
 constexpr std::uint64_t kLossOnlyRetryNs = 2'000'000'000;  // then try delay again
 
@@ -154,7 +156,11 @@ class AutoRateController final : public RateController {
   enum class Slot : std::uint8_t { kUp, kDown, kCruise };
 
   std::uint64_t bw() const noexcept { return bw_.best(); }
-  std::uint64_t queueThreshold() const noexcept { return std::max(kMinQueueThresholdNs, minRtt_ / 2); }
+  // max(2 ms, minRtt/2), but at most 10 ms: a long path's half RTT can exceed
+  // a shallow buffer (a 20 ms tbf queue), and then the delay would never tell.
+  std::uint64_t queueThreshold() const noexcept {
+    return std::clamp(minRtt_ / 2, kMinQueueThresholdNs, kMaxQueueThresholdNs);
+  }
   bool delaySignal() const noexcept { return !lossOnly_ && owdValid_ && queueDelay_ > queueThreshold(); }
   bool lossSignal() const noexcept {
     if (lossOnly_) return roundLostPackets_ > 0;
@@ -343,7 +349,7 @@ class AutoRateController final : public RateController {
         if (backedOff_ && nowNs < backoffEnd_) {
           gain = backoffGain_;
         } else if (slot_ == Slot::kUp) {
-          gain = upGain_;
+          gain = lossOnly_ ? kLossOnlyUpGain : upGain_;
         } else if (slot_ == Slot::kDown) {
           gain = kProbeDownGain;
         } else if (!lossOnly_ && owdValid_ && queueDelay_ > std::max(kCruiseQueueNs, queueThreshold() / 4)) {
