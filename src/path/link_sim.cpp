@@ -137,7 +137,8 @@ void LinkSim::handle(const Event& event) {
       }
       transmit(event.flow);
       const std::uint64_t rate = f.kind == FlowKind::kMpxdp ? f.controller->pacingRateBps() : f.constantBps;
-      const auto gap = static_cast<std::uint64_t>(std::ceil(kPacketBytes * 8 * kNsPerSecond / static_cast<double>(rate)));
+      const auto gap =
+          static_cast<std::uint64_t>(std::ceil(kPacketBytes * 8 * kNsPerSecond / static_cast<double>(rate)));
       schedule(now_ + gap, kSend, event.flow);
       return;
     }
@@ -145,9 +146,10 @@ void LinkSim::handle(const Event& event) {
       const Packet packet = queue_.front();
       queue_.pop();
       queueBytes_ -= packet.bytes;
-      const double burst = static_cast<double>(link_.rateBps) * static_cast<double>(link_.burstNs) / kNsPerSecond;
-      tokensBits_ = std::min(
-          burst, tokensBits_ + static_cast<double>(link_.rateBps) * static_cast<double>(now_ - tokensAt_) / kNsPerSecond);
+      const double burst =
+          static_cast<double>(link_.rateBps) * static_cast<double>(link_.burstNs) / kNsPerSecond;
+      tokensBits_ = std::min(burst, tokensBits_ + static_cast<double>(link_.rateBps) *
+                                                      static_cast<double>(now_ - tokensAt_) / kNsPerSecond);
       tokensAt_ = now_;
       tokensBits_ -= packet.bytes * 8.0;
       departureScheduled_ = false;
@@ -178,7 +180,8 @@ void LinkSim::transmit(std::size_t flow) {
 }
 
 void LinkSim::enqueue(const Packet& packet) {
-  const double limit = static_cast<double>(link_.rateBps) * static_cast<double>(link_.queueNs) / 8 / kNsPerSecond;
+  const double limit =
+      static_cast<double>(link_.rateBps) * static_cast<double>(link_.queueNs) / 8 / kNsPerSecond;
   if (static_cast<double>(queueBytes_ + packet.bytes) > limit) {
     ++flows_[packet.flow]->stats.droppedPackets;
     return;
@@ -191,13 +194,14 @@ void LinkSim::enqueue(const Packet& packet) {
 void LinkSim::scheduleDeparture() {
   if (departureScheduled_ || queue_.empty()) return;
   const double burst = static_cast<double>(link_.rateBps) * static_cast<double>(link_.burstNs) / kNsPerSecond;
-  tokensBits_ = std::min(
-      burst, tokensBits_ + static_cast<double>(link_.rateBps) * static_cast<double>(now_ - tokensAt_) / kNsPerSecond);
+  tokensBits_ = std::min(burst, tokensBits_ + static_cast<double>(link_.rateBps) *
+                                                  static_cast<double>(now_ - tokensAt_) / kNsPerSecond);
   tokensAt_ = now_;
   const double need = queue_.front().bytes * 8.0;
   std::uint64_t at = now_;
   if (tokensBits_ < need) {
-    at += static_cast<std::uint64_t>(std::ceil((need - tokensBits_) * kNsPerSecond / static_cast<double>(link_.rateBps)));
+    at += static_cast<std::uint64_t>(
+        std::ceil((need - tokensBits_) * kNsPerSecond / static_cast<double>(link_.rateBps)));
   }
   departureScheduled_ = true;
   schedule(at, kDepart, 0);
@@ -223,8 +227,8 @@ void LinkSim::arrive(std::size_t flow, std::uint64_t number) {
 
 void LinkSim::sendAck(std::size_t flow) {
   Flow& f = *flows_[flow];
-  f.acks.push_back(AckInfo{f.largest, f.sent[f.largest].sendNs, f.largestArrivalNs + f.peerOffset, f.recvBytes,
-                           now_ - f.largestArrivalNs});
+  f.acks.push_back(AckInfo{f.largest, f.sent[f.largest].sendNs, f.largestArrivalNs + f.peerOffset,
+                           f.recvBytes, now_ - f.largestArrivalNs});
   f.unacked = 0;
   ++f.ackGeneration;
   f.ackTimerSet = false;

@@ -20,7 +20,7 @@ constexpr double kBackoffGain = 0.9;
 constexpr double kMinBackoffGain = 0.5;
 constexpr std::uint32_t kMinCruiseRounds = 2;  // rounds at gain 1 between probes: random in [min, max]
 constexpr std::uint32_t kMaxCruiseRounds = 6;
-constexpr std::uint64_t kProbeQueueNs = 4'000'000;  // queue a probe-up may add at most
+constexpr std::uint64_t kProbeQueueNs = 4'000'000;      // queue a probe-up may add at most
 constexpr std::uint64_t kEvaluateMarginNs = 4'000'000;  // two delivery samples after the probe's RTT
 constexpr std::uint64_t kCruiseQueueNs = 1'000'000;
 constexpr double kCruiseDrainGain = 0.95;
@@ -101,7 +101,8 @@ class AutoRateController final : public RateController {
       // A tbf bucket that filled while the queue was empty lets a burst
       // through above the link rate, so one short sample can exceed it: the
       // smaller of the last two samples goes on.
-      const std::uint64_t sample = prevSample_ != 0 ? std::min(prevSample_, s.deliveryRateBps) : s.deliveryRateBps;
+      const std::uint64_t sample =
+          prevSample_ != 0 ? std::min(prevSample_, s.deliveryRateBps) : s.deliveryRateBps;
       prevSample_ = s.deliveryRateBps;
       latestSample_ = sample;
       if (!s.appLimited || sample > bw()) bw_.update(kBwWindowRounds, roundCount_, sample);
@@ -190,7 +191,8 @@ class AutoRateController final : public RateController {
 
   std::uint32_t randomCruiseRounds() noexcept {
     rng_ = rng_ * 6364136223846793005ULL + 1442695040888963407ULL;
-    return kMinCruiseRounds + static_cast<std::uint32_t>((rng_ >> 33) % (kMaxCruiseRounds - kMinCruiseRounds + 1));
+    return kMinCruiseRounds +
+           static_cast<std::uint32_t>((rng_ >> 33) % (kMaxCruiseRounds - kMinCruiseRounds + 1));
   }
 
   void enterProbe(std::uint64_t nowNs) noexcept {
@@ -216,7 +218,8 @@ class AutoRateController final : public RateController {
     upMax_ = 0;
     upSpoiled_ = false;
     evaluating_ = true;
-    upDuration_ = std::min(roundLen_, static_cast<std::uint64_t>(static_cast<double>(kProbeQueueNs) / (upGain_ - 1.0)));
+    upDuration_ =
+        std::min(roundLen_, static_cast<std::uint64_t>(static_cast<double>(kProbeQueueNs) / (upGain_ - 1.0)));
     slotEnd_ = nowNs + upDuration_;
     // Delivery samples reflecting the probe arrive about an RTT later.
     evaluateAt_ = slotEnd_ + std::max(srtt_, minRtt_) + kEvaluateMarginNs;
@@ -232,8 +235,9 @@ class AutoRateController final : public RateController {
     if (slot_ == Slot::kDown && nowNs >= slotEnd_) cruise(kMaxCruiseRounds);
     if (evaluating_ && nowNs >= evaluateAt_) {
       evaluating_ = false;
-      const bool kept = !upSpoiled_ && upBase_ != 0 &&
-                        static_cast<double>(upMax_) >= static_cast<double>(upBase_) * (1.0 + (upGain_ - 1.0) / 2);
+      const bool kept =
+          !upSpoiled_ && upBase_ != 0 &&
+          static_cast<double>(upMax_) >= static_cast<double>(upBase_) * (1.0 + (upGain_ - 1.0) / 2);
       if (kept && !lossOnly_) {
         // The path took the higher rate: probe again at once, harder.
         upGain_ = std::min(kMaxUpGain, 1.0 + 2.0 * (upGain_ - 1.0));

@@ -59,8 +59,8 @@ class RateController {
   virtual void onSent(std::uint64_t nowNs, std::uint32_t bytes) noexcept = 0;
   virtual void onAck(const AckSample& sample) noexcept = 0;
   virtual void onLoss(std::uint64_t nowNs, std::uint64_t lostPackets, std::uint64_t lostBytes) noexcept = 0;
-  virtual void onRestart(std::uint64_t nowNs) noexcept = 0;  // path re-admitted after being dead
-  virtual std::uint64_t pacingRateBps() const noexcept = 0;  // always > 0, never above capBps when set
+  virtual void onRestart(std::uint64_t nowNs) noexcept = 0;         // path re-admitted after being dead
+  virtual std::uint64_t pacingRateBps() const noexcept = 0;         // always > 0, never above capBps when set
   virtual std::uint64_t bandwidthEstimateBps() const noexcept = 0;  // 0 until known
   virtual RatePhase phase() const noexcept = 0;
 };

@@ -26,7 +26,9 @@ struct Window {
   std::uint64_t deliveredBytes = 0;
   std::uint64_t sent = 0;
   std::uint64_t dropped = 0;
-  double mbps(std::uint64_t ns) const { return static_cast<double>(deliveredBytes) * 8e3 / static_cast<double>(ns); }
+  double mbps(std::uint64_t ns) const {
+    return static_cast<double>(deliveredBytes) * 8e3 / static_cast<double>(ns);
+  }
   double loss() const { return sent == 0 ? 0 : static_cast<double>(dropped) / static_cast<double>(sent); }
 };
 
@@ -178,10 +180,9 @@ INSTANTIATE_TEST_SUITE_P(Links, ConvergenceTest,
                                            LinkCase{300, 200}, LinkCase{300, 10'000}, LinkCase{300, 80'000},
                                            LinkCase{600, 200}, LinkCase{600, 10'000}, LinkCase{600, 80'000}),
                          [](const auto& info) {
-                           return std::to_string(info.param.rateMbit) + "Mbit_" + std::to_string(info.param.rttUs) +
-                                  "us";
+                           return std::to_string(info.param.rateMbit) + "Mbit_" +
+                                  std::to_string(info.param.rttUs) + "us";
                          });
-
 
 struct StepCase {
   std::uint64_t fromMbit;
@@ -220,8 +221,9 @@ INSTANTIATE_TEST_SUITE_P(Links, RateStepTest,
                                            StepCase{300, 50, 40'000}, StepCase{50, 300, 40'000},
                                            StepCase{600, 100, 10'000}, StepCase{100, 600, 10'000}),
                          [](const auto& info) {
-                           return std::to_string(info.param.fromMbit) + "to" + std::to_string(info.param.toMbit) +
-                                  "Mbit_" + std::to_string(info.param.rttUs) + "us";
+                           return std::to_string(info.param.fromMbit) + "to" +
+                                  std::to_string(info.param.toMbit) + "Mbit_" +
+                                  std::to_string(info.param.rttUs) + "us";
                          });
 
 // Two controllers on one 300 Mbit/s link: the link stays full and neither gets less than a third.
@@ -241,7 +243,8 @@ TEST(RateControllerSharingTest, TwoControllersShareALink) {
     run.to(8 * kSecond);
     const Window wa = run.since(a, startA), wb = run.since(b, startB);
     const double mbpsA = wa.mbps(5 * kSecond), mbpsB = wb.mbps(5 * kSecond);
-    SCOPED_TRACE("rtt " + std::to_string(rttUs) + " us: " + std::to_string(mbpsA) + " + " + std::to_string(mbpsB));
+    SCOPED_TRACE("rtt " + std::to_string(rttUs) + " us: " + std::to_string(mbpsA) + " + " +
+                 std::to_string(mbpsB));
     EXPECT_GE(mbpsA + mbpsB, 0.9 * 300) << run.trace();
     EXPECT_GE(mbpsA, 100) << run.trace();
     EXPECT_GE(mbpsB, 100) << run.trace();
@@ -325,7 +328,7 @@ TEST(RateControllerTest, PhasesCapAndRestart) {
   EXPECT_LE(maxPacing, 200 * kMbit);
   EXPECT_EQ(maxPacing, 200 * kMbit);
   EXPECT_GE(sim.stats(flow).deliveredBytes * 8 / 2, 150 * kMbit);  // ~ the cap over 2 s minus startup
-  EXPECT_EQ(sim.stats(flow).droppedPackets, 0u);  // never above the link
+  EXPECT_EQ(sim.stats(flow).droppedPackets, 0u);                   // never above the link
   const std::uint64_t estimate = c.bandwidthEstimateBps();
   EXPECT_GT(estimate, 180 * kMbit);
   c.onRestart(2 * kSecond);
