@@ -35,9 +35,10 @@ constexpr std::uint32_t kDrainMaxRounds = 4;
 constexpr std::uint64_t kForeignQueueRounds = 6;
 constexpr std::uint64_t kForeignQueueMinNs = 100'000'000;
 constexpr double kForeignQueueFall = 0.75;  // our own queue drains below this share of its size by then
-constexpr double kLossOnlyDecrease = 0.5;
+constexpr double kLossOnlyDecrease = 0.7;
 constexpr double kLossOnlyUpGain = 1.1;
 constexpr double kQueueFalling = 0.9;
+constexpr std::uint64_t kLossOnlyIncreaseBits = 1500 * 8;
 constexpr std::uint64_t kLossOnlyRetryNs = 2'000'000'000;  // then try delay again
 
 std::uint64_t scale(std::uint64_t rate, double gain) noexcept {
@@ -95,6 +96,7 @@ class AutoRateController final : public RateController {
     minRtt_ = s.minRttNs;
     owdValid_ = s.owdValid;
     queueDelay_ = s.queueDelayNs;
+    if (episode_) episodePeak_ = std::max(episodePeak_, queueDelay_);
     srtt_ = s.srttNs;
     roundAcked_ += s.ackedBytes;
     if (s.deliveryRateBps != 0) {
@@ -105,7 +107,9 @@ class AutoRateController final : public RateController {
           prevSample_ != 0 ? std::min(prevSample_, s.deliveryRateBps) : s.deliveryRateBps;
       prevSample_ = s.deliveryRateBps;
       latestSample_ = sample;
-      if (!s.appLimited || sample > bw()) bw_.update(kBwWindowRounds, roundCount_, sample);
+      // Loss-only: the estimate moves as TCP's window (AIMD) and the
+      // samples, a queue's worth late, would undo every decrease.
+      if (!lossOnly_ && (!s.appLimited || sample > bw())) bw_.update(kBwWindowRounds, roundCount_, sample);
       if (evaluating_) upMax_ = std::max(upMax_, sample);
     }
     switch (phase_) {
@@ -221,8 +225,8 @@ class AutoRateController final : public RateController {
     evaluating_ = true;
     // Below the delay threshold, so a probe alone does not make every flow on the path back off.
     const std::uint64_t probeQueue = std::min(kProbeQueueNs, queueThreshold() * 3 / 4);
-    upDuration_ =
-        std::min(roundLen_, static_cast<std::uint64_t>(static_cast<double>(probeQueue) / (upGainNow() - 1.0)));
+    upDuration_ = std::min(roundLen_,
+                           static_cast<std::uint64_t>(static_cast<double>(probeQueue) / (upGainNow() - 1.0)));
     slotEnd_ = nowNs + upDuration_;
     // Delivery samples reflecting the probe arrive about an RTT later.
     evaluateAt_ = slotEnd_ + std::max(srtt_, minRtt_) + kEvaluateMarginNs;
@@ -262,7 +266,7 @@ class AutoRateController final : public RateController {
       if (!episode_) {
         episode_ = true;
         episodeStart_ = nowNs;
-        episodeQueue_ = queueDelay_;
+        episodePeak_ = queueDelay_;
         episodeBackoffs_ = 0;
       }
       ++episodeBackoffs_;
@@ -301,7 +305,13 @@ class AutoRateController final : public RateController {
         if (!owdValid_ || ++drainRounds_ >= kDrainMaxRounds) enterProbe(nowNs);
         break;
       case RatePhase::kProbe:
-        if (slot_ == Slot::kCruise && !evaluating_) {
+        if (lossOnly_) {
+          // As TCP in congestion avoidance: one packet (1500 bytes) more per
+          // RTT each round; no probes (they would grow multiplicatively).
+          if (roundLostPackets_ == 0 && srtt_ != 0) {
+            bw_.reset(roundCount_, bw() + kLossOnlyIncreaseBits * 1'000'000'000 / srtt_);
+          }
+        } else if (slot_ == Slot::kCruise && !evaluating_) {
           if (cruiseRounds_ > 0) --cruiseRounds_;
           if (cruiseRounds_ == 0) startUp(nowNs);
         }
@@ -319,10 +329,13 @@ class AutoRateController final : public RateController {
   }
 
   // Someone else's queue: still high long after we started backing off for
-  // it, and not draining as it would if it were ours. Then only loss counts.
+  // it, and not draining as it would if it were ours (still >= 75 % of its
+  // peak since). Then only loss counts.
   void judgeQueue(std::uint64_t nowNs) noexcept {
     const bool high = owdValid_ && queueDelay_ > queueThreshold();
     if (lossOnly_) {
+      slot_ = Slot::kCruise;
+      evaluating_ = false;
       if (queueDelay_ <= queueThreshold() / 2) lossOnly_ = false;
       if (nowNs - lossOnlySince_ >= std::max(kLossOnlyRetryNs, 20 * roundLen_)) lossOnly_ = false;
       if (!lossOnly_) episode_ = false;
@@ -335,7 +348,7 @@ class AutoRateController final : public RateController {
     }
     const std::uint64_t span = std::max(kForeignQueueRounds * roundLen_, kForeignQueueMinNs);
     if (nowNs - episodeStart_ >= span && episodeBackoffs_ >= 2 &&
-        static_cast<double>(queueDelay_) >= kForeignQueueFall * static_cast<double>(episodeQueue_)) {
+        static_cast<double>(queueDelay_) >= kForeignQueueFall * static_cast<double>(episodePeak_)) {
       lossOnly_ = true;
       lossOnlySince_ = nowNs;
       episode_ = false;
@@ -418,7 +431,7 @@ class AutoRateController final : public RateController {
   std::uint64_t lossOnlySince_ = 0;
   bool episode_ = false;  // backing off for a high queue
   std::uint64_t episodeStart_ = 0;
-  std::uint64_t episodeQueue_ = 0;
+  std::uint64_t episodePeak_ = 0;  // the largest queue delay since it started
   std::uint32_t episodeBackoffs_ = 0;
   std::uint64_t lastBackoffQueue_ = 0;
 };
