@@ -63,7 +63,9 @@ class Driver {
     const PathState before = machine.state();
     const bool changed = machine.onTimer(now_, ptoNs);
     EXPECT_EQ(changed, machine.state() != before);
-    if (changed) EXPECT_LE(timer, now_) << "nextTimerNs promised nothing before " << timer;
+    if (changed) {
+      EXPECT_LE(timer, now_) << "nextTimerNs promised nothing before " << timer;
+    }
     record(before);
     if (busy_ && machine.state() == PathState::kActive && now_ % kMs == 0) send(false);
     if (machine.nextProbeNs(now_) <= now_) send(true);

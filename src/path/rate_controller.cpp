@@ -36,7 +36,6 @@ constexpr std::uint64_t kForeignQueueRounds = 6;
 constexpr std::uint64_t kForeignQueueMinNs = 100'000'000;
 constexpr double kForeignQueueFall = 0.75;  // our own queue drains below this share of its size by then
 constexpr double kLossOnlyDecrease = 0.7;
-constexpr double kLossOnlyUpGain = 1.1;
 constexpr double kQueueFalling = 0.9;
 constexpr std::uint64_t kLossOnlyIncreaseBits = 1500 * 8;
 constexpr std::uint64_t kLossOnlyRetryNs = 2'000'000'000;  // then try delay again
@@ -166,7 +165,6 @@ class AutoRateController final : public RateController {
   std::uint64_t queueThreshold() const noexcept {
     return std::clamp(minRtt_ / 2, kMinQueueThresholdNs, kMaxQueueThresholdNs);
   }
-  double upGainNow() const noexcept { return lossOnly_ ? kLossOnlyUpGain : upGain_; }
   bool delaySignal() const noexcept { return !lossOnly_ && owdValid_ && queueDelay_ > queueThreshold(); }
   bool lossSignal() const noexcept {
     if (lossOnly_) return roundLostPackets_ > 0;
@@ -225,8 +223,8 @@ class AutoRateController final : public RateController {
     evaluating_ = true;
     // Below the delay threshold, so a probe alone does not make every flow on the path back off.
     const std::uint64_t probeQueue = std::min(kProbeQueueNs, queueThreshold() * 3 / 4);
-    upDuration_ = std::min(roundLen_,
-                           static_cast<std::uint64_t>(static_cast<double>(probeQueue) / (upGainNow() - 1.0)));
+    upDuration_ =
+        std::min(roundLen_, static_cast<std::uint64_t>(static_cast<double>(probeQueue) / (upGain_ - 1.0)));
     slotEnd_ = nowNs + upDuration_;
     // Delivery samples reflecting the probe arrive about an RTT later.
     evaluateAt_ = slotEnd_ + std::max(srtt_, minRtt_) + kEvaluateMarginNs;
@@ -236,7 +234,7 @@ class AutoRateController final : public RateController {
     if (slot_ == Slot::kUp && nowNs >= slotEnd_) {
       // Take back what the probe may have queued.
       slot_ = Slot::kDown;
-      slotEnd_ = nowNs + static_cast<std::uint64_t>(static_cast<double>(upDuration_) * (upGainNow() - 1.0) /
+      slotEnd_ = nowNs + static_cast<std::uint64_t>(static_cast<double>(upDuration_) * (upGain_ - 1.0) /
                                                     (1.0 - kProbeDownGain));
     }
     if (slot_ == Slot::kDown && nowNs >= slotEnd_) cruise(kMaxCruiseRounds);
@@ -369,7 +367,7 @@ class AutoRateController final : public RateController {
         if (backedOff_ && nowNs < backoffEnd_) {
           gain = backoffGain_;
         } else if (slot_ == Slot::kUp) {
-          gain = upGainNow();
+          gain = upGain_;
         } else if (slot_ == Slot::kDown) {
           gain = kProbeDownGain;
         } else if (!lossOnly_ && owdValid_ && queueDelay_ > std::max(kCruiseQueueNs, queueThreshold() / 4)) {
