@@ -109,7 +109,9 @@ class AutoRateController final : public RateController {
       // Loss-only: the estimate moves as TCP's window (AIMD) and the
       // samples, a queue's worth late, would undo every decrease.
       if (!lossOnly_ && (!s.appLimited || sample > bw())) bw_.update(kBwWindowRounds, roundCount_, sample);
-      if (evaluating_) upMax_ = std::max(upMax_, sample);
+      // Only the second half of the probe counts: its start may ride a tbf
+      // bucket that refilled while the queue was empty.
+      if (evaluating_ && now >= upLateFrom_) upMax_ = std::max(upMax_, sample);
     }
     switch (phase_) {
       case RatePhase::kStartup:
@@ -228,6 +230,7 @@ class AutoRateController final : public RateController {
     slotEnd_ = nowNs + upDuration_;
     // Delivery samples reflecting the probe arrive about an RTT later.
     evaluateAt_ = slotEnd_ + std::max(srtt_, minRtt_) + kEvaluateMarginNs;
+    upLateFrom_ = nowNs + upDuration_ / 2 + std::max(srtt_, minRtt_);
   }
 
   void probeSlots(std::uint64_t nowNs) noexcept {
@@ -248,6 +251,10 @@ class AutoRateController final : public RateController {
         upGain_ = std::min(kMaxUpGain, 1.0 + 2.0 * (upGain_ - 1.0));
         startUp(nowNs);
       } else {
+        // The path did not sustain the probe: what its start showed above
+        // the late samples was a burst, not capacity.
+        const std::uint64_t sustained = std::max(upBase_, upMax_);
+        if (!upSpoiled_ && !lossOnly_ && upMax_ != 0 && bw() > sustained) bw_.reset(roundCount_, sustained);
         upGain_ = kFirstUpGain;
         if (slot_ == Slot::kCruise) cruise(randomCruiseRounds());
       }
@@ -419,6 +426,7 @@ class AutoRateController final : public RateController {
   bool upSpoiled_ = false;
   bool evaluating_ = false;
   std::uint64_t evaluateAt_ = 0;
+  std::uint64_t upLateFrom_ = 0;
 
   bool backedOff_ = false;
   std::uint64_t lastBackoff_ = 0;
