@@ -15,7 +15,7 @@ if [ -z "$symbols" ]; then
   exit 1
 fi
 
-internal='mpxdp::(wire|xsk|transport|conn|bpf|sched|reorder|detail|cli|testbed)::|\(anonymous namespace\)'
+internal='mpxdp::(wire|xsk|transport|conn|bpf|sched|reorder|path|detail|cli|testbed)::|\(anonymous namespace\)'
 public='^((typeinfo|typeinfo name|vtable|VTT|construction vtable) for )?mpxdp::'
 bad=$(echo "$symbols" | grep -Ev "$public" || true)
 bad+=$(echo "$symbols" | grep -E "$internal" || true)

@@ -49,6 +49,7 @@ struct LinkSim::Flow {
   double ssthresh = 1e12;
   std::uint64_t inflight = 0;
   std::uint64_t recoveryEnd = 0;
+  std::uint64_t lastAckNs = 0;
   FlowStats stats;
 };
 
@@ -120,12 +121,24 @@ void LinkSim::handle(const Event& event) {
     case kSend: {
       if (now_ >= f.stopNs) return;
       if (f.kind == FlowKind::kReno) {
+        // A 10 ms tick: the retransmission timeout (200 ms without progress) restarts from one packet.
+        if (f.inflight > 0 && now_ - f.lastAckNs >= 200'000'000) {
+          f.nextJudge = f.sent.size();
+          f.inflight = 0;
+          f.ssthresh = std::max(2.0, f.cwnd / 2);
+          f.cwnd = 1;
+          f.recoveryEnd = f.sent.size();
+          f.lastAckNs = now_;
+        }
+        if (f.inflight == 0) f.lastAckNs = now_;
         while (static_cast<double>(f.inflight) < f.cwnd) transmit(event.flow);
+        schedule(now_ + 10'000'000, kSend, event.flow);
         return;
       }
       transmit(event.flow);
       const std::uint64_t rate = f.kind == FlowKind::kMpxdp ? f.controller->pacingRateBps() : f.constantBps;
-      const auto gap = static_cast<std::uint64_t>(std::ceil(kPacketBytes * 8 * kNsPerSecond / static_cast<double>(rate)));
+      const auto gap =
+          static_cast<std::uint64_t>(std::ceil(kPacketBytes * 8 * kNsPerSecond / static_cast<double>(rate)));
       schedule(now_ + gap, kSend, event.flow);
       return;
     }
@@ -133,9 +146,10 @@ void LinkSim::handle(const Event& event) {
       const Packet packet = queue_.front();
       queue_.pop();
       queueBytes_ -= packet.bytes;
-      const double burst = static_cast<double>(link_.rateBps) * static_cast<double>(link_.burstNs) / kNsPerSecond;
-      tokensBits_ = std::min(
-          burst, tokensBits_ + static_cast<double>(link_.rateBps) * static_cast<double>(now_ - tokensAt_) / kNsPerSecond);
+      const double burst =
+          static_cast<double>(link_.rateBps) * static_cast<double>(link_.burstNs) / kNsPerSecond;
+      tokensBits_ = std::min(burst, tokensBits_ + static_cast<double>(link_.rateBps) *
+                                                      static_cast<double>(now_ - tokensAt_) / kNsPerSecond);
       tokensAt_ = now_;
       tokensBits_ -= packet.bytes * 8.0;
       departureScheduled_ = false;
@@ -166,7 +180,8 @@ void LinkSim::transmit(std::size_t flow) {
 }
 
 void LinkSim::enqueue(const Packet& packet) {
-  const double limit = static_cast<double>(link_.rateBps) * static_cast<double>(link_.queueNs) / 8 / kNsPerSecond;
+  const double limit =
+      static_cast<double>(link_.rateBps) * static_cast<double>(link_.queueNs) / 8 / kNsPerSecond;
   if (static_cast<double>(queueBytes_ + packet.bytes) > limit) {
     ++flows_[packet.flow]->stats.droppedPackets;
     return;
@@ -179,13 +194,14 @@ void LinkSim::enqueue(const Packet& packet) {
 void LinkSim::scheduleDeparture() {
   if (departureScheduled_ || queue_.empty()) return;
   const double burst = static_cast<double>(link_.rateBps) * static_cast<double>(link_.burstNs) / kNsPerSecond;
-  tokensBits_ = std::min(
-      burst, tokensBits_ + static_cast<double>(link_.rateBps) * static_cast<double>(now_ - tokensAt_) / kNsPerSecond);
+  tokensBits_ = std::min(burst, tokensBits_ + static_cast<double>(link_.rateBps) *
+                                                  static_cast<double>(now_ - tokensAt_) / kNsPerSecond);
   tokensAt_ = now_;
   const double need = queue_.front().bytes * 8.0;
   std::uint64_t at = now_;
   if (tokensBits_ < need) {
-    at += static_cast<std::uint64_t>(std::ceil((need - tokensBits_) * kNsPerSecond / static_cast<double>(link_.rateBps)));
+    at += static_cast<std::uint64_t>(
+        std::ceil((need - tokensBits_) * kNsPerSecond / static_cast<double>(link_.rateBps)));
   }
   departureScheduled_ = true;
   schedule(at, kDepart, 0);
@@ -211,8 +227,8 @@ void LinkSim::arrive(std::size_t flow, std::uint64_t number) {
 
 void LinkSim::sendAck(std::size_t flow) {
   Flow& f = *flows_[flow];
-  f.acks.push_back(AckInfo{f.largest, f.sent[f.largest].sendNs, f.largestArrivalNs + f.peerOffset, f.recvBytes,
-                           now_ - f.largestArrivalNs});
+  f.acks.push_back(AckInfo{f.largest, f.sent[f.largest].sendNs, f.largestArrivalNs + f.peerOffset,
+                           f.recvBytes, now_ - f.largestArrivalNs});
   f.unacked = 0;
   ++f.ackGeneration;
   f.ackTimerSet = false;
@@ -238,6 +254,7 @@ void LinkSim::ackArrives(std::size_t flow, std::uint64_t ackIndex) {
   f.inflight -= std::min(f.inflight, ackedPackets + lostPackets);
   if (now_ >= f.stopNs) return;
   if (f.kind == FlowKind::kReno) {
+    if (ackedPackets > 0) f.lastAckNs = now_;
     if (lostPackets > 0 && firstLost >= f.recoveryEnd) {
       f.cwnd = std::max(2.0, f.cwnd / 2);
       f.ssthresh = f.cwnd;

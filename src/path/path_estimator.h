@@ -13,8 +13,10 @@ namespace mpxdp::path {
 struct EstimatorOptions {
   std::uint64_t initialRttNs = 100'000'000;         // before any sample
   std::uint64_t deliveryMinIntervalNs = 2'000'000;  // a delivery-rate sample spans at least this (peer clock)
-  std::uint64_t minWindowNs = 10'000'000'000;  // windowed minimum of RTT and OWD (re-learns after a route change)
-  std::uint64_t lossIntervalNs = 50'000'000;  // loss rate is lost/(acked+lost) per interval of max(this, srtt), smoothed
+  std::uint64_t minWindowNs =
+      10'000'000'000;  // windowed minimum of RTT and OWD (re-learns after a route change)
+  std::uint64_t lossIntervalNs =
+      50'000'000;  // loss rate is lost/(acked+lost) per interval of max(this, srtt), smoothed
 };
 
 class PathEstimator {
@@ -56,7 +58,7 @@ class PathEstimator {
   std::uint64_t packetsLost() const noexcept { return packetsLost_; }
 
   bool owdValid() const noexcept { return owdMin_.valid(); }
-  std::int64_t owdMinNs() const noexcept { return owdMin_.best(); }  // windowed minimum
+  std::int64_t owdMinNs() const noexcept { return owdMin_.best(); }     // windowed minimum
   std::int64_t owdSmoothedNs() const noexcept { return owdSmoothed_; }  // EWMA 1/8
   std::uint64_t queueDelayNs() const noexcept;  // max(0, smoothed - min): queue build-up on the path
 

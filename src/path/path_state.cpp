@@ -25,7 +25,8 @@ namespace mpxdp::path {
 PathStateMachine::PathStateMachine(bool standby, const PathStateOptions& options)
     : options_(options), standby_(standby), state_(aliveState()) {
   options_.maxProbesToReadmit = std::max<std::uint32_t>(options_.maxProbesToReadmit, 1);
-  options_.probesToReadmit = std::clamp<std::uint32_t>(options_.probesToReadmit, 1, options_.maxProbesToReadmit);
+  options_.probesToReadmit =
+      std::clamp<std::uint32_t>(options_.probesToReadmit, 1, options_.maxProbesToReadmit);
   probesToReadmit_ = options_.probesToReadmit;
 }
 

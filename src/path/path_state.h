@@ -37,7 +37,7 @@ struct PathStateOptions {
   std::uint64_t deadAfterNs = 300'000'000;            // suspect this long => dead
   std::uint64_t idleProbeIntervalNs = 100'000'000;    // PING on idle active, standby and dead paths
   std::uint64_t suspectProbeIntervalNs = 10'000'000;  // PING on suspect paths
-  std::uint32_t probesToReadmit = 3;  // consecutive answered probes to bring a dead path back
+  std::uint32_t probesToReadmit = 3;                  // consecutive answered probes to bring a dead path back
   std::uint32_t maxProbesToReadmit = 48;
   // Dying again within this after re-admission doubles probesToReadmit; a stable window halves it back.
   std::uint64_t flapWindowNs = 10'000'000'000;
@@ -107,8 +107,8 @@ class PathStateMachine {
   bool judgedAny_ = false;
   std::uint32_t answeredProbes_ = 0;
 
-  bool readmitted_ = false;       // re-admitted from dead at least once
-  std::uint64_t readmitNs_ = 0;   // last re-admission
+  bool readmitted_ = false;        // re-admitted from dead at least once
+  std::uint64_t readmitNs_ = 0;    // last re-admission
   std::uint64_t stableSince_ = 0;  // start of the current flap window while alive
 };
 

@@ -18,15 +18,26 @@ constexpr double kFirstUpGain = 1.25;
 constexpr double kMaxUpGain = 2.0;
 constexpr double kBackoffGain = 0.9;
 constexpr double kMinBackoffGain = 0.5;
-constexpr std::uint32_t kCycleLength = 8;
+constexpr std::uint32_t kMinCruiseRounds = 2;  // rounds at gain 1 between probes: random in [min, max]
+constexpr std::uint32_t kMaxCruiseRounds = 6;
+constexpr std::uint64_t kProbeQueueNs = 4'000'000;      // queue a probe-up may add at most
+constexpr std::uint64_t kEvaluateMarginNs = 4'000'000;  // two delivery samples after the probe's RTT
+constexpr std::uint64_t kCruiseQueueNs = 1'000'000;
+constexpr double kCruiseDrainGain = 0.95;
 constexpr std::uint64_t kBwWindowRounds = 10;
 constexpr double kLossThreshold = 0.02;
 constexpr std::uint64_t kLossMinPackets = 3;  // fewer lost packets in a round are no signal
 constexpr std::uint64_t kMinQueueThresholdNs = 2'000'000;
+constexpr std::uint64_t kMaxQueueThresholdNs = 10'000'000;
 constexpr double kStartupGrowth = 1.25;
 constexpr std::uint32_t kStartupFlatRounds = 3;
 constexpr std::uint32_t kDrainMaxRounds = 4;
-constexpr std::uint32_t kForeignQueueRounds = 3;
+constexpr std::uint64_t kForeignQueueRounds = 6;
+constexpr std::uint64_t kForeignQueueMinNs = 100'000'000;
+constexpr double kForeignQueueFall = 0.75;  // our own queue drains below this share of its size by then
+constexpr double kLossOnlyDecrease = 0.7;
+constexpr double kQueueFalling = 0.9;
+constexpr std::uint64_t kLossOnlyIncreaseBits = 1500 * 8;
 constexpr std::uint64_t kLossOnlyRetryNs = 2'000'000'000;  // then try delay again
 
 std::uint64_t scale(std::uint64_t rate, double gain) noexcept {
@@ -84,12 +95,23 @@ class AutoRateController final : public RateController {
     minRtt_ = s.minRttNs;
     owdValid_ = s.owdValid;
     queueDelay_ = s.queueDelayNs;
+    if (episode_) episodePeak_ = std::max(episodePeak_, queueDelay_);
     srtt_ = s.srttNs;
     roundAcked_ += s.ackedBytes;
     if (s.deliveryRateBps != 0) {
-      latestSample_ = s.deliveryRateBps;
-      if (!s.appLimited || s.deliveryRateBps > bw()) bw_.update(kBwWindowRounds, roundCount_, s.deliveryRateBps);
-      upMax_ = std::max(upMax_, s.deliveryRateBps);
+      // A tbf bucket that filled while the queue was empty lets a burst
+      // through above the link rate, so one short sample can exceed it: the
+      // smaller of the last two samples goes on.
+      const std::uint64_t sample =
+          prevSample_ != 0 ? std::min(prevSample_, s.deliveryRateBps) : s.deliveryRateBps;
+      prevSample_ = s.deliveryRateBps;
+      latestSample_ = sample;
+      // Loss-only: the estimate moves as TCP's window (AIMD) and the
+      // samples, a queue's worth late, would undo every decrease.
+      if (!lossOnly_ && (!s.appLimited || sample > bw())) bw_.update(kBwWindowRounds, roundCount_, sample);
+      // Only the second half of the probe counts: its start may ride a tbf
+      // bucket that refilled while the queue was empty.
+      if (evaluating_ && now >= upLateFrom_) upMax_ = std::max(upMax_, sample);
     }
     switch (phase_) {
       case RatePhase::kStartup:
@@ -99,7 +121,12 @@ class AutoRateController final : public RateController {
         if (owdValid_ && queueDelay_ <= queueThreshold() / 4) enterProbe(now);
         break;
       case RatePhase::kProbe:
-        if (delaySignal()) backOff(now, true);
+        // A queue that is already falling after a back-off is ours draining.
+        if (delaySignal() && (!episode_ || static_cast<double>(queueDelay_) >=
+                                               kQueueFalling * static_cast<double>(lastBackoffQueue_))) {
+          backOff(now, true);
+        }
+        probeSlots(now);
         break;
       case RatePhase::kFixed:
         break;
@@ -132,10 +159,17 @@ class AutoRateController final : public RateController {
   RatePhase phase() const noexcept override { return phase_; }
 
  private:
+  enum class Slot : std::uint8_t { kUp, kDown, kCruise };
+
   std::uint64_t bw() const noexcept { return bw_.best(); }
-  std::uint64_t queueThreshold() const noexcept { return std::max(kMinQueueThresholdNs, minRtt_ / 2); }
+  // max(2 ms, minRtt/2), but at most 10 ms: a long path's half RTT can exceed
+  // a shallow buffer (a 20 ms tbf queue), and then the delay would never tell.
+  std::uint64_t queueThreshold() const noexcept {
+    return std::clamp(minRtt_ / 2, kMinQueueThresholdNs, kMaxQueueThresholdNs);
+  }
   bool delaySignal() const noexcept { return !lossOnly_ && owdValid_ && queueDelay_ > queueThreshold(); }
   bool lossSignal() const noexcept {
+    if (lossOnly_) return roundLostPackets_ > 0;
     const std::uint64_t total = roundAcked_ + roundLost_;
     return roundLostPackets_ >= kLossMinPackets && total != 0 &&
            static_cast<double>(roundLost_) > kLossThreshold * static_cast<double>(total);
@@ -145,36 +179,85 @@ class AutoRateController final : public RateController {
     phase_ = RatePhase::kStartup;
     seed_ = seed;
     bw_.clear();
+    prevSample_ = 0;
+    latestSample_ = 0;
     fullBwRef_ = 0;
     flatRounds_ = 0;
     lossOnly_ = false;
-    foreignRounds_ = 0;
-    backoffEnd_ = 0;
+    episode_ = false;
     backedOff_ = false;
+    evaluating_ = false;
   }
 
-  void enterDrain(std::uint64_t nowNs) noexcept {
+  void enterDrain(std::uint64_t) noexcept {
     phase_ = RatePhase::kDrain;
     drainRounds_ = 0;
-    (void)nowNs;
+  }
+
+  std::uint32_t randomCruiseRounds() noexcept {
+    rng_ = rng_ * 6364136223846793005ULL + 1442695040888963407ULL;
+    return kMinCruiseRounds +
+           static_cast<std::uint32_t>((rng_ >> 33) % (kMaxCruiseRounds - kMinCruiseRounds + 1));
   }
 
   void enterProbe(std::uint64_t nowNs) noexcept {
     phase_ = RatePhase::kProbe;
     upGain_ = kFirstUpGain;
-    // A random round of the cycle, but not the probe-down one.
-    rng_ = rng_ * 6364136223846793005ULL + 1442695040888963407ULL;
-    const std::uint32_t r = static_cast<std::uint32_t>((rng_ >> 33) % (kCycleLength - 1));
-    setCycle(nowNs, r == 0 ? 0 : r + 1);
+    evaluating_ = false;
+    // Start somewhere in the cycle, so paths and flows do not probe in lockstep.
+    cruise(randomCruiseRounds() - kMinCruiseRounds);
+    if (cruiseRounds_ == 0) startUp(nowNs);
   }
 
-  void setCycle(std::uint64_t nowNs, std::uint32_t index) noexcept {
-    (void)nowNs;
-    cycleIndex_ = index;
-    if (index == 0) {
-      upBase_ = bw();
-      upMax_ = 0;
-      upSpoiled_ = false;
+  void cruise(std::uint32_t rounds) noexcept {
+    slot_ = Slot::kCruise;
+    cruiseRounds_ = rounds;
+  }
+
+  // Probe up for at most a round, and no longer than it takes to add
+  // kProbeQueueNs of queue if the path cannot take more (a long round would
+  // overflow a shallow buffer before the delay shows).
+  void startUp(std::uint64_t nowNs) noexcept {
+    slot_ = Slot::kUp;
+    upBase_ = bw();
+    upMax_ = 0;
+    upSpoiled_ = false;
+    evaluating_ = true;
+    // Below the delay threshold, so a probe alone does not make every flow on the path back off.
+    const std::uint64_t probeQueue = std::min(kProbeQueueNs, queueThreshold() * 3 / 4);
+    upDuration_ =
+        std::min(roundLen_, static_cast<std::uint64_t>(static_cast<double>(probeQueue) / (upGain_ - 1.0)));
+    slotEnd_ = nowNs + upDuration_;
+    // Delivery samples reflecting the probe arrive about an RTT later.
+    evaluateAt_ = slotEnd_ + std::max(srtt_, minRtt_) + kEvaluateMarginNs;
+    upLateFrom_ = nowNs + upDuration_ / 2 + std::max(srtt_, minRtt_);
+  }
+
+  void probeSlots(std::uint64_t nowNs) noexcept {
+    if (slot_ == Slot::kUp && nowNs >= slotEnd_) {
+      // Take back what the probe may have queued.
+      slot_ = Slot::kDown;
+      slotEnd_ = nowNs + static_cast<std::uint64_t>(static_cast<double>(upDuration_) * (upGain_ - 1.0) /
+                                                    (1.0 - kProbeDownGain));
+    }
+    if (slot_ == Slot::kDown && nowNs >= slotEnd_) cruise(kMaxCruiseRounds);
+    if (evaluating_ && nowNs >= evaluateAt_) {
+      evaluating_ = false;
+      const bool kept =
+          !upSpoiled_ && upBase_ != 0 &&
+          static_cast<double>(upMax_) >= static_cast<double>(upBase_) * (1.0 + (upGain_ - 1.0) / 2);
+      if (kept && !lossOnly_) {
+        // The path took the higher rate: probe again at once, harder.
+        upGain_ = std::min(kMaxUpGain, 1.0 + 2.0 * (upGain_ - 1.0));
+        startUp(nowNs);
+      } else {
+        // The path did not sustain the probe: what its start showed above
+        // the late samples was a burst, not capacity.
+        const std::uint64_t sustained = std::max(upBase_, upMax_);
+        if (!upSpoiled_ && !lossOnly_ && upMax_ != 0 && bw() > sustained) bw_.reset(roundCount_, sustained);
+        upGain_ = kFirstUpGain;
+        if (slot_ == Slot::kCruise) cruise(randomCruiseRounds());
+      }
     }
   }
 
@@ -184,7 +267,22 @@ class AutoRateController final : public RateController {
     if (backedOff_ && nowNs - lastBackoff_ < roundLen_) return;
     backedOff_ = true;
     lastBackoff_ = nowNs;
-    if (latestSample_ != 0) bw_.reset(roundCount_, latestSample_);
+    if (delay) {
+      if (!episode_) {
+        episode_ = true;
+        episodeStart_ = nowNs;
+        episodePeak_ = queueDelay_;
+        episodeBackoffs_ = 0;
+      }
+      ++episodeBackoffs_;
+    }
+    // Sharing a queue with a loss-based flow: decrease as TCP does, so both keep a share.
+    lastBackoffQueue_ = queueDelay_;
+    if (latestSample_ != 0) {
+      // At most halve per back-off: the samples may lag a queue that is draining.
+      const std::uint64_t target = lossOnly_ ? scale(latestSample_, kLossOnlyDecrease) : latestSample_;
+      bw_.reset(roundCount_, std::max(target, bw() / 2));
+    }
     double gain = kBackoffGain;
     if (delay) {
       const double drain = 1.0 - static_cast<double>(queueDelay_) / static_cast<double>(roundLen_);
@@ -194,18 +292,14 @@ class AutoRateController final : public RateController {
     backoffEnd_ = nowNs + roundLen_;
     upGain_ = kFirstUpGain;
     upSpoiled_ = true;
-    if (cycleIndex_ < 2) setCycle(nowNs, 2);
-  }
-
-  bool upKeptPace() const noexcept {
-    if (upSpoiled_ || upBase_ == 0) return false;
-    return static_cast<double>(upMax_) >= static_cast<double>(upBase_) * (1.0 + (upGain_ - 1.0) / 2);
+    evaluating_ = false;
+    cruise(randomCruiseRounds());
   }
 
   void endRound(std::uint64_t nowNs) noexcept {
     switch (phase_) {
       case RatePhase::kStartup:
-        if (static_cast<double>(bw()) >= static_cast<double>(fullBwRef_) * kStartupGrowth && bw() != 0) {
+        if (bw() != 0 && static_cast<double>(bw()) >= static_cast<double>(fullBwRef_) * kStartupGrowth) {
           fullBwRef_ = bw();
           flatRounds_ = 0;
         } else if (bw() != 0 && ++flatRounds_ >= kStartupFlatRounds) {
@@ -216,7 +310,16 @@ class AutoRateController final : public RateController {
         if (!owdValid_ || ++drainRounds_ >= kDrainMaxRounds) enterProbe(nowNs);
         break;
       case RatePhase::kProbe:
-        advanceCycle(nowNs);
+        if (lossOnly_) {
+          // As TCP in congestion avoidance: one packet (1500 bytes) more per
+          // RTT each round; no probes (they would grow multiplicatively).
+          if (roundLostPackets_ == 0 && srtt_ != 0) {
+            bw_.reset(roundCount_, bw() + kLossOnlyIncreaseBits * 1'000'000'000 / srtt_);
+          }
+        } else if (slot_ == Slot::kCruise && !evaluating_) {
+          if (cruiseRounds_ > 0) --cruiseRounds_;
+          if (cruiseRounds_ == 0) startUp(nowNs);
+        }
         judgeQueue(nowNs);
         break;
       case RatePhase::kFixed:
@@ -230,41 +333,31 @@ class AutoRateController final : public RateController {
     roundLostPackets_ = 0;
   }
 
-  void advanceCycle(std::uint64_t nowNs) noexcept {
-    if (cycleIndex_ == 0 || cycleIndex_ == 1) {
-      if (upKeptPace()) {
-        // The path took the higher rate: probe again at once, harder.
-        upGain_ = std::min(kMaxUpGain, 1.0 + 2.0 * (upGain_ - 1.0));
-        setCycle(nowNs, 0);
-        return;
-      }
-      if (cycleIndex_ == 1) upGain_ = kFirstUpGain;
-    }
-    setCycle(nowNs, (cycleIndex_ + 1) % kCycleLength);
-  }
-
-  // Someone else's queue: high although we backed off and send no faster
-  // than the path delivers, and not falling. Then only loss counts.
+  // Someone else's queue: still high long after we started backing off for
+  // it, and not draining as it would if it were ours (still >= 75 % of its
+  // peak since). Then only loss counts.
   void judgeQueue(std::uint64_t nowNs) noexcept {
     const bool high = owdValid_ && queueDelay_ > queueThreshold();
     if (lossOnly_) {
-      if (!high && queueDelay_ <= queueThreshold() / 2) lossOnly_ = false;
+      slot_ = Slot::kCruise;
+      evaluating_ = false;
+      if (queueDelay_ <= queueThreshold() / 2) lossOnly_ = false;
       if (nowNs - lossOnlySince_ >= std::max(kLossOnlyRetryNs, 20 * roundLen_)) lossOnly_ = false;
-      if (!lossOnly_) foreignRounds_ = 0;
-    } else {
-      const bool recentBackoff = backedOff_ && nowNs - lastBackoff_ <= 2 * roundLen_;
-      const bool notAboveDelivery = pacing_ <= scale(latestSample_, 1.05);
-      const bool notFalling = static_cast<double>(queueDelay_) >= 0.9 * static_cast<double>(lastRoundQueue_);
-      if (high && recentBackoff && notAboveDelivery && notFalling) {
-        if (++foreignRounds_ >= kForeignQueueRounds) {
-          lossOnly_ = true;
-          lossOnlySince_ = nowNs;
-        }
-      } else {
-        foreignRounds_ = 0;
-      }
+      if (!lossOnly_) episode_ = false;
+      return;
     }
-    lastRoundQueue_ = queueDelay_;
+    if (!episode_) return;
+    if (!high) {
+      episode_ = false;
+      return;
+    }
+    const std::uint64_t span = std::max(kForeignQueueRounds * roundLen_, kForeignQueueMinNs);
+    if (nowNs - episodeStart_ >= span && episodeBackoffs_ >= 2 &&
+        static_cast<double>(queueDelay_) >= kForeignQueueFall * static_cast<double>(episodePeak_)) {
+      lossOnly_ = true;
+      lossOnlySince_ = nowNs;
+      episode_ = false;
+    }
   }
 
   void updatePacing(std::uint64_t nowNs) noexcept {
@@ -280,10 +373,12 @@ class AutoRateController final : public RateController {
       case RatePhase::kProbe:
         if (backedOff_ && nowNs < backoffEnd_) {
           gain = backoffGain_;
-        } else if (cycleIndex_ == 0) {
+        } else if (slot_ == Slot::kUp) {
           gain = upGain_;
-        } else if (cycleIndex_ == 1) {
+        } else if (slot_ == Slot::kDown) {
           gain = kProbeDownGain;
+        } else if (!lossOnly_ && owdValid_ && queueDelay_ > std::max(kCruiseQueueNs, queueThreshold() / 4)) {
+          gain = kCruiseDrainGain;  // a standing queue of our own: let it drain
         }
         break;
       case RatePhase::kFixed:
@@ -301,6 +396,7 @@ class AutoRateController final : public RateController {
   std::uint64_t pacing_ = 0;
   std::uint64_t seed_ = 0;
   WindowedMax<std::uint64_t> bw_;  // time unit: rounds
+  std::uint64_t prevSample_ = 0;
   std::uint64_t latestSample_ = 0;
 
   bool started_ = false;
@@ -315,17 +411,22 @@ class AutoRateController final : public RateController {
   std::uint64_t minRtt_ = 0;
   bool owdValid_ = false;
   std::uint64_t queueDelay_ = 0;
-  std::uint64_t lastRoundQueue_ = 0;
 
   std::uint64_t fullBwRef_ = 0;
   std::uint32_t flatRounds_ = 0;
   std::uint32_t drainRounds_ = 0;
 
-  std::uint32_t cycleIndex_ = 2;
+  Slot slot_ = Slot::kCruise;
+  std::uint32_t cruiseRounds_ = 0;
+  std::uint64_t slotEnd_ = 0;
+  std::uint64_t upDuration_ = 0;
   double upGain_ = kFirstUpGain;
   std::uint64_t upBase_ = 0;
   std::uint64_t upMax_ = 0;
   bool upSpoiled_ = false;
+  bool evaluating_ = false;
+  std::uint64_t evaluateAt_ = 0;
+  std::uint64_t upLateFrom_ = 0;
 
   bool backedOff_ = false;
   std::uint64_t lastBackoff_ = 0;
@@ -334,7 +435,11 @@ class AutoRateController final : public RateController {
 
   bool lossOnly_ = false;
   std::uint64_t lossOnlySince_ = 0;
-  std::uint32_t foreignRounds_ = 0;
+  bool episode_ = false;  // backing off for a high queue
+  std::uint64_t episodeStart_ = 0;
+  std::uint64_t episodePeak_ = 0;  // the largest queue delay since it started
+  std::uint32_t episodeBackoffs_ = 0;
+  std::uint64_t lastBackoffQueue_ = 0;
 };
 
 }  // namespace

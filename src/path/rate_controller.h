@@ -4,16 +4,18 @@
 // kFixed: the configured link rate, always (the behaviour before issue 8).
 // kAuto: BBR-like model of the path (windowed max of delivery rate), paced at
 // gain x estimate, that also backs off on queue-delay growth and loss:
-//   startup (2x) -> drain (below the estimate until the queue is gone) -> probe
-//   (rounds with gains 1.25, 0.75, 1 x6; a probe-up the path kept up with
-//   makes the next one bigger and come at once, up to 2x, so capacity steps up
-//   are found within a few rounds). A congestion signal (loss > 2 % in a
-//   round, or queue delay > max(2 ms, minRtt/2)) sets the estimate to the
-//   latest delivery sample and paces at 0.9x of it for a round; at most one
-//   back-off per round. When the queue stays high for several rounds although
-//   we back off and send no faster than we deliver, someone else fills it
-//   (a TCP flow): then only loss counts until the delay falls again, so the
-//   path is not starved by a loss-based competitor.
+//   startup (2x) -> drain (0.6x until the queue is gone) -> probe: cruise at
+//   1x for 2-6 rounds (random), probe up at 1.25x for at most a round and at
+//   most 3/4 of the delay threshold worth of queue, down at 0.75x to take it
+//   back; a probe the path kept up with is followed at once by a harder one
+//   (1.5x, 2x), so capacity steps up are found within a few rounds.
+//   Congestion (loss > 2 % in a round, or queue delay > max(2 ms, minRtt/2)
+//   capped at 10 ms): the estimate falls to the latest delivery sample (at
+//   most halving), paced below it for a round; at most one back-off per round.
+//   When the queue stays high for 6 rounds although we back off (someone else
+//   fills it, a TCP flow), only loss counts and the rate moves as TCP's
+//   (AIMD) until the queue falls or 2 s pass, so neither flow starves.
+// See docs/path-control.md.
 // A round is max(srtt, minRoundNs). Pure logic: nowNs is passed in; nothing
 // allocates after construction.
 #pragma once
@@ -59,8 +61,8 @@ class RateController {
   virtual void onSent(std::uint64_t nowNs, std::uint32_t bytes) noexcept = 0;
   virtual void onAck(const AckSample& sample) noexcept = 0;
   virtual void onLoss(std::uint64_t nowNs, std::uint64_t lostPackets, std::uint64_t lostBytes) noexcept = 0;
-  virtual void onRestart(std::uint64_t nowNs) noexcept = 0;  // path re-admitted after being dead
-  virtual std::uint64_t pacingRateBps() const noexcept = 0;  // always > 0, never above capBps when set
+  virtual void onRestart(std::uint64_t nowNs) noexcept = 0;         // path re-admitted after being dead
+  virtual std::uint64_t pacingRateBps() const noexcept = 0;         // always > 0, never above capBps when set
   virtual std::uint64_t bandwidthEstimateBps() const noexcept = 0;  // 0 until known
   virtual RatePhase phase() const noexcept = 0;
 };

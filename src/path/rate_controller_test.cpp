@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <sstream>
 #include <string>
@@ -24,7 +26,9 @@ struct Window {
   std::uint64_t deliveredBytes = 0;
   std::uint64_t sent = 0;
   std::uint64_t dropped = 0;
-  double mbps(std::uint64_t ns) const { return static_cast<double>(deliveredBytes) * 8e3 / static_cast<double>(ns); }
+  double mbps(std::uint64_t ns) const {
+    return static_cast<double>(deliveredBytes) * 8e3 / static_cast<double>(ns);
+  }
   double loss() const { return sent == 0 ? 0 : static_cast<double>(dropped) / static_cast<double>(sent); }
 };
 
@@ -176,9 +180,197 @@ INSTANTIATE_TEST_SUITE_P(Links, ConvergenceTest,
                                            LinkCase{300, 200}, LinkCase{300, 10'000}, LinkCase{300, 80'000},
                                            LinkCase{600, 200}, LinkCase{600, 10'000}, LinkCase{600, 80'000}),
                          [](const auto& info) {
-                           return std::to_string(info.param.rateMbit) + "Mbit_" + std::to_string(info.param.rttUs) +
-                                  "us";
+                           return std::to_string(info.param.rateMbit) + "Mbit_" +
+                                  std::to_string(info.param.rttUs) + "us";
                          });
+
+struct StepCase {
+  std::uint64_t fromMbit;
+  std::uint64_t toMbit;
+  std::uint64_t rttUs;
+};
+
+class RateStepTest : public ::testing::TestWithParam<StepCase> {};
+
+// The link rate changes (tc change) at 3 s: >= 90 % of the new rate within 1 s, little loss after.
+TEST_P(RateStepTest, ReconvergesWithin1s) {
+  const StepCase c = GetParam();
+  LinkConfig link;
+  link.rateBps = c.fromMbit * kMbit;
+  link.rttNs = c.rttUs * 1000;
+  LinkSim sim(link);
+  SimRun run(sim);
+  const auto flow = sim.addMpxdp(autoOptions(7));
+  run.track(flow, true);
+  run.to(3 * kSecond);
+  sim.setLinkRate(c.toMbit * kMbit);
+  run.to(4 * kSecond);
+  const Window start = run.mark(flow);
+  run.to(6 * kSecond);
+  const Window after = run.since(flow, start);
+  EXPECT_GE(after.mbps(2 * kSecond), 0.9 * c.toMbit) << run.trace();
+  EXPECT_LE(after.loss(), 0.01) << run.trace();
+  const double estimate = static_cast<double>(sim.controller(flow).bandwidthEstimateBps());
+  EXPECT_GT(estimate, 0.8 * c.toMbit * kMbit) << run.trace();
+  EXPECT_LT(estimate, 1.3 * c.toMbit * kMbit) << run.trace();
+}
+
+INSTANTIATE_TEST_SUITE_P(Links, RateStepTest,
+                         ::testing::Values(StepCase{300, 50, 10'000}, StepCase{50, 300, 10'000},
+                                           StepCase{300, 50, 1'000}, StepCase{50, 300, 1'000},
+                                           StepCase{300, 50, 40'000}, StepCase{50, 300, 40'000},
+                                           StepCase{600, 100, 10'000}, StepCase{100, 600, 10'000}),
+                         [](const auto& info) {
+                           return std::to_string(info.param.fromMbit) + "to" +
+                                  std::to_string(info.param.toMbit) + "Mbit_" +
+                                  std::to_string(info.param.rttUs) + "us";
+                         });
+
+// Two controllers on one 300 Mbit/s link: the link stays full and neither gets less than a third.
+TEST(RateControllerSharingTest, TwoControllersShareALink) {
+  for (const std::uint64_t rttUs : {1'000ULL, 10'000ULL, 40'000ULL}) {
+    LinkConfig link;
+    link.rateBps = 300 * kMbit;
+    link.rttNs = rttUs * 1000;
+    LinkSim sim(link);
+    SimRun run(sim);
+    const auto a = sim.addMpxdp(autoOptions(1));
+    const auto b = sim.addMpxdp(autoOptions(2), 500 * kMs);
+    run.track(a, true);
+    run.track(b, true);
+    run.to(3 * kSecond);
+    const Window startA = run.mark(a), startB = run.mark(b);
+    run.to(8 * kSecond);
+    const Window wa = run.since(a, startA), wb = run.since(b, startB);
+    const double mbpsA = wa.mbps(5 * kSecond), mbpsB = wb.mbps(5 * kSecond);
+    SCOPED_TRACE("rtt " + std::to_string(rttUs) + " us: " + std::to_string(mbpsA) + " + " +
+                 std::to_string(mbpsB));
+    EXPECT_GE(mbpsA + mbpsB, 0.9 * 300) << run.trace();
+    EXPECT_GE(mbpsA, 100) << run.trace();
+    EXPECT_GE(mbpsB, 100) << run.trace();
+    EXPECT_LE(wa.loss(), 0.01) << run.trace();
+    EXPECT_LE(wb.loss(), 0.01) << run.trace();
+  }
+}
+
+// A constant 100 Mbit/s source on a 300 Mbit/s link: the controller takes most of the rest
+// without making the other lose much.
+TEST(RateControllerSharingTest, LeavesRoomForAConstantRateFlow) {
+  LinkConfig link;
+  link.rateBps = 300 * kMbit;
+  link.rttNs = 10 * kMs;
+  LinkSim sim(link);
+  SimRun run(sim);
+  const auto flow = sim.addMpxdp(autoOptions(3));
+  const auto other = sim.addConstant(100 * kMbit, kSecond);
+  run.track(flow, true);
+  run.track(other, false);
+  run.to(2 * kSecond);
+  const Window start = run.mark(flow), startOther = run.mark(other);
+  run.to(6 * kSecond);
+  const Window w = run.since(flow, start), wo = run.since(other, startOther);
+  EXPECT_GE(w.mbps(4 * kSecond), 0.85 * 200) << run.trace();
+  EXPECT_GE(wo.mbps(4 * kSecond), 0.97 * 100) << run.trace();
+  EXPECT_LE(wo.loss(), 0.02) << run.trace();
+}
+
+// A Reno-like TCP flow fills the queue whatever we do: the controller must not
+// starve (a pure delay-based sender would), nor starve TCP.
+TEST(RateControllerSharingTest, CoexistsWithTcp) {
+  for (const std::uint64_t rttUs : {2'000ULL, 10'000ULL, 40'000ULL}) {
+    LinkConfig link;
+    link.rateBps = 100 * kMbit;
+    link.rttNs = rttUs * 1000;
+    LinkSim sim(link);
+    SimRun run(sim);
+    const auto flow = sim.addMpxdp(autoOptions(4));
+    const auto tcp = sim.addReno(kSecond);
+    run.track(flow, true);
+    run.track(tcp, false);
+    run.to(4 * kSecond);
+    const Window start = run.mark(flow), startTcp = run.mark(tcp);
+    run.to(14 * kSecond);
+    const double ours = run.since(flow, start).mbps(10 * kSecond);
+    const double theirs = run.since(tcp, startTcp).mbps(10 * kSecond);
+    SCOPED_TRACE("rtt " + std::to_string(rttUs) + " us: ours " + std::to_string(ours) + " tcp " +
+                 std::to_string(theirs));
+    EXPECT_GE(ours, 100.0 / 3) << run.trace();
+    EXPECT_GE(theirs, 100.0 / 3) << run.trace();
+    EXPECT_GE(ours + theirs, 85) << run.trace();
+  }
+}
+
+// startup -> drain -> probe, the pacing rate never above the cap, and a restart
+// begins again in startup from a quarter of the estimate.
+TEST(RateControllerTest, PhasesCapAndRestart) {
+  LinkConfig link;
+  link.rateBps = 300 * kMbit;
+  link.rttNs = 10 * kMs;
+  LinkSim sim(link);
+  RateControlOptions options = autoOptions(5);
+  options.capBps = 200 * kMbit;
+  const auto flow = sim.addMpxdp(options);
+  RateController& c = sim.controller(flow);
+  bool sawDrain = false, sawProbe = false, drainBeforeProbe = false;
+  std::uint64_t maxPacing = 0;
+  for (std::uint64_t t = 0; t < 2 * kSecond; t += 100'000) {
+    sim.runUntil(t);
+    maxPacing = std::max(maxPacing, c.pacingRateBps());
+    if (c.phase() == RatePhase::kDrain) sawDrain = true;
+    if (c.phase() == RatePhase::kProbe && !sawProbe) {
+      sawProbe = true;
+      drainBeforeProbe = sawDrain;
+    }
+  }
+  EXPECT_TRUE(sawProbe);
+  EXPECT_TRUE(drainBeforeProbe);
+  EXPECT_EQ(c.phase(), RatePhase::kProbe);
+  EXPECT_LE(maxPacing, 200 * kMbit);
+  EXPECT_EQ(maxPacing, 200 * kMbit);
+  EXPECT_GE(sim.stats(flow).deliveredBytes * 8 / 2, 150 * kMbit);  // ~ the cap over 2 s minus startup
+  EXPECT_EQ(sim.stats(flow).droppedPackets, 0u);                   // never above the link
+  const std::uint64_t estimate = c.bandwidthEstimateBps();
+  EXPECT_GT(estimate, 180 * kMbit);
+  c.onRestart(2 * kSecond);
+  EXPECT_EQ(c.phase(), RatePhase::kStartup);
+  EXPECT_EQ(c.bandwidthEstimateBps(), 0u);
+  EXPECT_EQ(c.pacingRateBps(), std::min<std::uint64_t>(200 * kMbit, 2 * std::max(estimate / 4, 200 * kMbit)));
+}
+
+TEST(RateControllerTest, RestartSeedsFromAQuarterOfTheEstimate) {
+  LinkConfig link;
+  link.rateBps = 600 * kMbit;
+  link.rttNs = 10 * kMs;
+  LinkSim sim(link);
+  const auto flow = sim.addMpxdp(autoOptions(6));
+  sim.runUntil(2 * kSecond);
+  RateController& c = sim.controller(flow);
+  const std::uint64_t estimate = c.bandwidthEstimateBps();
+  ASSERT_GT(estimate, 500 * kMbit);
+  c.onRestart(2 * kSecond);
+  EXPECT_EQ(c.phase(), RatePhase::kStartup);
+  EXPECT_EQ(c.pacingRateBps(), 2 * (estimate / 4));
+}
+
+// No delivery samples: the pacing rate holds and stays > 0 and >= minRate.
+TEST(RateControllerTest, PacingStaysPositiveWithoutSamples) {
+  RateControlOptions options = autoOptions();
+  options.initialRateBps = 2 * kMbit;
+  options.minRateBps = 1 * kMbit;
+  auto made = makeRateController(options);
+  ASSERT_TRUE(made.ok());
+  RateController& c = **made;
+  for (std::uint64_t t = 0; t < kSecond; t += kMs) {
+    c.onLoss(t, 10, 15'000);
+    AckSample sample;
+    sample.nowNs = t;
+    sample.srttNs = 5 * kMs;
+    sample.owdValid = true;
+    sample.queueDelayNs = 100 * kMs;
+    c.onAck(sample);
+    ASSERT_GE(c.pacingRateBps(), 1 * kMbit);
+  }
+}
 
 }  // namespace
 }  // namespace mpxdp::path
