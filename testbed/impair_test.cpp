@@ -37,9 +37,9 @@ constexpr std::uint64_t kMs = 1'000'000;
 // Unique per process so parallel ctest runs do not collide.
 std::string uniqueName(std::string_view suffix) { return fmt::format("i{}-{}", getpid(), suffix); }
 
-#define REQUIRE_PROGRAM(program)                                               \
-  do {                                                                         \
-    if (!findProgram(program)) GTEST_SKIP() << program << " is not installed"; \
+#define REQUIRE_PROGRAM(program)                                                 \
+  do {                                                                           \
+    if (!findProgram(program)) GTEST_SKIP() << (program) << " is not installed"; \
   } while (0)
 
 // Round-trip times in ms of `count` echoes from a namespace (ping -i 0.05),
