@@ -134,11 +134,11 @@ std::optional<double> iperfJson(const std::optional<ProgramOutput>& out, const c
 // iperf3 server in the receiver namespace for one test (-1), client from the sender namespace.
 class Iperf {
  public:
-  static std::optional<Iperf> start(const TestbedInfo& info, std::uint16_t port) {
+  static std::optional<Iperf> start(const TestbedInfo& info, std::uint16_t port, std::size_t link = 0) {
     auto ip = findProgram("ip");
     if (!ip) return std::nullopt;
     auto server = Subprocess::spawn({*ip, "netns", "exec", info.receiverNamespace, "iperf3", "-s", "-1", "-B",
-                                     info.links[0].receiverIp, "-p", std::to_string(port)});
+                                     info.links[link].receiverIp, "-p", std::to_string(port)});
     if (!server) return std::nullopt;
     std::this_thread::sleep_for(300ms);  // iperf3 prints nothing when it listens
     return Iperf(std::move(*server));
@@ -151,14 +151,14 @@ class Iperf {
 };
 
 std::optional<ProgramOutput> iperfClient(const TestbedInfo& info, std::uint16_t port,
-                                         const std::vector<std::string>& options) {
+                                         const std::vector<std::string>& options, std::size_t link = 0) {
   std::vector<std::string> argv = {"ip",
                                    "netns",
                                    "exec",
                                    info.senderNamespace,
                                    "iperf3",
                                    "-c",
-                                   info.links[0].receiverIp,
+                                   info.links[link].receiverIp,
                                    "-p",
                                    std::to_string(port),
                                    "-J"};
@@ -198,8 +198,8 @@ TEST(impair, DelayHoldsUnderLoad) {
   REQUIRE_PROGRAM("ping");
   REQUIRE_PROGRAM("iperf3");
   constexpr std::uint64_t kRate = 300'000'000;
-  TestbedSpec spec{uniqueName("load"), {kRate}, 1500};
-  spec.delaysNs = {5 * kMs};
+  TestbedSpec spec{uniqueName("load"), {kRate, kRate}, 1500};
+  spec.delaysNs = {5 * kMs, 0};
   auto testbed = ScopedTestbed::create(spec);
   ASSERT_TRUE(testbed) << testbed.error().message();
   const TestbedInfo& info = testbed->info();
@@ -217,20 +217,32 @@ TEST(impair, DelayHoldsUnderLoad) {
     load.join();
     ASSERT_GE(rtts.size(), 30u);
     EXPECT_NEAR(median(rtts), 10.0, 1.0) << fmt::format("{}", fmt::join(rtts, " "));
+    // What the sender managed (a busy machine may hold it below 200M) arrives through the delay line.
     const auto received = iperfJson(client, "bits_per_second");
-    ASSERT_TRUE(received) << (client ? client->out + client->err : "iperf3 did not run");
-    EXPECT_NEAR(*received, 200e6, 20e6);
+    const auto lost = iperfJson(client, "lost_percent");
+    ASSERT_TRUE(received && lost) << (client ? client->out + client->err : "iperf3 did not run");
+    EXPECT_LE(*lost, 1.0);
+    EXPECT_GE(*received, 100e6) << "the sender could not load the link";
   }
-  // TCP fills the link: throughput within 10 % of the rate through the delay line.
-  {
-    auto server = Iperf::start(info, 5202);
+  // TCP fills the link: throughput through the delay line within 10 % of the same flow over link 1
+  // (same rate, no delay), measured right after it. Side by side, because this shared 2-core
+  // machine's absolute figures swing with the other jobs on it.
+  double plain = 0;
+  double delayed = 0;
+  for (std::size_t link : {std::size_t{1}, std::size_t{0}}) {
+    auto server = Iperf::start(info, static_cast<std::uint16_t>(5210 + link), link);
     ASSERT_TRUE(server);
-    const auto client = iperfClient(info, 5202, {"-t", "4", "-O", "1"});
+    const auto client =
+        iperfClient(info, static_cast<std::uint16_t>(5210 + link), {"-t", "3", "-O", "1"}, link);
     const auto received = iperfJson(client, "bits_per_second");
     ASSERT_TRUE(received) << (client ? client->out + client->err : "iperf3 did not run");
-    EXPECT_GE(*received, 0.9 * kRate);
-    EXPECT_LE(*received, 1.02 * kRate);
+    (link == 0 ? delayed : plain) = *received;
   }
+  EXPECT_GE(delayed, 0.9 * plain) << fmt::format("delayed {:.0f} vs plain {:.0f} bit/s", delayed, plain);
+  EXPECT_GE(delayed, 0.5 * kRate) << "the machine is too busy to fill the link";
+  EXPECT_LE(delayed, 1.02 * kRate);
+  RecordProperty("tcp_delayed_bps", std::to_string(delayed));
+  RecordProperty("tcp_plain_bps", std::to_string(plain));
 }
 
 TEST(impair, LossOf1And10PercentInEachDirection) {

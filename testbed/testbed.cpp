@@ -372,7 +372,14 @@ std::uint32_t lossPpmOf(double percent) {
 
 Result<void> applyImpairment(const Namespaces& ns, std::size_t i, std::optional<double> lossPercent,
                              std::optional<bool> down) {
+  const bool passAll = (!lossPercent || *lossPercent == 0) && (!down || !*down);
   for (const std::string& device : {linkSenderSide(i), linkReceiverSide(i)}) {
+    if (passAll) {
+      // Nothing to impair on a link without the program: keep its data path XDP-free.
+      auto state = readImpair(ns.link, device);
+      if (!state) return state.error();
+      if (!*state) continue;
+    }
     if (auto attached = attachImpair(ns.link, device); !attached) return attached;
     auto state = readImpair(ns.link, device);
     if (!state) return state.error();
