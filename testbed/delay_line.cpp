@@ -13,6 +13,9 @@
 //
 // The delay is read from --config (decimal nanoseconds) at start and again
 // on SIGHUP; frames already held keep their due time, so a change loses none.
+// SIGUSR1 (the library puts the devices back in the bridge first): read what
+// the sockets hold one last time, stop reading, send what is held when it is
+// due, and exit.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/if_ether.h>
@@ -53,10 +56,13 @@ constexpr int kSocketBufferBytes = 32 << 20;
 
 volatile sig_atomic_t reloadRequested = 0;
 volatile sig_atomic_t stopRequested = 0;
+volatile sig_atomic_t drainRequested = 0;
 
 void onSignal(int signal) {
   if (signal == SIGHUP) {
     reloadRequested = 1;
+  } else if (signal == SIGUSR1) {
+    drainRequested = 1;
   } else {
     stopRequested = 1;
   }
@@ -346,12 +352,14 @@ int main(int argc, char** argv) {
   sigemptyset(&blocked);
   sigaddset(&blocked, SIGHUP);
   sigaddset(&blocked, SIGTERM);
+  sigaddset(&blocked, SIGUSR1);
   sigaddset(&blocked, SIGINT);
   sigprocmask(SIG_BLOCK, &blocked, nullptr);
   struct sigaction action {};
   action.sa_handler = onSignal;
   sigaction(SIGHUP, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGUSR1, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
   sigset_t unblocked;
   sigemptyset(&unblocked);
@@ -374,6 +382,7 @@ int main(int argc, char** argv) {
   close(ready[1]);
 
   std::int64_t rxDeadline = 0;
+  bool draining = false;
   while (stopRequested == 0) {
     if (reloadRequested != 0) {
       reloadRequested = 0;
@@ -387,7 +396,14 @@ int main(int argc, char** argv) {
       }
     }
     std::int64_t now = nowNs(CLOCK_MONOTONIC);
-    if (now >= rxDeadline) {
+    if (drainRequested != 0 && !draining) {
+      for (Direction& d : directions) receive(d, delayNs);  // what arrived before the bridge took over
+      draining = true;
+      std::fprintf(stderr, "mpxdp-delay-line: draining %zu + %zu held frames\n", directions[0].fifo.size(),
+                   directions[1].fifo.size());
+    }
+    if (draining && directions[0].fifo.size() == 0 && directions[1].fifo.size() == 0) break;
+    if (!draining && now >= rxDeadline) {
       for (Direction& d : directions) receive(d, delayNs);
       rxDeadline = now + kRxPollNs;
     }
@@ -412,7 +428,9 @@ int main(int argc, char** argv) {
         if (due < wake) wake = due;
       }
     }
-    if (holding) {
+    if (draining) {
+      // Only the held frames matter now.
+    } else if (holding) {
       if (rxDeadline < wake) wake = rxDeadline;
     } else {
       fds[count++] = {directions[0].rxFd, POLLIN, 0};

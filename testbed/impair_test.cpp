@@ -37,9 +37,9 @@ constexpr std::uint64_t kMs = 1'000'000;
 // Unique per process so parallel ctest runs do not collide.
 std::string uniqueName(std::string_view suffix) { return fmt::format("i{}-{}", getpid(), suffix); }
 
-#define REQUIRE_PROGRAM(program)                                               \
-  do {                                                                         \
-    if (!findProgram(program)) GTEST_SKIP() << program << " is not installed"; \
+#define REQUIRE_PROGRAM(program)                                                 \
+  do {                                                                           \
+    if (!findProgram(program)) GTEST_SKIP() << (program) << " is not installed"; \
   } while (0)
 
 // Round-trip times in ms of `count` echoes from a namespace (ping -i 0.05),
@@ -134,11 +134,11 @@ std::optional<double> iperfJson(const std::optional<ProgramOutput>& out, const c
 // iperf3 server in the receiver namespace for one test (-1), client from the sender namespace.
 class Iperf {
  public:
-  static std::optional<Iperf> start(const TestbedInfo& info, std::uint16_t port) {
+  static std::optional<Iperf> start(const TestbedInfo& info, std::uint16_t port, std::size_t link = 0) {
     auto ip = findProgram("ip");
     if (!ip) return std::nullopt;
     auto server = Subprocess::spawn({*ip, "netns", "exec", info.receiverNamespace, "iperf3", "-s", "-1", "-B",
-                                     info.links[0].receiverIp, "-p", std::to_string(port)});
+                                     info.links[link].receiverIp, "-p", std::to_string(port)});
     if (!server) return std::nullopt;
     std::this_thread::sleep_for(300ms);  // iperf3 prints nothing when it listens
     return Iperf(std::move(*server));
@@ -151,14 +151,14 @@ class Iperf {
 };
 
 std::optional<ProgramOutput> iperfClient(const TestbedInfo& info, std::uint16_t port,
-                                         const std::vector<std::string>& options) {
+                                         const std::vector<std::string>& options, std::size_t link = 0) {
   std::vector<std::string> argv = {"ip",
                                    "netns",
                                    "exec",
                                    info.senderNamespace,
                                    "iperf3",
                                    "-c",
-                                   info.links[0].receiverIp,
+                                   info.links[link].receiverIp,
                                    "-p",
                                    std::to_string(port),
                                    "-J"};
@@ -198,8 +198,8 @@ TEST(impair, DelayHoldsUnderLoad) {
   REQUIRE_PROGRAM("ping");
   REQUIRE_PROGRAM("iperf3");
   constexpr std::uint64_t kRate = 300'000'000;
-  TestbedSpec spec{uniqueName("load"), {kRate}, 1500};
-  spec.delaysNs = {5 * kMs};
+  TestbedSpec spec{uniqueName("load"), {kRate, kRate}, 1500};
+  spec.delaysNs = {5 * kMs, 0};
   auto testbed = ScopedTestbed::create(spec);
   ASSERT_TRUE(testbed) << testbed.error().message();
   const TestbedInfo& info = testbed->info();
@@ -217,20 +217,32 @@ TEST(impair, DelayHoldsUnderLoad) {
     load.join();
     ASSERT_GE(rtts.size(), 30u);
     EXPECT_NEAR(median(rtts), 10.0, 1.0) << fmt::format("{}", fmt::join(rtts, " "));
+    // What the sender managed (a busy machine may hold it below 200M) arrives through the delay line.
     const auto received = iperfJson(client, "bits_per_second");
-    ASSERT_TRUE(received) << (client ? client->out + client->err : "iperf3 did not run");
-    EXPECT_NEAR(*received, 200e6, 20e6);
+    const auto lost = iperfJson(client, "lost_percent");
+    ASSERT_TRUE(received && lost) << (client ? client->out + client->err : "iperf3 did not run");
+    EXPECT_LE(*lost, 1.0);
+    EXPECT_GE(*received, 100e6) << "the sender could not load the link";
   }
-  // TCP fills the link: throughput within 10 % of the rate through the delay line.
-  {
-    auto server = Iperf::start(info, 5202);
+  // TCP fills the link: throughput through the delay line within 10 % of the same flow over link 1
+  // (same rate, no delay), measured right after it. Side by side, because this shared 2-core
+  // machine's absolute figures swing with the other jobs on it.
+  double plain = 0;
+  double delayed = 0;
+  for (std::size_t link : {std::size_t{1}, std::size_t{0}}) {
+    auto server = Iperf::start(info, static_cast<std::uint16_t>(5210 + link), link);
     ASSERT_TRUE(server);
-    const auto client = iperfClient(info, 5202, {"-t", "4", "-O", "1"});
+    const auto client =
+        iperfClient(info, static_cast<std::uint16_t>(5210 + link), {"-t", "3", "-O", "1"}, link);
     const auto received = iperfJson(client, "bits_per_second");
     ASSERT_TRUE(received) << (client ? client->out + client->err : "iperf3 did not run");
-    EXPECT_GE(*received, 0.9 * kRate);
-    EXPECT_LE(*received, 1.02 * kRate);
+    (link == 0 ? delayed : plain) = *received;
   }
+  EXPECT_GE(delayed, 0.9 * plain) << fmt::format("delayed {:.0f} vs plain {:.0f} bit/s", delayed, plain);
+  EXPECT_GE(delayed, 0.5 * kRate) << "the machine is too busy to fill the link";
+  EXPECT_LE(delayed, 1.02 * kRate);
+  RecordProperty("tcp_delayed_bps", std::to_string(delayed));
+  RecordProperty("tcp_plain_bps", std::to_string(plain));
 }
 
 TEST(impair, LossOf1And10PercentInEachDirection) {
@@ -363,35 +375,47 @@ TEST(impair, LiveDelayChangeLosesNoFrame) {
   ASSERT_TRUE(setLink(info.name, 0, {.delayNs = 20 * kMs}));
   EXPECT_NEAR(median(pingRtts(info.senderNamespace, link.receiverIp, 10)), 40.0, 4.0);
 
-  // 20 ms -> 5 ms and back while a stream flows: frames held keep their due time, none is lost.
+  // 20 -> 5 -> 30 -> 0 ms while a stream flows: frames held keep their due time, none is lost. Going
+  // to 0 puts the devices back in the bridge; frames arriving during that switch may pass twice.
   const int senderSide = udpSocketIn(info.senderNamespace, link.senderIp, 9001);
   const int receiverSide = udpSocketIn(info.receiverNamespace, link.receiverIp, 9001);
   ASSERT_GE(senderSide, 0);
   ASSERT_GE(receiverSide, 0);
   std::size_t received = 0;
   std::thread stream(
-      [&] { received = sendCount(senderSide, receiverSide, link.receiverIp, 9001, 40'000, 5ms); });
+      [&] { received = sendCount(senderSide, receiverSide, link.receiverIp, 9001, 60'000, 5ms); });
   std::this_thread::sleep_for(200ms);
   const auto shorter = setLink(info.name, 0, {.delayNs = 5 * kMs});
   std::this_thread::sleep_for(200ms);
   const auto longer = setLink(info.name, 0, {.delayNs = 30 * kMs});
+  std::this_thread::sleep_for(300ms);
+  const auto shown = show(info.name);
+  const auto none = setLink(info.name, 0, {.delayNs = 0});
   stream.join();
   close(senderSide);
   close(receiverSide);
   ASSERT_TRUE(shorter) << shorter.error().message();
   ASSERT_TRUE(longer) << longer.error().message();
-  EXPECT_EQ(received, 40'000u);
-  EXPECT_NEAR(median(pingRtts(info.senderNamespace, link.receiverIp, 10)), 60.0, 6.0);
-  auto shown = show(info.name);
-  ASSERT_TRUE(shown);
+  ASSERT_TRUE(none) << none.error().message();
+  ASSERT_TRUE(shown) << shown.error().message();
   EXPECT_EQ(shown->links[0].delayNs, 30 * kMs);
+  EXPECT_GE(received, 60'000u);
+  EXPECT_LT(received, 60'000u + 2'000u);
 
-  // Back to 0: no delay left.
-  ASSERT_TRUE(setLink(info.name, 0, {.delayNs = 0}));
+  // No delay left, no delay line, and the devices are bridged again.
   EXPECT_LT(median(pingRtts(info.senderNamespace, link.receiverIp, 10)), 2.0);
-  shown = show(info.name);
-  ASSERT_TRUE(shown);
-  EXPECT_EQ(shown->links[0].delayNs, 0u);
+  const auto after = show(info.name);
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->links[0].delayNs, 0u);
+  EXPECT_FALSE(std::filesystem::exists("/run/mpxdp/testbed/" + info.name + "/link0.pid"));
+  for (const char* device : {"ms0", "mr0"}) {
+    auto out = runChecked({"ip", "-j", "-n", info.linkNamespace, "link", "show", "dev", device});
+    ASSERT_TRUE(out);
+    EXPECT_EQ(nlohmann::json::parse(*out)[0].value("master", ""), "br0") << device;
+  }
+  // And 0 -> D again starts a new line.
+  ASSERT_TRUE(setLink(info.name, 0, {.delayNs = 10 * kMs}));
+  EXPECT_NEAR(median(pingRtts(info.senderNamespace, link.receiverIp, 10)), 20.0, 2.0);
 }
 
 // XDP program ids on the middle devices of a link, from ip -j.
@@ -405,6 +429,16 @@ std::vector<std::uint32_t> xdpProgramIds(const std::string& linkNamespace) {
     }
   }
   return ids;
+}
+
+// Alive and not a zombie (the line is not our child; whoever reaps it may do so late).
+bool running(pid_t pid) {
+  if (kill(pid, 0) != 0) return false;
+  std::ifstream stat(fmt::format("/proc/{}/stat", pid));
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  const auto close = line.rfind(')');
+  return close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'Z';
 }
 
 bool programExists(std::uint32_t id) {
@@ -430,14 +464,14 @@ TEST(impair, DownLeavesNoProcessNamespacePidFileOrProgram) {
       std::ifstream in(state / fmt::format("link{}.pid", i));
       pid_t pid = 0;
       ASSERT_TRUE(in >> pid) << "no pid file for link " << i;
-      EXPECT_EQ(kill(pid, 0), 0);
+      EXPECT_TRUE(running(pid));
       pids.push_back(pid);
     }
     programs = xdpProgramIds(testbed->info().linkNamespace);
     EXPECT_EQ(programs.size(), 4u);  // ms0, mr0, ms1, mr1
     // A test that fails here still leaves through ScopedTestbed's destructor.
   }
-  for (pid_t pid : pids) EXPECT_NE(kill(pid, 0), 0) << "delay line " << pid << " still runs";
+  for (pid_t pid : pids) EXPECT_FALSE(running(pid)) << "delay line " << pid << " still runs";
   EXPECT_FALSE(std::filesystem::exists(state));
   for (const auto& ns : {senderNamespaceName(name), receiverNamespaceName(name), linkNamespaceName(name)}) {
     EXPECT_FALSE(std::filesystem::exists("/run/netns/" + ns)) << ns;

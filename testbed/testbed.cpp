@@ -268,7 +268,15 @@ std::uint64_t configuredDelay(std::string_view name, std::size_t i) {
   return delay;
 }
 
-bool processGone(pid_t pid) { return kill(pid, 0) != 0 && errno == ESRCH; }
+// Gone, or a zombie (the line is not our child; a subreaper may reap it late).
+bool processGone(pid_t pid) {
+  if (kill(pid, 0) != 0 && errno == ESRCH) return true;
+  std::ifstream stat(fmt::format("/proc/{}/stat", pid));
+  std::string line;
+  if (!std::getline(stat, line)) return true;
+  const auto close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
+}
 
 // Stops every delay line of the test bed and removes its state directory.
 void stopDelayLines(std::string_view name) {
@@ -317,7 +325,30 @@ Result<void> startDelayLine(const std::string& name, const Namespaces& ns, std::
   return {};
 }
 
-// Sets the link's delay: starts its delay line, or tells the running one.
+// Back to no delay: the devices rejoin the bridge, then the line sends what
+// it holds (each frame when due) and exits. Frames that arrive during the
+// switch may pass twice; none is lost.
+Result<void> stopDelayLine(const std::string& name, const Namespaces& ns, std::size_t i, pid_t pid) {
+  for (const std::string& device : {linkSenderSide(i), linkReceiverSide(i)}) {
+    if (auto done = run({"ip", "-n", ns.link, "link", "set", "dev", device, "master", bridgeDevice(i)});
+        !done) {
+      return done;
+    }
+  }
+  if (kill(pid, SIGUSR1) != 0) return Error::fromErrno(fmt::format("signal the delay line of link {}", i));
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::nanoseconds(kMaxDelayNs) + std::chrono::seconds(1);
+  while (!processGone(pid) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  if (!processGone(pid)) kill(pid, SIGKILL);
+  std::error_code ignored;
+  std::filesystem::remove(pidFile(name, i), ignored);
+  std::filesystem::remove(delayFile(name, i), ignored);
+  return {};
+}
+
+// Sets the link's delay: starts its delay line, tells the running one, or stops it.
 Result<void> applyDelay(const std::string& name, const Namespaces& ns, std::size_t i, std::uint64_t delayNs,
                         std::uint32_t mtu) {
   const auto pid = runningDelayLine(name, i);
@@ -325,7 +356,7 @@ Result<void> applyDelay(const std::string& name, const Namespaces& ns, std::size
     if (delayNs == 0) return {};
     return startDelayLine(name, ns, i, delayNs, mtu);
   }
-  // A delay of 0 keeps the line running with no hold: no frame is lost in a switch.
+  if (delayNs == 0) return stopDelayLine(name, ns, i, *pid);
   if (auto written = writeFileAtomically(delayFile(name, i), std::to_string(delayNs) + "\n"); !written) {
     return written;
   }
@@ -341,7 +372,14 @@ std::uint32_t lossPpmOf(double percent) {
 
 Result<void> applyImpairment(const Namespaces& ns, std::size_t i, std::optional<double> lossPercent,
                              std::optional<bool> down) {
+  const bool passAll = (!lossPercent || *lossPercent == 0) && (!down || !*down);
   for (const std::string& device : {linkSenderSide(i), linkReceiverSide(i)}) {
+    if (passAll) {
+      // Nothing to impair on a link without the program: keep its data path XDP-free.
+      auto state = readImpair(ns.link, device);
+      if (!state) return state.error();
+      if (!*state) continue;
+    }
     if (auto attached = attachImpair(ns.link, device); !attached) return attached;
     auto state = readImpair(ns.link, device);
     if (!state) return state.error();
@@ -483,6 +521,7 @@ Result<TestbedInfo> readTestbedUnguarded(const std::string& name, const Namespac
     link.delayNs = configuredDelay(name, i);
     for (const std::string& device : {linkSenderSide(i), linkReceiverSide(i)}) {
       auto state = readImpair(ns.link, device);
+      if (!state && state.error().code() == ENOENT) continue;  // someone else's XDP program: not ours to read
       if (!state) return state.error();
       if (!*state) continue;
       // Both devices carry the same config; the sender side's is reported.

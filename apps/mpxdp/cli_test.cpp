@@ -175,6 +175,91 @@ TEST(testbedCli, EveryErrorLineStartsWithItsCommand) {
   }
 }
 
+TEST(testbedCli, SetChangesOneLinkAndRefusesMisuse) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  const std::string name = fmt::format("c{}-set", getpid());
+  struct Cleanup {
+    std::string name;
+    ~Cleanup() { (void)mpxdp::testbed::down(name); }
+  } cleanup{name};
+
+  for (const auto& options : std::vector<std::vector<std::string>>{
+           {"--rates", "100M,100M", "--delays", "5ms"},
+           {"--rates", "100M", "--delays", "5"},
+           {"--rates", "100M", "--loss", "abc"},
+           {"--rates", "100M", "--loss", "101%"},
+       }) {
+    std::vector<std::string> args = {"testbed", "up", "--name", name};
+    args.insert(args.end(), options.begin(), options.end());
+    const auto result = mpxdp(args);
+    EXPECT_EQ(result.exitStatus, 2) << fmt::format("mpxdp {}", fmt::join(args, " ")) << "\n" << result.err;
+  }
+  EXPECT_FALSE(std::filesystem::exists("/run/netns/" + mpxdp::testbed::senderNamespaceName(name)));
+
+  const auto up = mpxdp(
+      {"testbed", "up", "--name", name, "--rates", "100M,100M", "--delays", "0,5ms", "--loss", "1%,0", "-J"});
+  ASSERT_EQ(up.exitStatus, 0) << up.err;
+  const auto before = nlohmann::json::parse(up.out, nullptr, false);
+  ASSERT_TRUE(before.is_object()) << up.out;
+  EXPECT_EQ(before["links"][0]["loss_percent"], 1.0);
+  EXPECT_EQ(before["links"][1]["delay_ns"], 5'000'000u);
+  EXPECT_EQ(before["links"][1]["state"], "up");
+
+  const std::vector<std::vector<std::string>> misuse = {
+      {"--link", "0", "--down", "--up"},
+      {"--link", "0"},
+      {"--link", "2", "--down"},
+      {"--link", "-1", "--down"},
+      {"--link", "x", "--down"},
+      {"--link", "0", "--loss", "-1"},
+      {"--link", "0", "--loss", "200%"},
+      {"--link", "0", "--delay", "5"},
+      {"--link", "0", "--delay", "abc"},
+      {"--link", "0", "--delay", "-5ms"},
+      {"--link", "0", "--rate", "fast"},
+      {"--link", "0", "--rate", "-1M"},
+      {"--down"},
+  };
+  for (const auto& options : misuse) {
+    std::vector<std::string> args = {"testbed", "set", "--name", name};
+    args.insert(args.end(), options.begin(), options.end());
+    const std::string what = fmt::format("mpxdp {}", fmt::join(args, " "));
+    const auto result = mpxdp(args);
+    EXPECT_EQ(result.exitStatus, 2) << what << "\n" << result.err;
+    expectErrorLines(result, "mpxdp testbed set", what);
+  }
+  const auto missing = mpxdp({"testbed", "set", "--name", name + "x", "--link", "0", "--down"});
+  EXPECT_EQ(missing.exitStatus, 1) << missing.err;
+  EXPECT_NE(missing.err.find("no test bed"), std::string::npos) << missing.err;
+  auto shown = mpxdp({"testbed", "show", "--name", name, "-J"});
+  ASSERT_EQ(shown.exitStatus, 0) << shown.err;
+  auto json = nlohmann::json::parse(shown.out, nullptr, false);
+  for (std::size_t i = 0; i < 2; ++i) {
+    for (const char* key : {"rate_bps", "delay_ns", "loss_percent", "state"}) {
+      EXPECT_EQ(json["links"][i][key], before["links"][i][key]) << "link " << i << " " << key << " changed";
+    }
+  }
+
+  ASSERT_EQ(mpxdp({"testbed", "set", "--name", name, "--link", "0", "--down"}).exitStatus, 0);
+  const auto set = mpxdp(
+      {"testbed", "set", "--name", name, "--link", "1", "--rate", "50M", "--delay", "2ms", "--loss", "0.5%"});
+  ASSERT_EQ(set.exitStatus, 0) << set.err;
+  shown = mpxdp({"testbed", "show", "--name", name, "-J"});
+  ASSERT_EQ(shown.exitStatus, 0) << shown.err;
+  json = nlohmann::json::parse(shown.out, nullptr, false);
+  EXPECT_EQ(json["links"][0]["state"], "down");
+  EXPECT_EQ(json["links"][1]["state"], "up");
+  EXPECT_EQ(json["links"][1]["rate_bps"], 50'000'000u);
+  EXPECT_EQ(json["links"][1]["delay_ns"], 2'000'000u);
+  EXPECT_EQ(json["links"][1]["loss_percent"], 0.5);
+  const auto table = mpxdp({"testbed", "show", "--name", name});
+  EXPECT_NE(table.out.find("down"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("2 ms"), std::string::npos) << table.out;
+  EXPECT_EQ(mpxdp({"testbed", "set", "--name", name, "--link", "0", "--up", "--rate", "0"}).exitStatus, 0);
+  EXPECT_EQ(mpxdp({"testbed", "down", "--name", name}).exitStatus, 0);
+  EXPECT_FALSE(std::filesystem::exists("/run/mpxdp/testbed/" + name));
+}
+
 // A fresh network namespace has only lo, down and without addresses.
 TEST(linkCli, InterfaceWithoutAddressIsNamedWithoutBlamingIpv6) {
   MPXDP_REQUIRE_PRIVILEGED();
