@@ -197,7 +197,6 @@ int runRecv(CLI::App* /*app*/) {
     plan.payloadBytes = conn->maxPayload();
     plan.rateBps = conn->peerHello().rateBps;
     plan.intervalS = options.intervalS;
-    plan.linkRateSumBps = linkRateSum(*plans);
     const TransferResult result = runTransfer(ep, *conn, plan, sendReporter ? &*sendReporter : nullptr,
                                               receiveReporter ? &*receiveReporter : nullptr);
     finishReports(ep, *conn, result, sendReporter ? &*sendReporter : nullptr,

@@ -197,7 +197,6 @@ int runSend(CLI::App* /*app*/) {
   plan.payloadBytes = options.payloadBytes;
   plan.rateBps = rateBps;
   plan.intervalS = options.intervalS;
-  plan.linkRateSumBps = linkRateSum(*plans);
   const TransferResult result = runTransfer(**endpoint, conn, plan, sendReporter ? &*sendReporter : nullptr,
                                             receiveReporter ? &*receiveReporter : nullptr);
   finishReports(**endpoint, conn, result, sendReporter ? &*sendReporter : nullptr,

@@ -35,16 +35,6 @@ std::vector<LinkSpec> toLinkSpecs(const std::vector<LinkPlan>& plans) {
   return specs;
 }
 
-std::uint64_t linkRateSum(const std::vector<LinkPlan>& plans) {
-  std::uint64_t sum = 0;
-  for (const LinkPlan& plan : plans) {
-    if (plan.backup) continue;  // idle while the others carry data
-    if (plan.rateBps == 0) return 0;
-    sum += plan.rateBps;
-  }
-  return sum;
-}
-
 Result<void> requireLinkRates(const std::vector<LinkPlan>& plans) {
   for (const LinkPlan& plan : plans) {
     if (plan.rateBps == 0) {

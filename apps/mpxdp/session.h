@@ -17,8 +17,6 @@
 namespace mpxdp::cli {
 
 std::vector<LinkSpec> toLinkSpecs(const std::vector<LinkPlan>& plans);
-// The rates of the links that are not backups summed; 0 when one has none.
-std::uint64_t linkRateSum(const std::vector<LinkPlan>& plans);
 // EINVAL naming the first link without a rate (--pacing fixed needs one on every link).
 Result<void> requireLinkRates(const std::vector<LinkPlan>& plans);
 

@@ -19,6 +19,7 @@ constexpr std::uint64_t kSleepBatchPackets = 24;
 constexpr std::uint64_t kControlPollNs = 200'000;
 // Bound on every wait, so reports and signals are never late by more.
 constexpr std::uint64_t kMaxWaitNs = 50'000'000;
+constexpr std::uint64_t kRateRefreshNs = 10'000'000;
 
 void waitFor(std::vector<pollfd>& fds, std::uint64_t deadlineNs) {
   const std::uint64_t now = monotonicNs();
@@ -63,15 +64,24 @@ TransferResult runTransfer(Endpoint& endpoint, Connection& connection, const Tra
   std::array<Delivered, 256> delivered;
   // When paced out, sleep until a batch's worth of tokens is back: waking for
   // every packet would cost a wakeup and kicks per packet.
+  // The paths' pacing rates are estimated and change: their sum is read back
+  // every kRateRefreshNs.
   const std::uint64_t frameBits = 8ULL * (payload + wire::kDataPacketOverhead + 42);
-  const std::uint64_t pacedBps =
-      plan.rateBps == 0 ? plan.linkRateSumBps
-                        : std::min(plan.rateBps * (payload + wire::kDataPacketOverhead + 42) / payload,
-                                   plan.linkRateSumBps == 0 ? UINT64_MAX : plan.linkRateSumBps);
-  const std::uint64_t batchNs =
-      pacedBps == 0
-          ? 50'000
-          : std::min<std::uint64_t>(kSleepBatchPackets * frameBits * 1'000'000'000ULL / pacedBps, 250'000);
+  const std::uint64_t askedBps =
+      plan.rateBps == 0 ? UINT64_MAX : plan.rateBps * (payload + wire::kDataPacketOverhead + 42) / payload;
+  std::uint64_t pacedBps = 0;
+  std::uint64_t batchNs = 50'000;
+  std::uint64_t nextRateRefreshNs = 0;
+  auto refreshPacing = [&](const ConnectionStats& stats) {
+    std::uint64_t sum = 0;
+    for (const PathStats& path : stats.paths) {
+      if (path.state != PathState::kDead) sum += path.pacingRateBps;
+    }
+    pacedBps = std::min(askedBps, sum);
+    batchNs = pacedBps == 0 ? 50'000
+                            : std::min<std::uint64_t>(
+                                  kSleepBatchPackets * frameBits * 1'000'000'000ULL / pacedBps, 250'000);
+  };
 
   while (!connection.done()) {
     if (stopRequested()) {
@@ -87,6 +97,10 @@ TransferResult runTransfer(Endpoint& endpoint, Connection& connection, const Tra
       if (sendReporter) sendReporter->interval(snapshot, seconds(now), 0);
       if (receiveReporter) receiveReporter->interval(snapshot, seconds(now), result.corrupt);
       nextReportNs += intervalNs * ((now - nextReportNs) / intervalNs + 1);
+    }
+    if (sends && now >= nextRateRefreshNs) {
+      refreshPacing(connection.stats());
+      nextRateRefreshNs = now + kRateRefreshNs;
     }
     bool busy = false;
     if (receives) {

@@ -21,7 +21,6 @@ struct TransferPlan {
   std::uint64_t rateBps = 0;  // payload bits per second (-b); 0 = as fast as the links' pacing allows
   // The links' line rates summed (0 when one is unknown): with rateBps, how
   // long a batch of packets takes, so the loop sleeps for batches, not packets.
-  std::uint64_t linkRateSumBps = 0;
   double intervalS = 1.0;
 };
 
