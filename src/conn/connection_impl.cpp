@@ -18,6 +18,8 @@ bool sendsData(ConnectionRole role, DataDirection direction) {
                                          : (bits & wire::kModeServerSends) != 0;
 }
 
+constexpr std::uint64_t kDeliverySampleNs = 10'000'000;
+
 // How far a packet number may run ahead of the highest seen on its path.
 constexpr std::uint64_t kMaxPacketNumberJump = std::uint64_t{1} << 24;
 
@@ -82,7 +84,11 @@ ConnectionImpl::ConnectionImpl(const ConnectionConfig& config, PathSet& paths, C
   stateOptions_.idleProbeIntervalNs = config.pingIntervalNs == 0 ? UINT64_MAX / 4 : config.pingIntervalNs;
   stateOptions_.probesToReadmit = std::max<std::uint32_t>(config.readmitProbes, 1);
   paths_.reserve(paths.size());
-  for (std::size_t l = 0; l < paths.size(); ++l) paths_.emplace_back(paths.backup(l), stateOptions_);
+  // Delivery samples over at least 10 ms: a shaper's bucket lets a burst
+  // through above its rate, which shorter samples mistake for capacity.
+  path::EstimatorOptions estimates;
+  estimates.deliveryMinIntervalNs = kDeliverySampleNs;
+  for (std::size_t l = 0; l < paths.size(); ++l) paths_.emplace_back(paths.backup(l), stateOptions_, estimates);
   events_.reserve(64);
   peerHello_.pathNames.resize(paths.size());
   startNs_ = clock.nowNs();

@@ -82,8 +82,8 @@ class ConnectionImpl final : public Connection, private SendHooks {
 
  private:
   struct PathControl {
-    PathControl(bool isBackup, const path::PathStateOptions& options)
-        : machine(isBackup, options), backup(isBackup) {}
+    PathControl(bool isBackup, const path::PathStateOptions& options, const path::EstimatorOptions& estimates)
+        : estimator(estimates), machine(isBackup, options), backup(isBackup) {}
     std::uint64_t nextPacketNumber = 0;
     std::uint64_t controlSent = 0;
     std::uint64_t controlBytesSent = 0;
