@@ -88,7 +88,8 @@ ConnectionImpl::ConnectionImpl(const ConnectionConfig& config, PathSet& paths, C
   // through above its rate, which shorter samples mistake for capacity.
   path::EstimatorOptions estimates;
   estimates.deliveryMinIntervalNs = kDeliverySampleNs;
-  for (std::size_t l = 0; l < paths.size(); ++l) paths_.emplace_back(paths.backup(l), stateOptions_, estimates);
+  for (std::size_t l = 0; l < paths.size(); ++l)
+    paths_.emplace_back(paths.backup(l), stateOptions_, estimates);
   events_.reserve(64);
   peerHello_.pathNames.resize(paths.size());
   startNs_ = clock.nowNs();
@@ -544,6 +545,7 @@ sched::PathView ConnectionImpl::pathView(std::size_t path, std::uint64_t /*nowNs
   view.usable = p.usable;
   // Never unpaced: a controller's rate is always above zero, and this keeps it so.
   view.rateBps = std::max<std::uint64_t>(p.rate->pacingRateBps(), 100'000);
+  view.probing = p.rate->phase() == path::RatePhase::kStartup;
   // Extra one-way delay over the fastest usable path: the clock offset
   // between the hosts cancels out in the difference.
   if (p.estimator.owdValid()) {

@@ -51,6 +51,12 @@ std::uint64_t PathEstimator::onDelivered(std::uint64_t nowNs, std::uint64_t peer
   if (peerRecvTsNs < deliveryPointTs_ || peerBytesReceived < deliveryPointBytes_) return 0;  // reordered ACK
   spanAppLimited_ = spanAppLimited_ || appLimited;
   const std::uint64_t span = peerRecvTsNs - deliveryPointTs_;
+  if (span > options_.deliveryMaxIntervalNs) {
+    deliveryPointBytes_ = peerBytesReceived;
+    deliveryPointTs_ = peerRecvTsNs;
+    spanAppLimited_ = appLimited;
+    return 0;
+  }
   if (span < options_.deliveryMinIntervalNs || span == 0) return 0;
   const std::uint64_t bytes = peerBytesReceived - deliveryPointBytes_;
   __extension__ using Wide = unsigned __int128;

@@ -13,6 +13,8 @@ namespace mpxdp::path {
 struct EstimatorOptions {
   std::uint64_t initialRttNs = 100'000'000;         // before any sample
   std::uint64_t deliveryMinIntervalNs = 2'000'000;  // a delivery-rate sample spans at least this (peer clock)
+  // A longer span means the path was idle or cut: no sample, a new start.
+  std::uint64_t deliveryMaxIntervalNs = 250'000'000;
   std::uint64_t minWindowNs =
       10'000'000'000;  // windowed minimum of RTT and OWD (re-learns after a route change)
   std::uint64_t lossIntervalNs =

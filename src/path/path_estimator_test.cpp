@@ -87,6 +87,16 @@ TEST(PathEstimatorTest, DeliveryRateOnThePeerClock) {
   EXPECT_FALSE(est.deliveryAppLimited());
 }
 
+TEST(PathEstimatorTest, ASpanLongerThanTheMaximumStartsOverInsteadOfASample) {
+  PathEstimator est;
+  const std::uint64_t peer = 7 * kSecond;
+  EXPECT_EQ(est.onDelivered(0, 0, peer, false), 0u);
+  // The path was cut for a second: 1 KB over 1 s is no measure of its rate.
+  EXPECT_EQ(est.onDelivered(kSecond, 1000, peer + kSecond, false), 0u);
+  // The next span starts at the restart: 12.5 KB in 1 ms = 100 Mbit/s.
+  EXPECT_EQ(est.onDelivered(kSecond + 2 * kMs, 13'500, peer + kSecond + 2 * kMs, false), 50'000'000u);
+}
+
 TEST(PathEstimatorTest, OneWayDelayOnlyDifferencesCount) {
   PathEstimator est;
   EXPECT_FALSE(est.owdValid());

@@ -108,7 +108,11 @@ class AutoRateController final : public RateController {
       latestSample_ = sample;
       // Loss-only: the estimate moves as TCP's window (AIMD) and the
       // samples, a queue's worth late, would undo every decrease.
-      if (!lossOnly_ && (!s.appLimited || sample > bw())) bw_.update(kBwWindowRounds, roundCount_, sample);
+      // An app-limited sample only raises the estimate, and before any real
+      // sample the seed counts as the estimate: a path that carried only
+      // PINGs must not start from their rate.
+      const std::uint64_t floor = bw_.valid() ? bw() : seed_;
+      if (!lossOnly_ && (!s.appLimited || sample > floor)) bw_.update(kBwWindowRounds, roundCount_, sample);
       // Only the second half of the probe counts: its start may ride a tbf
       // bucket that refilled while the queue was empty.
       if (evaluating_ && now >= upLateFrom_) upMax_ = std::max(upMax_, sample);

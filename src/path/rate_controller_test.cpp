@@ -374,3 +374,41 @@ TEST(RateControllerTest, PacingStaysPositiveWithoutSamples) {
 
 }  // namespace
 }  // namespace mpxdp::path
+
+namespace mpxdp::path {
+namespace {
+
+// A backup path carries only PINGs: their app-limited delivery samples are
+// far below any link rate and must not become the estimate, or the path
+// would start from them when it takes over.
+TEST(RateControllerTest, AppLimitedSamplesBelowTheSeedLeaveItAlone) {
+  RateControlOptions options;
+  options.capBps = 100'000'000;
+  auto made = makeRateController(options);
+  ASSERT_TRUE(made.ok());
+  RateController& c = **made;
+  const std::uint64_t start = c.pacingRateBps();
+  EXPECT_EQ(start, 100'000'000u);
+  for (std::uint64_t t = 0; t < 1'000'000'000; t += 10'000'000) {
+    AckSample sample;
+    sample.nowNs = t;
+    sample.deliveryRateBps = 20'000;  // a PING per 100 ms
+    sample.appLimited = true;
+    sample.srttNs = 1'000'000;
+    sample.minRttNs = 1'000'000;
+    c.onAck(sample);
+  }
+  EXPECT_EQ(c.pacingRateBps(), start);
+  // A real sample does count.
+  AckSample real;
+  real.nowNs = 1'000'000'000;
+  real.deliveryRateBps = 60'000'000;
+  real.srttNs = 1'000'000;
+  real.minRttNs = 1'000'000;
+  c.onAck(real);
+  c.onAck(real);
+  EXPECT_EQ(c.bandwidthEstimateBps(), 60'000'000u);
+}
+
+}  // namespace
+}  // namespace mpxdp::path
