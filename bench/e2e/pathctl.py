@@ -179,6 +179,11 @@ def _fail(result, why, *children):
     return result
 
 
+def _num(value):
+    """5.0 -> "5" (iperf3 takes whole seconds), 2.5 -> "2.5"."""
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
 def mpxdp_argv(system, cli, bed, duration, offered):
     """(recv argv, send argv) of one mpxdp run."""
     p = system.params
@@ -191,7 +196,7 @@ def mpxdp_argv(system, cli, bed, duration, offered):
         send = bed.netns(bed.tx, cli.path, "send") + sum(
             (["--link", "s{}={}".format(i, bed.receiver_ip(i))] for i in range(n)), [])
     recv += ["--backend", p["backend"], "--reorder", p["reorder"], "-i", RX_INTERVAL_S, "-J"]
-    send += ["-t", duration, "-l", PAYLOAD, "--backend", p["backend"], "-i", RX_INTERVAL_S, "-J"]
+    send += ["-t", _num(duration), "-l", PAYLOAD, "--backend", p["backend"], "-i", RX_INTERVAL_S, "-J"]
     if p.get("scheduler"):
         send += ["--scheduler", p["scheduler"]]
     if p.get("pacing") and cli.has_pacing:
@@ -238,8 +243,8 @@ def run_mptcp(system, scenario, bed, cli, run_dir, tag, duration, offered, resul
     port = systems_mod.IPERF_PORT
     wrap = ["mptcpize", "run"]
     server_argv = bed.netns(bed.rx, *wrap, "iperf3", "-s", "-1", "-J", "-p", port, "-i", IPERF_INTERVAL_S)
-    client_argv = bed.netns(bed.tx, *wrap, "iperf3", "-c", bed.receiver_ip(0), "-p", port, "-t", duration, "-J",
-                            "-i", IPERF_INTERVAL_S)
+    client_argv = bed.netns(bed.tx, *wrap, "iperf3", "-c", bed.receiver_ip(0), "-p", port, "-t", _num(duration),
+                            "-J", "-i", IPERF_INTERVAL_S)
     result["commands"] = [" ".join(map(str, server_argv)), " ".join(map(str, client_argv))]
     bed.enable_mptcp()
     server = procs.Proc(server_argv, *_files(run_dir, tag, "server"))
@@ -390,7 +395,8 @@ def analyse(result, scenario, system, bed):
     if "recv_report" in result:
         a["goodput_bps"] = recv.get("goodput_bps")
         a["lost_packets"] = recv.get("lost_packets")
-        a["hold_p99_ns"] = recv.get("hold_p99_ns")
+        if system.params.get("reorder") != "off":  # nothing is held without a reorderer
+            a["hold_p99_ns"] = recv.get("hold_p99_ns")
         sent = send.get("sent_packets")
         if sent and recv.get("delivered_packets") is not None:
             a["undelivered_packets"] = max(0, sent - recv["delivered_packets"])
@@ -431,6 +437,9 @@ def analyse(result, scenario, system, bed):
             a["restored_active_s"] = back[0]["time_s"] - t_restore if back else None
             a["path1_events"] = [(round(e["time_s"], 3), e.get("from"), e.get("to")) for e in events
                                  if e.get("path") == 1]
+        final = send.get("paths")
+        if final and len(final) > 1 and final[1].get("pacing_bps") is not None:
+            a["link1_pacing_end_bps"] = final[1]["pacing_bps"]  # has the restored path ramped up again?
         # Restored link carrying traffic again, seen at the receiver (per-path packets).
         carried = [iv for iv in ivs if iv["path_packets"] and iv["start"] >= t_restore and
                    len(iv["path_packets"]) > 1 and iv["path_packets"][1] > 0]
@@ -484,6 +493,16 @@ def _median_of(runs, getter):
     return _med([getter(r["analysis"]) for r in runs if r.get("ok") and "analysis" in r])
 
 
+def _cell(runs, key, scale=1.0, digits=0):
+    """Median of a time figure; runs where it is present but None ("never" within its span) are counted."""
+    ok = [r for r in runs if r.get("ok") and "analysis" in r and key in r["analysis"]]
+    never = sum(1 for r in ok if r["analysis"][key] is None)
+    text = _f(_med([r["analysis"][key] for r in ok]), scale, digits)
+    if never:
+        text = "never" if never == len(ok) else "{} ({} never)".format(text, never)
+    return text
+
+
 def _ratio(a, b):
     return "{:.2f}".format(a / b) if a is not None and b else "-"
 
@@ -507,19 +526,20 @@ def report_tables(runs, meta):
         lines += ["### {}".format(sc), "", next(s["describe"] for s in SCENARIOS if s["name"] == sc), "",
                   "| system | goodput before / during / after Mbit/s | during / remaining ceiling % | loss-free "
                   "after cut ms | goodput >= 90 % ms | lost in cut | restored link active ms | carries again ms "
-                  "| sent into dead link | cut located by | ok |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
+                  "| link 1 pacing at end Mbit/s | sent into dead link | cut located by | ok |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
         for k in keys:
             rs = by[k]
             g = lambda key: _median_of(rs, lambda a: a.get(key))  # noqa: E731
             during, remaining = g("goodput_during_bps"), g("remaining_ceiling_bps")
             how = sorted({r["analysis"].get("event_located_by") for r in rs if r.get("ok")} - {None})
-            lines.append("| {} | {} / {} / {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+            lines.append("| {} | {} / {} / {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
                 k[1], _f(g("goodput_before_bps"), 1e6), _f(during, 1e6), _f(g("goodput_after_bps"), 1e6),
                 _f(100.0 * during / remaining if during and remaining else None, digits=1),
-                _f(g("loss_free_after_s"), 1e-3), _f(g("goodput_back_s"), 1e-3), _f(g("lost_during_cut")),
-                _f(g("restored_active_s"), 1e-3), _f(g("restored_carries_s"), 1e-3), _f(g("sent_into_dead_link")),
-                ", ".join(how) or "-", ok(rs)))
+                _cell(rs, "loss_free_after_s", 1e-3), _cell(rs, "goodput_back_s", 1e-3), _f(g("lost_during_cut")),
+                _cell(rs, "restored_active_s", 1e-3), _cell(rs, "restored_carries_s", 1e-3),
+                _f(g("link1_pacing_end_bps"), 1e6, 1), _f(g("sent_into_dead_link")), ", ".join(how) or "-",
+                ok(rs)))
         lines.append("")
     keys = [k for k in by if k[0] == "ratechange"]
     if keys:
@@ -549,7 +569,7 @@ def report_tables(runs, meta):
             rs = by[k]
             steady = _median_of(rs, lambda a: a.get("steady_goodput_bps"))
             lines.append("| {} | {} | {} | {} | {} | {} | {} |".format(
-                k[1], _f(_median_of(rs, lambda a: a.get("converged_s")), 1e-3), _f(steady, 1e6),
+                k[1], _cell(rs, "converged_s", 1e-3), _f(steady, 1e6),
                 _f(_median_of(rs, lambda a: a.get("steady_pct_of_ceiling")), digits=1),
                 _f(_median_of(rs, lambda a: a.get("loss_pct")), digits=2), _ratio(steady, ref), ok(rs)))
         lines.append("")
@@ -765,7 +785,8 @@ def main(argv):
     finally:
         procs.kill_all()
     meta = {"command": " ".join(shlex.quote(a) for a in ["python3", "bench/e2e/pathctl.py"] + argv),
-            "mpxdp": os.path.relpath(cli.path, ROOT), "mpxdp_version": cli.version,
+            "mpxdp": os.path.relpath(cli.path, ROOT) if cli.path.startswith(ROOT + os.sep) else cli.path,
+            "mpxdp_version": cli.version,
             "testbed_mpxdp": args.testbed_mpxdp, "date": datetime.datetime.now().astimezone().isoformat(
                 timespec="seconds"), "repeats": args.repeats, "duration": args.duration, "loadavg": loadavg,
             "machine": testbeds.machine_description(), "missing": missing, "wall_s": time.monotonic() - started,
