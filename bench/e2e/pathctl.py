@@ -34,6 +34,7 @@ PAYLOAD = 1024
 RX_INTERVAL_S = 0.01     # mpxdp's interval reports (recv -i / send -i)
 IPERF_INTERVAL_S = 0.1   # iperf3's finest interval
 WINDOW_S = 0.1           # windows the convergence rules look at (10 intervals of mpxdp, one of iperf3)
+LAUNCH_SLACK_S = 0.5     # the receiver's interval clock starts up to this long after the client's launch (AF_XDP set-up, handshake: 0.1-0.3 s seen on a busy machine)
 RECOVERED_PCT = 90.0     # goodput back to this share of the (remaining / new) header ceiling
 MAX_LOSS_PCT = 1.0       # and loss at most this in each window (ratechange, auto-hetero)
 
@@ -150,7 +151,8 @@ def _drive(client, server, bed, events, duration, t_launch, record):
             done = bed.set_link(link, args)
             after = time.monotonic()
             record.append({"planned_s": frac * duration, "link": link, "args": args,
-                           "clock_s": (before + after) / 2 - t_launch, "set_took_s": after - before,
+                           "clock_s": (before + after) / 2 - t_launch, "before_s": before - t_launch,
+                           "after_s": after - t_launch, "set_took_s": after - before,
                            "returncode": done.returncode, "stderr": done.stderr.strip()[-500:]})
             continue
         if now >= deadline:
@@ -357,30 +359,40 @@ def settle_time(wins, t0, t1, ceiling, check_loss):
     return last_miss["end"] - t0
 
 
-def locate_first_event(result, ivs, scenario):
-    """The first link change on the receiver's timeline. mpxdp's clocks start after the handshake, iperf3's
-    at the test start, both later than the client's launch: the clock estimate (`clock_s`) is an upper bound.
-    Where the receiver reports per-path packets, the change shows on link 1 itself: the first 10 ms interval
-    where it carries nothing (cut) or under half its level before (rate cut). Returns (time, how)."""
+def locate_first_event(result, ivs):
+    """The first link change on the receiver's timeline. The change takes effect while `testbed set` runs
+    (`before_s`..`after_s` after the client's launch); mpxdp's and iperf3's interval clocks start later than
+    the launch (after the handshake), by up to LAUNCH_SLACK_S, so the change lies in [before - slack, after] on
+    the receiver's clock. Where the receiver reports per-path packets the change shows on link 1 itself: a cut,
+    the first 10 ms interval in that span from which link 1 delivers nothing for 100 ms; a rate cut, the interval where link 1's
+    packets over the next 100 ms fall furthest below those over the 100 ms before. Otherwise, for a cut, the
+    first interval with loss in the span; else the middle of `testbed set` (MPTCP: 0.1 s intervals, iperf3's
+    clock starts a few ms after launch). Returns (time, how)."""
     events = result.get("events") or []
     if not events:
         return None, None
-    expected = events[0]["clock_s"]
-    link = events[0]["link"]
-    with_paths = [iv for iv in ivs if iv["path_packets"] is not None and len(iv["path_packets"]) > link]
-    if with_paths:
-        before = [iv["path_packets"][link] for iv in with_paths if expected - 1.5 <= iv["start"] < expected - 1.0]
-        level = statistics.median(before) if before else 0
-        if level > 0:
-            threshold = 0 if "--down" in events[0]["args"] else 0.5 * level
-            for iv in with_paths:
-                if expected - 1.0 <= iv["start"] <= expected + 0.5 and iv["path_packets"][link] <= threshold:
-                    return iv["start"], "link {} per-path packets".format(link)
-    if "--down" in events[0]["args"]:
+    ev = events[0]
+    link = ev["link"]
+    lo, hi = ev.get("before_s", ev["clock_s"]) - LAUNCH_SLACK_S, ev.get("after_s", ev["clock_s"]) + 0.02
+    cut = "--down" in ev["args"]
+    span = [i for i, iv in enumerate(ivs) if lo <= iv["start"] <= hi]
+    if span and all(ivs[i]["path_packets"] is not None and len(ivs[i]["path_packets"]) > link for i in span):
+        pk = lambda i: ivs[i]["path_packets"][link] if 0 <= i < len(ivs) and ivs[i]["path_packets"] else 0  # noqa
+        width = max(1, int(round(WINDOW_S / max(1e-6, ivs[0]["end"] - ivs[0]["start"]))))
+        if cut:  # nothing for 100 ms: a busy machine can leave single 10 ms intervals empty
+            for i in span:
+                if pk(i - 1) > 0 and all(pk(j) == 0 for j in range(i, min(len(ivs), i + width))):
+                    return ivs[i]["start"], "link {} per-path packets".format(link)
+        else:
+            best = max(span, key=lambda i: sum(pk(j) for j in range(i - width, i)) - sum(pk(j) for j in
+                                                                                      range(i, i + width)))
+            if sum(pk(j) for j in range(best - width, best)) > 1.5 * sum(pk(j) for j in range(best, best + width)):
+                return ivs[best]["start"], "link {} per-path packets".format(link)
+    if cut:
         for iv in ivs:
-            if expected - 1.0 <= iv["start"] <= expected + 0.5 and iv["lost"]:
+            if lo <= iv["start"] <= hi and iv["lost"]:
                 return iv["start"], "first interval with loss"
-    return expected, "client launch clock (upper bound)"
+    return ev["clock_s"], "client launch clock +- {:.0f} ms".format(500 * ev.get("set_took_s", 0))
 
 
 def analyse(result, scenario, system, bed):
@@ -411,8 +423,9 @@ def analyse(result, scenario, system, bed):
     wins = windows(ivs)
     name = scenario["name"]
     if scenario["events"]:
-        t1, how = locate_first_event(result, ivs, scenario)
-        offset = result["events"][0]["clock_s"] - t1  # client launch to receiver clock
+        t1, how = locate_first_event(result, ivs)
+        offset = result["events"][0]["clock_s"] - t1  # client launch clock to receiver clock
+        # Later changes keep their distance to the first (each +- half its `testbed set` time).
         times = [t1] + [e["clock_s"] - offset for e in result["events"][1:]]
         a["event_rx_s"] = times
         a["event_located_by"] = how
