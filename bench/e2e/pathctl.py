@@ -34,7 +34,9 @@ PAYLOAD = 1024
 RX_INTERVAL_S = 0.01     # mpxdp's interval reports (recv -i / send -i)
 IPERF_INTERVAL_S = 0.1   # iperf3's finest interval
 WINDOW_S = 0.1           # windows the convergence rules look at (10 intervals of mpxdp, one of iperf3)
-LAUNCH_SLACK_S = 0.5     # the receiver's interval clock starts up to this long after the client's launch (AF_XDP set-up, handshake: 0.1-0.3 s seen on a busy machine)
+# The receiver's interval clock starts up to this long after the client's launch (AF_XDP set-up and handshake:
+# 0.1-0.3 s seen on a busy machine).
+LAUNCH_SLACK_S = 0.5
 RECOVERED_PCT = 90.0     # goodput back to this share of the (remaining / new) header ceiling
 MAX_LOSS_PCT = 1.0       # and loss at most this in each window (ratechange, auto-hetero)
 
@@ -364,8 +366,8 @@ def locate_first_event(result, ivs):
     (`before_s`..`after_s` after the client's launch); mpxdp's and iperf3's interval clocks start later than
     the launch (after the handshake), by up to LAUNCH_SLACK_S, so the change lies in [before - slack, after] on
     the receiver's clock. Where the receiver reports per-path packets the change shows on link 1 itself: a cut,
-    the first 10 ms interval in that span from which link 1 delivers nothing for 100 ms; a rate cut, the interval where link 1's
-    packets over the next 100 ms fall furthest below those over the 100 ms before. Otherwise, for a cut, the
+    the first 10 ms interval in that span from which link 1 delivers nothing for 100 ms; a rate cut, the
+    interval where link 1's packets over the next 100 ms fall furthest below those over the 100 ms before. Otherwise, for a cut, the
     first interval with loss in the span; else the middle of `testbed set` (MPTCP: 0.1 s intervals, iperf3's
     clock starts a few ms after launch). Returns (time, how)."""
     events = result.get("events") or []
@@ -558,7 +560,8 @@ def report_tables(runs, meta):
     if keys:
         lines += ["### ratechange", "", next(s["describe"] for s in SCENARIOS if s["name"] == "ratechange"), "",
                   "| system | goodput before Mbit/s | 300->50: settled ms | lost | goodput Mbit/s | 50->300: settled "
-                  "ms | lost | goodput Mbit/s | ok |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                  "ms | lost | goodput Mbit/s | ok |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for k in keys:
             rs = by[k]
             cells = []
@@ -591,7 +594,10 @@ def report_tables(runs, meta):
         lines += ["### delay-skew", "", next(s["describe"] for s in SCENARIOS if s["name"] == "delay-skew"), "",
                   "| offered | system | goodput Mbit/s | hold p99 ms | loss % | goodput eaf/wrr | hold p99 eaf/wrr "
                   "| ok |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-        for k in sorted(keys, key=lambda k: (k[2], k[1])):
+        offered = [("unlimited" if not o else "{}M".format(o // M)) for o in next(
+            s for s in SCENARIOS if s["name"] == "delay-skew")["offered"]]
+        order = [s.name for s in SYSTEMS]
+        for k in sorted(keys, key=lambda k: (offered.index(k[2]), order.index(k[1]))):
             rs = by[k]
             good = _median_of(rs, lambda a: a.get("goodput_bps"))
             hold = _median_of(rs, lambda a: a.get("hold_p99_ns"))
