@@ -367,9 +367,9 @@ def locate_first_event(result, ivs):
     the launch (after the handshake), by up to LAUNCH_SLACK_S, so the change lies in [before - slack, after] on
     the receiver's clock. Where the receiver reports per-path packets the change shows on link 1 itself: a cut,
     the first 10 ms interval in that span from which link 1 delivers nothing for 100 ms; a rate cut, the
-    interval where link 1's packets over the next 100 ms fall furthest below those over the 100 ms before. Otherwise, for a cut, the
-    first interval with loss in the span; else the middle of `testbed set` (MPTCP: 0.1 s intervals, iperf3's
-    clock starts a few ms after launch). Returns (time, how)."""
+    interval where link 1's packets over the next 100 ms fall furthest below those over the 100 ms before.
+    Otherwise, for a cut, the first interval with loss in the span; else the middle of `testbed set` (MPTCP:
+    0.1 s intervals, iperf3's clock starts a few ms after launch). Returns (time, how)."""
     events = result.get("events") or []
     if not events:
         return None, None
