@@ -301,11 +301,16 @@ def intervals_of(result):
     return out
 
 
+def interval_span(ivs):
+    """The reports' interval (median: the first and a starved one can be longer)."""
+    return statistics.median(iv["end"] - iv["start"] for iv in ivs) if ivs else None
+
+
 def windows(ivs, width=WINDOW_S):
     """10 ms intervals merged into `width` windows aligned on the run clock (iperf3's 0.1 s pass through)."""
     if not ivs:
         return []
-    if ivs[0]["end"] - ivs[0]["start"] >= width * 0.9:
+    if interval_span(ivs) >= width * 0.9:
         return [dict(iv, bps=8.0 * iv["bytes"] / max(1e-9, iv["end"] - iv["start"])) for iv in ivs]
     out = {}
     for iv in ivs:
@@ -366,8 +371,9 @@ def locate_first_event(result, ivs):
     (`before_s`..`after_s` after the client's launch); mpxdp's and iperf3's interval clocks start later than
     the launch (after the handshake), by up to LAUNCH_SLACK_S, so the change lies in [before - slack, after] on
     the receiver's clock. Where the receiver reports per-path packets the change shows on link 1 itself: a cut,
-    the first 10 ms interval in that span from which link 1 delivers nothing for 100 ms; a rate cut, the
-    interval where link 1's packets over the next 100 ms fall furthest below those over the 100 ms before.
+    of the 10 ms intervals in that span from which link 1 delivers nothing for 100 ms, the one with the most
+    packets on link 1 in the 100 ms before; a rate cut, the interval where link 1's packets over the next
+    100 ms fall furthest below those over the 100 ms before.
     Otherwise, for a cut, the first interval with loss in the span; else the middle of `testbed set` (MPTCP:
     0.1 s intervals, iperf3's clock starts a few ms after launch). Returns (time, how)."""
     events = result.get("events") or []
@@ -380,15 +386,19 @@ def locate_first_event(result, ivs):
     span = [i for i, iv in enumerate(ivs) if lo <= iv["start"] <= hi]
     if span and all(ivs[i]["path_packets"] is not None and len(ivs[i]["path_packets"]) > link for i in span):
         pk = lambda i: ivs[i]["path_packets"][link] if 0 <= i < len(ivs) and ivs[i]["path_packets"] else 0  # noqa
-        width = max(1, int(round(WINDOW_S / max(1e-6, ivs[0]["end"] - ivs[0]["start"]))))
-        if cut:  # nothing for 100 ms: a busy machine can leave single 10 ms intervals empty
-            for i in span:
-                if pk(i - 1) > 0 and all(pk(j) == 0 for j in range(i, min(len(ivs), i + width))):
-                    return ivs[i]["start"], "link {} per-path packets".format(link)
+        width = max(1, int(round(WINDOW_S / max(1e-6, interval_span(ivs)))))
+        before = lambda i: sum(pk(j) for j in range(max(0, i - width), i))  # noqa: E731
+        after = lambda i: sum(pk(j) for j in range(i, min(len(ivs), i + width)))  # noqa: E731
+        if cut:
+            # Link 1 empty for the next 100 ms (a busy machine leaves single 10 ms intervals empty, and a path
+            # the sender already shuns carries next to nothing): the candidate with the most traffic before.
+            candidates = [i for i in span if pk(i - 1) > 0 and after(i) == 0]
+            if candidates:
+                best = max(candidates, key=before)
+                return ivs[best]["start"], "link {} per-path packets".format(link)
         else:
-            best = max(span, key=lambda i: sum(pk(j) for j in range(i - width, i)) - sum(pk(j) for j in
-                                                                                      range(i, i + width)))
-            if sum(pk(j) for j in range(best - width, best)) > 1.5 * sum(pk(j) for j in range(best, best + width)):
+            best = max(span, key=lambda i: before(i) - after(i))
+            if before(best) > 1.5 * after(best):
                 return ivs[best]["start"], "link {} per-path packets".format(link)
     if cut:
         for iv in ivs:
@@ -421,7 +431,7 @@ def analyse(result, scenario, system, bed):
         rep = result["server_report"]["end"]["sum_received"]
         a["goodput_bps"] = 8.0 * rep["bytes"] / (rep["seconds"] or 1)
         a["retransmits"] = result["client_report"]["end"].get("sum_sent", {}).get("retransmits")
-    a["interval_s"] = (ivs[0]["end"] - ivs[0]["start"]) if ivs else None
+    a["interval_s"] = interval_span(ivs)
     wins = windows(ivs)
     name = scenario["name"]
     if scenario["events"]:
