@@ -374,8 +374,9 @@ def locate_first_event(result, ivs):
     of the 10 ms intervals in that span from which link 1 delivers nothing for 100 ms, the one with the most
     packets on link 1 in the 100 ms before; a rate cut, the interval where link 1's packets over the next
     100 ms fall furthest below those over the 100 ms before.
-    Otherwise, for a cut, the first interval with loss in the span; else the middle of `testbed set` (MPTCP:
-    0.1 s intervals, iperf3's clock starts a few ms after launch). Returns (time, how)."""
+    Otherwise, for a cut, the first interval with loss in the span; else the end of `testbed set` (it reads the
+    whole test bed back first and changes the link last; MPTCP: 0.1 s intervals, and iperf3's clock starts a few
+    ms after launch). Returns (time, how)."""
     events = result.get("events") or []
     if not events:
         return None, None
@@ -404,7 +405,8 @@ def locate_first_event(result, ivs):
         for iv in ivs:
             if lo <= iv["start"] <= hi and iv["lost"]:
                 return iv["start"], "first interval with loss"
-    return ev["clock_s"], "client launch clock +- {:.0f} ms".format(500 * ev.get("set_took_s", 0))
+    return ev.get("after_s", ev["clock_s"]), "end of testbed set (took {:.0f} ms)".format(
+        1000 * ev.get("set_took_s", 0))
 
 
 def analyse(result, scenario, system, bed):
@@ -436,9 +438,10 @@ def analyse(result, scenario, system, bed):
     name = scenario["name"]
     if scenario["events"]:
         t1, how = locate_first_event(result, ivs)
-        offset = result["events"][0]["clock_s"] - t1  # client launch clock to receiver clock
-        # Later changes keep their distance to the first (each +- half its `testbed set` time).
-        times = [t1] + [e["clock_s"] - offset for e in result["events"][1:]]
+        end_of = lambda e: e.get("after_s", e["clock_s"])  # noqa: E731
+        offset = end_of(result["events"][0]) - t1  # client launch clock to receiver clock
+        # Later changes keep their distance to the first, taken between the ends of `testbed set`.
+        times = [t1] + [end_of(e) - offset for e in result["events"][1:]]
         a["event_rx_s"] = times
         a["event_located_by"] = how
         a["launch_to_rx_clock_s"] = offset
