@@ -488,6 +488,9 @@ def analyse(result, scenario, system, bed):
                                  "settle_s": settle_time(wins, t, t_next, ceiling, check_loss=True),
                                  "lost": lost_between(ivs, t, t_next),
                                  "goodput_bps": mean_bps(ivs, t + 0.5 * (t_next - t), t_next)})
+            for key in ("settle_s", "lost", "goodput_bps"):  # flat copies for the table; settle None: never
+                if key == "settle_s" or a["changes"][-1][key] is not None:
+                    a["change{}_{}".format(k + 1, key)] = a["changes"][-1][key]
         a["goodput_before_bps"] = mean_bps(ivs, max(0.5 * times[0], times[0] - 2.0), times[0])
     elif name == "auto-hetero":
         ceiling = bed.link_sum_bps * fraction
@@ -552,17 +555,19 @@ def report_tables(runs, meta):
         if not keys:
             continue
         lines += ["### {}".format(sc), "", next(s["describe"] for s in SCENARIOS if s["name"] == sc), "",
-                  "| system | goodput before / during / after Mbit/s | during / remaining ceiling % | loss-free "
-                  "after cut ms | goodput >= 90 % ms | lost in cut | restored link active ms | carries again ms "
-                  "| link 1 pacing at end Mbit/s | sent into dead link | cut located by | ok |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
+                  "| system | goodput before / during / after Mbit/s | during x MPTCP | during / remaining ceiling % "
+                  "| loss-free after cut ms | goodput >= 90 % ms | lost in cut | restored link active ms "
+                  "| carries again ms | link 1 pacing at end Mbit/s | sent into dead link | cut located by | ok |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
         for k in keys:
             rs = by[k]
             g = lambda key: _median_of(rs, lambda a: a.get(key))  # noqa: E731
             during, remaining = g("goodput_during_bps"), g("remaining_ceiling_bps")
             how = sorted({r["analysis"].get("event_located_by") for r in rs if r.get("ok")} - {None})
-            lines.append("| {} | {} / {} / {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+            mptcp_during = _median_of(by.get((sc, "mptcp", ""), []), lambda a: a.get("goodput_during_bps"))
+            lines.append("| {} | {} / {} / {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
                 k[1], _f(g("goodput_before_bps"), 1e6), _f(during, 1e6), _f(g("goodput_after_bps"), 1e6),
+                _ratio(during, mptcp_during),
                 _f(100.0 * during / remaining if during and remaining else None, digits=1),
                 _cell(rs, "loss_free_after_s", 1e-3), _cell(rs, "goodput_back_s", 1e-3), _f(g("lost_during_cut")),
                 _cell(rs, "restored_active_s", 1e-3), _cell(rs, "restored_carries_s", 1e-3),
@@ -572,19 +577,18 @@ def report_tables(runs, meta):
     keys = [k for k in by if k[0] == "ratechange"]
     if keys:
         lines += ["### ratechange", "", next(s["describe"] for s in SCENARIOS if s["name"] == "ratechange"), "",
-                  "| system | goodput before Mbit/s | 300->50: settled ms | lost | goodput Mbit/s | 50->300: settled "
-                  "ms | lost | goodput Mbit/s | ok |",
+                  "| system | goodput before Mbit/s | 300->50: settled ms | lost | goodput Mbit/s (x MPTCP) | 50->300: "
+                  "settled ms | lost | goodput Mbit/s (x MPTCP) | ok |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        ref = by.get(("ratechange", "mptcp", ""), [])
         for k in keys:
             rs = by[k]
             cells = []
-            for c in range(2):
-                ch = lambda key: _median_of(rs, lambda a: (a.get("changes") or [{}] * 2)[c].get(key))  # noqa: E731
-                settled = [r["analysis"]["changes"][c]["settle_s"] for r in rs if r.get("ok")
-                           and len(r["analysis"].get("changes", [])) > c]
-                never = sum(1 for s in settled if s is None)
-                cells += [_f(ch("settle_s"), 1e-3) + (" ({} not settled)".format(never) if never else ""),
-                          _f(ch("lost")), _f(ch("goodput_bps"), 1e6)]
+            for c in (1, 2):
+                good = _median_of(rs, lambda a: a.get("change{}_goodput_bps".format(c)))
+                cells += [_cell(rs, "change{}_settle_s".format(c), 1e-3), _cell(rs, "change{}_lost".format(c)),
+                          "{} ({})".format(_f(good, 1e6), _ratio(good, _median_of(
+                              ref, lambda a: a.get("change{}_goodput_bps".format(c)))))]
             lines.append("| {} | {} | {} | {} |".format(k[1], _f(_median_of(rs, lambda a: a.get(
                 "goodput_before_bps")), 1e6), " | ".join(cells), ok(rs)))
         lines.append("")
