@@ -749,7 +749,7 @@ def missing_features(cli, systems):
     if not cli.has_pacing:
         out.append("`send --pacing` (kernel-rr-udp runs with the build's own pacing)")
     if not cli.fine_interval:
-        out.append("`-i` under 0.1 s may be refused or rounded by this build")
+        out.append("a documented `-i` under 0.1 s (10 ms reports may be refused or late)")
     return out
 
 
@@ -803,6 +803,7 @@ def main(argv):
     print("bench/e2e/pathctl: mpxdp {} ({}); test beds by {}".format(cli.path, cli.version, args.testbed_mpxdp))
     for m in missing:
         print("bench/e2e/pathctl: this build lacks {}".format(m))
+    sys.stdout.flush()
     print("bench/e2e/pathctl: results in {}".format(out_dir), flush=True)
 
     signal.signal(signal.SIGINT, _raise_interrupt)
@@ -820,6 +821,14 @@ def main(argv):
         print("\nbench/e2e/pathctl: interrupted; cleaning up", file=sys.stderr)
     finally:
         procs.kill_all()
+    reported = [r["analysis"] for r in runs if r.get("ok") and "has_rx_path_intervals" in r.get("analysis", {})]
+    if reported and not any(a["has_rx_path_intervals"] for a in reported):
+        missing.append("per-path `paths` in the receiver's interval reports (changes located by loss or clock; "
+                       "`carries again` empty)")
+    if reported and not any(a["has_path_events"] for a in reported):
+        missing.append("the sender's `path_events` (`restored link active` empty)")
+    if reported and not any(a.get("hold_p99_ns") is not None for a in reported):
+        missing.append("the receiver's `hold_p99_ns`")
     meta = {"command": " ".join(shlex.quote(a) for a in ["python3", "bench/e2e/pathctl.py"] + argv),
             "mpxdp": os.path.relpath(cli.path, ROOT) if cli.path.startswith(ROOT + os.sep) else cli.path,
             "mpxdp_version": cli.version,
