@@ -89,6 +89,9 @@ SYSTEMS = [
     PathSystem("kernel-rr-udp", "kernel UDP round-robin (mpxdp udp, rr, no reorder, --testbed rates, offered the "
                "header ceiling)", "mpxdp", "mpxdp", ("failover", "failover-rtt10", "ratechange"), rates=True,
                backend="udp", reorder="off", scheduler="rr", offered="ceiling", pacing="fixed"),
+    # No feedback at all: one iperf3 UDP flow per link, each at its link's ceiling (keeps sending into a cut link).
+    PathSystem("udp-blind", "iperf3 UDP, one flow per link at its ceiling, no feedback (-i 0.1)", "udp",
+               "udp-blind", ("failover", "failover-rtt10", "ratechange")),
     PathSystem("mpxdp-eaf", "mpxdp AF_XDP, window, --scheduler eaf, rates estimated", "mpxdp", "mpxdp",
                ("delay-skew",), rates=False, backend="xdp", reorder="window", scheduler="eaf"),
     PathSystem("mpxdp-wrr", "mpxdp AF_XDP, window, --scheduler wrr, rates estimated", "mpxdp", "mpxdp",
@@ -141,11 +144,13 @@ def _files(run_dir, tag, role):
 
 
 def _drive(client, server, bed, events, duration, t_launch, record):
-    """Waits for the client while firing the link changes at their times after its launch. Every change is
+    """Waits for the client(s) while firing the link changes at their times after the launch. Every change is
     recorded with the monotonic times around `testbed set` and its outcome."""
+    clients = client if isinstance(client, list) else [client]
+    servers = server if isinstance(server, list) else [server]
     deadline = t_launch + duration + systems_mod.END_SLACK_S
     pending = sorted(events, key=lambda e: e[0])
-    while client.poll() is None:
+    while any(c.poll() is None for c in clients):
         now = time.monotonic()
         if pending and now - t_launch >= pending[0][0] * duration:
             frac, link, args = pending.pop(0)
@@ -158,12 +163,15 @@ def _drive(client, server, bed, events, duration, t_launch, record):
                            "returncode": done.returncode, "stderr": done.stderr.strip()[-500:]})
             continue
         if now >= deadline:
-            client.timed_out = True
-            client.kill()
+            for c in clients:
+                if c.poll() is None:
+                    c.timed_out = True
+                    c.kill()
             break
         wake = deadline if not pending else min(deadline, t_launch + pending[0][0] * duration)
         time.sleep(max(0.0, min(0.005, wake - time.monotonic())))
-    server.wait(systems_mod.END_SLACK_S)
+    for s in servers:
+        s.wait(systems_mod.END_SLACK_S)
 
 
 def _check_ended(result, client, server, names=("sender", "receiver")):
@@ -277,7 +285,49 @@ def run_mptcp(system, scenario, bed, cli, run_dir, tag, duration, offered, resul
     return result
 
 
-RUNNERS = {"mpxdp": run_mpxdp, "mptcp": run_mptcp}
+def run_udp_blind(system, scenario, bed, cli, run_dir, tag, duration, offered, result):
+    """One iperf3 UDP flow per link (bound to s<i>, to r<i>'s address), each offered its link's UDP header
+    ceiling: spraying with no feedback at all, what a link-blind round robin does to a dead link."""
+    servers, clients = [], []
+    commands = []
+    try:
+        for i in range(bed.links):
+            port = systems_mod.IPERF_PORT + i
+            server_argv = bed.netns(bed.rx, "iperf3", "-s", "-1", "-J", "-p", port, "-i", IPERF_INTERVAL_S)
+            commands.append(" ".join(map(str, server_argv)))
+            servers.append(procs.Proc(server_argv, *_files(run_dir, "{}.l{}".format(tag, i), "server")))
+            if not systems_mod._wait_listening(bed, servers[-1], port):
+                return _fail(result, "iperf3 server {} not listening (exit {})".format(i, servers[-1].poll()),
+                             servers[-1])
+        client_argvs = []
+        for i in range(bed.links):
+            rate = int(bed.rates_bps[i] * metrics.ceiling_fraction("udp", PAYLOAD))
+            client_argvs.append(bed.netns(bed.tx, "iperf3", "-c", bed.receiver_ip(i), "-B", bed.sender_ip(i), "-p",
+                                          systems_mod.IPERF_PORT + i, "-u", "-l", PAYLOAD, "-b", rate, "-t",
+                                          _num(duration), "-J", "-i", IPERF_INTERVAL_S))
+            commands.append(" ".join(map(str, client_argvs[-1])))
+        result["commands"] = commands
+        t_launch = time.monotonic()
+        for i, argv in enumerate(client_argvs):
+            clients.append(procs.Proc(argv, *_files(run_dir, "{}.l{}".format(tag, i), "client")))
+        _drive(clients, servers, bed, scenario["events"], duration, t_launch, result["events"])
+        for c, s in zip(clients, servers):
+            failure = _check_ended(result, c, s, ("client", "server"))
+            if failure is not None:
+                return failure
+        reports = [json.loads(s.stdout()) for s in servers]
+    finally:
+        for child in clients + servers:
+            child.kill()
+    bad = [r.get("error") for r in reports if "error" in r]
+    if bad:
+        return _fail(result, "iperf3: {}".format(bad[0]))
+    result["server_reports"] = reports
+    result["ok"] = True
+    return result
+
+
+RUNNERS = {"mpxdp": run_mpxdp, "mptcp": run_mptcp, "udp-blind": run_udp_blind}
 
 
 # ---------------------------------------------------------------------------------------------- analysis
@@ -293,6 +343,14 @@ def intervals_of(result):
             out.append({"start": iv["start_s"], "end": iv["end_s"], "bytes": iv.get("bytes", 0),
                         "packets": iv.get("packets", 0), "lost": iv.get("lost_packets"),
                         "path_packets": [q.get("packets", 0) for q in paths] if paths else None})
+    elif "server_reports" in result:  # one iperf3 UDP flow per link: merged by interval index
+        per_link = [r.get("intervals", []) for r in result["server_reports"]]
+        for k in range(min(len(x) for x in per_link)):
+            sums = [x[k]["sum"] for x in per_link]
+            out.append({"start": sums[0]["start"], "end": sums[0]["end"], "bytes": sum(q["bytes"] for q in sums),
+                        "packets": sum(q.get("packets", 0) - q.get("lost_packets", 0) for q in sums),
+                        "lost": sum(q.get("lost_packets", 0) for q in sums),
+                        "path_packets": [q.get("packets", 0) - q.get("lost_packets", 0) for q in sums]})
     elif "server_report" in result:
         for iv in result["server_report"].get("intervals", []):
             s = iv["sum"]
@@ -429,6 +487,12 @@ def analyse(result, scenario, system, bed):
             a["loss_pct"] = 100.0 * a["undelivered_packets"] / sent
         a["has_rx_path_intervals"] = any(iv["path_packets"] is not None for iv in ivs)
         a["has_path_events"] = "path_events" in send
+    elif "server_reports" in result:
+        ends = [r["end"].get("sum_received") or r["end"]["sum"] for r in result["server_reports"]]
+        a["goodput_bps"] = sum(8.0 * q["bytes"] / (q["seconds"] or 1) for q in ends)
+        a["lost_packets"] = sum(q.get("lost_packets", 0) for q in ends)
+        total = sum(q.get("packets", 0) for q in ends)
+        a["loss_pct"] = 100.0 * a["lost_packets"] / total if total else None
     else:
         rep = result["server_report"]["end"]["sum_received"]
         a["goodput_bps"] = 8.0 * rep["bytes"] / (rep["seconds"] or 1)
