@@ -150,9 +150,10 @@ def _drive(client, server, bed, events, duration, t_launch, record):
     servers = server if isinstance(server, list) else [server]
     deadline = t_launch + duration + systems_mod.END_SLACK_S
     pending = sorted(events, key=lambda e: e[0])
+    fire_at = pending[0][0] * duration if pending else None  # seconds after launch
     while any(c.poll() is None for c in clients):
         now = time.monotonic()
-        if pending and now - t_launch >= pending[0][0] * duration:
+        if pending and now - t_launch >= fire_at:
             frac, link, args = pending.pop(0)
             before = time.monotonic()
             done = bed.set_link(link, args)
@@ -161,6 +162,8 @@ def _drive(client, server, bed, events, duration, t_launch, record):
                            "clock_s": (before + after) / 2 - t_launch, "before_s": before - t_launch,
                            "after_s": after - t_launch, "set_took_s": after - before,
                            "returncode": done.returncode, "stderr": done.stderr.strip()[-500:]})
+            if pending:  # a late change (testbed set is slow on a busy machine) keeps its phase's planned length
+                fire_at = max(pending[0][0] * duration, after - t_launch + (pending[0][0] - frac) * duration)
             continue
         if now >= deadline:
             for c in clients:
@@ -168,7 +171,7 @@ def _drive(client, server, bed, events, duration, t_launch, record):
                     c.timed_out = True
                     c.kill()
             break
-        wake = deadline if not pending else min(deadline, t_launch + pending[0][0] * duration)
+        wake = deadline if not pending else min(deadline, t_launch + fire_at)
         time.sleep(max(0.0, min(0.005, wake - time.monotonic())))
     for s in servers:
         s.wait(systems_mod.END_SLACK_S)
