@@ -504,6 +504,8 @@ def analyse(result, scenario, system, bed):
     wins = windows(ivs)
     name = scenario["name"]
     if scenario["events"]:
+        if not result.get("events") or not ivs:
+            raise RuntimeError("no link change fired or no interval reported (the client ended first?)")
         t1, how = locate_first_event(result, ivs)
         end_of = lambda e: e.get("after_s", e["clock_s"])  # noqa: E731
         offset = end_of(result["events"][0]) - t1  # client launch clock to receiver clock
