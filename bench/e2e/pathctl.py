@@ -371,8 +371,10 @@ def windows(ivs, width=WINDOW_S):
     """10 ms intervals merged into `width` windows aligned on the run clock (iperf3's 0.1 s pass through)."""
     if not ivs:
         return []
-    if interval_span(ivs) >= width * 0.9:
-        return [dict(iv, bps=8.0 * iv["bytes"] / max(1e-9, iv["end"] - iv["start"])) for iv in ivs]
+    span = interval_span(ivs)
+    if span >= width * 0.9:  # iperf3's own: its last one can be a few ms long
+        return [dict(iv, bps=8.0 * iv["bytes"] / (iv["end"] - iv["start"])) for iv in ivs
+                if iv["end"] - iv["start"] >= 0.5 * span]
     out = {}
     for iv in ivs:
         k = int(iv["start"] / width + 1e-9)
