@@ -528,13 +528,14 @@ def analyse(result, scenario, system, bed):
         lossy = [iv for iv in ivs if t_cut <= iv["start"] < t_restore and iv["lost"]]
         if lost_between(ivs, t_cut, t_restore) is not None:
             a["loss_free_after_s"] = (lossy[-1]["end"] - t_cut) if lossy else 0.0
-            # The cut's own burst: lossy intervals after the cut until 100 ms pass without loss (a later,
-            # unrelated loss, e.g. a full tbf queue, does not extend it).
-            burst_end = t_cut
+            # The cut's own burst: lossy intervals from the first one (within 0.5 s of the cut) until 100 ms
+            # pass without loss (a later, unrelated loss, e.g. a full tbf queue, does not extend it).
+            # Its first interval may come a little late: a receiver sees a gap only once later packets arrive.
+            burst_end = lossy[0]["end"] if lossy and lossy[0]["start"] - t_cut < 0.5 else t_cut
             for iv in lossy:
                 if iv["start"] - burst_end >= WINDOW_S:
                     break
-                burst_end = iv["end"]
+                burst_end = max(burst_end, iv["end"])
             a["loss_burst_s"] = burst_end - t_cut
         a["goodput_back_s"] = settle_time(wins, t_cut, t_restore, remaining, check_loss=False)
         events = send.get("path_events")
