@@ -38,7 +38,8 @@ WINDOW_S = 0.1           # windows the convergence rules look at (10 intervals o
 # 0.1-0.3 s seen on a busy machine).
 LAUNCH_SLACK_S = 0.5
 RECOVERED_PCT = 90.0     # goodput back to this share of the (remaining / new) header ceiling
-MAX_LOSS_PCT = 1.0       # and loss at most this in each window (ratechange, auto-hetero)
+MAX_LOSS_PCT = 1.0
+SETTLED_FOR_S = 0.5      # and it must hold at least this long before the span ends to count as settled       # and loss at most this in each window (ratechange, auto-hetero)
 
 # Link changes fire at these fractions of the run: 3 s and 6 s of a 10 s run.
 CUT_AT, RESTORE_AT = 0.3, 0.6
@@ -409,8 +410,8 @@ def lost_between(ivs, t0, t1):
 
 def settle_time(wins, t0, t1, ceiling, check_loss):
     """Seconds from t0 until every window in [t0, t1) has goodput >= RECOVERED_PCT of `ceiling` (and loss <=
-    MAX_LOSS_PCT when check_loss): the end of the last window that misses, minus t0. None when the last
-    window before t1 still misses (not settled by t1)."""
+    MAX_LOSS_PCT when check_loss): the end of the last window that misses, minus t0. None ("never") when
+    the windows after the last miss cover less than SETTLED_FOR_S (not settled by t1)."""
     inside = [w for w in wins if w["start"] >= t0 - 1e-9 and w["end"] <= t1 + 1e-9]
     if not inside:
         return None
@@ -424,7 +425,7 @@ def settle_time(wins, t0, t1, ceiling, check_loss):
             last_miss = w
     if last_miss is None:
         return 0.0
-    if last_miss is inside[-1]:
+    if inside[-1]["end"] - last_miss["end"] < SETTLED_FOR_S:
         return None
     return last_miss["end"] - t0
 
