@@ -38,8 +38,8 @@ WINDOW_S = 0.1           # windows the convergence rules look at (10 intervals o
 # 0.1-0.3 s seen on a busy machine).
 LAUNCH_SLACK_S = 0.5
 RECOVERED_PCT = 90.0     # goodput back to this share of the (remaining / new) header ceiling
-MAX_LOSS_PCT = 1.0
-SETTLED_FOR_S = 0.5      # and it must hold at least this long before the span ends to count as settled       # and loss at most this in each window (ratechange, auto-hetero)
+MAX_LOSS_PCT = 1.0       # and loss at most this in each window (ratechange, auto-hetero)
+SETTLED_FOR_S = 0.5      # and it must hold at least this long before the span ends to count as settled
 
 # Link changes fire at these fractions of the run: 3 s and 6 s of a 10 s run.
 CUT_AT, RESTORE_AT = 0.3, 0.6
