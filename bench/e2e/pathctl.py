@@ -733,14 +733,16 @@ def plots(out_dir, runs):
         if not first:
             continue
         fig, ax = plt.subplots(figsize=(9, 4.5))
-        for r in first:
-            t = [p[0] for p in r["timeline"]]
-            v = [p[1] for p in r["timeline"]]
-            ax.plot(t, v, label=r["system"], drawstyle="steps-post", linewidth=1.2)
-        for r in first[:1]:
-            for x in r["analysis"].get("event_rx_s", []):
-                ax.axvline(x, color="grey", linestyle="--", linewidth=0.8)
-        ax.set_xlabel("s (receiver clock; dashed: link changes as located in the first system's run)")
+        for r in first:  # each run on its own receiver clock, shifted so that its first change is at 0
+            shift = r["analysis"]["event_rx_s"][0]
+            ax.plot([p[0] - shift for p in r["timeline"]], [p[1] for p in r["timeline"]], label=r["system"],
+                    drawstyle="steps-post", linewidth=1.2)
+        later = _med([r["analysis"]["event_rx_s"][1] - r["analysis"]["event_rx_s"][0] for r in first
+                      if len(r["analysis"]["event_rx_s"]) > 1])
+        for x in [0.0] + ([later] if later is not None else []):
+            ax.axvline(x, color="grey", linestyle="--", linewidth=0.8)
+        ax.set_xlabel("s since the first link change (each run's own, located on its receiver clock; dashed: "
+                      "the changes)")
         ax.set_ylabel("goodput Mbit/s (100 ms windows)")
         ax.set_title("{}: goodput over time".format(sc))
         ax.grid(alpha=0.3)
