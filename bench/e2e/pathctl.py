@@ -624,7 +624,12 @@ def report_tables(runs, meta):
              "mpxdp: `{}` ({}); date {}; {} repeat(s) x {} s; medians over the repeats.".format(
                  meta["mpxdp"], meta["mpxdp_version"], meta["date"], meta["repeats"], meta["duration"]),
              "Load average at start: {}. Link changes fire at {:.0f} % and {:.0f} % of the run "
-             "(`mpxdp testbed set`).".format(" ".join(meta["loadavg"]), CUT_AT * 100, RESTORE_AT * 100), ""]
+             "(`mpxdp testbed set`).".format(" ".join(meta["loadavg"]), CUT_AT * 100, RESTORE_AT * 100)]
+    took = [e["set_took_s"] for r in runs for e in r.get("events", [])]
+    if took:
+        lines[-1] += " `testbed set` took {:.0f} ms median, {:.0f} ms at most.".format(
+            1000 * statistics.median(took), 1000 * max(took))
+    lines.append("")
     by = {}
     for r in runs:
         by.setdefault((r["scenario"], r["system"], r.get("offered_key", "")), []).append(r)
