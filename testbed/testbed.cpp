@@ -773,6 +773,38 @@ Result<TestbedInfo> show(const std::string& name) {
   return info;
 }
 
+namespace {
+
+struct LinkGeometry {
+  std::size_t links = 0;
+  std::uint32_t mtu = 0;
+};
+
+// The number of links and the MTU from one `ip link` in the link namespace:
+// setLink runs while traffic flows and must act at once (show() reads
+// every device and qdisc, up to a second on a loaded machine).
+Result<LinkGeometry> linkGeometry(const std::string& name, const Namespaces& ns) {
+  if (!namespaceExists(ns.link)) return Error(ENOENT, "no test bed named '" + name + "'");
+  auto out = runChecked({"ip", "-n", ns.link, "-j", "link", "show"});
+  if (!out) return out.error().wrap("reading test bed '" + name + "'");
+  const auto devices = nlohmann::json::parse(*out, nullptr, false);
+  if (!devices.is_array()) return Error(EPROTO, "reading test bed '" + name + "': unreadable `ip -j link` output");
+  LinkGeometry geometry;
+  while (true) {
+    const std::string wanted = linkSenderSide(geometry.links);
+    const auto found = std::find_if(devices.begin(), devices.end(), [&](const nlohmann::json& d) {
+      return d.is_object() && d.value("ifname", "") == wanted;
+    });
+    if (found == devices.end()) break;
+    if (geometry.links == 0) geometry.mtu = found->value("mtu", 0U);
+    ++geometry.links;
+  }
+  if (geometry.links == 0) return Error(ENOENT, "test bed '" + name + "' has no links");
+  return geometry;
+}
+
+}  // namespace
+
 Result<void> setLink(const std::string& name, std::size_t link, const LinkChange& change) {
   if (auto valid = validateName(name); !valid) return valid;
   if (!change.rateBps && !change.delayNs && !change.lossPercent && !change.down) {
@@ -792,13 +824,13 @@ Result<void> setLink(const std::string& name, std::size_t link, const LinkChange
     return Error(EINVAL, fmt::format("loss {} is outside 0 .. 100 %", *change.lossPercent));
   }
   if (geteuid() != 0) return Error(EPERM, "changing test bed '" + name + "' needs root");
-  auto info = show(name);
-  if (!info) return info.error();
-  if (link >= info->links.size()) {
-    return Error(
-        EINVAL, fmt::format("test bed '{}' has links 0..{}, no link {}", name, info->links.size() - 1, link));
-  }
   const Namespaces ns = namespacesOf(name);
+  auto info = linkGeometry(name, ns);
+  if (!info) return info.error();
+  if (link >= info->links) {
+    return Error(EINVAL,
+                 fmt::format("test bed '{}' has links 0..{}, no link {}", name, info->links - 1, link));
+  }
   const std::string context = fmt::format("changing link {} of test bed '{}'", link, name);
   if (change.rateBps) {
     for (const std::string& device : {linkReceiverSide(link), linkSenderSide(link)}) {
