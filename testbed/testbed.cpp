@@ -788,7 +788,8 @@ Result<LinkGeometry> linkGeometry(const std::string& name, const Namespaces& ns)
   auto out = runChecked({"ip", "-n", ns.link, "-j", "link", "show"});
   if (!out) return out.error().wrap("reading test bed '" + name + "'");
   const auto devices = nlohmann::json::parse(*out, nullptr, false);
-  if (!devices.is_array()) return Error(EPROTO, "reading test bed '" + name + "': unreadable `ip -j link` output");
+  if (!devices.is_array())
+    return Error(EPROTO, "reading test bed '" + name + "': unreadable `ip -j link` output");
   LinkGeometry geometry;
   while (true) {
     const std::string wanted = linkSenderSide(geometry.links);

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <time.h>
+
 #include "commands.h"
 #include "rate.h"
 #include "run_control.h"
@@ -35,6 +37,7 @@ struct DemoOptions {
   std::string rate = "300M";
   double timeS = 3.0;
   std::uint32_t payloadBytes = 1024;
+  bool failover = false;
 };
 
 DemoOptions options;
@@ -150,6 +153,153 @@ void printTable(const std::vector<RunResult>& results, std::uint64_t linkSumBps)
   fmt::print("Mbit/s: payload goodput delivered in order; CPU s: sender + receiver, user + system.\n");
 }
 
+std::uint64_t monotonicNowNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+// The failover demo: one transfer without configured rates (each path's rate
+// is estimated), link 1 cut a third into the run and restored at two thirds,
+// while the receiver reports every 10 ms. Prints the path events and how
+// long losses went on after the cut.
+int runFailover(const std::string& self, const testbed::TestbedInfo& bed) {
+  std::vector<std::string> recvArgs = {self, "recv", "-1", "--testbed", options.name, "-J", "-i", "0.01"};
+  auto receiver = Subprocess::spawn(recvArgs);
+  if (!receiver) return reportError("demo: starting the receiver", receiver.error());
+  if (!receiver->waitForStderr("mpxdp recv: ready", 20s)) {
+    receiver->stop(2s);
+    fmt::print(stderr, "mpxdp demo: the receiver did not get ready: {}\n", lastLines(receiver->err(), 5));
+    return kExitRuntimeError;
+  }
+  // Explicit links without @RATE: the sender estimates every path's rate.
+  std::vector<std::string> sendArgs = {"/usr/bin/env",
+                                       "ip",
+                                       "netns",
+                                       "exec",
+                                       bed.senderNamespace,
+                                       self,
+                                       "send",
+                                       "-J",
+                                       "-i",
+                                       "0.1",
+                                       "-t",
+                                       fmt::format("{}", options.timeS),
+                                       "-l",
+                                       std::to_string(options.payloadBytes)};
+  for (const auto& link : bed.links) {
+    sendArgs.push_back("--link");
+    sendArgs.push_back(link.senderInterface + "=" + link.receiverIp);
+  }
+  auto sender = Subprocess::spawn(sendArgs);
+  if (!sender) {
+    receiver->stop(2s);
+    return reportError("demo: starting the sender", sender.error());
+  }
+  const std::size_t cutLink = bed.links.size() > 1 ? 1 : 0;
+  const auto started = std::chrono::steady_clock::now();
+  const auto third = std::chrono::milliseconds(static_cast<long>(options.timeS * 1000 / 3));
+  std::uint64_t cutNs = 0;
+  std::uint64_t restoreNs = 0;
+  bool cut = false;
+  bool restored = false;
+  std::optional<int> sent;
+  while (!stopRequested() && !(sent = sender->wait(20ms))) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!cut && now - started >= third) {
+      testbed::LinkChange down;
+      down.down = true;
+      if (auto done = testbed::setLink(options.name, cutLink, down); !done) {
+        sender->stop(2s);
+        receiver->stop(2s);
+        return reportError("demo: cutting the link", done.error());
+      }
+      cutNs = monotonicNowNs();
+      cut = true;
+      fmt::print(stderr, "mpxdp demo: link {} cut\n", cutLink);
+    } else if (cut && !restored && now - started >= 2 * third) {
+      testbed::LinkChange up;
+      up.down = false;
+      if (auto done = testbed::setLink(options.name, cutLink, up); !done) {
+        sender->stop(2s);
+        receiver->stop(2s);
+        return reportError("demo: restoring the link", done.error());
+      }
+      restoreNs = monotonicNowNs();
+      restored = true;
+      fmt::print(stderr, "mpxdp demo: link {} restored\n", cutLink);
+    }
+    if (now - started > third * 3 + 30s) break;
+  }
+  if (!sent) {
+    sender->stop(3s);
+    receiver->stop(3s);
+    fmt::print(stderr, "mpxdp demo: {}\n",
+               stopRequested() ? "interrupted" : "the sender did not finish in time");
+    return kExitRuntimeError;
+  }
+  const auto received = waitOrStop(*receiver, 15s);
+  if (*sent != 0 || !received || *received != 0) {
+    receiver->stop(2s);
+    fmt::print(stderr, "mpxdp demo: the transfer failed: {}{}\n", lastLines(sender->err(), 3),
+               lastLines(receiver->err(), 3));
+    return kExitRuntimeError;
+  }
+  const auto tx = nlohmann::json::parse(sender->out(), nullptr, false);
+  const auto rx = nlohmann::json::parse(receiver->out(), nullptr, false);
+  if (tx.is_discarded() || rx.is_discarded()) {
+    fmt::print(stderr, "mpxdp demo: unreadable JSON report\n");
+    return kExitRuntimeError;
+  }
+  // Both on CLOCK_MONOTONIC: the cut and restore placed on each side's timeline.
+  const double rxStart = static_cast<double>(number<std::uint64_t>(rx, "start_monotonic_ns"));
+  const double txStart = static_cast<double>(number<std::uint64_t>(tx, "start_monotonic_ns"));
+  const double cutRx = (static_cast<double>(cutNs) - rxStart) / 1e9;
+  const double restoreRx = (static_cast<double>(restoreNs) - rxStart) / 1e9;
+  double lastLossS = -1;
+  std::uint64_t lostAfterCut = 0;
+  double before = 0, during = 0, after = 0;
+  int nBefore = 0, nDuring = 0, nAfter = 0;
+  for (const auto& interval : rx.value("intervals", nlohmann::json::array())) {
+    const double end = interval.value("end_s", 0.0);
+    const double bps = interval.value("bits_per_second", 0.0);
+    const auto lost = interval.value("lost_packets", std::uint64_t{0});
+    if (end > cutRx && end <= restoreRx) {
+      lostAfterCut += lost;
+      if (lost > 0) lastLossS = end;
+    }
+    if (end > 0.5 && end <= cutRx) before += bps, ++nBefore;
+    if (end > cutRx + 0.2 && end <= restoreRx) during += bps, ++nDuring;
+    if (end > restoreRx + 1.0) after += bps, ++nAfter;
+  }
+  fmt::print(
+      "\nFailover: {} links x {}, rates estimated (no @RATE), link {} cut at {:.2f} s and restored at "
+      "{:.2f} s (receiver's clock)\n",
+      bed.links.size(), options.rate, cutLink, cutRx, restoreRx);
+  fmt::print("path events (sender):\n");
+  for (const auto& event : tx.value("path_events", nlohmann::json::array())) {
+    fmt::print("  {:7.3f} s  path {} ({}): {} -> {}\n",
+               event.value("time_s", 0.0) - (rxStart - txStart) / 1e9, event.value("path", 0),
+               event.value("interface", std::string()), event.value("from", std::string()),
+               event.value("to", std::string()));
+  }
+  fmt::print("packets lost after the cut: {}; ", lostAfterCut);
+  if (lastLossS < 0) {
+    fmt::print("none\n");
+  } else {
+    fmt::print(
+        "the last loss was reported {:.0f} ms after the cut (10 ms intervals, hole timeout included)\n",
+        (lastLossS - cutRx) * 1000);
+  }
+  auto mean = [](double sum, int n) { return n > 0 ? sum / n / 1e6 : 0.0; };
+  fmt::print("goodput: before {:.1f} Mbit/s, during the cut {:.1f} Mbit/s, after the restore {:.1f} Mbit/s\n",
+             mean(before, nBefore), mean(during, nDuring), mean(after, nAfter));
+  fmt::print("total: lost {}, delivered {}, hold p99 {:.1f} us\n", number<std::uint64_t>(rx, "lost_packets"),
+             number<std::uint64_t>(rx, "delivered_packets"),
+             static_cast<double>(number<std::uint64_t>(rx, "hold_p99_ns")) / 1e3);
+  return kExitOk;
+}
+
 }  // namespace
 
 void declareDemo(CLI::App* app) {
@@ -158,6 +308,10 @@ void declareDemo(CLI::App* app) {
   app->add_option("--rate", options.rate, "rate of every link, e.g. 300M, 1G")->capture_default_str();
   app->add_option("-t,--time", options.timeS, "seconds per run")->capture_default_str();
   app->add_option("-l,--length", options.payloadBytes, "payload bytes per packet")->capture_default_str();
+  app->add_flag(
+      "--failover", options.failover,
+      "instead: one run without configured rates, link 1 cut at a third of -t and restored at two "
+      "thirds; prints the path events, the losses after the cut and the goodput before, during, after");
 }
 
 int runDemo(CLI::App* /*app*/) {
@@ -205,6 +359,12 @@ int runDemo(CLI::App* /*app*/) {
   }
   std::uint64_t linkSum = 0;
   for (const auto& link : bed->info().links) linkSum += link.rateBps;
+
+  if (options.failover) {
+    const int status = runFailover(selfPath, bed->info());
+    fmt::print(stderr, "mpxdp demo: removing test bed '{}'\n", options.name);
+    return stopRequested() ? kExitOk : status;
+  }
 
   const std::vector<DemoRun> runs = {{"xdp", "window"}, {"xdp", "sort"}, {"xdp", "off"}, {"udp", "window"}};
   std::vector<RunResult> results;
