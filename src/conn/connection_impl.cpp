@@ -18,8 +18,6 @@ bool sendsData(ConnectionRole role, DataDirection direction) {
                                          : (bits & wire::kModeServerSends) != 0;
 }
 
-constexpr std::uint64_t kDeliverySampleNs = 10'000'000;
-
 // How far a packet number may run ahead of the highest seen on its path.
 constexpr std::uint64_t kMaxPacketNumberJump = std::uint64_t{1} << 24;
 
@@ -84,10 +82,7 @@ ConnectionImpl::ConnectionImpl(const ConnectionConfig& config, PathSet& paths, C
   stateOptions_.idleProbeIntervalNs = config.pingIntervalNs == 0 ? UINT64_MAX / 4 : config.pingIntervalNs;
   stateOptions_.probesToReadmit = std::max<std::uint32_t>(config.readmitProbes, 1);
   paths_.reserve(paths.size());
-  // Delivery samples over at least 10 ms: a shaper's bucket lets a burst
-  // through above its rate, which shorter samples mistake for capacity.
-  path::EstimatorOptions estimates;
-  estimates.deliveryMinIntervalNs = kDeliverySampleNs;
+  const path::EstimatorOptions estimates;
   for (std::size_t l = 0; l < paths.size(); ++l)
     paths_.emplace_back(paths.backup(l), stateOptions_, estimates);
   events_.reserve(64);
@@ -545,7 +540,6 @@ sched::PathView ConnectionImpl::pathView(std::size_t path, std::uint64_t /*nowNs
   view.usable = p.usable;
   // Never unpaced: a controller's rate is always above zero, and this keeps it so.
   view.rateBps = std::max<std::uint64_t>(p.rate->pacingRateBps(), 100'000);
-  view.probing = p.rate->phase() == path::RatePhase::kStartup;
   // Extra one-way delay over the fastest usable path: the clock offset
   // between the hosts cancels out in the difference.
   if (p.estimator.owdValid()) {

@@ -32,9 +32,6 @@ class EarliestArrivalScheduler final : public Scheduler {
     int chosen = kNoPath;
     std::uint64_t best = kNever;
     for (std::size_t i = 0; i < paths.size(); ++i) {
-      if (paths[i].usable && paths[i].probing && paths[i].queuedNs == 0) return static_cast<int>(i);
-    }
-    for (std::size_t i = 0; i < paths.size(); ++i) {
       const PathView& p = paths[i];
       if (!p.usable || p.queuedNs + p.delayNs > horizon) continue;
       const std::uint64_t arrival = p.queuedNs + transmitNs(p, packetBytes) + p.delayNs;

@@ -36,10 +36,6 @@ struct PathView {
   std::uint64_t queuedNs = 0;       // time until the path's queue is drained at rateBps
   std::uint64_t delayNs = 0;        // one-way delay beyond the fastest usable path's
   std::uint32_t overheadBytes = 0;  // added to each payload on the wire
-  // The path's rate is still being found (its controller is in startup):
-  // eaf gives it a packet whenever its queue is empty, so it sends at its
-  // pacing rate and its delivery samples can grow, however slow it looks.
-  bool probing = false;
 };
 
 using mpxdp::SchedulerKind;  // public (include/mpxdp/options.h)

@@ -415,24 +415,6 @@ TEST(EarliestArrivalTest, UnusablePathsAreNeverChosen) {
   EXPECT_EQ(scheduler->waitNs(paths, 1500), paths[1].queuedNs - SchedulerOptions{}.slackNs);
 }
 
-TEST(EarliestArrivalTest, APathStillFindingItsRateGetsAPacketWheneverItsQueueIsEmpty) {
-  auto scheduler = make(SchedulerKind::kEarliestArrival, 2);
-  ASSERT_NE(scheduler, nullptr);
-  // Path 1 paces at 2 Mbit/s while its controller starts: by arrival time
-  // it would never be chosen (6 ms per packet), so it could never grow.
-  std::vector<PathView> paths{{true, 1000 * kMbit, 0, 0, 0}, {true, 2 * kMbit, 0, 0, 0}};
-  paths[1].probing = true;
-  EXPECT_EQ(scheduler->pick(paths, 1500), 1);
-  paths[1].queuedNs += transmitNs(paths[1], 1500);
-  for (int i = 0; i < 20; ++i) {
-    ASSERT_EQ(scheduler->pick(paths, 1500), 0) << i;  // its queue is not empty: arrival decides again
-    paths[0].queuedNs += transmitNs(paths[0], 1500);
-  }
-  paths[1].probing = false;
-  paths[1].queuedNs = 0;
-  EXPECT_EQ(scheduler->pick(paths, 1500), 0);  // once its rate is known, arrival time alone decides
-}
-
 TEST(EarliestArrivalTest, WaitsWhenEveryQueueIsBeyondTheHorizon) {
   auto scheduler = make(SchedulerKind::kEarliestArrival, 2);
   ASSERT_NE(scheduler, nullptr);
