@@ -7,6 +7,7 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -199,35 +200,23 @@ int runFailover(const std::string& self, const testbed::TestbedInfo& bed) {
   const std::size_t cutLink = bed.links.size() > 1 ? 1 : 0;
   const auto started = std::chrono::steady_clock::now();
   const auto third = std::chrono::milliseconds(static_cast<long>(options.timeS * 1000 / 3));
-  std::uint64_t cutNs = 0;
-  std::uint64_t restoreNs = 0;
-  bool cut = false;
-  bool restored = false;
+  // Link 1 goes down at one third of the run (changes[0]) and up at two (changes[1]).
+  std::array<std::uint64_t, 2> changedNs{};
+  std::size_t changes = 0;
   std::optional<int> sent;
   while (!stopRequested() && !(sent = sender->wait(20ms))) {
     const auto now = std::chrono::steady_clock::now();
-    if (!cut && now - started >= third) {
-      testbed::LinkChange down;
-      down.down = true;
-      if (auto done = testbed::setLink(options.name, cutLink, down); !done) {
+    if (changes < changedNs.size() && now - started >= third * static_cast<int>(changes + 1)) {
+      const bool cutting = changes == 0;
+      testbed::LinkChange change;
+      change.down = cutting;
+      if (auto done = testbed::setLink(options.name, cutLink, change); !done) {
         sender->stop(2s);
         receiver->stop(2s);
-        return reportError("demo: cutting the link", done.error());
+        return reportError(cutting ? "demo: cutting the link" : "demo: restoring the link", done.error());
       }
-      cutNs = monotonicNowNs();
-      cut = true;
-      fmt::print(stderr, "mpxdp demo: link {} cut\n", cutLink);
-    } else if (cut && !restored && now - started >= 2 * third) {
-      testbed::LinkChange up;
-      up.down = false;
-      if (auto done = testbed::setLink(options.name, cutLink, up); !done) {
-        sender->stop(2s);
-        receiver->stop(2s);
-        return reportError("demo: restoring the link", done.error());
-      }
-      restoreNs = monotonicNowNs();
-      restored = true;
-      fmt::print(stderr, "mpxdp demo: link {} restored\n", cutLink);
+      changedNs[changes++] = monotonicNowNs();
+      fmt::print(stderr, "mpxdp demo: link {} {}\n", cutLink, cutting ? "cut" : "restored");
     }
     if (now - started > third * 3 + 30s) break;
   }
@@ -245,6 +234,10 @@ int runFailover(const std::string& self, const testbed::TestbedInfo& bed) {
                lastLines(receiver->err(), 3));
     return kExitRuntimeError;
   }
+  if (changes < changedNs.size()) {
+    fmt::print(stderr, "mpxdp demo: the transfer ended before the link was cut and restored\n");
+    return kExitRuntimeError;
+  }
   const auto tx = nlohmann::json::parse(sender->out(), nullptr, false);
   const auto rx = nlohmann::json::parse(receiver->out(), nullptr, false);
   if (tx.is_discarded() || rx.is_discarded()) {
@@ -254,8 +247,8 @@ int runFailover(const std::string& self, const testbed::TestbedInfo& bed) {
   // Both on CLOCK_MONOTONIC: the cut and restore placed on each side's timeline.
   const double rxStart = static_cast<double>(number<std::uint64_t>(rx, "start_monotonic_ns"));
   const double txStart = static_cast<double>(number<std::uint64_t>(tx, "start_monotonic_ns"));
-  const double cutRx = (static_cast<double>(cutNs) - rxStart) / 1e9;
-  const double restoreRx = (static_cast<double>(restoreNs) - rxStart) / 1e9;
+  const double cutRx = (static_cast<double>(changedNs[0]) - rxStart) / 1e9;
+  const double restoreRx = (static_cast<double>(changedNs[1]) - rxStart) / 1e9;
   double lastLossS = -1;
   std::uint64_t lostAfterCut = 0;
   double before = 0, during = 0, after = 0;

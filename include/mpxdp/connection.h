@@ -67,7 +67,7 @@ struct ConnectionConfig {
   // and its traffic moves to the others; suspect for deadAfterNs, it is dead
   // and re-admitted after readmitProbes answered PINGs in a row (more when it
   // flaps).
-  std::uint64_t suspectAfterNs = 15'000'000;
+  std::uint64_t suspectAfterNs = 30'000'000;
   std::uint64_t deadAfterNs = 300'000'000;
   std::uint32_t readmitProbes = 3;
 

@@ -41,7 +41,10 @@ struct LinkOptions {
   Backend backend = Backend::kXdp;
   std::uint16_t port = kDefaultPort;  // local UDP port (the steering program matches it)
   std::uint16_t peerPort = 0;         // the peer's UDP port; 0 = port
-  std::uint32_t frameCount = 4096;    // per link: buffers for receiving and sending
+  // Per link: buffers for receiving and sending (half each). The send half
+  // also holds the per-path send queues: eaf queues a fast path up to the
+  // delay difference to the slowest (35 ms at 300 Mbit/s is ~1200 frames).
+  std::uint32_t frameCount = 16384;
   std::uint32_t batchSize = 64;
 };
 

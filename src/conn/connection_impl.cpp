@@ -389,30 +389,36 @@ std::size_t ConnectionImpl::ackCarrier(std::uint64_t nowNs) const noexcept {
 constexpr std::size_t kMaxAckFrameBytes =
     wire::kAckFrameBaseLen + (wire::kMaxAckRanges - 1) * wire::kAckRangeLen;
 
-std::size_t ConnectionImpl::collectAcks(std::span<wire::Frame> frames, std::size_t maxBytes,
-                                        std::uint64_t nowNs, bool riding) noexcept {
-  std::size_t n = 0;
-  std::size_t bytes = 0;
-  for (std::size_t l = 0; l < paths_.size() && n < frames.size(); ++l) {
-    PathControl& p = paths_[l];
-    if (!ackDue(p, nowNs, riding) || bytes + kMaxAckFrameBytes > maxBytes) continue;
-    frames[n] = p.acks.makeAck(static_cast<std::uint16_t>(l), nowNs);
-    bytes += wire::frameSize(frames[n]);
-    ++n;
-  }
-  return n;
+bool ConnectionImpl::copyAckToCarrier(std::size_t path, std::size_t carrier) const noexcept {
+  if (path == carrier) return false;
+  const PathControl& p = paths_[path];
+  const PathControl& c = paths_[carrier];
+  if (!p.pingRttValid || !c.pingRttValid) return false;
+  return p.pingRttNs > 2 * c.pingRttNs + 1'000'000;
 }
 
+// Each path's ACK goes on the path itself: a path's feedback never waits on
+// another path's fate (a cut carrier, or a slow one chosen while the fast one
+// was quiet, would make every path look dead). A path much slower than the
+// fastest live one also sends a copy of its ACK there, so its sender hears
+// of it at the fast path's delay.
 void ConnectionImpl::sendAcks(std::uint64_t nowNs) noexcept {
   const std::size_t carrier = ackCarrier(nowNs);
-  const std::size_t room = std::min<std::size_t>(links_.io(carrier).maxPayload(), 1200);
-  std::array<wire::Frame, 8> frames;
-  for (;;) {
-    const std::size_t n = collectAcks(frames, room, nowNs, false);
-    if (n == 0) return;
-    (void)sendControl(carrier, std::span<const wire::Frame>(frames.data(), n), nowNs);
-    if (n < frames.size()) return;
+  std::array<wire::Frame, 4> copies;
+  std::size_t n = 0;
+  for (std::size_t l = 0; l < paths_.size(); ++l) {
+    PathControl& p = paths_[l];
+    if (!ackDue(p, nowNs, false)) continue;
+    const wire::Frame ack = p.acks.makeAck(static_cast<std::uint16_t>(l), nowNs);
+    (void)sendControl(l, std::span<const wire::Frame>(&ack, 1), nowNs);
+    if (!copyAckToCarrier(l, carrier)) continue;
+    copies[n++] = ack;
+    if (n == copies.size()) {
+      (void)sendControl(carrier, std::span<const wire::Frame>(copies.data(), n), nowNs);
+      n = 0;
+    }
   }
+  if (n > 0) (void)sendControl(carrier, std::span<const wire::Frame>(copies.data(), n), nowNs);
 }
 
 // ---- path control ----
@@ -423,8 +429,13 @@ std::uint64_t ConnectionImpl::lossDelayNs(const PathControl& p) const noexcept {
   return std::max<std::uint64_t>(rtt + rtt / 8, 1'000'000);
 }
 
+// As RFC 9002's PTO, but from the larger of the smoothed and the latest RTT:
+// a queue filling at startup raises the RTT faster than srtt and rttvar
+// follow, and a path must not turn suspect for its own queue.
 std::uint64_t ConnectionImpl::ptoNs(const PathControl& p) const noexcept {
-  return p.estimator.ptoNs(config_.ackDelayNs);
+  if (!p.estimator.rttValid() || p.estimator.latestRttNs() == 0) return p.estimator.ptoNs(config_.ackDelayNs);
+  const std::uint64_t rtt = std::max(p.estimator.srttNs(), p.estimator.latestRttNs());
+  return rtt + std::max<std::uint64_t>(4 * p.estimator.rttVarNs(), 1'000'000) + config_.ackDelayNs;
 }
 
 void ConnectionImpl::noteSent(std::size_t path, std::uint64_t packetNumber, std::uint32_t wireBytes,
@@ -656,17 +667,13 @@ std::uint32_t ConnectionImpl::receiveRoom() const noexcept {
 
 std::size_t ConnectionImpl::writePiggyback(std::size_t path, std::span<std::uint8_t> room,
                                            std::uint64_t nowNs) noexcept {
-  if (room.size() < kMaxAckFrameBytes || ackCarrier(nowNs) != path) return 0;
-  std::array<wire::Frame, 4> frames;
-  const std::size_t n = collectAcks(frames, room.size(), nowNs, true);
-  std::size_t used = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto written = wire::writeFrame(room.subspan(used), frames[i]);
-    if (!written.ok()) break;
-    used += written.value;
-    ++paths_[std::get<wire::AckFrame>(frames[i]).pathId].ackFramesSent;
-  }
-  return used;
+  PathControl& p = paths_[path];
+  if (room.size() < kMaxAckFrameBytes || !ackDue(p, nowNs, true)) return 0;
+  const wire::Frame ack = p.acks.makeAck(static_cast<std::uint16_t>(path), nowNs);
+  const auto written = wire::writeFrame(room, ack);
+  if (!written.ok()) return 0;
+  ++p.ackFramesSent;
+  return written.value;
 }
 
 bool ConnectionImpl::sendControl(std::size_t path, std::span<const wire::Frame> frames,

@@ -138,12 +138,10 @@ class ConnectionImpl final : public Connection, private SendHooks {
   std::uint64_t lossDelayNs(const PathControl& p) const noexcept;
   std::uint64_t ptoNs(const PathControl& p) const noexcept;
   std::uint64_t ackDelayFor(std::uint64_t nowNs) const noexcept;
-  // The path our ACKs go on: the fastest one the peer's packets still arrive on.
+  // The fastest path the peer's packets still arrive on.
   std::size_t ackCarrier(std::uint64_t nowNs) const noexcept;
-  // Writes the due ACK frames of all paths into frames (riding: the lower
-  // thresholds of an ACK that rides on data); returns how many.
-  std::size_t collectAcks(std::span<wire::Frame> frames, std::size_t maxBytes, std::uint64_t nowNs,
-                          bool riding) noexcept;
+  // A path much slower than the carrier also sends its ACKs there.
+  bool copyAckToCarrier(std::size_t path, std::size_t carrier) const noexcept;
   void sendAcks(std::uint64_t nowNs) noexcept;
 
   bool ackDue(const PathControl& path, std::uint64_t nowNs, bool riding) const noexcept;

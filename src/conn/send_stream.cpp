@@ -232,38 +232,56 @@ void SendStream::drainPath(std::size_t l, std::uint64_t nowNs) noexcept {
   if (path.queueCount == 0 && path.pacer.conforms(nowNs)) path.lastIdleNs = nowNs;
 }
 
-// The path can no longer carry data: its queued packets go to the paths the
-// scheduler picks now, copied into their buffers (rare: only at failover).
+// The usable path other than `from` where a packet would arrive first, queue
+// limits ignored (requeued packets were accepted already); -1 when none.
+int SendStream::requeueTarget(std::size_t from, std::uint32_t payload) const noexcept {
+  int best = -1;
+  std::uint64_t bestArrival = UINT64_MAX;
+  for (std::size_t l = 0; l < views_.size(); ++l) {
+    const sched::PathView& view = views_[l];
+    if (l == from || !view.usable) continue;
+    const std::uint64_t arrival = view.queuedNs + sched::transmitNs(view, payload) + view.delayNs;
+    if (arrival < bestArrival) {
+      bestArrival = arrival;
+      best = static_cast<int>(l);
+    }
+  }
+  return best;
+}
+
+// The path can no longer carry data: its queued packets go to the other
+// usable paths, copied into their buffers (rare: only at failover). With no
+// other path they stay queued until one can carry them.
 void SendStream::requeue(std::size_t from, std::uint64_t nowNs) noexcept {
   SendPath& source = paths_[from];
   fillViews(nowNs);
   while (source.queueCount > 0) {
-    Queued item = source.queue[source.queueHead];
+    const Queued item = source.queue[source.queueHead];
+    const int to = requeueTarget(from, item.payload);
+    if (to < 0 || paths_[static_cast<std::size_t>(to)].queueCount >= kQueueCapacity) return;
+    PacketIo& io = links_.io(static_cast<std::size_t>(to));
+    TxBuffer target;
+    if (io.reserveTx(std::span<TxBuffer>(&target, 1)) != 1) {
+      (void)io.flushTx();
+      if (io.reserveTx(std::span<TxBuffer>(&target, 1)) != 1) return;  // later, when buffers are back
+    }
     source.queueHead = (source.queueHead + 1) % kQueueCapacity;
     --source.queueCount;
     source.queuedWireBytes -= item.payload + source.overheadBytes;
-    const int to = scheduler_->pick(views_, item.payload);
-    TxBuffer target;
-    bool moved = false;
-    if (to >= 0 && static_cast<std::size_t>(to) != from) {
-      PacketIo& io = links_.io(static_cast<std::size_t>(to));
-      if (io.reserveTx(std::span<TxBuffer>(&target, 1)) == 1) {
-        if (target.capacity >= item.buffer.length) {
-          std::memcpy(target.data + wire::kPacketHeaderLen, item.buffer.data + wire::kPacketHeaderLen,
-                      item.buffer.length - wire::kPacketHeaderLen);
-          target.length = item.buffer.length;
-          enqueue(static_cast<std::size_t>(to), Queued{target, item.payload});
-          views_[to].queuedNs += sched::transmitNs(views_[to], item.payload);
-          ++source.counters.requeued;
-          moved = true;
-        } else {
-          (void)io.commitTx(std::span<const TxBuffer>(&target, 1));  // length 0: back
-        }
-      }
+    if (target.capacity >= item.buffer.length) {
+      std::memcpy(target.data + wire::kPacketHeaderLen, item.buffer.data + wire::kPacketHeaderLen,
+                  item.buffer.length - wire::kPacketHeaderLen);
+      target.length = item.buffer.length;
+      enqueue(static_cast<std::size_t>(to), Queued{target, item.payload});
+      views_[to].queuedNs += sched::transmitNs(views_[to], item.payload);
+      ++source.counters.requeued;
+    } else {
+      ++txDropped_;                                              // the other link carries smaller packets
+      (void)io.commitTx(std::span<const TxBuffer>(&target, 1));  // length 0: back
     }
-    if (!moved) ++txDropped_;
-    item.buffer.length = 0;
-    (void)links_.io(from).commitTx(std::span<const TxBuffer>(&item.buffer, 1));  // given back
+    TxBuffer old = item.buffer;
+    old.length = 0;
+    (void)links_.io(from).commitTx(std::span<const TxBuffer>(&old, 1));  // given back
   }
 }
 

@@ -113,6 +113,7 @@ class SendStream {
   void enqueue(std::size_t path, const Queued& item) noexcept;
   void drainPath(std::size_t path, std::uint64_t nowNs) noexcept;
   void requeue(std::size_t from, std::uint64_t nowNs) noexcept;
+  int requeueTarget(std::size_t from, std::uint32_t payload) const noexcept;
   void noteError(Error error);
 
   ConnectionConfig config_;

@@ -38,6 +38,24 @@ TEST(DemoTest, RunsEveryConfigurationAndRemovesItsTestBed) {
   EXPECT_FALSE(namespaceExists(testbed::linkNamespaceName(name)));
 }
 
+TEST(DemoTest, FailoverCutsAndRestoresALinkAndShowsThePathEvents) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  const std::string name = "df" + std::to_string(getpid());
+  auto demo = testbed::Subprocess::spawn(
+      {MPXDP_EXECUTABLE, "demo", "--failover", "--name", name, "--rate", "100M", "-t", "4"});
+  ASSERT_TRUE(demo) << demo.error().message();
+  const auto status = demo->wait(120s);
+  ASSERT_TRUE(status) << "demo did not finish: " << demo->err();
+  EXPECT_EQ(*status, 0) << demo->err();
+  const std::string& out = demo->out();
+  for (const char* line : {"Failover: 3 links x 100M", "path 1 (s1): active -> suspect",
+                           "path 1 (s1): dead -> active", "packets lost after the cut", "goodput: before"}) {
+    EXPECT_NE(out.find(line), std::string::npos) << "no '" << line << "' in:\n" << out;
+  }
+  EXPECT_NE(demo->err().find("link 1 cut"), std::string::npos) << demo->err();
+  EXPECT_FALSE(namespaceExists(testbed::linkNamespaceName(name)));
+}
+
 TEST(DemoTest, RefusesATakenNameAndLeavesThatTestBedAlone) {
   MPXDP_REQUIRE_PRIVILEGED();
   const std::string name = "dt" + std::to_string(getpid());

@@ -320,3 +320,84 @@ TEST(PathControlTest, EarliestArrivalHoldsLessThanWrrOnPathsOfDifferentDelay) {
 
 }  // namespace
 }  // namespace mpxdp
+
+namespace mpxdp {
+namespace {
+
+TEST(PathControlTest, UnequalLinksWithoutConfiguredRatesAreAllUsed) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  const std::vector<std::uint64_t> rates = {50 * kMbit, 100 * kMbit, 200 * kMbit};
+  auto bed = testbed::ScopedTestbed::create(spec("u", rates));
+  ASSERT_TRUE(bed) << bed.error().message();
+  auto run = runWithChanges(bed->info(), {.seconds = 5}, {});
+  ASSERT_TRUE(run);
+  // Payload over frames of 1024 + 40 + 42 bytes (Ethernet counted by tbf).
+  const double ceiling = 350e6 * 1024 / 1106;
+  const auto steady = intervalsBetween(run->receiver, 1.5, 1e9);
+  std::uint64_t packets = 0;
+  for (const auto& interval : steady) packets += interval.at("packets").get<std::uint64_t>();
+  std::printf(
+      "50/100/200 Mbit/s without rates: %.1f Mbit/s from 1.5 s on (%.0f %% of the header ceiling), "
+      "loss %llu of %llu; estimates",
+      meanBps(steady) / 1e6, 100 * meanBps(steady) / ceiling, static_cast<unsigned long long>(lostIn(steady)),
+      static_cast<unsigned long long>(packets));
+  for (const auto& path : run->sender.at("paths"))
+    std::printf(" %.0f", path.at("estimate_bps").get<double>() / 1e6);
+  std::printf(" Mbit/s\n");
+  EXPECT_GT(meanBps(steady), 0.6 * ceiling);
+  EXPECT_LE(lostIn(steady), packets / 100 + 10);
+  for (std::size_t p = 0; p < rates.size(); ++p) {
+    EXPECT_GT(run->sender.at("paths").at(p).at("estimate_bps").get<double>(),
+              0.5 * static_cast<double>(rates[p]))
+        << "path " << p;
+  }
+}
+
+// One iperf3 TCP flow shares link 1 with mpxdp: neither starves.
+TEST(PathControlTest, ATcpFlowOnOneLinkAndMpxdpShareIt) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  auto bed = testbed::ScopedTestbed::create(spec("t", {100 * kMbit, 100 * kMbit, 100 * kMbit}));
+  ASSERT_TRUE(bed) << bed.error().message();
+  const auto& link = bed->info().links[1];
+  auto server = Subprocess::spawn({"/usr/bin/env", "ip", "netns", "exec", bed->info().receiverNamespace,
+                                   "iperf3", "-s", "-1", "-B", link.receiverIp, "-p", "5301"});
+  ASSERT_TRUE(server) << server.error().message();
+  std::this_thread::sleep_for(500ms);  // iperf3 prints nothing when it listens
+  auto client =
+      Subprocess::spawn({"/usr/bin/env", "ip", "netns", "exec", bed->info().senderNamespace, "iperf3", "-c",
+                         link.receiverIp, "-p", "5301", "-t", "8", "-i", "1", "-J"});
+  ASSERT_TRUE(client) << client.error().message();
+  std::this_thread::sleep_for(1s);
+  auto run = runWithChanges(bed->info(), {.seconds = 5}, {});
+  const auto tcpStatus = client->wait(30s);
+  server->stop(2s);
+  ASSERT_TRUE(run);
+  ASSERT_TRUE(tcpStatus && *tcpStatus == 0) << client->err();
+  const auto tcp = nlohmann::json::parse(client->out(), nullptr, false);
+  ASSERT_FALSE(tcp.is_discarded()) << client->out();
+  // TCP's rate while mpxdp ran: its 1 s intervals 3 to 5 (mpxdp started after 1 s and ran 5 s).
+  double tcpBps = 0;
+  int n = 0;
+  for (const auto& interval : tcp.at("intervals")) {
+    const double start = interval.at("sum").at("start").get<double>();
+    if (start >= 2.5 && start < 5.5) {
+      tcpBps += interval.at("sum").at("bits_per_second").get<double>();
+      ++n;
+    }
+  }
+  ASSERT_GT(n, 0);
+  tcpBps /= n;
+  double mpxdpBytes = 0;
+  for (const auto& interval : run->sender.at("intervals")) {
+    const double end = interval.at("end_s").get<double>();
+    if (end > 1.5 && end <= 4.5) mpxdpBytes += interval.at("paths").at(1).at("bytes").get<double>();
+  }
+  const double mpxdpBps = 8 * mpxdpBytes / 3.0;
+  std::printf("link 1 (100 Mbit/s): TCP %.1f Mbit/s, mpxdp %.1f Mbit/s of payload\n", tcpBps / 1e6,
+              mpxdpBps / 1e6);
+  EXPECT_GT(tcpBps, 100e6 / 3);
+  EXPECT_GT(mpxdpBps, 100e6 / 3 * 0.9);  // payload: frames carry 1024 of 1106 bytes
+}
+
+}  // namespace
+}  // namespace mpxdp
