@@ -18,6 +18,10 @@ bool sendsData(ConnectionRole role, DataDirection direction) {
                                          : (bits & wire::kModeServerSends) != 0;
 }
 
+// Suspect paths that went quiet this long before the latest one are left
+// out when only suspect paths are left to send on.
+constexpr std::uint64_t kSuspectSpreadNs = 20'000'000;
+
 // How far a packet number may run ahead of the highest seen on its path.
 constexpr std::uint64_t kMaxPacketNumberJump = std::uint64_t{1} << 24;
 
@@ -226,6 +230,7 @@ void ConnectionImpl::handleFrame(std::uint16_t link, const wire::Frame& frame,
     p.pingRttMinNs = p.pingRttValid ? std::min(p.pingRttMinNs, rtt) : rtt;
     p.pingRttValid = true;
     const PathState previous = p.machine.state();
+    p.lastAnsweredNs = nowNs;
     if (p.machine.onAnswered(nowNs, pong->pingSendTsNs, true)) recordState(pong->pathId, previous, nowNs);
   } else if (const auto* status = std::get_if<wire::PathStatusFrame>(&frame)) {
     if (status->pathId >= paths_.size()) {
@@ -494,6 +499,7 @@ void ConnectionImpl::onAckFrame(const wire::AckFrame& ack, std::uint64_t nowNs) 
   rate.lossRate = p.estimator.lossRate();
   p.rate->onAck(rate);
   if (outcome.newlyAckedPackets > 0) {
+    p.lastAnsweredNs = nowNs;
     const PathState previous = p.machine.state();
     if (p.machine.onAnswered(nowNs, outcome.newestAckedSendTsNs, false)) recordState(path, previous, nowNs);
   }
@@ -541,8 +547,17 @@ void ConnectionImpl::refreshUsable() noexcept {
     any = any || p.usable;
   }
   if (any) return;
-  // Nothing alive: keep sending on the suspect paths rather than not at all.
-  for (PathControl& p : paths_) p.usable = p.machine.state() == PathState::kSuspect;
+  // Nothing alive: keep sending on the suspect paths rather than not at all,
+  // but not on those that went quiet well before the others (the others'
+  // silence is more likely a stall of the peer than the paths).
+  std::uint64_t newest = 0;
+  for (const PathControl& p : paths_) {
+    if (p.machine.state() == PathState::kSuspect) newest = std::max(newest, p.machine.stateSinceNs());
+  }
+  for (PathControl& p : paths_) {
+    p.usable =
+        p.machine.state() == PathState::kSuspect && p.machine.stateSinceNs() + kSuspectSpreadNs >= newest;
+  }
 }
 
 sched::PathView ConnectionImpl::pathView(std::size_t path, std::uint64_t /*nowNs*/) const noexcept {
@@ -590,11 +605,21 @@ void ConnectionImpl::onTimers(std::uint64_t nowNs, std::uint64_t drainedNs) noex
     return;
   }
   sendAcks(nowNs);
+  // Failover needs somewhere to go: a path's silence counts only once another
+  // path was answered when this one was overdue (stateHeld). When every path is
+  // silent, the peer or this host stalled (a descheduled process, seen for
+  // tens of ms on a busy VM) or everything failed at once; either way moving
+  // traffic helps nothing, and declaring paths dead would stop sending for
+  // the re-admission probes. The peer timeout ends a connection whose peer
+  // is really gone.
+  const bool anyAlive =
+      std::any_of(paths_.begin(), paths_.end(), [](const PathControl& p) { return p.machine.alive(); });
   for (std::size_t l = 0; l < paths_.size(); ++l) {
     PathControl& p = paths_[l];
     onLoss(l, p.sent.detectLost(nowNs, lossDelayNs(p)), nowNs);
     const PathState previous = p.machine.state();
-    if (p.machine.onTimer(nowNs, ptoNs(p))) recordState(l, previous, nowNs);
+    const bool hold = stateHeld(l, anyAlive);
+    if (!hold && p.machine.onTimer(nowNs, ptoNs(p))) recordState(l, previous, nowNs);
     std::array<wire::Frame, 2> frames;
     std::size_t n = 0;
     if (p.pongDue) {
@@ -628,6 +653,20 @@ void ConnectionImpl::onTimers(std::uint64_t nowNs, std::uint64_t drainedNs) noex
   updateDone(nowNs);
 }
 
+// A path's silence counts only when another path was answered at a time
+// this one should have been answered too (its suspect threshold after it
+// went quiet); and nothing turns dead while nothing is alive.
+bool ConnectionImpl::stateHeld(std::size_t path, bool anyAlive) const noexcept {
+  const PathControl& p = paths_[path];
+  if (!anyAlive && p.machine.state() == PathState::kSuspect) return true;
+  if (!p.machine.alive() || !p.machine.waiting()) return false;
+  const std::uint64_t overdue = p.machine.waitingSinceNs() + std::max(ptoNs(p), config_.suspectAfterNs);
+  for (std::size_t k = 0; k < paths_.size(); ++k) {
+    if (k != path && paths_[k].lastAnsweredNs > overdue) return false;
+  }
+  return true;
+}
+
 std::uint64_t ConnectionImpl::nextTimerNs() const noexcept {
   if (done()) return UINT64_MAX;
   std::uint64_t next = receive_ ? receive_->nextDeadlineNs() : UINT64_MAX;
@@ -636,12 +675,17 @@ std::uint64_t ConnectionImpl::nextTimerNs() const noexcept {
   next = std::min(next, lastPeerPacketNs_ + config_.peerTimeoutNs);
   const std::uint64_t nowNs = clock_.nowNs();
   const std::uint64_t ackDelay = ackDelayFor(nowNs);
+  const bool anyAlive =
+      std::any_of(paths_.begin(), paths_.end(), [](const PathControl& p) { return p.machine.alive(); });
   for (const PathControl& p : paths_) {
     if (p.acks.unacked() > 0) next = std::min(next, p.acks.firstUnackedNs() + ackDelay);
     if (p.pongDue) return nowNs;
     if (config_.pingIntervalNs > 0)
       next = std::min({next, p.machine.nextProbeNs(nowNs), p.lastPingNs + config_.pingIntervalNs});
-    next = std::min({next, p.machine.nextTimerNs(ptoNs(p)), p.sent.nextLossTimeNs(lossDelayNs(p))});
+    // A path whose state is held (onTimers) waits for answers and probes only.
+    if (!stateHeld(static_cast<std::size_t>(&p - paths_.data()), anyAlive))
+      next = std::min(next, p.machine.nextTimerNs(ptoNs(p)));
+    next = std::min(next, p.sent.nextLossTimeNs(lossDelayNs(p)));
   }
   if (send_) next = std::min(next, send_->nextDrainNs(nowNs));
   if (finishing_ && !peerReport_) {

@@ -93,9 +93,10 @@ class ConnectionImpl final : public Connection, private SendHooks {
     path::PathEstimator estimator;
     std::unique_ptr<path::RateController> rate;
     path::PathStateMachine machine;
-    bool backup = false;              // configured by this side or the peer
-    bool usable = false;              // may carry data now (see refreshUsable)
-    std::uint64_t lastArrivalNs = 0;  // any packet from the peer on this link
+    bool backup = false;               // configured by this side or the peer
+    bool usable = false;               // may carry data now (see refreshUsable)
+    std::uint64_t lastArrivalNs = 0;   // any packet from the peer on this link
+    std::uint64_t lastAnsweredNs = 0;  // the last ACK of new packets or PONG of this path
     std::uint64_t lastDeliverySampleNs = 0;
     AckTracker acks;  // the peer's packets on this path
     // From the peer's ACKs of this path.
@@ -134,6 +135,8 @@ class ConnectionImpl final : public Connection, private SendHooks {
   // Which paths carry data: active ones; backups when no active one is alive
   // (or the actives cannot carry the asked rate); suspect ones when nothing else is left.
   void refreshUsable() noexcept;
+  // The path's timeouts are not applied now (see stateHeld in the .cpp).
+  bool stateHeld(std::size_t path, bool anyAlive) const noexcept;
   void setBackup(std::size_t path) noexcept;
   std::uint64_t lossDelayNs(const PathControl& p) const noexcept;
   std::uint64_t ptoNs(const PathControl& p) const noexcept;
