@@ -89,7 +89,7 @@ Result<std::size_t> SendStream::commit(std::span<const SendSlot> slots) noexcept
     (void)wire::writeDataFrameHeader(frame.subspan(wire::kPacketHeaderLen), nextGlobalSeq_++,
                                      static_cast<std::uint16_t>(slot.length));
     buffer.length = kDataOverhead + slot.length;
-    enqueue(slot.link, Queued{buffer, slot.length});
+    enqueue(slot.link, Queued{buffer, slot.length, nowNs});
     ++accepted;
   }
   drain(nowNs);
@@ -103,7 +103,13 @@ Result<std::size_t> SendStream::commit(std::span<const SendSlot> slots) noexcept
 
 void SendStream::enqueue(std::size_t l, const Queued& item) noexcept {
   SendPath& path = paths_[l];
-  path.queue[(path.queueHead + path.queueCount) % kQueueCapacity] = item;
+  Queued& slot = path.queue[(path.queueHead + path.queueCount) % kQueueCapacity];
+  slot = item;
+  // When it would leave at the path's rate now, plus a grace: a rate that
+  // falls later must not hold it far beyond what the scheduler counted on
+  // (the receiver would declare it lost first).
+  const std::uint64_t nowNs = clock_.nowNs();
+  slot.dueNs = nowNs + path.pacer.aheadNs(nowNs) + path.pacer.costNs(path.queuedWireBytes) + kQueueGraceNs;
   ++path.queueCount;
   path.queuedWireBytes += item.payload + path.overheadBytes;
 }
@@ -186,9 +192,12 @@ void SendStream::drain(std::uint64_t nowNs) noexcept {
 void SendStream::drainPath(std::size_t l, std::uint64_t nowNs) noexcept {
   SendPath& path = paths_[l];
   PacketIo& io = links_.io(l);
-  while (path.queueCount > 0 && path.pacer.conforms(nowNs)) {
+  auto mayGo = [&] {
+    return path.queueCount > 0 && (path.pacer.conforms(nowNs) || path.queue[path.queueHead].dueNs <= nowNs);
+  };
+  while (mayGo()) {
     std::uint32_t n = 0;
-    while (n < path.batch.size() && path.queueCount > 0 && path.pacer.conforms(nowNs)) {
+    while (n < path.batch.size() && mayGo()) {
       Queued& item = path.queue[path.queueHead];
       path.queueHead = (path.queueHead + 1) % kQueueCapacity;
       --path.queueCount;
@@ -201,7 +210,7 @@ void SendStream::drainPath(std::size_t l, std::uint64_t nowNs) noexcept {
       header.connId = connId_;
       header.pathId = static_cast<std::uint16_t>(l);
       header.packetNumber = hooks_.takePacketNumber(l);
-      header.sendTsNs = nowNs;
+      header.sendTsNs = item.committedNs;
       (void)wire::writePacketHeader(frame, header);
       buffer.length +=
           static_cast<std::uint32_t>(hooks_.writePiggyback(l, frame.subspan(buffer.length), nowNs));
@@ -272,7 +281,7 @@ void SendStream::requeue(std::size_t from, std::uint64_t nowNs) noexcept {
       std::memcpy(target.data + wire::kPacketHeaderLen, item.buffer.data + wire::kPacketHeaderLen,
                   item.buffer.length - wire::kPacketHeaderLen);
       target.length = item.buffer.length;
-      enqueue(static_cast<std::size_t>(to), Queued{target, item.payload});
+      enqueue(static_cast<std::size_t>(to), Queued{target, item.payload, item.committedNs});
       views_[to].queuedNs += sched::transmitNs(views_[to], item.payload);
       ++source.counters.requeued;
     } else {
@@ -288,7 +297,8 @@ void SendStream::requeue(std::size_t from, std::uint64_t nowNs) noexcept {
 std::uint64_t SendStream::nextDrainNs(std::uint64_t nowNs) const noexcept {
   std::uint64_t next = UINT64_MAX;
   for (const SendPath& path : paths_) {
-    if (path.queueCount > 0) next = std::min(next, path.pacer.eligibleAtNs(nowNs));
+    if (path.queueCount > 0)
+      next = std::min({next, path.pacer.eligibleAtNs(nowNs), path.queue[path.queueHead].dueNs});
   }
   return next;
 }

@@ -2,9 +2,11 @@
 // path of each slot; commit() writes the DATA frame and puts the packet in
 // its path's send queue; each queue is drained by the path's pacer at the
 // rate the connection's controller sets. The packet header (per-path packet
-// number, send timestamp) and any ACK that rides along are written when the
-// packet leaves the queue, so both are fresh. A path that can no longer
-// carry data hands its queued packets to the others.
+// number) and any ACK that rides along are written when the packet leaves
+// the queue, so both are fresh; the send timestamp is the commit time, so the
+// receiver's delays include the queueing. (The sender's own RTT and one-way
+// delay samples use the transmit time, kept in its sent-packet log.) A path
+// that can no longer carry data hands its queued packets to the others.
 #pragma once
 
 #include <cstdint>
@@ -49,6 +51,8 @@ class SendStream {
   static constexpr std::uint32_t kDataOverhead = 40;
   // Packets a path's send queue holds at most.
   static constexpr std::uint32_t kQueueCapacity = 4096;
+  // How much later than its rate promised a queued packet may leave.
+  static constexpr std::uint64_t kQueueGraceNs = 2'000'000;
 
   static Result<std::unique_ptr<SendStream>> create(const ConnectionConfig& config, PathSet& paths,
                                                     Clock& clock, SendHooks& hooks, std::uint32_t connId,
@@ -88,6 +92,11 @@ class SendStream {
   struct Queued {
     TxBuffer buffer;
     std::uint32_t payload = 0;
+    // When commit gave the packet its global sequence number: its send
+    // timestamp, so that the receiver's delays (and its hole timeout) include
+    // the time it waited in the send queue behind later-numbered packets.
+    std::uint64_t committedNs = 0;
+    std::uint64_t dueNs = 0;  // sent by then even if the pacer would wait longer
   };
   struct SendPath {
     SendPathCounters counters;
