@@ -89,7 +89,7 @@ Result<std::size_t> SendStream::commit(std::span<const SendSlot> slots) noexcept
     (void)wire::writeDataFrameHeader(frame.subspan(wire::kPacketHeaderLen), nextGlobalSeq_++,
                                      static_cast<std::uint16_t>(slot.length));
     buffer.length = kDataOverhead + slot.length;
-    enqueue(slot.link, Queued{buffer, slot.length, nowNs});
+    enqueue(slot.link, Queued{buffer, slot.length, nowNs}, nowNs);
     ++accepted;
   }
   drain(nowNs);
@@ -101,14 +101,13 @@ Result<std::size_t> SendStream::commit(std::span<const SendSlot> slots) noexcept
   return accepted - dropped;
 }
 
-void SendStream::enqueue(std::size_t l, const Queued& item) noexcept {
+void SendStream::enqueue(std::size_t l, const Queued& item, std::uint64_t nowNs) noexcept {
   SendPath& path = paths_[l];
   Queued& slot = path.queue[(path.queueHead + path.queueCount) % kQueueCapacity];
   slot = item;
   // When it would leave at the path's rate now, plus a grace: a rate that
   // falls later must not hold it far beyond what the scheduler counted on
   // (the receiver would declare it lost first).
-  const std::uint64_t nowNs = clock_.nowNs();
   slot.dueNs = nowNs + path.pacer.aheadNs(nowNs) + path.pacer.costNs(path.queuedWireBytes) + kQueueGraceNs;
   ++path.queueCount;
   path.queuedWireBytes += item.payload + path.overheadBytes;
@@ -281,7 +280,7 @@ void SendStream::requeue(std::size_t from, std::uint64_t nowNs) noexcept {
       std::memcpy(target.data + wire::kPacketHeaderLen, item.buffer.data + wire::kPacketHeaderLen,
                   item.buffer.length - wire::kPacketHeaderLen);
       target.length = item.buffer.length;
-      enqueue(static_cast<std::size_t>(to), Queued{target, item.payload, item.committedNs});
+      enqueue(static_cast<std::size_t>(to), Queued{target, item.payload, item.committedNs}, nowNs);
       views_[to].queuedNs += sched::transmitNs(views_[to], item.payload);
       ++source.counters.requeued;
     } else {

@@ -119,7 +119,7 @@ class SendStream {
   template <typename SizeOf>
   std::size_t reserveImpl(std::span<SendSlot> out, SizeOf sizeOf) noexcept;
   void fillViews(std::uint64_t nowNs) const noexcept;
-  void enqueue(std::size_t path, const Queued& item) noexcept;
+  void enqueue(std::size_t path, const Queued& item, std::uint64_t nowNs) noexcept;
   void drainPath(std::size_t path, std::uint64_t nowNs) noexcept;
   void requeue(std::size_t from, std::uint64_t nowNs) noexcept;
   int requeueTarget(std::size_t from, std::uint32_t payload) const noexcept;
