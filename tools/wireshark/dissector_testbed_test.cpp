@@ -95,7 +95,10 @@ TEST(DissectorTestbed, LiveTransferDecodesCleanly) {
     captures[i].stop(5s);
     const auto counts = parseCounts(captures[i].err());
     ASSERT_GT(counts.captured, 0) << captures[i].err();
-    EXPECT_EQ(counts.received, counts.captured + counts.dropped)
+    // A frame that reaches the filter while tcpdump stops is counted as
+    // received but never written (seen once in CI: 6002 received, 6001
+    // captured, 0 dropped); more than that means the capture was cut short.
+    EXPECT_LE(counts.received, counts.captured + counts.dropped + 1)
         << "capture cut short: " << captures[i].err();
     std::printf("link %zu: %ld frames captured, %ld dropped by the kernel\n", i, counts.captured,
                 counts.dropped);
