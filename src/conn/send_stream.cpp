@@ -31,7 +31,6 @@ SendStream::SendStream(const ConnectionConfig& config, PathSet& paths, Clock& cl
       hooks_(hooks),
       connId_(connId),
       scheduler_(std::move(scheduler)),
-      kind_(config.scheduler.value_or(sched::SchedulerKind::kEarliestArrival)),
       maxPayload_(maxPayload),
       paths_(paths.size()),
       views_(paths.size()),
@@ -165,10 +164,6 @@ Result<void> SendStream::flush() noexcept {
       return flushed.error().wrap("path " + std::to_string(l));
   }
   return {};
-}
-
-bool SendStream::queuesEmpty() const noexcept {
-  return std::all_of(paths_.begin(), paths_.end(), [](const SendPath& p) { return p.queueCount == 0; });
 }
 
 void SendStream::drain(std::uint64_t nowNs) noexcept {

@@ -75,11 +75,9 @@ class SendStream {
   // No more data: reserve lends nothing from now on (queued packets still go).
   void stop() noexcept { stopped_ = true; }
   bool stopped() const noexcept { return stopped_; }
-  bool queuesEmpty() const noexcept;
   std::uint64_t nextGlobalSeq() const noexcept { return nextGlobalSeq_; }
   std::uint32_t maxPayload() const noexcept { return maxPayload_; }
   std::uint64_t txDropped() const noexcept { return txDropped_; }
-  sched::SchedulerKind schedulerKind() const noexcept { return kind_; }
   // The error of the last commit or drain that failed on some path.
   const std::optional<Error>& lastPartialError() const noexcept { return lastError_; }
   const SendPathCounters& counters(std::size_t path) const noexcept { return paths_[path].counters; }
@@ -131,7 +129,6 @@ class SendStream {
   SendHooks& hooks_;
   std::uint32_t connId_;
   std::unique_ptr<sched::Scheduler> scheduler_;
-  sched::SchedulerKind kind_;
   std::uint32_t maxPayload_;
   std::vector<SendPath> paths_;
   mutable std::vector<sched::PathView> views_;
