@@ -84,6 +84,23 @@ struct ConnectionConfig {
   // started. 0 = never: the CLOSE is repeated until the peer's REPORT
   // arrives, and a peer that died is caught by peerTimeoutNs.
   std::uint64_t idleTimeoutNs = 0;
+
+  // Reliable mode (mpxdp --reliable): every payload arrives exactly once and
+  // in order. The sender keeps each payload until the peer acknowledges it
+  // and retransmits what per-path evidence declares lost (and all a path had
+  // in flight when it turns suspect) on the path that is best now; the
+  // receiver never declares a hole lost and advertises how far ahead the
+  // sender may go (flow control), so a slow application never makes it drop.
+  // The connecting side decides (its HELLO says so); a server with reliable
+  // set refuses a client without it. peerTimeoutNs bounds every wait.
+  bool reliable = false;
+  // Reliable: payloads the sender may have unacknowledged and the receiver's
+  // window, in packets (power of two, 64 .. 65536; at most the reorder
+  // window). The receiver holds up to this many link buffers.
+  std::uint32_t reliableWindowPackets = 4096;
+  // Sending: each payload goes out on the two usable paths where it would
+  // arrive first; the receiver keeps the first copy (duplicates counts the rest).
+  bool redundant = false;
 };
 
 // What the connecting side asks for in its HELLO.
@@ -159,7 +176,8 @@ struct PathStats {
   std::uint64_t queuedPackets = 0;        // data packets waiting in the path's send queue
   std::uint64_t requeued = 0;             // moved to other paths when this one stopped carrying data
   // Sending side of this path.
-  std::uint64_t packetsSent = 0;  // data packets
+  std::uint64_t packetsSent = 0;  // data packets (retransmissions and redundant copies included)
+  std::uint64_t retransmitted = 0;  // reliable mode: data packets that were retransmissions
   std::uint64_t bytesSent = 0;    // payload bytes
   std::uint64_t controlPacketsSent = 0;
   std::uint64_t controlBytesSent = 0;   // UDP payload bytes of control packets
@@ -200,6 +218,16 @@ struct ConnectionStats {
   std::uint64_t lostFast = 0;  // of those, by fast loss detection
   std::uint64_t duplicates = 0;
   std::uint64_t late = 0;  // arrived after being declared lost
+  // Sending, reliable mode: payloads sent again after a loss or a path failure.
+  std::uint64_t retransmitted = 0;
+  // Sending, redundant mode: second copies sent.
+  std::uint64_t redundantCopies = 0;
+  // Sending, reliable mode: time reserve() lent nothing because the peer's
+  // window (flow control) or the send buffer was full.
+  std::uint64_t flowBlockedNs = 0;
+  // Receiving: the longest a payload waited in the reorderer for an earlier
+  // one (in reliable mode, for its retransmission): the longest delivery stall.
+  std::uint64_t maxStallNs = 0;
   // Packets too far ahead to be believed (forged or corrupt): sequence numbers
   // beyond the reorder window without corroboration, or packet numbers far
   // beyond their path's.
