@@ -176,9 +176,9 @@ struct PathStats {
   std::uint64_t queuedPackets = 0;        // data packets waiting in the path's send queue
   std::uint64_t requeued = 0;             // moved to other paths when this one stopped carrying data
   // Sending side of this path.
-  std::uint64_t packetsSent = 0;  // data packets (retransmissions and redundant copies included)
+  std::uint64_t packetsSent = 0;    // data packets (retransmissions and redundant copies included)
   std::uint64_t retransmitted = 0;  // reliable mode: data packets that were retransmissions
-  std::uint64_t bytesSent = 0;    // payload bytes
+  std::uint64_t bytesSent = 0;      // payload bytes
   std::uint64_t controlPacketsSent = 0;
   std::uint64_t controlBytesSent = 0;   // UDP payload bytes of control packets
   std::uint64_t ackFramesSent = 0;      // ACK frames about this path (on whichever path carried them)

@@ -71,6 +71,11 @@ struct ReorderOptions {
   std::uint64_t minTimeoutNs = 200'000;      // adaptive clamp
   std::uint64_t maxTimeoutNs = 100'000'000;  // adaptive clamp
   std::uint64_t sortIntervalNs = 100'000;    // sort: timer period
+  // window only: no hole is ever declared lost (no timeout, no fast loss, the
+  // window never moves past a hole): the sender retransmits and flow control
+  // keeps it within the window; a packet beyond the window is discarded as
+  // kOutOfWindow. Holes are lost only at flush() (the stream was abandoned).
+  bool reliable = false;
 };
 
 }  // namespace mpxdp

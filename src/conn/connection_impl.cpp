@@ -22,6 +22,10 @@ bool sendsData(ConnectionRole role, DataDirection direction) {
 // out when only suspect paths are left to send on.
 constexpr std::uint64_t kSuspectSpreadNs = 20'000'000;
 
+// Reliable: MAX_SEQ again this often even when the window did not move (one
+// may have been lost while the peer waits for it).
+constexpr std::uint64_t kMaxSeqRepeatNs = 20'000'000;
+
 // How far a packet number may run ahead of the highest seen on its path.
 constexpr std::uint64_t kMaxPacketNumberJump = std::uint64_t{1} << 24;
 
@@ -39,8 +43,22 @@ std::string ownName(ConnectionRole role) {
 
 }  // namespace
 
-Result<std::unique_ptr<ConnectionImpl>> ConnectionImpl::create(const ConnectionConfig& config, PathSet& paths,
-                                                               Clock& clock, const ConnectionParams& params) {
+Result<std::unique_ptr<ConnectionImpl>> ConnectionImpl::create(const ConnectionConfig& requested,
+                                                               PathSet& paths, Clock& clock,
+                                                               const ConnectionParams& params) {
+  // The client decides reliable mode (its HELLO says so).
+  ConnectionConfig config = requested;
+  config.reliable = params.reliable;
+  if (config.reliable) {
+    const std::uint32_t window = config.reliableWindowPackets;
+    if (window < 64 || window > 65536 || (window & (window - 1)) != 0) {
+      return Error(EINVAL, "reliable window must be a power of two in [64, 65536] packets, got " +
+                               std::to_string(window));
+    }
+    if (config.reorder.kind != ReorderKind::kWindow) {
+      return Error(EINVAL, "reliable mode needs the window reorderer");
+    }
+  }
   auto connection = std::make_unique<ConnectionImpl>(config, paths, clock, params);
   for (std::size_t l = 0; l < paths.size(); ++l) {
     path::RateControlOptions rate;
@@ -60,6 +78,9 @@ Result<std::unique_ptr<ConnectionImpl>> ConnectionImpl::create(const ConnectionC
     auto send = SendStream::create(config, paths, clock, *connection, params.connId, connection->maxPayload_);
     if (!send) return send.error();
     connection->send_ = std::move(*send);
+    if (config.reliable) {
+      for (PathControl& p : connection->paths_) p.sent.setFate(connection->send_.get());
+    }
   }
   if (connection->receives_) {
     auto receive = ReceiveStream::create(config, paths);
@@ -161,6 +182,12 @@ void ConnectionImpl::onPacket(std::uint16_t link, const RxPacket& packet, const 
     links_.queueRelease(link, packet);
     return;
   }
+  // Reliable: beyond the window we advertised (or the table is full): not
+  // taken and not acknowledged, so the sender sends it again later.
+  if (data && config_.reliable && receive_ && data->globalSeq >= receive_->limit()) {
+    links_.queueRelease(link, packet);
+    return;
+  }
   lastPeerPacketNs_ = nowNs;
   paths_[link].lastArrivalNs = nowNs;
   if (!paths_[link].acks.onPacket(header.packetNumber, nowNs, packet.length, ackEliciting)) {
@@ -243,6 +270,12 @@ void ConnectionImpl::handleFrame(std::uint16_t link, const wire::Frame& frame,
       p.peerStatusSeq = status->statusSeq;
       if (status->status == wire::PathStatus::kStandby) setBackup(status->pathId);
     }
+  } else if (const auto* maxSeq = std::get_if<wire::MaxSeqFrame>(&frame)) {
+    if (!send_ || !send_->reliable()) {
+      ++malformed_;
+      return;
+    }
+    send_->onMaxSeq(maxSeq->maxSeq);
   } else if (const auto* close = std::get_if<wire::CloseFrame>(&frame)) {
     onClose(link, *close, nowNs);
   } else if (const auto* hello = std::get_if<wire::HelloFrame>(&frame)) {
@@ -299,7 +332,7 @@ void ConnectionImpl::onHello(std::uint16_t link, const wire::HelloFrame& hello,
 
 void ConnectionImpl::setPeerHello(const wire::HelloFrame& hello) {
   peerHello_.pathCount = hello.pathCount;
-  peerHello_.direction = static_cast<DataDirection>(hello.mode);
+  peerHello_.direction = static_cast<DataDirection>(hello.mode & wire::kModeDirectionMask);
   peerHello_.maxPayload = hello.maxPayload;
   peerHello_.rateBps = hello.rateBps;
   peerHello_.durationMs = hello.durationMs;
@@ -444,15 +477,15 @@ std::uint64_t ConnectionImpl::ptoNs(const PathControl& p) const noexcept {
 }
 
 void ConnectionImpl::noteSent(std::size_t path, std::uint64_t packetNumber, std::uint32_t wireBytes,
-                              bool ackEliciting, std::uint64_t nowNs) noexcept {
+                              bool ackEliciting, std::uint64_t nowNs, std::uint64_t tag) noexcept {
   PathControl& p = paths_[path];
-  onLoss(path, p.sent.onSent(packetNumber, nowNs, wireBytes, ackEliciting), nowNs);
+  onLoss(path, p.sent.onSent(packetNumber, nowNs, wireBytes, ackEliciting, tag), nowNs);
   if (ackEliciting) p.machine.onSent(nowNs);
 }
 
 void ConnectionImpl::onDataSent(std::size_t path, std::uint64_t packetNumber, std::uint32_t wireBytes,
-                                std::uint64_t nowNs) noexcept {
-  noteSent(path, packetNumber, wireBytes, true, nowNs);
+                                std::uint64_t nowNs, std::uint64_t tag) noexcept {
+  noteSent(path, packetNumber, wireBytes, true, nowNs, tag);
   paths_[path].rate->onSent(nowNs, wireBytes);
 }
 
@@ -515,6 +548,10 @@ void ConnectionImpl::recordState(std::size_t path, PathState previous, std::uint
     ++eventsDropped_;
   }
   if (previous == PathState::kDead && p.machine.alive()) p.rate->onRestart(nowNs);
+  // Reliable: what the path had in flight when it stopped answering is sent
+  // again on the others now, not after its loss timers (the count is no
+  // evidence about the path's rate: it is not fed to the controller).
+  if (send_ && send_->reliable() && !p.machine.alive()) (void)p.sent.declareAllLost();
   refreshUsable();
 }
 
@@ -605,6 +642,7 @@ void ConnectionImpl::onTimers(std::uint64_t nowNs, std::uint64_t drainedNs) noex
     return;
   }
   sendAcks(nowNs);
+  if (receive_ && config_.reliable && !receive_->finished()) sendMaxSeq(nowNs);
   // Failover needs somewhere to go: a path's silence counts only once another
   // path was answered when this one was overdue (stateHeld). When every path is
   // silent, the peer or this host stalled (a descheduled process, seen for
@@ -630,8 +668,9 @@ void ConnectionImpl::onTimers(std::uint64_t nowNs, std::uint64_t drainedNs) noex
     }
     // Probes when the state machine asks (idle, suspect, dead, backup
     // paths), and a PING every pingIntervalNs anyway for the path's own RTT.
-    if (config_.pingIntervalNs > 0 &&
-        (p.machine.nextProbeNs(nowNs) <= nowNs || elapsed(nowNs, p.lastPingNs) >= config_.pingIntervalNs)) {
+    if ((config_.pingIntervalNs > 0 &&
+         (p.machine.nextProbeNs(nowNs) <= nowNs || elapsed(nowNs, p.lastPingNs) >= config_.pingIntervalNs)) ||
+        tailProbeDue(p, nowNs)) {
       frames[n++] = wire::PingFrame{p.nextPingId++};
       p.machine.onProbeSent(nowNs);
       p.lastPingNs = nowNs;
@@ -655,14 +694,22 @@ void ConnectionImpl::onTimers(std::uint64_t nowNs, std::uint64_t drainedNs) noex
 
 // A path's silence counts only when another path was answered at a time
 // this one should have been answered too (its suspect threshold after it
-// went quiet); and nothing turns dead while nothing is alive.
+// went quiet), or answered after it went quiet with nothing outstanding
+// since; and nothing turns dead while nothing is alive.
 bool ConnectionImpl::stateHeld(std::size_t path, bool anyAlive) const noexcept {
   const PathControl& p = paths_[path];
   if (!anyAlive && p.machine.state() == PathState::kSuspect) return true;
   if (!p.machine.alive() || !p.machine.waiting()) return false;
   const std::uint64_t overdue = p.machine.waitingSinceNs() + std::max(ptoNs(p), config_.suspectAfterNs);
   for (std::size_t k = 0; k < paths_.size(); ++k) {
-    if (k != path && paths_[k].lastAnsweredNs > overdue) return false;
+    if (k == path) continue;
+    const PathControl& q = paths_[k];
+    if (q.lastAnsweredNs > overdue) return false;
+    // Another path answered after this one went quiet and has nothing
+    // outstanding since (a sender blocked by the peer's window sends
+    // nothing to be answered): the peer is there, this path is not.
+    if (q.lastAnsweredNs > p.machine.waitingSinceNs() && q.machine.alive() && !q.machine.waiting())
+      return false;
   }
   return true;
 }
@@ -686,6 +733,12 @@ std::uint64_t ConnectionImpl::nextTimerNs() const noexcept {
     if (!stateHeld(static_cast<std::size_t>(&p - paths_.data()), anyAlive))
       next = std::min(next, p.machine.nextTimerNs(ptoNs(p)));
     next = std::min(next, p.sent.nextLossTimeNs(lossDelayNs(p)));
+    if (send_ && send_->reliable() && p.sent.packetsInFlight() > 0)
+      next = std::min(next, std::max(p.lastAnsweredNs, p.lastPingNs) + ptoNs(p));
+  }
+  if (receive_ && config_.reliable && !receive_->finished()) {
+    next = std::min(next, receive_->limit() > advertisedMaxSeq_ ? lastMaxSeqNs_ + ackDelay
+                                                                : lastMaxSeqNs_ + kMaxSeqRepeatNs);
   }
   if (send_) next = std::min(next, send_->nextDrainNs(nowNs));
   if (finishing_ && !peerReport_) {
@@ -698,7 +751,9 @@ std::uint64_t ConnectionImpl::nextTimerNs() const noexcept {
 
 void ConnectionImpl::updateDone(std::uint64_t /*nowNs*/) noexcept {
   if (done() || !established_) return;
-  const bool sendDone = !sends_ || (finishing_ && (peerReport_ || reportWaitExpired_));
+  // Reliable: the peer's REPORT (it has everything) or the peer timeout, never a shorter wait.
+  const bool sendDone =
+      !sends_ || (finishing_ && (peerReport_ || (reportWaitExpired_ && !send_->reliable())));
   const bool receiveDone = !receives_ || (receive_->finished() && reportSent_);
   if (sendDone && receiveDone) phase_ = ConnectionPhase::kClosed;
 }
@@ -708,6 +763,23 @@ std::uint32_t ConnectionImpl::receiveRoom() const noexcept {
 }
 
 // ---- sending control ----
+
+void ConnectionImpl::sendMaxSeq(std::uint64_t nowNs) noexcept {
+  const std::uint64_t limit = receive_->limit();
+  const bool moved =
+      limit > advertisedMaxSeq_ && (limit - advertisedMaxSeq_ >= config_.reliableWindowPackets / 8 ||
+                                    elapsed(nowNs, lastMaxSeqNs_) >= ackDelayFor(nowNs));
+  if (!moved && elapsed(nowNs, lastMaxSeqNs_) < kMaxSeqRepeatNs) return;
+  const wire::Frame frame = wire::MaxSeqFrame{limit};
+  if (!sendControl(ackCarrier(nowNs), std::span<const wire::Frame>(&frame, 1), nowNs)) return;
+  advertisedMaxSeq_ = std::max(advertisedMaxSeq_, limit);
+  lastMaxSeqNs_ = nowNs;
+}
+
+bool ConnectionImpl::tailProbeDue(const PathControl& p, std::uint64_t nowNs) const noexcept {
+  if (!send_ || !send_->reliable() || p.sent.packetsInFlight() == 0) return false;
+  return elapsed(nowNs, std::max(p.lastAnsweredNs, p.lastPingNs)) >= ptoNs(p);
+}
 
 std::size_t ConnectionImpl::writePiggyback(std::size_t path, std::span<std::uint8_t> room,
                                            std::uint64_t nowNs) noexcept {
@@ -775,14 +847,21 @@ void ConnectionImpl::sendHello(std::size_t path, std::uint64_t nowNs) noexcept {
   wire::HelloFrame hello;
   hello.role = params_.role == ConnectionRole::kClient ? wire::HelloRole::kClient : wire::HelloRole::kServer;
   hello.pathCount = static_cast<std::uint16_t>(paths_.size());
-  hello.mode = static_cast<std::uint8_t>(params_.direction);
+  hello.mode = static_cast<std::uint8_t>(static_cast<std::uint8_t>(params_.direction) |
+                                         (config_.reliable ? wire::kModeReliable : 0));
   hello.maxPayload = static_cast<std::uint16_t>(std::min<std::uint32_t>(maxPayload_, UINT16_MAX));
   hello.rateBps = params_.connect.serverRateBps;
   hello.durationMs = params_.connect.durationMs;
   const std::string& name = links_.name(path);
   hello.name = std::string_view(name).substr(0, 255);
-  std::array<wire::Frame, 2> frames{hello, wire::PaddingFrame{}};
+  std::array<wire::Frame, 3> frames{hello, wire::PaddingFrame{}, wire::PaddingFrame{}};
   std::size_t n = 1;
+  // Reliable, receiving: the first window goes with the HELLO.
+  if (receive_ && config_.reliable) {
+    advertisedMaxSeq_ = receive_->limit();
+    lastMaxSeqNs_ = nowNs;
+    frames[n++] = wire::MaxSeqFrame{advertisedMaxSeq_};
+  }
   // A backup path says so in its HELLO packet: it is a backup for both sides.
   if (links_.backup(path))
     frames[n++] = wire::PathStatusFrame{wire::PathStatus::kStandby, static_cast<std::uint16_t>(path), 1};
@@ -968,12 +1047,18 @@ ConnectionStats ConnectionImpl::stats() const {
     if (send_) {
       p.queuedPackets = send_->queuedPackets(l);
       p.requeued = send_->counters(l).requeued;
+      p.retransmitted = send_->counters(l).retransmitted;
     }
     p.io = links_.io(l).stats();
     s.packetsSent += p.packetsSent;
     s.bytesSent += p.bytesSent;
   }
-  if (send_) s.txDropped = send_->txDropped();
+  if (send_) {
+    s.txDropped = send_->txDropped();
+    s.retransmitted = send_->retransmitted();
+    s.redundantCopies = send_->redundantCopies();
+    s.flowBlockedNs = send_->flowBlockedNs(clock_.nowNs());
+  }
   s.pathEvents = events_;
   s.pathEventsDropped = eventsDropped_;
   return s;

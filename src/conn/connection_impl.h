@@ -29,6 +29,7 @@ struct ConnectionParams {
   ConnectionRole role = ConnectionRole::kClient;
   std::uint32_t connId = 0;
   DataDirection direction = DataDirection::kClientToServer;
+  bool reliable = false;         // the client's choice (its HELLO)
   std::uint32_t maxPayload = 0;  // largest payload the paths carry (and the peer accepts)
   ConnectOptions connect;        // client: what the HELLO asks for
 };
@@ -124,8 +125,8 @@ class ConnectionImpl final : public Connection, private SendHooks {
   }
   std::size_t writePiggyback(std::size_t path, std::span<std::uint8_t> room,
                              std::uint64_t nowNs) noexcept override;
-  void onDataSent(std::size_t path, std::uint64_t packetNumber, std::uint32_t wireBytes,
-                  std::uint64_t nowNs) noexcept override;
+  void onDataSent(std::size_t path, std::uint64_t packetNumber, std::uint32_t wireBytes, std::uint64_t nowNs,
+                  std::uint64_t tag) noexcept override;
   sched::PathView pathView(std::size_t path, std::uint64_t nowNs) const noexcept override;
 
   // Path control.
@@ -150,7 +151,13 @@ class ConnectionImpl final : public Connection, private SendHooks {
   bool ackDue(const PathControl& path, std::uint64_t nowNs, bool riding) const noexcept;
   // Records an ack-eliciting or not packet we sent on path in its log and state machine.
   void noteSent(std::size_t path, std::uint64_t packetNumber, std::uint32_t wireBytes, bool ackEliciting,
-                std::uint64_t nowNs) noexcept;
+                std::uint64_t nowNs, std::uint64_t tag = 0) noexcept;
+  // Reliable, receiving: MAX_SEQ to the peer when the window moved (or again
+  // every kMaxSeqRepeatNs, in case one was lost while the peer waits).
+  void sendMaxSeq(std::uint64_t nowNs) noexcept;
+  // Reliable, sending: a PING on a path with data in flight and no answer
+  // for a PTO, so a lost tail is found (RFC 9002's probe timeout).
+  bool tailProbeDue(const PathControl& p, std::uint64_t nowNs) const noexcept;
   // One control packet on path with the given frames; false when the link had no buffer.
   bool sendControl(std::size_t path, std::span<const wire::Frame> frames, std::uint64_t nowNs) noexcept;
   void sendOnAllPaths(std::span<const wire::Frame> frames, std::uint64_t nowNs) noexcept;
@@ -200,6 +207,9 @@ class ConnectionImpl final : public Connection, private SendHooks {
   std::uint32_t closeRounds_ = 0;
   bool reportWaitExpired_ = false;
   bool reportSent_ = false;
+  // Reliable, receiving: the MAX_SEQ last sent and when.
+  std::uint64_t advertisedMaxSeq_ = 0;
+  std::uint64_t lastMaxSeqNs_ = 0;
 };
 
 }  // namespace mpxdp::conn

@@ -3,6 +3,8 @@
 // end of stream, failures.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -1131,6 +1133,131 @@ TEST(PathControl, ABackupPathCarriesDataOnlyWhenTheActivesAreDown) {
   EXPECT_GT(tx.paths[2].packetsSent, onBackup + 1000);
   EXPECT_EQ(pair.server().stats().lost, lost);  // loss-free on the backup
   EXPECT_NE(tx.paths[0].state, PathState::kActive);
+}
+
+// ---- reliable and redundant modes (issue 9) ----
+
+ConnectionConfig reliableConfig() {
+  ConnectionConfig config = configWith(reorder::ReorderKind::kWindow);
+  config.reliable = true;
+  config.reliableWindowPackets = 1024;
+  return config;
+}
+
+// Sends payloads [0, count) paced by the sender (sendCopying), then finishes
+// and runs until both sides are done.
+void expectEverythingInOrder(Pair& pair, std::uint64_t count) {
+  const ConnectionStats rx = pair.server().stats();
+  EXPECT_EQ(rx.lost, 0u);
+  EXPECT_EQ(rx.packetsDelivered, count);
+  EXPECT_EQ(pair.corrupt(), 0u);
+  ASSERT_EQ(pair.delivered().size(), count);
+  for (std::uint64_t i = 0; i < count; ++i) {
+    if (pair.delivered()[i] != i) {
+      ADD_FAILURE() << "delivered[" << i << "] = " << pair.delivered()[i];
+      break;
+    }
+  }
+}
+
+TEST(Reliable, RandomLossOnOnePathLosesNothing) {
+  auto links = threeLinks(200 * kUs, 300 * kUs, 400 * kUs);
+  std::mt19937_64 rng(7);
+  links[1].toServer.drop = [&rng](std::uint64_t, std::span<const std::uint8_t> packet) {
+    return dataSeq(packet).has_value() && rng() % 100 < 5;  // 5 % of the data
+  };
+  Pair pair(reliableConfig(), std::move(links));
+  ASSERT_TRUE(pair.handshake());
+  constexpr std::uint64_t kCount = 20'000;
+  pair.sendCopying(kCount);
+  ASSERT_TRUE(pair.finishAndDrain(2'000 * kMs));
+  expectEverythingInOrder(pair, kCount);
+  const ConnectionStats tx = pair.client().stats();
+  EXPECT_GT(pair.toServer(1).packetsDropped(), 20u);
+  EXPECT_GE(tx.retransmitted, pair.toServer(1).packetsDropped());
+  // Retransmissions go where they arrive first, not only on the lossy path.
+  EXPECT_GT(tx.paths[0].retransmitted + tx.paths[2].retransmitted, 0u);
+  ASSERT_TRUE(pair.runUntilDone(1'000 * kMs));
+  EXPECT_FALSE(pair.client().error().has_value());
+  EXPECT_EQ(pair.client().peerReport()->lost, 0u);
+}
+
+TEST(Reliable, ACutPathsPacketsInFlightAreSentAgainAtOnce) {
+  auto links = threeLinks(1 * kMs, 1 * kMs, 1 * kMs);
+  bool cut = false;
+  for (auto& link : links) link.rateBps = 100'000'000;
+  links[1].toServer.drop = [&cut](std::uint64_t, std::span<const std::uint8_t>) { return cut; };
+  links[1].toClient.drop = [&cut](std::uint64_t, std::span<const std::uint8_t>) { return cut; };
+  Pair pair(reliableConfig(), std::move(links));
+  ASSERT_TRUE(pair.handshake());
+  pair.sendCopying(5'000, 50 * kUs);
+  cut = true;
+  const std::uint64_t cutNs = pair.clock().nowNs();
+  pair.sendCopying(20'000, 50 * kUs);
+  const auto suspect = firstEventNs(pair.client().stats(), 1, PathState::kSuspect, cutNs);
+  ASSERT_TRUE(suspect.has_value());
+  // Found although the window stalls the other paths' traffic (they have nothing to answer).
+  EXPECT_LT(*suspect - cutNs, 40 * kMs);
+  ASSERT_TRUE(pair.finishAndDrain(2'000 * kMs));
+  expectEverythingInOrder(pair, 25'000);
+  const ConnectionStats rx = pair.server().stats();
+  // The longest a payload waited for an earlier one: the cut's detection, not a loss timer.
+  EXPECT_LT(rx.maxStallNs, 60 * kMs);
+  EXPECT_GT(pair.client().stats().retransmitted, 0u);
+}
+
+TEST(Reliable, ASlowApplicationClosesTheWindowAndNothingIsDropped) {
+  Pair pair(reliableConfig(), threeLinks(100 * kUs, 100 * kUs, 100 * kUs));
+  ASSERT_TRUE(pair.handshake());
+  // The receiving application reads nothing: its endpoint still runs.
+  std::vector<std::uint8_t> payload(1000, 9);
+  std::array<std::span<const std::uint8_t>, 32> spans;
+  spans.fill(std::span<const std::uint8_t>(payload));
+  std::uint64_t sent = 0;
+  for (int i = 0; i < 2000; ++i) {
+    auto n = pair.client().sendMany(spans);
+    ASSERT_TRUE(n.ok());
+    sent += *n;
+    pair.clock().advance(50 * kUs);
+    pair.pollBoth();
+  }
+  // Stopped at the window (1024), and blocked since.
+  EXPECT_LE(sent, 1024u);
+  EXPECT_GE(sent, 1000u);
+  EXPECT_GT(pair.client().stats().flowBlockedNs, 50 * kMs);
+  EXPECT_EQ(pair.server().stats().lost, 0u);
+  EXPECT_EQ(pair.client().nextSendTimeNs(), UINT64_MAX);
+  // The application reads: the window opens again.
+  pair.drain();
+  std::uint64_t more = 0;
+  for (int i = 0; i < 200 && more == 0; ++i) {
+    pair.clock().advance(1 * kMs);
+    pair.drain();
+    auto n = pair.client().sendMany(spans);
+    ASSERT_TRUE(n.ok());
+    more += *n;
+  }
+  EXPECT_GT(more, 0u);
+}
+
+TEST(Redundant, EveryPayloadGoesOnTwoPathsAndLossOnOneLosesNothing) {
+  std::vector<LinkSpec> links(2);
+  std::mt19937_64 rng(11);
+  links[1].toServer.drop = [&rng](std::uint64_t, std::span<const std::uint8_t> packet) {
+    return dataSeq(packet).has_value() && rng() % 100 < 10;
+  };
+  ConnectionConfig config = configWith(reorder::ReorderKind::kWindow);
+  config.redundant = true;
+  Pair pair(config, std::move(links));
+  ASSERT_TRUE(pair.handshake());
+  constexpr std::uint64_t kCount = 5'000;
+  pair.sendCopying(kCount);
+  ASSERT_TRUE(pair.finishAndDrain(500 * kMs));
+  expectEverythingInOrder(pair, kCount);
+  const ConnectionStats tx = pair.client().stats();
+  EXPECT_EQ(tx.redundantCopies, kCount);
+  EXPECT_EQ(tx.retransmitted, 0u);
+  EXPECT_GT(pair.server().stats().duplicates, kCount / 2);
 }
 
 }  // namespace

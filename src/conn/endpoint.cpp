@@ -57,6 +57,7 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
     ConnectionParams params;
     params.role = ConnectionRole::kClient;
     params.direction = options.direction;
+    params.reliable = config_.connection.reliable;
     params.connect = options;
     params.maxPayload = pathsMaxPayload();
     if (options.maxPayload != 0) {
@@ -279,7 +280,8 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
     ConnectionParams params;
     params.role = ConnectionRole::kServer;
     params.connId = header.value.connId;
-    params.direction = static_cast<DataDirection>(hello->mode);
+    params.direction = static_cast<DataDirection>(hello->mode & wire::kModeDirectionMask);
+    params.reliable = (hello->mode & wire::kModeReliable) != 0;
     params.maxPayload = std::min<std::uint32_t>(pathsMaxPayload(), hello->maxPayload);
     // The client asks for the rate of the data this side sends (iperf3 -R -b).
     ConnectionConfig connectionConfig = config_.connection;
@@ -318,9 +320,14 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
                            ") arrived on the server's path " + std::to_string(link) + " (" +
                            slots_[link].path.name + ")"};
     }
-    const auto direction = hello.mode;
-    if (direction == 0 || direction > 3) {
-      return std::pair{wire::CloseError::kProtocol, "unknown data direction " + std::to_string(direction)};
+    const auto direction = hello.mode & wire::kModeDirectionMask;
+    if (direction == 0 || (hello.mode & ~(wire::kModeDirectionMask | wire::kModeReliable)) != 0) {
+      return std::pair{wire::CloseError::kProtocol,
+                       "unknown data direction or mode " + std::to_string(hello.mode)};
+    }
+    if (config_.connection.reliable && (hello.mode & wire::kModeReliable) == 0) {
+      return std::pair{wire::CloseError::kProtocol,
+                       "the server requires reliable mode: run mpxdp send with --reliable (or -F)"};
     }
     if (hello.maxPayload == 0 || hello.maxPayload > pathsMaxPayload()) {
       return std::pair{wire::CloseError::kPayloadTooLarge,

@@ -11,6 +11,12 @@ Result<std::unique_ptr<ReceiveStream>> ReceiveStream::create(const ConnectionCon
   options.pathCount = static_cast<std::uint32_t>(paths.size());
   // The stream starts at 0 (after the handshake): a packet overtaken at the very start is not below it.
   if (!options.initialSeq) options.initialSeq = 0;
+  options.reliable = config.reliable;
+  if (config.reliable && config.reliableWindowPackets > options.windowPackets) {
+    return Error(EINVAL, "reliable window of " + std::to_string(config.reliableWindowPackets) +
+                             " packets exceeds the reorder window of " +
+                             std::to_string(options.windowPackets));
+  }
   auto reorderer = reorder::makeReorderer(options);
   if (!reorderer) return reorderer.error().wrap("reorderer");
   // Room for a full reorder window plus the batches in flight between the
@@ -31,6 +37,7 @@ ReceiveStream::ReceiveStream(const ConnectionConfig& config, PathSet& paths,
       table_(tableSize),
       freeList_(tableSize),
       ready_(tableSize),
+      window_(config.reliable ? config.reliableWindowPackets : 0),
       paths_(paths.size()) {
   for (std::uint32_t i = 0; i < tableSize; ++i) freeList_[i] = tableSize - 1 - i;
   freeCount_ = tableSize;
@@ -124,6 +131,7 @@ std::size_t ReceiveStream::take(std::span<Delivered> out) noexcept {
     const std::uint32_t index = popReady();
     HeldEntry& entry = table_[index];
     entry.state = EntryState::kApp;
+    ++appCount_;
     out[n++] = Delivered{entry.packet.data + entry.offset, entry.length, entry.link, entry.globalSeq, index};
   }
   return n;
@@ -159,6 +167,7 @@ Result<std::size_t> ReceiveStream::recv(std::span<std::uint8_t> buffer) noexcept
 std::uint64_t ReceiveStream::nextDeadlineNs() const noexcept {
   std::uint64_t deadline = reorderer_->nextDeadlineNs();
   if (finished_) return deadline;
+  if (config_.reliable) return deadline;  // nothing is declared lost: no drain or idle deadline
   if (endSeen_ && config_.endDrainTimeoutNs > 0) {
     deadline = std::min(deadline, endSeenNs_ + config_.endDrainTimeoutNs);
   }
@@ -189,6 +198,7 @@ void ReceiveStream::fillStats(ConnectionStats& s) const {
   s.late = r.late;
   s.implausible = r.implausible;
   s.hold = hold_.summary();
+  s.maxStallNs = s.hold.maxNs;
   for (std::size_t l = 0; l < paths_.size() && l < s.paths.size(); ++l) {
     const ReceivePath& path = paths_[l];
     PathStats& p = s.paths[l];
@@ -206,6 +216,11 @@ void ReceiveStream::fillStats(ConnectionStats& s) const {
 
 void ReceiveStream::checkFinished(std::uint64_t nowNs) noexcept {
   if (finished_) return;
+  if (config_.reliable) {
+    // Everything arrives or the connection fails (peer timeout): never a loss.
+    if (endSeen_ && accounted_ >= finalSeq_) finished_ = true;
+    return;
+  }
   const bool idle = anyArrival_ && config_.idleTimeoutNs > 0 && nowNs > lastArrivalNs_ &&
                     nowNs - lastArrivalNs_ >= config_.idleTimeoutNs;
   if (endSeen_) {
@@ -243,6 +258,7 @@ std::uint32_t ReceiveStream::popReady() noexcept {
 void ReceiveStream::freeEntry(std::uint32_t index) noexcept {
   HeldEntry& entry = table_[index];
   links_.queueRelease(entry.link, entry.packet);
+  if (entry.state == EntryState::kApp) --appCount_;
   entry.state = EntryState::kFree;
   freeList_[freeCount_++] = index;
 }

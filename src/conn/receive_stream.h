@@ -58,6 +58,13 @@ class ReceiveStream {
   std::size_t readyCount() const noexcept { return readyCount_; }
 
   bool finished() const noexcept { return finished_; }
+  // Reliable: the sender may send up to (not including) this global seq; the
+  // window shrinks by what the application holds, so a slow one never makes
+  // the receiver drop. A data packet at or above it is not taken (nor acked).
+  std::uint64_t limit() const noexcept {
+    const std::uint64_t held = readyCount_ + appCount_;
+    return accounted_ + (held < window_ ? window_ - held : 0);
+  }
   bool started() const noexcept { return anyArrival_; }
   std::uint64_t nextDeadlineNs() const noexcept;
   void fillState(ConnectionState& state) const noexcept;
@@ -112,6 +119,8 @@ class ReceiveStream {
   std::vector<std::uint32_t> ready_;  // ring of table indices in delivery order
   std::uint32_t readyHead_ = 0;
   std::uint32_t readyCount_ = 0;
+  std::uint32_t appCount_ = 0;  // entries lent to the application (take)
+  std::uint64_t window_ = 0;    // reliable: reliableWindowPackets
   std::vector<ReceivePath> paths_;
 
   std::uint64_t delivered_ = 0;

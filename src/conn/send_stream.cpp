@@ -37,6 +37,11 @@ SendStream::SendStream(const ConnectionConfig& config, PathSet& paths, Clock& cl
       total_(config.totalRateBps, config.pacingBurstNs),
       pickedPath_(config.batchSize),
       copySlots_(config.batchSize) {
+  if (config.reliable) {
+    retx_ = std::make_unique<RetransmitBuffer>(config.reliableWindowPackets, maxPayload);
+    // Until the peer's first MAX_SEQ (it comes with its HELLO): the smallest window.
+    peerMaxSeq_ = kInitialCredit;
+  }
   for (std::size_t l = 0; l < paths_.size(); ++l) {
     SendPath& path = paths_[l];
     path.reserved.resize(config.batchSize);
@@ -70,13 +75,16 @@ Result<std::size_t> SendStream::commit(std::span<const SendSlot> slots) noexcept
   std::size_t accepted = 0;
   firstError_.reset();
   const std::uint64_t droppedBefore = txDropped_;
+  if (config_.redundant) fillViews(nowNs);
   for (const SendSlot& slot : slots) {
     if (slot.link >= paths_.size() || slot.frame == nullptr) {
       noteError(Error(EINVAL, "commit: slot was not lent by this connection"));
       continue;
     }
     TxBuffer buffer{slot.frame, slot.frameCapacity, 0, slot.handle};
-    if (slot.length > slot.capacity || slot.length == 0) {
+    // Reliable: beyond the window (slots of several reserves): given back unsent.
+    const bool noRoom = retx_ != nullptr && retx_->room() == 0;
+    if (slot.length > slot.capacity || slot.length == 0 || noRoom) {
       if (slot.length > slot.capacity) {
         noteError(Error(EMSGSIZE, "commit: slot length " + std::to_string(slot.length) +
                                       " exceeds capacity " + std::to_string(slot.capacity)));
@@ -85,10 +93,15 @@ Result<std::size_t> SendStream::commit(std::span<const SendSlot> slots) noexcept
       continue;
     }
     const std::span<std::uint8_t> frame(slot.frame, slot.frameCapacity);
-    (void)wire::writeDataFrameHeader(frame.subspan(wire::kPacketHeaderLen), nextGlobalSeq_++,
+    const std::uint64_t seq = nextGlobalSeq_++;
+    (void)wire::writeDataFrameHeader(frame.subspan(wire::kPacketHeaderLen), seq,
                                      static_cast<std::uint16_t>(slot.length));
     buffer.length = kDataOverhead + slot.length;
-    enqueue(slot.link, Queued{buffer, slot.length, nowNs}, nowNs);
+    const Queued item{buffer, slot.length, nowNs, 0, seq};
+    enqueue(slot.link, item, nowNs);
+    std::uint16_t copies = 1;
+    if (config_.redundant && sendSecondCopy(slot.link, item, nowNs)) ++copies;
+    if (retx_) retx_->store(seq, std::span<const std::uint8_t>(slot.data, slot.length), copies);
     ++accepted;
   }
   drain(nowNs);
@@ -110,6 +123,90 @@ void SendStream::enqueue(std::size_t l, const Queued& item, std::uint64_t nowNs)
   slot.dueNs = nowNs + path.pacer.aheadNs(nowNs) + path.pacer.costNs(path.queuedWireBytes) + kQueueGraceNs;
   ++path.queueCount;
   path.queuedWireBytes += item.payload + path.overheadBytes;
+}
+
+void SendStream::enqueueFront(std::size_t l, const Queued& item, std::uint64_t nowNs) noexcept {
+  SendPath& path = paths_[l];
+  path.queueHead = (path.queueHead + kQueueCapacity - 1) % kQueueCapacity;
+  Queued& slot = path.queue[path.queueHead];
+  slot = item;
+  slot.dueNs = nowNs + kQueueGraceNs;
+  ++path.queueCount;
+  path.queuedWireBytes += item.payload + path.overheadBytes;
+}
+
+bool SendStream::takeBuffer(std::size_t l, TxBuffer& buffer) noexcept {
+  PacketIo& io = links_.io(l);
+  if (io.reserveTx(std::span<TxBuffer>(&buffer, 1)) == 1) return true;
+  (void)io.flushTx();
+  return io.reserveTx(std::span<TxBuffer>(&buffer, 1)) == 1;
+}
+
+bool SendStream::sendSecondCopy(std::size_t from, const Queued& item, std::uint64_t nowNs) noexcept {
+  const int to = requeueTarget(from, item.payload, true);
+  if (to < 0) return false;
+  const auto target = static_cast<std::size_t>(to);
+  TxBuffer copy;
+  if (!takeBuffer(target, copy)) return false;
+  if (copy.capacity < item.buffer.length) {
+    (void)links_.io(target).commitTx(std::span<const TxBuffer>(&copy, 1));  // length 0: back
+    return false;
+  }
+  std::memcpy(copy.data + wire::kPacketHeaderLen, item.buffer.data + wire::kPacketHeaderLen,
+              item.buffer.length - wire::kPacketHeaderLen);
+  copy.length = item.buffer.length;
+  enqueue(target, Queued{copy, item.payload, item.committedNs, 0, item.globalSeq}, nowNs);
+  views_[target].queuedNs += sched::transmitNs(views_[target], item.payload);
+  ++redundantCopies_;
+  return true;
+}
+
+void SendStream::resendLost(std::uint64_t nowNs) noexcept {
+  std::uint64_t seq = 0;
+  bool viewsFilled = false;
+  while (retx_->peekLost(seq)) {
+    if (!viewsFilled) {
+      fillViews(nowNs);
+      viewsFilled = true;
+    }
+    const std::span<const std::uint8_t> payload = retx_->payload(seq);
+    const auto length = static_cast<std::uint32_t>(payload.size());
+    const int to = requeueTarget(SIZE_MAX, length, true);
+    if (to < 0) return;  // nowhere to send now: stays queued
+    const auto target = static_cast<std::size_t>(to);
+    TxBuffer buffer;
+    if (!takeBuffer(target, buffer)) return;
+    if (buffer.capacity < kDataOverhead + length) {
+      (void)links_.io(target).commitTx(std::span<const TxBuffer>(&buffer, 1));
+      return;
+    }
+    (void)wire::writeDataFrameHeader(
+        std::span<std::uint8_t>(buffer.data, buffer.capacity).subspan(wire::kPacketHeaderLen), seq,
+        static_cast<std::uint16_t>(length));
+    std::memcpy(buffer.data + kDataOverhead, payload.data(), length);
+    buffer.length = kDataOverhead + length;
+    // Its own send timestamp: the receiver's delay samples stay those of the path.
+    enqueueFront(target, Queued{buffer, length, nowNs, 0, seq}, nowNs);
+    views_[target].queuedNs += sched::transmitNs(views_[target], length);
+    retx_->popLost();
+    retx_->onResent(seq);
+    ++paths_[target].counters.retransmitted;
+    ++retransmitted_;
+  }
+}
+
+void SendStream::acked(std::uint64_t tag) noexcept {
+  if (retx_ && tag != 0) retx_->onAcked(tag - 1);
+}
+
+void SendStream::lost(std::uint64_t tag) noexcept {
+  if (retx_ && tag != 0) retx_->onLost(tag - 1);
+}
+
+std::uint64_t SendStream::credit() const noexcept {
+  if (!retx_) return UINT64_MAX;
+  const std::uint64_t limit = std::min(peerMaxSeq_, retx_->base() + retx_->capacity());
+  return limit > nextGlobalSeq_ ? limit - nextGlobalSeq_ : 0;
 }
 
 Result<bool> SendStream::send(std::span<const std::uint8_t> payload) noexcept {
@@ -148,7 +245,7 @@ Result<std::size_t> SendStream::sendMany(std::span<const std::span<const std::ui
 }
 
 std::uint64_t SendStream::nextSendTimeNs(std::uint32_t payloadBytes) const noexcept {
-  if (stopped_) return UINT64_MAX;
+  if (stopped_ || credit() == 0) return UINT64_MAX;  // window closed: the peer's ACKs or MAX_SEQ wake us
   const std::uint32_t bytes = payloadBytes == 0 ? maxPayload_ : std::min(payloadBytes, maxPayload_);
   const std::uint64_t nowNs = clock_.nowNs();
   fillViews(nowNs);
@@ -167,6 +264,7 @@ Result<void> SendStream::flush() noexcept {
 }
 
 void SendStream::drain(std::uint64_t nowNs) noexcept {
+  if (retx_ && retx_->lostQueued() > 0) resendLost(nowNs);
   for (std::size_t l = 0; l < paths_.size(); ++l) {
     SendPath& path = paths_[l];
     if (path.queueCount == 0) {
@@ -208,7 +306,7 @@ void SendStream::drainPath(std::size_t l, std::uint64_t nowNs) noexcept {
       (void)wire::writePacketHeader(frame, header);
       buffer.length +=
           static_cast<std::uint32_t>(hooks_.writePiggyback(l, frame.subspan(buffer.length), nowNs));
-      hooks_.onDataSent(l, header.packetNumber, wireBytes, nowNs);
+      hooks_.onDataSent(l, header.packetNumber, wireBytes, nowNs, retx_ ? item.globalSeq + 1 : 0);
       path.batch[n] = buffer;
       path.batchPayload[n] = item.payload;
       ++n;
@@ -237,12 +335,13 @@ void SendStream::drainPath(std::size_t l, std::uint64_t nowNs) noexcept {
 
 // The usable path other than `from` where a packet would arrive first, queue
 // limits ignored (requeued packets were accepted already); -1 when none.
-int SendStream::requeueTarget(std::size_t from, std::uint32_t payload) const noexcept {
+int SendStream::requeueTarget(std::size_t from, std::uint32_t payload, bool checkRoom) const noexcept {
   int best = -1;
   std::uint64_t bestArrival = UINT64_MAX;
   for (std::size_t l = 0; l < views_.size(); ++l) {
     const sched::PathView& view = views_[l];
     if (l == from || !view.usable) continue;
+    if (checkRoom && paths_[l].queueCount >= kQueueCapacity) continue;
     const std::uint64_t arrival = view.queuedNs + sched::transmitNs(view, payload) + view.delayNs;
     if (arrival < bestArrival) {
       bestArrival = arrival;
@@ -275,7 +374,8 @@ void SendStream::requeue(std::size_t from, std::uint64_t nowNs) noexcept {
       std::memcpy(target.data + wire::kPacketHeaderLen, item.buffer.data + wire::kPacketHeaderLen,
                   item.buffer.length - wire::kPacketHeaderLen);
       target.length = item.buffer.length;
-      enqueue(static_cast<std::size_t>(to), Queued{target, item.payload, item.committedNs}, nowNs);
+      enqueue(static_cast<std::size_t>(to), Queued{target, item.payload, item.committedNs, 0, item.globalSeq},
+              nowNs);
       views_[to].queuedNs += sched::transmitNs(views_[to], item.payload);
       ++source.counters.requeued;
     } else {
@@ -310,10 +410,22 @@ Result<void> SendStream::checkPayload(std::size_t size) const {
 template <typename SizeOf>
 std::size_t SendStream::reserveImpl(std::span<SendSlot> out, SizeOf sizeOf) noexcept {
   if (stopped_) return 0;
-  const std::size_t want = std::min<std::size_t>(out.size(), config_.batchSize);
+  std::size_t want = std::min<std::size_t>(out.size(), config_.batchSize);
   if (want == 0) return 0;
   const std::uint64_t nowNs = clock_.nowNs();
   drain(nowNs);
+  if (retx_) {
+    const std::uint64_t room = credit();
+    if (room == 0) {
+      if (blockedSinceNs_ == 0) blockedSinceNs_ = nowNs;
+      return 0;
+    }
+    if (blockedSinceNs_ != 0) {
+      flowBlockedNs_ += nowNs > blockedSinceNs_ ? nowNs - blockedSinceNs_ : 0;
+      blockedSinceNs_ = 0;
+    }
+    want = static_cast<std::size_t>(std::min<std::uint64_t>(want, room));
+  }
   fillViews(nowNs);
   for (auto& path : paths_) path.wanted = 0;
   std::size_t picked = 0;

@@ -9,6 +9,7 @@
 // that can no longer carry data hands its queued packets to the others.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -18,8 +19,10 @@
 #include "mpxdp/clock.h"
 #include "mpxdp/connection.h"
 #include "path_set.h"
+#include "retransmit_buffer.h"
 #include "sched/pacer.h"
 #include "sched/scheduler.h"
+#include "sent_packets.h"
 
 namespace mpxdp::conn {
 
@@ -32,20 +35,27 @@ class SendHooks {
   // Writes frames due on path (ACKs) into room; returns bytes written (0: none due or no room).
   virtual std::size_t writePiggyback(std::size_t path, std::span<std::uint8_t> room,
                                      std::uint64_t nowNs) noexcept = 0;
-  // A data packet left on path (frame bytes as the link sees them).
+  // A data packet left on path (frame bytes as the link sees them); tag != 0
+  // (reliable mode) goes with it into the path's sent-packet log, whose fate
+  // is this stream.
   virtual void onDataSent(std::size_t path, std::uint64_t packetNumber, std::uint32_t wireBytes,
-                          std::uint64_t nowNs) noexcept = 0;
+                          std::uint64_t nowNs, std::uint64_t tag) noexcept = 0;
   // usable, rateBps and delayNs of the path now (queuedNs is the stream's).
   virtual sched::PathView pathView(std::size_t path, std::uint64_t nowNs) const noexcept = 0;
 };
 
 struct SendPathCounters {
   std::uint64_t packetsSent = 0;
-  std::uint64_t bytesSent = 0;  // payload
-  std::uint64_t requeued = 0;   // moved to another path when this one could no longer carry data
+  std::uint64_t bytesSent = 0;      // payload
+  std::uint64_t requeued = 0;       // moved to another path when this one could no longer carry data
+  std::uint64_t retransmitted = 0;  // reliable: payloads sent again on this path
 };
 
-class SendStream {
+// Reliable mode: the stream keeps every payload until acknowledged (the
+// sent-packet logs tell it, as their PacketFate), sends lost ones again first,
+// on the path where they would arrive first, and stays within the peer's
+// window (MAX_SEQ). Redundant mode: a second copy on the next-best path.
+class SendStream final : public PacketFate {
  public:
   // Bytes in front of the payload in every data packet: packet header + DATA frame header.
   static constexpr std::uint32_t kDataOverhead = 40;
@@ -53,6 +63,8 @@ class SendStream {
   static constexpr std::uint32_t kQueueCapacity = 4096;
   // How much later than its rate promised a queued packet may leave.
   static constexpr std::uint64_t kQueueGraceNs = 2'000'000;
+  // Reliable: payloads the sender may send before the peer's first MAX_SEQ.
+  static constexpr std::uint64_t kInitialCredit = 64;
 
   static Result<std::unique_ptr<SendStream>> create(const ConnectionConfig& config, PathSet& paths,
                                                     Clock& clock, SendHooks& hooks, std::uint32_t connId,
@@ -71,6 +83,20 @@ class SendStream {
   void drain(std::uint64_t nowNs) noexcept;
   // When drain() has something to do next (UINT64_MAX: queues empty).
   std::uint64_t nextDrainNs(std::uint64_t nowNs) const noexcept;
+
+  // Reliable: the peer's MAX_SEQ (only ever raised).
+  void onMaxSeq(std::uint64_t maxSeq) noexcept { peerMaxSeq_ = std::max(peerMaxSeq_, maxSeq); }
+  bool reliable() const noexcept { return retx_ != nullptr; }
+  // Reliable: every payload acknowledged.
+  bool allAcknowledged() const noexcept { return retx_ == nullptr || retx_->unacked() == 0; }
+  std::uint64_t retransmitted() const noexcept { return retransmitted_; }
+  std::uint64_t redundantCopies() const noexcept { return redundantCopies_; }
+  std::uint64_t flowBlockedNs(std::uint64_t nowNs) const noexcept {
+    return flowBlockedNs_ + (blockedSinceNs_ != 0 && nowNs > blockedSinceNs_ ? nowNs - blockedSinceNs_ : 0);
+  }
+  // PacketFate (tag = global seq + 1).
+  void acked(std::uint64_t tag) noexcept override;
+  void lost(std::uint64_t tag) noexcept override;
 
   // No more data: reserve lends nothing from now on (queued packets still go).
   void stop() noexcept { stopped_ = true; }
@@ -95,6 +121,7 @@ class SendStream {
     // the time it waited in the send queue behind later-numbered packets.
     std::uint64_t committedNs = 0;
     std::uint64_t dueNs = 0;  // sent by then even if the pacer would wait longer
+    std::uint64_t globalSeq = 0;
   };
   struct SendPath {
     SendPathCounters counters;
@@ -118,9 +145,21 @@ class SendStream {
   std::size_t reserveImpl(std::span<SendSlot> out, SizeOf sizeOf) noexcept;
   void fillViews(std::uint64_t nowNs) const noexcept;
   void enqueue(std::size_t path, const Queued& item, std::uint64_t nowNs) noexcept;
+  // A retransmission goes ahead of the path's queue: the receiver waits for it.
+  void enqueueFront(std::size_t path, const Queued& item, std::uint64_t nowNs) noexcept;
+  // Reliable: sends the payloads declared lost again, on the best path now.
+  void resendLost(std::uint64_t nowNs) noexcept;
+  // Redundant: a copy of item (committed on path from) on the next-best path.
+  bool sendSecondCopy(std::size_t from, const Queued& item, std::uint64_t nowNs) noexcept;
+  // A free link buffer on path (reaping completions once if needed).
+  bool takeBuffer(std::size_t path, TxBuffer& buffer) noexcept;
+  // Payloads reserve() may lend now under the peer's window and the send buffer.
+  std::uint64_t credit() const noexcept;
   void drainPath(std::size_t path, std::uint64_t nowNs) noexcept;
   void requeue(std::size_t from, std::uint64_t nowNs) noexcept;
-  int requeueTarget(std::size_t from, std::uint32_t payload) const noexcept;
+  // The usable path other than `from` (SIZE_MAX: any) where a packet would
+  // arrive first, queue limits ignored unless checkRoom; -1 when none.
+  int requeueTarget(std::size_t from, std::uint32_t payload, bool checkRoom = false) const noexcept;
   void noteError(Error error);
 
   ConnectionConfig config_;
@@ -140,6 +179,12 @@ class SendStream {
   std::optional<Error> firstError_;
   std::optional<Error> lastError_;
   bool stopped_ = false;
+  std::unique_ptr<RetransmitBuffer> retx_;  // reliable mode only
+  std::uint64_t peerMaxSeq_ = 0;
+  std::uint64_t retransmitted_ = 0;
+  std::uint64_t redundantCopies_ = 0;
+  std::uint64_t blockedSinceNs_ = 0;
+  std::uint64_t flowBlockedNs_ = 0;
 };
 
 }  // namespace mpxdp::conn

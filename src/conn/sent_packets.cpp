@@ -17,10 +17,11 @@ void SentPacketLog::resolveLost(Entry& e, LossCount& lost) noexcept {
   lost.bytes += e.bytes;
   bytesInFlight_ -= e.bytes;
   --packetsInFlight_;
+  if (e.tag != 0 && fate_ != nullptr) fate_->lost(e.tag);
 }
 
 LossCount SentPacketLog::onSent(std::uint64_t packetNumber, std::uint64_t nowNs, std::uint32_t bytes,
-                                bool ackEliciting) noexcept {
+                                bool ackEliciting, std::uint64_t tag) noexcept {
   LossCount evicted;
   // Numbers may skip (a packet numbered but never sent): the skipped ones are nothing to wait for.
   if (packetNumber < nextPacketNumber_) return evicted;
@@ -30,6 +31,7 @@ LossCount SentPacketLog::onSent(std::uint64_t packetNumber, std::uint64_t nowNs,
   e.packetNumber = packetNumber;
   e.sendTsNs = nowNs;
   e.bytes = bytes;
+  e.tag = ackEliciting ? tag : 0;
   e.slot = ackEliciting ? Slot::kInFlight : Slot::kNotTracked;
   if (ackEliciting) {
     bytesInFlight_ += bytes;
@@ -66,6 +68,7 @@ AckOutcome SentPacketLog::onAck(const wire::AckFrame& ack, std::uint64_t nowNs,
         --packetsInFlight_;
       }
       e->slot = Slot::kAcked;
+      if (e->tag != 0 && fate_ != nullptr) fate_->acked(e->tag);
       ++out.newlyAckedPackets;
       out.newlyAckedBytes += e->bytes;
       out.newestAckedSendTsNs = std::max(out.newestAckedSendTsNs, e->sendTsNs);
@@ -77,6 +80,16 @@ AckOutcome SentPacketLog::onAck(const wire::AckFrame& ack, std::uint64_t nowNs,
   }
   advance(nowNs, lossDelayNs, out.lost);
   return out;
+}
+
+LossCount SentPacketLog::declareAllLost() noexcept {
+  LossCount lost;
+  const std::uint64_t first = nextPacketNumber_ > entries_.size() ? nextPacketNumber_ - entries_.size() : 0;
+  for (std::uint64_t pn = std::max(first, lowest_); pn < nextPacketNumber_; ++pn) {
+    Entry* e = find(pn);
+    if (e != nullptr && e->slot == Slot::kInFlight) resolveLost(*e, lost);
+  }
+  return lost;
 }
 
 LossCount SentPacketLog::detectLost(std::uint64_t nowNs, std::uint64_t lossDelayNs) noexcept {

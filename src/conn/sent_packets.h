@@ -30,6 +30,16 @@ struct AckOutcome {
   LossCount lost;
 };
 
+// Told what became of tagged packets (reliable mode: the tag names the
+// payload, so the send stream keeps it until acknowledged and sends it again
+// when lost). Called from inside the log's methods.
+class PacketFate {
+ public:
+  virtual ~PacketFate() = default;
+  virtual void acked(std::uint64_t tag) noexcept = 0;
+  virtual void lost(std::uint64_t tag) noexcept = 0;
+};
+
 class SentPacketLog {
  public:
   // Reordering a path may show before a gap counts as loss (RFC 9002: 3).
@@ -39,8 +49,13 @@ class SentPacketLog {
 
   // Packet numbers go up by one per packet. A non-ack-eliciting packet (a
   // lone ACK) is never waited for. Returns packets evicted unresolved.
-  LossCount onSent(std::uint64_t packetNumber, std::uint64_t nowNs, std::uint32_t bytes,
-                   bool ackEliciting) noexcept;
+  // tag != 0: fate (when set) hears whether it was acknowledged or lost.
+  LossCount onSent(std::uint64_t packetNumber, std::uint64_t nowNs, std::uint32_t bytes, bool ackEliciting,
+                   std::uint64_t tag = 0) noexcept;
+  void setFate(PacketFate* fate) noexcept { fate_ = fate; }
+  // Every packet still in flight is lost now (the path stopped carrying
+  // data): tagged ones go to the fate; the count is not path evidence.
+  LossCount declareAllLost() noexcept;
   // lossDelayNs: time threshold (9/8 of the RTT) after which a packet below
   // the largest acknowledged counts as lost.
   AckOutcome onAck(const wire::AckFrame& ack, std::uint64_t nowNs, std::uint64_t lossDelayNs) noexcept;
@@ -61,6 +76,7 @@ class SentPacketLog {
     std::uint64_t sendTsNs = 0;
     std::uint32_t bytes = 0;
     Slot slot = Slot::kEmpty;
+    std::uint64_t tag = 0;
   };
 
   Entry* find(std::uint64_t packetNumber) noexcept;
@@ -76,6 +92,7 @@ class SentPacketLog {
   bool anyAcked_ = false;
   std::uint64_t bytesInFlight_ = 0;
   std::uint64_t packetsInFlight_ = 0;
+  PacketFate* fate_ = nullptr;
 };
 
 }  // namespace mpxdp::conn

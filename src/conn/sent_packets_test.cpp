@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 namespace mpxdp::conn {
 namespace {
 
@@ -108,6 +110,43 @@ TEST(SentPacketLogTest, SkippedNumbersAreNotWaitedFor) {
   auto out = log.onAck(ackOf({{5, 5}, {0, 0}}), kMs, 100 * kMs);
   EXPECT_EQ(out.newlyAckedPackets, 2U);
   EXPECT_EQ(out.lost.packets, 0U);
+}
+
+struct FateRecorder final : PacketFate {
+  std::vector<std::uint64_t> ackedTags, lostTags;
+  void acked(std::uint64_t tag) noexcept override { ackedTags.push_back(tag); }
+  void lost(std::uint64_t tag) noexcept override { lostTags.push_back(tag); }
+};
+
+TEST(SentPacketLogTest, TaggedPacketsReportTheirFate) {
+  SentPacketLog log(64);
+  FateRecorder fate;
+  log.setFate(&fate);
+  for (std::uint64_t pn = 0; pn < 6; ++pn) log.onSent(pn, 0, 1000, true, pn == 2 ? 0 : 100 + pn);
+  log.onSent(6, 0, 50, false, 999);  // a lone ACK is never tracked, its tag ignored
+  // 1 and 2 missing; 3, 4, 5 acked: 1 (tag 101) lost by count, 2 untagged.
+  const auto out = log.onAck(ackOf({{3, 6}, {0, 0}}), kMs, 100 * kMs);
+  EXPECT_EQ(out.lost.packets, 2U);
+  EXPECT_EQ(fate.ackedTags, (std::vector<std::uint64_t>{105, 104, 103, 100}));
+  EXPECT_EQ(fate.lostTags, (std::vector<std::uint64_t>{101}));
+  // An ACK of it after the log moved past it tells nothing more (its
+  // retransmission's ACK settles the payload).
+  log.onAck(ackOf({{0, 6}}), 2 * kMs, 100 * kMs);
+  EXPECT_EQ(fate.ackedTags.size(), 4U);
+  EXPECT_EQ(fate.lostTags.size(), 1U);
+}
+
+TEST(SentPacketLogTest, DeclareAllLostResolvesEveryPacketInFlight) {
+  SentPacketLog log(64);
+  FateRecorder fate;
+  log.setFate(&fate);
+  for (std::uint64_t pn = 0; pn < 5; ++pn) log.onSent(pn, 0, 1000, true, 10 + pn);
+  log.onAck(ackOf({{1, 1}}), kMs, 100 * kMs);
+  const LossCount lost = log.declareAllLost();
+  EXPECT_EQ(lost.packets, 4U);
+  EXPECT_EQ(log.packetsInFlight(), 0U);
+  EXPECT_EQ(fate.lostTags, (std::vector<std::uint64_t>{10, 12, 13, 14}));
+  EXPECT_EQ(log.declareAllLost().packets, 0U);  // nothing twice
 }
 
 }  // namespace

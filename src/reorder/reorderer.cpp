@@ -24,6 +24,10 @@ Result<std::unique_ptr<Reorderer>> makeReorderer(const ReorderOptions& options) 
     return Error(EINVAL, "reorderer: pathCount must be in [1, " + std::to_string(kMaxReorderPaths) +
                              "], got " + std::to_string(options.pathCount));
   }
+  if (options.reliable && options.kind != ReorderKind::kWindow) {
+    return Error(EINVAL, "reorderer: reliable mode needs the window reorderer, not " +
+                             std::string(toString(options.kind)));
+  }
   switch (options.kind) {
     case ReorderKind::kWindow:
       if (options.adaptiveTimeout) {

@@ -293,6 +293,48 @@ TEST(WindowReordererTest, FifoPathsWithDropsLoseExactlyTheDroppedByFastDetection
   }
 }
 
+// Reliable mode (issue 9): a hole waits for its retransmission however long
+// it takes and whatever the paths show; nothing beyond the window moves it.
+TEST(WindowReordererTest, ReliableNeverDeclaresAHoleLost) {
+  auto options = windowOptions(64, 1'000'000);  // a 1 ms timeout that must not apply
+  options.pathCount = 3;
+  options.initialSeq = 0;
+  options.reliable = true;
+  auto reorderer = make(options);
+  Recorder sink;
+  // Seq 5 is missing; every path passes it by far (fast loss would fire).
+  for (std::uint64_t seq = 0; seq < 64; ++seq) {
+    if (seq == 5) continue;
+    reorderer->push(pkt(seq, static_cast<std::uint16_t>(seq % 3),
+                        static_cast<std::uint32_t>(seq / 3 + (seq > 5 && seq % 3 == 2 ? 1 : 0)), seq * 1000),
+                    seq * 1000, sink);
+  }
+  reorderer->poll(10'000'000'000, sink);  // 10 s later
+  EXPECT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 1, 2, 3, 4}));
+  EXPECT_TRUE(sink.lostRuns.empty());
+  EXPECT_EQ(reorderer->nextDeadlineNs(), kMax);
+  // Beyond the window: discarded, the window stays.
+  reorderer->push(pkt(5 + 64, 0, 1000, 10'000'000'000), 10'000'000'000, sink);
+  ASSERT_EQ(sink.discarded.size(), 1U);
+  EXPECT_EQ(sink.discarded[0].reason, Reason::kOutOfWindow);
+  // The retransmission fills the hole: everything comes out in order.
+  reorderer->push(pkt(5, 1, 2000, 10'000'000'001), 10'000'000'001, sink);
+  ASSERT_EQ(sink.delivered.size(), 64U);
+  for (std::uint64_t i = 0; i < 64; ++i) EXPECT_EQ(sink.delivered[i].packet.globalSeq, i);
+  EXPECT_TRUE(sink.lostRuns.empty());
+  // Only an abandoned stream (flush) declares what is still missing lost.
+  reorderer->push(pkt(66, 0, 2001, 10'000'000'002), 10'000'000'002, sink);
+  reorderer->flush(sink);
+  EXPECT_EQ(sink.lostCount(), 2U);
+}
+
+TEST(ReordererTest, ReliableNeedsTheWindowKind) {
+  ReorderOptions options;
+  options.kind = ReorderKind::kSort;
+  options.reliable = true;
+  EXPECT_FALSE(makeReorderer(options).ok());
+}
+
 // Issue 7: replaying a real frame with its global seq moved 2^40 ahead made the
 // receiver force the window on (10^12 "lost", the real stream late). A far-ahead
 // packet must move nothing until corroborated, and be counted.

@@ -80,6 +80,11 @@ class WindowReorderer final : public Reorderer {
     }
     const std::int64_t ahead = seqDiff(seq, next_);
     const bool beyond = ahead >= 0 && static_cast<std::uint64_t>(ahead) >= size_;
+    if (beyond && options_.reliable) {
+      ++stats_.outOfWindow;
+      sink.discard(packet, DeliverySink::DiscardReason::kOutOfWindow);
+      return;
+    }
     if (beyond && seqDiff(seq, maxSeen_) > plausibleStep()) {
       noteFarAhead(packet, nowNs, sink);
       return;
@@ -162,7 +167,7 @@ class WindowReorderer final : public Reorderer {
   // Without further arrivals a hole times out only after kStalledTimeouts
   // timeouts (see timedOut()); an arrival wakes the caller anyway.
   std::uint64_t nextDeadlineNs() const noexcept override {
-    if (stats_.held == 0) return kNever;
+    if (stats_.held == 0 || options_.reliable) return kNever;
     const std::uint64_t since = oldestHeldSinceNs();
     const std::uint64_t wait = timeoutNs_ * kStalledTimeouts;
     return since > kNever - wait ? kNever : since + wait;
@@ -490,7 +495,7 @@ class WindowReorderer final : public Reorderer {
     while (stats_.held > 0) {
       const std::uint64_t run = occupied_.find(next_, size_, false);
       for (std::uint64_t i = 0; i < run; ++i) deliverHead(nowNs, sink);
-      if (stats_.held == 0) break;
+      if (stats_.held == 0 || options_.reliable) break;
       const std::uint64_t gap = occupied_.find(next_, size_, true);
       dropReleasedArrivals();
       const std::uint64_t heldSince = oldestHeldSinceNs();

@@ -24,7 +24,7 @@ WireResult<T> fail(WireError error) noexcept {
 }
 
 constexpr std::uint8_t kCloseFlagStreamComplete = 0x01;
-constexpr std::uint8_t kLastFrameType = static_cast<std::uint8_t>(FrameType::kReport);
+constexpr std::uint8_t kLastFrameType = static_cast<std::uint8_t>(FrameType::kMaxSeq);
 
 std::size_t ackSize(std::size_t rangeCount) noexcept {
   return kAckFrameBaseLen + kAckRangeLen * (rangeCount - 1);
@@ -47,6 +47,7 @@ std::size_t sizeOf(const AckFrame& f) noexcept {
 std::size_t sizeOf(const PingFrame&) noexcept { return kPingFrameLen; }
 std::size_t sizeOf(const PongFrame&) noexcept { return kPongFrameLen; }
 std::size_t sizeOf(const PathStatusFrame&) noexcept { return kPathStatusFrameLen; }
+std::size_t sizeOf(const MaxSeqFrame&) noexcept { return kMaxSeqFrameLen; }
 std::size_t sizeOf(const CloseFrame& f) noexcept {
   return f.reason.size() > kMaxCloseReasonLen ? 0 : kCloseFrameBaseLen + f.reason.size();
 }
@@ -106,6 +107,14 @@ WireError put(std::uint8_t* p, const AckFrame& f) noexcept {
     store32(q + 4, static_cast<std::uint32_t>(length));
     q += kAckRangeLen;
   }
+  return WireError::kNone;
+}
+
+WireError put(std::uint8_t* p, const MaxSeqFrame& f) noexcept {
+  p[0] = static_cast<std::uint8_t>(FrameType::kMaxSeq);
+  p[1] = 0;
+  store16(p + 2, 0);
+  store64(p + 4, f.maxSeq);
   return WireError::kNone;
 }
 
@@ -266,6 +275,13 @@ Parsed parseAck(const std::uint8_t* p, std::size_t n) noexcept {
   return result;
 }
 
+Parsed parseMaxSeq(const std::uint8_t* p, std::size_t n) noexcept {
+  if (n < kMaxSeqFrameLen) {
+    return fail<ParsedFrame2>(WireError::kTruncated);
+  }
+  return done(MaxSeqFrame{load64(p + 4)}, kMaxSeqFrameLen);
+}
+
 Parsed parsePing(const std::uint8_t* p, std::size_t n) noexcept {
   if (n < kPingFrameLen) {
     return fail<ParsedFrame2>(WireError::kTruncated);
@@ -389,6 +405,8 @@ const char* toString(FrameType t) noexcept {
       return "HELLO";
     case FrameType::kReport:
       return "REPORT";
+    case FrameType::kMaxSeq:
+      return "MAX_SEQ";
   }
   return "unknown";
 }
@@ -463,6 +481,8 @@ WireResult<ParsedFrame2> parseFrame(std::span<const std::uint8_t> in) noexcept {
       return parseHello(p, n);
     case FrameType::kReport:
       return parseReport(p, n);
+    case FrameType::kMaxSeq:
+      return parseMaxSeq(p, n);
   }
   return fail<ParsedFrame2>(WireError::kUnknownFrame);
 }

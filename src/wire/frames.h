@@ -24,6 +24,7 @@ inline constexpr std::size_t kAckRangeLen = 8;       // each further range
 inline constexpr std::size_t kPingFrameLen = 8;
 inline constexpr std::size_t kPongFrameLen = 20;
 inline constexpr std::size_t kPathStatusFrameLen = 8;
+inline constexpr std::size_t kMaxSeqFrameLen = 12;
 inline constexpr std::size_t kCloseFrameBaseLen = 14;   // + reason
 inline constexpr std::size_t kHelloFrameBaseLen = 21;   // + name
 inline constexpr std::size_t kReportFrameBaseLen = 68;  // + 24 per path
@@ -44,6 +45,7 @@ enum class FrameType : std::uint8_t {
   kClose = 6,
   kHello = 7,
   kReport = 8,
+  kMaxSeq = 9,
 };
 
 const char* toString(FrameType t) noexcept;  // unknown values -> "unknown"
@@ -118,11 +120,14 @@ struct CloseFrame {
 enum class HelloRole : std::uint8_t { kClient = 0, kServer = 1 };
 inline constexpr std::uint8_t kModeClientSends = 1;
 inline constexpr std::uint8_t kModeServerSends = 2;
+inline constexpr std::uint8_t kModeDirectionMask = kModeClientSends | kModeServerSends;
+// The client asks for reliable mode (retransmission, flow control).
+inline constexpr std::uint8_t kModeReliable = 4;
 
 struct HelloFrame {
   HelloRole role = HelloRole::kClient;
   std::uint16_t pathCount = 0;
-  std::uint8_t mode = 0;  // kModeClientSends | kModeServerSends bits, as sent
+  std::uint8_t mode = 0;  // kModeClientSends | kModeServerSends | kModeReliable bits, as sent
   std::uint16_t maxPayload = 0;
   std::uint64_t rateBps = 0;     // client: the payload rate it asks the server to send at (0: its own choice)
   std::uint32_t durationMs = 0;  // client: how long it asks the server to send (0: until the client closes)
@@ -142,8 +147,15 @@ struct ReportFrame {
   std::array<ReportPath, kMaxReportPaths> paths{};
 };
 
+// Reliable mode, receiver to sender: the data stream may go up to (not
+// including) global seq maxSeq; flow control, as QUIC's MAX_DATA. Only ever
+// raised; a smaller value than one already received is stale.
+struct MaxSeqFrame {
+  std::uint64_t maxSeq = 0;
+};
+
 using Frame = std::variant<PaddingFrame, DataFrame, AckFrame, PingFrame, PongFrame, PathStatusFrame,
-                           CloseFrame, HelloFrame, ReportFrame>;
+                           CloseFrame, HelloFrame, ReportFrame, MaxSeqFrame>;
 
 // Encoded size of f, type byte included; 0 when a field that decides the size
 // is out of range (PADDING length 0, DATA longer than 65535, ACK rangeCount 0
@@ -163,7 +175,7 @@ struct ParsedFrame2 {
 };
 
 // Parses the frame at the start of in. Errors: kTruncated (the frame, or a
-// length field in it, runs past the end of in), kUnknownFrame (type > 8),
+// length field in it, runs past the end of in), kUnknownFrame (type > 9),
 // kBadFrame (PADDING bytes not zero, ACK range_count 0 or > 32, ACK ranges
 // below packet number 0, PATH_STATUS status or HELLO role unknown, REPORT
 // path_count > 32). Reserved fields other than PADDING are ignored.

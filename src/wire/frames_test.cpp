@@ -85,6 +85,8 @@ bool sameBytes(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b)
       same = x->paths[i].packets == y.paths[i].packets && x->paths[i].bytes == y.paths[i].bytes &&
              x->paths[i].lost == y.paths[i].lost;
     }
+  } else if (const auto* x = std::get_if<MaxSeqFrame>(&a)) {
+    same = x->maxSeq == std::get<MaxSeqFrame>(b).maxSeq;
   }
   return same ? ::testing::AssertionSuccess() : ::testing::AssertionFailure() << "fields differ";
 }
@@ -183,6 +185,10 @@ std::vector<Sample> samples() {
        HelloFrame{HelloRole::kServer, 1, kModeServerSends, 0, UINT64_MAX, UINT32_MAX, longName()}},
       {"report no paths", noPaths},
       {"report 32 paths", maxPathReport()},
+      {"max seq 0", MaxSeqFrame{0}},
+      {"max seq largest", MaxSeqFrame{UINT64_MAX}},
+      {"hello reliable",
+       HelloFrame{HelloRole::kClient, 3, kModeClientSends | kModeReliable, 1432, 0, 0, "eth0"}},
   };
 }
 
@@ -469,7 +475,7 @@ TEST(FramesTest, NonZeroPaddingIsMalformed) {
 }
 
 TEST(FramesTest, UnknownTypesAndEnumValuesAreRejected) {
-  for (const int type : {9, 0x10, 0x7f, 0x80, 0xff}) {
+  for (const int type : {10, 0x10, 0x7f, 0x80, 0xff}) {
     Bytes unknown(40, 0);
     unknown[0] = static_cast<std::uint8_t>(type);
     EXPECT_EQ(parseError(unknown), WireError::kUnknownFrame) << type;
@@ -586,6 +592,7 @@ TEST(FramesTest, CloseErrorNames) {
   EXPECT_STREQ(toString(CloseError::kProtocol), "protocol violation");
   EXPECT_STREQ(toString(static_cast<CloseError>(99)), "unknown");
   EXPECT_STREQ(toString(FrameType::kAck), "ACK");
+  EXPECT_STREQ(toString(FrameType::kMaxSeq), "MAX_SEQ");
   EXPECT_STREQ(toString(WireError::kUnknownFrame), "unknown frame type");
   EXPECT_STREQ(toString(WireError::kBadFrame), "malformed frame");
 }
@@ -626,7 +633,7 @@ TEST(FramesFuzzTest, RandomBytesNeverCrash) {
     const std::size_t n = rng() % 300;
     Bytes bytes(n);
     for (auto& b : bytes) b = static_cast<std::uint8_t>(rng());
-    if (n > 0 && rng() % 2 == 0) bytes[0] %= 9;  // half the time a known type
+    if (n > 0 && rng() % 2 == 0) bytes[0] %= 10;  // half the time a known type
     const Exact in(bytes, n);
     (void)parsePacketHeader(in.span());
     (void)parseInvariants(in.span());
