@@ -92,6 +92,10 @@ class MPXDP_API PacketIo {
   // Human-readable description, e.g. "xdp:eth1 rx q0-3 tx q0 copy" (one
   // AF_XDP socket per RX queue, transmit on the first).
   virtual std::string describe() const = 0;
+  // Received payloads one receive queue can hold unreleased at most (its
+  // share of the link buffers); UINT32_MAX: no fixed bound. Reliable mode
+  // keeps its window within half of it, so held packets never starve a queue.
+  virtual std::uint32_t receiveBuffersPerQueue() const noexcept { return UINT32_MAX; }
 };
 
 }  // namespace mpxdp

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <string>
 #include <variant>
 
@@ -83,7 +84,19 @@ Result<std::unique_ptr<ConnectionImpl>> ConnectionImpl::create(const ConnectionC
     }
   }
   if (connection->receives_) {
-    auto receive = ReceiveStream::create(config, paths);
+    // Reliable: the window within half of the smallest receive queue's
+    // buffers, wherever the held packets arrived.
+    ConnectionConfig receiving = config;
+    if (config.reliable) {
+      std::uint32_t buffers = UINT32_MAX;
+      for (std::size_t l = 0; l < paths.size(); ++l)
+        buffers = std::min(buffers, paths.io(l).receiveBuffersPerQueue());
+      if (buffers != UINT32_MAX) {
+        receiving.reliableWindowPackets =
+            std::max<std::uint32_t>(64, std::min(config.reliableWindowPackets, std::bit_floor(buffers / 2)));
+      }
+    }
+    auto receive = ReceiveStream::create(receiving, paths);
     if (!receive) return receive.error();
     connection->receive_ = std::move(*receive);
   }

@@ -37,6 +37,7 @@ class ForwardingPacketIo : public PacketIo {
   std::string peerDescription() const override { return inner_->peerDescription(); }
   PacketIoStats stats() const noexcept override { return inner_->stats(); }
   std::string describe() const override { return inner_->describe(); }
+  std::uint32_t receiveBuffersPerQueue() const noexcept override { return inner_->receiveBuffersPerQueue(); }
 
  protected:
   std::unique_ptr<PacketIo> inner_;

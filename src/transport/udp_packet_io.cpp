@@ -261,6 +261,8 @@ class UdpPacketIo final : public PacketIo {
 
   PacketIoStats stats() const noexcept override { return counters_.snapshot(); }
 
+  std::uint32_t receiveBuffersPerQueue() const noexcept override { return rxCount_; }
+
   std::string describe() const override {
     if (!hasPeer()) return description_ + " rx-only";
     return description_ + "->" + peerDescription();

@@ -336,6 +336,8 @@ class XdpPacketIo final : public PacketIo {
   }
 
   // e.g. "xdp:s0 rx q0-3 tx q0 copy": one socket per RX queue (no ntuple pinning).
+  std::uint32_t receiveBuffersPerQueue() const noexcept override { return rxFramesPerQueue_; }
+
   std::string describe() const override {
     const std::uint32_t first = queues_.front()->queue;
     const std::uint32_t last = queues_.back()->queue;

@@ -30,6 +30,7 @@ local frameNames = {
   [6] = "CLOSE",
   [7] = "HELLO",
   [8] = "REPORT",
+  [9] = "MAX_SEQ",
 }
 local pathStatusNames = { [1] = "active", [2] = "standby", [3] = "abandoned" }
 local roleNames = { [0] = "client", [1] = "server" }
@@ -111,6 +112,7 @@ field("hello.path_count", ProtoField.uint16, "Path count", base.DEC)
 field("hello.mode", ProtoField.uint8, "Mode", base.HEX)
 field("hello.mode.client_sends", ProtoField.bool, "Client sends", 8, nil, 0x01)
 field("hello.mode.server_sends", ProtoField.bool, "Server sends", 8, nil, 0x02)
+field("hello.mode.reliable", ProtoField.bool, "Reliable", 8, nil, 0x04)
 field("hello.reserved", ProtoField.uint8, "Reserved", base.HEX)
 field("hello.max_payload", ProtoField.uint16, "Max payload", base.DEC)
 field("hello.rate_bps", ProtoField.uint64, "Requested rate (bit/s)", base.DEC)
@@ -119,6 +121,9 @@ field("hello.name_len", ProtoField.uint8, "Name length", base.DEC)
 field("hello.name", ProtoField.string, "Interface name")
 -- 0x08 REPORT
 field("report.path_count", ProtoField.uint8, "Path count", base.DEC)
+-- 0x09 MAX_SEQ
+field("max_seq.reserved", ProtoField.uint24, "Reserved", base.HEX)
+field("max_seq.max_seq", ProtoField.uint64, "Maximum sequence (exclusive)", base.DEC)
 field("report.reserved", ProtoField.uint16, "Reserved", base.HEX)
 field("report.duration_ns", ProtoField.uint64, "Duration (ns)", base.DEC)
 field("report.packets", ProtoField.uint64, "Packets", base.DEC)
@@ -255,6 +260,13 @@ local function dissectPing(tvb, tree, off, len)
   return "PING id=" .. id, 8
 end
 
+local function dissectMaxSeq(tvb, tree, off, len)
+  if not fits(off, 12, len) then return truncated(tree, "MAX_SEQ") end
+  tree:add(F["max_seq.reserved"], tvb(off + 1, 3))
+  tree:add(F["max_seq.max_seq"], tvb(off + 4, 8))
+  return "MAX_SEQ " .. tostring(tvb(off + 4, 8):uint64()), 12
+end
+
 local function dissectPong(tvb, tree, off, len)
   if not fits(off, 20, len) then return truncated(tree, "PONG") end
   tree:add(F["pong.reserved"], tvb(off + 1, 1))
@@ -310,6 +322,7 @@ local function dissectHello(tvb, tree, off, len)
   local modeItem = tree:add(F["hello.mode"], tvb(off + 4, 1))
   modeItem:add(F["hello.mode.client_sends"], tvb(off + 4, 1))
   modeItem:add(F["hello.mode.server_sends"], tvb(off + 4, 1))
+  modeItem:add(F["hello.mode.reliable"], tvb(off + 4, 1))
   tree:add(F["hello.reserved"], tvb(off + 5, 1))
   tree:add(F["hello.max_payload"], tvb(off + 6, 2))
   tree:add(F["hello.rate_bps"], tvb(off + 8, 8))
@@ -371,6 +384,7 @@ local dissectors = {
   [6] = dissectClose,
   [7] = dissectHello,
   [8] = dissectReport,
+  [9] = dissectMaxSeq,
 }
 
 local function dissectVersionNegotiation(tvb, tree, len)

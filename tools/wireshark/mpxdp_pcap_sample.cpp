@@ -151,12 +151,17 @@ void expectFrame(Fields& f, const Frame& frame) {
                    add(f, "mpxdp.hello.mode", hex(h.mode, 2));
                    addBool(f, "mpxdp.hello.mode.client_sends", (h.mode & wire::kModeClientSends) != 0);
                    addBool(f, "mpxdp.hello.mode.server_sends", (h.mode & wire::kModeServerSends) != 0);
+                   addBool(f, "mpxdp.hello.mode.reliable", (h.mode & wire::kModeReliable) != 0);
                    add(f, "mpxdp.hello.reserved", hex(0, 2));
                    add(f, "mpxdp.hello.max_payload", h.maxPayload);
                    add(f, "mpxdp.hello.rate_bps", h.rateBps);
                    add(f, "mpxdp.hello.duration_ms", h.durationMs);
                    add(f, "mpxdp.hello.name_len", h.name.size());
                    if (!h.name.empty()) add(f, "mpxdp.hello.name", std::string(h.name));
+                 },
+                 [&](const wire::MaxSeqFrame& m) {
+                   add(f, "mpxdp.max_seq.reserved", hex(0, 6));
+                   add(f, "mpxdp.max_seq.max_seq", m.maxSeq);
                  },
                  [&](const wire::ReportFrame& r) {
                    add(f, "mpxdp.report.path_count", r.pathCount);
@@ -374,6 +379,7 @@ void buildValid(const std::string& dir) {
   report.paths[0] = {.packets = 3001, .bytes = 3'073'024, .lost = 1};
   report.paths[1] = {.packets = 2999, .bytes = 3'070'976, .lost = 2};
   one("REPORT 2 paths", 0, 6, {report}, link0, true);
+  one("MAX_SEQ", 0, 20, {wire::MaxSeqFrame{.maxSeq = 4096}}, link0, true);
   one("PING + PADDING", 0, 7, {wire::PingFrame{.pingId = 1}, wire::PaddingFrame{.length = 40}}, link0, true);
 
   // The docs' example: ranges [95, 100], [90, 90], [0, 3].
@@ -441,7 +447,7 @@ void buildMalformed(const std::string& dir) {
       "DATA header cut", {wire::DataFrame{.globalSeq = 1, .data = {}}},
       [](Bytes& p) { p.resize(kFrame + 7); }, "mpxdp.truncated");
   bad(
-      "unknown frame type 0x09", {wire::PingFrame{.pingId = 5}}, [](Bytes& p) { p[kFrame] = 0x09; },
+      "unknown frame type 0x0a", {wire::PingFrame{.pingId = 5}}, [](Bytes& p) { p[kFrame] = 0x0a; },
       "mpxdp.unknown_frame");
   bad(
       "PING then unknown frame 0x7f", {wire::PingFrame{.pingId = 5}, wire::PingFrame{.pingId = 6}},
