@@ -1260,5 +1260,43 @@ TEST(Redundant, EveryPayloadGoesOnTwoPathsAndLossOnOneLosesNothing) {
   EXPECT_GT(pair.server().stats().duplicates, kCount / 2);
 }
 
+// Abort: a reliable sender whose receiver went away stops within the peer
+// timeout (it never waits forever for ACKs), and so does the receiver of a
+// sender that went away mid-stream; neither reports the stream complete.
+TEST(Reliable, BothSidesStopWithinTheAbortTimeWhenThePeerGoesAway) {
+  for (const bool receiverDies : {true, false}) {
+    SCOPED_TRACE(receiverDies ? "receiver dies" : "sender dies");
+    auto links = threeLinks(100 * kUs, 100 * kUs, 100 * kUs);
+    bool cut = false;
+    for (auto& link : links) {
+      auto dead = [&cut](std::uint64_t, std::span<const std::uint8_t>) { return cut; };
+      if (receiverDies) {
+        link.toClient.drop = dead;
+      } else {
+        link.toServer.drop = dead;
+      }
+    }
+    ConnectionConfig config = reliableConfig();
+    config.peerTimeoutNs = 2'000 * kMs;
+    Pair pair(config, std::move(links));
+    ASSERT_TRUE(pair.handshake());
+    pair.sendCopying(3'000);
+    cut = true;
+    const std::uint64_t cutNs = pair.clock().nowNs();
+    (void)pair.client().finish();  // the sender is finishing: only retransmissions and CLOSE remain
+    Connection& survivor = receiverDies ? pair.client() : pair.server();
+    while (!survivor.done() && pair.clock().nowNs() - cutNs < 5'000 * kMs) {
+      pair.clock().advance(10 * kMs);
+      pair.pollBoth();
+    }
+    ASSERT_TRUE(survivor.done());
+    EXPECT_LE(pair.clock().nowNs() - cutNs, 2'100 * kMs);
+    ASSERT_TRUE(survivor.error().has_value());
+    EXPECT_EQ(survivor.error()->code(), ETIMEDOUT);
+    // What arrived before the cut was complete: the failure declares nothing lost.
+    if (!receiverDies) EXPECT_EQ(pair.server().stats().lost, 0u);
+  }
+}
+
 }  // namespace
 }  // namespace mpxdp
