@@ -377,7 +377,8 @@ Result<void> FileSink::commit() {
   }
   const std::uint64_t begin = monotonicNs();
   auto committed = temp_->commit();
-  ioNs_ += monotonicNs() - begin;
+  syncNs_ = monotonicNs() - begin;
+  ioNs_ += syncNs_;
   if (!committed) return committed.error();
   committed_ = true;
   return {};
@@ -394,6 +395,7 @@ FileSummary FileSink::summary() const {
   if (parser_.complete()) s.peerSha256 = toHex(parser_.trailer().digest);
   s.verified = committed_;
   s.ioNs = ioNs_;
+  s.syncNs = syncNs_;
   if (parser_.headerSeen()) s.streamBytes = fileStreamBytes(parser_.header());
   return s;
 }

@@ -78,20 +78,6 @@ class TempFile {
   bool done_ = false;
 };
 
-// What each side reports about the file (the final report's "file" object).
-struct FileSummary {
-  std::string path;  // -F as given
-  std::string name;  // the name in the header (the sender's base name)
-  std::uint64_t size = 0;
-  std::uint64_t bytes = 0;  // file bytes read and sent, or received
-  std::uint32_t chunkBytes = 0;
-  std::string sha256;             // hex digest of the bytes this side read or received ("" when unfinished)
-  std::string peerSha256;         // receiver: the digest in the sender's trailer
-  std::optional<bool> verified;   // receiver: digests matched and the file is in place
-  std::uint64_t ioNs = 0;         // reading + hashing (sender), writing + hashing (receiver)
-  std::uint64_t streamBytes = 0;  // header + file + trailer
-};
-
 // mpxdp send -F: header, the file in payloads of chunkBytes, trailer.
 class FileSource final : public PayloadSource {
  public:
@@ -160,6 +146,7 @@ class FileSink final : public PayloadSink {
   std::size_t hashed_ = 0;
   std::uint64_t written_ = 0;  // bytes written to the temporary file
   std::uint64_t ioNs_ = 0;
+  std::uint64_t syncNs_ = 0;
   Sha256 hash_;
   std::optional<FileDigest> digest_;
   bool verified_ = false;

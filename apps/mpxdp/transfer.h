@@ -16,13 +16,6 @@
 
 namespace mpxdp::cli {
 
-// How far a file transfer got (interval reports: bytes, rate, ETA).
-struct FileProgress {
-  std::uint64_t bytes = 0;  // file bytes sent or received so far
-  std::uint64_t size = 0;   // the file's size, when known
-  bool sizeKnown = false;   // the receiver learns it from the header
-};
-
 // Where the sending side's payloads come from instead of the test pattern (mpxdp send -F).
 class PayloadSource {
  public:
@@ -59,8 +52,11 @@ struct TransferResult {
   double sendDurationS = 0;
   double receiveDurationS = 0;
   double endS = 0;      // when the loop ended, on the intervals' clock (seconds since the start)
-  std::string endedBy;  // "time", "end of stream", "idle timeout", "signal", "peer", "error"
+  std::string endedBy;  // "time", "end of file", "end of stream", "idle timeout", "signal", "peer", "error"
   std::optional<Error> failure;
+  // With a source or sink: how far the file got when the loop ended.
+  std::optional<FileProgress> sendFile;
+  std::optional<FileProgress> receiveFile;
 };
 
 // sendReporter / receiveReporter: where interval lines go (null = that direction is not run here).
