@@ -165,20 +165,81 @@ Result<void> TempFile::commit() {
   return {};
 }
 
+BufferPipe::BufferPipe(std::size_t count, std::size_t bytes) : buffers_(count) {
+  for (std::size_t i = 0; i < count; ++i) {
+    buffers_[i].bytes.assign(bytes, 0);
+    free_.push_back(i);
+  }
+}
+
+std::optional<std::size_t> BufferPipe::takeFree() {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [this] { return closed_ || !free_.empty(); });
+  if (closed_) return std::nullopt;
+  const std::size_t index = free_.front();
+  free_.pop_front();
+  return index;
+}
+
+std::optional<std::size_t> BufferPipe::takeFull() {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [this] { return closed_ || !full_.empty(); });
+  if (full_.empty()) return std::nullopt;
+  const std::size_t index = full_.front();
+  full_.pop_front();
+  return index;
+}
+
+void BufferPipe::putFull(std::size_t index) {
+  {
+    std::lock_guard lock(mutex_);
+    full_.push_back(index);
+  }
+  changed_.notify_all();
+}
+
+void BufferPipe::putFree(std::size_t index) {
+  {
+    std::lock_guard lock(mutex_);
+    free_.push_back(index);
+  }
+  changed_.notify_all();
+}
+
+void BufferPipe::waitAllFree() {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [this] { return free_.size() == buffers_.size(); });
+}
+
+void BufferPipe::close() {
+  {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+  }
+  changed_.notify_all();
+}
+
 FileSource::FileSource(std::string path, SourceFile file)
     : path_(std::move(path)), fd_(file.fd), size_(file.size) {
   (void)posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
 }
 
 FileSource::~FileSource() {
+  stopReader();
   if (fd_ >= 0) ::close(fd_);
+}
+
+void FileSource::stopReader() noexcept {
+  if (pipe_) pipe_->close();
+  if (reader_.joinable()) reader_.join();
 }
 
 void FileSource::start(std::uint32_t chunkBytes) {
   chunk_ = std::max(chunkBytes, kMinFilePayload);
-  // A whole number of payloads, so none straddles two reads.
+  // A whole number of payloads per buffer, so none straddles two reads.
   const std::size_t payloads = std::max<std::size_t>(1, kFileIoBufferBytes / chunk_);
-  buffer_.assign(payloads * chunk_, 0);
+  pipe_ = std::make_unique<BufferPipe>(kFileIoBuffers, payloads * chunk_);
+  if (size_ > 0) reader_ = std::thread([this] { readLoop(); });
 }
 
 std::uint64_t FileSource::streamBytes() const noexcept {
@@ -189,40 +250,42 @@ std::uint64_t FileSource::streamBytes() const noexcept {
   return fileStreamBytes(header);
 }
 
-Result<void> FileSource::refill() noexcept {
-  const std::uint64_t begin = monotonicNs();
-  const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer_.size(), size_ - read_));
-  std::size_t got = 0;
-  while (got < want) {
-    const ssize_t n = ::read(fd_, buffer_.data() + got, want - got);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Error::fromErrno("reading " + inQuotes(path_));
+// The reader thread: fills free buffers with the file in order and hashes
+// them, then computes the digest. On an error it closes the pipe.
+void FileSource::readLoop() {
+  std::uint64_t read = 0;
+  while (read < size_) {
+    const auto index = pipe_->takeFree();
+    if (!index) return;  // stopped
+    BufferPipe::Buffer& buffer = pipe_->buffer(*index);
+    const std::uint64_t begin = monotonicNs();
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.bytes.size(), size_ - read));
+    std::size_t got = 0;
+    while (got < want) {
+      const ssize_t n = ::read(fd_, buffer.bytes.data() + got, want - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        readError_ = n < 0
+                         ? Error::fromErrno("reading " + inQuotes(path_))
+                         : Error(EIO, fmt::format("{} shrank while being sent: it ended after {} of {} bytes",
+                                                  inQuotes(path_), read + got, size_));
+        pipe_->close();
+        return;
+      }
+      got += static_cast<std::size_t>(n);
     }
-    if (n == 0) {
-      return Error(EIO, fmt::format("{} shrank while being sent: it ended after {} of {} bytes",
-                                    inQuotes(path_), read_ + got, size_));
+    read += got;
+    // Ask for the next buffer's worth ahead of time.
+    if (read < size_) {
+      (void)posix_fadvise(fd_, static_cast<off_t>(read), static_cast<off_t>(buffer.bytes.size()),
+                          POSIX_FADV_WILLNEED);
     }
-    got += static_cast<std::size_t>(n);
+    hash_.update({buffer.bytes.data(), got});
+    buffer.length = got;
+    ioNs_ += monotonicNs() - begin;
+    pipe_->putFull(*index);
   }
-  read_ += got;
-  filled_ = got;
-  cursor_ = 0;
-  hashed_ = 0;
-  // Ask for the next buffer's worth ahead of time.
-  if (read_ < size_)
-    (void)posix_fadvise(fd_, static_cast<off_t>(read_), static_cast<off_t>(buffer_.size()),
-                        POSIX_FADV_WILLNEED);
-  ioNs_ += monotonicNs() - begin;
-  return {};
-}
-
-void FileSource::hashUpTo(std::size_t end) noexcept {
-  if (end <= hashed_) return;
-  const std::uint64_t begin = monotonicNs();
-  hash_.update({buffer_.data() + hashed_, end - hashed_});
-  hashed_ = end;
-  ioNs_ += monotonicNs() - begin;
+  digest_ = hash_.final();
 }
 
 Result<std::uint32_t> FileSource::fill(std::uint8_t* data, std::uint32_t capacity) noexcept {
@@ -240,28 +303,38 @@ Result<std::uint32_t> FileSource::fill(std::uint8_t* data, std::uint32_t capacit
       return static_cast<std::uint32_t>(n);
     }
     case State::kData: {
-      if (cursor_ == filled_) {
-        if (auto refilled = refill(); !refilled) return refilled.error();
+      if (current_ && cursor_ == pipe_->buffer(*current_).length) {
+        pipe_->putFree(*current_);
+        current_.reset();
       }
+      if (!current_) {
+        const std::uint64_t begin = monotonicNs();
+        current_ = pipe_->takeFull();
+        waitNs_ += monotonicNs() - begin;
+        // Closed with nothing left: the reader failed (it wrote readError_ before closing).
+        if (!current_) return readError_.value_or(Error(EIO, "the file reader stopped"));
+        cursor_ = 0;
+      }
+      const BufferPipe::Buffer& buffer = pipe_->buffer(*current_);
       const auto length = static_cast<std::uint32_t>(std::min<std::uint64_t>(chunk_, size_ - sent_));
-      if (length > room)
+      if (length > room || cursor_ + length > buffer.length)
         return Error(EMSGSIZE, fmt::format("a payload slot of {} bytes is short of {}", capacity, length));
-      if (cursor_ + length > hashed_)
-        hashUpTo(std::min(filled_, std::max(cursor_ + length, hashed_ + kFileHashStepBytes)));
-      std::memcpy(data, buffer_.data() + cursor_, length);
+      std::memcpy(data, buffer.bytes.data() + cursor_, length);
       cursor_ += length;
       sent_ += length;
       if (sent_ == size_) state_ = State::kTrailer;
       return length;
     }
     case State::kTrailer: {
-      hashUpTo(filled_);
+      // The reader has read and hashed everything: it ends with the digest.
+      stopReader();
+      if (size_ == 0) digest_ = hash_.final();
+      if (!digest_) return readError_.value_or(Error(EIO, "the file reader stopped"));
       FileTrailer trailer;
       trailer.size = size_;
-      trailer.digest = hash_.final();
+      trailer.digest = *digest_;
       const std::size_t n = encodeFileTrailer(trailer, {data, room});
       if (n == 0) return Error(EMSGSIZE, fmt::format("a payload of {} bytes cannot hold the trailer", room));
-      digest_ = trailer.digest;
       state_ = State::kDone;
       return static_cast<std::uint32_t>(n);
     }
@@ -278,8 +351,9 @@ FileSummary FileSource::summary() const {
   s.size = size_;
   s.bytes = sent_;
   s.chunkBytes = chunk_;
-  if (digest_) s.sha256 = toHex(*digest_);
-  s.ioNs = ioNs_;
+  if (state_ == State::kDone && digest_) s.sha256 = toHex(*digest_);
+  s.ioNs = ioNs_.load();
+  s.ioWaitNs = waitNs_;
   s.streamBytes = streamBytes();
   return s;
 }
@@ -287,46 +361,75 @@ FileSummary FileSource::summary() const {
 Result<std::unique_ptr<FileSink>> FileSink::create(const std::string& path) {
   auto temp = TempFile::create(path);
   if (!temp) return temp.error();
-  return std::unique_ptr<FileSink>(new FileSink(path, std::move(*temp)));
+  std::unique_ptr<FileSink> sink(new FileSink(path, std::move(*temp)));
+  sink->writer_ = std::thread([raw = sink.get()] { raw->writeLoop(); });
+  return sink;
 }
 
 FileSink::FileSink(std::string path, std::unique_ptr<TempFile> temp)
-    : path_(std::move(path)), temp_(std::move(temp)), buffer_(kFileIoBufferBytes) {}
+    : path_(std::move(path)),
+      temp_(std::move(temp)),
+      pipe_(std::make_unique<BufferPipe>(kFileIoBuffers, kFileIoBufferBytes)) {}
+
+FileSink::~FileSink() { discard(); }
+
+void FileSink::stopWriter() noexcept {
+  pipe_->close();
+  if (writer_.joinable()) writer_.join();
+}
+
+void FileSink::discard() noexcept {
+  failed_ = true;  // the writer skips what is still queued
+  stopWriter();
+  if (!committed_) temp_->discard();
+}
 
 FileProgress FileSink::progress() const noexcept {
   return {parser_.dataBytes(), parser_.header().size, parser_.headerSeen()};
 }
 
-void FileSink::hashUpTo(std::size_t end) noexcept {
-  if (end <= hashed_) return;
-  const std::uint64_t begin = monotonicNs();
-  hash_.update({buffer_.data() + hashed_, end - hashed_});
-  hashed_ = end;
-  ioNs_ += monotonicNs() - begin;
+std::optional<Error> FileSink::writeError() {
+  std::lock_guard lock(errorMutex_);
+  return error_;
 }
 
-Result<void> FileSink::writeOut() noexcept {
-  hashUpTo(filled_);
-  const std::uint64_t begin = monotonicNs();
-  std::size_t done = 0;
-  while (done < filled_) {
-    const ssize_t n = ::write(temp_->fd(), buffer_.data() + done, filled_ - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Error::fromErrno("writing " + inQuotes(temp_->path()));
+// The writer thread: hashes and writes full buffers in order. After an
+// error it only hands buffers back, so the loop never waits forever.
+void FileSink::writeLoop() {
+  while (const auto index = pipe_->takeFull()) {
+    BufferPipe::Buffer& buffer = pipe_->buffer(*index);
+    if (!failed_) {
+      const std::uint64_t begin = monotonicNs();
+      hash_.update({buffer.bytes.data(), buffer.length});
+      std::size_t done = 0;
+      while (done < buffer.length) {
+        const ssize_t n = ::write(temp_->fd(), buffer.bytes.data() + done, buffer.length - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+          std::lock_guard lock(errorMutex_);
+          error_ = Error::fromErrno("writing " + inQuotes(temp_->path()));
+          failed_ = true;
+          break;
+        }
+        done += static_cast<std::size_t>(n);
+      }
+      // Start writeback now, so the final fsync has little left to do.
+      if (!failed_ && buffer.length > 0) {
+        (void)sync_file_range(temp_->fd(), static_cast<off_t>(written_), static_cast<off_t>(buffer.length),
+                              SYNC_FILE_RANGE_WRITE);
+      }
+      written_ += done;
+      ioNs_ += monotonicNs() - begin;
     }
-    done += static_cast<std::size_t>(n);
+    buffer.length = 0;
+    pipe_->putFree(*index);
   }
-  // Start writeback now, so the final fsync has little left to do.
-  if (filled_ > 0) {
-    (void)sync_file_range(temp_->fd(), static_cast<off_t>(written_), static_cast<off_t>(filled_),
-                          SYNC_FILE_RANGE_WRITE);
-  }
-  written_ += filled_;
-  filled_ = 0;
-  hashed_ = 0;
-  ioNs_ += monotonicNs() - begin;
-  return {};
+}
+
+void FileSink::submit() {
+  if (!current_) return;
+  pipe_->putFull(*current_);
+  current_.reset();
 }
 
 Result<void> FileSink::consume(std::uint64_t seq, std::span<const std::uint8_t> payload) noexcept {
@@ -337,18 +440,28 @@ Result<void> FileSink::consume(std::uint64_t seq, std::span<const std::uint8_t> 
       break;
     case FilePart::kData:
       while (!payload.empty()) {
-        const std::size_t n = std::min(payload.size(), buffer_.size() - filled_);
-        std::memcpy(buffer_.data() + filled_, payload.data(), n);
-        filled_ += n;
-        payload = payload.subspan(n);
-        if (filled_ - hashed_ >= kFileHashStepBytes) hashUpTo(filled_);
-        if (filled_ == buffer_.size()) {
-          if (auto written = writeOut(); !written) return written.error();
+        if (!current_) {
+          if (failed_) return writeError().value_or(Error(EIO, "the file writer stopped"));
+          const std::uint64_t begin = monotonicNs();
+          current_ = pipe_->takeFree();
+          waitNs_ += monotonicNs() - begin;
+          if (!current_) return Error(EIO, "the file writer stopped");
         }
+        BufferPipe::Buffer& buffer = pipe_->buffer(*current_);
+        const std::size_t n = std::min(payload.size(), buffer.bytes.size() - buffer.length);
+        std::memcpy(buffer.bytes.data() + buffer.length, payload.data(), n);
+        buffer.length += n;
+        payload = payload.subspan(n);
+        if (buffer.length == buffer.bytes.size()) submit();
       }
       break;
     case FilePart::kTrailer: {
-      hashUpTo(filled_);
+      // Everything goes to the writer; once it is idle its hash is complete.
+      submit();
+      const std::uint64_t begin = monotonicNs();
+      pipe_->waitAllFree();
+      waitNs_ += monotonicNs() - begin;
+      if (auto error = writeError()) return *error;
       digest_ = hash_.final();
       if (*digest_ != parser_.trailer().digest) {
         return Error(EBADMSG, fmt::format("sha256 mismatch: the sender's {}, received {}",
@@ -371,9 +484,11 @@ Result<void> FileSink::commit() {
     discard();
     return Error(EBADMSG, "sha256 mismatch");
   }
-  if (auto written = writeOut(); !written) {
+  // The trailer's check left the writer idle with everything written.
+  stopWriter();
+  if (auto error = writeError()) {
     discard();
-    return written.error();
+    return *error;
   }
   const std::uint64_t begin = monotonicNs();
   auto committed = temp_->commit();
@@ -394,7 +509,8 @@ FileSummary FileSink::summary() const {
   if (digest_) s.sha256 = toHex(*digest_);
   if (parser_.complete()) s.peerSha256 = toHex(parser_.trailer().digest);
   s.verified = committed_;
-  s.ioNs = ioNs_;
+  s.ioNs = ioNs_.load();
+  s.ioWaitNs = waitNs_;
   s.syncNs = syncNs_;
   if (parser_.headerSeen()) s.streamBytes = fileStreamBytes(parser_.header());
   return s;

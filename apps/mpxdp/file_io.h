@@ -5,11 +5,16 @@
 // payload). The stream format is file_stream.h.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "file_stream.h"
@@ -22,9 +27,6 @@ namespace mpxdp::cli {
 
 // Large sequential disk I/O: reads and writes in buffers of about this size.
 inline constexpr std::size_t kFileIoBufferBytes = 4U << 20;
-// Hashing steps: the digest follows the payloads in pieces this large, so no
-// single step stalls the send or receive loop for long.
-inline constexpr std::size_t kFileHashStepBytes = 256U << 10;
 
 class Sha256 {
  public:
@@ -78,7 +80,42 @@ class TempFile {
   bool done_ = false;
 };
 
-// mpxdp send -F: header, the file in payloads of chunkBytes, trailer.
+// Buffers passed in order between the network loop and a disk thread: one
+// side takes a free buffer, fills it and puts it full; the other takes it
+// full, empties it and puts it free. Locks once per buffer, never per payload.
+class BufferPipe {
+ public:
+  struct Buffer {
+    std::vector<std::uint8_t> bytes;
+    std::size_t length = 0;
+  };
+  BufferPipe(std::size_t count, std::size_t bytes);
+  Buffer& buffer(std::size_t index) noexcept { return buffers_[index]; }
+  std::size_t capacity() const noexcept { return buffers_.front().bytes.size(); }
+  // Wait for a buffer; nullopt once closed (takeFull still hands out what was put full before).
+  std::optional<std::size_t> takeFree();
+  std::optional<std::size_t> takeFull();
+  void putFull(std::size_t index);
+  void putFree(std::size_t index);
+  // Waits until every buffer is free again (the consumer of full ones is idle).
+  void waitAllFree();
+  void close();
+
+ private:
+  std::vector<Buffer> buffers_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<std::size_t> free_;
+  std::deque<std::size_t> full_;
+  bool closed_ = false;
+};
+
+// Disk buffers per side: one being filled, one being emptied, one spare.
+inline constexpr std::size_t kFileIoBuffers = 3;
+
+// mpxdp send -F: header, the file in payloads of chunkBytes, trailer. A
+// reader thread reads the file ahead in large sequential reads and hashes it;
+// the send loop only copies payloads out of its buffers.
 class FileSource final : public PayloadSource {
  public:
   // Takes the descriptor of openSourceFile.
@@ -86,7 +123,8 @@ class FileSource final : public PayloadSource {
   ~FileSource() override;
   FileSource(const FileSource&) = delete;
   FileSource& operator=(const FileSource&) = delete;
-  // Before the first fill: payload size (>= kMinFilePayload), allocates the read buffer.
+  // Before the first fill: payload size (>= kMinFilePayload); allocates the
+  // buffers and starts the reader.
   void start(std::uint32_t chunkBytes);
 
   Result<std::uint32_t> fill(std::uint8_t* data, std::uint32_t capacity) noexcept override;
@@ -98,56 +136,69 @@ class FileSource final : public PayloadSource {
 
  private:
   enum class State : std::uint8_t { kHeader, kData, kTrailer, kDone };
-  Result<void> refill() noexcept;
-  void hashUpTo(std::size_t end) noexcept;
+  void readLoop();
+  void stopReader() noexcept;
 
   std::string path_;
   int fd_;
   std::uint64_t size_;
   std::uint32_t chunk_ = 0;
   State state_ = State::kHeader;
-  std::vector<std::uint8_t> buffer_;
-  std::size_t filled_ = 0;  // valid bytes in buffer_
-  std::size_t cursor_ = 0;  // next byte to send
-  std::size_t hashed_ = 0;  // bytes of buffer_ already hashed
-  std::uint64_t read_ = 0;  // file bytes read so far
-  std::uint64_t sent_ = 0;  // file bytes put in payloads
-  std::uint64_t ioNs_ = 0;
+  std::unique_ptr<BufferPipe> pipe_;
+  std::thread reader_;
+  std::optional<std::size_t> current_;  // the buffer the loop sends from
+  std::size_t cursor_ = 0;              // next byte of it to send
+  std::uint64_t sent_ = 0;              // file bytes put in payloads
+  std::uint64_t waitNs_ = 0;            // the loop waited for the reader
+  // The reader's (read once it has stopped, or atomically).
+  std::atomic<std::uint64_t> ioNs_{0};
+  std::optional<Error> readError_;  // set by the reader before it closes the pipe
   Sha256 hash_;
   std::optional<FileDigest> digest_;
 };
 
-// mpxdp recv -F: checks the stream, writes the file to a temporary file in
-// large batches, and after a matching trailer commit() puts it in place.
+// mpxdp recv -F: checks the stream and hands the file's bytes to a writer
+// thread that hashes them and writes them to a temporary file in large
+// batches; after a matching trailer commit() puts the file in place.
 class FileSink final : public PayloadSink {
  public:
-  // Creates the temporary file beside path.
+  // Creates the temporary file beside path and starts the writer.
   static Result<std::unique_ptr<FileSink>> create(const std::string& path);
+  ~FileSink() override;
+  FileSink(const FileSink&) = delete;
+  FileSink& operator=(const FileSink&) = delete;
   Result<void> consume(std::uint64_t seq, std::span<const std::uint8_t> payload) noexcept override;
   FileProgress progress() const noexcept override;
   // After the connection ended normally: the stream must be complete and its
-  // digest checked; writes the rest, fsyncs and renames onto the path.
+  // digest checked; fsyncs and renames onto the path.
   Result<void> commit();
-  // Removes the temporary file (also on destruction when not committed).
-  void discard() noexcept { temp_->discard(); }
+  // Stops the writer and removes the temporary file (also on destruction when not committed).
+  void discard() noexcept;
   const std::string& tempPath() const noexcept { return temp_->path(); }
   FileSummary summary() const;
 
  private:
   FileSink(std::string path, std::unique_ptr<TempFile> temp);
-  Result<void> writeOut() noexcept;
-  void hashUpTo(std::size_t end) noexcept;
+  void writeLoop();
+  void stopWriter() noexcept;
+  // Hands the buffer being filled to the writer.
+  void submit();
+  std::optional<Error> writeError();
 
   std::string path_;
   std::unique_ptr<TempFile> temp_;
   FileStreamParser parser_;
-  std::vector<std::uint8_t> buffer_;
-  std::size_t filled_ = 0;
-  std::size_t hashed_ = 0;
-  std::uint64_t written_ = 0;  // bytes written to the temporary file
-  std::uint64_t ioNs_ = 0;
+  std::unique_ptr<BufferPipe> pipe_;
+  std::thread writer_;
+  std::optional<std::size_t> current_;  // the buffer the loop fills
+  std::uint64_t waitNs_ = 0;            // the loop waited for a free buffer
+  std::atomic<std::uint64_t> ioNs_{0};  // the writer's hashing and writing
+  std::atomic<bool> failed_{false};
+  std::mutex errorMutex_;
+  std::optional<Error> error_;  // the writer's
+  std::uint64_t written_ = 0;   // the writer's: bytes in the temporary file
   std::uint64_t syncNs_ = 0;
-  Sha256 hash_;
+  Sha256 hash_;  // the writer's until it is stopped or idle
   std::optional<FileDigest> digest_;
   bool verified_ = false;
   bool committed_ = false;

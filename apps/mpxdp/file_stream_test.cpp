@@ -358,7 +358,7 @@ TEST(FileTransferTest, SourceToSinkOnDisk) {
   // Sizes around the read buffer (a multiple of the payload size) and the hash step.
   const std::uint32_t chunk = 1432;
   const std::size_t bufferBytes = (kFileIoBufferBytes / chunk) * chunk;
-  for (std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{chunk}, kFileHashStepBytes + 3,
+  for (std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{chunk}, std::size_t{3 * chunk + 3},
                            bufferBytes, bufferBytes + 1, 2 * kFileIoBufferBytes + 12345}) {
     const Bytes content = randomBytes(size, static_cast<unsigned>(size));
     writeFile(dir.path / "in.bin", content);

@@ -564,15 +564,17 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
   if (file_) {
     const FileSummary& f = *file_;
     const bool sender = run_.role == Role::kSender;
-    fmt::print(out_, "file: {} ({} of {} bytes{}), {} = {}: {}\n", f.path, f.bytes, f.size,
-               !sender && !f.name.empty() ? ", the sender's " + f.name : std::string(),
-               sender ? "read + hash"
-                      : fmt::format("write + hash {} + final fsync {}", durationText(f.ioNs - f.syncNs),
-                                    durationText(f.syncNs)),
-               durationText(f.ioNs),
-               f.ioNs > 0 && duration > 0 ? fmt::format("{:.1f}% of the transfer time",
-                                                        100.0 * static_cast<double>(f.ioNs) / 1e9 / duration)
-                                          : std::string("-"));
+    fmt::print(out_, "file: {} ({} of {} bytes{})\n", f.path, f.bytes, f.size,
+               !sender && !f.name.empty() ? ", the sender's " + f.name : std::string());
+    if (sender) {
+      fmt::print(out_, "disk: read + hash {} on the reader thread; the send loop waited {} for it\n",
+                 durationText(f.ioNs), durationText(f.ioWaitNs));
+    } else {
+      fmt::print(out_,
+                 "disk: write + hash {} on the writer thread, final fsync + rename {}; the receive loop "
+                 "waited {} for it\n",
+                 durationText(f.ioNs - f.syncNs), durationText(f.syncNs), durationText(f.ioWaitNs));
+    }
     if (sender) {
       fmt::print(out_, "sha256 {}{}\n", f.sha256.empty() ? "(not finished)" : f.sha256,
                  f.delivered == true ? "  delivered: the receiver counted every byte, none lost" : "");
@@ -600,6 +602,7 @@ void Reporter::finishFile(nlohmann::json& j) {
   file["digest"] = "sha256";
   file["sha256"] = f.sha256.empty() ? nlohmann::json(nullptr) : nlohmann::json(f.sha256);
   file["io_ns"] = f.ioNs;
+  file["io_wait_ns"] = f.ioWaitNs;
   if (run_.role == Role::kReceiver) file["sync_ns"] = f.syncNs;
   if (run_.role == Role::kReceiver) {
     file["sender_sha256"] = f.peerSha256.empty() ? nlohmann::json(nullptr) : nlohmann::json(f.peerSha256);

@@ -52,11 +52,14 @@ struct FileSummary {
   std::uint64_t size = 0;
   std::uint64_t bytes = 0;  // file bytes read and sent, or received
   std::uint32_t chunkBytes = 0;
-  std::string sha256;             // hex digest of the bytes this side read or received ("" when unfinished)
-  std::string peerSha256;         // receiver: the digest in the sender's trailer
-  std::optional<bool> verified;   // receiver: digests matched and the file is in place
-  std::uint64_t ioNs = 0;         // reading + hashing (sender), writing + hashing (receiver), all of it
-  std::uint64_t syncNs = 0;       // receiver: of ioNs, the final fsync and rename
+  std::string sha256;            // hex digest of the bytes this side read or received ("" when unfinished)
+  std::string peerSha256;        // receiver: the digest in the sender's trailer
+  std::optional<bool> verified;  // receiver: digests matched and the file is in place
+  std::uint64_t ioNs = 0;        // reading + hashing (sender), writing + hashing (receiver), all of it
+  std::uint64_t syncNs = 0;      // receiver: of ioNs, the final fsync and rename
+  // How long the network loop waited for the disk thread (the reader had no
+  // data ready, or the writer no free buffer): disk I/O as a bottleneck.
+  std::uint64_t ioWaitNs = 0;
   std::uint64_t streamBytes = 0;  // header + file + trailer
   std::optional<bool> delivered;  // sender: the receiver's REPORT counts every stream byte, none lost
   std::string error;              // why the transfer failed ("" when it did not)
