@@ -173,12 +173,14 @@ class FileTransferTest : public ::testing::Test {
     const auto r = parse(receiver->out());
     ASSERT_TRUE(s.is_object() && r.is_object()) << sender->out() << "\n" << receiver->out();
     std::printf(
-        "goodput %.1f Mbit/s in %.2f s, retransmitted %llu, max stall %.1f ms, sender read+hash %.0f ms, "
-        "receiver write+hash %.0f ms (final fsync %.0f ms)\n",
+        "goodput %.1f Mbit/s in %.2f s, retransmitted %llu, max stall %.1f ms; reader thread %.0f ms (send "
+        "loop "
+        "waited %.1f ms), writer thread %.0f ms with the final fsync %.0f ms (receive loop waited %.1f ms)\n",
         r.at("goodput_bps").get<double>() / 1e6, r.at("duration_s").get<double>(),
         static_cast<unsigned long long>(s.at("retransmitted").get<std::uint64_t>()),
         r.at("max_stall_ms").get<double>(), s.at("file").at("io_ns").get<double>() / 1e6,
-        r.at("file").at("io_ns").get<double>() / 1e6, r.at("file").at("sync_ns").get<double>() / 1e6);
+        s.at("file").at("io_wait_ns").get<double>() / 1e6, r.at("file").at("io_ns").get<double>() / 1e6,
+        r.at("file").at("sync_ns").get<double>() / 1e6, r.at("file").at("io_wait_ns").get<double>() / 1e6);
     EXPECT_EQ(s.at("reliable"), true);
     EXPECT_EQ(r.at("reliable"), true);
     EXPECT_EQ(s.at("ended_by"), "end of file");
