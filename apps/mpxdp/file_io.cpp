@@ -93,7 +93,7 @@ Result<void> checkDestination(const std::string& path) {
       return Error(EINVAL, "-F " + inQuotes(path) +
                                " exists and is not a regular file (a verified transfer would replace it)");
     }
-  } else if (errno != ENOENT) {
+  } else if (errno != ENOENT && errno != ENOTDIR) {  // ENOTDIR: the directory check below says which
     const int code = errno;
     return Error(code, "-F " + inQuotes(path) + ": " + reason(code));
   }
