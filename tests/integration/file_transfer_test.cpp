@@ -3,7 +3,8 @@
 // with both sides' SHA-256 in agreement, also with 1 % loss on one link and
 // with a link cut mid-transfer (reliable mode); a peer killed mid-transfer
 // makes the other side fail within its --abort-timeout, and the receiver then
-// leaves neither the file nor its temporary file behind.
+// leaves neither the file nor its temporary file behind; a file to a receiver
+// without -F, or the test pattern to one with -F, is refused on both sides.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -326,6 +327,40 @@ TEST_F(FileTransferTest, ReceiverKilledMidTransferFailsTheSender) {
   for (const auto& name : dir_.entries())
     EXPECT_TRUE(name == "source.bin" || name == "received.bin" || name.rfind(".received.bin.mpxdp-", 0) == 0)
         << name;
+}
+
+// Either side without -F: the receiver refuses the other kind of stream and both fail saying why.
+TEST_F(FileTransferTest, FileAndPatternStreamsDoNotMix) {
+  auto bed = testbed::ScopedTestbed::create(threeLinks("m"));
+  ASSERT_TRUE(bed) << bed.error().message();
+  const fs::path source = dir_.path / "source.bin";
+  ASSERT_TRUE(writeRandomFile(source, 5'000'000));
+
+  auto plain = Subprocess::spawn({MPXDP_EXECUTABLE, "recv", "--testbed", bed->info().name, "-1", "-i", "0"});
+  ASSERT_TRUE(plain) << plain.error().message();
+  ASSERT_TRUE(plain->waitForStderr("mpxdp recv: ready", 20s)) << plain->err();
+  auto fileSender = Subprocess::spawn(senderArgs(bed->info(), source));
+  ASSERT_TRUE(fileSender) << fileSender.error().message();
+  const auto sent = fileSender->wait(30s);
+  const auto received = plain->wait(15s);
+  ASSERT_TRUE(sent && received);
+  EXPECT_NE(*sent, 0);
+  EXPECT_NE(*received, 0);
+  EXPECT_NE(fileSender->err().find("run mpxdp recv -F PATH"), std::string::npos) << fileSender->err();
+
+  const fs::path target = dir_.path / "received.bin";
+  auto fileReceiver = startReceiver(bed->info(), target);
+  ASSERT_TRUE(fileReceiver);
+  auto patternSender = Subprocess::spawn(
+      {MPXDP_EXECUTABLE, "send", "--testbed", bed->info().name, "--reliable", "-t", "1", "-i", "0"});
+  ASSERT_TRUE(patternSender) << patternSender.error().message();
+  const auto patternSent = patternSender->wait(30s);
+  const auto fileReceived = fileReceiver->wait(15s);
+  ASSERT_TRUE(patternSent && fileReceived);
+  EXPECT_NE(*patternSent, 0);
+  EXPECT_NE(*fileReceived, 0);
+  EXPECT_NE(fileReceiver->err().find("bad magic"), std::string::npos) << fileReceiver->err();
+  EXPECT_EQ(dir_.entries(), std::vector<std::string>{"source.bin"});
 }
 
 }  // namespace
