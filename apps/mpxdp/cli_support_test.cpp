@@ -204,6 +204,108 @@ TEST(PathControlArgsTest, SchedulerAndPacingNamesAndFixedPacingNeedsRates) {
   EXPECT_EQ(applyPathControl({"eaf", "sometimes"}, {}, config).error().code(), EINVAL);
 }
 
+TEST(ReliabilityArgsTest, FlagsWindowAndAbortTimeout) {
+  ConnectionConfig config;
+  ASSERT_TRUE(applyReliability({}, config, true));
+  EXPECT_FALSE(config.reliable);
+  EXPECT_FALSE(config.redundant);
+  EXPECT_EQ(config.peerTimeoutNs, 3'000'000'000u);
+  EXPECT_EQ(config.reliableWindowPackets, ConnectionConfig{}.reliableWindowPackets);
+
+  ASSERT_TRUE(applyReliability(
+      {.reliable = true, .redundant = true, .windowPackets = 1024, .abortTimeoutS = 0.5}, config, true));
+  EXPECT_TRUE(config.reliable);
+  EXPECT_TRUE(config.redundant);
+  EXPECT_EQ(config.reliableWindowPackets, 1024u);
+  EXPECT_EQ(config.peerTimeoutNs, 500'000'000u);
+
+  // The sender raises its own reorder window to fit; the receiver's --window is the user's: refused.
+  ConnectionConfig sender;
+  ASSERT_TRUE(applyReliability({.reliable = true, .windowPackets = 65536}, sender, true));
+  EXPECT_EQ(sender.reorder.windowPackets, 65536u);
+  ConnectionConfig receiver;
+  auto tooLarge = applyReliability({.reliable = true, .windowPackets = 65536}, receiver, false);
+  ASSERT_FALSE(tooLarge);
+  EXPECT_NE(tooLarge.error().context().find("at most --window"), std::string::npos)
+      << tooLarge.error().context();
+
+  const std::vector<std::pair<ReliabilityArgs, std::string>> bad = {
+      {{.reliable = true, .windowPackets = 100}, "power of two in 64..65536"},
+      {{.reliable = true, .windowPackets = 32}, "power of two in 64..65536"},
+      {{.reliable = true, .windowPackets = 131072}, "power of two in 64..65536"},
+      {{.windowPackets = 128}, "needs --reliable"},
+      {{.abortTimeoutS = 0}, "--abort-timeout"},
+      {{.abortTimeoutS = -1}, "--abort-timeout"},
+      {{.abortTimeoutS = 3601}, "--abort-timeout"},
+  };
+  for (const auto& [args, words] : bad) {
+    ConnectionConfig c;
+    auto checked = applyReliability(args, c, true);
+    ASSERT_FALSE(checked) << words;
+    EXPECT_EQ(checked.error().code(), EINVAL);
+    EXPECT_NE(checked.error().context().find(words), std::string::npos) << checked.error().context();
+  }
+}
+
+// The file object and the reliability figures in the final JSON, and the
+// file's progress in the intervals.
+TEST(ReporterTest, JsonCarriesTheFileAndTheReliabilityFigures) {
+  RunDescription run;
+  run.role = Role::kReceiver;
+  run.reliable = true;
+  run.linkNames = {"r0"};
+  Reporter reporter(run, true, nullptr);
+  reporter.start(0);
+  ConnectionStats stats;
+  stats.paths.resize(1);
+  stats.maxStallNs = 12'500'000;
+  stats.duplicates = 3;
+  stats.retransmitted = 7;
+  stats.flowBlockedNs = 2'000'000;
+  stats.redundantCopies = 9;
+  reporter.interval(stats, 1.0, 0, FileProgress{1000, 5000, true});
+  reporter.interval(stats, 2.0, 0, FileProgress{5000, 5000, true});
+  FileSummary file;
+  file.path = "/x/y.bin";
+  file.name = "src.bin";
+  file.size = 5000;
+  file.bytes = 5000;
+  file.sha256 = std::string(64, 'a');
+  file.peerSha256 = file.sha256;
+  file.verified = true;
+  file.ioNs = 42;
+  file.syncNs = 10;
+  file.ioWaitNs = 5;
+  reporter.setFile(file);
+  Ending ending;
+  ending.durationS = 2.0;
+  reporter.finish(stats, sampleOf(stats, Role::kReceiver, 2.0, 0), ending, EndpointStats{}, std::nullopt);
+  const nlohmann::json& j = reporter.json();
+  EXPECT_EQ(j.at("reliable"), true);
+  EXPECT_EQ(j.at("redundant"), false);
+  EXPECT_DOUBLE_EQ(j.at("max_stall_ms").get<double>(), 12.5);
+  EXPECT_DOUBLE_EQ(j.at("flow_blocked_ms").get<double>(), 2.0);
+  EXPECT_EQ(j.at("retransmitted"), 7);
+  EXPECT_EQ(j.at("redundant_copies"), 9);
+  EXPECT_EQ(j.at("duplicates"), 3);
+  const auto& f = j.at("file");
+  EXPECT_EQ(f.at("path"), "/x/y.bin");
+  EXPECT_EQ(f.at("name"), "src.bin");
+  EXPECT_EQ(f.at("bytes"), 5000);
+  EXPECT_EQ(f.at("digest"), "sha256");
+  EXPECT_EQ(f.at("sha256"), file.sha256);
+  EXPECT_EQ(f.at("sender_sha256"), file.sha256);
+  EXPECT_EQ(f.at("verified"), true);
+  EXPECT_EQ(f.at("io_ns"), 42);
+  EXPECT_EQ(f.at("sync_ns"), 10);
+  EXPECT_EQ(f.at("io_wait_ns"), 5);
+  EXPECT_TRUE(f.at("error").is_null());
+  ASSERT_EQ(j.at("intervals").size(), 2u);
+  EXPECT_EQ(j.at("intervals")[0].at("file_bytes"), 1000);
+  EXPECT_EQ(j.at("intervals")[1].at("file_bytes"), 4000);
+  EXPECT_EQ(j.at("intervals")[1].at("file_bytes_total"), 5000);
+}
+
 // The reporter's JSON from hand-made snapshots: per-path fields in each
 // interval and at the end, path events on the run's clock, ACK overhead.
 TEST(ReporterTest, JsonCarriesPathControlIntervalsAndEvents) {

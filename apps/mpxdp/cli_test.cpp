@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <tuple>
@@ -350,6 +351,57 @@ TEST(linkCli, PathControlMisuseIsAUsageError) {
     expectErrorLines(result, "mpxdp " + args[0], what);
     EXPECT_NE(result.err.find(message), std::string::npos) << what << ": " << result.err;
   }
+}
+
+// -F, --reliable, --redundant, --reliable-window and --abort-timeout: misuse is
+// a usage error (2) naming the option or the file, before any link is opened.
+TEST(fileCli, FileAndReliabilityMisuseIsAUsageError) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  std::string tmpl = (std::filesystem::temp_directory_path() / "mpxdp-cli-file-XXXXXX").string();
+  ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+  const std::filesystem::path dir = tmpl;
+  struct Cleanup {
+    std::filesystem::path dir;
+    ~Cleanup() {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    }
+  } cleanup{dir};
+  const std::string file = (dir / "data.bin").string();
+  { std::ofstream(file) << "some bytes"; }
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"send", "--link", "lo=127.0.0.1", "-F", (dir / "none").string()}, "no such file"},
+      {{"send", "--link", "lo=127.0.0.1", "-F", dir.string()}, "is a directory"},
+      {{"send", "--link", "lo=127.0.0.1", "-F", "/dev/null"}, "not a regular file"},
+      {{"send", "--link", "lo=127.0.0.1", "-F", file, "-R"}, "-F with -R or --bidir is not supported yet"},
+      {{"send", "--link", "lo=127.0.0.1", "-F", file, "--bidir"},
+       "-F with -R or --bidir is not supported yet"},
+      {{"send", "--link", "lo=127.0.0.1", "-F", file, "-t", "5"}, "drop -t"},
+      {{"send", "--link", "lo=127.0.0.1", "-F", file, "-l", "32"}, "-l must be at least 64 bytes with -F"},
+      {{"send", "--link", "lo=127.0.0.1", "--reliable", "--reliable-window", "100"},
+       "power of two in 64..65536"},
+      {{"send", "--link", "lo=127.0.0.1", "--reliable-window", "128"}, "needs --reliable (or -F)"},
+      {{"send", "--link", "lo=127.0.0.1", "--abort-timeout", "0"}, "--abort-timeout must be"},
+      {{"recv", "--link", "lo", "-F", (dir / "missing" / "x").string()}, "does not exist"},
+      {{"recv", "--link", "lo", "-F", (dir / "data.bin" / "x").string()}, "is not a directory"},
+      {{"recv", "--link", "lo", "-F", dir.string()}, "is a directory"},
+      {{"recv", "--link", "lo", "-F", dir.string() + "/"}, "names a directory"},
+      {{"recv", "--link", "lo", "-F", "/dev/null"}, "not a regular file"},
+      {{"recv", "--link", "lo", "-F", (dir / "out").string(), "--redundant"}, "with -F it only receives"},
+      {{"recv", "--link", "lo", "--reliable", "--reliable-window", "65536"}, "at most --window"},
+      {{"recv", "--link", "lo", "--abort-timeout", "-2"}, "--abort-timeout must be"},
+  };
+  for (const auto& [args, message] : cases) {
+    const std::string what = fmt::format("mpxdp {}", fmt::join(args, " "));
+    const auto result = mpxdp(args);
+    EXPECT_EQ(result.exitStatus, 2) << what << "\n" << result.err;
+    expectErrorLines(result, "mpxdp " + args[0], what);
+    EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << what << ":\n" << result.err;
+    EXPECT_NE(result.err.find(message), std::string::npos) << what << ": " << result.err;
+  }
+  // Nothing was created beside the paths that were refused.
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), std::filesystem::directory_iterator()),
+            1);
 }
 
 // A run over a test bed with a backup link and 10 ms intervals: the

@@ -1,15 +1,18 @@
 // mpxdp recv: serve connections from `mpxdp send` one after another (like
 // iperf3 -s; -1 serves one): receive, reorder and check the stream, or send
-// it when the client asked for -R / --bidir; report each connection.
+// it when the client asked for -R / --bidir; report each connection. -F
+// stores one file sent with `mpxdp send -F` (docs/file-transfer.md).
 #include <fmt/core.h>
 
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "commands.h"
+#include "file_io.h"
 #include "link_args.h"
 #include "mpxdp/links.h"
 #include "reorder/reorderer.h"
@@ -17,6 +20,7 @@
 #include "run_control.h"
 #include "session.h"
 #include "transfer.h"
+#include "wire/frames.h"
 
 namespace mpxdp::cli {
 namespace {
@@ -36,6 +40,8 @@ struct RecvOptions {
   std::uint32_t windowPackets = 16384;
   double timeoutMs = 0;  // 0: adaptive
   bool noFastLoss = false;
+  ReliabilityArgs reliability;
+  std::string file;  // -F
 };
 
 RecvOptions options;
@@ -85,6 +91,22 @@ void declareRecv(CLI::App* app) {
       "window: fixed hole timeout in milliseconds (default: adaptive, from the path delay spread)");
   app->add_flag("--no-fast-loss", options.noFastLoss,
                 "window: declare holes lost only on timeout, not as soon as every path has passed them");
+  app->add_flag("--reliable", options.reliability.reliable,
+                "serve only clients in reliable mode (send --reliable or -F); without it the client decides");
+  app->add_flag(
+      "--redundant", options.reliability.redundant,
+      "when this side sends (-R, --bidir): each payload on the two paths where it would arrive first");
+  app->add_option("--reliable-window", options.reliability.windowPackets,
+                  "reliable mode: the receive window in payloads (power of two, 64..65536, at most --window; "
+                  "default 4096)")
+      ->type_name("PACKETS");
+  app->add_option("--abort-timeout", options.reliability.abortTimeoutS,
+                  "seconds without a packet from the client before its connection fails")
+      ->capture_default_str();
+  app->add_option("-F,--file", options.file,
+                  "store the file the client sends with send -F at PATH: written beside it under a temporary "
+                  "name and renamed onto PATH only when its SHA-256 matched (implies --reliable and -1)")
+      ->type_name("PATH");
   app->add_option(
       "--testbed", options.testbed,
       "run in the receiver namespace of this test bed (mpxdp-NAME-rx) and take the links from it");
@@ -109,6 +131,15 @@ int runRecv(CLI::App* /*app*/) {
     return usageError(Error(EINVAL, "--window must be a power of two in 64..16777216"));
   }
   if (options.timeoutMs < 0) return usageError(Error(EINVAL, "--reorder-timeout must be >= 0"));
+  // -F: one verified file, then exit; checked before any link is opened.
+  const bool fileMode = !options.file.empty();
+  if (fileMode) {
+    if (options.reliability.redundant)
+      return usageError(Error(EINVAL, "--redundant applies when this side sends; with -F it only receives"));
+    if (auto checked = checkDestination(options.file); !checked) return usageError(checked.error());
+    options.reliability.reliable = true;
+    options.oneOff = true;
+  }
   if (options.testbed.empty() && options.links.empty() && options.backupLinks.empty()) {
     return usageError(Error(EINVAL, "give --link IFACE (repeatable) or --testbed NAME"));
   }
@@ -129,6 +160,8 @@ int runRecv(CLI::App* /*app*/) {
   config.acceptIncoming = true;
   config.connection.reorder.kind = *reorderKind;
   config.connection.reorder.windowPackets = options.windowPackets;
+  if (auto checked = applyReliability(options.reliability, config.connection, false); !checked)
+    return usageError(checked.error());
   config.connection.reorder.fastLoss = !options.noFastLoss;
   if (options.timeoutMs > 0) {
     config.connection.reorder.adaptiveTimeout = false;
@@ -152,6 +185,7 @@ int runRecv(CLI::App* /*app*/) {
                toString(*backend));
     std::fflush(stdout);
   }
+  if (fileMode && !options.json) fmt::print("mpxdp recv: storing one file at {}\n", options.file);
   fmt::print(stderr, "mpxdp recv: ready\n");
   std::fflush(stderr);
 
@@ -169,6 +203,8 @@ int runRecv(CLI::App* /*app*/) {
     run.connId = conn->state().connId;
     run.payloadBytes = conn->peerHello().maxPayload;
     run.totalRateBps = conn->peerHello().rateBps;
+    run.reliable = config.connection.reliable;
+    run.redundant = config.connection.redundant;
     const bool sends = conn->state().sends;
     const bool receives = conn->state().receives;
     const bool combined = sends && receives && options.json;
@@ -197,11 +233,48 @@ int runRecv(CLI::App* /*app*/) {
     plan.payloadBytes = conn->maxPayload();
     plan.rateBps = conn->peerHello().rateBps;
     plan.intervalS = options.intervalS;
-    const TransferResult result = runTransfer(ep, *conn, plan, sendReporter ? &*sendReporter : nullptr,
-                                              receiveReporter ? &*receiveReporter : nullptr);
+    std::unique_ptr<FileSink> sink;
+    std::optional<Error> fileFailure;
+    if (fileMode) {
+      if (sends) {
+        fileFailure = Error(EPROTO,
+                            "this receiver stores a file (-F) and does not send: the client asked for -R "
+                            "or --bidir");
+      } else if (auto created = FileSink::create(options.file); !created) {
+        fileFailure = created.error();
+      } else {
+        sink = std::move(*created);
+        plan.sink = sink.get();
+      }
+      if (fileFailure)
+        conn->abort(static_cast<std::uint16_t>(wire::CloseError::kProtocol), fileFailure->context());
+    }
+    TransferResult result;
+    if (!fileFailure) {
+      result = runTransfer(ep, *conn, plan, sendReporter ? &*sendReporter : nullptr,
+                           receiveReporter ? &*receiveReporter : nullptr);
+    } else {
+      result.stats = conn->stats();
+      result.endedBy = "error";
+    }
+    if (sink) {
+      // The file goes in place only after a clean end of stream with a matching digest.
+      if (result.failure) {
+        fileFailure = result.failure;
+      } else if (result.endedBy == "signal") {
+        fileFailure = Error(EINTR, "stopped by a signal before the file was complete");
+      } else if (auto committed = sink->commit(); !committed) {
+        fileFailure = committed.error();
+      }
+      if (fileFailure) sink->discard();
+      FileSummary summary = sink->summary();
+      if (fileFailure) summary.error = fileFailure->message();
+      if (receiveReporter) receiveReporter->setFile(std::move(summary));
+    }
     finishReports(ep, *conn, result, sendReporter ? &*sendReporter : nullptr,
                   receiveReporter ? &*receiveReporter : nullptr, combined);
     ep.remove(conn);
+    if (!result.failure && fileFailure) result.failure = fileFailure;
     if (result.failure) {
       (void)reportError("recv", *result.failure);
       lastFailure = result.failure;
@@ -210,6 +283,9 @@ int runRecv(CLI::App* /*app*/) {
     }
     if (options.oneOff) break;
   }
+  if (fileMode && served == 0)
+    return reportError("recv",
+                       Error(EINTR, "stopped before a file arrived; " + options.file + " is unchanged"));
   if (options.oneOff && served == 0 && !stopRequested())
     return reportError("recv", Error(EINTR, "no connection"));
   if (options.oneOff && lastFailure) return kExitRuntimeError;

@@ -1,6 +1,7 @@
 // mpxdp send: connect to `mpxdp recv` over every link and send a patterned
 // stream for -t seconds at -b (like iperf3 -c); -R has the receiver send,
-// --bidir both. At the end it prints the receiver's figures too.
+// --bidir both; -F sends a file instead (reliable mode, docs/file-transfer.md).
+// At the end it prints the receiver's figures too.
 #include <fmt/core.h>
 
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "file_io.h"
 #include "link_args.h"
 #include "mpxdp/links.h"
 #include "rate.h"
@@ -38,6 +40,8 @@ struct SendOptions {
   bool bidir = false;
   bool reverse = false;
   double connectTimeoutS = 3.0;
+  ReliabilityArgs reliability;
+  std::string file;  // -F
 };
 
 SendOptions options;
@@ -50,6 +54,28 @@ int usageError(const Error& error) {
 bool isUsageError(const Error& error) {
   return error.code() == EINVAL || error.code() == ENODEV || error.code() == ENOENT ||
          error.code() == EADDRNOTAVAIL;
+}
+
+// -F succeeded only when the receiver's REPORT says it got the whole stream
+// (header, file, trailer) and lost nothing: a receiver that found anything
+// wrong aborts the connection instead, which ends up in result.failure.
+std::optional<Error> checkDelivery(const FileSource& source, const Connection& conn,
+                                   const TransferResult& result) {
+  if (result.failure) return result.failure;
+  if (result.endedBy == "signal") return Error(EINTR, "stopped by a signal before the file was delivered");
+  if (!source.complete()) return Error(EIO, "the file was not sent to its end");
+  const auto peer = conn.peerReport();
+  if (!peer)
+    return Error(ETIMEDOUT, "the receiver's report did not arrive: delivery of the file is unconfirmed");
+  if (peer->lost != 0)
+    return Error(EIO,
+                 fmt::format("the receiver lost {} payloads: the file did not arrive whole", peer->lost));
+  if (peer->bytes != source.streamBytes()) {
+    return Error(EIO,
+                 fmt::format("the receiver counted {} stream bytes, {} were sent (header, file, trailer)",
+                             peer->bytes, source.streamBytes()));
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -90,6 +116,23 @@ void declareSend(CLI::App* app) {
   app->add_option("--connect-timeout", options.connectTimeoutS,
                   "seconds to wait for the receiver's answer before giving up")
       ->capture_default_str();
+  app->add_flag("--reliable", options.reliability.reliable,
+                "every payload arrives exactly once and in order: lost ones are sent again (the receiver "
+                "follows; a receiver started with --reliable refuses clients without it)");
+  app->add_flag(
+      "--redundant", options.reliability.redundant,
+      "send each payload on the two paths where it would arrive first (the receiver keeps the first "
+      "copy)");
+  app->add_option("--reliable-window", options.reliability.windowPackets,
+                  "reliable mode: payloads in flight unacknowledged (power of two, 64..65536; default 4096)")
+      ->type_name("PACKETS");
+  app->add_option("--abort-timeout", options.reliability.abortTimeoutS,
+                  "seconds without a packet from the receiver before the connection fails")
+      ->capture_default_str();
+  app->add_option("-F,--file", options.file,
+                  "send this file instead of the test pattern, to its end, then check that the receiver got "
+                  "every byte (implies --reliable; excludes -t, -R and --bidir; the receiver runs recv -F)")
+      ->type_name("PATH");
   app->add_option("--testbed", options.testbed,
                   "run in the sender namespace of this test bed (mpxdp-NAME-tx) and take links, peers and "
                   "rates from it");
@@ -98,7 +141,7 @@ void declareSend(CLI::App* app) {
       ->check(CLI::NonNegativeNumber);
 }
 
-int runSend(CLI::App* /*app*/) {
+int runSend(CLI::App* app) {
   auto backend = parseBackend(options.backend);
   if (!backend) return usageError(backend.error().wrap("--backend"));
   if (!(options.timeS > 0)) return usageError(Error(EINVAL, "-t must be > 0 seconds"));
@@ -112,6 +155,20 @@ int runSend(CLI::App* /*app*/) {
   if (!(options.connectTimeoutS > 0) || options.connectTimeoutS > 3600) {
     return usageError(Error(EINVAL, "--connect-timeout must be in (0, 3600] seconds"));
   }
+  // -F: the file decides the length; reliable mode carries it.
+  std::optional<FileSource> source;
+  if (!options.file.empty()) {
+    if (options.bidir || options.reverse)
+      return usageError(
+          Error(EINVAL, "-F with -R or --bidir is not supported yet: the file goes from send to recv"));
+    if (app->count("-t") > 0) return usageError(Error(EINVAL, "-F sends the whole file: drop -t"));
+    if (app->count("-l") > 0 && options.payloadBytes < kMinFilePayload)
+      return usageError(Error(EINVAL, fmt::format("-l must be at least {} bytes with -F", kMinFilePayload)));
+    auto file = openSourceFile(options.file);
+    if (!file) return usageError(file.error());
+    source.emplace(options.file, *file);
+    options.reliability.reliable = true;
+  }
   std::uint64_t rateBps = 0;
   if (!options.rate.empty()) {
     auto rate = parseRate(options.rate);
@@ -122,6 +179,8 @@ int runSend(CLI::App* /*app*/) {
     return usageError(Error(EINVAL, "give --link IFACE=PEER_IP[@RATE] (repeatable) or --testbed NAME"));
   }
   EndpointConfig config;
+  if (auto checked = applyReliability(options.reliability, config.connection, true); !checked)
+    return usageError(checked.error());
   // Names first (before entering a test bed); --pacing fixed is checked against the links below.
   if (auto checked = applyPathControl(options.pathControl, {}, config.connection); !checked)
     return usageError(checked.error());
@@ -148,9 +207,10 @@ int runSend(CLI::App* /*app*/) {
 
   ConnectOptions connect;
   connect.direction = direction;
-  connect.maxPayload = static_cast<std::uint16_t>(options.payloadBytes);
+  // A file goes in full-size payloads (what the paths carry) unless -l says otherwise.
+  connect.maxPayload = source && app->count("-l") == 0 ? 0 : static_cast<std::uint16_t>(options.payloadBytes);
   connect.serverRateBps = rateBps;
-  connect.durationMs = static_cast<std::uint32_t>(options.timeS * 1000);
+  connect.durationMs = source ? 0 : static_cast<std::uint32_t>(options.timeS * 1000);
   auto connection = (*endpoint)->connect(connect);
   if (!connection) {
     if (connection.error().code() == EMSGSIZE) return usageError(connection.error().wrap("-l"));
@@ -168,8 +228,21 @@ int runSend(CLI::App* /*app*/) {
     return reportError("send", established.error());
   }
 
+  std::uint32_t payloadBytes = options.payloadBytes;
+  if (source) {
+    payloadBytes = conn.maxPayload();
+    if (payloadBytes < kMinFilePayload) {
+      conn.abort(0, "payloads too small for a file");
+      return reportError("send", Error(EMSGSIZE, fmt::format("-F needs payloads of at least {} bytes; the "
+                                                             "connection carries {}",
+                                                             kMinFilePayload, payloadBytes)));
+    }
+    source->start(payloadBytes);
+  }
   RunDescription run = describeRun(**endpoint, *plans, *backend, options.cpu);
-  run.payloadBytes = options.payloadBytes;
+  run.payloadBytes = payloadBytes;
+  run.reliable = config.connection.reliable;
+  run.redundant = config.connection.redundant;
   run.totalRateBps = rateBps;
   run.scheduler = options.pathControl.scheduler;
   run.pacing = options.pathControl.pacing;
@@ -193,15 +266,25 @@ int runSend(CLI::App* /*app*/) {
   }
 
   TransferPlan plan;
-  plan.sendDurationNs = static_cast<std::uint64_t>(options.timeS * 1e9);
-  plan.payloadBytes = options.payloadBytes;
+  plan.sendDurationNs = source ? 0 : static_cast<std::uint64_t>(options.timeS * 1e9);
+  plan.payloadBytes = payloadBytes;
+  plan.source = source ? &*source : nullptr;
   plan.rateBps = rateBps;
   plan.intervalS = options.intervalS;
   const TransferResult result = runTransfer(**endpoint, conn, plan, sendReporter ? &*sendReporter : nullptr,
                                             receiveReporter ? &*receiveReporter : nullptr);
+  std::optional<Error> fileFailure;
+  if (source) {
+    FileSummary summary = source->summary();
+    fileFailure = checkDelivery(*source, conn, result);
+    summary.delivered = !fileFailure;
+    if (fileFailure) summary.error = fileFailure->message();
+    if (sendReporter) sendReporter->setFile(std::move(summary));
+  }
   finishReports(**endpoint, conn, result, sendReporter ? &*sendReporter : nullptr,
                 receiveReporter ? &*receiveReporter : nullptr, combined);
   if (result.failure) return reportError("send", *result.failure);
+  if (fileFailure) return reportError("send", *fileFailure);
   return kExitOk;
 }
 

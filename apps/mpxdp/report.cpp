@@ -171,6 +171,7 @@ Reporter::PathCounters Reporter::countersOf(const PathStats& p) const {
   c.bytes = sender ? p.bytesSent : p.bytesReceived;
   c.lost = p.lostSeen;
   c.requeued = p.requeued;
+  c.retransmitted = p.retransmitted;
   c.ackFramesSent = p.ackFramesSent;
   c.controlBytesSent = p.controlBytesSent;
   return c;
@@ -234,6 +235,7 @@ nlohmann::json Reporter::pathJson(std::size_t path, const PathStats& p, const Pa
   j["queue_delay_ns"] = p.queueDelayNs;
   j["queued_packets"] = p.queuedPackets;
   j["requeued"] = delta(now.requeued, from.requeued);
+  if (run_.role == Role::kSender) j["retransmitted"] = delta(now.retransmitted, from.retransmitted);
   j["ack_frames_sent"] = delta(now.ackFramesSent, from.ackFramesSent);
   j["control_bytes_sent"] = delta(now.controlBytesSent, from.controlBytesSent);
   return j;
@@ -256,6 +258,10 @@ nlohmann::json Reporter::intervalJson(const IntervalRecord& record) const {
     j["duplicate_packets"] = to.duplicates - from.duplicates;
     j["corrupt_packets"] = to.corrupt - from.corrupt;
   }
+  if (record.file) {
+    j["file_bytes"] = record.file->bytes - record.fromFileBytes;
+    j["file_bytes_total"] = record.file->bytes;
+  }
   nlohmann::json paths = nlohmann::json::array();
   for (std::size_t l = 0; l < record.paths.size(); ++l) {
     paths.push_back(
@@ -265,13 +271,34 @@ nlohmann::json Reporter::intervalJson(const IntervalRecord& record) const {
   return j;
 }
 
-void Reporter::interval(const ConnectionStats& stats, double timeS, std::uint64_t corrupt) {
+void Reporter::printFileProgress(const FileProgress& file, double fromS, double toS) {
+  const double rate = perSecond(8.0 * static_cast<double>(file.bytes - lastFileBytes_), toS - fromS);
+  if (!file.sizeKnown) {
+    fmt::print(out_, "[FILE] no header yet\n");
+    return;
+  }
+  const double done = file.size == 0 ? 1.0 : static_cast<double>(file.bytes) / static_cast<double>(file.size);
+  // ETA at the average rate since the start: steadier than the last interval's.
+  const double average = perSecond(static_cast<double>(file.bytes), toS);
+  std::string eta = "-";
+  if (file.bytes >= file.size) {
+    eta = "0 s";
+  } else if (average > 0) {
+    eta = fmt::format("{:.1f} s", static_cast<double>(file.size - file.bytes) / average);
+  }
+  fmt::print(out_, "[FILE] {:5.1f}%  {} of {}  {}  ETA {}\n", 100.0 * done, transferText(file.bytes),
+             transferText(file.size), rateText(rate), eta);
+}
+
+void Reporter::interval(const ConnectionStats& stats, double timeS, std::uint64_t corrupt,
+                        const std::optional<FileProgress>& file) {
   const Sample now = sampleOf(stats, run_.role, timeS, corrupt);
   if (now.timeS <= last_.timeS) return;
   if (jsonMode_) {
-    intervals_.push_back({last_, now, lastPaths_, stats.paths});
+    intervals_.push_back({last_, now, lastPaths_, stats.paths, file, lastFileBytes_});
   } else if (out_ != nullptr) {
     printLine(last_, now, "");
+    if (file) printFileProgress(*file, last_.timeS, now.timeS);
     for (std::size_t l = 0; l < stats.paths.size(); ++l)
       printPathLine(l, stats.paths[l], l < lastPaths_.size() ? lastPaths_[l] : PathCounters{}, false);
     for (; eventsSeen_ < stats.pathEvents.size(); ++eventsSeen_)
@@ -279,6 +306,7 @@ void Reporter::interval(const ConnectionStats& stats, double timeS, std::uint64_
     std::fflush(out_);
   }
   last_ = now;
+  if (file) lastFileBytes_ = file->bytes;
   lastPaths_.resize(stats.paths.size());
   for (std::size_t l = 0; l < stats.paths.size(); ++l) lastPaths_[l] = countersOf(stats.paths[l]);
 }
@@ -307,6 +335,14 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
   // CLOCK_MONOTONIC at the run's time 0 (intervals, path events), so that
   // other tools on this host can place their own events on the same timeline.
   j["start_monotonic_ns"] = startNs_;
+  // Reliable and redundant modes (issue 9); 0 when the mode is off or this side does not send/receive.
+  j["reliable"] = run_.reliable;
+  j["redundant"] = run_.redundant;
+  j["retransmitted"] = stats.retransmitted;
+  j["redundant_copies"] = stats.redundantCopies;
+  j["flow_blocked_ms"] = static_cast<double>(stats.flowBlockedNs) / 1e6;
+  j["max_stall_ms"] = static_cast<double>(stats.maxStallNs) / 1e6;
+  j["duplicates"] = stats.duplicates;
   nlohmann::json malformed;
   malformed["connection"] = stats.malformed;
   malformed["endpoint"] = endpoint.malformed;
@@ -390,6 +426,7 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
       path["peer_bytes_received"] = p.peerBytesReceived;
       path["tx_ring_empty"] = p.io.txRingEmpty;
       path["tx_invalid_descs"] = p.io.txInvalidDescs;
+      path["retransmitted"] = p.retransmitted;
       if (peer && l < peer->paths.size()) {
         path["receiver_packets"] = peer->paths[l].packets;
         path["receiver_lost"] = peer->paths[l].lost;
@@ -419,6 +456,7 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
   nlohmann::json intervals = nlohmann::json::array();
   for (const IntervalRecord& record : intervals_) intervals.push_back(intervalJson(record));
   j["intervals"] = std::move(intervals);
+  finishFile(j);
   json_ = j;
 
   if (out_ == nullptr) return;
@@ -455,6 +493,11 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
                  known ? std::to_string(peer->paths[l].lost) : "-", rtt(p));
     }
     fmt::print(out_, "refused by the links (TX ring full): {}\n", stats.txDropped);
+    if (run_.reliable || run_.redundant || stats.retransmitted > 0 || stats.redundantCopies > 0) {
+      fmt::print(out_, "{}: retransmitted {}, redundant copies {}, blocked by flow control {}\n",
+                 run_.reliable ? "reliable" : "unreliable", stats.retransmitted, stats.redundantCopies,
+                 durationText(stats.flowBlockedNs));
+    }
   } else {
     fmt::print(
         out_, "[ ID] Link           Packets        Bytes   Lost OOO-path  Delay-min  Delay-avg        RTT\n");
@@ -476,6 +519,8 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
     fmt::print(out_, "reorder {}: hold p50 {}, p99 {}, max {}; duplicates {}, implausible {}\n", run_.reorder,
                durationText(stats.hold.p50Ns), durationText(stats.hold.p99Ns), durationText(stats.hold.maxNs),
                stats.duplicates, stats.implausible);
+    if (run_.reliable || stats.maxStallNs > 0)
+      fmt::print(out_, "longest delivery stall: {}\n", durationText(stats.maxStallNs));
     fmt::print(
         out_,
         "Legend: Lost = never delivered; OOO-arr/OOO-del = arrived/delivered out of order;\n"
@@ -516,7 +561,57 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
                  : std::string());
   fmt::print(out_, "CPU time: {:.2f} s user, {:.2f} s system; ended by {}\n", ending.cpu.userS,
              ending.cpu.systemS, ending.reason);
+  if (file_) {
+    const FileSummary& f = *file_;
+    const bool sender = run_.role == Role::kSender;
+    fmt::print(out_, "file: {} ({} of {} bytes{})\n", f.path, f.bytes, f.size,
+               !sender && !f.name.empty() ? ", the sender's " + f.name : std::string());
+    if (sender) {
+      fmt::print(out_, "disk: read + hash {} on the reader thread; the send loop waited {} for it\n",
+                 durationText(f.ioNs), durationText(f.ioWaitNs));
+    } else {
+      fmt::print(out_,
+                 "disk: write + hash {} on the writer thread, final fsync + rename {}; the receive loop "
+                 "waited {} for it\n",
+                 durationText(f.ioNs - f.syncNs), durationText(f.syncNs), durationText(f.ioWaitNs));
+    }
+    if (sender) {
+      fmt::print(out_, "sha256 {}{}\n", f.sha256.empty() ? "(not finished)" : f.sha256,
+                 f.delivered == true ? "  delivered: the receiver counted every byte, none lost" : "");
+    } else if (f.verified == true) {
+      fmt::print(out_, "sha256 {}  verified\n", f.sha256);
+    } else {
+      fmt::print(
+          out_, "sha256 {}  NOT verified{}\n", f.sha256.empty() ? "(not finished)" : f.sha256,
+          f.peerSha256.empty() || f.peerSha256 == f.sha256 ? "" : " (the sender's: " + f.peerSha256 + ")");
+    }
+  }
   std::fflush(out_);
+}
+
+void Reporter::finishFile(nlohmann::json& j) {
+  if (!file_) return;
+  const FileSummary& f = *file_;
+  nlohmann::json file;
+  file["path"] = f.path;
+  file["name"] = f.name;
+  file["size"] = f.size;
+  file["bytes"] = f.bytes;
+  file["payload_bytes"] = f.chunkBytes;
+  file["stream_bytes"] = f.streamBytes;
+  file["digest"] = "sha256";
+  file["sha256"] = f.sha256.empty() ? nlohmann::json(nullptr) : nlohmann::json(f.sha256);
+  file["io_ns"] = f.ioNs;
+  file["io_wait_ns"] = f.ioWaitNs;
+  if (run_.role == Role::kReceiver) file["sync_ns"] = f.syncNs;
+  if (run_.role == Role::kReceiver) {
+    file["sender_sha256"] = f.peerSha256.empty() ? nlohmann::json(nullptr) : nlohmann::json(f.peerSha256);
+    file["verified"] = f.verified.value_or(false);
+  } else {
+    file["delivered"] = f.delivered.value_or(false);
+  }
+  file["error"] = f.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(f.error);
+  j["file"] = std::move(file);
 }
 
 }  // namespace mpxdp::cli

@@ -34,6 +34,35 @@ struct RunDescription {
   double intervalS = 1.0;              // -i
   int cpu = -1;                        // the CPU the run's thread is pinned to; -1 = not pinned
   std::uint32_t connId = 0;
+  bool reliable = false;   // --reliable (or -F)
+  bool redundant = false;  // --redundant
+};
+
+// How far a file transfer got (interval reports: bytes, rate, ETA).
+struct FileProgress {
+  std::uint64_t bytes = 0;  // file bytes sent or received so far
+  std::uint64_t size = 0;   // the file's size, when known
+  bool sizeKnown = false;   // the receiver learns it from the header
+};
+
+// What each side reports about the file (the final report's "file" object).
+struct FileSummary {
+  std::string path;  // -F as given
+  std::string name;  // the name in the header (the sender's base name)
+  std::uint64_t size = 0;
+  std::uint64_t bytes = 0;  // file bytes read and sent, or received
+  std::uint32_t chunkBytes = 0;
+  std::string sha256;            // hex digest of the bytes this side read or received ("" when unfinished)
+  std::string peerSha256;        // receiver: the digest in the sender's trailer
+  std::optional<bool> verified;  // receiver: digests matched and the file is in place
+  std::uint64_t ioNs = 0;        // reading + hashing (sender), writing + hashing (receiver), all of it
+  std::uint64_t syncNs = 0;      // receiver: of ioNs, the final fsync and rename
+  // How long the network loop waited for the disk thread (the reader had no
+  // data ready, or the writer no free buffer): disk I/O as a bottleneck.
+  std::uint64_t ioWaitNs = 0;
+  std::uint64_t streamBytes = 0;  // header + file + trailer
+  std::optional<bool> delivered;  // sender: the receiver's REPORT counts every stream byte, none lost
+  std::string error;              // why the transfer failed ("" when it did not)
 };
 
 // Cumulative counters at one moment. packets/bytes are payloads delivered
@@ -78,7 +107,11 @@ class Reporter {
   // One interval from the previous snapshot to `stats`, taken at timeS: the
   // [SUM] line, one line per path and the path events since the last call
   // (text), or one entry of "intervals" (JSON).
-  void interval(const ConnectionStats& stats, double timeS, std::uint64_t corrupt);
+  // With a file (-F): its progress, printed as bytes, rate and ETA.
+  void interval(const ConnectionStats& stats, double timeS, std::uint64_t corrupt,
+                const std::optional<FileProgress>& file = std::nullopt);
+  // The file of -F, for finish(): its "file" object and lines.
+  void setFile(FileSummary file) { file_ = std::move(file); }
   // The final summary: totals, per-path tables, path events, hold times,
   // malformed input, CPU time; a sender adds the receiver's figures when its
   // REPORT arrived.
@@ -95,6 +128,7 @@ class Reporter {
     std::uint64_t bytes = 0;
     std::uint64_t lost = 0;
     std::uint64_t requeued = 0;
+    std::uint64_t retransmitted = 0;
     std::uint64_t ackFramesSent = 0;
     std::uint64_t controlBytesSent = 0;
   };
@@ -112,10 +146,14 @@ class Reporter {
     Sample to;
     std::vector<PathCounters> fromPaths;
     std::vector<PathStats> paths;
+    std::optional<FileProgress> file;
+    std::uint64_t fromFileBytes = 0;
   };
   nlohmann::json intervalJson(const IntervalRecord& record) const;
   nlohmann::json pathEventJson(const PathEvent& event) const;
   std::string linkName(std::size_t path) const;
+  void printFileProgress(const FileProgress& file, double fromS, double toS);
+  void finishFile(nlohmann::json& j);
 
   RunDescription run_;
   bool jsonMode_;
@@ -125,6 +163,8 @@ class Reporter {
   std::vector<PathCounters> lastPaths_;
   std::size_t eventsSeen_ = 0;  // path events already printed
   std::vector<IntervalRecord> intervals_;
+  std::uint64_t lastFileBytes_ = 0;
+  std::optional<FileSummary> file_;
   nlohmann::json json_;
 };
 

@@ -65,6 +65,28 @@ Result<void> applyPathControl(const PathControlArgs& args, const std::vector<Lin
   return {};
 }
 
+Result<void> applyReliability(const ReliabilityArgs& args, ConnectionConfig& config, bool sender) {
+  if (!(args.abortTimeoutS > 0) || args.abortTimeoutS > 3600)
+    return Error(EINVAL, "--abort-timeout must be in (0, 3600] seconds");
+  if (args.windowPackets != 0) {
+    if (!args.reliable) return Error(EINVAL, "--reliable-window needs --reliable (or -F)");
+    if (args.windowPackets < 64 || args.windowPackets > 65536 ||
+        (args.windowPackets & (args.windowPackets - 1)) != 0)
+      return Error(EINVAL, "--reliable-window must be a power of two in 64..65536");
+    if (sender) {
+      config.reorder.windowPackets = std::max(config.reorder.windowPackets, args.windowPackets);
+    } else if (args.windowPackets > config.reorder.windowPackets) {
+      return Error(EINVAL, "--reliable-window must be at most --window (the reorder window, " +
+                               std::to_string(config.reorder.windowPackets) + " packets)");
+    }
+    config.reliableWindowPackets = args.windowPackets;
+  }
+  config.reliable = args.reliable;
+  config.redundant = args.redundant;
+  config.peerTimeoutNs = static_cast<std::uint64_t>(args.abortTimeoutS * 1e9);
+  return {};
+}
+
 Result<void> waitForHandshake(Endpoint& endpoint, Connection& connection) {
   while (!connection.established()) {
     if (stopRequested()) {
@@ -130,13 +152,13 @@ void finishReports(const Endpoint& endpoint, const Connection& connection, const
   if (sendReporter) {
     ending.durationS = result.sendDurationS;
     const Sample total = sampleOf(result.stats, Role::kSender, ending.durationS, 0);
-    sendReporter->interval(result.stats, result.endS, 0);
+    sendReporter->interval(result.stats, result.endS, 0, result.sendFile);
     sendReporter->finish(result.stats, total, ending, endpointStats, connection.peerReport());
   }
   if (receiveReporter) {
     ending.durationS = result.receiveDurationS;
     const Sample total = sampleOf(result.stats, Role::kReceiver, ending.durationS, result.corrupt);
-    receiveReporter->interval(result.stats, result.endS, result.corrupt);
+    receiveReporter->interval(result.stats, result.endS, result.corrupt, result.receiveFile);
     receiveReporter->finish(result.stats, total, ending, endpointStats, std::nullopt);
   }
   if (combined && sendReporter && receiveReporter) {

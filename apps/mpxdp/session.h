@@ -49,6 +49,18 @@ struct PathControlArgs {
 Result<void> applyPathControl(const PathControlArgs& args, const std::vector<LinkPlan>& plans,
                               ConnectionConfig& config);
 
+// --reliable, --redundant, --reliable-window and --abort-timeout of send and recv.
+struct ReliabilityArgs {
+  bool reliable = false;
+  bool redundant = false;
+  std::uint32_t windowPackets = 0;  // 0: the library's default (ConnectionConfig::reliableWindowPackets)
+  double abortTimeoutS = 3.0;       // ConnectionConfig::peerTimeoutNs
+};
+// Checks the values (EINVAL naming the option) and sets them in `config`.
+// The reliable window needs reliable mode and fits in the reorder window
+// (config.reorder.windowPackets); the sender raises its own to fit.
+Result<void> applyReliability(const ReliabilityArgs& args, ConnectionConfig& config, bool sender);
+
 // Final reports of both directions; with `combined` one JSON object
 // {"send": {...}, "recv": {...}} on stdout.
 void finishReports(const Endpoint& endpoint, const Connection& connection, const TransferResult& result,

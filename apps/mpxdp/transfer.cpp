@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
+#include <optional>
 #include <vector>
 
+#include "file_stream.h"
 #include "payload_pattern.h"
 #include "run_control.h"
 #include "wire/frames.h"
@@ -57,6 +60,7 @@ TransferResult runTransfer(Endpoint& endpoint, Connection& connection, const Tra
   std::uint64_t nextReportNs = intervalNs > 0 ? startNs + intervalNs : UINT64_MAX;
   std::uint64_t lastSendNs = startNs;
   std::uint64_t lastControlPollNs = 0;
+  bool sourceDone = false;  // the source gave its last payload
   std::uint64_t firstDeliveryNs = 0;
   std::uint64_t lastDeliveryNs = 0;
   auto seconds = [&](std::uint64_t ns) { return static_cast<double>(ns - startNs) / 1e9; };
@@ -94,8 +98,14 @@ TransferResult runTransfer(Endpoint& endpoint, Connection& connection, const Tra
     if (now >= nextReportNs) {
       // One snapshot for both directions; the ticks stay on start + k * interval.
       const ConnectionStats snapshot = connection.stats();
-      if (sendReporter) sendReporter->interval(snapshot, seconds(now), 0);
-      if (receiveReporter) receiveReporter->interval(snapshot, seconds(now), result.corrupt);
+      if (sendReporter) {
+        sendReporter->interval(snapshot, seconds(now), 0,
+                               plan.source ? std::optional(plan.source->progress()) : std::nullopt);
+      }
+      if (receiveReporter) {
+        receiveReporter->interval(snapshot, seconds(now), result.corrupt,
+                                  plan.sink ? std::optional(plan.sink->progress()) : std::nullopt);
+      }
       nextReportNs += intervalNs * ((now - nextReportNs) / intervalNs + 1);
     }
     if (sends && now >= nextRateRefreshNs) {
@@ -110,11 +120,34 @@ TransferResult runTransfer(Endpoint& endpoint, Connection& connection, const Tra
         break;
       }
       lastControlPollNs = now;
+      std::optional<Error> sinkError;
       for (std::size_t i = 0; i < *n; ++i) {
+        if (plan.sink != nullptr) {
+          if (sinkError) continue;
+          if (auto consumed =
+                  plan.sink->consume(delivered[i].globalSeq, {delivered[i].data, delivered[i].length});
+              !consumed) {
+            sinkError = consumed.error();
+          }
+          continue;
+        }
+        if (delivered[i].globalSeq == 0 && delivered[i].length >= kFileHeaderMagic.size() &&
+            std::memcmp(delivered[i].data, kFileHeaderMagic.data(), kFileHeaderMagic.size()) == 0) {
+          // Counting a file as corrupt pattern payloads would help nobody.
+          sinkError = Error(EPROTO, "the client sends a file (send -F): run mpxdp recv -F PATH to store it");
+          continue;
+        }
         result.corrupt +=
             checkPattern(delivered[i].data, delivered[i].length, delivered[i].globalSeq) ? 0 : 1;
       }
       connection.release({delivered.data(), *n});
+      if (sinkError) {
+        // The peer learns why (its CLOSE carries the reason) and stops sending.
+        connection.abort(static_cast<std::uint16_t>(wire::CloseError::kProtocol), sinkError->context());
+        result.failure = std::move(sinkError);
+        result.endedBy = "error";
+        break;
+      }
       if (*n > 0) {
         if (firstDeliveryNs == 0) firstDeliveryNs = now;
         lastDeliveryNs = now;
@@ -129,7 +162,7 @@ TransferResult runTransfer(Endpoint& endpoint, Connection& connection, const Tra
     }
     std::uint64_t wake = std::min({endpoint.nextDeadlineNs(), nextReportNs, now + kMaxWaitNs});
     if (sends && !connection.state().sendFinished) {
-      if (now >= sendEndNs) {
+      if (now >= sendEndNs || (plan.source != nullptr && sourceDone)) {
         if (auto finished = connection.finish(); !finished) {
           result.failure = finished.error();
           break;
@@ -140,11 +173,32 @@ TransferResult runTransfer(Endpoint& endpoint, Connection& connection, const Tra
       const std::size_t n = connection.reserve(slots, payload);
       if (n > 0) {
         const std::uint64_t firstSeq = connection.state().nextGlobalSeq;
+        std::optional<Error> sourceError;
         for (std::size_t i = 0; i < n; ++i) {
-          fillPattern(slots[i].data, payload, firstSeq + i);
-          slots[i].length = payload;
+          if (plan.source == nullptr) {
+            fillPattern(slots[i].data, payload, firstSeq + i);
+            slots[i].length = payload;
+            continue;
+          }
+          // Slots past the end of the stream go back unsent (length 0).
+          slots[i].length = 0;
+          if (sourceDone || sourceError) continue;
+          auto filled = plan.source->fill(slots[i].data, std::min(slots[i].capacity, payload));
+          if (!filled) {
+            sourceError = filled.error();
+          } else if (*filled == 0) {
+            sourceDone = true;
+          } else {
+            slots[i].length = *filled;
+          }
         }
         auto committed = connection.commit({slots.data(), n});
+        if (sourceError) {
+          connection.abort(static_cast<std::uint16_t>(wire::CloseError::kStopped), sourceError->context());
+          result.failure = std::move(sourceError);
+          result.endedBy = "error";
+          break;
+        }
         if (!committed) {
           result.failure = committed.error();
           break;
@@ -163,6 +217,8 @@ TransferResult runTransfer(Endpoint& endpoint, Connection& connection, const Tra
   if (receives && firstDeliveryNs != 0)
     result.receiveDurationS = static_cast<double>(lastDeliveryNs - firstDeliveryNs) / 1e9;
   result.endS = seconds(monotonicNs());
+  if (plan.source != nullptr) result.sendFile = plan.source->progress();
+  if (plan.sink != nullptr) result.receiveFile = plan.sink->progress();
   result.stats = connection.stats();
   if (!result.failure && connection.error() && result.endedBy != "signal") {
     result.failure = connection.error();
@@ -174,7 +230,7 @@ TransferResult runTransfer(Endpoint& endpoint, Connection& connection, const Tra
     } else if (receives && connection.state().endedByIdleTimeout) {
       result.endedBy = "idle timeout";
     } else {
-      result.endedBy = sends ? "time" : "end of stream";
+      result.endedBy = !sends ? "end of stream" : plan.source != nullptr ? "end of file" : "time";
     }
   }
   return result;
