@@ -209,6 +209,15 @@ void LinkSim::scheduleDeparture() {
 
 void LinkSim::arrive(std::size_t flow, std::uint64_t number) {
   Flow& f = *flows_[flow];
+  if (link_.randomLoss > 0) {
+    rng_ ^= rng_ << 13;
+    rng_ ^= rng_ >> 7;
+    rng_ ^= rng_ << 17;
+    if (static_cast<double>(rng_ >> 11) * 0x1.0p-53 < link_.randomLoss) {
+      ++f.stats.droppedPackets;
+      return;
+    }
+  }
   f.sent[number].received = true;
   f.recvBytes += f.sent[number].bytes;
   f.stats.deliveredBytes += f.sent[number].bytes;

@@ -20,6 +20,7 @@ struct LinkConfig {
   std::uint64_t burstNs = 1'000'000;   // tbf burst, in time at rate
   std::uint64_t queueNs = 20'000'000;  // tbf queue limit, in time at rate
   std::uint64_t rttNs = 10'000'000;    // propagation, split evenly
+  double randomLoss = 0;               // drawn per packet after the queue (a radio link's loss)
 };
 
 enum class FlowKind : std::uint8_t { kMpxdp, kConstant, kReno };
@@ -88,6 +89,7 @@ class LinkSim {
   std::vector<std::unique_ptr<Flow>> flows_;
   std::queue<Packet> queue_;
   std::uint64_t queueBytes_ = 0;
+  std::uint64_t rng_ = 0x9e3779b97f4a7c15ULL;  // fixed: runs reproduce
   bool departureScheduled_ = false;
   // Token bucket in bit-ns (bits * 1e9) to stay exact.
   double tokensBits_ = 0;

@@ -26,6 +26,14 @@ constexpr std::uint64_t kCruiseQueueNs = 1'000'000;
 constexpr double kCruiseDrainGain = 0.95;
 constexpr std::uint64_t kBwWindowRounds = 10;
 constexpr double kLossThreshold = 0.02;
+// Loss while no queue builds is not the path's buffer overflowing (a radio
+// link's random loss): it counts only above this much, so 10 % random loss
+// does not collapse the rate, yet a policer that drops without queueing
+// (loss far above this once we exceed its rate) is still obeyed.
+constexpr double kQueuelessLossThreshold = 0.15;
+constexpr double kMaxRandomLossCredit = 0.5;
+constexpr std::uint64_t kBaselineMinBytes = 30 * 1500;  // a round this big tells the loss rate
+constexpr double kBaselineGain = 0.125;
 constexpr std::uint64_t kLossMinPackets = 3;  // fewer lost packets in a round are no signal
 constexpr std::uint64_t kMinQueueThresholdNs = 2'000'000;
 constexpr std::uint64_t kMaxQueueThresholdNs = 10'000'000;
@@ -97,13 +105,19 @@ class AutoRateController final : public RateController {
     queueDelay_ = s.queueDelayNs;
     if (episode_) episodePeak_ = std::max(episodePeak_, queueDelay_);
     srtt_ = s.srttNs;
+    smoothedLoss_ = s.lossRate;
     roundAcked_ += s.ackedBytes;
     if (s.deliveryRateBps != 0) {
       // A tbf bucket that filled while the queue was empty lets a burst
       // through above the link rate, so one short sample can exceed it: the
       // smaller of the last two samples goes on.
-      const std::uint64_t sample =
-          prevSample_ != 0 ? std::min(prevSample_, s.deliveryRateBps) : s.deliveryRateBps;
+      std::uint64_t sample = prevSample_ != 0 ? std::min(prevSample_, s.deliveryRateBps) : s.deliveryRateBps;
+      // Lost without a queue (random loss): the path carried what was sent,
+      // the loss came after it; else the estimate would shrink by the loss
+      // rate every round.
+      if (owdValid_ && queueDelay_ <= queueThreshold() / 4 && s.lossRate > 0) {
+        sample = scale(sample, 1.0 / (1.0 - std::min(s.lossRate, kMaxRandomLossCredit)));
+      }
       prevSample_ = s.deliveryRateBps;
       latestSample_ = sample;
       // Loss-only: the estimate moves as TCP's window (AIMD) and the
@@ -175,8 +189,13 @@ class AutoRateController final : public RateController {
   bool lossSignal() const noexcept {
     if (lossOnly_) return roundLostPackets_ > 0;
     const std::uint64_t total = roundAcked_ + roundLost_;
-    return roundLostPackets_ >= kLossMinPackets && total != 0 &&
-           static_cast<double>(roundLost_) > kLossThreshold * static_cast<double>(total);
+    const bool queueing = !owdValid_ || queueDelay_ > queueThreshold() / 4;
+    if (roundLostPackets_ < kLossMinPackets || total == 0) return false;
+    // Without a queue, judged on the smoothed rate: one round's few packets
+    // are too noisy against a high threshold.
+    if (!queueing) return smoothedLoss_ > kQueuelessLossThreshold;
+    // With a queue: loss above the path's background (random) loss.
+    return static_cast<double>(roundLost_) > (kLossThreshold + baselineLoss_) * static_cast<double>(total);
   }
 
   void enterStartup(std::uint64_t seed) noexcept {
@@ -301,6 +320,12 @@ class AutoRateController final : public RateController {
   }
 
   void endRound(std::uint64_t nowNs) noexcept {
+    // Background loss: what rounds without a queue lose (random loss).
+    const std::uint64_t total = roundAcked_ + roundLost_;
+    if (owdValid_ && queueDelay_ <= queueThreshold() / 4 && total >= kBaselineMinBytes) {
+      const double fraction = static_cast<double>(roundLost_) / static_cast<double>(total);
+      baselineLoss_ += (std::min(fraction, kQueuelessLossThreshold) - baselineLoss_) * kBaselineGain;
+    }
     switch (phase_) {
       case RatePhase::kStartup:
         if (bw() != 0 && static_cast<double>(bw()) >= static_cast<double>(fullBwRef_) * kStartupGrowth) {
@@ -415,6 +440,8 @@ class AutoRateController final : public RateController {
   std::uint64_t minRtt_ = 0;
   bool owdValid_ = false;
   std::uint64_t queueDelay_ = 0;
+  double smoothedLoss_ = 0;
+  double baselineLoss_ = 0;  // loss fraction of rounds without a queue (smoothed)
 
   std::uint64_t fullBwRef_ = 0;
   std::uint32_t flatRounds_ = 0;

@@ -9,12 +9,11 @@
 //   most 3/4 of the delay threshold worth of queue, down at 0.75x to take it
 //   back; a probe the path kept up with is followed at once by a harder one
 //   (1.5x, 2x), so capacity steps up are found within a few rounds.
-//   Congestion (loss > 2 % in a round, or queue delay > max(2 ms, minRtt/2)
-//   capped at 10 ms): the estimate falls to the latest delivery sample (at
-//   most halving), paced below it for a round; at most one back-off per round.
-//   When the queue stays high for 6 rounds although we back off (someone else
-//   fills it, a TCP flow), only loss counts and the rate moves as TCP's
-//   (AIMD) until the queue falls or 2 s pass, so neither flow starves.
+//   Congestion (loss > 2 % in a round while a queue builds, > 15 % without
+//   one, or queue delay > max(2 ms, minRtt/2) capped at 10 ms): the estimate falls to the latest delivery
+//   sample (at most halving), paced below it for a round; at most one back-off per round. When the queue
+//   stays high for 6 rounds although we back off (someone else fills it, a TCP flow), only loss counts and
+//   the rate moves as TCP's (AIMD) until the queue falls or 2 s pass, so neither flow starves.
 // See docs/path-control.md.
 // A round is max(srtt, minRoundNs). Pure logic: nowNs is passed in; nothing
 // allocates after construction.

@@ -184,6 +184,25 @@ INSTANTIATE_TEST_SUITE_P(Links, ConvergenceTest,
                                   std::to_string(info.param.rttUs) + "us";
                          });
 
+// A radio link's random loss (10 %, no queue behind it) is not congestion:
+// the rate stays near the link's (issue 9: redundant mode over a lossy link).
+TEST(RateControllerTest, RandomLossWithoutAQueueDoesNotCollapseTheRate) {
+  LinkConfig link;
+  link.rateBps = 300 * kMbit;
+  link.rttNs = 2'000'000;
+  link.randomLoss = 0.10;
+  LinkSim sim(link);
+  SimRun run(sim);
+  const auto flow = sim.addMpxdp(autoOptions(300));
+  run.track(flow, true);
+  run.to(kSecond);
+  const Window start = run.mark(flow);
+  run.to(3 * kSecond);
+  const Window steady = run.since(flow, start);
+  // Delivered: at least 75 % of the rate (90 % of what the loss leaves).
+  EXPECT_GE(steady.mbps(2 * kSecond), 0.75 * 300) << run.trace();
+}
+
 struct StepCase {
   std::uint64_t fromMbit;
   std::uint64_t toMbit;
