@@ -52,7 +52,7 @@ bool digestNameMatches(const std::uint8_t* p) noexcept {
   return std::memcmp(p, expected, 8) == 0;
 }
 
-Error bad(std::string what) { return Error(EBADMSG, "file stream: " + what); }
+Error bad(const std::string& what) { return Error(EBADMSG, "file stream: " + what); }
 
 }  // namespace
 
@@ -72,7 +72,7 @@ std::size_t encodeFileHeader(const FileHeader& header, std::span<std::uint8_t> o
   put64(p + 20, header.size);
   put32(p + 28, header.chunkBytes);
   put16(p + 32, static_cast<std::uint16_t>(nameBytes));
-  std::memcpy(p + kFileHeaderFixedBytes, header.name.data(), nameBytes);
+  std::copy_n(header.name.begin(), nameBytes, p + kFileHeaderFixedBytes);  // not NUL-terminated on the wire
   return kFileHeaderFixedBytes + nameBytes;
 }
 
@@ -159,9 +159,9 @@ std::string toHex(std::span<const std::uint8_t> bytes) {
   return hex;
 }
 
-Error FileStreamParser::fail(std::string what) {
+Error FileStreamParser::fail(const std::string& what) {
   state_ = State::kFailed;
-  return bad(std::move(what));
+  return bad(what);
 }
 
 Result<FilePart> FileStreamParser::feed(std::uint64_t seq, std::span<const std::uint8_t> payload) {

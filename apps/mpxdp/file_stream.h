@@ -83,7 +83,7 @@ class FileStreamParser {
 
  private:
   enum class State : std::uint8_t { kHeader, kData, kTrailer, kDone, kFailed };
-  Error fail(std::string what);
+  Error fail(const std::string& what);
 
   State state_ = State::kHeader;
   std::uint64_t nextSeq_ = 0;

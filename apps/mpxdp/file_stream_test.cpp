@@ -353,7 +353,7 @@ Result<void> streamThrough(FileSource& source, FileSink& sink, std::uint32_t chu
   return sink.commit();
 }
 
-TEST(FileTransferTest, SourceToSinkOnDisk) {
+TEST(FileSourceSinkTest, SourceToSinkOnDisk) {
   ScratchDir dir;
   // Sizes around the read buffer (a multiple of the payload size) and the hash step.
   const std::uint32_t chunk = 1432;
@@ -392,7 +392,7 @@ TEST(FileTransferTest, SourceToSinkOnDisk) {
   }
 }
 
-TEST(FileTransferTest, DigestMismatchOrAShortStreamLeavesNoFileAndKeepsAnOldOne) {
+TEST(FileSourceSinkTest, DigestMismatchOrAShortStreamLeavesNoFileAndKeepsAnOldOne) {
   ScratchDir dir;
   const Bytes content = randomBytes(100'000, 1);
   const fs::path target = dir.path / "out.bin";
