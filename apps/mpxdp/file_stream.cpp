@@ -159,6 +159,42 @@ std::string toHex(std::span<const std::uint8_t> bytes) {
   return hex;
 }
 
+std::string printableName(std::string_view name) {
+  std::string out;
+  out.reserve(name.size());
+  for (std::size_t i = 0; i < name.size();) {
+    const auto c = static_cast<std::uint8_t>(name[i]);
+    if (c < 0x80) {
+      out += (c < 0x20 || c == 0x7f) ? '?' : static_cast<char>(c);
+      ++i;
+      continue;
+    }
+    // Lead byte: 2, 3 or 4 bytes; no overlong forms, surrogates or code points above U+10FFFF.
+    const std::size_t length = c >= 0xC2 && c <= 0xDF   ? 2
+                               : c >= 0xE0 && c <= 0xEF ? 3
+                               : c >= 0xF0 && c <= 0xF4 ? 4
+                                                        : 0;
+    bool valid = length != 0 && i + length <= name.size();
+    for (std::size_t k = 1; valid && k < length; ++k)
+      valid = (static_cast<std::uint8_t>(name[i + k]) & 0xC0) == 0x80;
+    if (valid && length >= 3) {
+      const auto second = static_cast<std::uint8_t>(name[i + 1]);
+      if (c == 0xE0) valid = second >= 0xA0;
+      if (c == 0xED) valid = second < 0xA0;
+      if (c == 0xF0) valid = second >= 0x90;
+      if (c == 0xF4) valid = second < 0x90;
+    }
+    if (!valid) {
+      out += '?';
+      ++i;
+      continue;
+    }
+    out.append(name.substr(i, length));
+    i += length;
+  }
+  return out;
+}
+
 Error FileStreamParser::fail(const std::string& what) {
   state_ = State::kFailed;
   return bad(what);

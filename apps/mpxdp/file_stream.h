@@ -61,6 +61,10 @@ std::uint64_t fileDataPayloads(std::uint64_t size, std::uint32_t chunkBytes) noe
 // The last path component of `path` ("a/b/c.bin" -> "c.bin"; "/" and "" -> "").
 std::string fileBaseName(std::string_view path);
 std::string toHex(std::span<const std::uint8_t> bytes);
+// For reports: valid UTF-8 is kept, control characters and bytes that are not
+// UTF-8 become '?' (a name from the peer must not drive the terminal, and
+// the JSON writer accepts only UTF-8).
+std::string printableName(std::string_view name);
 
 enum class FilePart : std::uint8_t { kHeader, kData, kTrailer };
 

@@ -146,6 +146,12 @@ TEST(FileStreamCodecTest, SizesAndNames) {
   EXPECT_EQ(fileBaseName("c.bin"), "c.bin");
   EXPECT_EQ(fileBaseName("dir/"), "dir");
   EXPECT_EQ(fileBaseName("/"), "");
+  EXPECT_EQ(printableName("caf\xc3\xa9 \xe2\x82\xac.bin"), "caf\xc3\xa9 \xe2\x82\xac.bin");
+  EXPECT_EQ(printableName("caf\xe9.bin"), "caf?.bin");   // Latin-1
+  EXPECT_EQ(printableName("a\x1b[2Jb\x7f"), "a?[2Jb?");  // terminal escapes
+  EXPECT_EQ(printableName("\xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80"),
+            "?????????");                      // overlong, surrogate, > U+10FFFF
+  EXPECT_EQ(printableName("\xe2\x82"), "??");  // cut short
   const std::uint8_t bytes[] = {0x00, 0x0f, 0xab, 0xff};
   EXPECT_EQ(toHex(bytes), "000fabff");
 }
