@@ -109,11 +109,13 @@ void Reporter::begin() {
         run_.linkNames.size(), run_.backend, run_.payloadBytes,
         run_.totalRateBps == 0 ? std::string("unlimited") : rateText(static_cast<double>(run_.totalRateBps)),
         cpuText(run_.cpu));
-    fmt::print(out_, "  scheduler {}, pacing {}\n", run_.scheduler, run_.pacing);
+    fmt::print(out_, "  scheduler {}, pacing {}{}{}\n", run_.scheduler, run_.pacing,
+               run_.reliable ? ", reliable" : "", run_.redundant ? ", redundant" : "");
   } else {
-    fmt::print(out_, "mpxdp recv: {} link(s), backend {}, reorder {}, {}\n", run_.linkNames.size(),
-               run_.backend, run_.reorder, cpuText(run_.cpu));
+    fmt::print(out_, "mpxdp recv: {} link(s), backend {}, reorder {}{}, {}\n", run_.linkNames.size(),
+               run_.backend, run_.reorder, run_.reliable ? ", reliable" : "", cpuText(run_.cpu));
   }
+  if (!run_.file.empty()) fmt::print(out_, "  file: {}\n", printableName(run_.file));
   for (std::size_t l = 0; l < run_.linkModes.size(); ++l) {
     fmt::print(out_, "  link {}: {}{}{}\n", l, run_.linkModes[l],
                l < run_.linkRatesBps.size() && run_.linkRatesBps[l] > 0
