@@ -205,6 +205,7 @@ int runRecv(CLI::App* /*app*/) {
     run.totalRateBps = conn->peerHello().rateBps;
     run.reliable = config.connection.reliable;
     run.redundant = config.connection.redundant;
+    if (fileMode) run.file = fmt::format("into {} once its SHA-256 matched", options.file);
     const bool sends = conn->state().sends;
     const bool receives = conn->state().receives;
     const bool combined = sends && receives && options.json;

@@ -243,6 +243,9 @@ int runSend(CLI::App* app) {
   run.payloadBytes = payloadBytes;
   run.reliable = config.connection.reliable;
   run.redundant = config.connection.redundant;
+  if (source) {
+    run.file = fmt::format("{}, {} bytes, its SHA-256 in the trailer", options.file, source->progress().size);
+  }
   run.totalRateBps = rateBps;
   run.scheduler = options.pathControl.scheduler;
   run.pacing = options.pathControl.pacing;

@@ -139,7 +139,7 @@ void TempFile::discard() noexcept {
 Result<void> TempFile::commit() {
   if (done_) return Error(EINVAL, "the temporary file is gone");
   auto failed = [this](const char* step) {
-    const Error error = Error::fromErrno(std::string(step) + " " + inQuotes(path_));
+    Error error = Error::fromErrno(std::string(step) + " " + inQuotes(path_));
     discard();
     return error;
   };

@@ -52,7 +52,7 @@ bool digestNameMatches(const std::uint8_t* p) noexcept {
   return std::memcmp(p, expected, 8) == 0;
 }
 
-Error bad(std::string what) { return Error(EBADMSG, "file stream: " + what); }
+Error bad(const std::string& what) { return Error(EBADMSG, "file stream: " + what); }
 
 }  // namespace
 
@@ -72,7 +72,7 @@ std::size_t encodeFileHeader(const FileHeader& header, std::span<std::uint8_t> o
   put64(p + 20, header.size);
   put32(p + 28, header.chunkBytes);
   put16(p + 32, static_cast<std::uint16_t>(nameBytes));
-  std::memcpy(p + kFileHeaderFixedBytes, header.name.data(), nameBytes);
+  std::copy_n(header.name.begin(), nameBytes, p + kFileHeaderFixedBytes);  // not NUL-terminated on the wire
   return kFileHeaderFixedBytes + nameBytes;
 }
 
@@ -159,9 +159,45 @@ std::string toHex(std::span<const std::uint8_t> bytes) {
   return hex;
 }
 
-Error FileStreamParser::fail(std::string what) {
+std::string printableName(std::string_view name) {
+  std::string out;
+  out.reserve(name.size());
+  for (std::size_t i = 0; i < name.size();) {
+    const auto c = static_cast<std::uint8_t>(name[i]);
+    if (c < 0x80) {
+      out += (c < 0x20 || c == 0x7f) ? '?' : static_cast<char>(c);
+      ++i;
+      continue;
+    }
+    // Lead byte: 2, 3 or 4 bytes; no overlong forms, surrogates or code points above U+10FFFF.
+    const std::size_t length = c >= 0xC2 && c <= 0xDF   ? 2
+                               : c >= 0xE0 && c <= 0xEF ? 3
+                               : c >= 0xF0 && c <= 0xF4 ? 4
+                                                        : 0;
+    bool valid = length != 0 && i + length <= name.size();
+    for (std::size_t k = 1; valid && k < length; ++k)
+      valid = (static_cast<std::uint8_t>(name[i + k]) & 0xC0) == 0x80;
+    if (valid && length >= 3) {
+      const auto second = static_cast<std::uint8_t>(name[i + 1]);
+      if (c == 0xE0) valid = second >= 0xA0;
+      if (c == 0xED) valid = second < 0xA0;
+      if (c == 0xF0) valid = second >= 0x90;
+      if (c == 0xF4) valid = second < 0x90;
+    }
+    if (!valid) {
+      out += '?';
+      ++i;
+      continue;
+    }
+    out.append(name.substr(i, length));
+    i += length;
+  }
+  return out;
+}
+
+Error FileStreamParser::fail(const std::string& what) {
   state_ = State::kFailed;
-  return bad(std::move(what));
+  return bad(what);
 }
 
 Result<FilePart> FileStreamParser::feed(std::uint64_t seq, std::span<const std::uint8_t> payload) {

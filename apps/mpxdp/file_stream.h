@@ -61,6 +61,10 @@ std::uint64_t fileDataPayloads(std::uint64_t size, std::uint32_t chunkBytes) noe
 // The last path component of `path` ("a/b/c.bin" -> "c.bin"; "/" and "" -> "").
 std::string fileBaseName(std::string_view path);
 std::string toHex(std::span<const std::uint8_t> bytes);
+// For reports: valid UTF-8 is kept, control characters and bytes that are not
+// UTF-8 become '?' (a name from the peer must not drive the terminal, and
+// the JSON writer accepts only UTF-8).
+std::string printableName(std::string_view name);
 
 enum class FilePart : std::uint8_t { kHeader, kData, kTrailer };
 
@@ -83,7 +87,7 @@ class FileStreamParser {
 
  private:
   enum class State : std::uint8_t { kHeader, kData, kTrailer, kDone, kFailed };
-  Error fail(std::string what);
+  Error fail(const std::string& what);
 
   State state_ = State::kHeader;
   std::uint64_t nextSeq_ = 0;

@@ -146,6 +146,12 @@ TEST(FileStreamCodecTest, SizesAndNames) {
   EXPECT_EQ(fileBaseName("c.bin"), "c.bin");
   EXPECT_EQ(fileBaseName("dir/"), "dir");
   EXPECT_EQ(fileBaseName("/"), "");
+  EXPECT_EQ(printableName("caf\xc3\xa9 \xe2\x82\xac.bin"), "caf\xc3\xa9 \xe2\x82\xac.bin");
+  EXPECT_EQ(printableName("caf\xe9.bin"), "caf?.bin");   // Latin-1
+  EXPECT_EQ(printableName("a\x1b[2Jb\x7f"), "a?[2Jb?");  // terminal escapes
+  EXPECT_EQ(printableName("\xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80"),
+            "?????????");                      // overlong, surrogate, > U+10FFFF
+  EXPECT_EQ(printableName("\xe2\x82"), "??");  // cut short
   const std::uint8_t bytes[] = {0x00, 0x0f, 0xab, 0xff};
   EXPECT_EQ(toHex(bytes), "000fabff");
 }
@@ -353,7 +359,7 @@ Result<void> streamThrough(FileSource& source, FileSink& sink, std::uint32_t chu
   return sink.commit();
 }
 
-TEST(FileTransferTest, SourceToSinkOnDisk) {
+TEST(FileSourceSinkTest, SourceToSinkOnDisk) {
   ScratchDir dir;
   // Sizes around the read buffer (a multiple of the payload size) and the hash step.
   const std::uint32_t chunk = 1432;
@@ -392,7 +398,7 @@ TEST(FileTransferTest, SourceToSinkOnDisk) {
   }
 }
 
-TEST(FileTransferTest, DigestMismatchOrAShortStreamLeavesNoFileAndKeepsAnOldOne) {
+TEST(FileSourceSinkTest, DigestMismatchOrAShortStreamLeavesNoFileAndKeepsAnOldOne) {
   ScratchDir dir;
   const Bytes content = randomBytes(100'000, 1);
   const fs::path target = dir.path / "out.bin";

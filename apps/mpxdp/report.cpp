@@ -4,6 +4,8 @@
 
 #include <fmt/core.h>
 
+#include "file_stream.h"
+
 namespace mpxdp::cli {
 namespace {
 
@@ -107,11 +109,13 @@ void Reporter::begin() {
         run_.linkNames.size(), run_.backend, run_.payloadBytes,
         run_.totalRateBps == 0 ? std::string("unlimited") : rateText(static_cast<double>(run_.totalRateBps)),
         cpuText(run_.cpu));
-    fmt::print(out_, "  scheduler {}, pacing {}\n", run_.scheduler, run_.pacing);
+    fmt::print(out_, "  scheduler {}, pacing {}{}{}\n", run_.scheduler, run_.pacing,
+               run_.reliable ? ", reliable" : "", run_.redundant ? ", redundant" : "");
   } else {
-    fmt::print(out_, "mpxdp recv: {} link(s), backend {}, reorder {}, {}\n", run_.linkNames.size(),
-               run_.backend, run_.reorder, cpuText(run_.cpu));
+    fmt::print(out_, "mpxdp recv: {} link(s), backend {}, reorder {}{}, {}\n", run_.linkNames.size(),
+               run_.backend, run_.reorder, run_.reliable ? ", reliable" : "", cpuText(run_.cpu));
   }
+  if (!run_.file.empty()) fmt::print(out_, "  file: {}\n", printableName(run_.file));
   for (std::size_t l = 0; l < run_.linkModes.size(); ++l) {
     fmt::print(out_, "  link {}: {}{}{}\n", l, run_.linkModes[l],
                l < run_.linkRatesBps.size() && run_.linkRatesBps[l] > 0
@@ -564,8 +568,8 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
   if (file_) {
     const FileSummary& f = *file_;
     const bool sender = run_.role == Role::kSender;
-    fmt::print(out_, "file: {} ({} of {} bytes{})\n", f.path, f.bytes, f.size,
-               !sender && !f.name.empty() ? ", the sender's " + f.name : std::string());
+    fmt::print(out_, "file: {} ({} of {} bytes{})\n", printableName(f.path), f.bytes, f.size,
+               !sender && !f.name.empty() ? ", the sender's " + printableName(f.name) : std::string());
     if (sender) {
       fmt::print(out_, "disk: read + hash {} on the reader thread; the send loop waited {} for it\n",
                  durationText(f.ioNs), durationText(f.ioWaitNs));
@@ -593,8 +597,8 @@ void Reporter::finishFile(nlohmann::json& j) {
   if (!file_) return;
   const FileSummary& f = *file_;
   nlohmann::json file;
-  file["path"] = f.path;
-  file["name"] = f.name;
+  file["path"] = printableName(f.path);
+  file["name"] = printableName(f.name);
   file["size"] = f.size;
   file["bytes"] = f.bytes;
   file["payload_bytes"] = f.chunkBytes;
@@ -610,7 +614,7 @@ void Reporter::finishFile(nlohmann::json& j) {
   } else {
     file["delivered"] = f.delivered.value_or(false);
   }
-  file["error"] = f.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(f.error);
+  file["error"] = f.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(printableName(f.error));
   j["file"] = std::move(file);
 }
 

@@ -36,6 +36,7 @@ struct RunDescription {
   std::uint32_t connId = 0;
   bool reliable = false;   // --reliable (or -F)
   bool redundant = false;  // --redundant
+  std::string file;        // -F: what the header line says about the file
 };
 
 // How far a file transfer got (interval reports: bytes, rate, ETA).
