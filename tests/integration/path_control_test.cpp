@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli_run.h"
 #include "privilege.h"
 #include "subprocess.h"
 #include "testbed.h"
@@ -26,148 +27,15 @@ namespace mpxdp {
 namespace {
 
 using namespace std::chrono_literals;
+using test::Change;
+using test::eventTime;
+using test::intervalsBetween;
+using test::lostIn;
+using test::meanBps;
+using test::RunOptions;
 using testbed::Subprocess;
 
 constexpr std::uint64_t kMbit = 1'000'000;
-
-std::uint64_t monotonicNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
-struct Change {
-  double atS = 0;  // after the sender starts
-  std::size_t link = 0;
-  testbed::LinkChange change;
-};
-
-struct Run {
-  nlohmann::json sender;
-  nlohmann::json receiver;
-  std::vector<double> changeRxS;  // when each change was applied, on the receiver's timeline
-  std::vector<double> changeTxS;  // ... and on the sender's
-};
-
-struct RunOptions {
-  double seconds = 6;
-  std::vector<std::string> sendExtra;
-  std::vector<std::string> recvExtra;
-  std::vector<std::string> backupLinks;  // sender interfaces given as --backup-link
-};
-
-// Receiver: `mpxdp recv --testbed` with 10 ms intervals. Sender: explicit
-// --link IFACE=PEER without @RATE (estimated rates), 100 ms intervals.
-std::optional<Run> runWithChanges(const testbed::TestbedInfo& bed, const RunOptions& options,
-                                  const std::vector<Change>& changes) {
-  std::vector<std::string> recvArgs = {MPXDP_EXECUTABLE, "recv", "-1", "--testbed",
-                                       bed.name,         "-J",   "-i", "0.01"};
-  recvArgs.insert(recvArgs.end(), options.recvExtra.begin(), options.recvExtra.end());
-  auto receiver = Subprocess::spawn(recvArgs);
-  if (!receiver) {
-    ADD_FAILURE() << receiver.error().message();
-    return std::nullopt;
-  }
-  if (!receiver->waitForStderr("mpxdp recv: ready", 20s)) {
-    ADD_FAILURE() << "receiver not ready; stderr: " << receiver->err();
-    return std::nullopt;
-  }
-  std::vector<std::string> sendArgs = {"/usr/bin/env",
-                                       "ip",
-                                       "netns",
-                                       "exec",
-                                       bed.senderNamespace,
-                                       MPXDP_EXECUTABLE,
-                                       "send",
-                                       "-J",
-                                       "-i",
-                                       "0.1",
-                                       "-t",
-                                       std::to_string(options.seconds)};
-  for (const auto& link : bed.links) {
-    const bool backup = std::find(options.backupLinks.begin(), options.backupLinks.end(),
-                                  link.senderInterface) != options.backupLinks.end();
-    sendArgs.push_back(backup ? "--backup-link" : "--link");
-    sendArgs.push_back(link.senderInterface + "=" + link.receiverIp);
-  }
-  sendArgs.insert(sendArgs.end(), options.sendExtra.begin(), options.sendExtra.end());
-  auto sender = Subprocess::spawn(sendArgs);
-  if (!sender) {
-    ADD_FAILURE() << sender.error().message();
-    return std::nullopt;
-  }
-  const auto started = std::chrono::steady_clock::now();
-  std::vector<std::uint64_t> appliedNs;
-  std::optional<int> sent;
-  std::size_t next = 0;
-  const auto limit = started + std::chrono::milliseconds(static_cast<long>(options.seconds * 1000)) + 30s;
-  while (!(sent = sender->wait(10ms)) && std::chrono::steady_clock::now() < limit) {
-    if (next < changes.size() && std::chrono::steady_clock::now() - started >=
-                                     std::chrono::milliseconds(static_cast<long>(changes[next].atS * 1000))) {
-      auto done = testbed::setLink(bed.name, changes[next].link, changes[next].change);
-      if (!done) ADD_FAILURE() << "testbed set: " << done.error().message();
-      appliedNs.push_back(monotonicNs());
-      ++next;
-    }
-  }
-  if (!sent || *sent != 0) {
-    ADD_FAILURE() << "sender status " << (sent ? *sent : -1) << "; stderr: " << sender->err();
-    return std::nullopt;
-  }
-  EXPECT_EQ(next, changes.size()) << "the run ended before every change was applied";
-  const auto received = receiver->wait(20s);
-  if (!received || *received != 0) {
-    ADD_FAILURE() << "receiver status " << (received ? *received : -1) << "; stderr: " << receiver->err();
-    return std::nullopt;
-  }
-  Run run;
-  run.sender = nlohmann::json::parse(sender->out(), nullptr, false);
-  run.receiver = nlohmann::json::parse(receiver->out(), nullptr, false);
-  if (run.sender.is_discarded() || run.receiver.is_discarded()) {
-    ADD_FAILURE() << "unreadable JSON\nsender: " << sender->out() << "\nreceiver: " << receiver->out();
-    return std::nullopt;
-  }
-  const double rxStart = run.receiver.at("start_monotonic_ns").get<double>();
-  const double txStart = run.sender.at("start_monotonic_ns").get<double>();
-  for (std::uint64_t ns : appliedNs) {
-    run.changeRxS.push_back((static_cast<double>(ns) - rxStart) / 1e9);
-    run.changeTxS.push_back((static_cast<double>(ns) - txStart) / 1e9);
-  }
-  return run;
-}
-
-// Receiver intervals ending in (from, to].
-std::vector<nlohmann::json> intervalsBetween(const nlohmann::json& report, double from, double to) {
-  std::vector<nlohmann::json> out;
-  for (const auto& interval : report.at("intervals")) {
-    const double end = interval.at("end_s").get<double>();
-    if (end > from && end <= to) out.push_back(interval);
-  }
-  return out;
-}
-
-double meanBps(const std::vector<nlohmann::json>& intervals) {
-  if (intervals.empty()) return 0;
-  double sum = 0;
-  for (const auto& interval : intervals) sum += interval.at("bits_per_second").get<double>();
-  return sum / static_cast<double>(intervals.size());
-}
-
-std::uint64_t lostIn(const std::vector<nlohmann::json>& intervals) {
-  std::uint64_t lost = 0;
-  for (const auto& interval : intervals) lost += interval.at("lost_packets").get<std::uint64_t>();
-  return lost;
-}
-
-// The first event of path with the given new state at or after atS (sender timeline).
-std::optional<double> eventTime(const nlohmann::json& sender, int path, const std::string& to, double atS) {
-  for (const auto& event : sender.at("path_events")) {
-    if (event.at("path").get<int>() == path && event.at("to") == to &&
-        event.at("time_s").get<double>() >= atS)
-      return event.at("time_s").get<double>();
-  }
-  return std::nullopt;
-}
 
 testbed::TestbedSpec spec(const std::string& suffix, std::vector<std::uint64_t> rates) {
   testbed::TestbedSpec s;
@@ -184,7 +52,8 @@ TEST(PathControlTest, ACutLinkStopsLosingFastAndCarriesAgainAfterTheRestore) {
   down.down = true;
   testbed::LinkChange up;
   up.down = false;
-  auto run = runWithChanges(bed->info(), {.seconds = 6}, {{2.0, 1, down}, {4.0, 1, up}});
+  auto run =
+      test::runWithChanges(MPXDP_EXECUTABLE, bed->info(), {.seconds = 6}, {{2.0, 1, down}, {4.0, 1, up}});
   ASSERT_TRUE(run);
   const double cut = run->changeRxS[0];
   const double restore = run->changeRxS[1];
@@ -230,7 +99,7 @@ TEST(PathControlTest, ABackupLinkCarriesDataOnlyWhenTheActiveLinksAreDown) {
   options.seconds = 5;
   options.backupLinks = {bed->info().links[2].senderInterface};
   options.recvExtra = {"--backup-link", bed->info().links[2].receiverInterface};
-  auto run = runWithChanges(bed->info(), options, {{2.0, 0, down}, {2.0, 1, down}});
+  auto run = test::runWithChanges(MPXDP_EXECUTABLE, bed->info(), options, {{2.0, 0, down}, {2.0, 1, down}});
   ASSERT_TRUE(run);
   const double cutTx = run->changeTxS[1];
   EXPECT_EQ(run->sender.at("paths").at(2).at("backup"), true);
@@ -270,7 +139,8 @@ TEST(PathControlTest, EstimatedRatesFollowALinkShapedDownAndBackUp) {
   slow.rateBps = 40 * kMbit;
   testbed::LinkChange fast;
   fast.rateBps = 200 * kMbit;
-  auto run = runWithChanges(bed->info(), {.seconds = 7}, {{2.0, 1, slow}, {4.5, 1, fast}});
+  auto run =
+      test::runWithChanges(MPXDP_EXECUTABLE, bed->info(), {.seconds = 7}, {{2.0, 1, slow}, {4.5, 1, fast}});
   ASSERT_TRUE(run);
   double maxWhileSlow = 0;
   double maxAfter = 0;
@@ -305,8 +175,8 @@ TEST(PathControlTest, EarliestArrivalHoldsLessThanWrrOnPathsOfDifferentDelay) {
   const char* kinds[2] = {"eaf", "wrr"};
   for (int k = 0; k < 2; ++k) {
     // 60 Mbit/s of payload: one path could carry it all.
-    auto run =
-        runWithChanges(bed->info(), {.seconds = 4, .sendExtra = {"--scheduler", kinds[k], "-b", "60M"}}, {});
+    auto run = test::runWithChanges(MPXDP_EXECUTABLE, bed->info(),
+                                    {.seconds = 4, .sendExtra = {"--scheduler", kinds[k], "-b", "60M"}}, {});
     ASSERT_TRUE(run);
     hold[k] = run->receiver.at("hold_p99_ns").get<double>();
     goodput[k] = run->receiver.at("goodput_bps").get<double>();
@@ -329,7 +199,7 @@ TEST(PathControlTest, UnequalLinksWithoutConfiguredRatesAreAllUsed) {
   const std::vector<std::uint64_t> rates = {50 * kMbit, 100 * kMbit, 200 * kMbit};
   auto bed = testbed::ScopedTestbed::create(spec("u", rates));
   ASSERT_TRUE(bed) << bed.error().message();
-  auto run = runWithChanges(bed->info(), {.seconds = 5}, {});
+  auto run = test::runWithChanges(MPXDP_EXECUTABLE, bed->info(), {.seconds = 5}, {});
   ASSERT_TRUE(run);
   // Payload over frames of 1024 + 40 + 42 bytes (Ethernet counted by tbf).
   const double ceiling = 350e6 * 1024 / 1106;
@@ -368,7 +238,7 @@ TEST(PathControlTest, ATcpFlowOnOneLinkAndMpxdpShareItAndNeitherStarves) {
                          link.receiverIp, "-p", "5301", "-t", "8", "-i", "1", "-J"});
   ASSERT_TRUE(client) << client.error().message();
   std::this_thread::sleep_for(1s);
-  auto run = runWithChanges(bed->info(), {.seconds = 5}, {});
+  auto run = test::runWithChanges(MPXDP_EXECUTABLE, bed->info(), {.seconds = 5}, {});
   const auto tcpStatus = client->wait(30s);
   server->stop(2s);
   ASSERT_TRUE(run);
