@@ -400,6 +400,22 @@ def _cpu_per_gb(result, moved):
         result["cpu_procs_s_per_gb"] = sum(own) / (moved / 1e9)
 
 
+def _cut_figures(result):
+    """Goodput before and during the cut from the receiver's 0.1 s intervals, the cut located on its clock as
+    pathctl.py does (its clock starts after the handshake, not at the sender's launch)."""
+    ivs = pathctl.intervals_of(result)
+    if not ivs:
+        return
+    t_cut, how = pathctl.locate_first_event(result, ivs)
+    events = result["events"]
+    offset = events[0].get("after_s", events[0]["clock_s"]) - t_cut
+    t_restore = events[1].get("after_s", events[1]["clock_s"]) - offset if len(events) > 1 else ivs[-1]["end"]
+    result["cut_located_by"] = how
+    result["goodput_before_cut_bps"] = pathctl.mean_bps(ivs, max(0.5 * t_cut, t_cut - 2.0), t_cut)
+    result["goodput_during_cut_bps"] = pathctl.mean_bps(ivs, t_cut, t_restore)
+    result["lost_during_cut"] = pathctl.lost_between(ivs, t_cut, t_restore)
+
+
 def run_mpxdp_stream(system, sc, bed, ctx, tag, result):
     cli = ctx["cli"]
     mode = system.params["mode"]
@@ -445,6 +461,8 @@ def run_mpxdp_stream(system, sc, bed, ctx, tag, result):
         result["unique_sent_packets"] = unique
         result["undelivered_packets"] = max(0, unique - result["delivered_packets"])
     _cpu_per_gb(result, recv.get("delivered_bytes") or 0)
+    if result["events"]:
+        _cut_figures(result)
     fraction = metrics.ceiling_fraction("mpxdp", STREAM_PAYLOAD)
     result["ceiling_bps"] = bed.link_sum_bps * fraction
     # What the links carry once the loss (and the cut) is taken off: each link's rate x (1 - loss), link 1 less
@@ -608,14 +626,21 @@ def report_tables(runs, meta):
                     ident_text, _f(g("read_io_s"), digits=2), _f(g("write_io_s"), digits=2), _f(g("sync_s"), digits=2),
                     share_text, ok(by[k])))
         else:
+            cut_lines = []
             lines += ["| system | goodput Mbit/s | % header ceiling | % ceiling less loss | lost (max) | undelivered "
                       "(max) | retransmitted | redundant copies | duplicates | max stall ms (max) | flow blocked ms | "
                       "hold p99 ms | CPU s/GB machine (procs) | ok |",
                       "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+            cut = [k for k in keys if any(r.get("goodput_during_cut_bps") is not None for r in by[k])]
             for k in keys:
                 rs = _oks(by[k])
                 g = lambda key: _med([r.get(key) for r in rs])  # noqa: E731
                 mx = lambda key: _max([r.get(key) for r in rs])  # noqa: E731
+                if cut:
+                    cut_lines.append("| {} | {} | {} | {} | {} |".format(
+                        k[1], _f(g("goodput_before_cut_bps"), 1e6), _f(g("goodput_during_cut_bps"), 1e6),
+                        _f(mx("lost_during_cut")), ", ".join(sorted({r.get("cut_located_by") for r in rs} - {None}))
+                        or "-"))
                 lines.append("| {} | {} | {} | {} | {} ({}) | {} ({}) | {} | {} | {} | {} ({}) | {} | {} | {} | {} |"
                              .format(k[1], _f(g("goodput_bps"), 1e6, 1), _f(g("pct_of_ceiling"), digits=1),
                                      _f(g("pct_of_ceiling_less_loss"), digits=1), _f(g("lost_packets")),
@@ -626,6 +651,10 @@ def report_tables(runs, meta):
                                      _f(g("hold_p99_ns"), 1e6, 3), "{} ({})".format(
                                          _f(g("cpu_s_per_gb"), digits=2), _f(g("cpu_procs_s_per_gb"), digits=2)),
                                      ok(by[k])))
+            if cut_lines:
+                lines += ["", "Around the cut (the receiver's 0.1 s intervals; the cut located on its clock as in "
+                          "pathctl.py):", "", "| system | goodput before cut Mbit/s | during cut Mbit/s | lost in cut "
+                          "(max) | cut located by |", "| --- | ---: | ---: | ---: | --- |"] + cut_lines
         lines.append("")
     failures = [r for r in runs if not r.get("ok")]
     if failures:
