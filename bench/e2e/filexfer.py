@@ -504,6 +504,12 @@ def _ratio(a, b):
     return "{:.2f}".format(a / b) if a is not None and b else "-"
 
 
+def _shares(rs):
+    """Median share of the bytes each sender interface carried, "a/b/c"."""
+    shares = [r["link_share_pct"] for r in rs if r.get("link_share_pct")]
+    return "/".join(_f(_med(list(c))) for c in zip(*shares)) if shares else "-"
+
+
 def _oks(rs):
     return [r for r in rs if r.get("ok")]
 
@@ -613,8 +619,6 @@ def report_tables(runs, meta):
                 rs = _oks(by[k])
                 g = lambda key: _med([r.get(key) for r in rs])  # noqa: E731
                 ident = sum(1 for r in rs if r.get("identical"))
-                shares = [r["link_share_pct"] for r in rs if r.get("link_share_pct")]
-                share_text = "/".join(_f(_med(list(c))) for c in zip(*shares)) if shares else "-"
                 got = _med([r.get("out_bytes") for r in rs])
                 ident_text = "{}/{}".format(ident, len(rs))
                 if rs and ident < len(rs) and got is not None:
@@ -624,13 +628,14 @@ def report_tables(runs, meta):
                     _f(g("goodput_tool_bps"), 1e6), _ratio(g("goodput_bps"), ref), _f(g("cpu_s_per_gb"), digits=2),
                     _f(g("cpu_procs_s_per_gb"), digits=2), _f(g("retransmitted")),
                     ident_text, _f(g("read_io_s"), digits=2), _f(g("write_io_s"), digits=2), _f(g("sync_s"), digits=2),
-                    share_text, ok(by[k])))
+                    _shares(rs), ok(by[k])))
         else:
             cut_lines = []
             lines += ["| system | goodput Mbit/s | % header ceiling | % ceiling less loss | lost (max) | undelivered "
                       "(max) | retransmitted | redundant copies | duplicates | max stall ms (max) | flow blocked ms | "
-                      "hold p99 ms | CPU s/GB machine (procs) | ok |",
-                      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                      "hold p99 ms | CPU s/GB machine (procs) | link shares % | ok |",
+                      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- "
+                      "| ---: |"]
             cut = [k for k in keys if any(r.get("goodput_during_cut_bps") is not None for r in by[k])]
             for k in keys:
                 rs = _oks(by[k])
@@ -641,7 +646,7 @@ def report_tables(runs, meta):
                         k[1], _f(g("goodput_before_cut_bps"), 1e6), _f(g("goodput_during_cut_bps"), 1e6),
                         _f(mx("lost_during_cut")), ", ".join(sorted({r.get("cut_located_by") for r in rs} - {None}))
                         or "-"))
-                lines.append("| {} | {} | {} | {} | {} ({}) | {} ({}) | {} | {} | {} | {} ({}) | {} | {} | {} | {} |"
+                lines.append("| {} | {} | {} | {} | {} ({}) | {} ({}) | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} |"
                              .format(k[1], _f(g("goodput_bps"), 1e6, 1), _f(g("pct_of_ceiling"), digits=1),
                                      _f(g("pct_of_ceiling_less_loss"), digits=1), _f(g("lost_packets")),
                                      _f(mx("lost_packets")), _f(g("undelivered_packets")),
@@ -650,7 +655,7 @@ def report_tables(runs, meta):
                                      _f(mx("max_stall_ms"), digits=1), _f(g("flow_blocked_ms"), digits=0),
                                      _f(g("hold_p99_ns"), 1e6, 3), "{} ({})".format(
                                          _f(g("cpu_s_per_gb"), digits=2), _f(g("cpu_procs_s_per_gb"), digits=2)),
-                                     ok(by[k])))
+                                     _shares(rs), ok(by[k])))
             if cut_lines:
                 lines += ["", "Around the cut (the receiver's 0.1 s intervals; the cut located on its clock as in "
                           "pathctl.py):", "", "| system | goodput before cut Mbit/s | during cut Mbit/s | lost in cut "
