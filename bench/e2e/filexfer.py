@@ -14,6 +14,7 @@ See bench/README.md ("Reliable mode and file transfer").
 import argparse
 import atexit
 import datetime
+import glob
 import hashlib
 import json
 import os
@@ -585,8 +586,10 @@ def report_tables(runs, meta):
     lines = ["## Reliable mode and file transfer (issue 9)", "",
              "Command: `{}`  ".format(meta["command"]),
              "mpxdp: `{}` ({}); date {}; {} repeat(s); medians over the repeats (max where a goal needs the worst "
-             "run). Load average at start: {}.".format(meta["mpxdp"], meta["mpxdp_version"], meta["date"],
-                                                       meta["repeats"], " ".join(meta["loadavg"]))]
+             "run). Load average at start: {}.{}".format(meta["mpxdp"], meta["mpxdp_version"], meta["date"],
+                                                         meta["repeats"], " ".join(meta["loadavg"]),
+                                                         " INTERRUPTED: the runs done so far." if
+                                                         meta.get("interrupted") else "")]
     if meta.get("file_bytes"):
         disk = meta.get("disk") or {}
         lines.append("File: {} MB of random bytes, sha256 `{}`{}. Disk: `dd` reads it at {} MB/s (page cache, as "
@@ -754,10 +757,17 @@ class Cleanup:
             self.bed.down()
             self.bed = None
         for path in self.paths:
-            for p in (path, path + ".tmp"):
-                if os.path.exists(p):
-                    os.unlink(p)
+            remove_with_temps(path)
         self.paths = []
+
+
+def remove_with_temps(path):
+    """Removes `path` and the temporary files a receiver killed mid-transfer leaves beside it
+    (`mpxdp recv -F` writes `.<name>.mpxdp-XXXXXX` and renames it only once verified)."""
+    folder, name = os.path.split(path)
+    for p in [path] + glob.glob(os.path.join(folder, "." + glob.escape(name) + ".*")):
+        if os.path.exists(p):
+            os.unlink(p)
 
 
 def preflight(args, cli, scenarios):
@@ -908,8 +918,7 @@ def run_scenario(sc, args, ctx, out_dir, runs, cleanup):
                     procs.kill_all()
                     for link, reset in sc.get("reset", []):  # the next run starts on intact links
                         bed.set_link(link, reset)
-                    if os.path.exists(ctx["recv_path"]):
-                        os.unlink(ctx["recv_path"])
+                    remove_with_temps(ctx["recv_path"])
                 bad = [e for e in result["events"] if e["returncode"] != 0]
                 if bad and result.get("ok"):
                     _fail(result, "testbed set failed: {}".format(bad[0]["stderr"]))
