@@ -649,8 +649,8 @@ def report_tables(runs, meta):
                         k[1], _f(g("goodput_before_cut_bps"), 1e6), _f(g("goodput_during_cut_bps"), 1e6),
                         _f(mx("lost_during_cut")), ", ".join(sorted({r.get("cut_located_by") for r in rs} - {None}))
                         or "-"))
-                lines.append("| {} | {} | {} | {} | {} ({}) | {} ({}) | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} |"
-                             .format(k[1], _f(g("goodput_bps"), 1e6, 1), _f(g("pct_of_ceiling"), digits=1),
+                lines.append(("| {} | {} | {} | {} | {} ({}) | {} ({}) | {} | {} | {} | {} ({}) | {} | {} | {} | {} "
+                              "| {} |").format(k[1], _f(g("goodput_bps"), 1e6, 1), _f(g("pct_of_ceiling"), digits=1),
                                      _f(g("pct_of_ceiling_less_loss"), digits=1), _f(g("lost_packets")),
                                      _f(mx("lost_packets")), _f(g("undelivered_packets")),
                                      _f(mx("undelivered_packets")), _f(g("retransmitted")), _f(g("redundant_copies")),
