@@ -258,6 +258,9 @@ def _transfer(result, bed, events, budget_s, start_server, server_ready, client_
     total = sum(delta["tx"])
     if total:
         result["link_share_pct"] = [100.0 * b / total for b in delta["tx"]]
+        # As run.py flags it: a multipath run where a link carried under 1 % of the bytes (e.g. an MPTCP subflow
+        # that never joined).
+        result["all_links_used"] = all(b > 0.01 * total for b in delta["tx"])
     return server, client
 
 
@@ -508,7 +511,9 @@ def _ratio(a, b):
 def _shares(rs):
     """Median share of the bytes each sender interface carried, "a/b/c"."""
     shares = [r["link_share_pct"] for r in rs if r.get("link_share_pct")]
-    return "/".join(_f(_med(list(c))) for c in zip(*shares)) if shares else "-"
+    text = "/".join(_f(_med(list(c))) for c in zip(*shares)) if shares else "-"
+    missed = sum(1 for r in rs if r.get("all_links_used") is False and not r["system"].startswith("tcp-"))
+    return text + (" ({} run(s) missed a link)".format(missed) if missed else "")
 
 
 def _oks(rs):
@@ -962,6 +967,8 @@ def print_run(r):
                 parts.append("{} {}".format(label, _f(r[key], scale, digits)))
     parts.append("retransmitted {}".format(_f(r.get("retransmitted"))))
     parts.append("CPU {} s/GB".format(_f(r.get("cpu_s_per_gb"), digits=2)))
+    if r.get("all_links_used") is False and not r["system"].startswith("tcp-"):
+        parts.append("NOT ALL LINKS USED ({} %)".format("/".join(_f(v) for v in r["link_share_pct"])))
     print(head + "  " + ", ".join(parts), flush=True)
 
 
