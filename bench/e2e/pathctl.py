@@ -105,17 +105,21 @@ SYSTEMS = [
 
 
 class PathTestbed(testbeds.Testbed):
-    """A suite test bed with per-link one-way delays and live link changes (`mpxdp testbed set`)."""
+    """A suite test bed with per-link one-way delays, random loss and live link changes (`mpxdp testbed set`).
+    delays / loss: as `testbed up --delays` / `--loss` take them ("5ms,40ms", "0,1%,0"), or None."""
 
-    def __init__(self, mpxdp, name, rates_bps, delays=None):
+    def __init__(self, mpxdp, name, rates_bps, delays=None, loss=None):
         super().__init__(mpxdp, name, rates_bps)
         self.delays = delays
+        self.loss = loss
 
     def up(self):
         argv = [self.mpxdp, "testbed", "up", "--name", self.name, "-J", "--rates",
                 ",".join(str(r) for r in self.rates_bps)]
         if self.delays:
             argv += ["--delays", self.delays]
+        if self.loss:
+            argv += ["--loss", self.loss]
         self.info = json.loads(procs.run(argv, timeout=60).stdout)
         return self.info
 
