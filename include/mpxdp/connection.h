@@ -136,6 +136,7 @@ struct ConnectionState {
   std::uint32_t connId = 0;
   bool sends = false;     // this side sends data
   bool receives = false;  // this side receives data
+  bool reliable = false;  // reliable mode (the client's choice)
   // Sending: global seq of the next payload; sendFinished after finish().
   std::uint64_t nextGlobalSeq = 0;
   bool sendFinished = false;

@@ -1013,6 +1013,7 @@ ConnectionState ConnectionImpl::state() const noexcept {
   s.connId = params_.connId;
   s.sends = sends_;
   s.receives = receives_;
+  s.reliable = config_.reliable;
   if (send_) {
     s.nextGlobalSeq = send_->nextGlobalSeq();
     s.sendFinished = finishing_;
