@@ -1168,6 +1168,8 @@ TEST(Reliable, RandomLossOnOnePathLosesNothing) {
   };
   Pair pair(reliableConfig(), std::move(links));
   ASSERT_TRUE(pair.handshake());
+  EXPECT_TRUE(pair.server().state().reliable);
+  EXPECT_TRUE(pair.client().state().reliable);
   constexpr std::uint64_t kCount = 20'000;
   pair.sendCopying(kCount);
   ASSERT_TRUE(pair.finishAndDrain(2'000 * kMs));
