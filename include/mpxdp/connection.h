@@ -136,6 +136,7 @@ struct ConnectionState {
   std::uint32_t connId = 0;
   bool sends = false;     // this side sends data
   bool receives = false;  // this side receives data
+  bool reliable = false;  // reliable mode (the client's choice)
   // Sending: global seq of the next payload; sendFinished after finish().
   std::uint64_t nextGlobalSeq = 0;
   bool sendFinished = false;
@@ -318,7 +319,8 @@ class MPXDP_API Connection {
   // Aborts: CLOSE with the error code to the peer; the connection fails.
   virtual void abort(std::uint16_t errorCode, const std::string& reason) noexcept = 0;
   virtual bool established() const noexcept = 0;  // handshake done (stays true after close)
-  // kClosed or kFailed.
+  // kClosed or kFailed. A receiving connection closes only after poll() or
+  // recv() took its last payload.
   virtual bool done() const noexcept = 0;
   // Why the connection failed (phase kFailed), naming the side that found it.
   virtual std::optional<Error> error() const = 0;

@@ -767,7 +767,9 @@ void ConnectionImpl::updateDone(std::uint64_t /*nowNs*/) noexcept {
   // Reliable: the peer's REPORT (it has everything) or the peer timeout, never a shorter wait.
   const bool sendDone =
       !sends_ || (finishing_ && (peerReport_ || (reportWaitExpired_ && !send_->reliable())));
-  const bool receiveDone = !receives_ || (receive_->finished() && reportSent_);
+  // Done only once the application took every payload: a loop that stops at
+  // done() must not leave the end of the stream unread.
+  const bool receiveDone = !receives_ || (receive_->finished() && reportSent_ && receive_->readyCount() == 0);
   if (sendDone && receiveDone) phase_ = ConnectionPhase::kClosed;
 }
 
@@ -985,7 +987,9 @@ Result<void> ConnectionImpl::finish() noexcept {
 Result<std::size_t> ConnectionImpl::poll(std::span<Delivered> out) noexcept {
   if (auto pumped = links_.pump(); !pumped) return pumped.error();
   if (!receive_) return std::size_t{0};
-  return receive_->take(out);
+  const std::size_t taken = receive_->take(out);
+  if (taken > 0) updateDone(clock_.nowNs());
+  return taken;
 }
 
 void ConnectionImpl::release(std::span<const Delivered> packets) noexcept {
@@ -997,7 +1001,9 @@ Result<std::size_t> ConnectionImpl::recv(std::span<std::uint8_t> buffer) noexcep
   if (receive_->readyCount() == 0) {
     if (auto pumped = links_.pump(); !pumped) return pumped.error();
   }
-  return receive_->recv(buffer);
+  auto received = receive_->recv(buffer);
+  if (received && *received > 0) updateDone(clock_.nowNs());
+  return received;
 }
 
 void ConnectionImpl::abort(std::uint16_t errorCode, const std::string& reason) noexcept {
@@ -1013,6 +1019,7 @@ ConnectionState ConnectionImpl::state() const noexcept {
   s.connId = params_.connId;
   s.sends = sends_;
   s.receives = receives_;
+  s.reliable = config_.reliable;
   if (send_) {
     s.nextGlobalSeq = send_->nextGlobalSeq();
     s.sendFinished = finishing_;
