@@ -387,6 +387,7 @@ TEST(fileCli, FileAndReliabilityMisuseIsAUsageError) {
       {{"recv", "--link", "lo", "-F", dir.string()}, "is a directory"},
       {{"recv", "--link", "lo", "-F", dir.string() + "/"}, "names a directory"},
       {{"recv", "--link", "lo", "-F", "/dev/null"}, "not a regular file"},
+      {{"recv", "--link", "lo", "-F", "/proc/mpxdp-file"}, "cannot create a file in directory '/proc'"},
       {{"recv", "--link", "lo", "-F", (dir / "out").string(), "--redundant"}, "with -F it only receives"},
       {{"recv", "--link", "lo", "--reliable", "--reliable-window", "65536"}, "at most --window"},
       {{"recv", "--link", "lo", "--abort-timeout", "-2"}, "--abort-timeout must be"},

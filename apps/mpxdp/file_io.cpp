@@ -111,6 +111,18 @@ Result<void> checkDestination(const std::string& path) {
     return Error(code == EROFS ? EROFS : EACCES, "-F " + inQuotes(path) + ": directory " + inQuotes(dir) +
                                                      " is not writable: " + reason(code));
   }
+  // access() lets root through everywhere (also /proc and /sys): create a
+  // file there once for real, and remove it.
+  std::string probe = dir + "/.mpxdp-probe-XXXXXX";
+  const int fd = mkostemp(probe.data(), O_CLOEXEC);
+  if (fd < 0) {
+    const int code = errno;
+    return Error(code == EROFS ? EROFS : EACCES, "-F " + inQuotes(path) +
+                                                     ": cannot create a file in directory " + inQuotes(dir) +
+                                                     ": " + reason(code));
+  }
+  ::close(fd);
+  (void)::unlink(probe.c_str());
   return {};
 }
 

@@ -49,9 +49,9 @@ struct SourceFile {
 // Opens `path` for reading: ENOENT, EACCES (usage errors: say which file),
 // EISDIR for a directory, EINVAL for anything but a regular file.
 Result<SourceFile> openSourceFile(const std::string& path);
-// Where recv -F will write: the directory must exist and be writable; an
-// existing PATH must be a regular file (it is replaced only by a verified
-// transfer). ENOENT, ENOTDIR, EACCES, EISDIR, EINVAL.
+// Where recv -F will write: the directory must exist and take a new file
+// (tried for real); an existing PATH must be a regular file (it is replaced
+// only by a verified transfer). ENOENT, ENOTDIR, EACCES, EROFS, EISDIR, EINVAL.
 Result<void> checkDestination(const std::string& path);
 
 // A temporary file `.NAME.mpxdp-XXXXXX` beside `finalPath`, unlinked on
