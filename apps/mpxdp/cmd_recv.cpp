@@ -203,7 +203,7 @@ int runRecv(CLI::App* /*app*/) {
     run.connId = conn->state().connId;
     run.payloadBytes = conn->peerHello().maxPayload;
     run.totalRateBps = conn->peerHello().rateBps;
-    run.reliable = config.connection.reliable;
+    run.reliable = conn->state().reliable;  // the client decides
     run.redundant = config.connection.redundant;
     if (fileMode) run.file = fmt::format("into {} once its SHA-256 matched", options.file);
     const bool sends = conn->state().sends;
