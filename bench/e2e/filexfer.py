@@ -267,15 +267,10 @@ def _transfer(result, bed, events, budget_s, start_server, server_ready, client_
 # ---------------------------------------------------------------------------------------------- runners
 
 
-def run_mpxdp_file(system, sc, bed, ctx, tag, result):
-    cli = ctx["cli"]
-    out = ctx["recv_path"]
-    recv_argv = [cli.path, "recv", "--testbed", bed.name, "-F", out, "--backend", "xdp", "-i", "0", "-J"]
-    send_argv = [cli.path, "send", "--testbed", bed.name, "-F", ctx["file"], "-l", cli.mtu_payload,
-                 "--backend", "xdp", "-i", "0", "-J"]
+def _run_mpxdp_pair(result, bed, sc, ctx, tag, recv_argv, send_argv, budget_s):
+    """Runs `mpxdp recv` then `mpxdp send` on the test bed; their JSON reports, or the failed result."""
     result["commands"] = [" ".join(map(str, recv_argv)), " ".join(map(str, send_argv))]
-    result["payload"] = cli.mtu_payload
-    got = _transfer(result, bed, sc.get("events", []), ctx["budget_s"],
+    got = _transfer(result, bed, sc.get("events", []), budget_s,
                     lambda: procs.Proc(recv_argv, *_files(ctx["run_dir"], tag, "recv")),
                     lambda p: p.wait_for_stderr("mpxdp recv: ready", systems_mod.START_TIMEOUT_S),
                     send_argv, ctx["run_dir"], tag, ("sender", "receiver", "send"))
@@ -286,6 +281,20 @@ def run_mpxdp_file(system, sc, bed, ctx, tag, result):
     send = json.loads(sender.stdout())
     result["recv_report"] = recv
     result["send_report"] = send
+    return recv, send
+
+
+def run_mpxdp_file(system, sc, bed, ctx, tag, result):
+    cli = ctx["cli"]
+    out = ctx["recv_path"]
+    recv_argv = [cli.path, "recv", "--testbed", bed.name, "-F", out, "--backend", "xdp", "-i", "0", "-J"]
+    send_argv = [cli.path, "send", "--testbed", bed.name, "-F", ctx["file"], "-l", cli.mtu_payload,
+                 "--backend", "xdp", "-i", "0", "-J"]
+    result["payload"] = cli.mtu_payload
+    got = _run_mpxdp_pair(result, bed, sc, ctx, tag, recv_argv, send_argv, ctx["budget_s"])
+    if isinstance(got, dict):
+        return got
+    recv, send = got
     rf, sf = recv.get("file") or {}, send.get("file") or {}
     result["tool_s"] = recv.get("duration_s")
     result["retransmitted"] = send.get("retransmitted")
@@ -435,19 +444,11 @@ def run_mpxdp_stream(system, sc, bed, ctx, tag, result):
         send_argv.append("--redundant")
     if sc.get("offered_bps"):
         send_argv += ["-b", int(sc["offered_bps"])]
-    result["commands"] = [" ".join(map(str, recv_argv)), " ".join(map(str, send_argv))]
     result["payload"] = STREAM_PAYLOAD
-    got = _transfer(result, bed, sc.get("events", []), ctx["duration"],
-                    lambda: procs.Proc(recv_argv, *_files(ctx["run_dir"], tag, "recv")),
-                    lambda p: p.wait_for_stderr("mpxdp recv: ready", systems_mod.START_TIMEOUT_S),
-                    send_argv, ctx["run_dir"], tag, ("sender", "receiver", "send"))
+    got = _run_mpxdp_pair(result, bed, sc, ctx, tag, recv_argv, send_argv, ctx["duration"])
     if isinstance(got, dict):
         return got
-    receiver, sender = got
-    recv = json.loads(receiver.stdout())
-    send = json.loads(sender.stdout())
-    result["recv_report"] = recv
-    result["send_report"] = send
+    recv, send = got
     result["goodput_bps"] = recv.get("goodput_bps")
     result["delivered_packets"] = recv.get("delivered_packets")
     result["lost_packets"] = recv.get("lost_packets")

@@ -143,11 +143,63 @@ std::optional<Subprocess> startReceiver(const testbed::TestbedInfo& bed, const f
 
 nlohmann::json parse(const std::string& text) { return nlohmann::json::parse(text, nullptr, false); }
 
+// Waits until the receiver's temporary file exists (the transfer is under way).
+bool waitForTempFile(const ScratchDir& dir, std::chrono::milliseconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    for (const auto& name : dir.entries()) {
+      if (name.rfind(".received.bin.mpxdp-", 0) == 0 && fs::file_size(dir.path / name) > 0) return true;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  return false;
+}
+
+double secondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 class FileTransferTest : public ::testing::Test {
  protected:
   void SetUp() override {
     MPXDP_REQUIRE_PRIVILEGED();
     ASSERT_FALSE(dir_.path.empty());
+  }
+
+  enum class Side : std::uint8_t { kSender, kReceiver };
+  struct KillRun {
+    std::optional<Subprocess> survivor;  // the side left running
+    std::optional<int> status;           // its exit status (nullopt: still running after 15 s)
+    double afterS = 0;                   // seconds from the kill to its exit
+  };
+
+  // Sends source at 200 Mbit/s (100 MB take about 4 s) and SIGKILLs one side
+  // half a second after the receiver's temporary file appeared.
+  std::optional<KillRun> killMidTransfer(const testbed::TestbedInfo& bed, const fs::path& source,
+                                         const fs::path& target, Side victim) {
+    auto receiver = startReceiver(bed, target);
+    if (!receiver) return std::nullopt;
+    auto sender = Subprocess::spawn(senderArgs(bed, source, {"-b", "200M"}));
+    if (!sender) {
+      ADD_FAILURE() << sender.error().message();
+      return std::nullopt;
+    }
+    if (!waitForTempFile(dir_, 10s)) {
+      ADD_FAILURE() << "no temporary file; receiver stderr: " << receiver->err();
+      return std::nullopt;
+    }
+    std::this_thread::sleep_for(500ms);
+    KillRun run;
+    (victim == Side::kSender ? *sender : *receiver).signal(SIGKILL);
+    const auto killedAt = std::chrono::steady_clock::now();
+    if (victim == Side::kSender) {
+      run.survivor.emplace(std::move(*receiver));
+    } else {
+      run.survivor.emplace(std::move(*sender));
+    }
+    run.status = run.survivor->wait(15s);
+    run.afterS = secondsSince(killedAt);
+    return run;
   }
 
   // A whole transfer of a kFileBytes file; `during` runs while it goes (link changes).
@@ -247,39 +299,17 @@ TEST_F(FileTransferTest, ALinkCutMidTransferLosesNothing) {
   });
 }
 
-// Waits until the receiver's temporary file exists (the transfer is under way).
-bool waitForTempFile(const ScratchDir& dir, std::chrono::milliseconds limit) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    for (const auto& name : dir.entries()) {
-      if (name.rfind(".received.bin.mpxdp-", 0) == 0 && fs::file_size(dir.path / name) > 0) return true;
-    }
-    std::this_thread::sleep_for(50ms);
-  }
-  return false;
-}
-
-double secondsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
 TEST_F(FileTransferTest, SenderKilledMidTransferLeavesNoFile) {
   auto bed = testbed::ScopedTestbed::create(threeLinks("k"));
   ASSERT_TRUE(bed) << bed.error().message();
   const fs::path source = dir_.path / "source.bin";
   const fs::path target = dir_.path / "received.bin";
   ASSERT_TRUE(writeRandomFile(source, kKillFileBytes));
-  auto receiver = startReceiver(bed->info(), target);
-  ASSERT_TRUE(receiver);
-  // 200 Mbit/s: the 100 MB take about 4 s, the kill lands in the middle.
-  auto sender = Subprocess::spawn(senderArgs(bed->info(), source, {"-b", "200M"}));
-  ASSERT_TRUE(sender) << sender.error().message();
-  ASSERT_TRUE(waitForTempFile(dir_, 10s)) << receiver->err();
-  std::this_thread::sleep_for(500ms);
-  sender->signal(SIGKILL);
-  const auto killedAt = std::chrono::steady_clock::now();
-  const auto received = receiver->wait(15s);
-  const double after = secondsSince(killedAt);
+  auto run = killMidTransfer(bed->info(), source, target, Side::kSender);
+  ASSERT_TRUE(run);
+  auto& receiver = run->survivor;
+  const auto& received = run->status;
+  const double after = run->afterS;
   ASSERT_TRUE(received) << "the receiver did not notice the sender's death; stderr: " << receiver->err();
   EXPECT_NE(*received, 0) << receiver->err();
   // --abort-timeout 2, plus the loop's report and cleanup.
@@ -303,16 +333,11 @@ TEST_F(FileTransferTest, ReceiverKilledMidTransferFailsTheSender) {
   // An older file at the target stays as it was.
   ASSERT_TRUE(writeRandomFile(target, 1000));
   const std::string before = sha256Of(target);
-  auto receiver = startReceiver(bed->info(), target);
-  ASSERT_TRUE(receiver);
-  auto sender = Subprocess::spawn(senderArgs(bed->info(), source, {"-b", "200M"}));
-  ASSERT_TRUE(sender) << sender.error().message();
-  ASSERT_TRUE(waitForTempFile(dir_, 10s)) << receiver->err();
-  std::this_thread::sleep_for(500ms);
-  receiver->signal(SIGKILL);
-  const auto killedAt = std::chrono::steady_clock::now();
-  const auto sent = sender->wait(15s);
-  const double after = secondsSince(killedAt);
+  auto run = killMidTransfer(bed->info(), source, target, Side::kReceiver);
+  ASSERT_TRUE(run);
+  auto& sender = run->survivor;
+  const auto& sent = run->status;
+  const double after = run->afterS;
   ASSERT_TRUE(sent) << "the sender did not notice the receiver's death; stderr: " << sender->err();
   EXPECT_NE(*sent, 0) << sender->err();
   EXPECT_LT(after, 3.5) << sender->err();
