@@ -30,8 +30,10 @@ struct LinkEndpointConfig {
   std::uint32_t frameSize = 4096;   // AF_XDP: power of two in [2048, page size]
   std::uint32_t batchSize = 64;     // ring and syscall batch
   xsk::XdpMode xdpMode = xsk::XdpMode::kAuto;
-  // How long to wait for ARP/ND of the next hop.
-  std::chrono::milliseconds neighbourTimeout{2000};
+  // How long to wait for ARP/ND of the next hop: several of the kernel's
+  // 1 s retries, so a lossy link (10 % each way: a request and its reply
+  // both get through 81 % of the time) is still resolved.
+  std::chrono::milliseconds neighbourTimeout{5000};
 };
 
 }  // namespace mpxdp::transport
