@@ -781,9 +781,8 @@ std::uint32_t ConnectionImpl::receiveRoom() const noexcept {
 
 void ConnectionImpl::sendMaxSeq(std::uint64_t nowNs) noexcept {
   const std::uint64_t limit = receive_->limit();
-  const bool moved =
-      limit > advertisedMaxSeq_ && (limit - advertisedMaxSeq_ >= config_.reliableWindowPackets / 8 ||
-                                    elapsed(nowNs, lastMaxSeqNs_) >= ackDelayFor(nowNs));
+  const bool moved = limit > advertisedMaxSeq_ && (limit - advertisedMaxSeq_ >= receive_->window() / 8 ||
+                                                   elapsed(nowNs, lastMaxSeqNs_) >= ackDelayFor(nowNs));
   if (!moved && elapsed(nowNs, lastMaxSeqNs_) < kMaxSeqRepeatNs) return;
   const wire::Frame frame = wire::MaxSeqFrame{limit};
   if (!sendControl(ackCarrier(nowNs), std::span<const wire::Frame>(&frame, 1), nowNs)) return;

@@ -61,6 +61,7 @@ class ReceiveStream {
   // Reliable: the sender may send up to (not including) this global seq; the
   // window shrinks by what the application holds, so a slow one never makes
   // the receiver drop. A data packet at or above it is not taken (nor acked).
+  std::uint64_t window() const noexcept { return window_; }  // reliable: the receive window in use
   std::uint64_t limit() const noexcept {
     const std::uint64_t held = readyCount_ + appCount_;
     return accounted_ + (held < window_ ? window_ - held : 0);
