@@ -308,6 +308,23 @@ def run_mpxdp_file(system, sc, bed, ctx, tag, result):
     return _verify(result, ctx, out)
 
 
+def _tcp_transfer(result, bed, sc, ctx, tag, mptcp, start_server, server_ready, client_argv, names):
+    """A TCP (or MPTCP) transfer with the sender namespace's retransmissions counted; the two processes
+    (server, client), or the failed result."""
+    if mptcp:
+        bed.enable_mptcp()
+    try:
+        retrans_before = tcp_retrans(bed)
+        got = _transfer(result, bed, sc.get("events", []), ctx["budget_s"], start_server, server_ready,
+                        client_argv, ctx["run_dir"], tag, names)
+        if not isinstance(got, dict):
+            result["retransmitted"] = tcp_retrans(bed) - retrans_before
+        return got
+    finally:
+        if mptcp:
+            bed.disable_mptcp()
+
+
 def run_tcpfile(system, sc, bed, ctx, tag, result):
     mptcp = system.params["mptcp"]
     out = ctx["recv_path"]
@@ -317,20 +334,12 @@ def run_tcpfile(system, sc, bed, ctx, tag, result):
     send_argv = bed.netns(bed.tx, py, TCPFILE, "send", "--host", bed.receiver_ip(0), "--port", PORT, "--file",
                           ctx["file"], *timeout)
     result["commands"] = [" ".join(map(str, recv_argv)), " ".join(map(str, send_argv))]
-    if mptcp:
-        bed.enable_mptcp()
-    try:
-        retrans_before = tcp_retrans(bed)
-        got = _transfer(result, bed, sc.get("events", []), ctx["budget_s"],
+    got = _tcp_transfer(result, bed, sc, ctx, tag, mptcp,
                         lambda: procs.Proc(recv_argv, *_files(ctx["run_dir"], tag, "recv")),
                         lambda p: p.wait_for_stderr("tcpfile: ready", systems_mod.START_TIMEOUT_S),
-                        send_argv, ctx["run_dir"], tag, ("sender", "receiver", "send"))
-        if isinstance(got, dict):
-            return got
-        result["retransmitted"] = tcp_retrans(bed) - retrans_before
-    finally:
-        if mptcp:
-            bed.disable_mptcp()
+                        send_argv, ("sender", "receiver", "send"))
+    if isinstance(got, dict):
+        return got
     receiver, sender = got
     recv = json.loads(receiver.stdout())
     send = json.loads(sender.stdout())
@@ -352,20 +361,12 @@ def run_iperf3_file(system, sc, bed, ctx, tag, result):
     server_argv = bed.netns(bed.rx, *wrap, "iperf3", "-s", "-1", "-J", "-p", port, "-F", out)
     client_argv = bed.netns(bed.tx, *wrap, "iperf3", "-c", bed.receiver_ip(0), "-p", port, "-J", "-F", ctx["file"])
     result["commands"] = [" ".join(map(str, server_argv)), " ".join(map(str, client_argv))]
-    if mptcp:
-        bed.enable_mptcp()
-    try:
-        retrans_before = tcp_retrans(bed)
-        got = _transfer(result, bed, sc.get("events", []), ctx["budget_s"],
+    got = _tcp_transfer(result, bed, sc, ctx, tag, mptcp,
                         lambda: procs.Proc(server_argv, *_files(ctx["run_dir"], tag, "server")),
-                        lambda p: systems_mod._wait_listening(bed, p, port), client_argv, ctx["run_dir"], tag,
+                        lambda p: systems_mod._wait_listening(bed, p, port), client_argv,
                         ("client", "server", "client"))
-        if isinstance(got, dict):
-            return got
-        result["retransmitted"] = tcp_retrans(bed) - retrans_before
-    finally:
-        if mptcp:
-            bed.disable_mptcp()
+    if isinstance(got, dict):
+        return got
     server, client = got
     server_report = json.loads(server.stdout())
     result["server_report"] = server_report
