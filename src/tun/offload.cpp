@@ -1,0 +1,3 @@
+#include "offload.h"
+
+namespace mpxdp::tun {}  // namespace mpxdp::tun

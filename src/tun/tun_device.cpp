@@ -1,0 +1,3 @@
+#include "tun_device.h"
+
+namespace mpxdp::tun {}  // namespace mpxdp::tun
