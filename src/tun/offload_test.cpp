@@ -271,7 +271,7 @@ TEST(Checksum, Benchmark1GiB) {
   const auto t1 = std::chrono::steady_clock::now();
   for (int i = 0; i < kRounds / 16; ++i) ref = refSum(buf.data() + (i & 7), buf.size() - 8, ref);
   const double r = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
-  std::printf("reference 16-bit loop: %.2f GB/s\n", kRounds / 16 * 65528.0 / r / 1e9);
+  std::printf("reference 16-bit loop: %.2f GB/s\n", kRounds / 16.0 * 65528.0 / r / 1e9);
   SUCCEED();
 }
 
