@@ -43,6 +43,7 @@ struct TunOptions {
   double intervalS = 0;
   bool json = false;
   int cpu = -1;
+  std::string configFile;  // --config (already expanded into the options above)
 };
 
 TunOptions options;
@@ -111,8 +112,11 @@ void printCounters(const TunnelCounters& c) {
 }  // namespace
 
 void declareTun(CLI::App* app) {
-  app->set_config("--config", "", "read options from this TOML file (keys are the long option names)");
-  app->allow_config_extras(CLI::config_extras_mode::error);
+  // Expanded into arguments before parsing (config_file.h); declared here for the help and the check.
+  app->add_option("--config", options.configFile,
+                  "read options from this TOML file: the keys are the long option names (name = \"mpx0\", "
+                  "link = [\"eth1=192.0.2.2\", ...]); options on the command line replace the file's")
+      ->type_name("FILE");
   app->add_option("--name", options.name, "name of the TUN interface to create (e.g. mpx0)")->required();
   app->add_option("--address", options.addresses,
                   "address of the interface with its prefix, e.g. 10.99.0.1/24 or fd00::1/64 (repeatable)")
