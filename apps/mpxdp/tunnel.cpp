@@ -75,31 +75,43 @@ Result<bool> TunnelPump::readNext(std::uint32_t maxPacket) {
 Result<bool> TunnelPump::pumpOut(Connection& connection, std::uint32_t maxPacket) {
   std::array<SendSlot, 64> slots;
   int reads = 0;
-  while (true) {
-    if (splitter_.remainingSegments() == 0) {
-      if (reads == kReadsPerRound) return true;
+  bool empty = false;  // the TUN had nothing more to read
+  auto readMore = [&]() -> Result<void> {
+    while (splitter_.remainingSegments() == 0 && !empty) {
+      if (reads == kReadsPerRound) {
+        empty = true;  // the paths' turn; the rest waits for the next round
+        break;
+      }
       auto more = readNext(maxPacket);
       if (!more) return more.error();
-      if (!*more) return true;  // the TUN is empty
-      ++reads;
-      continue;
+      empty = !*more;
+      if (*more) ++reads;
     }
-    const std::size_t wanted = std::min<std::size_t>(slots.size(), splitter_.remainingSegments());
-    const std::size_t n = connection.reserve(std::span<SendSlot>(slots.data(), wanted), maxPacket);
+    return {};
+  };
+  while (true) {
+    if (auto read = readMore(); !read) return read.error();
+    if (splitter_.remainingSegments() == 0) return true;
+    // One reserve and one commit for as many packets as the TUN has ready:
+    // each commit kicks the links.
+    const std::size_t n = connection.reserve(slots, maxPacket);
     if (n == 0) return false;  // paced out or the window is closed: the packet waits in the splitter
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::size_t length =
-          splitter_.remainingSegments() == 0
-              ? 0
-              : splitter_.next(std::span<std::uint8_t>(slots[i].data, slots[i].capacity));
-      slots[i].length = static_cast<std::uint32_t>(length);
-      if (length > 0) {
-        ++counters_.packetsRead;
-        counters_.bytesRead += length;
+    std::size_t filled = 0;
+    while (filled < n) {
+      if (splitter_.remainingSegments() == 0) {
+        if (auto read = readMore(); !read) return read.error();
+        if (splitter_.remainingSegments() == 0) break;
       }
+      const std::size_t length =
+          splitter_.next(std::span<std::uint8_t>(slots[filled].data, slots[filled].capacity));
+      slots[filled].length = static_cast<std::uint32_t>(length);
+      ++filled;
+      ++counters_.packetsRead;
+      counters_.bytesRead += length;
     }
-    auto committed = connection.commit(std::span<const SendSlot>(slots.data(), n));
-    if (!committed) counters_.droppedSendFailed += n;
+    for (std::size_t i = filled; i < n; ++i) slots[i].length = 0;  // given back unsent
+    if (auto committed = connection.commit(std::span<const SendSlot>(slots.data(), n)); !committed)
+      counters_.droppedSendFailed += filled;
   }
 }
 
