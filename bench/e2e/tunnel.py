@@ -233,6 +233,8 @@ def _tun_reports(result, ends):
         except ValueError:
             reports.append({})
             problems.append("{} end printed no JSON report".format(side))
+        if reports[-1].get("error"):
+            problems.append("{} end: {}".format(side, reports[-1]["error"]))
         if end.returncode != 0:
             problems.append("{} end exited {}".format(side, end.returncode))
     result["tun_reports"] = reports
@@ -315,18 +317,20 @@ def _range(rs, key, scale):
 
 
 def _tun_cell(rs):
-    """Median tun counters: the sender end's packets read from its TUN (and read calls), the receiver end's packets
-    written (and write calls), and every drop counter of both ends added up."""
-    tun = [(r["tun_reports"][1].get("tun") or {}, r["tun_reports"][0].get("tun") or {}) for r in rs
-           if len(r.get("tun_reports") or []) == 2]
+    """Median tun counters: the sender end's packets read from its TUN (read calls, super-packets split), the
+    receiver end's packets written (write calls), every drop counter of both ends added up, ICMP sent and
+    connections made (the most of either end)."""
+    pairs = [(r["tun_reports"][1], r["tun_reports"][0]) for r in rs if len(r.get("tun_reports") or []) == 2]
+    tun = [(a.get("tun") or {}, b.get("tun") or {}) for a, b in pairs]
     if not tun or not any(t for pair in tun for t in pair):
         return "-"
-    drops = ("dropped_no_connection", "dropped_too_big", "write_dropped")
     g = lambda side, key: _med([p[side].get(key) for p in tun])  # noqa: E731
-    return "read {} pkts / {} reads; written {} / {} writes; drops {}; ICMP {}".format(
-        _f(g(0, "packets_read")), _f(g(0, "reads")), _f(g(1, "packets_written")), _f(g(1, "writes")),
-        _f(_med([sum(p[s].get(k) or 0 for s in (0, 1) for k in drops) for p in tun])),
-        _f(_med([sum(p[s].get("icmp_sent") or 0 for s in (0, 1)) for p in tun])))
+    drops = _med([sum(v for t in p for k, v in t.items() if k.startswith("dropped") or k.endswith("_dropped"))
+                  for p in tun])
+    return "read {} pkts / {} reads ({} split); written {} / {} writes; drops {}; ICMP {}; connections {}".format(
+        _f(g(0, "packets_read")), _f(g(0, "reads")), _f(g(0, "super_packets")), _f(g(1, "packets_written")),
+        _f(g(1, "writes")), _f(drops), _f(_med([sum(t.get("icmp_sent") or 0 for t in p) for p in tun])),
+        _f(_max([max(a.get("connections") or 0, b.get("connections") or 0) for a, b in pairs])))
 
 
 def _mptcp_runs(by, sc, streams):
