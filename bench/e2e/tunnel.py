@@ -53,7 +53,7 @@ CEILING_GOAL_PCT = 90.0
 MPTCP_GOAL_MODERATE = 0.95
 # Seconds a run takes beyond --duration (measured on the 2-core VM): iperf3 start and report; tun ends start,
 # connect and stop on top.
-OVERHEAD_S = {"tun": 3.5, "mptcp": 1.5, "tcp": 1.0}
+OVERHEAD_S = {"tun": 1.5, "mptcp": 0.8, "tcp": 0.5}
 SCENARIO_SETUP_S = 3.0
 
 ALL = ("tun", "mptcp", "tcp")
@@ -141,7 +141,8 @@ def _reachable(bed, ends, timeout=REACH_TIMEOUT_S):
     while time.monotonic() < deadline:
         if any(p.poll() is not None for p in ends):
             return False
-        ping = procs.run(bed.netns(bed.tx, "ping", "-c", "1", "-W", "1", "-q", TUN_ADDRESSES[1]), timeout=5,
+        ping = procs.run(bed.netns(bed.tx, "ping", "-c", "1", "-W", "0.2", "-q", TUN_ADDRESSES[1]),
+                         timeout=5,
                          check=False)
         if ping.returncode == 0:
             return True
