@@ -373,7 +373,8 @@ def goals(by, scenarios):
             mine = med(sc, tun, "goodput_bps")
             ref = _med([r.get("goodput_bps") for r in _mptcp_runs(by, names[sc], streams)])
             if mine is None or not ref:
-                out.append((name, "n/a", "no data" if sc in ran else "not run"))
+                why = "not run" if sc not in ran else "no MPTCP run to compare with" if mine else "no data"
+                out.append((name, "n/a", why))
                 continue
             ok = mine >= need * ref if need else mine > ref
             out.append((name, "PASS" if ok else "FAIL", "{} vs {} Mbit/s = {} x".format(
@@ -410,9 +411,11 @@ def report_tables(runs, meta, scenarios):
              "Ethernet 14 + IPv4 20 + UDP 8 + mpxdp 40 around each inner packet); MPTCP link sum x 1448 / 1514, "
              "TCP link 0 x 1448 / 1514 (MPTCP's DSS option not subtracted). CPU s/GB: the whole machine's busy time "
              "(/proc/stat, all but idle/iowait/steal) from the client's launch to the end of both iperf3 processes, "
-             "per GB received (includes the tun ends). Retransmits: iperf3 `sum_sent.retransmits` (0 for MPTCP: iperf3 cannot read its subflows) and the "
-             "sender namespace's `TcpRetransSegs` over the run (counts MPTCP subflows and the tunnel's inner TCP). OFO: "
-             "`TcpExtTCPOFOQueue` (and `MPTcpExtOFOQueue` for MPTCP) in the receiver namespace over the run.", ""]
+             "per GB received (includes the tun ends, and anything else the machine ran meanwhile). Retransmits: "
+             "iperf3 `sum_sent.retransmits` (0 for MPTCP: iperf3 cannot read its subflows) and the sender "
+             "namespace's `TcpRetransSegs` over the run (counts MPTCP subflows and the tunnel's inner TCP). OFO: "
+             "`TcpExtTCPOFOQueue` (and `MPTcpExtOFOQueue` for MPTCP) in the receiver namespace over the run. "
+             "x MPTCP: against `mptcp-P` with the same P (`hetero-auto`: `hetero`'s).", ""]
     by = group(runs)
     lines += ["### Goals", "", "| goal | status | figures |", "| --- | --- | --- |"]
     lines += ["| {} | {} | {} |".format(*g) for g in goals(by, scenarios)] + [""]
@@ -423,10 +426,10 @@ def report_tables(runs, meta, scenarios):
         mtus = sorted({r.get("tun_mtu") for k in keys for r in by[k] if r.get("tun_mtu")})
         lines += ["### {}".format(sc["name"]), "", sc["describe"] + (". Tun MTU {}.".format(
             "/".join(map(str, mtus))) if mtus else "."), "",
-                  "| system | goodput Mbit/s median (min-max) | % header ceiling | x MPTCP | CPU s/GB | retransmits iperf3 "
-                  "(sender TcpRetransSegs) | "
-                  "OFO queue TCP (MPTCP) | link shares % | tun counters (sender end read, receiver end written) | "
-                  "ok |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: |"]
+                  "| system | goodput Mbit/s median (min-max) | % header ceiling | x MPTCP | CPU s/GB | retransmits "
+                  "iperf3 (TcpRetransSegs) | OFO queue TCP (MPTCP) | link shares % | tun counters (sender end read, "
+                  "receiver end written) | ok |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: |"]
         for k in keys:
             rs = _oks(by[k])
             g = lambda key: _med([r.get(key) for r in rs])  # noqa: E731
@@ -438,7 +441,8 @@ def report_tables(runs, meta, scenarios):
             problems = sorted({p for r in by[k] for p in r.get("tun_problems", [])})
             lines.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {}/{}{} |".format(
                 k[1], _range(rs, "goodput_bps", M), _f(g("pct_of_ceiling"), digits=1),
-                _ratio(g("goodput_bps"), ref), _f(g("cpu_s_per_gb"), digits=2), "{} ({})".format(_f(g("retransmits")), _f(g("retransmitted"))), ofo,
+                _ratio(g("goodput_bps"), ref), _f(g("cpu_s_per_gb"), digits=2),
+                "{} ({})".format(_f(g("retransmits")), _f(g("retransmitted"))), ofo,
                 filexfer._shares(rs) if system.runner != "tcp" else "-",
                 _tun_cell(rs) if system.runner == "tun" else "-", len(rs), len(by[k]),
                 " ({})".format("; ".join(problems)) if problems else ""))
