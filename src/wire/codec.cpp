@@ -2,6 +2,8 @@
 // memcpy, so frames may sit at any alignment.
 #include "codec.h"
 
+#include "byte_order.h"
+
 #include <bit>
 #include <cstddef>
 #include <cstring>
@@ -31,34 +33,12 @@ constexpr std::size_t kIpv6DstOffset = 24;
 constexpr std::size_t kUdpLenOffset = 4;
 constexpr std::size_t kUdpChecksumOffset = 6;
 
-std::uint16_t load16(const std::uint8_t* p) noexcept {
-  return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
-}
-
-std::uint32_t load32(const std::uint8_t* p) noexcept {
-  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
-}
-
-std::uint64_t load64(const std::uint8_t* p) noexcept {
-  return (std::uint64_t{load32(p)} << 32) | load32(p + 4);
-}
-
-void store16(std::uint8_t* p, std::uint16_t v) noexcept {
-  p[0] = static_cast<std::uint8_t>(v >> 8);
-  p[1] = static_cast<std::uint8_t>(v);
-}
-
-void store32(std::uint8_t* p, std::uint32_t v) noexcept {
-  p[0] = static_cast<std::uint8_t>(v >> 24);
-  p[1] = static_cast<std::uint8_t>(v >> 16);
-  p[2] = static_cast<std::uint8_t>(v >> 8);
-  p[3] = static_cast<std::uint8_t>(v);
-}
-
-void store64(std::uint8_t* p, std::uint64_t v) noexcept {
-  store32(p, static_cast<std::uint32_t>(v >> 32));
-  store32(p + 4, static_cast<std::uint32_t>(v));
-}
+using detail::load16;
+using detail::load32;
+using detail::load64;
+using detail::store16;
+using detail::store32;
+using detail::store64;
 
 template <typename T>
 WireResult<T> fail(WireError error) noexcept {
