@@ -13,22 +13,10 @@
 #include "mpxdp_impair.skel.h"
 #include "testbed.h"
 
+#include "unique_fd.h"
+
 namespace mpxdp::testbed {
 namespace {
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 Result<int> ifindexOf(const std::string& device) {
   const unsigned ifindex = if_nametoindex(device.c_str());
@@ -57,7 +45,7 @@ struct ImpairMaps {
 // The impairment program's maps, recognised by type and value size; ENOENT
 // when the program is not ours.
 Result<ImpairMaps> mapsOfProgram(std::uint32_t programId, const std::string& device) {
-  Fd program(bpf_prog_get_fd_by_id(programId));
+  UniqueFd program(bpf_prog_get_fd_by_id(programId));
   if (program.get() < 0)
     return Error::fromErrno(fmt::format("open XDP program id {} on {}", programId, device));
   std::vector<std::uint32_t> mapIds(8);
@@ -153,8 +141,8 @@ Result<std::optional<ImpairState>> readImpair(const std::string& namespaceName, 
   auto found = findMaps(device);
   if (!found) return found.error();
   if (!*found) return std::optional<ImpairState>();
-  Fd config((*found)->config);
-  Fd counters((*found)->counters);
+  UniqueFd config((*found)->config);
+  UniqueFd counters((*found)->counters);
   ImpairState state;
   const std::uint32_t key = 0;
   if (bpf_map_lookup_elem(config.get(), &key, &state.config) != 0) {
@@ -181,8 +169,8 @@ Result<void> writeImpair(const std::string& namespaceName, const std::string& de
   auto found = findMaps(device);
   if (!found) return found.error();
   if (!*found) return Error(ENOENT, "no impairment program on " + device);
-  Fd configFd((*found)->config);
-  Fd countersFd((*found)->counters);
+  UniqueFd configFd((*found)->config);
+  UniqueFd countersFd((*found)->counters);
   const std::uint32_t key = 0;
   if (bpf_map_update_elem(configFd.get(), &key, &config, BPF_ANY) != 0) {
     return Error::fromErrno("write the impairment config of " + device);

@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include "unique_fd.h"
+
 namespace mpxdp::transport {
 namespace {
 
@@ -41,20 +43,6 @@ std::optional<IpAddress> ipFromAttr(const rtattr* attr, int af) {
   return ip;
 }
 
-class FdGuard {
- public:
-  explicit FdGuard(int fd) : fd_(fd) {}
-  ~FdGuard() {
-    if (fd_ >= 0) close(fd_);
-  }
-  FdGuard(const FdGuard&) = delete;
-  FdGuard& operator=(const FdGuard&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 // A netlink request under construction: header, fixed part, attributes.
 struct Request {
   alignas(NLMSG_ALIGNTO) std::uint8_t buffer[256] = {};
@@ -76,7 +64,7 @@ struct Request {
 // with a non-zero code becomes the returned Error.
 Result<void> transact(Request& request, const std::string& what,
                       const std::function<void(const nlmsghdr&)>& onMessage) {
-  FdGuard fd(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+  UniqueFd fd(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
   if (fd.get() < 0) return Error::fromErrno(what + ": opening an rtnetlink socket");
   sockaddr_nl local{};
   local.nl_family = AF_NETLINK;
@@ -125,7 +113,7 @@ bool usableState(std::uint16_t state) {
 // Sends one small datagram to ip's discard port through the interface so the
 // kernel resolves ip's link-layer address.
 void provokeResolution(const std::string& interface, const IpAddress& ip) {
-  FdGuard fd(socket(toAf(ip.family), SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  UniqueFd fd(socket(toAf(ip.family), SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (fd.get() < 0) return;
   // Needs CAP_NET_RAW; the route already leaves through interface anyway.
   setsockopt(fd.get(), SOL_SOCKET, SO_BINDTODEVICE, interface.c_str(),
@@ -283,7 +271,7 @@ Result<InterfaceInfo> interfaceInfo(const std::string& interface) {
   InterfaceInfo info;
   info.ifindex = static_cast<int>(if_nametoindex(interface.c_str()));
   if (info.ifindex == 0) return Error::fromErrno("no interface named '" + interface + "'");
-  FdGuard fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  UniqueFd fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (fd.get() < 0) return Error::fromErrno("socket for interface queries");
   ifreq request{};
   std::memcpy(request.ifr_name, interface.c_str(), interface.size());

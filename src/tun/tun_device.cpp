@@ -26,25 +26,12 @@
 #define TUN_F_USO6 0x40
 #endif
 
+#include "unique_fd.h"
+
 namespace mpxdp::tun {
 namespace {
 
 constexpr int kVirtioHeaderBytes = 10;  // struct virtio_net_hdr, without num_buffers
-
-class FdGuard {
- public:
-  explicit FdGuard(int fd) : fd_(fd) {}
-  ~FdGuard() {
-    if (fd_ >= 0) close(fd_);
-  }
-  FdGuard(const FdGuard&) = delete;
-  FdGuard& operator=(const FdGuard&) = delete;
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
 
 ifreq requestFor(const std::string& name) {
   ifreq request{};
@@ -54,7 +41,7 @@ ifreq requestFor(const std::string& name) {
 
 // One SIOC* interface ioctl on a throwaway socket of the calling thread's namespace.
 Result<void> interfaceIoctl(unsigned long command, ifreq& request, const std::string& what) {
-  FdGuard fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  UniqueFd fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (fd.get() < 0) return Error::fromErrno(what + ": socket for interface ioctls");
   if (ioctl(fd.get(), command, &request) != 0) return Error::fromErrno(what);
   return {};
@@ -63,7 +50,7 @@ Result<void> interfaceIoctl(unsigned long command, ifreq& request, const std::st
 // Sends one rtnetlink request with NLM_F_ACK and returns the errno of the
 // acknowledgement, with the kernel's extended-ack text when it gives one.
 Result<void> netlinkRequest(nlmsghdr* request, const std::string& what) {
-  FdGuard fd(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+  UniqueFd fd(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
   if (fd.get() < 0) return Error::fromErrno(what + ": opening an rtnetlink socket");
   const int on = 1;
   setsockopt(fd.get(), SOL_NETLINK, NETLINK_EXT_ACK, &on, sizeof(on));  // best effort
@@ -150,7 +137,7 @@ Result<TunDevice> TunDevice::open(const TunOptions& options) {
     return Error(EEXIST, "TUN interface '" + name + "': an interface of that name already exists");
   }
 
-  FdGuard fd(::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
+  UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
   if (fd.get() < 0) {
     if (errno == ENOENT) return Error(ENOENT, "/dev/net/tun missing: load the tun module (modprobe tun)");
     return Error::fromErrno("opening /dev/net/tun for '" + name + "'");
