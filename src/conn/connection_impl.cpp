@@ -166,6 +166,7 @@ void ConnectionImpl::onPacket(std::uint16_t link, const RxPacket& packet, const 
   }
   // First pass: validate every frame, find the DATA frame.
   std::optional<wire::DataFrame> data;
+  std::optional<wire::CloseFrame> errorClose;
   bool ackEliciting = false;
   std::size_t offset = 0;
   while (offset < body.size()) {
@@ -177,6 +178,7 @@ void ConnectionImpl::onPacket(std::uint16_t link, const RxPacket& packet, const 
     }
     const wire::Frame& frame = parsed.value.frame;
     if (const auto* d = std::get_if<wire::DataFrame>(&frame)) data = *d;
+    if (const auto* c = std::get_if<wire::CloseFrame>(&frame); c && c->errorCode != 0) errorClose = *c;
     if (!std::holds_alternative<wire::AckFrame>(frame) && !std::holds_alternative<wire::PaddingFrame>(frame))
       ackEliciting = true;
     offset += parsed.value.length;
@@ -201,13 +203,17 @@ void ConnectionImpl::onPacket(std::uint16_t link, const RxPacket& packet, const 
     links_.queueRelease(link, packet);
     return;
   }
-  lastPeerPacketNs_ = nowNs;
-  paths_[link].lastArrivalNs = nowNs;
   if (!paths_[link].acks.onPacket(header.packetNumber, nowNs, packet.length, ackEliciting)) {
-    // A packet number seen before: a duplicate or a replay, never processed twice.
+    // A packet number seen before: a duplicate or a replay, never processed
+    // twice, and no sign of life (a restarted peer's stateless CLOSEs, numbered
+    // from 0, would otherwise keep a dead connection alive). A CLOSE with an
+    // error is still heard: that restarted peer numbers its answers anew.
     links_.queueRelease(link, packet);
+    if (errorClose) onClose(link, *errorClose, nowNs);
     return;
   }
+  lastPeerPacketNs_ = nowNs;
+  paths_[link].lastArrivalNs = nowNs;
   if (receive_) receive_->onPacketNumber(link, header.packetNumber, header.sendTsNs, nowNs, data.has_value());
   offset = 0;
   while (offset < body.size()) {

@@ -988,6 +988,38 @@ TEST(Connection, APeerThatGoesAwayIsNoticed) {
   EXPECT_NE(pair.client().error()->context().find("went away"), std::string::npos);
 }
 
+// A peer that restarted answers the old connection's packets with CLOSE
+// (no such connection), numbered from 0 again: numbers this connection has
+// seen. They must end it at once, and as duplicates they must not count as
+// signs of life either (the connection would live on until its numbers passed
+// the old ones: minutes after a long transfer).
+TEST(Connection, ARestartedPeersCloseEndsTheConnectionAtOnce) {
+  ConnectionConfig config = configWith(reorder::ReorderKind::kWindow);
+  config.peerTimeoutNs = 500 * kMs;
+  Pair pair(config, threeLinks(10 * kUs, 10 * kUs, 10 * kUs));
+  ASSERT_TRUE(pair.handshake());
+  pair.sendCopying(2000);
+  std::array<std::uint8_t, 128> packet{};
+  wire::PacketHeader header;
+  header.connId = pair.client().state().connId;
+  header.pathId = 0;
+  header.packetNumber = 0;
+  const auto headerBytes = wire::writePacketHeader(packet, header);
+  ASSERT_TRUE(headerBytes.ok());
+  wire::CloseFrame close;
+  close.errorCode = static_cast<std::uint16_t>(wire::CloseError::kPeerGone);
+  close.reason = "no such connection here";
+  const auto closeBytes = wire::writeFrame(std::span(packet).subspan(headerBytes.value), wire::Frame{close});
+  ASSERT_TRUE(closeBytes.ok());
+  ASSERT_TRUE(pair.toClient(0).inject(
+      std::span<const std::uint8_t>(packet.data(), headerBytes.value + closeBytes.value)));
+  pair.clock().advance(20 * kUs);
+  std::array<Delivered, 4> out;
+  (void)pair.client().poll(out);
+  ASSERT_TRUE(pair.client().done());
+  EXPECT_NE(pair.client().error()->context().find("no such connection"), std::string::npos);
+}
+
 TEST(Connection, AbortTellsThePeer) {
   Pair pair(configWith(reorder::ReorderKind::kWindow), threeLinks(10 * kUs, 10 * kUs, 10 * kUs));
   ASSERT_TRUE(pair.handshake());
@@ -1297,7 +1329,9 @@ TEST(Reliable, BothSidesStopWithinTheAbortTimeWhenThePeerGoesAway) {
     ASSERT_TRUE(survivor.error().has_value());
     EXPECT_EQ(survivor.error()->code(), ETIMEDOUT);
     // What arrived before the cut was complete: the failure declares nothing lost.
-    if (!receiverDies) EXPECT_EQ(pair.server().stats().lost, 0u);
+    if (!receiverDies) {
+      EXPECT_EQ(pair.server().stats().lost, 0u);
+    }
   }
 }
 
