@@ -16,6 +16,8 @@ void declareRecv(CLI::App* app);
 int runRecv(CLI::App* app);
 void declareDemo(CLI::App* app);
 int runDemo(CLI::App* app);
+void declareTun(CLI::App* app);
+int runTun(CLI::App* app);
 
 namespace {
 
@@ -25,6 +27,8 @@ constexpr std::array kCommands = {
     Command{"send", "Send a stream over several links for -t seconds (like iperf3 -c)", declareSend, runSend},
     Command{"recv", "Receive, reorder and check a stream; report goodput, loss, reordering (like iperf3 -s)",
             declareRecv, runRecv},
+    Command{"tun", "Bond the links into a virtual interface for unmodified applications, both directions",
+            declareTun, runTun},
     Command{"demo",
             "Build a 3-link test bed, compare the reorderers and the kernel-UDP backend, tear it down",
             declareDemo, runDemo},

@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdarg>
 #include <cstdio>
 #include <exception>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "config_file.h"
 
 namespace {
 
@@ -83,8 +85,17 @@ int main(int argc, char** argv) {
   CLI::App* help = app.add_subcommand("help", "Show help for mpxdp or for one command");
   help->add_option("command", helpTopic, "command (and subcommand) to explain");
 
+  // A command's --config FILE becomes the arguments it stands for, checked like the flags.
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto expanded = mpxdp::cli::expandConfigFile(app, args);
+  if (!expanded) {
+    fmt::print(stderr, "mpxdp {}: {}\n", args.front(), expanded.error().context());
+    return kExitUsageError;
+  }
+  // CLI11 takes a vector of arguments last first.
+  std::reverse(expanded->begin(), expanded->end());
   try {
-    app.parse(argc, argv);
+    app.parse(std::move(*expanded));
   } catch (const CLI::ParseError& e) {
     // --help and --version arrive here too, with exit code 0.
     return app.exit(e) == 0 ? kExitOk : kExitUsageError;

@@ -64,7 +64,18 @@ class GsoSplitter {
   std::size_t remainingSegments() const noexcept;
 
  private:
-  // implementation state (no allocation)
+  enum class Mode : std::uint8_t { kAsIs, kCompleteChecksum, kTcp, kUdp };
+  std::span<const std::uint8_t> packet_;  // the IP packet, trimmed to its IP length for GSO
+  Mode mode_ = Mode::kAsIs;
+  bool ipv6_ = false;
+  std::uint32_t ipHeaderBytes_ = 0;
+  std::uint32_t headerBytes_ = 0;     // IP + TCP/UDP header
+  std::uint32_t segmentPayload_ = 0;  // payload bytes per segment
+  std::uint32_t offset_ = 0;          // payload bytes already written
+  std::uint32_t remaining_ = 0;       // segments still to write
+  std::uint32_t addressSum_ = 0;      // pseudo-header: addresses + protocol
+  std::uint16_t checksumStart_ = 0;
+  std::uint16_t checksumOffset_ = 0;
 };
 
 // Gathers in-order TCP segments of one flow (same addresses, ports, ACK
@@ -92,7 +103,14 @@ class TcpCoalescer {
 
  private:
   std::span<std::uint8_t> buffer_;
-  // implementation state
+  std::uint32_t length_ = 0;  // IP bytes pending after the virtio header
+  std::uint32_t segments_ = 0;
+  std::uint32_t ipHeaderBytes_ = 0;
+  std::uint32_t tcpHeaderBytes_ = 0;
+  std::uint32_t firstPayload_ = 0;
+  std::uint32_t nextSeq_ = 0;
+  bool closed_ = false;  // a short or PSH segment ended the run
+  bool push_ = false;
 };
 
 // The answer to an IP packet too big for the tunnel: ICMPv4 destination

@@ -1,0 +1,392 @@
+// mpxdp tun: a virtual interface whose IP packets go over all links to the
+// peer host, both ways, for unmodified applications (docs/tun.md). Both hosts
+// run it; the end whose first link has the lower local address connects,
+// the other accepts, and they find each other again after either restarts.
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "link_args.h"
+#include "mpxdp/links.h"
+#include "netlink_route.h"
+#include "reorder/reorderer.h"
+#include "report.h"
+#include "run_control.h"
+#include "session.h"
+#include "tun_device.h"
+#include "tunnel.h"
+#include "wire/frames.h"
+
+namespace mpxdp::cli {
+namespace {
+
+struct TunOptions {
+  std::string name;
+  std::vector<std::string> addresses;
+  std::vector<std::string> links;
+  std::vector<std::string> backupLinks;
+  PathControlArgs pathControl;
+  std::uint16_t port = kDefaultPort;
+  std::uint32_t mtu = 0;  // 0: from the links
+  std::string backend = "xdp";
+  bool noOffload = false;
+  std::string reorder = "window";
+  double reorderTimeoutMs = 0;  // 0: adaptive
+  double abortTimeoutS = 3.0;
+  double intervalS = 0;
+  bool json = false;
+  int cpu = -1;
+  std::string configFile;  // --config (already expanded into the options above)
+};
+
+TunOptions options;
+
+// IPv4 needs 68 bytes of MTU, IPv6 1280; below 576 TCP over IPv4 is hardly usable either.
+constexpr std::uint32_t kMinMtuV4 = 576;
+constexpr std::uint32_t kMinMtuV6 = 1280;
+// How long the connecting end waits for an answer before it starts over.
+constexpr std::uint64_t kRetryPauseNs = 500'000'000;
+
+int usageError(const Error& error) {
+  fmt::print(stderr, "mpxdp tun: {}\n", error.context());
+  return kExitUsageError;
+}
+
+bool isUsageError(const Error& error) {
+  return error.code() == EINVAL || error.code() == ENODEV || error.code() == ENOENT ||
+         error.code() == EADDRNOTAVAIL || error.code() == EEXIST;
+}
+
+// The largest IP packet each link carries inside mpxdp's encapsulation.
+Result<std::uint32_t> linkPayloadMtu(const std::vector<LinkPlan>& plans) {
+  std::uint32_t mtu = UINT32_MAX;
+  for (const LinkPlan& plan : plans) {
+    auto info = transport::interfaceInfo(plan.interface);
+    if (!info) return info.error();
+    const std::uint32_t outer = (plan.localIp.isV4() ? 20U : 40U) + 8U + wire::kDataPacketOverhead;
+    if (info->mtu <= outer)
+      return Error(EINVAL, fmt::format("{}: MTU {} is too small", plan.interface, info->mtu));
+    mtu = std::min(mtu, info->mtu - outer);
+  }
+  return mtu;
+}
+
+// The connecting side: the end whose first link's local address sorts lower.
+bool connectsFirst(const LinkPlan& first) { return first.localIp.bytes < first.peerIp->bytes; }
+
+nlohmann::json countersJson(const TunnelCounters& c) {
+  return {{"reads", c.reads},
+          {"super_packets", c.superPackets},
+          {"packets_read", c.packetsRead},
+          {"bytes_read", c.bytesRead},
+          {"writes", c.writes},
+          {"packets_written", c.packetsWritten},
+          {"bytes_written", c.bytesWritten},
+          {"dropped_no_connection", c.droppedNoConnection},
+          {"dropped_too_big", c.droppedTooBig},
+          {"icmp_sent", c.icmpSent},
+          {"dropped_malformed", c.droppedMalformed},
+          {"dropped_send_failed", c.droppedSendFailed},
+          {"write_dropped", c.writeDropped}};
+}
+
+void printCounters(const TunnelCounters& c) {
+  fmt::print(
+      "mpxdp tun: from the interface {} packets, {} bytes in {} reads ({} super-packets split); to it {} "
+      "packets, {} bytes in {} writes\n",
+      c.packetsRead, c.bytesRead, c.reads, c.superPackets, c.packetsWritten, c.bytesWritten, c.writes);
+  fmt::print(
+      "mpxdp tun: dropped {} while no connection was up, {} too big ({} answered with ICMP), {} malformed, "
+      "{} refused by the connection, {} not taken by the interface\n",
+      c.droppedNoConnection, c.droppedTooBig, c.icmpSent, c.droppedMalformed, c.droppedSendFailed,
+      c.writeDropped);
+}
+
+}  // namespace
+
+void declareTun(CLI::App* app) {
+  // Expanded into arguments before parsing (config_file.h); declared here for the help and the check.
+  app->add_option("--config", options.configFile,
+                  "read options from this TOML file: the keys are the long option names (name = \"mpx0\", "
+                  "link = [\"eth1=192.0.2.2\", ...]); options on the command line replace the file's")
+      ->type_name("FILE");
+  app->add_option("--name", options.name, "name of the TUN interface to create (e.g. mpx0)")->required();
+  app->add_option("--address", options.addresses,
+                  "address of the interface with its prefix, e.g. 10.99.0.1/24 or fd00::1/64 (repeatable)")
+      ->type_name("CIDR")
+      ->required();
+  app->add_option("--link", options.links,
+                  "a link to the peer host (repeatable, in the same order on both hosts); RATE caps its "
+                  "pacing rate, which is otherwise estimated")
+      ->type_name("IFACE=PEER_IP[@RATE]");
+  app->add_option("--backup-link", options.backupLinks,
+                  "a backup path, used only when the --link paths are down or too slow (repeatable; after "
+                  "the --link ones in path order on both hosts)")
+      ->type_name("IFACE=PEER_IP[@RATE]");
+  app->add_option("-p,--port", options.port, "UDP port of the tunnel's packets (both ends)")
+      ->capture_default_str();
+  app->add_option("--mtu", options.mtu,
+                  "MTU of the interface (default and maximum: the smallest link MTU less mpxdp's overhead)");
+  app->add_option("--scheduler", options.pathControl.scheduler, "eaf (earliest arrival), rr or wrr")
+      ->capture_default_str();
+  app->add_option("--pacing", options.pathControl.pacing,
+                  "auto (rates estimated, @RATE a cap) or fixed (every link's @RATE)")
+      ->capture_default_str();
+  app->add_option("--backend", options.backend, "xdp (AF_XDP + steering program) or udp (kernel sockets)")
+      ->capture_default_str();
+  app->add_flag("--no-offload", options.noOffload,
+                "plain TUN: one packet per read and write (no virtio header, no TSO/USO, no coalescing)");
+  app->add_option("--reorder", options.reorder, "reorderer: window or off")->capture_default_str();
+  app->add_option("--reorder-timeout", options.reorderTimeoutMs,
+                  "fixed hole timeout in milliseconds (default: adaptive, from the path delay spread)");
+  app->add_option("--abort-timeout", options.abortTimeoutS,
+                  "seconds without a packet from the peer before its connection is dropped and sought again")
+      ->capture_default_str();
+  app->add_option("-i,--interval", options.intervalS, "seconds between interval reports, 0 for none")
+      ->capture_default_str();
+  app->add_flag("-J,--json", options.json, "print one JSON object at the end instead of text");
+  app->add_option("--cpu", options.cpu, "pin the thread to this CPU (default: not pinned)")
+      ->check(CLI::NonNegativeNumber);
+}
+
+int runTun(CLI::App* /*app*/) {
+  if (options.name.empty()) return usageError(Error(EINVAL, "--name must not be empty"));
+  std::vector<tun::IpPrefix> prefixes;
+  for (const std::string& text : options.addresses) {
+    auto prefix = tun::IpPrefix::parse(text);
+    if (!prefix) return usageError(prefix.error().wrap("--address"));
+    prefixes.push_back(*prefix);
+  }
+  auto backend = parseBackend(options.backend);
+  if (!backend) return usageError(backend.error().wrap("--backend"));
+  auto reorderKind = reorder::parseReorderKind(options.reorder);
+  if (!reorderKind || *reorderKind == ReorderKind::kSort)
+    return usageError(Error(EINVAL, "--reorder: expected window or off, got '" + options.reorder + "'"));
+  if (options.port == 0) return usageError(Error(EINVAL, "--port must be in 1..65535"));
+  if (options.intervalS < 0 || (options.intervalS > 0 && options.intervalS < 0.001))
+    return usageError(Error(EINVAL, "-i must be 0 (no interval reports) or at least 0.001 seconds"));
+  if (options.reorderTimeoutMs < 0) return usageError(Error(EINVAL, "--reorder-timeout must be >= 0"));
+  if (!(options.abortTimeoutS > 0) || options.abortTimeoutS > 3600)
+    return usageError(Error(EINVAL, "--abort-timeout must be in (0, 3600] seconds"));
+  if (options.links.empty()) return usageError(Error(EINVAL, "give at least one --link IFACE=PEER_IP"));
+
+  EndpointConfig config;
+  std::optional<testbed::NetnsScope> netns;  // tun runs in the namespace it is started in
+  auto args = resolveLinkArgs("", options.links, options.backupLinks, Side::kSender, netns);
+  if (!args) return isUsageError(args.error()) ? usageError(args.error()) : reportError("tun", args.error());
+  auto plans = planLinks(*args, Side::kSender);
+  if (!plans)
+    return isUsageError(plans.error()) ? usageError(plans.error()) : reportError("tun", plans.error());
+  if (auto checked = applyPathControl(options.pathControl, *plans, config.connection); !checked)
+    return usageError(checked.error());
+  const LinkPlan& first = plans->front();
+  if (first.localIp == *first.peerIp)
+    return usageError(Error(EINVAL, "--link " + first.interface + ": the peer address is this host's own"));
+  const bool client = connectsFirst(first);
+
+  auto linkMtu = linkPayloadMtu(*plans);
+  if (!linkMtu) return reportError("tun", linkMtu.error());
+  std::uint32_t mtu = *linkMtu;
+  if (options.mtu != 0) {
+    if (options.mtu > mtu)
+      return usageError(
+          Error(EINVAL, fmt::format("--mtu {} is more than the links carry ({})", options.mtu, mtu)));
+    mtu = options.mtu;
+  }
+  const bool hasV6 =
+      std::any_of(prefixes.begin(), prefixes.end(), [](const tun::IpPrefix& p) { return !p.address.isV4(); });
+  const std::uint32_t minMtu = hasV6 ? kMinMtuV6 : kMinMtuV4;
+  if (mtu < minMtu)
+    return usageError(Error(EINVAL, fmt::format("the tunnel MTU would be {}, below the {} that {} needs", mtu,
+                                                minMtu, hasV6 ? "IPv6" : "IPv4")));
+
+  config.acceptIncoming = !client;
+  // A restarted peer opens a new connection while the old one has not timed out yet.
+  config.maxConnections = 2;
+  config.connection.peerTimeoutNs = static_cast<std::uint64_t>(options.abortTimeoutS * 1e9);
+  config.connection.handshakeTimeoutNs =
+      std::min<std::uint64_t>(config.connection.peerTimeoutNs, 3'000'000'000);
+  config.connection.reorder.kind = *reorderKind;
+  if (options.reorderTimeoutMs > 0) {
+    config.connection.reorder.adaptiveTimeout = false;
+    config.connection.reorder.fixedTimeoutNs = static_cast<std::uint64_t>(options.reorderTimeoutMs * 1e6);
+  }
+  LinkOptions linkOptions;
+  linkOptions.backend = *backend;
+  linkOptions.port = options.port;
+  auto endpoint = openEndpoint(config, toLinkSpecs(*plans), linkOptions);
+  if (!endpoint) return reportError("tun", endpoint.error());
+  Endpoint& ep = **endpoint;
+
+  tun::TunOptions deviceOptions;
+  deviceOptions.name = options.name;
+  deviceOptions.virtioHeader = !options.noOffload;
+  deviceOptions.offloads = !options.noOffload;
+  auto opened = tun::TunDevice::open(deviceOptions);
+  if (!opened)
+    return isUsageError(opened.error()) ? usageError(opened.error()) : reportError("tun", opened.error());
+  tun::TunDevice& device = *opened;
+  TunnelAddresses addresses;
+  for (const tun::IpPrefix& prefix : prefixes) {
+    if (auto added = device.addAddress(prefix); !added) return reportError("tun", added.error());
+    (prefix.address.isV4() ? addresses.v4 : addresses.v6) = prefix.address;
+  }
+  if (auto set = device.setMtu(mtu); !set) return reportError("tun", set.error());
+  if (auto up = device.setUp(true); !up) return reportError("tun", up.error());
+
+  if (options.cpu >= 0) {
+    auto pinned = pinThreadToCpu(options.cpu);
+    if (!pinned)
+      return isUsageError(pinned.error()) ? usageError(pinned.error()) : reportError("tun", pinned.error());
+  }
+  installStopHandler();
+  const RunDescription baseRun = describeRun(ep, *plans, *backend, options.cpu);
+  if (!options.json) {
+    std::string links;
+    for (const std::string& mode : baseRun.linkModes) links += (links.empty() ? "" : "; ") + mode;
+    fmt::print("mpxdp tun: {} mtu {}, offloads {}, {} link(s): {}\n", device.name(), mtu,
+               device.describeOffloads(), plans->size(), links);
+    fmt::print("mpxdp tun: {} the peer {} (port {}, backend {})\n", client ? "connecting to" : "waiting for",
+               first.peerIp->toString(), options.port, toString(*backend));
+    std::fflush(stdout);
+  }
+  fmt::print(stderr, "mpxdp tun: ready\n");
+  std::fflush(stderr);
+
+  TunnelPump pump(device, addresses);
+  std::uint64_t connections = 0;
+  nlohmann::json lastSend;
+  nlohmann::json lastRecv;
+  std::optional<Error> fatal;
+  Connection* next = nullptr;  // a newer connection that replaced the last one
+  bool announcedWaiting = false;
+  while (!stopRequested() && !fatal) {
+    Connection* conn = next;
+    next = nullptr;
+    if (conn == nullptr && client) {
+      ConnectOptions connect;
+      connect.direction = DataDirection::kBoth;
+      connect.maxPayload = static_cast<std::uint16_t>(mtu);
+      auto opened = ep.connect(connect);
+      if (!opened) {
+        fatal = opened.error();
+        break;
+      }
+      conn = *opened;
+      while (!stopRequested() && !conn->established() && !conn->done()) {
+        if (auto polled = ep.poll(); !polled) {
+          fatal = polled.error();
+          break;
+        }
+        if (auto discarded = pump.discardUntil(ep, ep.nextDeadlineNs()); !discarded)
+          fatal = discarded.error();
+      }
+      if (!conn->established()) {
+        if (!announcedWaiting && conn->error() && !options.json) {
+          fmt::print("mpxdp tun: no connection yet ({}); trying again until the peer answers\n",
+                     conn->error()->message());
+          std::fflush(stdout);
+          announcedWaiting = true;
+        }
+        if (!conn->done()) conn->abort(static_cast<std::uint16_t>(wire::CloseError::kStopped), "stopped");
+        ep.remove(conn);
+        const std::uint64_t until = monotonicNs() + kRetryPauseNs;
+        while (!stopRequested() && monotonicNs() < until && !fatal) {
+          if (auto polled = ep.poll(); !polled) fatal = polled.error();
+          if (auto discarded = pump.discardUntil(ep, until); !discarded) fatal = discarded.error();
+        }
+        continue;
+      }
+    }
+    while (conn == nullptr && !stopRequested() && !fatal) {
+      if (auto polled = ep.poll(); !polled) {
+        fatal = polled.error();
+        break;
+      }
+      conn = ep.accept();
+      if (conn == nullptr) {
+        if (auto discarded = pump.discardUntil(ep, ep.nextDeadlineNs()); !discarded)
+          fatal = discarded.error();
+      }
+    }
+    if (conn == nullptr) break;
+    ++connections;
+    announcedWaiting = false;
+    if (conn->maxPayload() < mtu) {
+      // The peer's links carry less: never make the tunnel fragment.
+      mtu = conn->maxPayload();
+      if (auto set = device.setMtu(mtu); !set) {
+        fatal = set.error();
+        break;
+      }
+    }
+    if (!options.json) {
+      fmt::print("mpxdp tun: connected to the peer (connection {:08x}, {}), mtu {}\n", conn->state().connId,
+                 client ? "client" : "server", mtu);
+      std::fflush(stdout);
+    }
+    RunDescription run = baseRun;
+    run.scheduler = options.pathControl.scheduler;
+    run.pacing = options.pathControl.pacing;
+    run.intervalS = options.intervalS;
+    run.connId = conn->state().connId;
+    run.payloadBytes = mtu;
+    run.reorder = std::string(reorder::toString(*reorderKind));
+    std::FILE* out = options.json ? nullptr : stdout;
+    run.role = Role::kSender;
+    Reporter sendReporter(run, options.json, out);
+    run.role = Role::kReceiver;
+    Reporter receiveReporter(run, options.json, out);
+    if (options.intervalS > 0) {
+      sendReporter.begin();
+      receiveReporter.begin();
+    }
+    const std::uint64_t startNs = monotonicNs();
+    TunnelPump::Outcome outcome =
+        pump.run(ep, *conn, &sendReporter, &receiveReporter, options.intervalS, client ? nullptr : &next);
+    TransferResult result;
+    result.stats = conn->stats();
+    result.endedBy = outcome.endedBy;
+    result.failure = outcome.failure;
+    result.endS = static_cast<double>(monotonicNs() - startNs) / 1e9;
+    result.sendDurationS = result.endS;
+    result.receiveDurationS = result.endS;
+    finishReports(ep, *conn, result, &sendReporter, &receiveReporter, false);
+    lastSend = sendReporter.json();
+    lastRecv = receiveReporter.json();
+    if (!options.json && outcome.endedBy != "signal") {
+      fmt::print("mpxdp tun: peer lost: {}\n", outcome.endedBy == "replaced" ? "it opened a new connection"
+                                               : outcome.failure             ? outcome.failure->message()
+                                                                             : "the connection closed");
+      std::fflush(stdout);
+    }
+    ep.remove(conn);
+  }
+  if (options.json) {
+    nlohmann::json j;
+    j["interface"] = device.name();
+    j["mtu"] = mtu;
+    j["offloads"] = device.describeOffloads();
+    j["role"] = client ? "client" : "server";
+    j["connections"] = connections;
+    j["tun"] = countersJson(pump.counters());
+    if (!lastSend.is_null()) j["send"] = lastSend;
+    if (!lastRecv.is_null()) j["recv"] = lastRecv;
+    if (fatal) j["error"] = fatal->message();
+    fmt::print("{}\n", j.dump(2));
+  } else {
+    printCounters(pump.counters());
+  }
+  std::fflush(stdout);
+  if (fatal) return reportError("tun", *fatal);
+  return kExitOk;
+}
+
+}  // namespace mpxdp::cli

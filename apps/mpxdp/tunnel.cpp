@@ -1,0 +1,274 @@
+#include "tunnel.h"
+
+#include <poll.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "run_control.h"
+#include "wire/frames.h"
+
+namespace mpxdp::cli {
+namespace {
+
+// Bound on every wait, so reports and signals are never late by more.
+constexpr std::uint64_t kMaxWaitNs = 50'000'000;
+// TUN reads per round before the paths get their turn: a full batch of
+// super-packets is ~45 path packets each.
+constexpr int kReadsPerRound = 64;
+// How often the server looks for a newer connection (a restarted peer).
+constexpr std::uint64_t kReplaceCheckNs = 20'000'000;
+
+void waitFor(std::vector<pollfd>& fds, std::uint64_t deadlineNs) {
+  const std::uint64_t now = monotonicNs();
+  if (deadlineNs <= now) return;
+  const std::uint64_t waitNs = std::min(deadlineNs - now, kMaxWaitNs);
+  timespec timeout{static_cast<time_t>(waitNs / 1'000'000'000ULL),
+                   static_cast<long>(waitNs % 1'000'000'000ULL)};
+  for (auto& fd : fds) fd.revents = 0;
+  (void)ppoll(fds.data(), fds.size(), &timeout, nullptr);
+}
+
+std::uint8_t ipVersion(std::span<const std::uint8_t> packet) { return packet.empty() ? 0 : packet[0] >> 4; }
+
+}  // namespace
+
+TunnelPump::TunnelPump(tun::TunDevice& device, TunnelAddresses addresses)
+    : device_(device),
+      addresses_(addresses),
+      readBuffer_(tun::kVirtioHeaderBytes + tun::kMaxSuperPacket),
+      writeBuffer_(tun::kVirtioHeaderBytes + tun::kMaxSuperPacket),
+      coalesceBuffer_(tun::kVirtioHeaderBytes + tun::kMaxSuperPacket),
+      icmpBuffer_(tun::kVirtioHeaderBytes + 1500) {
+  if (device_.virtioHeader()) coalescer_.emplace(std::span<std::uint8_t>(coalesceBuffer_));
+}
+
+Result<bool> TunnelPump::readNext(std::uint32_t maxPacket) {
+  auto got = device_.read(readBuffer_);
+  if (!got) return got.error().wrap("read " + device_.name());
+  if (*got == 0) return false;
+  ++counters_.reads;
+  std::span<const std::uint8_t> packet(readBuffer_.data(), *got);
+  tun::VirtioHeader header;
+  if (device_.virtioHeader()) {
+    if (packet.size() < tun::kVirtioHeaderBytes) {
+      ++counters_.droppedMalformed;
+      return true;
+    }
+    header = tun::parseVirtioHeader(packet.first<tun::kVirtioHeaderBytes>());
+    packet = packet.subspan(tun::kVirtioHeaderBytes);
+  }
+  auto begun = splitter_.begin(header, packet, maxPacket);
+  if (!begun) {
+    if (begun.error().code() == EMSGSIZE) {
+      ++counters_.droppedTooBig;
+      answerTooBig(packet, maxPacket);
+    } else {
+      ++counters_.droppedMalformed;
+    }
+    return true;
+  }
+  if (splitter_.remainingSegments() > 1) ++counters_.superPackets;
+  return true;
+}
+
+Result<bool> TunnelPump::pumpOut(Connection& connection, std::uint32_t maxPacket) {
+  std::array<SendSlot, 64> slots;
+  int reads = 0;
+  bool empty = false;  // the TUN had nothing more to read
+  auto readMore = [&]() -> Result<void> {
+    while (splitter_.remainingSegments() == 0 && !empty) {
+      if (reads == kReadsPerRound) {
+        empty = true;  // the paths' turn; the rest waits for the next round
+        break;
+      }
+      auto more = readNext(maxPacket);
+      if (!more) return more.error();
+      empty = !*more;
+      if (*more) ++reads;
+    }
+    return {};
+  };
+  while (true) {
+    if (auto read = readMore(); !read) return read.error();
+    if (splitter_.remainingSegments() == 0) return true;
+    // One reserve and one commit for as many packets as the TUN has ready:
+    // each commit kicks the links.
+    const std::size_t n = connection.reserve(slots, maxPacket);
+    if (n == 0) return false;  // paced out or the window is closed: the packet waits in the splitter
+    std::size_t filled = 0;
+    while (filled < n) {
+      if (splitter_.remainingSegments() == 0) {
+        if (auto read = readMore(); !read) return read.error();
+        if (splitter_.remainingSegments() == 0) break;
+      }
+      const std::size_t length =
+          splitter_.next(std::span<std::uint8_t>(slots[filled].data, slots[filled].capacity));
+      slots[filled].length = static_cast<std::uint32_t>(length);
+      ++filled;
+      ++counters_.packetsRead;
+      counters_.bytesRead += length;
+    }
+    for (std::size_t i = filled; i < n; ++i) slots[i].length = 0;  // given back unsent
+    if (auto committed = connection.commit(std::span<const SendSlot>(slots.data(), n)); !committed)
+      counters_.droppedSendFailed += filled;
+  }
+}
+
+void TunnelPump::answerTooBig(std::span<const std::uint8_t> ipPacket, std::uint32_t mtu) {
+  const std::uint8_t version = ipVersion(ipPacket);
+  const std::optional<IpAddress>& source = version == 4 ? addresses_.v4 : addresses_.v6;
+  if (!source) return;
+  const std::size_t headerBytes = device_.virtioHeader() ? tun::kVirtioHeaderBytes : 0;
+  const std::size_t length = tun::buildPacketTooBig(
+      ipPacket, mtu, *source, std::span<std::uint8_t>(icmpBuffer_).subspan(headerBytes));
+  if (length == 0) return;
+  if (headerBytes > 0) {
+    const auto single = tun::TcpCoalescer::singleHeader();
+    std::copy(single.begin(), single.end(), icmpBuffer_.begin());
+  }
+  auto written = device_.write(std::span<const std::uint8_t>(icmpBuffer_.data(), headerBytes + length));
+  if (written && *written) ++counters_.icmpSent;
+}
+
+void TunnelPump::flushCoalesced() {
+  if (!coalescer_ || coalescer_->empty()) return;
+  const std::uint32_t segments = coalescer_->segments();
+  const std::span<const std::uint8_t> packet = coalescer_->take();
+  auto written = device_.write(packet);
+  ++counters_.writes;
+  if (written && *written) {
+    counters_.packetsWritten += segments;
+    counters_.bytesWritten += packet.size() - tun::kVirtioHeaderBytes;
+  } else {
+    counters_.writeDropped += segments;
+  }
+}
+
+void TunnelPump::writePacket(std::span<const std::uint8_t> ipPacket) {
+  if (coalescer_) {
+    if (coalescer_->add(ipPacket)) return;
+    flushCoalesced();
+    if (coalescer_->add(ipPacket)) return;
+    // Not TCP (or not mergeable at all): on its own, behind a plain virtio header.
+    if (ipPacket.size() + tun::kVirtioHeaderBytes > writeBuffer_.size()) {
+      ++counters_.writeDropped;
+      return;
+    }
+    const auto single = tun::TcpCoalescer::singleHeader();
+    std::copy(single.begin(), single.end(), writeBuffer_.begin());
+    std::copy(ipPacket.begin(), ipPacket.end(), writeBuffer_.begin() + tun::kVirtioHeaderBytes);
+    ipPacket = std::span<const std::uint8_t>(writeBuffer_.data(), tun::kVirtioHeaderBytes + ipPacket.size());
+  }
+  auto written = device_.write(ipPacket);
+  ++counters_.writes;
+  if (written && *written) {
+    ++counters_.packetsWritten;
+    counters_.bytesWritten += ipPacket.size() - (coalescer_ ? tun::kVirtioHeaderBytes : 0);
+  } else {
+    ++counters_.writeDropped;
+  }
+}
+
+void TunnelPump::pumpIn(std::span<const Delivered> delivered) {
+  for (const Delivered& d : delivered) writePacket({d.data, d.length});
+  flushCoalesced();
+}
+
+TunnelPump::Outcome TunnelPump::run(Endpoint& endpoint, Connection& connection, Reporter* sendReporter,
+                                    Reporter* receiveReporter, double intervalS, Connection** replacement) {
+  Outcome outcome;
+  std::vector<pollfd> fds;
+  fds.push_back({device_.fd(), POLLIN, 0});
+  for (int fd : endpoint.pollFds()) {
+    if (fd >= 0) fds.push_back({fd, POLLIN, 0});
+  }
+  const std::uint32_t maxPacket = connection.maxPayload();
+  const auto intervalNs = static_cast<std::uint64_t>(intervalS * 1e9);
+  const std::uint64_t startNs = monotonicNs();
+  if (sendReporter) sendReporter->start(startNs);
+  if (receiveReporter) receiveReporter->start(startNs);
+  std::uint64_t nextReportNs = intervalNs > 0 ? startNs + intervalNs : UINT64_MAX;
+  std::uint64_t nextReplaceCheckNs = startNs + kReplaceCheckNs;
+  std::array<Delivered, 256> delivered;
+  auto seconds = [&](std::uint64_t ns) { return static_cast<double>(ns - startNs) / 1e9; };
+
+  while (!connection.done()) {
+    if (stopRequested()) {
+      connection.abort(static_cast<std::uint16_t>(wire::CloseError::kStopped),
+                       "stopped by signal " + std::to_string(stopSignal()));
+      outcome.endedBy = "signal";
+      break;
+    }
+    const std::uint64_t now = monotonicNs();
+    if (now >= nextReportNs) {
+      const ConnectionStats snapshot = connection.stats();
+      if (sendReporter) sendReporter->interval(snapshot, seconds(now), 0);
+      if (receiveReporter) receiveReporter->interval(snapshot, seconds(now), 0);
+      nextReportNs += intervalNs * ((now - nextReportNs) / intervalNs + 1);
+    }
+    if (replacement != nullptr && now >= nextReplaceCheckNs) {
+      nextReplaceCheckNs = now + kReplaceCheckNs;
+      if (Connection* newer = endpoint.accept()) {
+        connection.abort(static_cast<std::uint16_t>(wire::CloseError::kStopped),
+                         "replaced by a newer connection from the peer");
+        *replacement = newer;
+        outcome.endedBy = "replaced";
+        break;
+      }
+    }
+    // Inbound first: it frees receive buffers and carries the ACKs the sender waits for.
+    auto n = connection.poll(delivered);
+    if (!n) {
+      outcome.failure = n.error();
+      outcome.endedBy = "error";
+      break;
+    }
+    pumpIn(std::span<const Delivered>(delivered.data(), *n));
+    connection.release(std::span<const Delivered>(delivered.data(), *n));
+    bool busy = *n == delivered.size();
+
+    auto sent = pumpOut(connection, maxPacket);
+    if (!sent) {
+      outcome.failure = sent.error();
+      outcome.endedBy = "error";
+      break;
+    }
+    const bool mayRead = *sent;
+    if (auto flushed = connection.flush(); !flushed) {
+      outcome.failure = flushed.error();
+      outcome.endedBy = "error";
+      break;
+    }
+    if (busy) continue;
+    // Read the TUN again when it has packets and the connection may send;
+    // paced out, wake when it may.
+    std::uint64_t wake = std::min({endpoint.nextDeadlineNs(), nextReportNs, now + kMaxWaitNs});
+    if (!mayRead) wake = std::min(wake, std::max(connection.nextSendTimeNs(maxPacket), now + 20'000));
+    fds[0].events = mayRead ? POLLIN : 0;
+    waitFor(fds, wake);
+  }
+  if (outcome.endedBy.empty()) {
+    outcome.endedBy = "peer";
+    if (connection.error()) outcome.failure = connection.error();
+  }
+  return outcome;
+}
+
+Result<void> TunnelPump::discardUntil(Endpoint& endpoint, std::uint64_t deadlineNs) {
+  std::vector<pollfd> fds;
+  fds.push_back({device_.fd(), POLLIN, 0});
+  for (int fd : endpoint.pollFds()) {
+    if (fd >= 0) fds.push_back({fd, POLLIN, 0});
+  }
+  while (true) {
+    auto got = device_.read(readBuffer_);
+    if (!got) return got.error().wrap("read " + device_.name());
+    if (*got == 0) break;
+    ++counters_.droppedNoConnection;
+  }
+  waitFor(fds, std::min(deadlineNs, endpoint.nextDeadlineNs()));
+  return {};
+}
+
+}  // namespace mpxdp::cli

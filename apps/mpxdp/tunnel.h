@@ -1,0 +1,90 @@
+// The packet pump of `mpxdp tun`: IP packets read from the TUN interface go
+// out as payloads of the connection (super-packets split to path size on the
+// way), and the connection's in-order payloads are written back to the TUN
+// (in-order TCP segments coalesced into one write). One thread; it waits in
+// ppoll on the TUN and the paths, and reads the TUN only while the
+// connection may send, so a full pipe pushes back on TCP instead of dropping.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mpxdp/connection.h"
+#include "mpxdp/endpoint.h"
+#include "offload.h"
+#include "report.h"
+#include "tun_device.h"
+
+namespace mpxdp::cli {
+
+struct TunnelCounters {
+  std::uint64_t reads = 0;         // packets read from the TUN (super-packets count once)
+  std::uint64_t superPackets = 0;  // of those, split into more than one packet
+  std::uint64_t packetsRead = 0;   // IP packets after splitting
+  std::uint64_t bytesRead = 0;     // their bytes
+  std::uint64_t packetsWritten = 0;
+  std::uint64_t bytesWritten = 0;
+  std::uint64_t writes = 0;               // write calls (a coalesced packet counts once)
+  std::uint64_t droppedNoConnection = 0;  // read while no connection was up
+  std::uint64_t droppedTooBig = 0;        // larger than the tunnel's MTU (answered with ICMP when allowed)
+  std::uint64_t icmpSent = 0;             // packet-too-big answers written to the TUN
+  std::uint64_t droppedMalformed = 0;     // the TUN gave something that is not a packet we can split
+  std::uint64_t writeDropped = 0;         // the kernel did not take a write (queue full)
+  std::uint64_t droppedSendFailed = 0;    // the connection refused them (a path failed)
+};
+
+// Which addresses the tunnel has: the source of the ICMP answers it makes.
+struct TunnelAddresses {
+  std::optional<IpAddress> v4;
+  std::optional<IpAddress> v6;
+};
+
+class TunnelPump {
+ public:
+  TunnelPump(tun::TunDevice& device, TunnelAddresses addresses);
+
+  struct Outcome {
+    std::string endedBy;  // "signal", "peer", "replaced", "error"
+    std::optional<Error> failure;
+  };
+  // Moves packets both ways until the connection is done, a stop signal
+  // arrives (the connection is then aborted so the peer learns why) or
+  // `replace` returns a newer connection (a restarted peer), which is put in
+  // *replacement. The TUN's MTU must fit connection.maxPayload().
+  // Interval reports go to the reporters every intervalS (0: none).
+  Outcome run(Endpoint& endpoint, Connection& connection, Reporter* sendReporter, Reporter* receiveReporter,
+              double intervalS, Connection** replacement);
+
+  // Reads and drops what the TUN holds (no connection is up), waiting on
+  // the TUN and the paths until deadlineNs or until a path has packets.
+  Result<void> discardUntil(Endpoint& endpoint, std::uint64_t deadlineNs);
+
+  const TunnelCounters& counters() const noexcept { return counters_; }
+
+ private:
+  // Reads the TUN and sends; false when the connection may not send now.
+  Result<bool> pumpOut(Connection& connection, std::uint32_t maxPacket);
+  // Writes delivered payloads to the TUN.
+  void pumpIn(std::span<const Delivered> delivered);
+  void writePacket(std::span<const std::uint8_t> ipPacket);
+  void flushCoalesced();
+  void answerTooBig(std::span<const std::uint8_t> ipPacket, std::uint32_t mtu);
+  // Reads one packet into readBuffer_ and starts splitting it; false when the TUN is empty.
+  Result<bool> readNext(std::uint32_t maxPacket);
+
+  tun::TunDevice& device_;
+  TunnelAddresses addresses_;
+  TunnelCounters counters_;
+  std::vector<std::uint8_t> readBuffer_;
+  std::vector<std::uint8_t> writeBuffer_;     // single packets behind their virtio header
+  std::vector<std::uint8_t> coalesceBuffer_;  // the coalescer's super-packet
+  std::vector<std::uint8_t> icmpBuffer_;
+  tun::GsoSplitter splitter_;
+  std::optional<tun::TcpCoalescer> coalescer_;
+  std::size_t pendingSegments_ = 0;  // of the packet in the splitter
+};
+
+}  // namespace mpxdp::cli
