@@ -3,8 +3,8 @@
 // over the bonded links in both directions; the interface MTU holds for local
 // senders and for a routed client behind one end; a TCP connection survives a
 // link cut; SIGTERM and SIGKILL leave neither interface nor XDP program
-// behind; a restarted end finds its peer again; bad usage exits 2; --config
-// works like the flags.
+// behind; a restarted end finds its peer again (also after the connection
+// carried traffic); bad usage exits 2; --config works like the flags.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -517,34 +517,70 @@ TEST_F(TunTest, InterfaceAndXdpProgramGoAwayOnSigtermAndSigkill) {
   EXPECT_EQ(rx.value("connections", 0), 1);
 }
 
-// SIGKILL one end while the other runs; restarted, it is reachable again
-// within the peer timeout (1 s) plus a few seconds.
+// SIGKILLs one end (after `burst` pings, 2 ms apart, through the tunnel),
+// restarts it, and expects a ping through again within the peer timeout
+// (--abort-timeout 1) plus 5 s.
+void restartAndPing(Tunnel& tunnel, End victim, const std::vector<std::string>& extra, int burst) {
+  const char* label = victim == End::kTx ? "tx" : "rx";
+  if (burst > 0) {
+    const auto out = run(tunnel.ns(End::kTx), {"ping", "-n", "-q", "-c", std::to_string(burst), "-i", "0.002",
+                                               "-W", "1", kRxTunIp});
+    EXPECT_EQ(out.exitStatus, 0) << out.out << out.err;
+  }
+  tunnel.end(victim)->signal(SIGKILL);
+  const auto killed = std::chrono::steady_clock::now();
+  EXPECT_TRUE(tunnel.end(victim)->wait(2s));
+  const auto left = waitClean(tunnel.ns(victim), localInterfaces(tunnel.bed(), victim), 2s);
+  ASSERT_TRUE(left.empty()) << label << " 2 s after SIGKILL: " << joined(left);
+  ASSERT_TRUE(tunnel.start(victim, extra));
+  const double restartS = secondsSince(killed);
+  const bool back = waitForPing(tunnel.ns(End::kTx), kRxTunIp, 6s);
+  std::printf("%s end killed after %d pings, ready again after %.2f s: ping through %s after %.2f s\n", label,
+              burst, restartS, back ? "again" : "NOT again", secondsSince(killed));
+  if (!back) {
+    // Their reports say what each end was doing.
+    for (End end : {End::kTx, End::kRx}) tunnel.end(end)->stop(3s);
+  }
+  ASSERT_TRUE(back) << label << " restarted, no ping within 6 s\ntx stderr: " << tunnel.end(End::kTx)->err()
+                    << "\ntx stdout: " << tunnel.end(End::kTx)->out()
+                    << "\nrx stderr: " << tunnel.end(End::kRx)->err()
+                    << "\nrx stdout: " << tunnel.end(End::kRx)->out();
+  expectPingClean(tunnel.ns(End::kRx), kTxTunIp);
+}
+
+// Each end in turn killed and restarted while the other runs, on a
+// connection that carried little so far.
 TEST_F(TunTest, ARestartedEndFindsItsPeerAgain) {
   auto tunnel = Tunnel::create("r", {200 * kMbit, 200 * kMbit});
   ASSERT_TRUE(tunnel);
   const std::vector<std::string> extra = {"--abort-timeout", "1"};
   ASSERT_TRUE(tunnel->startBoth(extra));
-  for (End victim : {End::kRx, End::kTx}) {
-    const char* label = victim == End::kTx ? "tx" : "rx";
-    tunnel->end(victim)->signal(SIGKILL);
-    EXPECT_TRUE(tunnel->end(victim)->wait(2s));
-    const auto left = waitClean(tunnel->ns(victim), localInterfaces(tunnel->bed(), victim), 2s);
-    ASSERT_TRUE(left.empty()) << label << " 2 s after SIGKILL: " << joined(left);
-    const auto killed = std::chrono::steady_clock::now();
-    ASSERT_TRUE(tunnel->start(victim, extra));
-    const bool back = waitForPing(tunnel->ns(End::kTx), kRxTunIp, 6s);
-    std::printf("%s end killed and restarted: ping through again after %.2f s\n", label,
-                secondsSince(killed));
-    ASSERT_TRUE(back) << label
-                      << " restarted, no ping within 6 s\ntx stderr: " << tunnel->end(End::kTx)->err()
-                      << "\nrx stderr: " << tunnel->end(End::kRx)->err();
-    expectPingClean(tunnel->ns(End::kRx), kTxTunIp);
-  }
+  restartAndPing(*tunnel, End::kRx, extra, 0);
+  if (HasFatalFailure()) return;
+  restartAndPing(*tunnel, End::kTx, extra, 0);
+  if (HasFatalFailure()) return;
   // The tx end survived the first restart (rx killed), the rx end the second.
   const auto tx = tunnel->stop(End::kTx);
   const auto rx = tunnel->stop(End::kRx);
   EXPECT_EQ(tx.value("connections", 0), 1) << "tx was restarted last: one connection";
   EXPECT_EQ(rx.value("connections", 0), 2) << "rx saw the original tx and the restarted one";
+}
+
+// The same after the connection carried traffic (1000 pings each way): the
+// accepting end restarted must still be found again. The surviving end's
+// connection has numbered far more packets on each path than the new
+// process's answers to it ("no such connection here") start from.
+TEST_F(TunTest, ARestartedEndFindsItsPeerAgainAfterTraffic) {
+  auto tunnel = Tunnel::create("t", {200 * kMbit, 200 * kMbit});
+  ASSERT_TRUE(tunnel);
+  const std::vector<std::string> extra = {"--abort-timeout", "1"};
+  ASSERT_TRUE(tunnel->startBoth(extra));
+  restartAndPing(*tunnel, End::kTx, extra, 1000);
+  if (HasFatalFailure()) return;
+  restartAndPing(*tunnel, End::kRx, extra, 1000);
+  if (HasFatalFailure()) return;
+  tunnel->stop(End::kTx);
+  tunnel->stop(End::kRx);
 }
 
 // Bad usage: exit 2 within 10 s, a message on stderr naming the problem, no interface left.
