@@ -39,7 +39,7 @@ struct TunOptions {
   bool noOffload = false;
   std::string reorder = "window";
   double reorderTimeoutMs = 0;  // 0: adaptive
-  double abortTimeoutS = 3.0;
+  ReliabilityArgs reliability;  // --reliable, --redundant, --reliable-window, --abort-timeout
   double intervalS = 0;
   bool json = false;
   int cpu = -1;
@@ -146,9 +146,19 @@ void declareTun(CLI::App* app) {
   app->add_option("--reorder", options.reorder, "reorderer: window or off")->capture_default_str();
   app->add_option("--reorder-timeout", options.reorderTimeoutMs,
                   "fixed hole timeout in milliseconds (default: adaptive, from the path delay spread)");
-  app->add_option("--abort-timeout", options.abortTimeoutS,
+  app->add_option("--abort-timeout", options.reliability.abortTimeoutS,
                   "seconds without a packet from the peer before its connection is dropped and sought again")
       ->capture_default_str();
+  app->add_flag(
+      "--reliable", options.reliability.reliable,
+      "retransmit across paths what a path lost, and all it had in flight when it fails (TCP inside "
+      "sees no loss from a link cut; a copy of each packet is kept until acknowledged). Give it on "
+      "both ends");
+  app->add_flag("--redundant", options.reliability.redundant,
+                "send each packet on the two paths where it would arrive first");
+  app->add_option("--reliable-window", options.reliability.windowPackets,
+                  "--reliable: packets in flight per direction (power of two, 64..65536; default 4096)")
+      ->type_name("PACKETS");
   app->add_option("-i,--interval", options.intervalS, "seconds between interval reports, 0 for none")
       ->capture_default_str();
   app->add_flag("-J,--json", options.json, "print one JSON object at the end instead of text");
@@ -173,8 +183,6 @@ int runTun(CLI::App* /*app*/) {
   if (options.intervalS < 0 || (options.intervalS > 0 && options.intervalS < 0.001))
     return usageError(Error(EINVAL, "-i must be 0 (no interval reports) or at least 0.001 seconds"));
   if (options.reorderTimeoutMs < 0) return usageError(Error(EINVAL, "--reorder-timeout must be >= 0"));
-  if (!(options.abortTimeoutS > 0) || options.abortTimeoutS > 3600)
-    return usageError(Error(EINVAL, "--abort-timeout must be in (0, 3600] seconds"));
   if (options.links.empty()) return usageError(Error(EINVAL, "give at least one --link IFACE=PEER_IP"));
 
   EndpointConfig config;
@@ -210,7 +218,8 @@ int runTun(CLI::App* /*app*/) {
   config.acceptIncoming = !client;
   // A restarted peer opens a new connection while the old one has not timed out yet.
   config.maxConnections = 2;
-  config.connection.peerTimeoutNs = static_cast<std::uint64_t>(options.abortTimeoutS * 1e9);
+  if (auto checked = applyReliability(options.reliability, config.connection, true); !checked)
+    return usageError(checked.error());
   config.connection.handshakeTimeoutNs =
       std::min<std::uint64_t>(config.connection.peerTimeoutNs, 3'000'000'000);
   config.connection.reorder.kind = *reorderKind;

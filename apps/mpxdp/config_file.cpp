@@ -75,7 +75,7 @@ Result<std::vector<std::string>> expandConfigFile(const CLI::App& root,
                                *path, item.name, command->get_name()));
     }
     if (givenOnCommandLine(*option, args)) continue;
-    if (option->get_type_size() == 0) {
+    if (option->get_expected_max() == 0) {
       // A flag: true or false.
       const std::string value = item.inputs.size() == 1 ? item.inputs.front() : "";
       if (value == "true" || value == "1") {

@@ -38,9 +38,8 @@ TunnelPump::TunnelPump(tun::TunDevice& device, TunnelAddresses addresses)
       addresses_(addresses),
       readBuffer_(tun::kVirtioHeaderBytes + tun::kMaxSuperPacket),
       writeBuffer_(tun::kVirtioHeaderBytes + tun::kMaxSuperPacket),
-      coalesceBuffer_(tun::kVirtioHeaderBytes + tun::kMaxSuperPacket),
       icmpBuffer_(tun::kVirtioHeaderBytes + 1500) {
-  if (device_.virtioHeader()) coalescer_.emplace(std::span<std::uint8_t>(coalesceBuffer_));
+  if (device_.virtioHeader()) coalescer_.emplace();
 }
 
 Result<bool> TunnelPump::readNext(std::uint32_t maxPacket) {
@@ -134,12 +133,14 @@ void TunnelPump::answerTooBig(std::span<const std::uint8_t> ipPacket, std::uint3
 void TunnelPump::flushCoalesced() {
   if (!coalescer_ || coalescer_->empty()) return;
   const std::uint32_t segments = coalescer_->segments();
-  const std::span<const std::uint8_t> packet = coalescer_->take();
-  auto written = device_.write(packet);
+  const auto parts = coalescer_->take();
+  std::size_t bytes = 0;
+  for (const auto part : parts) bytes += part.size();
+  auto written = device_.write(parts);
   ++counters_.writes;
   if (written && *written) {
     counters_.packetsWritten += segments;
-    counters_.bytesWritten += packet.size() - tun::kVirtioHeaderBytes;
+    counters_.bytesWritten += bytes - tun::kVirtioHeaderBytes;
   } else {
     counters_.writeDropped += segments;
   }

@@ -79,8 +79,7 @@ class TunnelPump {
   TunnelAddresses addresses_;
   TunnelCounters counters_;
   std::vector<std::uint8_t> readBuffer_;
-  std::vector<std::uint8_t> writeBuffer_;     // single packets behind their virtio header
-  std::vector<std::uint8_t> coalesceBuffer_;  // the coalescer's super-packet
+  std::vector<std::uint8_t> writeBuffer_;  // single packets behind their virtio header
   std::vector<std::uint8_t> icmpBuffer_;
   tun::GsoSplitter splitter_;
   std::optional<tun::TcpCoalescer> coalescer_;

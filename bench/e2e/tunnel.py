@@ -98,6 +98,8 @@ SYSTEMS = [
               extra=["--no-offload"]),
     TunSystem("tun-nooff-4", "as tun-4 with `mpxdp tun --no-offload`", "tun", 4, default=False,
               extra=["--no-offload"]),
+    TunSystem("tun-rel-1", "as tun-1 with `mpxdp tun --reliable` (retransmission across paths)", "tun", 1,
+              default=False, extra=["--reliable"]),
 ]
 
 

@@ -1,5 +1,7 @@
 #include "offload.h"
 
+#include "codec.h"
+
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -19,9 +21,6 @@ constexpr std::uint8_t kTcpFin = 0x01;
 constexpr std::uint8_t kTcpPsh = 0x08;
 constexpr std::uint8_t kTcpAck = 0x10;
 constexpr std::uint8_t kTcpCwr = 0x80;
-
-// __int128 keeps the carries of 64-bit adds (add + adc on x86-64).
-__extension__ using Uint128 = unsigned __int128;
 
 std::uint16_t load16(const std::uint8_t* p) noexcept {
   return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
@@ -139,53 +138,9 @@ void writeVirtioHeader(const VirtioHeader& header, std::span<std::uint8_t, kVirt
   storeLe16(&out[8], header.checksumOffset);
 }
 
-// Sums the data as native (little-endian) 64-bit words with the carries kept,
-// folds, then swaps to the big-endian sum (RFC 1071: the one's complement sum
-// does not depend on byte order, up to a swap).
+// The codec's sum (wire/codec.h), folded to 16 bits.
 std::uint16_t checksumAdd(std::span<const std::uint8_t> data, std::uint32_t initial) noexcept {
-  const std::uint8_t* p = data.data();
-  std::size_t n = data.size();
-  Uint128 a = 0;
-  Uint128 b = 0;
-  while (n >= 32) {
-    std::uint64_t w0 = 0;
-    std::uint64_t w1 = 0;
-    std::uint64_t w2 = 0;
-    std::uint64_t w3 = 0;
-    std::memcpy(&w0, p, 8);
-    std::memcpy(&w1, p + 8, 8);
-    std::memcpy(&w2, p + 16, 8);
-    std::memcpy(&w3, p + 24, 8);
-    a += w0;
-    b += w1;
-    a += w2;
-    b += w3;
-    p += 32;
-    n -= 32;
-  }
-  while (n >= 8) {
-    std::uint64_t w = 0;
-    std::memcpy(&w, p, 8);
-    a += w;
-    p += 8;
-    n -= 8;
-  }
-  if (n > 0) {
-    // The tail zero-padded: an odd last byte is the high byte of its
-    // big-endian word, the low byte of the native one.
-    std::uint64_t w = 0;
-    std::memcpy(&w, p, n);
-    a += w;
-  }
-  a += b;
-  // Fold 128 -> 64 bits with the end-around carry, then 64 -> 16.
-  const auto lo = static_cast<std::uint64_t>(a);
-  const auto hi = static_cast<std::uint64_t>(a >> 64);
-  std::uint64_t s = lo + hi;
-  s += s < hi ? 1 : 0;
-  const std::uint16_t native = fold(s);
-  const auto swapped = static_cast<std::uint16_t>((native >> 8) | (native << 8));
-  return fold(std::uint64_t{swapped} + initial);
+  return fold(wire::checksumPartial(data, initial));
 }
 
 Result<void> GsoSplitter::begin(const VirtioHeader& header, std::span<const std::uint8_t> packet,
@@ -298,8 +253,6 @@ std::size_t GsoSplitter::next(std::span<std::uint8_t> out) noexcept {
 
 std::size_t GsoSplitter::remainingSegments() const noexcept { return remaining_; }
 
-TcpCoalescer::TcpCoalescer(std::span<std::uint8_t> buffer) noexcept : buffer_(buffer) {}
-
 bool TcpCoalescer::add(std::span<const std::uint8_t> ipPacket) noexcept {
   IpInfo ip;
   if (!parseIp(ipPacket, ip) || ip.fragment || ip.protocol != kProtoTcp) return false;
@@ -314,12 +267,13 @@ bool TcpCoalescer::add(std::span<const std::uint8_t> ipPacket) noexcept {
   const std::uint8_t flags = tcp[13];
   if (payload == 0 || (flags & static_cast<std::uint8_t>(~kTcpPsh)) != kTcpAck) return false;
   const bool push = (flags & kTcpPsh) != 0;
-  std::uint8_t* pending = buffer_.data() + kVirtioHeaderBytes;
+  std::uint8_t* pending = headers_.data() + kVirtioHeaderBytes;
 
   if (segments_ == 0) {
     // A PSH segment alone gains nothing from waiting: written on its own.
-    if (push || kVirtioHeaderBytes + p.size() > buffer_.size()) return false;
-    std::memcpy(pending, p.data(), p.size());
+    if (push || kVirtioHeaderBytes + ip.headerBytes + tcpBytes > headers_.size()) return false;
+    std::memcpy(pending, p.data(), ip.headerBytes + tcpBytes);
+    parts_[1] = p.subspan(ip.headerBytes + tcpBytes);
     length_ = static_cast<std::uint32_t>(p.size());
     segments_ = 1;
     ipHeaderBytes_ = ip.headerBytes;
@@ -334,8 +288,7 @@ bool TcpCoalescer::add(std::span<const std::uint8_t> ipPacket) noexcept {
   if (closed_ || ip.headerBytes != ipHeaderBytes_ || tcpBytes != tcpHeaderBytes_ ||
       ip.ipv6 != ((pending[0] >> 4) == 6) || payload > firstPayload_ || load32(tcp + 4) != nextSeq_)
     return false;
-  if (length_ + payload > kMaxSuperPacket || kVirtioHeaderBytes + length_ + payload > buffer_.size())
-    return false;
+  if (length_ + payload > kMaxSuperPacket || segments_ == kMaxSegments) return false;
   const std::uint8_t* a = pending;
   const std::uint8_t* b = p.data();
   if (ip.ipv6) {
@@ -353,9 +306,8 @@ bool TcpCoalescer::add(std::span<const std::uint8_t> ipPacket) noexcept {
   if (std::memcmp(ta, tcp, 4) != 0 || std::memcmp(ta + 8, tcp + 8, 5) != 0 ||
       std::memcmp(ta + 14, tcp + 14, 2) != 0 || std::memcmp(ta + 18, tcp + 18, tcpBytes - 18) != 0)
     return false;
-  std::memcpy(pending + length_, tcp + tcpBytes, payload);
+  parts_[++segments_] = p.subspan(ip.headerBytes + tcpBytes);
   length_ += payload;
-  ++segments_;
   nextSeq_ += payload;
   push_ = push;
   closed_ = push || payload < firstPayload_;
@@ -366,14 +318,16 @@ bool TcpCoalescer::empty() const noexcept { return segments_ == 0; }
 
 std::uint32_t TcpCoalescer::segments() const noexcept { return segments_; }
 
-std::span<const std::uint8_t> TcpCoalescer::take() noexcept {
+std::span<const std::span<const std::uint8_t>> TcpCoalescer::take() noexcept {
   if (segments_ == 0) return {};
-  const std::span<std::uint8_t, kVirtioHeaderBytes> head = buffer_.first<kVirtioHeaderBytes>();
-  const std::span<const std::uint8_t> result = buffer_.first(kVirtioHeaderBytes + length_);
+  const std::span<std::uint8_t, kVirtioHeaderBytes> head = std::span(headers_).first<kVirtioHeaderBytes>();
+  parts_[0] =
+      std::span<const std::uint8_t>(headers_).first(kVirtioHeaderBytes + ipHeaderBytes_ + tcpHeaderBytes_);
+  const std::span<const std::span<const std::uint8_t>> result(parts_.data(), segments_ + 1);
   if (segments_ == 1) {
     std::memcpy(head.data(), singleHeader().data(), kVirtioHeaderBytes);
   } else {
-    std::uint8_t* ip = buffer_.data() + kVirtioHeaderBytes;
+    std::uint8_t* ip = headers_.data() + kVirtioHeaderBytes;
     const bool ipv6 = (ip[0] >> 4) == 6;
     if (ipv6) {
       store16(ip + 4, length_ - kIpv6HeaderBytes);

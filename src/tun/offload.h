@@ -5,6 +5,7 @@
 // super-packet to write (what GRO would do). No allocation, no syscalls.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -85,25 +86,33 @@ class GsoSplitter {
 // virtio header (GSO TCPv4/v6, NEEDS_CSUM with the pseudo-header sum), the
 // way GRO would before the TCP stack sees them. Anything else is passed on
 // alone with flags kDataValid (its checksums were checked on the path).
+// Zero-copy: only the first segment's headers are copied; the super-packet
+// is a gather list pointing into the added packets (for writev).
 class TcpCoalescer {
  public:
-  // The super-packet grows in a buffer owned by the caller (>= 10 + 65535 bytes).
-  explicit TcpCoalescer(std::span<std::uint8_t> buffer) noexcept;
-  // Adds one IP packet. false: it does not continue the packet being built
-  // (take() that one first, then add this one again, which then starts a new
-  // one) or is not TCP: then take() returns the pending packet and the
-  // caller writes `ipPacket` on its own with singleHeader().
+  static constexpr std::size_t kMaxSegments = 64;
+  // The virtio header and the first segment's IP and TCP headers.
+  static constexpr std::size_t kHeaderBufferBytes = kVirtioHeaderBytes + 60 + 60;
+
+  // Adds one IP packet, which must stay valid and unchanged until take().
+  // false: it does not continue the packet being built (take() that one
+  // first, then add this one again, which then starts a new one) or is not
+  // TCP: then take() returns the pending packet and the caller writes
+  // `ipPacket` on its own with singleHeader().
   bool add(std::span<const std::uint8_t> ipPacket) noexcept;
   bool empty() const noexcept;
   std::uint32_t segments() const noexcept;  // in the pending packet
-  // The pending packet with its virtio header, ready to write; empties the coalescer.
-  std::span<const std::uint8_t> take() noexcept;
+  // The pending packet as a gather list (virtio header and headers first,
+  // then each segment's payload), ready for writev; empties the coalescer.
+  // Valid until the next add().
+  std::span<const std::span<const std::uint8_t>> take() noexcept;
   // The virtio header for a packet written on its own (no GSO, kDataValid).
   static std::span<const std::uint8_t, kVirtioHeaderBytes> singleHeader() noexcept;
 
  private:
-  std::span<std::uint8_t> buffer_;
-  std::uint32_t length_ = 0;  // IP bytes pending after the virtio header
+  std::array<std::uint8_t, kHeaderBufferBytes> headers_{};
+  std::array<std::span<const std::uint8_t>, kMaxSegments + 1> parts_{};
+  std::uint32_t length_ = 0;  // IP bytes pending (headers + payloads)
   std::uint32_t segments_ = 0;
   std::uint32_t ipHeaderBytes_ = 0;
   std::uint32_t tcpHeaderBytes_ = 0;

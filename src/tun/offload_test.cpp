@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <deque>
 #include <random>
 #include <vector>
 
@@ -642,14 +643,21 @@ TEST(GsoSplitter, EveryTruncationIsSafe) {
 
 // --- TCP coalescing -----------------------------------------------------------
 
+// Keeps every packet it adds alive: the coalescer points into them until take().
 struct Coalescer {
-  Bytes buffer = Bytes(kVirtioHeaderBytes + kMaxSuperPacket);
-  TcpCoalescer c{buffer};
+  TcpCoalescer c;
+  std::deque<Bytes> kept;
+  bool add(Bytes packet) {
+    kept.push_back(std::move(packet));
+    return c.add(kept.back());
+  }
 };
 
+// The gather list as the kernel's writev would see it.
 Bytes taken(TcpCoalescer& c) {
-  const auto s = c.take();
-  return {s.begin(), s.end()};
+  Bytes out;
+  for (const auto part : c.take()) out.insert(out.end(), part.begin(), part.end());
+  return out;
 }
 
 void roundTrip(bool v6) {
@@ -665,7 +673,7 @@ void roundTrip(bool v6) {
   ASSERT_EQ(segs.size(), (10000 + gsoSize - 1) / gsoSize);
 
   Coalescer k;
-  for (const Bytes& seg : segs) ASSERT_TRUE(k.c.add(seg));
+  for (const Bytes& seg : segs) ASSERT_TRUE(k.add(seg));
   EXPECT_EQ(k.c.segments(), segs.size());
   const Bytes out = taken(k.c);
   EXPECT_TRUE(k.c.empty());
@@ -702,7 +710,7 @@ TEST(TcpCoalescer, SingleSegmentKeepsItsChecksumAndDataValid) {
   Coalescer k;
   EXPECT_TRUE(k.c.empty());
   EXPECT_TRUE(k.c.take().empty());
-  ASSERT_TRUE(k.c.add(p));
+  ASSERT_TRUE(k.add(p));
   EXPECT_FALSE(k.c.empty());
   EXPECT_EQ(k.c.segments(), 1U);
   const Bytes out = taken(k.c);
@@ -728,8 +736,8 @@ Spec nextOf(Spec s) {
 
 bool merges(const Spec& first, const Bytes& second) {
   Coalescer k;
-  EXPECT_TRUE(k.c.add(makePacket(first)));
-  const bool merged = k.c.add(second);
+  EXPECT_TRUE(k.add(makePacket(first)));
+  const bool merged = k.add(second);
   EXPECT_EQ(k.c.segments(), merged ? 2U : 1U);
   return merged;
 }
@@ -822,19 +830,19 @@ TEST(TcpCoalescer, NothingAfterAShortOrPushSegment) {
   b.payload = 500;
   Spec c = nextOf(b);
   Coalescer k;
-  ASSERT_TRUE(k.c.add(makePacket(a)));
-  ASSERT_TRUE(k.c.add(makePacket(b)));
-  EXPECT_FALSE(k.c.add(makePacket(c)));
+  ASSERT_TRUE(k.add(makePacket(a)));
+  ASSERT_TRUE(k.add(makePacket(b)));
+  EXPECT_FALSE(k.add(makePacket(c)));
   c.payload = 500;
-  EXPECT_FALSE(k.c.add(makePacket(c)));
+  EXPECT_FALSE(k.add(makePacket(c)));
 
   Coalescer k2;
   b = nextOf(a);
   b.flags = kAck | kPsh;
   c = nextOf(b);
-  ASSERT_TRUE(k2.c.add(makePacket(a)));
-  ASSERT_TRUE(k2.c.add(makePacket(b)));
-  EXPECT_FALSE(k2.c.add(makePacket(c)));
+  ASSERT_TRUE(k2.add(makePacket(a)));
+  ASSERT_TRUE(k2.add(makePacket(b)));
+  EXPECT_FALSE(k2.add(makePacket(c)));
   // The PSH moves to the super-packet's header.
   const Bytes out = taken(k2.c);
   EXPECT_EQ(out[10 + 20 + 13], kAck | kPsh);
@@ -844,23 +852,23 @@ TEST(TcpCoalescer, WhatCannotStartIsPassedAlone) {
   Coalescer k;
   Spec s;
   s.flags = kAck | kPsh;
-  EXPECT_FALSE(k.c.add(makePacket(s))) << "PSH";
+  EXPECT_FALSE(k.add(makePacket(s))) << "PSH";
   s.flags = kSyn;
-  EXPECT_FALSE(k.c.add(makePacket(s))) << "SYN";
+  EXPECT_FALSE(k.add(makePacket(s))) << "SYN";
   s.flags = kAck;
   s.payload = 0;
-  EXPECT_FALSE(k.c.add(makePacket(s))) << "pure ACK";
+  EXPECT_FALSE(k.add(makePacket(s))) << "pure ACK";
   Spec udp;
   udp.protocol = kUdp;
-  EXPECT_FALSE(k.c.add(makePacket(udp))) << "UDP";
+  EXPECT_FALSE(k.add(makePacket(udp))) << "UDP";
   Bytes frag = makePacket(Spec{});
   wr16(frag, 6, 0x2000);
-  EXPECT_FALSE(k.c.add(frag)) << "fragment";
-  EXPECT_FALSE(k.c.add(Bytes{0x45, 0})) << "truncated";
+  EXPECT_FALSE(k.add(frag)) << "fragment";
+  EXPECT_FALSE(k.add(Bytes{0x45, 0})) << "truncated";
   EXPECT_TRUE(k.c.empty());
   // And a packet that is not TCP after one that is leaves the pending one.
-  ASSERT_TRUE(k.c.add(makePacket(Spec{})));
-  EXPECT_FALSE(k.c.add(makePacket(udp)));
+  ASSERT_TRUE(k.add(makePacket(Spec{})));
+  EXPECT_FALSE(k.add(makePacket(udp)));
   EXPECT_EQ(k.c.segments(), 1U);
 }
 
@@ -868,24 +876,38 @@ TEST(TcpCoalescer, StopsAt65535Bytes) {
   for (const bool v6 : {false, true}) {
     Spec s;
     s.v6 = v6;
-    s.payload = 1000;
+    s.payload = 1100;  // 59 segments: the byte limit comes before the segment limit
     Coalescer k;
     std::size_t total = 0;
     std::uint32_t added = 0;
     for (;;) {
-      if (!k.c.add(makePacket(s))) break;
-      total = (added == 0 ? (v6 ? 72U : 52U) : total) + 1000;
+      if (!k.add(makePacket(s))) break;
+      total = (added == 0 ? (v6 ? 72U : 52U) : total) + 1100;
       ++added;
       s = nextOf(s);
     }
     EXPECT_LE(total, kMaxSuperPacket);
-    EXPECT_GT(total + 1000, kMaxSuperPacket);
+    EXPECT_GT(total + 1100, kMaxSuperPacket);
     EXPECT_EQ(k.c.segments(), added);
     const Bytes out = taken(k.c);
     EXPECT_EQ(out.size(), 10 + total);
     // The refused one starts the next.
-    EXPECT_TRUE(k.c.add(makePacket(s)));
+    EXPECT_TRUE(k.add(makePacket(s)));
   }
+}
+
+TEST(TcpCoalescer, StopsAtMaxSegments) {
+  Spec s;
+  s.payload = 100;
+  Coalescer k;
+  std::uint32_t added = 0;
+  while (k.add(makePacket(s))) {
+    ++added;
+    s = nextOf(s);
+  }
+  EXPECT_EQ(added, TcpCoalescer::kMaxSegments);
+  EXPECT_EQ(k.c.take().size(), TcpCoalescer::kMaxSegments + 1);  // headers, then one part per segment
+  EXPECT_TRUE(k.add(makePacket(s)));
 }
 
 TEST(TcpCoalescer, EveryTruncationIsSafe) {
@@ -896,8 +918,8 @@ TEST(TcpCoalescer, EveryTruncationIsSafe) {
     Bytes t(second.begin(), second.begin() + static_cast<std::ptrdiff_t>(len));
     if (len >= 4) wr16(t, 2, static_cast<std::uint32_t>(len));
     Coalescer k;
-    ASSERT_TRUE(k.c.add(first));
-    const bool merged = k.c.add(t);
+    ASSERT_TRUE(k.add(first));
+    const bool merged = k.add(t);
     EXPECT_EQ(merged, len > 52) << len;  // any payload at all continues the sequence
     Coalescer k2;
     (void)k2.c.add(t);

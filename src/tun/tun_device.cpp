@@ -8,6 +8,7 @@
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -310,6 +311,26 @@ Result<std::size_t> TunDevice::read(std::span<std::uint8_t> buffer) noexcept {
 Result<bool> TunDevice::write(std::span<const std::uint8_t> packet) noexcept {
   for (;;) {
     const ssize_t put = ::write(fd_, packet.data(), packet.size());
+    if (put >= 0) return true;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) return false;
+    return Error::fromErrno("writing to TUN interface '" + name_ + "'");
+  }
+}
+
+Result<bool> TunDevice::write(std::span<const std::span<const std::uint8_t>> parts) noexcept {
+  std::array<iovec, kMaxWriteParts> iov{};
+  if (parts.size() > iov.size())
+    return Error(EINVAL, "writing to TUN interface '" + name_ + "': more than " +
+                             std::to_string(kMaxWriteParts) + " parts");
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    // writev does not write through iov_base; the cast only satisfies its type.
+    iov[i].iov_base =
+        const_cast<std::uint8_t*>(parts[i].data());  // NOLINT(cppcoreguidelines-pro-type-const-cast)
+    iov[i].iov_len = parts[i].size();
+  }
+  for (;;) {
+    const ssize_t put = ::writev(fd_, iov.data(), static_cast<int>(parts.size()));
     if (put >= 0) return true;
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) return false;

@@ -73,6 +73,9 @@ class TunDevice {
   // One packet (behind its virtio_net_hdr when virtioHeader()). false when
   // the kernel did not take it (EAGAIN / ENOBUFS: dropped, counted by the caller).
   Result<bool> write(std::span<const std::uint8_t> packet) noexcept;
+  // One packet gathered from parts (at most kMaxWriteParts), as write().
+  static constexpr std::size_t kMaxWriteParts = 128;
+  Result<bool> write(std::span<const std::span<const std::uint8_t>> parts) noexcept;
 
  private:
   int fd_ = -1;

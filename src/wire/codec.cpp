@@ -193,29 +193,28 @@ const char* toString(WireError error) noexcept {
 }
 
 std::uint32_t checksumPartial(std::span<const std::uint8_t> data, std::uint32_t sum) noexcept {
-  // Sum native-order 64-bit words with end-around carry, fold to 16 bits and
-  // swap to big-endian word order at the end (RFC 1071 section 2(B)).
+  // Sum native-order 64-bit words into two 128-bit accumulators (no carry
+  // chain between the adds: a 64 KiB chunk cannot overflow them), fold to 16
+  // bits and swap to big-endian word order at the end (RFC 1071 section 2(B)).
+  __extension__ using Uint128 = unsigned __int128;
   const std::uint8_t* p = data.data();
   std::size_t n = data.size();
-  std::uint64_t acc = 0;
-  auto add = [&acc](std::uint64_t word) {
-    acc += word;
-    acc += (acc < word) ? 1 : 0;
-  };
+  Uint128 a = 0;
+  Uint128 b = 0;
   while (n >= 32) {
     std::uint64_t w[4];
     std::memcpy(w, p, sizeof(w));
-    add(w[0]);
-    add(w[1]);
-    add(w[2]);
-    add(w[3]);
+    a += w[0];
+    b += w[1];
+    a += w[2];
+    b += w[3];
     p += 32;
     n -= 32;
   }
   while (n >= 8) {
     std::uint64_t w;
     std::memcpy(&w, p, 8);
-    add(w);
+    a += w;
     p += 8;
     n -= 8;
   }
@@ -224,8 +223,13 @@ std::uint32_t checksumPartial(std::span<const std::uint8_t> data, std::uint32_t 
     std::memcpy(tail, p, n);
     std::uint64_t w;
     std::memcpy(&w, tail, 8);
-    add(w);
+    a += w;
   }
+  a += b;
+  const auto lo = static_cast<std::uint64_t>(a);
+  const auto hi = static_cast<std::uint64_t>(a >> 64);
+  std::uint64_t acc = lo + hi;
+  acc += acc < hi ? 1 : 0;
   acc = (acc & 0xffffffff) + (acc >> 32);
   acc = (acc & 0xffffffff) + (acc >> 32);
   acc = (acc & 0xffff) + (acc >> 16);
