@@ -107,6 +107,7 @@ class AutoRateController final : public RateController {
     srtt_ = s.srttNs;
     smoothedLoss_ = s.lossRate;
     appLimited_ = s.appLimited;
+    if (s.deliveryRateBps != 0 && !s.appLimited) roundFull_ = true;
     roundAcked_ += s.ackedBytes;
     if (s.deliveryRateBps != 0) {
       // A tbf bucket that filled while the queue was empty lets a burst
@@ -142,8 +143,9 @@ class AutoRateController final : public RateController {
       case RatePhase::kProbe:
         // A queue that is already falling after a back-off is ours draining;
         // one that builds while we send less than the path takes is not ours.
-        if (!appLimited_ && delaySignal() && (!episode_ || static_cast<double>(queueDelay_) >=
-                                               kQueueFalling * static_cast<double>(lastBackoffQueue_))) {
+        if (!appLimited_ && delaySignal() &&
+            (!episode_ ||
+             static_cast<double>(queueDelay_) >= kQueueFalling * static_cast<double>(lastBackoffQueue_))) {
           backOff(now, true);
         }
         probeSlots(now);
@@ -334,7 +336,10 @@ class AutoRateController final : public RateController {
         if (bw() != 0 && static_cast<double>(bw()) >= static_cast<double>(fullBwRef_) * kStartupGrowth) {
           fullBwRef_ = bw();
           flatRounds_ = 0;
-        } else if (bw() != 0 && ++flatRounds_ >= kStartupFlatRounds) {
+        } else if (bw() != 0 && roundFull_ && ++flatRounds_ >= kStartupFlatRounds) {
+          // Only rounds that filled the path count as flat: an application
+          // (TCP in a tunnel, itself in slow start) that supplies less says
+          // nothing about the path's capacity.
           enterDrain(nowNs);
         }
         break;
@@ -363,6 +368,7 @@ class AutoRateController final : public RateController {
     roundAcked_ = 0;
     roundLost_ = 0;
     roundLostPackets_ = 0;
+    roundFull_ = false;
   }
 
   // Someone else's queue: still high long after we started backing off for
@@ -426,6 +432,7 @@ class AutoRateController final : public RateController {
   std::uint64_t initialRate_ = 0;
   RatePhase phase_ = RatePhase::kStartup;
   bool appLimited_ = false;  // the latest ACK's: the path carried less than it was paced at
+  bool roundFull_ = false;   // this round had a delivery sample that was not app-limited
   std::uint64_t pacing_ = 0;
   std::uint64_t seed_ = 0;
   WindowedMax<std::uint64_t> bw_;  // time unit: rounds

@@ -429,6 +429,43 @@ TEST(RateControllerTest, AppLimitedSamplesBelowTheSeedLeaveItAlone) {
   EXPECT_EQ(c.bandwidthEstimateBps(), 60'000'000u);
 }
 
+// TCP inside a tunnel starts slowly: for many rounds the path is app-limited
+// and its samples grow less than startup's 25 % per round. Those rounds are not
+// "flat": startup goes on, so when the supply catches up the rate still
+// doubles per round instead of creeping up by probes (the 600 Mbit/s link of
+// a 100/300/600 tunnel stayed near 100 Mbit/s for seconds).
+TEST(RateControllerTest, AppLimitedRoundsDoNotEndStartup) {
+  auto made = makeRateController(autoOptions());
+  ASSERT_TRUE(made.ok());
+  RateController& c = **made;
+  std::uint64_t t = 0;
+  for (int round = 0; round < 30; ++round, t += 10'000'000) {
+    AckSample sample;
+    sample.nowNs = t;
+    sample.deliveryRateBps =
+        30'000'000 + static_cast<std::uint64_t>(round) * 100'000;  // creeping, app-limited
+    sample.appLimited = true;
+    sample.srttNs = 1'000'000;
+    sample.minRttNs = 1'000'000;
+    sample.owdValid = true;
+    sample.ackedBytes = 30'000;
+    c.onAck(sample);
+  }
+  EXPECT_EQ(c.phase(), RatePhase::kStartup);
+  // Full rounds that stop growing do end it.
+  for (int round = 0; round < 10; ++round, t += 10'000'000) {
+    AckSample sample;
+    sample.nowNs = t;
+    sample.deliveryRateBps = 60'000'000;
+    sample.srttNs = 1'000'000;
+    sample.minRttNs = 1'000'000;
+    sample.owdValid = true;
+    sample.ackedBytes = 75'000;
+    c.onAck(sample);
+  }
+  EXPECT_NE(c.phase(), RatePhase::kStartup);
+}
+
 // The reverse direction of a tunnel carries TCP ACKs: app-limited, far below
 // the path's rate, while the data the other way (or a busy host) makes the
 // one-way delay grow. That queue is not ours: backing off to the ACKs'
