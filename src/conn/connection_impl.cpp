@@ -553,7 +553,9 @@ void ConnectionImpl::onAckFrame(const wire::AckFrame& ack, std::uint64_t nowNs) 
   if (outcome.newlyAckedPackets > 0) {
     p.lastAnsweredNs = nowNs;
     const PathState previous = p.machine.state();
-    if (p.machine.onAnswered(nowNs, outcome.newestAckedSendTsNs, false)) recordState(path, previous, nowNs);
+    if (p.machine.onAnswered(nowNs, outcome.newestAckedSendTsNs, false,
+                             p.sent.firstInFlightSentAfter(ack.largestAcked())))
+      recordState(path, previous, nowNs);
   }
 }
 

@@ -122,4 +122,13 @@ std::uint64_t SentPacketLog::nextLossTimeNs(std::uint64_t lossDelayNs) const noe
   return e.sendTsNs + lossDelayNs;
 }
 
+std::uint64_t SentPacketLog::firstInFlightSentAfter(std::uint64_t packetNumber) const noexcept {
+  const std::uint64_t end = std::min(nextPacketNumber_, packetNumber + 1 + kScanLimit);
+  for (std::uint64_t n = std::max(packetNumber + 1, lowest_); n < end; ++n) {
+    const Entry& e = entries_[n & mask_];
+    if (e.packetNumber == n && e.slot == Slot::kInFlight) return e.sendTsNs;
+  }
+  return 0;
+}
+
 }  // namespace mpxdp::conn

@@ -68,6 +68,10 @@ class SentPacketLog {
   std::uint64_t largestAcked() const noexcept { return largestAcked_; }
   // Earliest send time at which detectLost could declare something lost (UINT64_MAX: none).
   std::uint64_t nextLossTimeNs(std::uint64_t lossDelayNs) const noexcept;
+  // Send time of the first packet above packetNumber still waiting for an
+  // answer (looking at most kScanLimit packets ahead); 0 when none is found.
+  static constexpr std::uint64_t kScanLimit = 64;
+  std::uint64_t firstInFlightSentAfter(std::uint64_t packetNumber) const noexcept;
 
  private:
   enum class Slot : std::uint8_t { kEmpty, kInFlight, kAcked, kLost, kNotTracked };

@@ -149,5 +149,15 @@ TEST(SentPacketLogTest, DeclareAllLostResolvesEveryPacketInFlight) {
   EXPECT_EQ(log.declareAllLost().packets, 0U);  // nothing twice
 }
 
+TEST(SentPacketLog, FirstInFlightSentAfterSkipsWhatIsResolved) {
+  SentPacketLog log(64);
+  for (std::uint64_t pn = 0; pn < 6; ++pn) (void)log.onSent(pn, 1000 * (pn + 1), 100, pn != 2);
+  // Packet 2 is a lone ACK (never waited for); 3 acknowledged out of order.
+  (void)log.onAck(ackOf({{3, 3}}), 10'000, 1'000'000);
+  EXPECT_EQ(log.firstInFlightSentAfter(0), 2000u);  // packet 1
+  EXPECT_EQ(log.firstInFlightSentAfter(1), 5000u);  // 2 not tracked, 3 acked: packet 4
+  EXPECT_EQ(log.firstInFlightSentAfter(5), 0u);     // nothing above
+}
+
 }  // namespace
 }  // namespace mpxdp::conn

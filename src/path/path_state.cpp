@@ -61,16 +61,20 @@ void PathStateMachine::onProbeSent(std::uint64_t nowNs) noexcept {
   onSent(nowNs);
 }
 
-bool PathStateMachine::onAnswered(std::uint64_t nowNs, std::uint64_t sentAtNs, bool probe) noexcept {
+bool PathStateMachine::onAnswered(std::uint64_t nowNs, std::uint64_t sentAtNs, bool probe,
+                                  std::uint64_t nextOutstandingSentNs) noexcept {
   if (!answeredAny_ || sentAtNs >= newestAnsweredSent_) {
     answeredAny_ = true;
     newestAnsweredSent_ = sentAtNs;
     if (waiting_) {
       if (lastSent_ > sentAtNs) {
         // Packets sent after it are still out. The first of them went out
-        // after sentAtNs; without a per-packet log, sentAtNs + 1 is the
-        // (early, so cautious) bound.
-        waitingSince_ = std::max(waitingSince_, sentAtNs + 1);
+        // at nextOutstandingSentNs when the caller's log knows it; else after
+        // sentAtNs, and sentAtNs + 1 is the (early, so cautious) bound. On a
+        // path with sparse traffic that bound can lie tens of ms before the
+        // packet really left, and the path would turn suspect at once.
+        const std::uint64_t since = nextOutstandingSentNs > sentAtNs ? nextOutstandingSentNs : sentAtNs + 1;
+        waitingSince_ = std::max(waitingSince_, since);
       } else {
         waiting_ = false;
       }

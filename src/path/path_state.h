@@ -57,7 +57,11 @@ class PathStateMachine {
   void onSent(std::uint64_t nowNs) noexcept;
   // Evidence of delivery: an ACK newly acknowledging a packet we sent at
   // sentAtNs, or a PONG to a PING sent at sentAtNs (probe). True when the state changed.
-  bool onAnswered(std::uint64_t nowNs, std::uint64_t sentAtNs, bool probe) noexcept;
+  // nextOutstandingSentNs: when the caller knows it, the send time of the
+  // first packet sent after that one and still unanswered (the wait starts
+  // there); 0: unknown, the wait starts just after sentAtNs.
+  bool onAnswered(std::uint64_t nowNs, std::uint64_t sentAtNs, bool probe,
+                  std::uint64_t nextOutstandingSentNs = 0) noexcept;
   // Timeouts; true when the state changed. ptoNs from the path's estimator.
   bool onTimer(std::uint64_t nowNs, std::uint64_t ptoNs) noexcept;
   // When the next PING should go out (idle alive, suspect, dead paths); at or

@@ -180,6 +180,30 @@ TEST(PathStateTest, WaitingFollowsTheAnswers) {
   EXPECT_EQ(m.waitingSinceNs(), 50 * kMs);
 }
 
+// Sparse traffic (the TCP ACKs of a tunnel's reverse direction): a packet
+// answered late, and the next one sent 25 ms after it. With the send time of
+// that next packet the wait starts there, not just after the answered one;
+// else the path would be 25 ms into its 30 ms suspect threshold at once.
+TEST(PathStateTest, TheWaitStartsWhenTheNextOutstandingPacketLeft) {
+  PathStateOptions options;
+  options.minSuspectNs = 30 * kMs;
+  PathStateMachine m(false, options);
+  m.onSent(0);
+  m.onSent(25 * kMs);
+  EXPECT_FALSE(m.onAnswered(26 * kMs, 0, false, 25 * kMs));
+  EXPECT_EQ(m.waitingSinceNs(), 25 * kMs);
+  EXPECT_FALSE(m.onTimer(40 * kMs, 10 * kMs));
+  EXPECT_EQ(m.state(), PathState::kActive);
+  // Without it, the cautious bound.
+  PathStateMachine cautious(false, options);
+  cautious.onSent(0);
+  cautious.onSent(25 * kMs);
+  EXPECT_FALSE(cautious.onAnswered(26 * kMs, 0, false));
+  EXPECT_EQ(cautious.waitingSinceNs(), 1u);
+  EXPECT_TRUE(cautious.onTimer(40 * kMs, 10 * kMs));
+  EXPECT_EQ(cautious.state(), PathState::kSuspect);
+}
+
 // A flapping link (up 400 ms, down 600 ms): every death soon after a
 // re-admission doubles the probes needed, so the path soon stops coming back
 // for the short up phases; a stable link halves the count back.
