@@ -10,6 +10,7 @@ import sys
 import time
 
 import procs
+import testbeds
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
@@ -92,6 +93,15 @@ def common_problems(binaries, tools):
         if shutil.which(tool) is None:
             problems.append("missing tool: {}".format(tool))
     return problems
+
+
+def leftover_problems(prefix):
+    """A suite whose namespaces (names starting `prefix`) already exist must not start."""
+    left = testbeds.existing_namespaces(prefix)
+    if not left:
+        return []
+    return ["namespaces of this suite exist ({}): another run is active or one was killed; remove them "
+            "with `mpxdp testbed down --name <name>`".format(", ".join(left))]
 
 
 def guarded_run(result, bed, run, resets, fail, kill=True, after=None):

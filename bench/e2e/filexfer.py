@@ -266,6 +266,15 @@ def _transfer(result, bed, events, budget_s, start_server, server_ready, client_
 # ---------------------------------------------------------------------------------------------- runners
 
 
+def _reports(result, receiver, sender):
+    """The JSON reports the receiver and the sender of a transfer printed, kept in `result`."""
+    recv = json.loads(receiver.stdout())
+    send = json.loads(sender.stdout())
+    result["recv_report"] = recv
+    result["send_report"] = send
+    return recv, send
+
+
 def _run_mpxdp_pair(result, bed, sc, ctx, tag, recv_argv, send_argv, budget_s):
     """Runs `mpxdp recv` then `mpxdp send` on the test bed; their JSON reports, or the failed result."""
     result["commands"] = [" ".join(map(str, recv_argv)), " ".join(map(str, send_argv))]
@@ -275,12 +284,7 @@ def _run_mpxdp_pair(result, bed, sc, ctx, tag, recv_argv, send_argv, budget_s):
                     send_argv, ctx["run_dir"], tag, ("sender", "receiver", "send"))
     if isinstance(got, dict):
         return got
-    receiver, sender = got
-    recv = json.loads(receiver.stdout())
-    send = json.loads(sender.stdout())
-    result["recv_report"] = recv
-    result["send_report"] = send
-    return recv, send
+    return _reports(result, *got)
 
 
 def run_mpxdp_file(system, sc, bed, ctx, tag, result):
@@ -339,11 +343,7 @@ def run_tcpfile(system, sc, bed, ctx, tag, result):
                         send_argv, ("sender", "receiver", "send"))
     if isinstance(got, dict):
         return got
-    receiver, sender = got
-    recv = json.loads(receiver.stdout())
-    send = json.loads(sender.stdout())
-    result["recv_report"] = recv
-    result["send_report"] = send
+    recv, send = _reports(result, *got)
     result["tool_s"] = recv.get("seconds")
     result["received_bytes"] = recv.get("bytes")
     result["write_io_s"] = recv["io_ns"] / 1e9
@@ -765,10 +765,7 @@ def preflight(args, cli, scenarios):
     if lacking:
         problems.append("{} lacks what {} need (`send -F`, `--reliable`, `--redundant`): a build with issue 9, or "
                         "--systems without them".format(cli.path, ", ".join(lacking)))
-    left = testbeds.existing_namespaces("mpxdp-" + args.bed_prefix + "fx-")
-    if left:
-        problems.append("namespaces of this suite exist ({}): another run is active or one was killed; remove them "
-                        "with `mpxdp testbed down --name <name>`".format(", ".join(left)))
+    problems += driver.leftover_problems("mpxdp-" + args.bed_prefix + "fx-")
     return problems
 
 

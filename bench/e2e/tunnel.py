@@ -509,10 +509,7 @@ def preflight(args):
     set_help = procs.run([args.testbed_mpxdp, "testbed", "set", "--help"], check=False, timeout=10).stdout
     if "--down" not in set_help:
         problems.append("{} has no `testbed set --down`".format(args.testbed_mpxdp))
-    left = testbeds.existing_namespaces("mpxdp-" + args.bed_prefix + "tun-")
-    if left:
-        problems.append("namespaces of this suite exist ({}): another run is active or one was killed; remove them "
-                        "with `mpxdp testbed down --name <name>`".format(", ".join(left)))
+    problems += driver.leftover_problems("mpxdp-" + args.bed_prefix + "tun-")
     return problems
 
 
