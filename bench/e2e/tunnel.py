@@ -334,6 +334,15 @@ def _tun_cell(rs):
         _f(_max([max(a.get("connections") or 0, b.get("connections") or 0) for a, b in pairs])))
 
 
+def _row(by, sc, k, ref_key):
+    """For the report row of group `k`: its ok runs, the median of a key over them, its system, and the
+    median `ref_key` of MPTCP with as many streams in the scenario (the x MPTCP reference)."""
+    rs = _oks(by[k])
+    system = next(s for s in SYSTEMS if s.name == k[1])
+    ref = _med([r.get(ref_key) for r in _mptcp_runs(by, sc, system.streams)])
+    return rs, lambda key: _med([r.get(key) for r in rs]), system, ref
+
+
 def _mptcp_runs(by, sc, streams):
     """The MPTCP runs a tunnel figure compares with: the scenario's own, or those of its `mptcp_from`."""
     own = _oks(by.get((sc["name"], "mptcp-{}".format(streams)), []))
@@ -431,10 +440,7 @@ def report_tables(runs, meta, scenarios):
                   "receiver end written) | ok |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: |"]
         for k in keys:
-            rs = _oks(by[k])
-            g = lambda key: _med([r.get(key) for r in rs])  # noqa: E731
-            system = next(s for s in SYSTEMS if s.name == k[1])
-            ref = _med([r.get("goodput_bps") for r in _mptcp_runs(by, sc, system.streams)])
+            rs, g, system, ref = _row(by, sc, k, "goodput_bps")
             ofo = _f(g("tcp_ofo_queue"))
             if g("mptcp_ofo_queue") is not None and system.runner == "mptcp":
                 ofo += " ({})".format(_f(g("mptcp_ofo_queue")))
@@ -454,10 +460,7 @@ def report_tables(runs, meta, scenarios):
                       "goodput before / during / after Mbit/s | during / remaining ceiling % | during x MPTCP |",
                       "| --- | ---: | ---: | ---: | ---: | ---: |"]
             for k in keys:
-                rs = _oks(by[k])
-                g = lambda key: _med([r.get(key) for r in rs])  # noqa: E731
-                streams = next(s.streams for s in SYSTEMS if s.name == k[1])
-                ref = _med([r.get("goodput_during_bps") for r in _mptcp_runs(by, sc, streams)])
+                rs, g, _, ref = _row(by, sc, k, "goodput_during_bps")
                 during, remaining = g("goodput_during_bps"), g("remaining_ceiling_bps")
                 lines.append("| {} | {} ({}) | {} ({}) | {} / {} / {} | {} | {} |".format(
                     k[1], _f(g("longest_stall_s"), 1e-3), _f(_max([r.get("longest_stall_s") for r in rs]), 1e-3),
