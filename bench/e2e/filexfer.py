@@ -11,7 +11,6 @@ Stream scenarios (the test pattern, no file): `send --reliable` under 1 % loss a
 `send --redundant` under 10 % loss against `--reliable` on the same links.
 See bench/README.md ("Reliable mode and file transfer").
 """
-import argparse
 import atexit
 import datetime
 import glob
@@ -20,7 +19,6 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import statistics
 import sys
 import time
@@ -28,6 +26,7 @@ import time
 sys.dont_write_bytecode = True  # keep bench/e2e/ free of __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import driver  # noqa: E402  (the scenario loop)
 import metrics  # noqa: E402
 import pathctl  # noqa: E402  (PathTestbed, link changes while traffic flows)
 import procs  # noqa: E402
@@ -267,6 +266,15 @@ def _transfer(result, bed, events, budget_s, start_server, server_ready, client_
 # ---------------------------------------------------------------------------------------------- runners
 
 
+def _reports(result, receiver, sender):
+    """The JSON reports the receiver and the sender of a transfer printed, kept in `result`."""
+    recv = json.loads(receiver.stdout())
+    send = json.loads(sender.stdout())
+    result["recv_report"] = recv
+    result["send_report"] = send
+    return recv, send
+
+
 def _run_mpxdp_pair(result, bed, sc, ctx, tag, recv_argv, send_argv, budget_s):
     """Runs `mpxdp recv` then `mpxdp send` on the test bed; their JSON reports, or the failed result."""
     result["commands"] = [" ".join(map(str, recv_argv)), " ".join(map(str, send_argv))]
@@ -276,12 +284,7 @@ def _run_mpxdp_pair(result, bed, sc, ctx, tag, recv_argv, send_argv, budget_s):
                     send_argv, ctx["run_dir"], tag, ("sender", "receiver", "send"))
     if isinstance(got, dict):
         return got
-    receiver, sender = got
-    recv = json.loads(receiver.stdout())
-    send = json.loads(sender.stdout())
-    result["recv_report"] = recv
-    result["send_report"] = send
-    return recv, send
+    return _reports(result, *got)
 
 
 def run_mpxdp_file(system, sc, bed, ctx, tag, result):
@@ -340,11 +343,7 @@ def run_tcpfile(system, sc, bed, ctx, tag, result):
                         send_argv, ("sender", "receiver", "send"))
     if isinstance(got, dict):
         return got
-    receiver, sender = got
-    recv = json.loads(receiver.stdout())
-    send = json.loads(sender.stdout())
-    result["recv_report"] = recv
-    result["send_report"] = send
+    recv, send = _reports(result, *got)
     result["tool_s"] = recv.get("seconds")
     result["received_bytes"] = recv.get("bytes")
     result["write_io_s"] = recv["io_ns"] / 1e9
@@ -671,11 +670,7 @@ def report_tables(runs, meta):
                           "pathctl.py):", "", "| system | goodput before cut Mbit/s | during cut Mbit/s | lost in cut "
                           "(max) | cut located by |", "| --- | ---: | ---: | ---: | --- |"] + cut_lines
         lines.append("")
-    failures = [r for r in runs if not r.get("ok")]
-    if failures:
-        lines += ["### Failed runs", ""]
-        lines += ["- {} {} r{}: {}".format(r["scenario"], r["system"], r["repeat"] + 1, r.get("error"))
-                  for r in failures] + [""]
+    lines += driver.failed_runs(runs)
     lines += ["Definitions: bench/README.md, \"Reliable mode and file transfer\".", ""]
     return "\n".join(lines)
 
@@ -684,35 +679,16 @@ def report_tables(runs, meta):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mpxdp", default=os.path.join(ROOT, "build", "apps", "mpxdp", "mpxdp"),
-                        help="mpxdp binary for send/recv (default: build/apps/mpxdp/mpxdp)")
-    parser.add_argument("--testbed-mpxdp", metavar="PATH",
-                        help="mpxdp binary for `testbed up/set/down` (default: --mpxdp)")
-    parser.add_argument("--scenarios", help="comma-separated subset of: " + ",".join(s["name"] for s in SCENARIOS))
-    parser.add_argument("--systems", help="comma-separated subset of: " + ",".join(s.name for s in SYSTEMS) +
-                        " (default: all but the iperf3 ones)")
+    parser = driver.suite_parser(__doc__, SCENARIOS, SYSTEMS, "send/recv", " (default: all but the iperf3 ones)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per (scenario, system); default 3")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per stream run; default 10")
     parser.add_argument("--file-mb", type=int, default=500, help="size of the random file in MB (10^6 B); "
                         "default 500, shrunk to what the disk holds")
-    parser.add_argument("--results", default=os.path.join(ROOT, "results"), help="results root (git-ignored)")
-    parser.add_argument("--bed-prefix", default="e2e-", help="test bed name prefix (namespaces "
-                        "mpxdp-<prefix>fx-*); default e2e-, as the other suites")
-    parser.add_argument("--list", action="store_true", help="print scenarios and systems and exit")
-    parser.add_argument("--dry-run", action="store_true", help="print the plan and the time estimate, run nothing")
+    driver.add_closing_options(parser, "fx")
     args = parser.parse_args(argv)
-    args.scenario_names = args.scenarios.split(",") if args.scenarios else [s["name"] for s in SCENARIOS]
     args.testbed_mpxdp = args.testbed_mpxdp or args.mpxdp
-    known = {s["name"] for s in SCENARIOS}
-    for name in args.scenario_names:
-        if name not in known:
-            parser.error("unknown scenario '{}' (known: {})".format(name, ", ".join(sorted(known))))
-    wanted = args.systems.split(",") if args.systems else [s.name for s in SYSTEMS if s.default]
-    unknown = [w for w in wanted if w not in {s.name for s in SYSTEMS}]
-    if unknown:
-        parser.error("unknown systems: {}".format(", ".join(unknown)))
-    args.system_list = [s for s in SYSTEMS if s.name in wanted]
+    driver.select(parser, args, SCENARIOS, SYSTEMS, [s["name"] for s in SCENARIOS],
+                  [s.name for s in SYSTEMS if s.default])
     if args.repeats < 1 or args.duration < 2 or args.file_mb < MIN_FILE_MB:
         parser.error("--repeats must be at least 1, --duration at least 2, --file-mb at least {}".format(MIN_FILE_MB))
     if len(args.bed_prefix) + max(len(s["bed"]) for s in SCENARIOS) > 24:
@@ -747,10 +723,6 @@ def estimate(scenarios, systems, args, file_bytes):
     return total
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt("signal {}".format(signum))
-
-
 class Cleanup:
     """What must not outlive the run, removed on any exit (also atexit): test bed, source file, received copy."""
 
@@ -778,15 +750,7 @@ def remove_with_temps(path):
 
 
 def preflight(args, cli, scenarios):
-    problems = []
-    if os.geteuid() != 0:
-        problems.append("must run as root (test beds are network namespaces)")
-    for path in (args.mpxdp, args.testbed_mpxdp):
-        if not os.access(path, os.X_OK):
-            problems.append("no mpxdp binary at {} (cmake --build build --target mpxdp, or pass --mpxdp)".format(path))
-    for tool in ("ip", "iperf3", "mptcpize", "ss", "dd"):
-        if shutil.which(tool) is None:
-            problems.append("missing tool: {}".format(tool))
+    problems = driver.common_problems((args.mpxdp, args.testbed_mpxdp), ("ip", "iperf3", "mptcpize", "ss", "dd"))
     if problems:
         return problems
     up_help = procs.run([args.testbed_mpxdp, "testbed", "up", "--help"], check=False, timeout=10).stdout
@@ -801,10 +765,7 @@ def preflight(args, cli, scenarios):
     if lacking:
         problems.append("{} lacks what {} need (`send -F`, `--reliable`, `--redundant`): a build with issue 9, or "
                         "--systems without them".format(cli.path, ", ".join(lacking)))
-    left = testbeds.existing_namespaces("mpxdp-" + args.bed_prefix + "fx-")
-    if left:
-        problems.append("namespaces of this suite exist ({}): another run is active or one was killed; remove them "
-                        "with `mpxdp testbed down --name <name>`".format(", ".join(left)))
+    problems += driver.leftover_problems("mpxdp-" + args.bed_prefix + "fx-")
     return problems
 
 
@@ -841,9 +802,7 @@ def main(argv):
     os.makedirs(out_dir, exist_ok=True)
     cleanup = Cleanup()
     atexit.register(cleanup)
-    signal.signal(signal.SIGINT, _raise_interrupt)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    signal.signal(signal.SIGHUP, _raise_interrupt)
+    driver.interrupt_on_signals()
     loadavg = open("/proc/loadavg").read().split()[:3]
     started = time.monotonic()
     runs = []
@@ -885,12 +844,7 @@ def main(argv):
     meta["wall_s"] = time.monotonic() - started
     meta["interrupted"] = interrupted
     text = report_tables(runs, meta)
-    with open(os.path.join(out_dir, "report.md"), "w") as f:
-        f.write(text + "\n")
-    with open(os.path.join(out_dir, "summary.json"), "w") as f:
-        json.dump({"meta": meta, "runs": [{k: v for k, v in r.items() if k not in (
-            "recv_report", "send_report", "server_report", "client_report")} for r in runs]}, f, indent=2,
-            default=str)
+    driver.write_outputs(out_dir, text, meta, runs, ("recv_report", "send_report", "server_report", "client_report"))
     print("\n" + text)
     print("{} runs, {} failed, wall {:.0f} s. Report: {}".format(len(runs), sum(1 for r in runs if not r.get("ok")),
                                                                 meta["wall_s"], os.path.join(out_dir, "report.md")))
@@ -903,50 +857,20 @@ def run_scenario(sc, args, ctx, out_dir, runs, cleanup):
                               loss=_loss_text(sc["loss"]) if any(sc["loss"]) else None)
     run_dir = os.path.join(out_dir, sc["name"])
     os.makedirs(run_dir, exist_ok=True)
-    todo = plan(sc, args.system_list)
-    done = set()
-    try:
-        cleanup.bed = bed
-        bed.up()
-        for repeat in range(args.repeats):  # interleaved: background load spreads over the systems
-            for system in todo:
-                tag = "{}-r{}".format(system.name, repeat + 1)
-                result = {"scenario": sc["name"], "system": system.name, "label": system.label, "repeat": repeat,
-                          "testbed": bed.name, "rates_bps": bed.rates_bps, "loss": sc["loss"], "ok": False,
-                          "events": []}
-                ctx["run_dir"] = run_dir
-                ctx["budget_s"] = run_budget(sc, system, ctx["file_bytes"], args.duration)
-                t0 = time.monotonic()
-                try:
-                    RUNNERS[system.runner](system, sc, bed, ctx, tag, result)
-                except Exception as error:  # a broken run is recorded, the scenario goes on
-                    _fail(result, "{}: {}".format(type(error).__name__, error))
-                finally:
-                    procs.kill_all()
-                    for link, reset in sc.get("reset", []):  # the next run starts on intact links
-                        bed.set_link(link, reset)
-                    remove_with_temps(ctx["recv_path"])
-                bad = [e for e in result["events"] if e["returncode"] != 0]
-                if bad and result.get("ok"):
-                    _fail(result, "testbed set failed: {}".format(bad[0]["stderr"]))
-                result["run_wall_s"] = time.monotonic() - t0
-                runs.append(result)
-                done.add((system.name, repeat))
-                with open(os.path.join(run_dir, tag + ".json"), "w") as f:
-                    json.dump(result, f, indent=1, default=str)
-                print_run(result)
-    except Exception as error:  # test bed set-up: record every run it prevented
-        why = "scenario set-up failed: {}: {}".format(type(error).__name__, error)
-        print("  {:15s} {}".format(sc["name"], why), flush=True)
-        for system in todo:
-            for repeat in range(args.repeats):
-                if (system.name, repeat) not in done:
-                    runs.append({"scenario": sc["name"], "system": system.name, "repeat": repeat, "ok": False,
-                                 "error": why})
-    finally:
-        procs.kill_all()
-        bed.down()
-        cleanup.bed = None
+
+    def run_one(system, repeat):
+        tag = "{}-r{}".format(system.name, repeat + 1)
+        result = {"scenario": sc["name"], "system": system.name, "label": system.label, "repeat": repeat,
+                  "testbed": bed.name, "rates_bps": bed.rates_bps, "loss": sc["loss"], "ok": False, "events": []}
+        ctx["run_dir"] = run_dir
+        ctx["budget_s"] = run_budget(sc, system, ctx["file_bytes"], args.duration)
+        result["run_wall_s"] = driver.guarded_run(
+            result, bed, lambda: RUNNERS[system.runner](system, sc, bed, ctx, tag, result), sc.get("reset", []),
+            _fail, after=lambda: remove_with_temps(ctx["recv_path"]))
+        return tag, result
+
+    driver.drive_scenario(sc["name"], bed, [plan(sc, args.system_list)], args.repeats, run_one, print_run, run_dir,
+                          runs, 15, cleanup=cleanup)
 
 
 def print_run(r):

@@ -12,8 +12,6 @@ import datetime
 import json
 import os
 import shlex
-import shutil
-import signal
 import statistics
 import sys
 import time
@@ -21,6 +19,7 @@ import time
 sys.dont_write_bytecode = True  # keep bench/e2e/ free of __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import driver  # noqa: E402  (the scenario loop)
 import metrics  # noqa: E402
 import procs  # noqa: E402
 import systems as systems_mod  # noqa: E402
@@ -777,24 +776,13 @@ def parse_args(argv):
     parser.add_argument("--systems", help="comma-separated subset of: " + ",".join(s.name for s in SYSTEMS))
     parser.add_argument("--repeats", type=int, help="runs per (scenario, system, offered rate); default 3")
     parser.add_argument("--duration", type=float, help="seconds per run; default 10 (quick 5)")
-    parser.add_argument("--results", default=os.path.join(ROOT, "results"), help="results root (git-ignored)")
-    parser.add_argument("--list", action="store_true", help="print scenarios and systems and exit")
-    parser.add_argument("--dry-run", action="store_true", help="print the plan and the time estimate, run nothing")
+    driver.add_closing_options(parser)
     args = parser.parse_args(argv)
     preset = QUICK if args.quick else FULL
-    args.scenario_names = args.scenarios.split(",") if args.scenarios else preset["scenarios"]
     args.repeats = args.repeats or preset["repeats"]
     args.duration = args.duration or preset["duration"]
     args.testbed_mpxdp = args.testbed_mpxdp or args.mpxdp
-    known = {s["name"] for s in SCENARIOS}
-    for name in args.scenario_names:
-        if name not in known:
-            parser.error("unknown scenario '{}' (known: {})".format(name, ", ".join(sorted(known))))
-    wanted = args.systems.split(",") if args.systems else [s.name for s in SYSTEMS]
-    unknown = [w for w in wanted if w not in {s.name for s in SYSTEMS}]
-    if unknown:
-        parser.error("unknown systems: {}".format(", ".join(unknown)))
-    args.system_list = [s for s in SYSTEMS if s.name in wanted]
+    driver.select(parser, args, SCENARIOS, SYSTEMS, preset["scenarios"], [s.name for s in SYSTEMS])
     if args.repeats < 1 or args.duration < 2:
         parser.error("--repeats must be at least 1 and --duration at least 2")
     return args
@@ -814,23 +802,6 @@ def plan(scenario, systems):
 
 def estimate(scenarios, systems, args):
     return sum(3.0 + args.repeats * len(plan(sc, systems)) * (args.duration + 1.5) for sc in scenarios)
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt("signal {}".format(signum))
-
-
-def ensure_matplotlib(argv):
-    try:
-        import matplotlib  # noqa: F401
-        return
-    except ImportError:
-        pass
-    system_python = "/usr/bin/python3"
-    if os.path.realpath(sys.executable) != os.path.realpath(system_python) and os.access(system_python, os.X_OK):
-        os.execv(system_python, [system_python, os.path.abspath(__file__)] + argv)
-    print("pathctl.py: WARNING: no matplotlib (apt-get install python3-matplotlib); plots are skipped",
-          file=sys.stderr)
 
 
 def missing_features(cli, systems):
@@ -853,16 +824,8 @@ def main(argv):
         for s in SYSTEMS:
             print("system   {:16s} {} [{}]".format(s.name, s.label, ",".join(s.scenarios)))
         return 0
-    ensure_matplotlib(argv)
-    problems = []
-    if os.geteuid() != 0:
-        problems.append("must run as root (test beds are network namespaces)")
-    for path in (args.mpxdp, args.testbed_mpxdp):
-        if not os.access(path, os.X_OK):
-            problems.append("no mpxdp binary at {} (cmake --build build --target mpxdp, or pass --mpxdp)".format(path))
-    for tool in ("ip", "iperf3", "mptcpize", "ss"):
-        if shutil.which(tool) is None:
-            problems.append("missing tool: {}".format(tool))
+    driver.ensure_matplotlib(argv, __file__)
+    problems = driver.common_problems((args.mpxdp, args.testbed_mpxdp), ("ip", "iperf3", "mptcpize", "ss"))
     if not problems:
         set_help = procs.run([args.testbed_mpxdp, "testbed", "set", "--help"], check=False, timeout=10)
         if set_help.returncode != 0 or "--down" not in set_help.stdout:
@@ -898,21 +861,12 @@ def main(argv):
     sys.stdout.flush()
     print("bench/e2e/pathctl: results in {}".format(out_dir), flush=True)
 
-    signal.signal(signal.SIGINT, _raise_interrupt)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    signal.signal(signal.SIGHUP, _raise_interrupt)
+    driver.interrupt_on_signals()
     runs = []
-    interrupted = False
     started = time.monotonic()
     loadavg = open("/proc/loadavg").read().split()[:3]
-    try:
-        for sc in scenarios:
-            run_scenario(sc, args, cli, out_dir, runs)
-    except KeyboardInterrupt:
-        interrupted = True
-        print("\nbench/e2e/pathctl: interrupted; cleaning up", file=sys.stderr)
-    finally:
-        procs.kill_all()
+    interrupted = driver.run_scenarios(scenarios, lambda sc: run_scenario(sc, args, cli, out_dir, runs),
+                                       "bench/e2e/pathctl")
     reported = [r["analysis"] for r in runs if r.get("ok") and "has_rx_path_intervals" in r.get("analysis", {})]
     if reported and not any(a["has_rx_path_intervals"] for a in reported):
         missing.append("per-path `paths` in the receiver's interval reports (changes located by loss or clock; "
@@ -933,12 +887,8 @@ def main(argv):
     except Exception as error:  # the tables and JSON stand without plots
         print("bench/e2e/pathctl: plotting failed: {}".format(error), file=sys.stderr)
     text = report_tables(runs, meta)
-    with open(os.path.join(out_dir, "report.md"), "w") as f:
-        f.write(text + "\n")
-    with open(os.path.join(out_dir, "summary.json"), "w") as f:
-        json.dump({"meta": meta, "runs": [{k: v for k, v in r.items() if k not in (
-            "recv_report", "send_report", "server_report", "client_report", "timeline")} for r in runs]},
-            f, indent=2, default=str)
+    driver.write_outputs(out_dir, text, meta, runs,
+                         ("recv_report", "send_report", "server_report", "client_report", "timeline"))
     print("\n" + text)
     print("{} runs, {} failed, wall {:.0f} s. Report: {}".format(len(runs), sum(1 for r in runs if not r.get("ok")),
                                                                 meta["wall_s"], os.path.join(out_dir, "report.md")))
@@ -950,46 +900,26 @@ def run_scenario(sc, args, cli, out_dir, runs):
     bed = PathTestbed(args.testbed_mpxdp, NAME_PREFIX + sc["bed"], sc["rates"], sc["delays"])
     run_dir = os.path.join(out_dir, sc["name"])
     os.makedirs(run_dir, exist_ok=True)
-    todo = plan(sc, args.system_list)
-    done = set()
-    try:
-        bed.up()
-        for repeat in range(args.repeats):  # interleaved: background load spreads over the systems
-            for system, offered, key in todo:
-                tag = "{}{}-r{}".format(system.name, "-" + key if key else "", repeat + 1)
-                result = {"scenario": sc["name"], "system": system.name, "label": system.label, "repeat": repeat,
-                          "offered_key": key, "testbed": bed.name, "rates_bps": bed.rates_bps,
-                          "delays": sc["delays"], "duration_req_s": args.duration, "ok": False, "events": []}
-                t0 = time.monotonic()
-                try:
-                    RUNNERS[system.runner](system, sc, bed, cli, run_dir, tag, args.duration, offered, result)
-                    if result.get("ok"):
-                        analyse(result, sc, system, bed)
-                except Exception as error:  # a broken run is recorded, the scenario goes on
-                    _fail(result, "{}: {}".format(type(error).__name__, error))
-                finally:
-                    for link, reset in sc["reset"]:  # the next run starts on intact links
-                        bed.set_link(link, reset)
-                bad = [e for e in result["events"] if e["returncode"] != 0]
-                if bad and result.get("ok"):
-                    _fail(result, "testbed set failed: {}".format(bad[0]["stderr"]))
-                result["wall_s"] = time.monotonic() - t0
-                runs.append(result)
-                done.add((system.name, key, repeat))
-                with open(os.path.join(run_dir, tag + ".json"), "w") as f:
-                    json.dump(result, f, indent=1, default=str)
-                print_run(result)
-    except Exception as error:  # test bed set-up: record every run it prevented
-        why = "scenario set-up failed: {}: {}".format(type(error).__name__, error)
-        print("  {:15s} {}".format(sc["name"], why), flush=True)
-        for system, _, key in todo:
-            for repeat in range(args.repeats):
-                if (system.name, key, repeat) not in done:
-                    runs.append({"scenario": sc["name"], "system": system.name, "offered_key": key,
-                                 "repeat": repeat, "ok": False, "error": why})
-    finally:
-        procs.kill_all()
-        bed.down()
+
+    def run_one(item, repeat):
+        system, offered, key = item
+        tag = "{}{}-r{}".format(system.name, "-" + key if key else "", repeat + 1)
+        result = {"scenario": sc["name"], "system": system.name, "label": system.label, "repeat": repeat,
+                  "offered_key": key, "testbed": bed.name, "rates_bps": bed.rates_bps,
+                  "delays": sc["delays"], "duration_req_s": args.duration, "ok": False, "events": []}
+
+        def run():
+            RUNNERS[system.runner](system, sc, bed, cli, run_dir, tag, args.duration, offered, result)
+            if result.get("ok"):
+                analyse(result, sc, system, bed)
+        result["wall_s"] = driver.guarded_run(result, bed, run, sc["reset"], _fail, kill=False)
+        return tag, result
+
+    driver.drive_scenario(sc["name"], bed, [plan(sc, args.system_list)], args.repeats, run_one, print_run, run_dir,
+                          runs, 15, key=lambda item: (item[0].name, item[2]),
+                          prevented=lambda item, repeat, why: {"scenario": sc["name"], "system": item[0].name,
+                                                               "offered_key": item[2], "repeat": repeat, "ok": False,
+                                                               "error": why})
 
 
 def print_run(r):

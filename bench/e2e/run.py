@@ -12,13 +12,13 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import sys
 import time
 
 sys.dont_write_bytecode = True  # keep bench/e2e/ free of __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import driver  # noqa: E402  (the scenario loop)
 import metrics  # noqa: E402
 import procs  # noqa: E402
 import report  # noqa: E402
@@ -135,27 +135,10 @@ def _mode(args):
     return "partial" if args.scenarios or args.systems else "full"
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt("signal {}".format(signum))
-
-
-def ensure_matplotlib(argv):
-    """Debian's matplotlib lives in /usr/bin/python3; re-run there when another python3 is first on PATH."""
-    try:
-        import matplotlib  # noqa: F401
-        return
-    except ImportError:
-        pass
-    system_python = "/usr/bin/python3"
-    if os.path.realpath(sys.executable) != os.path.realpath(system_python) and os.access(system_python, os.X_OK):
-        os.execv(system_python, [system_python, os.path.abspath(__file__)] + argv)
-    print("run.py: WARNING: no matplotlib (apt-get install python3-matplotlib); plots are skipped", file=sys.stderr)
-
-
 def main(argv):
     args = parse_args(argv)
     if not args.list:
-        ensure_matplotlib(argv)
+        driver.ensure_matplotlib(argv, __file__)
     bonding, bonding_reason = (False, "not probed")
     all_systems = systems_mod.catalogue(bonding=True, baseline=True)
     if args.list:
@@ -228,20 +211,11 @@ def main(argv):
                                                                               c.mtu_payload))
     print("bench/e2e: results in {}".format(out_dir))
 
-    signal.signal(signal.SIGINT, _raise_interrupt)  # also when started in the background (SIGINT ignored)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    signal.signal(signal.SIGHUP, _raise_interrupt)
+    driver.interrupt_on_signals()
     started = time.monotonic()
     runs = []
-    interrupted = False
-    try:
-        for scenario in scenarios:
-            run_scenario(scenario, systems, args, out_dir, runs)
-    except KeyboardInterrupt:
-        interrupted = True
-        print("\nbench/e2e: interrupted; cleaning up", file=sys.stderr)
-    finally:
-        procs.kill_all()
+    interrupted = driver.run_scenarios(scenarios, lambda sc: run_scenario(sc, systems, args, out_dir, runs),
+                                       "bench/e2e")
     wall = time.monotonic() - started
 
     summaries = {}
@@ -308,39 +282,26 @@ def run_scenario(scenario, systems, args, out_dir, runs):
     os.makedirs(scenario_dir, exist_ok=True)
     plan = plan_runs(scenario, [s for s in systems if not s.params.get("bond")], args)
     bond_plan = plan_runs(scenario, [s for s in systems if s.params.get("bond")], args)
-    done = set()
-    try:
-        bed.up()
-        for phase_plan in (plan, bond_plan):
-            if not phase_plan:
-                continue
-            if phase_plan is bond_plan:
-                testbeds.make_bond(bed)
-            for repeat in range(args.repeats):
-                for system, payload in phase_plan:
-                    tag = "{}-{}-r{}".format(system.name, payload, repeat + 1)
-                    ctx = systems_mod.RunContext(args.cli, bed, scenario_dir, args.duration, args.baseline_cli)
-                    t0 = time.monotonic()
-                    result = systems_mod.run_system(system, payload, ctx, tag)
-                    result.update(scenario=scenario["name"], repeat=repeat, wall_s=time.monotonic() - t0)
-                    rate = bed.link_sum_bps if system.multipath else bed.rates_bps[0]
-                    metrics.derive(result, bed.link_sum_bps, rate)
-                    runs.append(result)
-                    done.add((system.name, payload, repeat))
-                    with open(os.path.join(scenario_dir, tag + ".json"), "w") as f:
-                        json.dump(result, f, indent=2, default=str)
-                    print_run(result)
-    except Exception as error:  # test bed or bond set-up: record every run it prevented
-        why = "scenario set-up failed: {}: {}".format(type(error).__name__, error)
-        print("  {:9s} {}".format(scenario["name"], why), flush=True)
-        for system, payload in plan + bond_plan:
-            for repeat in range(args.repeats):
-                if (system.name, payload, repeat) not in done:
-                    runs.append({"scenario": scenario["name"], "system": system.name, "payload": payload,
-                                 "repeat": repeat, "ok": False, "error": why, "kind": system.kind})
-    finally:
-        procs.kill_all()
-        bed.down()
+
+    def run_one(item, repeat):
+        system, payload = item
+        tag = "{}-{}-r{}".format(system.name, payload, repeat + 1)
+        ctx = systems_mod.RunContext(args.cli, bed, scenario_dir, args.duration, args.baseline_cli)
+        t0 = time.monotonic()
+        result = systems_mod.run_system(system, payload, ctx, tag)
+        result.update(scenario=scenario["name"], repeat=repeat, wall_s=time.monotonic() - t0)
+        rate = bed.link_sum_bps if system.multipath else bed.rates_bps[0]
+        metrics.derive(result, bed.link_sum_bps, rate)
+        return tag, result
+
+    # a failed bond set-up (the second phase) counts like a failed test bed
+    driver.drive_scenario(scenario["name"], bed, [plan, bond_plan], args.repeats, run_one, print_run, scenario_dir,
+                          runs, 9, key=lambda item: (item[0].name, item[1]),
+                          prevented=lambda item, repeat, why: {"scenario": scenario["name"], "system": item[0].name,
+                                                               "payload": item[1], "repeat": repeat, "ok": False,
+                                                               "error": why, "kind": item[0].kind},
+                          json_indent=2,
+                          phase_start=lambda phase: testbeds.make_bond(bed) if phase is bond_plan else None)
 
 
 def _pct(value):

@@ -12,20 +12,18 @@ Figures: goodput (iperf3 server sum_received), % of the header ceiling, machine 
 over the transfer), retransmissions, the receiver's out-of-order queue counters and the tun ends' JSON counters.
 The report (results/<time>-tunnel/report.md, also printed) is a section ready for BENCHMARKS.md.
 """
-import argparse
 import atexit
 import datetime
 import json
 import os
 import shlex
-import shutil
-import signal
 import sys
 import time
 
 sys.dont_write_bytecode = True  # keep bench/e2e/ free of __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import driver  # noqa: E402  (the scenario loop)
 import filexfer  # noqa: E402  (TCP transfers with CPU and link counters, clean-up, report helpers)
 import metrics  # noqa: E402
 import pathctl  # noqa: E402  (PathTestbed, link changes while traffic flows, receiver intervals)
@@ -336,6 +334,15 @@ def _tun_cell(rs):
         _f(_max([max(a.get("connections") or 0, b.get("connections") or 0) for a, b in pairs])))
 
 
+def _row(by, sc, k, ref_key):
+    """For the report row of group `k`: its ok runs, the median of a key over them, its system, and the
+    median `ref_key` of MPTCP with as many streams in the scenario (the x MPTCP reference)."""
+    rs = _oks(by[k])
+    system = next(s for s in SYSTEMS if s.name == k[1])
+    ref = _med([r.get(ref_key) for r in _mptcp_runs(by, sc, system.streams)])
+    return rs, lambda key: _med([r.get(key) for r in rs]), system, ref
+
+
 def _mptcp_runs(by, sc, streams):
     """The MPTCP runs a tunnel figure compares with: the scenario's own, or those of its `mptcp_from`."""
     own = _oks(by.get((sc["name"], "mptcp-{}".format(streams)), []))
@@ -433,10 +440,7 @@ def report_tables(runs, meta, scenarios):
                   "receiver end written) | ok |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: |"]
         for k in keys:
-            rs = _oks(by[k])
-            g = lambda key: _med([r.get(key) for r in rs])  # noqa: E731
-            system = next(s for s in SYSTEMS if s.name == k[1])
-            ref = _med([r.get("goodput_bps") for r in _mptcp_runs(by, sc, system.streams)])
+            rs, g, system, ref = _row(by, sc, k, "goodput_bps")
             ofo = _f(g("tcp_ofo_queue"))
             if g("mptcp_ofo_queue") is not None and system.runner == "mptcp":
                 ofo += " ({})".format(_f(g("mptcp_ofo_queue")))
@@ -456,10 +460,7 @@ def report_tables(runs, meta, scenarios):
                       "goodput before / during / after Mbit/s | during / remaining ceiling % | during x MPTCP |",
                       "| --- | ---: | ---: | ---: | ---: | ---: |"]
             for k in keys:
-                rs = _oks(by[k])
-                g = lambda key: _med([r.get(key) for r in rs])  # noqa: E731
-                streams = next(s.streams for s in SYSTEMS if s.name == k[1])
-                ref = _med([r.get("goodput_during_bps") for r in _mptcp_runs(by, sc, streams)])
+                rs, g, _, ref = _row(by, sc, k, "goodput_during_bps")
                 during, remaining = g("goodput_during_bps"), g("remaining_ceiling_bps")
                 lines.append("| {} | {} ({}) | {} ({}) | {} / {} / {} | {} | {} |".format(
                     k[1], _f(g("longest_stall_s"), 1e-3), _f(_max([r.get("longest_stall_s") for r in rs]), 1e-3),
@@ -468,11 +469,7 @@ def report_tables(runs, meta, scenarios):
                     _f(100.0 * during / remaining if during and remaining else None, digits=1),
                     _ratio(during, ref)))
         lines.append("")
-    failures = [r for r in runs if not r.get("ok")]
-    if failures:
-        lines += ["### Failed runs", ""]
-        lines += ["- {} {} r{}: {}".format(r["scenario"], r["system"], r["repeat"] + 1, r.get("error"))
-                  for r in failures[:40]] + [""]
+    lines += driver.failed_runs(runs, 40)
     return "\n".join(lines)
 
 
@@ -480,33 +477,14 @@ def report_tables(runs, meta, scenarios):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mpxdp", default=os.path.join(ROOT, "build", "apps", "mpxdp", "mpxdp"),
-                        help="mpxdp binary for `tun` (default: build/apps/mpxdp/mpxdp)")
-    parser.add_argument("--testbed-mpxdp", metavar="PATH",
-                        help="mpxdp binary for `testbed up/set/down` (default: --mpxdp)")
-    parser.add_argument("--scenarios", help="comma-separated subset of: " + ",".join(s["name"] for s in SCENARIOS))
-    parser.add_argument("--systems", help="comma-separated subset of: " + ",".join(s.name for s in SYSTEMS) +
-                        " (default: all but the --no-offload ones)")
+    parser = driver.suite_parser(__doc__, SCENARIOS, SYSTEMS, "`tun`", " (default: all but the --no-offload ones)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per (scenario, system); default 3")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per iperf3 run (-t); default 10")
-    parser.add_argument("--results", default=os.path.join(ROOT, "results"), help="results root (git-ignored)")
-    parser.add_argument("--bed-prefix", default="e2e-", help="test bed name prefix (namespaces "
-                        "mpxdp-<prefix>tun-*); default e2e-, as the other suites")
-    parser.add_argument("--list", action="store_true", help="print scenarios and systems and exit")
-    parser.add_argument("--dry-run", action="store_true", help="print the plan and the time estimate, run nothing")
+    driver.add_closing_options(parser, "tun")
     args = parser.parse_args(argv)
-    args.scenario_names = args.scenarios.split(",") if args.scenarios else [s["name"] for s in SCENARIOS]
     args.testbed_mpxdp = args.testbed_mpxdp or args.mpxdp
-    known = {s["name"] for s in SCENARIOS}
-    for name in args.scenario_names:
-        if name not in known:
-            parser.error("unknown scenario '{}' (known: {})".format(name, ", ".join(sorted(known))))
-    wanted = args.systems.split(",") if args.systems else [s.name for s in SYSTEMS if s.default]
-    unknown = [w for w in wanted if w not in {s.name for s in SYSTEMS}]
-    if unknown:
-        parser.error("unknown systems: {}".format(", ".join(unknown)))
-    args.system_list = [s for s in SYSTEMS if s.name in wanted]
+    driver.select(parser, args, SCENARIOS, SYSTEMS, [s["name"] for s in SCENARIOS],
+                  [s.name for s in SYSTEMS if s.default])
     if args.repeats < 1 or args.duration < 2:
         parser.error("--repeats must be at least 1 and --duration at least 2")
     if len(args.bed_prefix) + max(len(s["bed"]) for s in SCENARIOS) > 24:
@@ -524,15 +502,7 @@ def estimate(scenarios, systems, args):
 
 
 def preflight(args):
-    problems = []
-    if os.geteuid() != 0:
-        problems.append("must run as root (test beds are network namespaces)")
-    for path in (args.mpxdp, args.testbed_mpxdp):
-        if not os.access(path, os.X_OK):
-            problems.append("no mpxdp binary at {} (cmake --build build --target mpxdp, or pass --mpxdp)".format(path))
-    for tool in ("ip", "iperf3", "mptcpize", "ss", "ping"):
-        if shutil.which(tool) is None:
-            problems.append("missing tool: {}".format(tool))
+    problems = driver.common_problems((args.mpxdp, args.testbed_mpxdp), ("ip", "iperf3", "mptcpize", "ss", "ping"))
     if problems:
         return problems
     tun_help = procs.run([args.mpxdp, "tun", "--help"], check=False, timeout=10)
@@ -542,10 +512,7 @@ def preflight(args):
     set_help = procs.run([args.testbed_mpxdp, "testbed", "set", "--help"], check=False, timeout=10).stdout
     if "--down" not in set_help:
         problems.append("{} has no `testbed set --down`".format(args.testbed_mpxdp))
-    left = testbeds.existing_namespaces("mpxdp-" + args.bed_prefix + "tun-")
-    if left:
-        problems.append("namespaces of this suite exist ({}): another run is active or one was killed; remove them "
-                        "with `mpxdp testbed down --name <name>`".format(", ".join(left)))
+    problems += driver.leftover_problems("mpxdp-" + args.bed_prefix + "tun-")
     return problems
 
 
@@ -579,8 +546,7 @@ def main(argv):
     os.makedirs(out_dir, exist_ok=True)
     cleanup = filexfer.Cleanup()
     atexit.register(cleanup)
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, filexfer._raise_interrupt)
+    driver.interrupt_on_signals()
     meta = {"command": " ".join(shlex.quote(a) for a in ["python3", "bench/e2e/tunnel.py"] + argv),
             "mpxdp": os.path.relpath(cli.path, ROOT) if cli.path.startswith(ROOT + os.sep) else cli.path,
             "mpxdp_version": cli.version, "testbed_mpxdp": args.testbed_mpxdp,
@@ -594,23 +560,12 @@ def main(argv):
     print("bench/e2e/tunnel: results in {}".format(out_dir), flush=True)
     runs = []
     started = time.monotonic()
-    interrupted = False
-    try:
-        for sc in scenarios:
-            run_scenario(sc, args, cli, out_dir, runs, cleanup)
-    except KeyboardInterrupt:
-        interrupted = True
-        print("\nbench/e2e/tunnel: interrupted; cleaning up", file=sys.stderr)
-    finally:
-        cleanup()
+    interrupted = driver.run_scenarios(scenarios, lambda sc: run_scenario(sc, args, cli, out_dir, runs, cleanup),
+                                       "bench/e2e/tunnel", cleanup)
     meta["wall_s"] = time.monotonic() - started
     meta["interrupted"] = interrupted
     text = report_tables(runs, meta, scenarios)
-    with open(os.path.join(out_dir, "report.md"), "w") as f:
-        f.write(text + "\n")
-    with open(os.path.join(out_dir, "summary.json"), "w") as f:
-        json.dump({"meta": meta, "runs": [{k: v for k, v in r.items() if k not in (
-            "server_report", "client_report", "timeline")} for r in runs]}, f, indent=2, default=str)
+    driver.write_outputs(out_dir, text, meta, runs, ("server_report", "client_report", "timeline"))
     print("\n" + text)
     for goal, status, figures in goals(group(runs), scenarios):
         print("{:4s} {}: {}".format(status, goal, figures))
@@ -624,51 +579,24 @@ def run_scenario(sc, args, cli, out_dir, runs, cleanup):
     bed = pathctl.PathTestbed(args.testbed_mpxdp, args.bed_prefix + sc["bed"], sc["rates"])
     run_dir = os.path.join(out_dir, sc["name"])
     os.makedirs(run_dir, exist_ok=True)
-    todo = plan(sc, args.system_list)
-    done = set()
     ctx = {"cli": cli, "run_dir": run_dir, "duration": args.duration, "budget_s": args.duration}
-    try:
-        cleanup.bed = bed
-        bed.up()
-        for repeat in range(args.repeats):  # interleaved: background load spreads over the systems
-            for system in todo:
-                tag = "{}-r{}".format(system.name, repeat + 1)
-                result = {"scenario": sc["name"], "system": system.name, "label": system.label, "repeat": repeat,
-                          "streams": system.streams, "testbed": bed.name, "rates_bps": bed.rates_bps,
-                          "tun_rates": sc["tun_rates"], "duration_req_s": args.duration, "ok": False, "events": [],
-                          "commands": []}
-                t0 = time.monotonic()
-                try:
-                    RUNNERS[system.runner](system, sc, bed, ctx, tag, result)
-                    if result.get("ok"):
-                        analyse(result, bed)
-                except Exception as error:  # a broken run is recorded, the scenario goes on
-                    filexfer._fail(result, "{}: {}".format(type(error).__name__, error))
-                finally:
-                    procs.kill_all()
-                    for link, reset in sc.get("reset", []):  # the next run starts on intact links
-                        bed.set_link(link, reset)
-                bad = [e for e in result["events"] if e["returncode"] != 0]
-                if bad and result.get("ok"):
-                    filexfer._fail(result, "testbed set failed: {}".format(bad[0]["stderr"]))
-                result["run_wall_s"] = time.monotonic() - t0
-                runs.append(result)
-                done.add((system.name, repeat))
-                with open(os.path.join(run_dir, tag + ".json"), "w") as f:
-                    json.dump(result, f, indent=1, default=str)
-                print_run(result)
-    except Exception as error:  # test bed set-up: record every run it prevented
-        why = "scenario set-up failed: {}: {}".format(type(error).__name__, error)
-        print("  {:12s} {}".format(sc["name"], why), flush=True)
-        for system in todo:
-            for repeat in range(args.repeats):
-                if (system.name, repeat) not in done:
-                    runs.append({"scenario": sc["name"], "system": system.name, "repeat": repeat, "ok": False,
-                                 "error": why})
-    finally:
-        procs.kill_all()
-        bed.down()
-        cleanup.bed = None
+
+    def run_one(system, repeat):
+        tag = "{}-r{}".format(system.name, repeat + 1)
+        result = {"scenario": sc["name"], "system": system.name, "label": system.label, "repeat": repeat,
+                  "streams": system.streams, "testbed": bed.name, "rates_bps": bed.rates_bps,
+                  "tun_rates": sc["tun_rates"], "duration_req_s": args.duration, "ok": False, "events": [],
+                  "commands": []}
+
+        def run():
+            RUNNERS[system.runner](system, sc, bed, ctx, tag, result)
+            if result.get("ok"):
+                analyse(result, bed)
+        result["run_wall_s"] = driver.guarded_run(result, bed, run, sc.get("reset", []), filexfer._fail)
+        return tag, result
+
+    driver.drive_scenario(sc["name"], bed, [plan(sc, args.system_list)], args.repeats, run_one, print_run, run_dir,
+                          runs, 12, cleanup=cleanup)
 
 
 def print_run(r):
