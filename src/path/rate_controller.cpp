@@ -106,7 +106,6 @@ class AutoRateController final : public RateController {
     if (episode_) episodePeak_ = std::max(episodePeak_, queueDelay_);
     srtt_ = s.srttNs;
     smoothedLoss_ = s.lossRate;
-    appLimited_ = s.appLimited;
     if (s.deliveryRateBps != 0 && !s.appLimited) roundFull_ = true;
     roundAcked_ += s.ackedBytes;
     if (s.deliveryRateBps != 0) {
@@ -135,17 +134,15 @@ class AutoRateController final : public RateController {
     }
     switch (phase_) {
       case RatePhase::kStartup:
-        if (!appLimited_ && delaySignal()) enterDrain(now);
+        if (delaySignal()) enterDrain(now);
         break;
       case RatePhase::kDrain:
         if (owdValid_ && queueDelay_ <= queueThreshold() / 4) enterProbe(now);
         break;
       case RatePhase::kProbe:
-        // A queue that is already falling after a back-off is ours draining;
-        // one that builds while we send less than the path takes is not ours.
-        if (!appLimited_ && delaySignal() &&
-            (!episode_ ||
-             static_cast<double>(queueDelay_) >= kQueueFalling * static_cast<double>(lastBackoffQueue_))) {
+        // A queue that is already falling after a back-off is ours draining.
+        if (delaySignal() && (!episode_ || static_cast<double>(queueDelay_) >=
+                                               kQueueFalling * static_cast<double>(lastBackoffQueue_))) {
           backOff(now, true);
         }
         probeSlots(now);
@@ -305,8 +302,7 @@ class AutoRateController final : public RateController {
     }
     // Sharing a queue with a loss-based flow: decrease as TCP does, so both keep a share.
     lastBackoffQueue_ = queueDelay_;
-    // An app-limited sample shows what we sent, not what the path takes.
-    if (latestSample_ != 0 && !appLimited_) {
+    if (latestSample_ != 0) {
       // At most halve per back-off: the samples may lag a queue that is draining.
       const std::uint64_t target = lossOnly_ ? scale(latestSample_, kLossOnlyDecrease) : latestSample_;
       bw_.reset(roundCount_, std::max(target, bw() / 2));
@@ -431,8 +427,7 @@ class AutoRateController final : public RateController {
   std::uint64_t rng_;
   std::uint64_t initialRate_ = 0;
   RatePhase phase_ = RatePhase::kStartup;
-  bool appLimited_ = false;  // the latest ACK's: the path carried less than it was paced at
-  bool roundFull_ = false;   // this round had a delivery sample that was not app-limited
+  bool roundFull_ = false;  // this round had a delivery sample that was not app-limited
   std::uint64_t pacing_ = 0;
   std::uint64_t seed_ = 0;
   WindowedMax<std::uint64_t> bw_;  // time unit: rounds

@@ -466,46 +466,5 @@ TEST(RateControllerTest, AppLimitedRoundsDoNotEndStartup) {
   EXPECT_NE(c.phase(), RatePhase::kStartup);
 }
 
-// The reverse direction of a tunnel carries TCP ACKs: app-limited, far below
-// the path's rate, while the data the other way (or a busy host) makes the
-// one-way delay grow. That queue is not ours: backing off to the ACKs'
-// delivery rate halved the estimate every round, down to ~1 Mbit/s, and the
-// path then needed seconds to carry a real load.
-TEST(RateControllerTest, AppLimitedPathDoesNotBackOffOnDelay) {
-  RateControlOptions options;
-  options.capBps = 300'000'000;
-  auto made = makeRateController(options);
-  ASSERT_TRUE(made.ok());
-  RateController& c = **made;
-  std::uint64_t lowest = c.pacingRateBps();
-  for (std::uint64_t t = 0; t < 2'000'000'000; t += 2'000'000) {
-    AckSample sample;
-    sample.nowNs = t;
-    sample.deliveryRateBps = 2'000'000;
-    sample.appLimited = true;
-    sample.srttNs = 1'000'000;
-    sample.minRttNs = 1'000'000;
-    sample.owdValid = true;
-    sample.queueDelayNs = t < 100'000'000 ? 0 : 8'000'000;  // a queue builds after 100 ms
-    sample.ackedBytes = 500;
-    c.onAck(sample);
-    lowest = std::min(lowest, c.pacingRateBps());
-  }
-  EXPECT_GE(lowest, 250'000'000u);  // cruising near the cap, never backed off
-  // Not app-limited, the same delay is congestion: the rate falls.
-  for (std::uint64_t t = 2'000'000'000; t < 2'100'000'000; t += 2'000'000) {
-    AckSample sample;
-    sample.nowNs = t;
-    sample.deliveryRateBps = 150'000'000;
-    sample.srttNs = 1'000'000;
-    sample.minRttNs = 1'000'000;
-    sample.owdValid = true;
-    sample.queueDelayNs = 8'000'000;
-    sample.ackedBytes = 40'000;
-    c.onAck(sample);
-  }
-  EXPECT_LT(c.pacingRateBps(), 200'000'000u);
-}
-
 }  // namespace
 }  // namespace mpxdp::path
