@@ -5,6 +5,7 @@
 
 #include <sched.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <string>
 
@@ -65,6 +66,20 @@ Result<int> pinThreadToCpu(std::optional<int> cpu) {
     return Error::fromErrno("pinning to CPU " + std::to_string(target));
   }
   return target;
+}
+
+void waitOnFds(std::vector<pollfd>& fds, std::uint64_t deadlineNs) noexcept {
+  const std::uint64_t now = monotonicNs();
+  if (deadlineNs <= now) return;
+  const std::uint64_t waitNs = std::min(deadlineNs - now, kMaxWaitNs);
+  if (fds.empty()) {
+    sleepUntilOrStopped(now + waitNs);
+    return;
+  }
+  timespec timeout{static_cast<time_t>(waitNs / 1'000'000'000ULL),
+                   static_cast<long>(waitNs % 1'000'000'000ULL)};
+  for (auto& fd : fds) fd.revents = 0;
+  (void)ppoll(fds.data(), fds.size(), &timeout, nullptr);
 }
 
 }  // namespace mpxdp::cli

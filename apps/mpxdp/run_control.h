@@ -2,8 +2,11 @@
 // loops check it, finish the stream and print their final report.
 #pragma once
 
+#include <poll.h>
+
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "mpxdp/error.h"
 
@@ -19,6 +22,12 @@ int stopSignal() noexcept;
 std::uint64_t monotonicNs() noexcept;
 // Sleeps until deadlineNs, returning early when a stop signal arrives.
 void sleepUntilOrStopped(std::uint64_t deadlineNs) noexcept;
+
+// Bound on every wait of the run loops, so reports and signals are never late by more.
+inline constexpr std::uint64_t kMaxWaitNs = 50'000'000;
+// Waits until one of fds is readable, deadlineNs (at most kMaxWaitNs from
+// now) or a signal; with no fds, sleeps.
+void waitOnFds(std::vector<pollfd>& fds, std::uint64_t deadlineNs) noexcept;
 
 // Pins the calling thread to cpu (default: the CPU it runs on now) and
 // returns that CPU. On veth a thread that migrates enqueues consecutive

@@ -1,7 +1,5 @@
 #include "transfer.h"
 
-#include <poll.h>
-
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -20,23 +18,7 @@ namespace {
 constexpr std::uint64_t kSleepBatchPackets = 24;
 // How often a sending loop that never runs dry still reads its paths (ACKs, PINGs, CLOSE).
 constexpr std::uint64_t kControlPollNs = 200'000;
-// Bound on every wait, so reports and signals are never late by more.
-constexpr std::uint64_t kMaxWaitNs = 50'000'000;
 constexpr std::uint64_t kRateRefreshNs = 10'000'000;
-
-void waitFor(std::vector<pollfd>& fds, std::uint64_t deadlineNs) {
-  const std::uint64_t now = monotonicNs();
-  if (deadlineNs <= now) return;
-  const std::uint64_t waitNs = std::min(deadlineNs - now, kMaxWaitNs);
-  if (fds.empty()) {
-    sleepUntilOrStopped(now + waitNs);
-    return;
-  }
-  timespec timeout{static_cast<time_t>(waitNs / 1'000'000'000ULL),
-                   static_cast<long>(waitNs % 1'000'000'000ULL)};
-  for (auto& fd : fds) fd.revents = 0;
-  (void)ppoll(fds.data(), fds.size(), &timeout, nullptr);
-}
 
 }  // namespace
 
@@ -211,7 +193,7 @@ TransferResult runTransfer(Endpoint& endpoint, Connection& connection, const Tra
       }
       wake = std::min({wake, std::max(connection.nextSendTimeNs(payload), now + batchNs), sendEndNs});
     }
-    if (!busy) waitFor(fds, wake);
+    if (!busy) waitOnFds(fds, wake);
   }
   if (sends && result.sendDurationS == 0) result.sendDurationS = seconds(std::max(lastSendNs, startNs));
   if (receives && firstDeliveryNs != 0)

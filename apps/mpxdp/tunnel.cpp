@@ -1,7 +1,5 @@
 #include "tunnel.h"
 
-#include <poll.h>
-
 #include <algorithm>
 #include <cerrno>
 
@@ -11,23 +9,11 @@
 namespace mpxdp::cli {
 namespace {
 
-// Bound on every wait, so reports and signals are never late by more.
-constexpr std::uint64_t kMaxWaitNs = 50'000'000;
 // TUN reads per round before the paths get their turn: a full batch of
 // super-packets is ~45 path packets each.
 constexpr int kReadsPerRound = 64;
 // How often the server looks for a newer connection (a restarted peer).
 constexpr std::uint64_t kReplaceCheckNs = 20'000'000;
-
-void waitFor(std::vector<pollfd>& fds, std::uint64_t deadlineNs) {
-  const std::uint64_t now = monotonicNs();
-  if (deadlineNs <= now) return;
-  const std::uint64_t waitNs = std::min(deadlineNs - now, kMaxWaitNs);
-  timespec timeout{static_cast<time_t>(waitNs / 1'000'000'000ULL),
-                   static_cast<long>(waitNs % 1'000'000'000ULL)};
-  for (auto& fd : fds) fd.revents = 0;
-  (void)ppoll(fds.data(), fds.size(), &timeout, nullptr);
-}
 
 std::uint8_t ipVersion(std::span<const std::uint8_t> packet) { return packet.empty() ? 0 : packet[0] >> 4; }
 
@@ -247,7 +233,7 @@ TunnelPump::Outcome TunnelPump::run(Endpoint& endpoint, Connection& connection, 
     std::uint64_t wake = std::min({endpoint.nextDeadlineNs(), nextReportNs, now + kMaxWaitNs});
     if (!mayRead) wake = std::min(wake, std::max(connection.nextSendTimeNs(maxPacket), now + 20'000));
     fds[0].events = mayRead ? POLLIN : 0;
-    waitFor(fds, wake);
+    waitOnFds(fds, wake);
   }
   if (outcome.endedBy.empty()) {
     outcome.endedBy = "peer";
@@ -268,7 +254,7 @@ Result<void> TunnelPump::discardUntil(Endpoint& endpoint, std::uint64_t deadline
     if (*got == 0) break;
     ++counters_.droppedNoConnection;
   }
-  waitFor(fds, std::min(deadlineNs, endpoint.nextDeadlineNs()));
+  waitOnFds(fds, std::min(deadlineNs, endpoint.nextDeadlineNs()));
   return {};
 }
 
