@@ -1335,6 +1335,50 @@ TEST(Reliable, BothSidesStopWithinTheAbortTimeWhenThePeerGoesAway) {
   }
 }
 
+// A reliable stream is never delivered past a hole: when the sender dies with
+// payloads held behind a lost one, the receiver fails (peer timeout) and drops
+// them, so the application never sees a gap (a file receiver reported "payload
+// N missing" instead of the peer's death when abandon() flushed them out).
+TEST(Reliable, ASenderThatDiesWithAHoleOpenDeliversNothingPastIt) {
+  auto links = threeLinks(100 * kUs, 100 * kUs, 100 * kUs);
+  bool holeOnPath1 = false;
+  bool dead = false;
+  for (std::size_t i = 0; i < links.size(); ++i) {
+    links[i].toServer.drop = [&, i](std::uint64_t, std::span<const std::uint8_t>) {
+      return dead || (i == 1 && holeOnPath1);
+    };
+  }
+  ConnectionConfig config = reliableConfig();
+  config.peerTimeoutNs = 500 * kMs;
+  Pair pair(config, std::move(links));
+  ASSERT_TRUE(pair.handshake());
+  pair.sendCopying(600);
+  holeOnPath1 = true;
+  pair.sendCopying(30, 1 * kUs);
+  dead = true;  // from now on: what is in flight still arrives, retransmissions do not
+  for (int i = 0; i < 10; ++i) {
+    pair.clock().advance(100 * kUs);
+    pair.drain();
+  }
+  ASSERT_GT(pair.server().state().heldPackets, 0u) << "nothing held behind the hole: the test proves nothing";
+  for (int i = 0; i < 200 && !pair.server().done(); ++i) {
+    pair.clock().advance(10 * kMs);
+    pair.drain();
+  }
+  ASSERT_TRUE(pair.server().done());
+  ASSERT_TRUE(pair.server().error().has_value());
+  EXPECT_EQ(pair.server().error()->code(), ETIMEDOUT);
+  const auto& got = pair.delivered();
+  for (std::uint64_t i = 0; i < got.size(); ++i) {
+    if (got[i] != i) {
+      ADD_FAILURE() << "delivered[" << i << "] = " << got[i] << ": past a hole";
+      break;
+    }
+  }
+  EXPECT_LT(got.size(), 630u);
+  EXPECT_EQ(pair.server().stats().lost, 0u);
+}
+
 // The receiving side is done only once the application took the last
 // payload: a loop that stops at done() reads the whole stream (issue 9: a
 // file receiver lost its last 362 payloads this way).

@@ -121,7 +121,12 @@ void ReceiveStream::onDrained(std::uint64_t drainedNs, std::uint64_t nowNs) noex
 
 void ReceiveStream::abandon() noexcept {
   if (finished_) return;
+  // Reliable: what is held sits behind a hole that will never be filled; the
+  // application must not see the gap, so it is dropped, not delivered.
+  dropHeld_ = config_.reliable;
   reorderer_->flush(sink_);
+  dropHeld_ = false;
+  links_.flushReleases();
   finished_ = true;
 }
 
@@ -265,6 +270,10 @@ void ReceiveStream::freeEntry(std::uint32_t index) noexcept {
 
 void ReceiveStream::Sink::deliver(const reorder::ArrivingPacket& packet, std::uint64_t holdNs) {
   const auto index = static_cast<std::uint32_t>(packet.cookie);
+  if (stream_.dropHeld_) {
+    stream_.freeEntry(index);
+    return;
+  }
   HeldEntry& entry = stream_.table_[index];
   entry.state = EntryState::kReady;
   stream_.ready_[(stream_.readyHead_ + stream_.readyCount_) % stream_.ready_.size()] = index;
@@ -276,6 +285,7 @@ void ReceiveStream::Sink::deliver(const reorder::ArrivingPacket& packet, std::ui
 }
 
 void ReceiveStream::Sink::lost(std::uint64_t /*firstSeq*/, std::uint64_t count) {
+  if (stream_.dropHeld_) return;  // abandoned: a failed stream, not a loss
   stream_.lostDeclared_ += count;
   stream_.accounted_ += count;
 }

@@ -132,6 +132,7 @@ class ReceiveStream {
   std::uint64_t badReleases_ = 0;
   HoldHistogram hold_;
 
+  bool dropHeld_ = false;  // abandon() of a reliable stream: the sink frees, not delivers
   bool anyArrival_ = false;
   std::uint64_t lastArrivalNs_ = 0;
   bool endSeen_ = false;
