@@ -206,14 +206,20 @@ TEST(SendRecvTest, BidirectionalCarriesBothDirectionsInOrder) {
   for (const auto* side : {&t->sender, &t->receiver}) {
     ASSERT_TRUE(side->contains("send") && side->contains("recv")) << side->dump();
     const auto& r = side->at("recv");
-    EXPECT_EQ(r.at("lost_packets").get<std::uint64_t>(), 0u) << r.dump();
     EXPECT_EQ(r.at("out_of_order_delivered").get<std::uint64_t>(), 0u);
     EXPECT_EQ(r.at("corrupt_packets").get<std::uint64_t>(), 0u);
     EXPECT_GT(r.at("delivered_packets").get<std::uint64_t>(), 10000u);
   }
-  // What each side sent is what the other delivered.
-  EXPECT_EQ(t->sender.at("send").at("sent_packets"), t->receiver.at("recv").at("delivered_packets"));
-  EXPECT_EQ(t->receiver.at("send").at("sent_packets"), t->sender.at("recv").at("delivered_packets"));
+  // What each side sent is what the other delivered or declared lost. Without
+  // --reliable a loss is IP semantics: CI once lost 2 of ~100,000 with both
+  // ends and ASan sharing 2 cores; more than 0.1 % is a bug.
+  for (const auto& [from, to] : {std::pair{&t->sender, &t->receiver}, std::pair{&t->receiver, &t->sender}}) {
+    const auto& r = to->at("recv");
+    const auto sent = from->at("send").at("sent_packets").get<std::uint64_t>();
+    const auto lost = r.at("lost_packets").get<std::uint64_t>();
+    EXPECT_EQ(r.at("delivered_packets").get<std::uint64_t>() + lost, sent) << r.dump();
+    EXPECT_LE(lost, sent / 1000) << r.dump();
+  }
 }
 
 TEST(SendRecvTest, ReverseHasTheReceiverSend) {
@@ -224,8 +230,11 @@ TEST(SendRecvTest, ReverseHasTheReceiverSend) {
   ASSERT_TRUE(t);
   EXPECT_EQ(t->sender.at("role"), "recv");
   EXPECT_EQ(t->receiver.at("role"), "send");
-  EXPECT_EQ(t->sender.at("lost_packets").get<std::uint64_t>(), 0u);
-  EXPECT_EQ(t->sender.at("delivered_packets"), t->receiver.at("sent_packets"));
+  // Unreliable: a rare loss under CPU pressure is allowed, a lost count is not.
+  const auto lost = t->sender.at("lost_packets").get<std::uint64_t>();
+  EXPECT_LE(lost, t->receiver.at("sent_packets").get<std::uint64_t>() / 1000) << t->sender.dump();
+  EXPECT_EQ(t->sender.at("delivered_packets").get<std::uint64_t>() + lost,
+            t->receiver.at("sent_packets").get<std::uint64_t>());
   EXPECT_EQ(t->receiver.at("receiver").at("delivered_packets"), t->sender.at("delivered_packets"));
 }
 
