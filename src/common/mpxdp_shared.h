@@ -61,6 +61,11 @@ struct mpxdp_hdr {
 } __attribute__((packed));
 
 #define MPXDP_HDR_LEN 28
+
+/* Packet header v2 flags (issue 11, docs/wire-format.md "Protected packets"). */
+#define MPXDP_HDR_FLAG_PROTECTED 0x01 /* session-key AEAD: frames sealed, tag after them */
+#define MPXDP_HDR_FLAG_HANDSHAKE 0x02 /* pre-shared-key AEAD: tag and a 32-byte random after the frames */
+#define MPXDP_HDR_FLAG_KEY_PHASE 0x04 /* session key phase (key update) */
 MPXDP_STATIC_ASSERT(sizeof(struct mpxdp_hdr) == MPXDP_HDR_LEN, "mpxdp_hdr is 28 bytes on the wire");
 MPXDP_STATIC_ASSERT(__builtin_offsetof(struct mpxdp_hdr, version) == 2, "version offset");
 MPXDP_STATIC_ASSERT(__builtin_offsetof(struct mpxdp_hdr, flags) == 3, "flags offset");
