@@ -41,6 +41,7 @@ struct RecvOptions {
   double timeoutMs = 0;  // 0: adaptive
   bool noFastLoss = false;
   ReliabilityArgs reliability;
+  SecurityArgs security;  // --key (repeatable: one per peer)
   std::string file;  // -F
 };
 
@@ -96,6 +97,7 @@ void declareRecv(CLI::App* app) {
   app->add_flag(
       "--redundant", options.reliability.redundant,
       "when this side sends (-R, --bidir): each payload on the two paths where it would arrive first");
+  declareSecurity(app, options.security, true);
   app->add_option("--reliable-window", options.reliability.windowPackets,
                   "reliable mode: the receive window in payloads (power of two, 64..65536, at most --window; "
                   "default 4096)")
@@ -145,6 +147,8 @@ int runRecv(CLI::App* /*app*/) {
   }
   EndpointConfig config;
   if (auto checked = applyPathControl(options.pathControl, {}, config.connection); !checked)
+    return usageError(checked.error());
+  if (auto checked = applySecurity(options.security, config.security); !checked)
     return usageError(checked.error());
 
   // Enter the namespace first: sockets and the program belong to the namespace they are made in.
@@ -197,6 +201,7 @@ int runRecv(CLI::App* /*app*/) {
     if (conn == nullptr) break;  // stopped
     ++served;
     RunDescription run = describeRun(ep, *plans, *backend, options.cpu);
+    run.security = securityText(config.security);
     run.scheduler = options.pathControl.scheduler;
     run.pacing = options.pathControl.pacing;
     run.intervalS = options.intervalS;

@@ -41,6 +41,7 @@ struct SendOptions {
   bool reverse = false;
   double connectTimeoutS = 3.0;
   ReliabilityArgs reliability;
+  SecurityArgs security;  // --key, --cipher
   std::string file;  // -F
 };
 
@@ -123,6 +124,7 @@ void declareSend(CLI::App* app) {
       "--redundant", options.reliability.redundant,
       "send each payload on the two paths where it would arrive first (the receiver keeps the first "
       "copy)");
+  declareSecurity(app, options.security, false);
   app->add_option("--reliable-window", options.reliability.windowPackets,
                   "reliable mode: payloads in flight unacknowledged (power of two, 64..65536; default 4096)")
       ->type_name("PACKETS");
@@ -180,6 +182,8 @@ int runSend(CLI::App* app) {
   }
   EndpointConfig config;
   if (auto checked = applyReliability(options.reliability, config.connection, true); !checked)
+    return usageError(checked.error());
+  if (auto checked = applySecurity(options.security, config.security); !checked)
     return usageError(checked.error());
   // Names first (before entering a test bed); --pacing fixed is checked against the links below.
   if (auto checked = applyPathControl(options.pathControl, {}, config.connection); !checked)
@@ -240,6 +244,7 @@ int runSend(CLI::App* app) {
     source->start(payloadBytes);
   }
   RunDescription run = describeRun(**endpoint, *plans, *backend, options.cpu);
+  run.security = securityText(config.security);
   run.payloadBytes = payloadBytes;
   run.reliable = config.connection.reliable;
   run.redundant = config.connection.redundant;

@@ -40,6 +40,7 @@ struct TunOptions {
   std::string reorder = "window";
   double reorderTimeoutMs = 0;  // 0: adaptive
   ReliabilityArgs reliability;  // --reliable, --redundant, --reliable-window, --abort-timeout
+  SecurityArgs security;        // --key, --cipher
   double intervalS = 0;
   bool json = false;
   int cpu = -1;
@@ -65,12 +66,14 @@ bool isUsageError(const Error& error) {
 }
 
 // The largest IP packet each link carries inside mpxdp's encapsulation.
-Result<std::uint32_t> linkPayloadMtu(const std::vector<LinkPlan>& plans) {
+// keyed: each packet also carries the AEAD tag.
+Result<std::uint32_t> linkPayloadMtu(const std::vector<LinkPlan>& plans, bool keyed) {
   std::uint32_t mtu = UINT32_MAX;
   for (const LinkPlan& plan : plans) {
     auto info = transport::interfaceInfo(plan.interface);
     if (!info) return info.error();
-    const std::uint32_t outer = (plan.localIp.isV4() ? 20U : 40U) + 8U + wire::kDataPacketOverhead;
+    const std::uint32_t outer = (plan.localIp.isV4() ? 20U : 40U) + 8U + wire::kDataPacketOverhead +
+                                (keyed ? static_cast<std::uint32_t>(kAeadTagLen) : 0U);
     if (info->mtu <= outer)
       return Error(EINVAL, fmt::format("{}: MTU {} is too small", plan.interface, info->mtu));
     mtu = std::min(mtu, info->mtu - outer);
@@ -156,6 +159,7 @@ void declareTun(CLI::App* app) {
       "both ends");
   app->add_flag("--redundant", options.reliability.redundant,
                 "send each packet on the two paths where it would arrive first");
+  declareSecurity(app, options.security, false);
   app->add_option("--reliable-window", options.reliability.windowPackets,
                   "--reliable: packets in flight per direction (power of two, 64..65536; default 4096)")
       ->type_name("PACKETS");
@@ -199,7 +203,7 @@ int runTun(CLI::App* /*app*/) {
     return usageError(Error(EINVAL, "--link " + first.interface + ": the peer address is this host's own"));
   const bool client = connectsFirst(first);
 
-  auto linkMtu = linkPayloadMtu(*plans);
+  auto linkMtu = linkPayloadMtu(*plans, !options.security.keyFiles.empty());
   if (!linkMtu) return reportError("tun", linkMtu.error());
   std::uint32_t mtu = *linkMtu;
   if (options.mtu != 0) {
@@ -219,6 +223,8 @@ int runTun(CLI::App* /*app*/) {
   // A restarted peer opens a new connection while the old one has not timed out yet.
   config.maxConnections = 2;
   if (auto checked = applyReliability(options.reliability, config.connection, true); !checked)
+    return usageError(checked.error());
+  if (auto checked = applySecurity(options.security, config.security); !checked)
     return usageError(checked.error());
   config.connection.handshakeTimeoutNs =
       std::min<std::uint64_t>(config.connection.peerTimeoutNs, 3'000'000'000);
@@ -256,7 +262,8 @@ int runTun(CLI::App* /*app*/) {
       return isUsageError(pinned.error()) ? usageError(pinned.error()) : reportError("tun", pinned.error());
   }
   installStopHandler();
-  const RunDescription baseRun = describeRun(ep, *plans, *backend, options.cpu);
+  RunDescription baseRun = describeRun(ep, *plans, *backend, options.cpu);
+  baseRun.security = securityText(config.security);
   if (!options.json) {
     std::string links;
     for (const std::string& mode : baseRun.linkModes) links += (links.empty() ? "" : "; ") + mode;
@@ -264,6 +271,7 @@ int runTun(CLI::App* /*app*/) {
                device.describeOffloads(), plans->size(), links);
     fmt::print("mpxdp tun: {} the peer {} (port {}, backend {})\n", client ? "connecting to" : "waiting for",
                first.peerIp->toString(), options.port, toString(*backend));
+    fmt::print("mpxdp tun: security: {}\n", baseRun.security);
     std::fflush(stdout);
   }
   fmt::print(stderr, "mpxdp tun: ready\n");

@@ -18,6 +18,8 @@ void declareDemo(CLI::App* app);
 int runDemo(CLI::App* app);
 void declareTun(CLI::App* app);
 int runTun(CLI::App* app);
+void declareGenkey(CLI::App* app);
+int runGenkey(CLI::App* app);
 
 namespace {
 
@@ -29,6 +31,8 @@ constexpr std::array kCommands = {
             declareRecv, runRecv},
     Command{"tun", "Bond the links into a virtual interface for unmodified applications, both directions",
             declareTun, runTun},
+    Command{"genkey", "Print a new random pre-shared key for --key (base64; -o writes a mode-600 file)",
+            declareGenkey, runGenkey},
     Command{"demo",
             "Build a 3-link test bed, compare the reorderers and the kernel-UDP backend, tear it down",
             declareDemo, runDemo},

@@ -115,6 +115,7 @@ void Reporter::begin() {
     fmt::print(out_, "mpxdp recv: {} link(s), backend {}, reorder {}{}, {}\n", run_.linkNames.size(),
                run_.backend, run_.reorder, run_.reliable ? ", reliable" : "", cpuText(run_.cpu));
   }
+  if (!run_.security.empty()) fmt::print(out_, "  security: {}\n", run_.security);
   if (!run_.file.empty()) fmt::print(out_, "  file: {}\n", printableName(run_.file));
   for (std::size_t l = 0; l < run_.linkModes.size(); ++l) {
     fmt::print(out_, "  link {}: {}{}{}\n", l, run_.linkModes[l],
@@ -347,6 +348,13 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
   j["flow_blocked_ms"] = static_cast<double>(stats.flowBlockedNs) / 1e6;
   j["max_stall_ms"] = static_cast<double>(stats.maxStallNs) / 1e6;
   j["duplicates"] = stats.duplicates;
+  // Packet protection (issue 11).
+  j["authenticated"] = stats.cipher != 0;
+  j["cipher"] = stats.cipher != 0 ? nlohmann::json(cipherName(static_cast<CipherKind>(stats.cipher)))
+                                  : nlohmann::json(nullptr);
+  j["auth_failed_packets"] = stats.authFailed + endpoint.authFailed;
+  j["replayed_packets"] = stats.replayed;
+  j["key_updates"] = {{"sent", stats.keyUpdatesSent}, {"received", stats.keyUpdatesReceived}};
   nlohmann::json malformed;
   malformed["connection"] = stats.malformed;
   malformed["endpoint"] = endpoint.malformed;
@@ -563,6 +571,15 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
              endpoint.steering
                  ? fmt::format(", xdp {} (no socket {})", endpoint.xdpMalformed, endpoint.xdpNoSocket)
                  : std::string());
+  if (stats.cipher != 0) {
+    fmt::print(out_, "security: {}; failed authentication {}, replays {}, key updates {} sent {} received\n",
+               cipherName(static_cast<CipherKind>(stats.cipher)), stats.authFailed + endpoint.authFailed,
+               stats.replayed, stats.keyUpdatesSent, stats.keyUpdatesReceived);
+  } else {
+    fmt::print(out_, "security: none, the connection is not authenticated (no --key){}\n",
+               endpoint.authFailed > 0 ? fmt::format("; {} packets failed authentication", endpoint.authFailed)
+                                       : std::string());
+  }
   fmt::print(out_, "CPU time: {:.2f} s user, {:.2f} s system; ended by {}\n", ending.cpu.userS,
              ending.cpu.systemS, ending.reason);
   if (file_) {

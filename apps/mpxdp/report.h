@@ -37,6 +37,7 @@ struct RunDescription {
   bool reliable = false;   // --reliable (or -F)
   bool redundant = false;  // --redundant
   std::string file;        // -F: what the header line says about the file
+  std::string security;    // securityText(): the cipher, or that nothing is authenticated
 };
 
 // How far a file transfer got (interval reports: bytes, rate, ETA).

@@ -65,6 +65,48 @@ Result<void> applyPathControl(const PathControlArgs& args, const std::vector<Lin
   return {};
 }
 
+void declareSecurity(CLI::App* app, SecurityArgs& args, bool many) {
+  auto* key = app->add_option("--key", args.keyFiles,
+                              many ? "authenticate and encrypt every packet with the pre-shared key in FILE "
+                                     "(from `mpxdp genkey`, mode 600); repeat it to serve several peers, "
+                                     "each with its own key"
+                                   : "authenticate and encrypt every packet with the pre-shared key in FILE "
+                                     "(from `mpxdp genkey`, mode 600); the peer needs the same key");
+  key->type_name("FILE");
+  if (!many) key->expected(1);
+  app->add_option("--cipher", args.cipher,
+                  "with --key, the cipher this side asks for when it connects: aes-256-gcm or "
+                  "chacha20-poly1305 (default: the faster on this CPU; the accepting side follows)")
+      ->type_name("NAME");
+}
+
+Result<void> applySecurity(const SecurityArgs& args, SecurityOptions& security) {
+  if (!args.cipher.empty()) {
+    const auto cipher = parseCipherName(args.cipher);
+    if (!cipher) {
+      return Error(EINVAL, "--cipher: expected aes-256-gcm or chacha20-poly1305, got '" + args.cipher + "'");
+    }
+    if (args.keyFiles.empty()) return Error(EINVAL, "--cipher needs --key");
+    security.cipher = *cipher;
+  }
+  security.keys.clear();
+  for (const std::string& file : args.keyFiles) {
+    auto key = loadKeyFile(file);
+    if (!key) return key.error().wrap("--key");
+    if (std::find(security.keys.begin(), security.keys.end(), *key) != security.keys.end())
+      return Error(EINVAL, "--key " + file + ": the same key is given twice");
+    security.keys.push_back(*key);
+  }
+  return {};
+}
+
+std::string securityText(const SecurityOptions& security) {
+  if (security.keys.empty()) return "none: packets are neither authenticated nor encrypted (no --key)";
+  return fmt::format("authenticated and encrypted, {} ({} pre-shared key{})",
+                     cipherName(security.cipher.value_or(defaultCipher())), security.keys.size(),
+                     security.keys.size() == 1 ? "" : "s");
+}
+
 Result<void> applyReliability(const ReliabilityArgs& args, ConnectionConfig& config, bool sender) {
   if (!(args.abortTimeoutS > 0) || args.abortTimeoutS > 3600)
     return Error(EINVAL, "--abort-timeout must be in (0, 3600] seconds");

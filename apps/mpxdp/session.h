@@ -3,6 +3,8 @@
 // client, and the final reports.
 #pragma once
 
+#include <CLI/CLI.hpp>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -11,6 +13,7 @@
 #include "mpxdp/connection.h"
 #include "mpxdp/endpoint.h"
 #include "mpxdp/links.h"
+#include "mpxdp/security.h"
 #include "report.h"
 #include "transfer.h"
 
@@ -60,6 +63,19 @@ struct ReliabilityArgs {
 // The reliable window needs reliable mode and fits in the reorder window
 // (config.reorder.windowPackets); the sender raises its own to fit.
 Result<void> applyReliability(const ReliabilityArgs& args, ConnectionConfig& config, bool sender);
+
+// --key and --cipher of send, recv and tun (issue 11).
+struct SecurityArgs {
+  std::vector<std::string> keyFiles;  // a server (recv, tun) takes several: one per peer
+  std::string cipher;                 // "" : the faster one on this CPU
+};
+// many: --key may repeat (a server serving several peers).
+void declareSecurity(CLI::App* app, SecurityArgs& args, bool many);
+// Loads the key files (EINVAL/EPERM/ENOENT naming the file and what to do)
+// and checks --cipher; sets `security`.
+Result<void> applySecurity(const SecurityArgs& args, SecurityOptions& security);
+// "aes-256-gcm (pre-shared key)" or "none: packets are not authenticated (no --key)".
+std::string securityText(const SecurityOptions& security);
 
 // Final reports of both directions; with `combined` one JSON object
 // {"send": {...}, "recv": {...}} on stdout.

@@ -148,6 +148,10 @@ struct ConnectionState {
   bool endedByIdleTimeout = false;
   std::uint64_t heldPackets = 0;  // buffers held (reorderer, queue, application)
   bool peerReportReceived = false;
+  // Packets authenticated and encrypted (EndpointConfig::security has a key).
+  bool authenticated = false;
+  std::uint8_t cipher = 0;     // CipherKind (security.h) when authenticated
+  std::uint32_t keyIndex = 0;  // which of the endpoint's keys the peer holds
 };
 
 struct HoldTimeSummary {
@@ -234,6 +238,14 @@ struct ConnectionStats {
   // beyond their path's.
   std::uint64_t implausible = 0;
   std::uint64_t malformed = 0;  // frames of this connection that failed to parse or broke the rules
+  // Keyed connections: packets that did not open (wrong key, forged, corrupt,
+  // or without protection), and packets dropped as replays (opened before, or
+  // older than the replay window).
+  std::uint8_t cipher = 0;  // CipherKind (security.h); 0: not authenticated (no key)
+  std::uint64_t authFailed = 0;
+  std::uint64_t replayed = 0;
+  std::uint64_t keyUpdatesSent = 0;
+  std::uint64_t keyUpdatesReceived = 0;
   HoldTimeSummary hold;
   std::vector<PathStats> paths;
   // Path state changes, oldest first (timeNs on the connection's clock).

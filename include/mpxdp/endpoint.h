@@ -19,6 +19,7 @@
 #include "mpxdp/error.h"
 #include "mpxdp/export.h"
 #include "mpxdp/packet_io.h"
+#include "mpxdp/security.h"
 
 namespace mpxdp {
 
@@ -39,6 +40,8 @@ struct EndpointConfig {
   bool acceptIncoming = false;
   // Connections at once; further HELLOs are refused with CLOSE(busy).
   std::uint32_t maxConnections = 1;
+  // Keys: every packet authenticated and encrypted (security.h).
+  SecurityOptions security;
 };
 
 // Packets the endpoint could not give to any connection.
@@ -48,6 +51,9 @@ struct EndpointStats {
   std::uint64_t unknownConnection = 0;  // a connection id we do not have (answered with CLOSE)
   std::uint64_t refused = 0;            // HELLOs refused (busy, mismatch)
   std::uint64_t linkMalformed = 0;      // frames whose outer headers failed to decode, all paths
+  // Keyed: packets for no connection that did not open with any key, or came
+  // without protection; dropped without an answer.
+  std::uint64_t authFailed = 0;
   std::uint8_t lastForeignVersion = 0;  // the wire version of the last mismatched packet
   std::string lastRefusal;              // why the last HELLO was refused
   std::uint32_t lastRefusedConnId = 0;  // and its connection id

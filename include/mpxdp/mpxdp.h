@@ -14,3 +14,4 @@
 #include "mpxdp/options.h"     // SchedulerKind, ReorderKind, ReorderOptions
 #include "mpxdp/packet_io.h"   // PacketIo, the link interface
 #include "mpxdp/path.h"        // PathState, PathEvent
+#include "mpxdp/security.h"    // SecurityOptions, keys, ciphers

@@ -61,6 +61,23 @@ Result<std::unique_ptr<ConnectionImpl>> ConnectionImpl::create(const ConnectionC
     }
   }
   auto connection = std::make_unique<ConnectionImpl>(config, paths, clock, params);
+  if (params.key) {
+    crypto::ProtectionOptions protection;
+    protection.cipher = static_cast<crypto::Cipher>(params.cipher);
+    if (params.rotateAfterPackets != 0) protection.rotateAfterPackets = params.rotateAfterPackets;
+    if (params.rotateAfterNs != 0) protection.rotateAfterNs = params.rotateAfterNs;
+    const crypto::Side side =
+        params.role == ConnectionRole::kClient ? crypto::Side::kClient : crypto::Side::kServer;
+    auto protector = crypto::PacketProtection::create(*params.key, side, params.connId, paths.size(),
+                                                        params.ownRandom, protection);
+    if (!protector) return protector.error().wrap("packet protection");
+    connection->protection_ = std::move(*protector);
+    // A server knows both randoms from the client's HELLO: its keys are ready.
+    if (params.role == ConnectionRole::kServer &&
+        !connection->protection_->setPeerRandom(params.peerRandom, protection.cipher)) {
+      return Error(EPROTO, "packet protection: session keys");
+    }
+  }
   for (std::size_t l = 0; l < paths.size(); ++l) {
     path::RateControlOptions rate;
     rate.kind =
@@ -76,7 +93,9 @@ Result<std::unique_ptr<ConnectionImpl>> ConnectionImpl::create(const ConnectionC
   }
   connection->refreshUsable();
   if (connection->sends_) {
-    auto send = SendStream::create(config, paths, clock, *connection, params.connId, connection->maxPayload_);
+    const auto tailroom = static_cast<std::uint32_t>(params.key ? crypto::kSessionOverhead : 0);
+    auto send =
+        SendStream::create(config, paths, clock, *connection, params.connId, connection->maxPayload_, tailroom);
     if (!send) return send.error();
     connection->send_ = std::move(*send);
     if (config.reliable) {
@@ -142,8 +161,61 @@ void ConnectionImpl::start(std::uint64_t nowNs) noexcept {
 
 void ConnectionImpl::onPacket(std::uint16_t link, const RxPacket& packet, const wire::PacketHeader& header,
                               std::uint64_t nowNs, std::uint64_t pushNs) noexcept {
-  const std::span<const std::uint8_t> body(packet.data + wire::kPacketHeaderLen,
-                                           packet.length - wire::kPacketHeaderLen);
+  std::size_t framesLength = packet.length - wire::kPacketHeaderLen;
+  packetRandom_.reset();
+  if (protection_ && !unprotect(link, packet, header, framesLength, nowNs)) return;
+  process(link, packet, header, std::span<const std::uint8_t>(packet.data + wire::kPacketHeaderLen, framesLength),
+          nowNs, pushNs);
+  packetRandom_.reset();
+}
+
+void ConnectionImpl::onOpenedFirstPacket(std::uint16_t link, const RxPacket& packet,
+                                         const wire::PacketHeader& header, std::size_t framesLength,
+                                         std::uint64_t nowNs, std::uint64_t pushNs) noexcept {
+  if (protection_) protection_->acceptOpened(header.pathId, header.packetNumber);
+  packetRandom_ = params_.peerRandom;
+  process(link, packet, header, std::span<const std::uint8_t>(packet.data + wire::kPacketHeaderLen, framesLength),
+          nowNs, pushNs);
+  packetRandom_.reset();
+}
+
+bool ConnectionImpl::unprotect(std::uint16_t link, const RxPacket& packet, const wire::PacketHeader& header,
+                               std::size_t& framesLength, std::uint64_t nowNs) noexcept {
+  // The buffer is this connection's until released (UMEM or the UDP backend's
+  // own memory): it is opened in place.
+  const std::span<std::uint8_t> bytes(const_cast<std::uint8_t*>(packet.data), packet.length);
+  crypto::OpenResult result = crypto::OpenResult::kAuthFailed;
+  if ((header.flags & MPXDP_HDR_FLAG_HANDSHAKE) != 0) {
+    crypto::OpenedHandshake opened;
+    result = protection_->openHandshakePacket(header.pathId, header.packetNumber, bytes, opened);
+    if (result == crypto::OpenResult::kOk) {
+      framesLength = opened.framesLength;
+      packetRandom_ = opened.random;
+    }
+  } else if ((header.flags & MPXDP_HDR_FLAG_PROTECTED) != 0) {
+    result = protection_->open(header.pathId, header.packetNumber, bytes, framesLength, nowNs);
+    if (result == crypto::OpenResult::kOk) peerProven_ = true;
+  } else {
+    ++unauthenticated_;
+    // A keyed client hears why an unkeyed server refuses it, as a hint in its error only.
+    if (params_.role == ConnectionRole::kClient && !established_) {
+      const auto first = wire::parseFrame(std::span<const std::uint8_t>(packet.data + wire::kPacketHeaderLen,
+                                                                        packet.length - wire::kPacketHeaderLen));
+      const auto* close = first.ok() ? std::get_if<wire::CloseFrame>(&first.value.frame) : nullptr;
+      if (close != nullptr && close->errorCode != 0) unauthenticatedClose_ = std::string(close->reason);
+    }
+  }
+  if (result != crypto::OpenResult::kOk) {
+    links_.queueRelease(link, packet);
+    return false;
+  }
+  links_.learnPeer(link, packet);
+  return true;
+}
+
+void ConnectionImpl::process(std::uint16_t link, const RxPacket& packet, const wire::PacketHeader& header,
+                             std::span<const std::uint8_t> body, std::uint64_t nowNs,
+                             std::uint64_t pushNs) noexcept {
   if (header.pathId != link) {
     // A packet numbered for another path: the two ends list their links in
     // another order. A HELLO (each path's first packet) makes that fatal; a
@@ -327,6 +399,15 @@ void ConnectionImpl::onHello(std::uint16_t link, const wire::HelloFrame& hello,
   if (fromServer != (params_.role == ConnectionRole::kClient)) {
     ++malformed_;
     return;
+  }
+  if (protection_) {
+    // A keyed HELLO comes only in a handshake packet, with the sender's random;
+    // the server's gives the client its session keys, in the cipher it chose.
+    if (!packetRandom_ || hello.cipher != static_cast<std::uint8_t>(params_.cipher) ||
+        !protection_->setPeerRandom(*packetRandom_, static_cast<crypto::Cipher>(params_.cipher))) {
+      ++malformed_;
+      return;
+    }
   }
   peerHello_.pathNames[link] = std::string(hello.name);
   helloSeen_[link] = true;
@@ -530,7 +611,8 @@ void ConnectionImpl::onAckFrame(const wire::AckFrame& ack, std::uint64_t nowNs) 
   }
   // The peer counts UDP payload bytes; pacing counts frames as the link sees
   // them: scale by a full data packet's ratio.
-  const std::uint64_t udp = std::uint64_t{maxPayload_} + SendStream::kDataOverhead;
+  const std::uint64_t udp =
+      std::uint64_t{maxPayload_} + SendStream::kDataOverhead + (protection_ ? crypto::kSessionOverhead : 0);
   const std::uint64_t wireBytes =
       ack.bytesReceived / udp * (udp + links_.io(path).frameOverheadBytes()) + ack.bytesReceived % udp;
   const bool appLimited = !send_ || send_->lastIdleNs(path) >= p.lastDeliverySampleNs;
@@ -647,10 +729,16 @@ void ConnectionImpl::onTimers(std::uint64_t nowNs, std::uint64_t drainedNs) noex
   if (done()) return;
   if (!established_) {
     if (elapsed(nowNs, startNs_) >= config_.handshakeTimeoutNs) {
-      fail(Error(ETIMEDOUT, "no answer from the peer on any path within " +
-                                seconds(config_.handshakeTimeoutNs) +
-                                " (is `mpxdp recv` running there, on the same port?)"),
-           static_cast<std::uint16_t>(wire::CloseError::kPeerGone), "handshake timed out", nowNs);
+      std::string why = "no answer from the peer on any path within " + seconds(config_.handshakeTimeoutNs);
+      if (!protection_) {
+        why += " (is `mpxdp recv` running there, on the same port?)";
+      } else if (!unauthenticatedClose_.empty()) {
+        why += "; it answered without authentication: " + unauthenticatedClose_;
+      } else {
+        why += " (is it running there, on the same port, with the same key? a wrong key gets no answer)";
+      }
+      fail(Error(ETIMEDOUT, why), static_cast<std::uint16_t>(wire::CloseError::kPeerGone), "handshake timed out",
+           nowNs);
       return;
     }
     if (elapsed(nowNs, lastHelloNs_) >= config_.helloIntervalNs) start(nowNs);
@@ -814,6 +902,13 @@ std::size_t ConnectionImpl::writePiggyback(std::size_t path, std::span<std::uint
   return written.value;
 }
 
+std::uint32_t ConnectionImpl::seal(std::size_t path, std::uint64_t packetNumber, std::span<std::uint8_t> frame,
+                                   std::uint32_t length, std::uint64_t nowNs) noexcept {
+  if (!protection_) return length;
+  return static_cast<std::uint32_t>(protection_->seal(static_cast<std::uint16_t>(path), packetNumber, frame,
+                                                      length - wire::kPacketHeaderLen, nowNs));
+}
+
 bool ConnectionImpl::sendControl(std::size_t path, std::span<const wire::Frame> frames,
                                  std::uint64_t nowNs) noexcept {
   PacketIo& io = links_.io(path);
@@ -828,7 +923,9 @@ bool ConnectionImpl::sendControl(std::size_t path, std::span<const wire::Frame> 
   header.pathId = static_cast<std::uint16_t>(path);
   header.packetNumber = p.nextPacketNumber;
   header.sendTsNs = nowNs;
-  const std::span<std::uint8_t> out(buffer.data, buffer.capacity);
+  // Keyed: room for the tag (and a handshake packet's random) after the frames.
+  const std::size_t tailroom = protection_ ? crypto::kHandshakeOverhead : 0;
+  const std::span<std::uint8_t> out(buffer.data, buffer.capacity - std::min<std::size_t>(buffer.capacity, tailroom));
   std::size_t length = 0;
   bool fits = wire::writePacketHeader(out, header).ok();
   length = wire::kPacketHeaderLen;
@@ -837,6 +934,17 @@ bool ConnectionImpl::sendControl(std::size_t path, std::span<const wire::Frame> 
     const auto written = wire::writeFrame(out.subspan(length), frame);
     fits = written.ok();
     length += fits ? written.value : 0;
+  }
+  if (fits && protection_) {
+    // HELLO packets, and anything before the session keys exist, go as handshake packets.
+    bool hello = !protection_->ready();
+    for (const wire::Frame& frame : frames) hello = hello || std::holds_alternative<wire::HelloFrame>(frame);
+    const std::span<std::uint8_t> whole(buffer.data, buffer.capacity);
+    const std::size_t framesLength = length - wire::kPacketHeaderLen;
+    length = hello ? protection_->sealHandshakePacket(whole, framesLength)
+                   : protection_->seal(static_cast<std::uint16_t>(path), header.packetNumber, whole, framesLength,
+                                       nowNs);
+    fits = length != 0;
   }
   if (!fits) {
     (void)io.commitTx(std::span<const TxBuffer>(&buffer, 1));  // length 0: the buffer goes back
@@ -874,6 +982,7 @@ void ConnectionImpl::sendHello(std::size_t path, std::uint64_t nowNs) noexcept {
   hello.maxPayload = static_cast<std::uint16_t>(std::min<std::uint32_t>(maxPayload_, UINT16_MAX));
   hello.rateBps = params_.connect.serverRateBps;
   hello.durationMs = params_.connect.durationMs;
+  if (protection_) hello.cipher = static_cast<std::uint8_t>(params_.cipher);
   const std::string& name = links_.name(path);
   hello.name = std::string_view(name).substr(0, 255);
   std::array<wire::Frame, 3> frames{hello, wire::PaddingFrame{}, wire::PaddingFrame{}};
@@ -1027,6 +1136,9 @@ ConnectionState ConnectionImpl::state() const noexcept {
   s.sends = sends_;
   s.receives = receives_;
   s.reliable = config_.reliable;
+  s.authenticated = protection_ != nullptr;
+  s.cipher = protection_ ? static_cast<std::uint8_t>(params_.cipher) : 0;
+  s.keyIndex = params_.keyIndex;
   if (send_) {
     s.nextGlobalSeq = send_->nextGlobalSeq();
     s.sendFinished = finishing_;
@@ -1042,6 +1154,14 @@ ConnectionStats ConnectionImpl::stats() const {
   if (receive_) receive_->fillStats(s);
   s.malformed = malformed_;
   s.implausible += implausible_;
+  if (protection_) {
+    s.cipher = static_cast<std::uint8_t>(params_.cipher);
+    const crypto::ProtectionStats& c = protection_->stats();
+    s.authFailed = c.authFailed + unauthenticated_;
+    s.replayed = c.replayed;
+    s.keyUpdatesSent = c.keyUpdatesSent;
+    s.keyUpdatesReceived = c.keyUpdatesReceived;
+  }
   for (std::size_t l = 0; l < paths_.size(); ++l) {
     PathStats& p = s.paths[l];
     const PathControl& c = paths_[l];

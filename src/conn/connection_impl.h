@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "ack_tracker.h"
+#include "crypto/packet_protection.h"
+#include "mpxdp/security.h"
 #include "mpxdp/clock.h"
 #include "mpxdp/connection.h"
 #include "path/path_estimator.h"
@@ -32,6 +34,16 @@ struct ConnectionParams {
   bool reliable = false;         // the client's choice (its HELLO)
   std::uint32_t maxPayload = 0;  // largest payload the paths carry (and the peer accepts)
   ConnectOptions connect;        // client: what the HELLO asks for
+  // Keyed connections (issue 11): the pre-shared key (a server: the one the
+  // client's HELLO opened with, keys[keyIndex]), the session cipher (the
+  // client's choice), this side's random and, on a server, the client's.
+  std::optional<PreSharedKey> key;
+  std::uint32_t keyIndex = 0;
+  CipherKind cipher = CipherKind::kChaCha20Poly1305;
+  crypto::Random ownRandom{};
+  crypto::Random peerRandom{};
+  std::uint64_t rotateAfterPackets = 0;
+  std::uint64_t rotateAfterNs = 0;
 };
 
 class ConnectionImpl final : public Connection, private SendHooks {
@@ -43,9 +55,22 @@ class ConnectionImpl final : public Connection, private SendHooks {
 
   // ---- from the endpoint ----
   std::uint32_t connId() const noexcept { return params_.connId; }
-  // Takes the buffer: holds it (data) or gives it back to its path.
+  // Takes the buffer: holds it (data) or gives it back to its path. A keyed
+  // connection opens it in place first (its buffer is ours until released).
   void onPacket(std::uint16_t link, const RxPacket& packet, const wire::PacketHeader& header,
                 std::uint64_t nowNs, std::uint64_t pushNs) noexcept;
+  // Keyed server: the client's first HELLO packet, which the endpoint opened
+  // (its frames are plaintext at [header, header + framesLength)).
+  void onOpenedFirstPacket(std::uint16_t link, const RxPacket& packet, const wire::PacketHeader& header,
+                           std::size_t framesLength, std::uint64_t nowNs, std::uint64_t pushNs) noexcept;
+  bool keyed() const noexcept { return protection_ != nullptr; }
+  // Keyed: a packet sealed with the session keys arrived from the peer (it
+  // holds the key: a replayed HELLO never gets this far). Unkeyed: true.
+  bool peerProven() const noexcept { return protection_ == nullptr || peerProven_; }
+  // Keyed server: not yet handed to accept() (waits for the proof).
+  bool awaitingAccept() const noexcept { return awaitingAccept_; }
+  void setAwaitingAccept(bool awaiting) noexcept { awaitingAccept_ = awaiting; }
+
   // Server: the client's HELLO that created this connection.
   void setPeerHello(const wire::HelloFrame& hello);
   void onVersionNegotiation(const wire::VersionList& versions) noexcept;
@@ -128,6 +153,15 @@ class ConnectionImpl final : public Connection, private SendHooks {
   void onDataSent(std::size_t path, std::uint64_t packetNumber, std::uint32_t wireBytes, std::uint64_t nowNs,
                   std::uint64_t tag) noexcept override;
   sched::PathView pathView(std::size_t path, std::uint64_t nowNs) const noexcept override;
+  std::uint32_t seal(std::size_t path, std::uint64_t packetNumber, std::span<std::uint8_t> frame,
+                     std::uint32_t length, std::uint64_t nowNs) noexcept override;
+
+  // Keyed: opens the packet in place; false (released, counted) when it does not open.
+  bool unprotect(std::uint16_t link, const RxPacket& packet, const wire::PacketHeader& header,
+                 std::size_t& framesLength, std::uint64_t nowNs) noexcept;
+  // Everything after opening: frames at body.
+  void process(std::uint16_t link, const RxPacket& packet, const wire::PacketHeader& header,
+               std::span<const std::uint8_t> body, std::uint64_t nowNs, std::uint64_t pushNs) noexcept;
 
   // Path control.
   void onAckFrame(const wire::AckFrame& ack, std::uint64_t nowNs) noexcept;
@@ -193,6 +227,14 @@ class ConnectionImpl final : public Connection, private SendHooks {
   PeerHello peerHello_;
   std::optional<PeerReport> peerReport_;
   std::uint64_t malformed_ = 0;
+  // Keyed (issue 11).
+  std::unique_ptr<crypto::PacketProtection> protection_;
+  bool peerProven_ = false;
+  bool awaitingAccept_ = false;
+  std::uint64_t unauthenticated_ = 0;  // packets without protection, dropped
+  // The random of the handshake packet being processed (its HELLO sets the session keys).
+  std::optional<crypto::Random> packetRandom_;
+  std::string unauthenticatedClose_;  // keyed client: an unauthenticated CLOSE's reason, as a hint
   std::uint64_t implausible_ = 0;  // packet numbers far beyond their path's
 
   std::uint64_t startNs_ = 0;

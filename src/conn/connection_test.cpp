@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "mpxdp/endpoint.h"
+#include "mpxdp/security.h"
+#include "mpxdp_shared.h"
 #include "reorder/reorderer.h"
 #include "sched/scheduler.h"
 #include "testing_duplex.h"
@@ -132,7 +134,8 @@ class Pair {
  public:
   Pair(const ConnectionConfig& config, std::vector<LinkSpec> links,
        DataDirection direction = DataDirection::kClientToServer, std::size_t serverPaths = 0,
-       std::optional<std::size_t> serverBackupPath = std::nullopt)
+       std::optional<std::size_t> serverBackupPath = std::nullopt, const SecurityOptions& clientSecurity = {},
+       const SecurityOptions& serverSecurity = {})
       : clock_(std::make_shared<ManualClock>(1'000 * kMs)) {
     std::vector<EndpointPath> clientPaths;
     std::vector<EndpointPath> serverPathList;
@@ -152,6 +155,8 @@ class Pair {
     clientConfig.connection = config;
     EndpointConfig serverConfig = clientConfig;
     serverConfig.acceptIncoming = true;
+    clientConfig.security = clientSecurity;
+    serverConfig.security = serverSecurity;
     auto client = Endpoint::create(clientConfig, std::move(clientPaths), clock_);
     auto server = Endpoint::create(serverConfig, std::move(serverPathList), clock_);
     EXPECT_TRUE(client.ok() && server.ok());
@@ -1405,6 +1410,209 @@ TEST(Connection, TheReceiverIsDoneOnlyAfterTheApplicationTookEverything) {
   }
   EXPECT_EQ(taken, 100u);
   EXPECT_TRUE(pair.server().done());
+}
+
+}  // namespace
+}  // namespace mpxdp
+
+namespace mpxdp {
+namespace {
+
+// ---- packet protection (issue 11) ----
+
+SecurityOptions keyedWith(std::uint8_t fill, std::optional<CipherKind> cipher = std::nullopt) {
+  SecurityOptions security;
+  PreSharedKey key;
+  key.fill(fill);
+  security.keys.push_back(key);
+  security.cipher = cipher;
+  return security;
+}
+
+std::uint8_t flagsOf(std::span<const std::uint8_t> packet) { return packet.size() > 3 ? packet[3] : 0; }
+
+TEST(Keyed, BothCiphersCarryAStreamInOrderWithEveryPacketSealed) {
+  for (const CipherKind cipher : {CipherKind::kChaCha20Poly1305, CipherKind::kAes256Gcm}) {
+    SCOPED_TRACE(cipherName(cipher));
+    auto links = threeLinks(100 * kUs, 300 * kUs, 500 * kUs);
+    std::uint64_t clear = 0;
+    std::uint64_t seen = 0;
+    for (auto& link : links) {
+      for (auto* direction : {&link.toServer, &link.toClient}) {
+        direction->drop = [&](std::uint64_t, std::span<const std::uint8_t> packet) {
+          ++seen;
+          if ((flagsOf(packet) & (MPXDP_HDR_FLAG_PROTECTED | MPXDP_HDR_FLAG_HANDSHAKE)) == 0) ++clear;
+          return false;
+        };
+      }
+    }
+    const SecurityOptions security = keyedWith(7, cipher);
+    Pair pair(configWith(reorder::ReorderKind::kWindow), std::move(links), DataDirection::kClientToServer, 0,
+              std::nullopt, security, security);
+    ASSERT_TRUE(pair.handshake());
+    EXPECT_TRUE(pair.client().state().authenticated);
+    EXPECT_EQ(pair.server().state().cipher, static_cast<std::uint8_t>(cipher));
+    pair.sendCopying(5'000);
+    ASSERT_TRUE(pair.finishAndDrain(500 * kMs));
+    EXPECT_EQ(pair.server().stats().lost, 0u);
+    ASSERT_EQ(pair.delivered().size(), 5'000u);
+    EXPECT_TRUE(strictlyIncreasing(pair.delivered()));
+    EXPECT_EQ(pair.corrupt(), 0u);
+    EXPECT_GT(seen, 5'000u);
+    EXPECT_EQ(clear, 0u);
+    EXPECT_EQ(pair.server().stats().authFailed, 0u);
+    EXPECT_EQ(pair.server().stats().replayed, 0u);
+  }
+}
+
+TEST(Keyed, AWrongKeyGetsNoAnswerAtAllAndIsCounted) {
+  auto links = threeLinks(100 * kUs, 100 * kUs, 100 * kUs);
+  ConnectionConfig config = configWith(reorder::ReorderKind::kWindow);
+  config.handshakeTimeoutNs = 500 * kMs;
+  Pair pair(config, std::move(links), DataDirection::kClientToServer, 0, std::nullopt, keyedWith(1), keyedWith(2));
+  EXPECT_FALSE(pair.handshake(600 * kMs));
+  EXPECT_FALSE(pair.serverReady());
+  ASSERT_TRUE(pair.client().done());
+  ASSERT_TRUE(pair.client().error().has_value());
+  EXPECT_NE(pair.client().error()->message().find("same key"), std::string::npos)
+      << pair.client().error()->message();
+  EXPECT_GT(pair.serverEndpoint().stats().authFailed, 0u);
+  // The server told it nothing.
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(pair.toClient(i).packetsCommitted(), 0u);
+}
+
+TEST(Keyed, AnUnkeyedClientGetsNoAnswerAndAKeyedClientHearsWhyAnUnkeyedServerRefuses) {
+  ConnectionConfig config = configWith(reorder::ReorderKind::kWindow);
+  config.handshakeTimeoutNs = 300 * kMs;
+  {
+    Pair pair(config, threeLinks(100 * kUs, 100 * kUs, 100 * kUs), DataDirection::kClientToServer, 0,
+              std::nullopt, SecurityOptions{}, keyedWith(3));
+    EXPECT_FALSE(pair.handshake(400 * kMs));
+    EXPECT_GT(pair.serverEndpoint().stats().authFailed, 0u);
+    for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(pair.toClient(i).packetsCommitted(), 0u);
+  }
+  {
+    Pair pair(config, threeLinks(100 * kUs, 100 * kUs, 100 * kUs), DataDirection::kClientToServer, 0,
+              std::nullopt, keyedWith(3), SecurityOptions{});
+    EXPECT_FALSE(pair.handshake(400 * kMs));
+    ASSERT_TRUE(pair.client().error().has_value());
+    EXPECT_NE(pair.client().error()->message().find("no key"), std::string::npos)
+        << pair.client().error()->message();
+    // The unauthenticated answer changed nothing else.
+    EXPECT_FALSE(pair.client().established());
+  }
+}
+
+// Copies of packets from the wire, forged, replayed, truncated and pushed
+// far ahead, during a keyed transfer: none gets through, none costs a payload.
+TEST(Keyed, ForgedReplayedAndTruncatedPacketsAreRejectedAndCounted) {
+  auto links = threeLinks(100 * kUs, 200 * kUs, 300 * kUs);
+  std::vector<std::vector<std::uint8_t>> captured;
+  links[1].toServer.drop = [&](std::uint64_t index, std::span<const std::uint8_t> packet) {
+    if (index % 50 == 10 && captured.size() < 40) captured.emplace_back(packet.begin(), packet.end());
+    return false;
+  };
+  const SecurityOptions security = keyedWith(9);
+  Pair pair(configWith(reorder::ReorderKind::kWindow), std::move(links), DataDirection::kClientToServer, 0,
+            std::nullopt, security, security);
+  ASSERT_TRUE(pair.handshake());
+  pair.sendCopying(2'000);
+  ASSERT_GE(captured.size(), 10u);
+  std::uint64_t forged = 0;
+  std::uint64_t replayed = 0;
+  for (std::size_t i = 0; i < captured.size(); ++i) {
+    std::vector<std::uint8_t> packet = captured[i];
+    switch (i % 4) {
+      case 0:  // replayed as is
+        ++replayed;
+        break;
+      case 1:  // one bit of the sealed frames flipped
+        packet[wire::kPacketHeaderLen + 5] ^= 0x10;
+        ++forged;
+        break;
+      case 2:  // truncated behind a valid header
+        packet.resize(wire::kPacketHeaderLen + 12);
+        ++forged;
+        break;
+      default:  // its packet number pushed far ahead (authenticated: the tag fails)
+        packet[12] ^= 0x40;
+        ++forged;
+        break;
+    }
+    ASSERT_TRUE(pair.toServer(1).inject(packet));
+  }
+  pair.sendCopying(2'000);
+  ASSERT_TRUE(pair.finishAndDrain(500 * kMs));
+  const ConnectionStats rx = pair.server().stats();
+  EXPECT_EQ(rx.lost, 0u);
+  ASSERT_EQ(pair.delivered().size(), 4'000u);
+  EXPECT_TRUE(strictlyIncreasing(pair.delivered()));
+  EXPECT_EQ(rx.replayed, replayed);
+  EXPECT_EQ(rx.authFailed, forged);
+  EXPECT_EQ(rx.duplicates, 0u);
+}
+
+TEST(Keyed, KeysAreUpdatedAfterTheConfiguredPacketCountWithoutALoss) {
+  SecurityOptions security = keyedWith(4);
+  security.rotateAfterPackets = 300;
+  Pair pair(configWith(reorder::ReorderKind::kWindow), threeLinks(100 * kUs, 600 * kUs, 1 * kMs),
+            DataDirection::kClientToServer, 0, std::nullopt, security, security);
+  ASSERT_TRUE(pair.handshake());
+  pair.sendCopying(6'000);
+  ASSERT_TRUE(pair.finishAndDrain(500 * kMs));
+  EXPECT_EQ(pair.server().stats().lost, 0u);
+  EXPECT_EQ(pair.delivered().size(), 6'000u);
+  const ConnectionStats tx = pair.client().stats();
+  const ConnectionStats rx = pair.server().stats();
+  EXPECT_GE(tx.keyUpdatesSent, 15u);
+  EXPECT_EQ(rx.keyUpdatesReceived, tx.keyUpdatesSent);
+  EXPECT_EQ(rx.authFailed, 0u);
+}
+
+// A HELLO copied from an earlier connection opens (it was sealed with the
+// key) but its sender cannot go on: the server never hands it to accept().
+TEST(Keyed, AReplayedHelloOfAnEarlierConnectionIsNeverAccepted) {
+  const SecurityOptions security = keyedWith(5);
+  std::vector<std::uint8_t> hello;
+  {
+    auto links = threeLinks(100 * kUs, 100 * kUs, 100 * kUs);
+    links[0].toServer.drop = [&](std::uint64_t index, std::span<const std::uint8_t> packet) {
+      if (index == 0) hello.assign(packet.begin(), packet.end());
+      return false;
+    };
+    Pair earlier(configWith(reorder::ReorderKind::kWindow), std::move(links), DataDirection::kClientToServer, 0,
+                 std::nullopt, security, security);
+    ASSERT_TRUE(earlier.handshake());
+  }
+  ASSERT_FALSE(hello.empty());
+  Pair pair(configWith(reorder::ReorderKind::kWindow), threeLinks(100 * kUs, 100 * kUs, 100 * kUs),
+            DataDirection::kClientToServer, 0, std::nullopt, security, security);
+  ASSERT_TRUE(pair.toServer(0).inject(hello));
+  ASSERT_TRUE(pair.handshake());
+  const std::uint32_t legit = pair.client().state().connId;
+  EXPECT_EQ(pair.server().state().connId, legit);
+  for (int i = 0; i < 400; ++i) {
+    pair.clock().advance(10 * kMs);
+    pair.pollBoth();
+    Connection* other = pair.serverEndpoint().accept();
+    ASSERT_EQ(other, nullptr) << "accepted connection " << other->state().connId;
+  }
+}
+
+TEST(Keyed, SteadyStateAllocatesNothingPerPacket) {
+  const SecurityOptions security = keyedWith(6);
+  Pair pair(configWith(reorder::ReorderKind::kWindow), threeLinks(100 * kUs, 400 * kUs, 1 * kMs),
+            DataDirection::kClientToServer, 0, std::nullopt, security, security);
+  ASSERT_TRUE(pair.handshake());
+  pair.sendZeroCopy(2000);
+  pair.sendCopying(2000);
+  const std::uint64_t before = gAllocations.load();
+  pair.sendZeroCopy(5000);
+  pair.sendCopying(5000);
+  EXPECT_EQ(gAllocations.load() - before, 0u);
+  ASSERT_TRUE(pair.finishAndDrain(50 * kMs));
+  EXPECT_EQ(pair.delivered().size(), 14000u);
+  EXPECT_TRUE(strictlyIncreasing(pair.delivered()));
 }
 
 }  // namespace

@@ -69,6 +69,13 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
       params.maxPayload = options.maxPayload;
     }
     params.connId = newConnId();
+    if (keyed()) {
+      params.key = config_.security.keys.front();
+      params.cipher = config_.security.cipher.value_or(defaultCipher());
+      params.ownRandom = crypto::makeRandom();
+      params.rotateAfterPackets = config_.security.rotateAfterPackets;
+      params.rotateAfterNs = config_.security.rotateAfterNs;
+    }
     auto created = ConnectionImpl::create(config_.connection, *this, *clock_, params);
     if (!created) return created.error().wrap("connect");
     ConnectionImpl* connection = created->get();
@@ -140,6 +147,11 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
     for (std::size_t l = 0; l < slots_.size(); ++l) flushRelease(l);
   }
 
+  void learnPeer(std::size_t path, const RxPacket& packet) noexcept override {
+    PacketIo& io = *slots_[path].path.io;
+    if (!io.hasPeer()) (void)io.setPeerFrom(packet);
+  }
+
   // Round after round over all paths until they are drained (no full batch)
   // or a connection has no room left; then the timers. Packets are pushed
   // as of the previous pump (every path was drained then); timeouts are
@@ -179,6 +191,8 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
       flushReleases();
     }
     for (auto& c : connections_) c->onTimers(nowNs, drainedNs);
+    // Keyed: a connection whose client never proved its key is nobody's to remove.
+    std::erase_if(connections_, [](const auto& c) { return c->awaitingAccept() && c->done(); });
     for (auto& l : lingering_) l.connection->onTimers(nowNs, drainedNs);
     std::erase_if(lingering_, [nowNs](const Lingering& l) { return nowNs >= l.untilNs; });
     lastPumpNs_ = drainedNs;
@@ -213,6 +227,11 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
   }
 
   std::size_t liveConnections() const noexcept { return connections_.size(); }
+  std::size_t provenConnections() const noexcept {
+    return static_cast<std::size_t>(std::count_if(connections_.begin(), connections_.end(), [](const auto& c) {
+      return c->peerProven() && !c->awaitingAccept();
+    }));
+  }
 
   ConnectionImpl* find(std::uint32_t connId) noexcept {
     for (auto& c : connections_) {
@@ -255,9 +274,32 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
       return;
     }
     if (ConnectionImpl* c = find(header.value.connId)) {
-      // A path without a configured peer answers whoever its connection's packets come from.
-      if (!slots_[link].path.io->hasPeer()) (void)slots_[link].path.io->setPeerFrom(packet);
+      // A path without a configured peer answers whoever its connection's
+      // packets come from (keyed: whoever sent one that opened).
+      if (!c->keyed()) learnPeer(link, packet);
+      const bool wasProven = c->peerProven();
       c->onPacket(link, packet, header.value, nowNs, pushNs);
+      // Keyed: a connection is accepted once its client proved it holds the key.
+      if (!wasProven && c->peerProven() && !c->done() && c->awaitingAccept()) {
+        c->setAwaitingAccept(false);
+        if (provenConnections() > config_.maxConnections) {
+          c->abort(static_cast<std::uint16_t>(wire::CloseError::kBusy), "the server is busy with another connection");
+        } else {
+          acceptQueue_.push_back(c);
+        }
+      }
+      return;
+    }
+    if (keyed()) {
+      dispatchKeyed(link, packet, header.value, nowNs, pushNs);
+      return;
+    }
+    if ((header.value.flags & (MPXDP_HDR_FLAG_HANDSHAKE | MPXDP_HDR_FLAG_PROTECTED)) != 0) {
+      // A keyed peer: this end cannot read it; tell it why (it shows this as a hint only).
+      ++stats_.unknownConnection;
+      replyClose(link, packet, header.value.connId, wire::CloseError::kProtocol,
+                 "this end has no key: run both ends with --key", nowNs);
+      queueRelease(link, packet);
       return;
     }
     const auto first = wire::parseFrame(bytes.subspan(wire::kPacketHeaderLen));
@@ -269,39 +311,118 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
       queueRelease(link, packet);
       return;
     }
-    if (auto refusal = checkHello(link, header.value, *hello)) {
+    admit(link, packet, header.value, *hello, nullptr, nowNs, pushNs);
+  }
+
+  // A keyed client's HELLO that opened with keys[keyIndex].
+  struct KeyedHello {
+    std::uint32_t keyIndex = 0;
+    crypto::Random random{};
+    std::size_t framesLength = 0;
+  };
+
+  bool keyed() const noexcept { return !config_.security.keys.empty(); }
+
+  // A keyed endpoint's packet for no connection it has: a client's HELLO that
+  // opens with one of its keys makes a connection; nothing else is answered,
+  // except session packets of a connection it does not know (a restarted
+  // end), with a sealed CLOSE a peer holding the key can trust.
+  void dispatchKeyed(std::uint16_t link, const RxPacket& packet, const wire::PacketHeader& header,
+                     std::uint64_t nowNs, std::uint64_t pushNs) noexcept {
+    if ((header.flags & MPXDP_HDR_FLAG_HANDSHAKE) == 0) {
+      if ((header.flags & MPXDP_HDR_FLAG_PROTECTED) != 0) {
+        ++stats_.unknownConnection;
+        // With several keys the sender's is unknown: it finds out by its peer timeout.
+        if (config_.security.keys.size() == 1) {
+          replyClose(link, packet, header.connId, wire::CloseError::kPeerGone,
+                     "no such connection here (the other side restarted?)", nowNs, &config_.security.keys[0]);
+        }
+      } else {
+        ++stats_.authFailed;  // no protection at all
+      }
+      queueRelease(link, packet);
+      return;
+    }
+    // Each key is tried on a copy: a failed open leaves garbage behind.
+    const std::span<std::uint8_t> bytes(const_cast<std::uint8_t*>(packet.data), packet.length);
+    if (scratch_.size() < bytes.size()) scratch_.resize(bytes.size());
+    const std::span<std::uint8_t> trial(scratch_.data(), bytes.size());
+    std::optional<KeyedHello> opened;
+    for (std::uint32_t i = 0; i < config_.security.keys.size() && !opened; ++i) {
+      std::copy(bytes.begin(), bytes.end(), trial.begin());
+      if (auto o = crypto::openHandshake(config_.security.keys[i], trial)) {
+        opened = KeyedHello{i, o->random, o->framesLength};
+      }
+    }
+    if (!opened) {
+      ++stats_.authFailed;  // a wrong key or forged: no answer at all
+      queueRelease(link, packet);
+      return;
+    }
+    std::copy(trial.begin(), trial.end(), bytes.begin());
+    const auto first = wire::parseFrame(bytes.subspan(wire::kPacketHeaderLen, opened->framesLength));
+    const auto* hello = first.ok() ? std::get_if<wire::HelloFrame>(&first.value.frame) : nullptr;
+    if (hello == nullptr || hello->role != wire::HelloRole::kClient || !config_.acceptIncoming) {
+      ++stats_.unknownConnection;  // e.g. a stateless CLOSE for a connection long gone
+      queueRelease(link, packet);
+      return;
+    }
+    admit(link, packet, header, *hello, &*opened, nowNs, pushNs);
+  }
+
+  // A client's HELLO for a new connection: refused (CLOSE) or a new connection.
+  void admit(std::uint16_t link, const RxPacket& packet, const wire::PacketHeader& header,
+             const wire::HelloFrame& hello, const KeyedHello* keyedHello, std::uint64_t nowNs,
+             std::uint64_t pushNs) noexcept {
+    const PreSharedKey* key = keyedHello ? &config_.security.keys[keyedHello->keyIndex] : nullptr;
+    if (auto refusal = checkHello(link, header, hello)) {
       ++stats_.refused;
       stats_.lastRefusal = refusal->second;
-      stats_.lastRefusedConnId = header.value.connId;
-      replyClose(link, packet, header.value.connId, refusal->first, refusal->second, nowNs);
+      stats_.lastRefusedConnId = header.connId;
+      replyClose(link, packet, header.connId, refusal->first, refusal->second, nowNs, key);
       queueRelease(link, packet);
       return;
     }
     ConnectionParams params;
     params.role = ConnectionRole::kServer;
-    params.connId = header.value.connId;
-    params.direction = static_cast<DataDirection>(hello->mode & wire::kModeDirectionMask);
-    params.reliable = (hello->mode & wire::kModeReliable) != 0;
-    params.maxPayload = std::min<std::uint32_t>(pathsMaxPayload(), hello->maxPayload);
+    params.connId = header.connId;
+    params.direction = static_cast<DataDirection>(hello.mode & wire::kModeDirectionMask);
+    params.reliable = (hello.mode & wire::kModeReliable) != 0;
+    params.maxPayload = std::min<std::uint32_t>(pathsMaxPayload(), hello.maxPayload);
     // The client asks for the rate of the data this side sends (iperf3 -R -b).
     ConnectionConfig connectionConfig = config_.connection;
-    if (hello->rateBps != 0) connectionConfig.totalRateBps = hello->rateBps;
+    if (hello.rateBps != 0) connectionConfig.totalRateBps = hello.rateBps;
+    if (keyedHello != nullptr) {
+      params.key = *key;
+      params.keyIndex = keyedHello->keyIndex;
+      params.cipher = static_cast<CipherKind>(hello.cipher);
+      params.ownRandom = crypto::makeRandom();
+      params.peerRandom = keyedHello->random;
+      params.rotateAfterPackets = config_.security.rotateAfterPackets;
+      params.rotateAfterNs = config_.security.rotateAfterNs;
+    }
     auto created = ConnectionImpl::create(connectionConfig, *this, *clock_, params);
     if (!created) {
       ++stats_.refused;
       stats_.lastRefusal = created.error().message();
-      stats_.lastRefusedConnId = header.value.connId;
-      replyClose(link, packet, header.value.connId, wire::CloseError::kProtocol, created.error().context(),
-                 nowNs);
+      stats_.lastRefusedConnId = header.connId;
+      replyClose(link, packet, header.connId, wire::CloseError::kProtocol, created.error().context(), nowNs,
+                 key);
       queueRelease(link, packet);
       return;
     }
     ConnectionImpl* connection = created->get();
-    connection->setPeerHello(*hello);
-    if (!slots_[link].path.io->hasPeer()) (void)slots_[link].path.io->setPeerFrom(packet);
+    connection->setPeerHello(hello);
+    learnPeer(link, packet);
     connections_.push_back(std::move(*created));
-    acceptQueue_.push_back(connection);
-    connection->onPacket(link, packet, header.value, nowNs, pushNs);
+    if (keyedHello != nullptr) {
+      // Accepted once the client proves it holds the key (a replayed HELLO never does).
+      connection->setAwaitingAccept(true);
+      connection->onOpenedFirstPacket(link, packet, header, keyedHello->framesLength, nowNs, pushNs);
+    } else {
+      acceptQueue_.push_back(connection);
+      connection->onPacket(link, packet, header, nowNs, pushNs);
+    }
   }
 
   // Why a client's HELLO cannot be served, or nothing.
@@ -334,7 +455,13 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
                        "the client sends payloads of " + std::to_string(hello.maxPayload) +
                            " bytes, the server's paths carry at most " + std::to_string(pathsMaxPayload())};
     }
-    if (liveConnections() >= config_.maxConnections) {
+    if (keyed() && hello.cipher != static_cast<std::uint8_t>(CipherKind::kChaCha20Poly1305) &&
+        hello.cipher != static_cast<std::uint8_t>(CipherKind::kAes256Gcm)) {
+      return std::pair{wire::CloseError::kProtocol, "unknown cipher " + std::to_string(hello.cipher)};
+    }
+    // Keyed: connections whose client has not proven its key yet (maybe a
+    // replayed HELLO) do not make the server busy.
+    if (provenConnections() >= config_.maxConnections) {
       return std::pair{wire::CloseError::kBusy, "the server is busy with another connection"};
     }
     return std::nullopt;
@@ -343,7 +470,8 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
   // A reply to a packet that no connection owns, to where it came from
   // (a path without a peer learns it from the packet, which is not yet released).
   void sendStateless(std::uint16_t link, const RxPacket& packet, std::uint32_t connId,
-                     const wire::Frame* frame, std::uint64_t nowNs, bool versionNegotiation) noexcept {
+                     const wire::Frame* frame, std::uint64_t nowNs, bool versionNegotiation,
+                     const PreSharedKey* key = nullptr) noexcept {
     Slot& slot = slots_[link];
     if (slot.lastStatelessReplyNs != 0 && nowNs - slot.lastStatelessReplyNs < kStatelessReplyIntervalNs)
       return;
@@ -363,10 +491,14 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
       header.pathId = link;
       header.packetNumber = slot.statelessPacketNumber++;
       header.sendTsNs = nowNs;
-      const auto h = wire::writePacketHeader(out, header);
+      // Keyed: a handshake packet under the key, with a random of its own.
+      const std::size_t tailroom = key != nullptr ? crypto::kHandshakeOverhead : 0;
+      const std::span<std::uint8_t> room = out.first(out.size() - std::min(out.size(), tailroom));
+      const auto h = wire::writePacketHeader(room, header);
       const auto f =
-          h.ok() ? wire::writeFrame(out.subspan(h.value), *frame) : decltype(wire::writeFrame(out, *frame)){};
+          h.ok() ? wire::writeFrame(room.subspan(h.value), *frame) : decltype(wire::writeFrame(room, *frame)){};
       length = h.ok() && f.ok() ? h.value + f.value : 0;
+      if (length != 0 && key != nullptr) length = crypto::sealHandshake(*key, crypto::makeRandom(), out, f.value);
     }
     buffer.length = static_cast<std::uint32_t>(length);
     (void)io.commitTx(std::span<const TxBuffer>(&buffer, 1));
@@ -379,20 +511,21 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
   }
 
   void replyClose(std::uint16_t link, const RxPacket& packet, std::uint32_t connId, wire::CloseError code,
-                  const std::string& reason, std::uint64_t nowNs) noexcept {
+                  const std::string& reason, std::uint64_t nowNs, const PreSharedKey* key = nullptr) noexcept {
     wire::CloseFrame close;
     close.errorCode = static_cast<std::uint16_t>(code);
     close.reason = reason;
     const wire::Frame frame = close;
-    sendStateless(link, packet, connId, &frame, nowNs, false);
+    sendStateless(link, packet, connId, &frame, nowNs, false, key);
   }
 
   std::uint32_t pathsMaxPayload() const noexcept {
     std::uint32_t most = UINT16_MAX;
     for (const Slot& slot : slots_) {
+      const std::uint32_t overhead =
+          conn::SendStream::kDataOverhead + (keyed() ? static_cast<std::uint32_t>(crypto::kSessionOverhead) : 0);
       const std::uint32_t carries = slot.path.io->maxPayload();
-      most = std::min(
-          most, carries > conn::SendStream::kDataOverhead ? carries - conn::SendStream::kDataOverhead : 0);
+      most = std::min(most, carries > overhead ? carries - overhead : 0);
     }
     return most;
   }
@@ -417,6 +550,7 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
   std::vector<Lingering> lingering_;
   std::vector<Connection*> acceptQueue_;
   EndpointStats stats_;
+  std::vector<std::uint8_t> scratch_;  // keyed: trial opens of a HELLO
   std::uint64_t lastPumpNs_ = 0;
 };
 

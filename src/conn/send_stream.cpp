@@ -13,18 +13,19 @@ static_assert(SendStream::kDataOverhead == wire::kPacketHeaderLen + wire::kDataF
 
 Result<std::unique_ptr<SendStream>> SendStream::create(const ConnectionConfig& config, PathSet& paths,
                                                        Clock& clock, SendHooks& hooks, std::uint32_t connId,
-                                                       std::uint32_t maxPayload) {
+                                                       std::uint32_t maxPayload, std::uint32_t tailroom) {
   sched::SchedulerOptions options;
   options.kind = config.scheduler.value_or(sched::SchedulerKind::kEarliestArrival);
   options.slackNs = config.pacingBurstNs;
   auto scheduler = sched::makeScheduler(options, paths.size());
   if (!scheduler) return scheduler.error().wrap("scheduler");
-  return std::make_unique<SendStream>(config, paths, clock, hooks, connId, std::move(*scheduler), maxPayload);
+  return std::make_unique<SendStream>(config, paths, clock, hooks, connId, std::move(*scheduler), maxPayload,
+                                      tailroom);
 }
 
 SendStream::SendStream(const ConnectionConfig& config, PathSet& paths, Clock& clock, SendHooks& hooks,
                        std::uint32_t connId, std::unique_ptr<sched::Scheduler> scheduler,
-                       std::uint32_t maxPayload)
+                       std::uint32_t maxPayload, std::uint32_t tailroom)
     : config_(config),
       links_(paths),
       clock_(clock),
@@ -32,6 +33,7 @@ SendStream::SendStream(const ConnectionConfig& config, PathSet& paths, Clock& cl
       connId_(connId),
       scheduler_(std::move(scheduler)),
       maxPayload_(maxPayload),
+      tailroom_(tailroom),
       paths_(paths.size()),
       views_(paths.size()),
       total_(config.totalRateBps, config.pacingBurstNs),
@@ -49,7 +51,7 @@ SendStream::SendStream(const ConnectionConfig& config, PathSet& paths, Clock& cl
     path.batch.resize(config.batchSize);
     path.batchPayload.resize(config.batchSize);
     path.pacer = sched::Pacer(0, config.pacingBurstNs);
-    path.overheadBytes = paths.io(l).frameOverheadBytes() + kDataOverhead;
+    path.overheadBytes = paths.io(l).frameOverheadBytes() + kDataOverhead + tailroom;
   }
 }
 
@@ -148,7 +150,7 @@ bool SendStream::sendSecondCopy(std::size_t from, const Queued& item, std::uint6
   const auto target = static_cast<std::size_t>(to);
   TxBuffer copy;
   if (!takeBuffer(target, copy)) return false;
-  if (copy.capacity < item.buffer.length) {
+  if (copy.capacity < item.buffer.length + tailroom_) {
     (void)links_.io(target).commitTx(std::span<const TxBuffer>(&copy, 1));  // length 0: back
     return false;
   }
@@ -176,7 +178,7 @@ void SendStream::resendLost(std::uint64_t nowNs) noexcept {
     const auto target = static_cast<std::size_t>(to);
     TxBuffer buffer;
     if (!takeBuffer(target, buffer)) return;
-    if (buffer.capacity < kDataOverhead + length) {
+    if (buffer.capacity < kDataOverhead + length + tailroom_) {
       (void)links_.io(target).commitTx(std::span<const TxBuffer>(&buffer, 1));
       return;
     }
@@ -304,8 +306,11 @@ void SendStream::drainPath(std::size_t l, std::uint64_t nowNs) noexcept {
       header.packetNumber = hooks_.takePacketNumber(l);
       header.sendTsNs = item.committedNs;
       (void)wire::writePacketHeader(frame, header);
+      const std::size_t room = buffer.capacity - std::min(buffer.capacity, buffer.length + tailroom_);
       buffer.length +=
-          static_cast<std::uint32_t>(hooks_.writePiggyback(l, frame.subspan(buffer.length), nowNs));
+          static_cast<std::uint32_t>(hooks_.writePiggyback(l, frame.subspan(buffer.length, room), nowNs));
+      // Sealing fails only if libcrypto does: the packet number is then a gap, as a loss.
+      buffer.length = hooks_.seal(l, header.packetNumber, frame, buffer.length, nowNs);
       hooks_.onDataSent(l, header.packetNumber, wireBytes, nowNs, retx_ ? item.globalSeq + 1 : 0);
       path.batch[n] = buffer;
       path.batchPayload[n] = item.payload;
@@ -470,7 +475,7 @@ std::size_t SendStream::reserveImpl(std::span<SendSlot> out, SizeOf sizeOf) noex
     slot.link = l;
     slot.data = buffer.data + kDataOverhead;
     slot.capacity =
-        std::min<std::uint32_t>(std::min(buffer.capacity - kDataOverhead, maxPayload_), UINT16_MAX);
+        std::min<std::uint32_t>(std::min(buffer.capacity - kDataOverhead - tailroom_, maxPayload_), UINT16_MAX);
     slot.length = 0;
   }
   return n;

@@ -42,6 +42,11 @@ class SendHooks {
                           std::uint64_t nowNs, std::uint64_t tag) noexcept = 0;
   // usable, rateBps and delayNs of the path now (queuedNs is the stream's).
   virtual sched::PathView pathView(std::size_t path, std::uint64_t nowNs) const noexcept = 0;
+  // Seals the packet (frame[0, length): header and frames) in place when the
+  // connection is keyed; returns its new length (length when unkeyed, 0 when
+  // sealing failed: the packet is not sent).
+  virtual std::uint32_t seal(std::size_t path, std::uint64_t packetNumber, std::span<std::uint8_t> frame,
+                             std::uint32_t length, std::uint64_t nowNs) noexcept = 0;
 };
 
 struct SendPathCounters {
@@ -66,11 +71,13 @@ class SendStream final : public PacketFate {
   // Reliable: payloads the sender may send before the peer's first MAX_SEQ.
   static constexpr std::uint64_t kInitialCredit = 64;
 
+  // tailroom: bytes SendHooks::seal adds after the frames (kept free in every packet).
   static Result<std::unique_ptr<SendStream>> create(const ConnectionConfig& config, PathSet& paths,
                                                     Clock& clock, SendHooks& hooks, std::uint32_t connId,
-                                                    std::uint32_t maxPayload);
+                                                    std::uint32_t maxPayload, std::uint32_t tailroom);
   SendStream(const ConnectionConfig& config, PathSet& paths, Clock& clock, SendHooks& hooks,
-             std::uint32_t connId, std::unique_ptr<sched::Scheduler> scheduler, std::uint32_t maxPayload);
+             std::uint32_t connId, std::unique_ptr<sched::Scheduler> scheduler, std::uint32_t maxPayload,
+             std::uint32_t tailroom);
 
   std::size_t reserve(std::span<SendSlot> out, std::uint32_t payloadBytes) noexcept;
   Result<std::size_t> commit(std::span<const SendSlot> slots) noexcept;
@@ -169,6 +176,7 @@ class SendStream final : public PacketFate {
   std::uint32_t connId_;
   std::unique_ptr<sched::Scheduler> scheduler_;
   std::uint32_t maxPayload_;
+  std::uint32_t tailroom_;  // SendHooks::seal's tag
   std::vector<SendPath> paths_;
   mutable std::vector<sched::PathView> views_;
   sched::Pacer total_;  // payload bits (iperf3's -b)

@@ -169,7 +169,7 @@ WireError put(std::uint8_t* p, const HelloFrame& f) noexcept {
   p[1] = role;
   store16(p + 2, f.pathCount);
   p[4] = f.mode;
-  p[5] = 0;
+  p[5] = f.cipher;
   store16(p + 6, f.maxPayload);
   store64(p + 8, f.rateBps);
   store32(p + 16, f.durationMs);
@@ -346,6 +346,7 @@ Parsed parseHello(const std::uint8_t* p, std::size_t n) noexcept {
   f.role = static_cast<HelloRole>(p[1]);
   f.pathCount = load16(p + 2);
   f.mode = p[4];
+  f.cipher = p[5];
   f.maxPayload = load16(p + 6);
   f.rateBps = load64(p + 8);
   f.durationMs = load32(p + 16);

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "frames.h"
+#include "injector.h"
 #include "packet.h"
 #include "privilege.h"
 #include "subprocess.h"
@@ -32,6 +33,8 @@ namespace mpxdp {
 namespace {
 
 using namespace std::chrono_literals;
+using test::Injector;
+using test::txChecksumOff;
 using testbed::Subprocess;
 
 constexpr std::uint16_t kPort = 47000;
@@ -55,13 +58,6 @@ std::vector<std::string> inNamespace(const std::string& ns, std::vector<std::str
   std::vector<std::string> all = {"/usr/bin/env", "ip", "netns", "exec", ns};
   all.insert(all.end(), args.begin(), args.end());
   return all;
-}
-
-// Kernel UDP over veth leaves the checksum partial; mpxdp's AF_XDP receiver
-// drops such frames, so kernel-socket senders compute it in software.
-void txChecksumOff(const std::string& ns, const std::string& interface) {
-  auto [status, out] = run(inNamespace(ns, {"ethtool", "-K", interface, "tx", "off"}));
-  ASSERT_EQ(status, std::optional<int>(0)) << out;
 }
 
 std::uint64_t u64(const nlohmann::json& j, const char* key) { return j.at(key).get<std::uint64_t>(); }
@@ -190,52 +186,6 @@ TEST(RobustnessTest, NoFalseLossesWhileBothCoresAreBusy) {
 
 // ---- 2. Forged and garbage packets ----------------------------------------
 
-// A kernel UDP socket in the sender namespace bound to link 0's sender
-// address and the connection's port: datagrams from it look like link 0's.
-class Injector {
- public:
-  static std::optional<Injector> open(const testbed::TestbedInfo& bed) {
-    auto scope = testbed::NetnsScope::enter(bed.senderNamespace);
-    if (!scope) {
-      ADD_FAILURE() << scope.error().message();
-      return std::nullopt;
-    }
-    Injector injector;
-    injector.fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (injector.fd_ < 0) {
-      ADD_FAILURE() << "socket: " << errno;
-      return std::nullopt;
-    }
-    sockaddr_in local{};
-    local.sin_family = AF_INET;
-    local.sin_port = htons(kPort);
-    inet_pton(AF_INET, bed.links[0].senderIp.c_str(), &local.sin_addr);
-    if (bind(injector.fd_, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
-      ADD_FAILURE() << "bind " << bed.links[0].senderIp << ":" << kPort << ": errno " << errno;
-      return std::nullopt;
-    }
-    injector.peer_.sin_family = AF_INET;
-    injector.peer_.sin_port = htons(kPort);
-    inet_pton(AF_INET, bed.links[0].receiverIp.c_str(), &injector.peer_.sin_addr);
-    return injector;
-  }
-  Injector(Injector&& other) noexcept : fd_(other.fd_), peer_(other.peer_) { other.fd_ = -1; }
-  ~Injector() {
-    if (fd_ >= 0) close(fd_);
-  }
-
-  void send(const std::vector<std::uint8_t>& bytes) {
-    const auto n =
-        sendto(fd_, bytes.data(), bytes.size(), 0, reinterpret_cast<const sockaddr*>(&peer_), sizeof peer_);
-    EXPECT_EQ(n, static_cast<ssize_t>(bytes.size())) << "sendto errno " << errno;
-  }
-
- private:
-  Injector() = default;
-  int fd_ = -1;
-  sockaddr_in peer_{};
-};
-
 std::uint64_t monotonicNs() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -318,7 +268,7 @@ TEST(RobustnessTest, ForgedFarAheadDataIsImplausibleAndGarbageIsCountedInText) {
   ASSERT_TRUE(bed) << bed.error().message();
   const auto& info = bed->info();
   txChecksumOff(info.senderNamespace, info.links[0].senderInterface);
-  auto injector = Injector::open(info);
+  auto injector = Injector::open(info, kPort);
   ASSERT_TRUE(injector);
   auto receiver = startReceiver(info.name, {"-i", "0"});
   ASSERT_TRUE(receiver);
@@ -383,7 +333,7 @@ TEST(RobustnessTest, GarbageIsCountedAsMalformedInJson) {
   ASSERT_TRUE(bed) << bed.error().message();
   const auto& info = bed->info();
   txChecksumOff(info.senderNamespace, info.links[0].senderInterface);
-  auto injector = Injector::open(info);
+  auto injector = Injector::open(info, kPort);
   ASSERT_TRUE(injector);
   auto receiver = startReceiver(info.name, {"-J", "-i", "1"});
   ASSERT_TRUE(receiver);
