@@ -5,13 +5,13 @@
 // follows them. OpenSSL's libcrypto does the cryptography.
 //
 // Two kinds of protected packets (header flags, src/common/mpxdp_shared.h):
-//  - handshake (MPXDP_FLAG_HANDSHAKE): HELLO packets and stateless replies.
+//  - handshake (MPXDP_HDR_FLAG_HANDSHAKE): HELLO packets and stateless replies.
 //    Layout: header | sealed frames | tag | random (32). The key is
 //    HKDF-SHA256(ikm = pre-shared key, salt = random, info = "mpxdp v2 handshake"),
 //    always ChaCha20-Poly1305. The random is the sender's per-connection
 //    random (a fresh one for each stateless reply), so a key is never used
 //    under two connections and the receiver learns the peer's random here.
-//  - session (MPXDP_FLAG_PROTECTED, key phase in MPXDP_FLAG_KEY_PHASE):
+//  - session (MPXDP_HDR_FLAG_PROTECTED, key phase in MPXDP_HDR_FLAG_KEY_PHASE):
 //    everything else. Layout: header | sealed frames | tag. Keys per
 //    direction: HKDF-SHA256(ikm = pre-shared key, salt = client random ||
 //    server random, info = "mpxdp v2 c2s" or "s2c" || conn_id (4 bytes BE)),
@@ -39,6 +39,7 @@ namespace mpxdp::crypto {
 inline constexpr std::size_t kKeyLen = 32;
 inline constexpr std::size_t kTagLen = 16;
 inline constexpr std::size_t kRandomLen = 32;
+inline constexpr std::size_t kNonceLen = 12;
 // Bytes a protected packet adds after the frames.
 inline constexpr std::size_t kSessionOverhead = kTagLen;
 inline constexpr std::size_t kHandshakeOverhead = kTagLen + kRandomLen;
@@ -79,9 +80,16 @@ class Aead {
   // Encrypts text in place and writes the tag. False only if libcrypto fails.
   bool seal(std::uint16_t pathId, std::uint64_t packetNumber, std::span<const std::uint8_t> aad,
             std::span<std::uint8_t> text, std::span<std::uint8_t, kTagLen> tag) noexcept;
-  // Decrypts text in place when the tag is right; false (text undefined) otherwise.
+  // Decrypts text in place when the tag is right; false otherwise, text then
+  // holding the ciphertext again (so another key can be tried on it).
   bool open(std::uint16_t pathId, std::uint64_t packetNumber, std::span<const std::uint8_t> aad,
             std::span<std::uint8_t> text, std::span<const std::uint8_t, kTagLen> tag) noexcept;
+  // The same with a raw nonce (seal/open build it from pathId and
+  // packetNumber; these serve the published test vectors).
+  bool sealWithNonce(std::span<const std::uint8_t, kNonceLen> nonce, std::span<const std::uint8_t> aad,
+                     std::span<std::uint8_t> text, std::span<std::uint8_t, kTagLen> tag) noexcept;
+  bool openWithNonce(std::span<const std::uint8_t, kNonceLen> nonce, std::span<const std::uint8_t> aad,
+                     std::span<std::uint8_t> text, std::span<const std::uint8_t, kTagLen> tag) noexcept;
 
  private:
   struct Contexts;
@@ -117,9 +125,9 @@ class ReplayWindow {
 enum class Side : std::uint8_t { kClient, kServer };
 
 struct ProtectionOptions {
-  Cipher cipher = Cipher::kChaCha20Poly1305;  // session cipher (the client's choice)
-  std::uint64_t rotateAfterPackets = 1ULL << 23;  // per direction, all paths together
-  std::uint64_t rotateAfterNs = 120'000'000'000ULL;
+  Cipher cipher = Cipher::kChaCha20Poly1305;         // session cipher (the client's choice)
+  std::uint64_t rotateAfterPackets = 1ULL << 23;     // per direction, all paths together; 0: no limit
+  std::uint64_t rotateAfterNs = 120'000'000'000ULL;  // since the phase's first packet; 0: no limit
 };
 
 struct ProtectionStats {
@@ -134,7 +142,7 @@ enum class OpenResult : std::uint8_t { kOk, kAuthFailed, kReplayed, kNotReady };
 // What a handshake packet carried, once opened.
 struct OpenedHandshake {
   std::size_t framesLength = 0;  // the frames at [kPacketHeaderLen, +framesLength) are plaintext now
-  Random random{};                // the sender's random
+  Random random{};               // the sender's random
 };
 
 // Opens a handshake packet with a pre-shared key, without connection state
@@ -177,14 +185,16 @@ class PacketProtection {
   void acceptOpened(std::uint16_t pathId, std::uint64_t packetNumber) noexcept;
 
   // Session packets. packet: header at [0, 28) already written (its flags are
-  // set here: MPXDP_FLAG_PROTECTED and the key phase), frames after it; room
+  // set here: MPXDP_HDR_FLAG_PROTECTED and the key phase), frames after it; room
   // for kSessionOverhead after them. Returns the new length, or 0 (not ready,
-  // no room, libcrypto failed). nowNs drives key updates.
+  // no room, header's path_id/packet_number not pathId/packetNumber, libcrypto
+  // failed). nowNs drives key updates.
   std::size_t seal(std::uint16_t pathId, std::uint64_t packetNumber, std::span<std::uint8_t> packet,
                    std::size_t framesLength, std::uint64_t nowNs) noexcept;
   // Opens a session packet in place (the frames are then at [28, 28 +
   // *framesLength)); checks the replay window of its path first and moves it
-  // only when the packet opened. Counts failures and replays.
+  // only when the packet opened. Counts failures and replays. A header whose
+  // path_id/packet_number are not pathId/packetNumber is kAuthFailed.
   OpenResult open(std::uint16_t pathId, std::uint64_t packetNumber, std::span<std::uint8_t> packet,
                   std::size_t& framesLength, std::uint64_t nowNs) noexcept;
 
