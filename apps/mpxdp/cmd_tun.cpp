@@ -190,6 +190,8 @@ int runTun(CLI::App* /*app*/) {
   if (options.links.empty()) return usageError(Error(EINVAL, "give at least one --link IFACE=PEER_IP"));
 
   EndpointConfig config;
+  if (auto checked = applySecurity(options.security, config.security); !checked)
+    return usageError(checked.error());
   std::optional<testbed::NetnsScope> netns;  // tun runs in the namespace it is started in
   auto args = resolveLinkArgs("", options.links, options.backupLinks, Side::kSender, netns);
   if (!args) return isUsageError(args.error()) ? usageError(args.error()) : reportError("tun", args.error());
@@ -203,7 +205,7 @@ int runTun(CLI::App* /*app*/) {
     return usageError(Error(EINVAL, "--link " + first.interface + ": the peer address is this host's own"));
   const bool client = connectsFirst(first);
 
-  auto linkMtu = linkPayloadMtu(*plans, !options.security.keyFiles.empty());
+  auto linkMtu = linkPayloadMtu(*plans, !config.security.keys.empty());
   if (!linkMtu) return reportError("tun", linkMtu.error());
   std::uint32_t mtu = *linkMtu;
   if (options.mtu != 0) {
@@ -224,8 +226,7 @@ int runTun(CLI::App* /*app*/) {
   config.maxConnections = 2;
   if (auto checked = applyReliability(options.reliability, config.connection, true); !checked)
     return usageError(checked.error());
-  if (auto checked = applySecurity(options.security, config.security); !checked)
-    return usageError(checked.error());
+
   config.connection.handshakeTimeoutNs =
       std::min<std::uint64_t>(config.connection.peerTimeoutNs, 3'000'000'000);
   config.connection.reorder.kind = *reorderKind;

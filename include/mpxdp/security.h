@@ -36,6 +36,9 @@ struct SecurityOptions {
   // this much time, whichever comes first.
   std::uint64_t rotateAfterPackets = 1ULL << 23;
   std::uint64_t rotateAfterNs = 120'000'000'000ULL;
+  // ... but not before the key is this old: the key phase is one bit, so two
+  // updates must never be in flight at once (the slowest path's delay).
+  std::uint64_t minKeyPhaseNs = 1'000'000'000ULL;
 };
 
 MPXDP_API const char* cipherName(CipherKind cipher) noexcept;  // "chacha20-poly1305", "aes-256-gcm"

@@ -66,6 +66,7 @@ Result<std::unique_ptr<ConnectionImpl>> ConnectionImpl::create(const ConnectionC
     protection.cipher = static_cast<crypto::Cipher>(params.cipher);
     if (params.rotateAfterPackets != 0) protection.rotateAfterPackets = params.rotateAfterPackets;
     if (params.rotateAfterNs != 0) protection.rotateAfterNs = params.rotateAfterNs;
+    protection.minPhaseNs = params.minKeyPhaseNs;
     const crypto::Side side =
         params.role == ConnectionRole::kClient ? crypto::Side::kClient : crypto::Side::kServer;
     auto protector = crypto::PacketProtection::create(*params.key, side, params.connId, paths.size(),

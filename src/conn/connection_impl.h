@@ -44,6 +44,7 @@ struct ConnectionParams {
   crypto::Random peerRandom{};
   std::uint64_t rotateAfterPackets = 0;
   std::uint64_t rotateAfterNs = 0;
+  std::uint64_t minKeyPhaseNs = 0;
 };
 
 class ConnectionImpl final : public Connection, private SendHooks {

@@ -75,6 +75,7 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
       params.ownRandom = crypto::makeRandom();
       params.rotateAfterPackets = config_.security.rotateAfterPackets;
       params.rotateAfterNs = config_.security.rotateAfterNs;
+      params.minKeyPhaseNs = config_.security.minKeyPhaseNs;
     }
     auto created = ConnectionImpl::create(config_.connection, *this, *clock_, params);
     if (!created) return created.error().wrap("connect");
@@ -400,6 +401,7 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
       params.peerRandom = keyedHello->random;
       params.rotateAfterPackets = config_.security.rotateAfterPackets;
       params.rotateAfterNs = config_.security.rotateAfterNs;
+      params.minKeyPhaseNs = config_.security.minKeyPhaseNs;
     }
     auto created = ConnectionImpl::create(connectionConfig, *this, *clock_, params);
     if (!created) {

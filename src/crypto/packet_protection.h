@@ -128,6 +128,11 @@ struct ProtectionOptions {
   Cipher cipher = Cipher::kChaCha20Poly1305;         // session cipher (the client's choice)
   std::uint64_t rotateAfterPackets = 1ULL << 23;     // per direction, all paths together; 0: no limit
   std::uint64_t rotateAfterNs = 120'000'000'000ULL;  // since the phase's first packet; 0: no limit
+  // A phase lasts at least this long whatever the limits say: the key phase
+  // is one bit, so packets two phases old (still in flight on a slow path)
+  // could not be told from the next phase's. The receiver keeps the previous
+  // key 3 s, longer than this.
+  std::uint64_t minPhaseNs = 1'000'000'000ULL;
 };
 
 struct ProtectionStats {

@@ -375,6 +375,7 @@ TEST_P(ProtectionTest, PacketOfAPreviousConnectionFails) {
 TEST_P(ProtectionTest, KeyUpdatesWithReordering) {
   ProtectionOptions o = options();
   o.rotateAfterPackets = 100;
+  o.minPhaseNs = 0;  // the mechanics of updates, not their pace
   Pair pair = connect(testKey(1), o);
   ASSERT_TRUE(pair.client && pair.server);
   for (PacketProtection* sender : {pair.client.get(), pair.server.get()}) {
@@ -403,6 +404,7 @@ TEST_P(ProtectionTest, KeyUpdatesWithReordering) {
 TEST_P(ProtectionTest, KeyUpdateByTime) {
   ProtectionOptions o = options();
   o.rotateAfterNs = 1'000'000;  // 1 ms
+  o.minPhaseNs = 0;
   Pair pair = connect(testKey(1), o);
   ASSERT_TRUE(pair.client && pair.server);
   // A packet every 100 us for 10 ms: an update every 10 packets.
@@ -415,9 +417,31 @@ TEST_P(ProtectionTest, KeyUpdateByTime) {
   EXPECT_EQ(pair.server->stats().keyUpdatesSent, 0u);
 }
 
+// The key phase is one bit: a phase lasts at least minPhaseNs whatever the
+// packet limit says, so packets two phases old are never in flight.
+TEST_P(ProtectionTest, APhaseLastsAtLeastItsMinimumTime) {
+  ProtectionOptions o = options();
+  o.rotateAfterPackets = 10;
+  o.minPhaseNs = 50'000'000;  // 50 ms
+  Pair pair = connect(testKey(1), o);
+  ASSERT_TRUE(pair.client && pair.server);
+  // 1000 packets 10 us apart: 10 ms, far more than 10 packets but within one phase.
+  for (std::uint64_t n = 1; n <= 1000; ++n) {
+    const std::uint64_t now = 5'000'000'000ULL + 10'000 * n;
+    ASSERT_EQ(open(*pair.server, seal(*pair.client, 0, n, 50, now), now), OpenResult::kOk) << n;
+  }
+  EXPECT_EQ(pair.client->stats().keyUpdatesSent, 0u);
+  // 50 ms later the limit applies again at once.
+  const std::uint64_t later = 5'000'000'000ULL + 10'000 * 1000 + 50'000'000;
+  ASSERT_EQ(open(*pair.server, seal(*pair.client, 0, 1001, 50, later), later), OpenResult::kOk);
+  EXPECT_EQ(pair.client->stats().keyUpdatesSent, 1u);
+  EXPECT_EQ(pair.server->stats().keyUpdatesReceived, 1u);
+}
+
 TEST_P(ProtectionTest, PreviousKeyIsDroppedAfterAWhile) {
   ProtectionOptions o = options();
   o.rotateAfterPackets = 10;
+  o.minPhaseNs = 0;  // the mechanics of updates, not their pace
   for (const std::uint64_t lateBy : {1'000'000'000ULL, 4'000'000'000ULL}) {
     Pair pair = connect(testKey(1), o);
     ASSERT_TRUE(pair.client && pair.server);
@@ -438,6 +462,7 @@ TEST_P(ProtectionTest, PreviousKeyIsDroppedAfterAWhile) {
 TEST_P(ProtectionTest, TwoUpdatesInARow) {
   ProtectionOptions o = options();
   o.rotateAfterPackets = 10;
+  o.minPhaseNs = 0;  // the mechanics of updates, not their pace
   Pair pair = connect(testKey(1), o);
   ASSERT_TRUE(pair.client && pair.server);
   std::vector<Bytes> packets;

@@ -128,13 +128,13 @@ struct HelloFrame {
   HelloRole role = HelloRole::kClient;
   std::uint16_t pathCount = 0;
   std::uint8_t mode = 0;  // kModeClientSends | kModeServerSends | kModeReliable bits, as sent
-  // Keyed connections: the session cipher (CipherKind: 1 ChaCha20-Poly1305,
-  // 2 AES-256-GCM), the client's choice, echoed by the server; 0 unkeyed.
-  std::uint8_t cipher = 0;
   std::uint16_t maxPayload = 0;
   std::uint64_t rateBps = 0;     // client: the payload rate it asks the server to send at (0: its own choice)
   std::uint32_t durationMs = 0;  // client: how long it asks the server to send (0: until the client closes)
   std::string_view name;         // at most kMaxHelloNameLen bytes
+  // Keyed connections: the session cipher (CipherKind: 1 ChaCha20-Poly1305,
+  // 2 AES-256-GCM), the client's choice, echoed by the server; 0 unkeyed.
+  std::uint8_t cipher = 0;
 };
 
 struct ReportPath {

@@ -134,7 +134,9 @@ TEST(SecurityTest, KeyedTransfersAreAuthenticatedLoseNothingAndNameTheirCipher) 
     const auto r = finishReceiver(*receiver);
     EXPECT_EQ(s.at("authenticated"), true);
     EXPECT_EQ(r.at("authenticated"), true);
-    if (!cipher.empty()) EXPECT_EQ(s.at("cipher"), cipher);
+    if (!cipher.empty()) {
+      EXPECT_EQ(s.at("cipher"), cipher);
+    }
     EXPECT_EQ(r.at("cipher"), s.at("cipher"));
     expectLossless(r, s);
     EXPECT_EQ(u64(r, "auth_failed_packets"), 0u);
@@ -180,7 +182,7 @@ TEST(SecurityTest, KeyFileMisuseIsAUsageErrorNamingTheFile) {
   const std::vector<Case> cases = {
       {{"send", link, "--key", loose}, "chmod 600"},
       {{"recv", "--link", "lo", "--key", loose}, "chmod 600"},
-      {{"tun", "--address", "10.9.0.1/24", link, "--key", loose}, "chmod 600"},
+      {{"tun", "--name", "mpxq9", "--address", "10.9.0.1/24", link, "--key", loose}, "chmod 600"},
       {{"send", link, "--key", (dir.path / "missing.key").string()}, "missing.key"},
       {{"send", link, "--key", garbage}, "base64"},
       {{"send", link, "--key", dir.path.string()}, dir.path.string()},
@@ -254,11 +256,12 @@ TEST(SecurityTest, ForgedReplayedAndTruncatedFramesDuringAKeyedTransferAreReject
       case 0:  // replayed as it was
         ++replayed;
         break;
-      case 1:  // one bit of the sealed frames flipped
+      case 1:  // one bit of the sealed frames flipped: its number was seen (a replay, refused unopened)
         packet[wire::kPacketHeaderLen + 3] ^= 0x01;
-        ++forged;
+        ++replayed;
         break;
-      case 2:  // truncated behind a valid header
+      case 2:  // truncated behind a valid header, under a number not seen yet (else: a replay)
+        packet[14] ^= 0x55;
         packet.resize(wire::kPacketHeaderLen + 20);
         ++forged;
         break;

@@ -69,14 +69,15 @@ std::optional<PacketCapture> PacketCapture::open(const std::string& ns, const st
   }
   PacketCapture capture;
   capture.port_ = port;
-  capture.fd_ = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(ETH_P_IP));
+  capture.fd_ = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(ETH_P_ALL));
   if (capture.fd_ < 0) {
     ADD_FAILURE() << "AF_PACKET socket: errno " << errno;
     return std::nullopt;
   }
   sockaddr_ll addr{};
   addr.sll_family = AF_PACKET;
-  addr.sll_protocol = htons(ETH_P_IP);
+  // ETH_P_ALL: only taps of every protocol see outgoing packets.
+  addr.sll_protocol = htons(ETH_P_ALL);
   addr.sll_ifindex = static_cast<int>(if_nametoindex(interface.c_str()));
   if (addr.sll_ifindex == 0 || bind(capture.fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     ADD_FAILURE() << "bind AF_PACKET to " << interface << ": errno " << errno;
@@ -104,7 +105,7 @@ std::vector<std::vector<std::uint8_t>> PacketCapture::take(std::size_t count, st
     socklen_t fromLen = sizeof from;
     const ssize_t n = recvfrom(fd_, frame.data(), frame.size(), 0, reinterpret_cast<sockaddr*>(&from), &fromLen);
     // Only what leaves this host (IPv4, no options, UDP to the port).
-    if (n < 28 || from.sll_pkttype != PACKET_OUTGOING) continue;
+    if (n < 28 || from.sll_pkttype != PACKET_OUTGOING || from.sll_protocol != htons(ETH_P_IP)) continue;
     const std::uint8_t* ip = frame.data();
     if ((ip[0] >> 4) != 4 || (ip[0] & 0x0f) != 5 || ip[9] != IPPROTO_UDP) continue;
     const std::uint8_t* udp = ip + 20;
