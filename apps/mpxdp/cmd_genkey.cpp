@@ -21,7 +21,8 @@ std::string outputPath;
 Result<void> writeNewKeyFile(const std::string& path, const std::string& key) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) {
-    return Error(errno, path + (errno == EEXIST ? ": exists; a key file is never overwritten" : ": cannot create"));
+    return Error(errno,
+                 path + (errno == EEXIST ? ": exists; a key file is never overwritten" : ": cannot create"));
   }
   const std::string line = key + "\n";
   const ssize_t written = ::write(fd, line.data(), line.size());
@@ -49,7 +50,8 @@ int runGenkey(CLI::App* /*app*/) {
     fmt::print("{}\n", *key);
     return kExitOk;
   }
-  if (auto written = writeNewKeyFile(outputPath, *key); !written) return reportError("genkey", written.error());
+  if (auto written = writeNewKeyFile(outputPath, *key); !written)
+    return reportError("genkey", written.error());
   return kExitOk;
 }
 

@@ -42,7 +42,7 @@ struct RecvOptions {
   bool noFastLoss = false;
   ReliabilityArgs reliability;
   SecurityArgs security;  // --key (repeatable: one per peer)
-  std::string file;  // -F
+  std::string file;       // -F
 };
 
 RecvOptions options;

@@ -42,7 +42,7 @@ struct SendOptions {
   double connectTimeoutS = 3.0;
   ReliabilityArgs reliability;
   SecurityArgs security;  // --key, --cipher
-  std::string file;  // -F
+  std::string file;       // -F
 };
 
 SendOptions options;

@@ -577,8 +577,9 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
                stats.replayed, stats.keyUpdatesSent, stats.keyUpdatesReceived);
   } else {
     fmt::print(out_, "security: none, the connection is not authenticated (no --key){}\n",
-               endpoint.authFailed > 0 ? fmt::format("; {} packets failed authentication", endpoint.authFailed)
-                                       : std::string());
+               endpoint.authFailed > 0
+                   ? fmt::format("; {} packets failed authentication", endpoint.authFailed)
+                   : std::string());
   }
   fmt::print(out_, "CPU time: {:.2f} s user, {:.2f} s system; ended by {}\n", ending.cpu.userS,
              ending.cpu.systemS, ending.reason);

@@ -37,7 +37,7 @@
 struct mpxdp_invariants {
 	__be16 magic;   /* MPXDP_MAGIC */
 	__u8 version;   /* MPXDP_WIRE_VERSION, or 0 for version negotiation */
-	__u8 flags;     /* reserved in v2: sent 0, ignored */
+	__u8 flags;     /* v2: MPXDP_HDR_FLAG_* (0 unkeyed) */
 	__be32 conn_id; /* chosen by the connecting side, never 0 */
 };
 
@@ -52,7 +52,7 @@ MPXDP_STATIC_ASSERT(sizeof(struct mpxdp_invariants) == MPXDP_INVARIANTS_LEN, "in
 struct mpxdp_hdr {
 	__be16 magic;         /* MPXDP_MAGIC */
 	__u8 version;         /* MPXDP_WIRE_VERSION */
-	__u8 flags;           /* reserved: sent 0, ignored */
+	__u8 flags;           /* MPXDP_HDR_FLAG_* (0 on an unkeyed connection) */
 	__be32 conn_id;       /* chosen by the connecting side, never 0 */
 	__be16 path_id;       /* index of the path the packet is sent on */
 	__be16 reserved;      /* sent 0, ignored */

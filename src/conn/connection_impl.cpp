@@ -70,7 +70,7 @@ Result<std::unique_ptr<ConnectionImpl>> ConnectionImpl::create(const ConnectionC
     const crypto::Side side =
         params.role == ConnectionRole::kClient ? crypto::Side::kClient : crypto::Side::kServer;
     auto protector = crypto::PacketProtection::create(*params.key, side, params.connId, paths.size(),
-                                                        params.ownRandom, protection);
+                                                      params.ownRandom, protection);
     if (!protector) return protector.error().wrap("packet protection");
     connection->protection_ = std::move(*protector);
     // A server knows both randoms from the client's HELLO: its keys are ready.
@@ -95,8 +95,8 @@ Result<std::unique_ptr<ConnectionImpl>> ConnectionImpl::create(const ConnectionC
   connection->refreshUsable();
   if (connection->sends_) {
     const auto tailroom = static_cast<std::uint32_t>(params.key ? crypto::kSessionOverhead : 0);
-    auto send =
-        SendStream::create(config, paths, clock, *connection, params.connId, connection->maxPayload_, tailroom);
+    auto send = SendStream::create(config, paths, clock, *connection, params.connId, connection->maxPayload_,
+                                   tailroom);
     if (!send) return send.error();
     connection->send_ = std::move(*send);
     if (config.reliable) {
@@ -165,8 +165,8 @@ void ConnectionImpl::onPacket(std::uint16_t link, const RxPacket& packet, const 
   std::size_t framesLength = packet.length - wire::kPacketHeaderLen;
   packetRandom_.reset();
   if (protection_ && !unprotect(link, packet, header, framesLength, nowNs)) return;
-  process(link, packet, header, std::span<const std::uint8_t>(packet.data + wire::kPacketHeaderLen, framesLength),
-          nowNs, pushNs);
+  process(link, packet, header,
+          std::span<const std::uint8_t>(packet.data + wire::kPacketHeaderLen, framesLength), nowNs, pushNs);
   packetRandom_.reset();
 }
 
@@ -175,8 +175,8 @@ void ConnectionImpl::onOpenedFirstPacket(std::uint16_t link, const RxPacket& pac
                                          std::uint64_t nowNs, std::uint64_t pushNs) noexcept {
   if (protection_) protection_->acceptOpened(header.pathId, header.packetNumber);
   packetRandom_ = params_.peerRandom;
-  process(link, packet, header, std::span<const std::uint8_t>(packet.data + wire::kPacketHeaderLen, framesLength),
-          nowNs, pushNs);
+  process(link, packet, header,
+          std::span<const std::uint8_t>(packet.data + wire::kPacketHeaderLen, framesLength), nowNs, pushNs);
   packetRandom_.reset();
 }
 
@@ -200,8 +200,8 @@ bool ConnectionImpl::unprotect(std::uint16_t link, const RxPacket& packet, const
     ++unauthenticated_;
     // A keyed client hears why an unkeyed server refuses it, as a hint in its error only.
     if (params_.role == ConnectionRole::kClient && !established_) {
-      const auto first = wire::parseFrame(std::span<const std::uint8_t>(packet.data + wire::kPacketHeaderLen,
-                                                                        packet.length - wire::kPacketHeaderLen));
+      const auto first = wire::parseFrame(std::span<const std::uint8_t>(
+          packet.data + wire::kPacketHeaderLen, packet.length - wire::kPacketHeaderLen));
       const auto* close = first.ok() ? std::get_if<wire::CloseFrame>(&first.value.frame) : nullptr;
       if (close != nullptr && close->errorCode != 0) unauthenticatedClose_ = std::string(close->reason);
     }
@@ -738,8 +738,8 @@ void ConnectionImpl::onTimers(std::uint64_t nowNs, std::uint64_t drainedNs) noex
       } else {
         why += " (is it running there, on the same port, with the same key? a wrong key gets no answer)";
       }
-      fail(Error(ETIMEDOUT, why), static_cast<std::uint16_t>(wire::CloseError::kPeerGone), "handshake timed out",
-           nowNs);
+      fail(Error(ETIMEDOUT, why), static_cast<std::uint16_t>(wire::CloseError::kPeerGone),
+           "handshake timed out", nowNs);
       return;
     }
     if (elapsed(nowNs, lastHelloNs_) >= config_.helloIntervalNs) start(nowNs);
@@ -903,8 +903,9 @@ std::size_t ConnectionImpl::writePiggyback(std::size_t path, std::span<std::uint
   return written.value;
 }
 
-std::uint32_t ConnectionImpl::seal(std::size_t path, std::uint64_t packetNumber, std::span<std::uint8_t> frame,
-                                   std::uint32_t length, std::uint64_t nowNs) noexcept {
+std::uint32_t ConnectionImpl::seal(std::size_t path, std::uint64_t packetNumber,
+                                   std::span<std::uint8_t> frame, std::uint32_t length,
+                                   std::uint64_t nowNs) noexcept {
   if (!protection_) return length;
   return static_cast<std::uint32_t>(protection_->seal(static_cast<std::uint16_t>(path), packetNumber, frame,
                                                       length - wire::kPacketHeaderLen, nowNs));
@@ -926,7 +927,8 @@ bool ConnectionImpl::sendControl(std::size_t path, std::span<const wire::Frame> 
   header.sendTsNs = nowNs;
   // Keyed: room for the tag (and a handshake packet's random) after the frames.
   const std::size_t tailroom = protection_ ? crypto::kHandshakeOverhead : 0;
-  const std::span<std::uint8_t> out(buffer.data, buffer.capacity - std::min<std::size_t>(buffer.capacity, tailroom));
+  const std::span<std::uint8_t> out(buffer.data,
+                                    buffer.capacity - std::min<std::size_t>(buffer.capacity, tailroom));
   std::size_t length = 0;
   bool fits = wire::writePacketHeader(out, header).ok();
   length = wire::kPacketHeaderLen;
@@ -943,8 +945,8 @@ bool ConnectionImpl::sendControl(std::size_t path, std::span<const wire::Frame> 
     const std::span<std::uint8_t> whole(buffer.data, buffer.capacity);
     const std::size_t framesLength = length - wire::kPacketHeaderLen;
     length = hello ? protection_->sealHandshakePacket(whole, framesLength)
-                   : protection_->seal(static_cast<std::uint16_t>(path), header.packetNumber, whole, framesLength,
-                                       nowNs);
+                   : protection_->seal(static_cast<std::uint16_t>(path), header.packetNumber, whole,
+                                       framesLength, nowNs);
     fits = length != 0;
   }
   if (!fits) {

@@ -12,9 +12,9 @@
 
 #include "ack_tracker.h"
 #include "crypto/packet_protection.h"
-#include "mpxdp/security.h"
 #include "mpxdp/clock.h"
 #include "mpxdp/connection.h"
+#include "mpxdp/security.h"
 #include "path/path_estimator.h"
 #include "path/path_state.h"
 #include "path/rate_controller.h"
@@ -236,7 +236,7 @@ class ConnectionImpl final : public Connection, private SendHooks {
   // The random of the handshake packet being processed (its HELLO sets the session keys).
   std::optional<crypto::Random> packetRandom_;
   std::string unauthenticatedClose_;  // keyed client: an unauthenticated CLOSE's reason, as a hint
-  std::uint64_t implausible_ = 0;  // packet numbers far beyond their path's
+  std::uint64_t implausible_ = 0;     // packet numbers far beyond their path's
 
   std::uint64_t startNs_ = 0;
   std::uint64_t lastHelloNs_ = 0;

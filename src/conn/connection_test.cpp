@@ -1469,7 +1469,8 @@ TEST(Keyed, AWrongKeyGetsNoAnswerAtAllAndIsCounted) {
   auto links = threeLinks(100 * kUs, 100 * kUs, 100 * kUs);
   ConnectionConfig config = configWith(reorder::ReorderKind::kWindow);
   config.handshakeTimeoutNs = 500 * kMs;
-  Pair pair(config, std::move(links), DataDirection::kClientToServer, 0, std::nullopt, keyedWith(1), keyedWith(2));
+  Pair pair(config, std::move(links), DataDirection::kClientToServer, 0, std::nullopt, keyedWith(1),
+            keyedWith(2));
   EXPECT_FALSE(pair.handshake(600 * kMs));
   EXPECT_FALSE(pair.serverReady());
   ASSERT_TRUE(pair.client().done());
@@ -1582,8 +1583,8 @@ TEST(Keyed, AReplayedHelloOfAnEarlierConnectionIsNeverAccepted) {
       if (index == 0) hello.assign(packet.begin(), packet.end());
       return false;
     };
-    Pair earlier(configWith(reorder::ReorderKind::kWindow), std::move(links), DataDirection::kClientToServer, 0,
-                 std::nullopt, security, security);
+    Pair earlier(configWith(reorder::ReorderKind::kWindow), std::move(links), DataDirection::kClientToServer,
+                 0, std::nullopt, security, security);
     ASSERT_TRUE(earlier.handshake());
   }
   ASSERT_FALSE(hello.empty());

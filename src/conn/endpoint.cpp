@@ -229,9 +229,9 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
 
   std::size_t liveConnections() const noexcept { return connections_.size(); }
   std::size_t provenConnections() const noexcept {
-    return static_cast<std::size_t>(std::count_if(connections_.begin(), connections_.end(), [](const auto& c) {
-      return c->peerProven() && !c->awaitingAccept();
-    }));
+    return static_cast<std::size_t>(
+        std::count_if(connections_.begin(), connections_.end(),
+                      [](const auto& c) { return c->peerProven() && !c->awaitingAccept(); }));
   }
 
   ConnectionImpl* find(std::uint32_t connId) noexcept {
@@ -284,7 +284,8 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
       if (!wasProven && c->peerProven() && !c->done() && c->awaitingAccept()) {
         c->setAwaitingAccept(false);
         if (provenConnections() > config_.maxConnections) {
-          c->abort(static_cast<std::uint16_t>(wire::CloseError::kBusy), "the server is busy with another connection");
+          c->abort(static_cast<std::uint16_t>(wire::CloseError::kBusy),
+                   "the server is busy with another connection");
         } else {
           acceptQueue_.push_back(c);
         }
@@ -497,10 +498,11 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
       const std::size_t tailroom = key != nullptr ? crypto::kHandshakeOverhead : 0;
       const std::span<std::uint8_t> room = out.first(out.size() - std::min(out.size(), tailroom));
       const auto h = wire::writePacketHeader(room, header);
-      const auto f =
-          h.ok() ? wire::writeFrame(room.subspan(h.value), *frame) : decltype(wire::writeFrame(room, *frame)){};
+      const auto f = h.ok() ? wire::writeFrame(room.subspan(h.value), *frame)
+                            : decltype(wire::writeFrame(room, *frame)){};
       length = h.ok() && f.ok() ? h.value + f.value : 0;
-      if (length != 0 && key != nullptr) length = crypto::sealHandshake(*key, crypto::makeRandom(), out, f.value);
+      if (length != 0 && key != nullptr)
+        length = crypto::sealHandshake(*key, crypto::makeRandom(), out, f.value);
     }
     buffer.length = static_cast<std::uint32_t>(length);
     (void)io.commitTx(std::span<const TxBuffer>(&buffer, 1));
@@ -513,7 +515,8 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
   }
 
   void replyClose(std::uint16_t link, const RxPacket& packet, std::uint32_t connId, wire::CloseError code,
-                  const std::string& reason, std::uint64_t nowNs, const PreSharedKey* key = nullptr) noexcept {
+                  const std::string& reason, std::uint64_t nowNs,
+                  const PreSharedKey* key = nullptr) noexcept {
     wire::CloseFrame close;
     close.errorCode = static_cast<std::uint16_t>(code);
     close.reason = reason;
@@ -524,8 +527,8 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
   std::uint32_t pathsMaxPayload() const noexcept {
     std::uint32_t most = UINT16_MAX;
     for (const Slot& slot : slots_) {
-      const std::uint32_t overhead =
-          conn::SendStream::kDataOverhead + (keyed() ? static_cast<std::uint32_t>(crypto::kSessionOverhead) : 0);
+      const std::uint32_t overhead = conn::SendStream::kDataOverhead +
+                                     (keyed() ? static_cast<std::uint32_t>(crypto::kSessionOverhead) : 0);
       const std::uint32_t carries = slot.path.io->maxPayload();
       most = std::min(most, carries > overhead ? carries - overhead : 0);
     }

@@ -474,8 +474,8 @@ std::size_t SendStream::reserveImpl(std::span<SendSlot> out, SizeOf sizeOf) noex
     slot.handle = buffer.handle;
     slot.link = l;
     slot.data = buffer.data + kDataOverhead;
-    slot.capacity =
-        std::min<std::uint32_t>(std::min(buffer.capacity - kDataOverhead - tailroom_, maxPayload_), UINT16_MAX);
+    slot.capacity = std::min<std::uint32_t>(
+        std::min(buffer.capacity - kDataOverhead - tailroom_, maxPayload_), UINT16_MAX);
     slot.length = 0;
   }
   return n;

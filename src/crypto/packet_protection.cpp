@@ -320,8 +320,9 @@ std::size_t PacketProtection::seal(std::uint16_t pathId, std::uint64_t packetNum
   // 0 turns a limit off.
   const ProtectionOptions& o = s.options;
   const std::uint64_t phaseNs = s.sendPhaseStarted ? elapsedNs(nowNs, s.sendPhaseStartNs) : 0;
-  if (phaseNs >= o.minPhaseNs && ((o.rotateAfterPackets != 0 && s.sendPacketsInPhase >= o.rotateAfterPackets) ||
-                                  (o.rotateAfterNs != 0 && s.sendPhaseStarted && phaseNs >= o.rotateAfterNs))) {
+  if (phaseNs >= o.minPhaseNs &&
+      ((o.rotateAfterPackets != 0 && s.sendPacketsInPhase >= o.rotateAfterPackets) ||
+       (o.rotateAfterNs != 0 && s.sendPhaseStarted && phaseNs >= o.rotateAfterNs))) {
     s.rotateSend();
   }
   if (!s.sendPhaseStarted) {

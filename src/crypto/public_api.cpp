@@ -5,12 +5,15 @@
 
 namespace mpxdp {
 
-static_assert(static_cast<int>(CipherKind::kChaCha20Poly1305) == static_cast<int>(crypto::Cipher::kChaCha20Poly1305));
+static_assert(static_cast<int>(CipherKind::kChaCha20Poly1305) ==
+              static_cast<int>(crypto::Cipher::kChaCha20Poly1305));
 static_assert(static_cast<int>(CipherKind::kAes256Gcm) == static_cast<int>(crypto::Cipher::kAes256Gcm));
 static_assert(kPreSharedKeyLen == crypto::kKeyLen);
 static_assert(kAeadTagLen == crypto::kSessionOverhead);
 
-const char* cipherName(CipherKind cipher) noexcept { return crypto::toString(static_cast<crypto::Cipher>(cipher)); }
+const char* cipherName(CipherKind cipher) noexcept {
+  return crypto::toString(static_cast<crypto::Cipher>(cipher));
+}
 
 std::optional<CipherKind> parseCipherName(std::string_view name) noexcept {
   const auto cipher = crypto::parseCipher(name);

@@ -166,8 +166,8 @@ TEST(SecurityTest, KeyFileMisuseIsAUsageErrorNamingTheFile) {
 
   const std::string loose = (dir.path / "loose.key").string();
   fs::copy_file(key, loose);
-  fs::permissions(loose, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
-                             fs::perms::others_read);
+  fs::permissions(
+      loose, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read);
   const std::string garbage = (dir.path / "garbage.key").string();
   {
     std::ofstream out(garbage);

@@ -39,7 +39,8 @@ std::optional<Injector> Injector::open(const testbed::TestbedInfo& bed, std::uin
   local.sin_port = htons(sourcePort != 0 ? sourcePort : port);
   inet_pton(AF_INET, bed.links[link].senderIp.c_str(), &local.sin_addr);
   if (bind(injector.fd_, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
-    ADD_FAILURE() << "bind " << bed.links[link].senderIp << ":" << ntohs(local.sin_port) << ": errno " << errno;
+    ADD_FAILURE() << "bind " << bed.links[link].senderIp << ":" << ntohs(local.sin_port) << ": errno "
+                  << errno;
     return std::nullopt;
   }
   injector.peer_.sin_family = AF_INET;
@@ -94,7 +95,8 @@ PacketCapture::~PacketCapture() {
   if (fd_ >= 0) close(fd_);
 }
 
-std::vector<std::vector<std::uint8_t>> PacketCapture::take(std::size_t count, std::chrono::milliseconds limit) {
+std::vector<std::vector<std::uint8_t>> PacketCapture::take(std::size_t count,
+                                                           std::chrono::milliseconds limit) {
   std::vector<std::vector<std::uint8_t>> payloads;
   const auto until = std::chrono::steady_clock::now() + limit;
   std::array<std::uint8_t, 65536> frame{};
@@ -103,7 +105,8 @@ std::vector<std::vector<std::uint8_t>> PacketCapture::take(std::size_t count, st
     if (poll(&p, 1, 10) <= 0) continue;
     sockaddr_ll from{};
     socklen_t fromLen = sizeof from;
-    const ssize_t n = recvfrom(fd_, frame.data(), frame.size(), 0, reinterpret_cast<sockaddr*>(&from), &fromLen);
+    const ssize_t n =
+        recvfrom(fd_, frame.data(), frame.size(), 0, reinterpret_cast<sockaddr*>(&from), &fromLen);
     // Only what leaves this host (IPv4, no options, UDP to the port).
     if (n < 28 || from.sll_pkttype != PACKET_OUTGOING || from.sll_protocol != htons(ETH_P_IP)) continue;
     const std::uint8_t* ip = frame.data();
@@ -118,8 +121,8 @@ std::vector<std::vector<std::uint8_t>> PacketCapture::take(std::size_t count, st
 }
 
 void txChecksumOff(const std::string& ns, const std::string& interface) {
-  auto child = testbed::Subprocess::spawn({"/usr/bin/env", "ip", "netns", "exec", ns, "ethtool", "-K", interface,
-                                           "tx", "off"});
+  auto child = testbed::Subprocess::spawn(
+      {"/usr/bin/env", "ip", "netns", "exec", ns, "ethtool", "-K", interface, "tx", "off"});
   ASSERT_TRUE(child) << child.error().message();
   const auto status = child->wait(std::chrono::seconds(20));
   ASSERT_EQ(status, std::optional<int>(0)) << child->out() << child->err();

@@ -20,8 +20,8 @@ class Injector {
  public:
   // Bound to link `link`'s sender address and sourcePort (default: port) in
   // the sender namespace, sending to the receiver's address and port on that link.
-  static std::optional<Injector> open(const testbed::TestbedInfo& bed, std::uint16_t port, std::size_t link = 0,
-                                      std::uint16_t sourcePort = 0);
+  static std::optional<Injector> open(const testbed::TestbedInfo& bed, std::uint16_t port,
+                                      std::size_t link = 0, std::uint16_t sourcePort = 0);
   Injector(Injector&& other) noexcept;
   Injector& operator=(Injector&&) = delete;
   ~Injector();
