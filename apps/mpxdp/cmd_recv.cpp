@@ -201,7 +201,7 @@ int runRecv(CLI::App* /*app*/) {
     if (conn == nullptr) break;  // stopped
     ++served;
     RunDescription run = describeRun(ep, *plans, *backend, options.cpu);
-    run.security = securityText(config.security);
+    run.security = securityText(config.security, false);
     run.scheduler = options.pathControl.scheduler;
     run.pacing = options.pathControl.pacing;
     run.intervalS = options.intervalS;

@@ -244,7 +244,7 @@ int runSend(CLI::App* app) {
     source->start(payloadBytes);
   }
   RunDescription run = describeRun(**endpoint, *plans, *backend, options.cpu);
-  run.security = securityText(config.security);
+  run.security = securityText(config.security, true);
   run.payloadBytes = payloadBytes;
   run.reliable = config.connection.reliable;
   run.redundant = config.connection.redundant;

@@ -264,7 +264,7 @@ int runTun(CLI::App* /*app*/) {
   }
   installStopHandler();
   RunDescription baseRun = describeRun(ep, *plans, *backend, options.cpu);
-  baseRun.security = securityText(config.security);
+  baseRun.security = securityText(config.security, client);
   if (!options.json) {
     std::string links;
     for (const std::string& mode : baseRun.linkModes) links += (links.empty() ? "" : "; ") + mode;

@@ -74,8 +74,9 @@ void declareSecurity(CLI::App* app, SecurityArgs& args, bool many);
 // Loads the key files (EINVAL/EPERM/ENOENT naming the file and what to do)
 // and checks --cipher; sets `security`.
 Result<void> applySecurity(const SecurityArgs& args, SecurityOptions& security);
-// "aes-256-gcm (pre-shared key)" or "none: packets are not authenticated (no --key)".
-std::string securityText(const SecurityOptions& security);
+// "authenticated and encrypted, aes-256-gcm (1 pre-shared key)" or that nothing is; a side that
+// accepts (connects false) names no cipher: its client chooses.
+std::string securityText(const SecurityOptions& security, bool connects);
 
 // Final reports of both directions; with `combined` one JSON object
 // {"send": {...}, "recv": {...}} on stdout.

@@ -14,6 +14,7 @@ link sum are twice the one-way figures.
 import statistics
 
 MPXDP_HEADER_V2 = 40
+AEAD_TAG_BYTES = 16  # a keyed packet (--key) carries the AEAD tag after its frames
 MPXDP_HEADER_V1 = 32
 UDP_OVERHEAD = 42
 TCP_MSS = 1448

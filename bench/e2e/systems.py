@@ -1,6 +1,7 @@
 """The systems under test. Each run returns one result dict; a failure is a result with ok=False."""
 import json
 import os
+import subprocess
 import time
 
 import metrics
@@ -36,6 +37,12 @@ def catalogue(bonding, baseline=False):
                backend="xdp", reorder="off", scheduler="wrr"),
         System("mpxdp-udp", "mpxdp kernel UDP, window reorder", "mpxdp", True, run_mpxdp, True,
                backend="udp", reorder="window", scheduler="wrr"),
+        # Keyed (issue 11): every packet sealed; the default cipher of this CPU, and ChaCha20-Poly1305.
+        System("mpxdp-xdp-key", "mpxdp AF_XDP, window reorder, --key (default cipher)", "mpxdp", True, run_mpxdp,
+               True, backend="xdp", reorder="window", scheduler="wrr", keyed=True),
+        System("mpxdp-xdp-key-chacha", "mpxdp AF_XDP, window reorder, --key --cipher chacha20-poly1305", "mpxdp",
+               True, run_mpxdp, True, backend="xdp", reorder="window", scheduler="wrr", keyed=True,
+               cipher="chacha20-poly1305"),
         # Data both ways at once (send --bidir); tbf shapes each direction, so the sum can exceed one-way.
         System("mpxdp-bidir", "mpxdp AF_XDP, window reorder, --bidir (both directions)", "mpxdp", True, run_mpxdp,
                True, backend="xdp", reorder="window", scheduler="wrr", bidir=True),
@@ -204,6 +211,14 @@ def _direction(send, recv):
     return out
 
 
+def _key_file(cli, ctx):
+    """One pre-shared key per suite run, made by `mpxdp genkey -o` (mode 600) in the run directory."""
+    key = os.path.join(ctx.run_dir, "bench.key")
+    if not os.path.exists(key):
+        subprocess.run([cli.path, "genkey", "-o", key], check=True)
+    return key
+
+
 def run_mpxdp(system, payload, ctx, tag, result):
     p = system.params
     bed = ctx.bed
@@ -213,9 +228,12 @@ def run_mpxdp(system, payload, ctx, tag, result):
         raise RuntimeError("no --baseline-mpxdp build given")
     if bidir and not cli.bidir:
         raise RuntimeError("{} has no `send --bidir`".format(cli.path))
-    length = cli.mtu_payload if payload == MTU else payload
+    keyed = bool(p.get("keyed"))
+    # A keyed packet carries a 16-byte AEAD tag after its frames.
+    header_bytes = cli.header_bytes + (metrics.AEAD_TAG_BYTES if keyed else 0)
+    length = (cli.mtu_payload - (metrics.AEAD_TAG_BYTES if keyed else 0)) if payload == MTU else payload
     result["length"] = length
-    result["header_bytes"] = cli.header_bytes
+    result["header_bytes"] = header_bytes
     result["wire"] = cli.wire
     recv_argv = [cli.path, "recv"] + (["-1"] if cli.one_off else []) + [
         "--testbed", bed.name, "--backend", p["backend"], "--reorder", p["reorder"], "-i", "0", "-J"]
@@ -223,10 +241,14 @@ def run_mpxdp(system, payload, ctx, tag, result):
                  "--backend", p["backend"], "--scheduler", p["scheduler"], "-i", "0", "-J"]
     if bidir:
         send_argv.append("--bidir")
+    if keyed:
+        key = _key_file(cli, ctx)
+        recv_argv += ["--key", key]
+        send_argv += ["--key", key] + (["--cipher", p["cipher"]] if p.get("cipher") else [])
     if bed.link_sum_bps:
         if cli.payload_rate:
             # v2: -b is payload bits/s: offer what fills the links (the header ceiling), as for iperf3 UDP.
-            send_argv += ["-b", int(bed.link_sum_bps * metrics.ceiling_fraction("mpxdp", length, cli.header_bytes))]
+            send_argv += ["-b", int(bed.link_sum_bps * metrics.ceiling_fraction("mpxdp", length, header_bytes))]
         else:
             send_argv += ["-b", bed.link_sum_bps]  # v1: total rate including headers
     # unshaped: no -b, unlimited

@@ -18,6 +18,8 @@ local kMagic = 0x4D58
 local kVersion = 2
 local kVersionNegotiation = 0
 local kHeaderLen = 28
+local kTagLen = 16     -- AEAD tag of a keyed packet
+local kRandomLen = 32  -- a handshake packet's random
 local kInvariantsLen = 8
 
 local frameNames = {
@@ -54,6 +56,13 @@ end
 field("magic", ProtoField.uint16, "Magic", base.HEX)
 field("version", ProtoField.uint8, "Version", base.DEC)
 field("flags", ProtoField.uint8, "Flags", base.HEX)
+field("flags.protected", ProtoField.bool, "Protected (session key)", 8, nil, 0x01)
+field("flags.handshake", ProtoField.bool, "Handshake (pre-shared key)", 8, nil, 0x02)
+field("flags.key_phase", ProtoField.bool, "Key phase", 8, nil, 0x04)
+-- Keyed connections (docs/security.md): sealed frames, the AEAD tag, a handshake packet's random.
+field("sealed", ProtoField.bytes, "Sealed frames")
+field("tag", ProtoField.bytes, "AEAD tag")
+field("random", ProtoField.bytes, "Sender's random")
 field("conn_id", ProtoField.uint32, "Connection ID", base.DEC)
 field("path_id", ProtoField.uint16, "Path ID", base.DEC)
 field("reserved", ProtoField.uint16, "Reserved", base.HEX)
@@ -113,7 +122,8 @@ field("hello.mode", ProtoField.uint8, "Mode", base.HEX)
 field("hello.mode.client_sends", ProtoField.bool, "Client sends", 8, nil, 0x01)
 field("hello.mode.server_sends", ProtoField.bool, "Server sends", 8, nil, 0x02)
 field("hello.mode.reliable", ProtoField.bool, "Reliable", 8, nil, 0x04)
-field("hello.reserved", ProtoField.uint8, "Reserved", base.HEX)
+field("hello.cipher", ProtoField.uint8, "Cipher", base.DEC,
+      { [0] = "none (unkeyed)", [1] = "ChaCha20-Poly1305", [2] = "AES-256-GCM" })
 field("hello.max_payload", ProtoField.uint16, "Max payload", base.DEC)
 field("hello.rate_bps", ProtoField.uint64, "Requested rate (bit/s)", base.DEC)
 field("hello.duration_ms", ProtoField.uint32, "Requested duration (ms)", base.DEC)
@@ -323,7 +333,7 @@ local function dissectHello(tvb, tree, off, len)
   modeItem:add(F["hello.mode.client_sends"], tvb(off + 4, 1))
   modeItem:add(F["hello.mode.server_sends"], tvb(off + 4, 1))
   modeItem:add(F["hello.mode.reliable"], tvb(off + 4, 1))
-  tree:add(F["hello.reserved"], tvb(off + 5, 1))
+  tree:add(F["hello.cipher"], tvb(off + 5, 1))
   tree:add(F["hello.max_payload"], tvb(off + 6, 2))
   tree:add(F["hello.rate_bps"], tvb(off + 8, 8))
   tree:add(F["hello.duration_ms"], tvb(off + 16, 4))
@@ -451,7 +461,10 @@ local function dissect(tvb, pinfo, tree)
   local root = tree:add(mpxdp, tvb())
   root:add(F["magic"], tvb(0, 2))
   root:add(F["version"], tvb(2, 1))
-  root:add(F["flags"], tvb(3, 1))
+  local flagsItem = root:add(F["flags"], tvb(3, 1))
+  flagsItem:add(F["flags.protected"], tvb(3, 1))
+  flagsItem:add(F["flags.handshake"], tvb(3, 1))
+  flagsItem:add(F["flags.key_phase"], tvb(3, 1))
   local conn = tvb(4, 4):uint()
   root:add(F["conn_id"], tvb(4, 4))
 
@@ -473,7 +486,25 @@ local function dissect(tvb, pinfo, tree)
     root:add(F["packet_number"], tvb(12, 8))
     root:add(F["send_ts"], tvb(20, 8))
     root:append_text(", conn " .. conn .. ", path " .. path .. ", pn " .. tostring(pn))
-    info = dissectFrames(tvb, pinfo, root, len)
+    local flags = tvb(3, 1):uint()
+    local handshake = bit.band(flags, 0x02) ~= 0
+    if bit.band(flags, 0x03) ~= 0 then
+      -- Sealed: only the keys' holders read the frames.
+      local trailer = kTagLen + (handshake and kRandomLen or 0)
+      if len < kHeaderLen + trailer then
+        root:add_proto_expert_info(E.truncated, "Sealed packet shorter than its tag")
+        info = "(truncated sealed packet)"
+      else
+        local sealedLen = len - kHeaderLen - trailer
+        if sealedLen > 0 then root:add(F["sealed"], tvb(kHeaderLen, sealedLen)) end
+        root:add(F["tag"], tvb(kHeaderLen + sealedLen, kTagLen))
+        if handshake then root:add(F["random"], tvb(kHeaderLen + sealedLen + kTagLen, kRandomLen)) end
+        info = string.format("Sealed %s, %d bytes%s", handshake and "handshake" or "session", sealedLen,
+                             handshake and "" or (", key phase " .. (bit.band(flags, 0x04) ~= 0 and 1 or 0)))
+      end
+    else
+      info = dissectFrames(tvb, pinfo, root, len)
+    end
   end
   pinfo.cols.info:set(info)
   return len

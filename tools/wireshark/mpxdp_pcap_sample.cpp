@@ -84,6 +84,9 @@ void expectHeader(Fields& f, const wire::PacketHeader& h) {
   add(f, "mpxdp.magic", hex(wire::kMagic, 4));
   add(f, "mpxdp.version", wire::kWireVersion);
   add(f, "mpxdp.flags", hex(h.flags, 2));
+  addBool(f, "mpxdp.flags.protected", (h.flags & MPXDP_HDR_FLAG_PROTECTED) != 0);
+  addBool(f, "mpxdp.flags.handshake", (h.flags & MPXDP_HDR_FLAG_HANDSHAKE) != 0);
+  addBool(f, "mpxdp.flags.key_phase", (h.flags & MPXDP_HDR_FLAG_KEY_PHASE) != 0);
   add(f, "mpxdp.conn_id", h.connId);
   add(f, "mpxdp.path_id", h.pathId);
   add(f, "mpxdp.reserved", hex(0, 4));
@@ -152,7 +155,7 @@ void expectFrame(Fields& f, const Frame& frame) {
                    addBool(f, "mpxdp.hello.mode.client_sends", (h.mode & wire::kModeClientSends) != 0);
                    addBool(f, "mpxdp.hello.mode.server_sends", (h.mode & wire::kModeServerSends) != 0);
                    addBool(f, "mpxdp.hello.mode.reliable", (h.mode & wire::kModeReliable) != 0);
-                   add(f, "mpxdp.hello.reserved", hex(0, 2));
+                   add(f, "mpxdp.hello.cipher", static_cast<unsigned>(h.cipher));
                    add(f, "mpxdp.hello.max_payload", h.maxPayload);
                    add(f, "mpxdp.hello.rate_bps", h.rateBps);
                    add(f, "mpxdp.hello.duration_ms", h.durationMs);
@@ -405,6 +408,9 @@ void buildValid(const std::string& dir) {
     add(f, "mpxdp.magic", hex(wire::kMagic, 4));
     add(f, "mpxdp.version", wire::kVersionNegotiation);
     add(f, "mpxdp.flags", hex(0, 2));
+    addBool(f, "mpxdp.flags.protected", false);
+    addBool(f, "mpxdp.flags.handshake", false);
+    addBool(f, "mpxdp.flags.key_phase", false);
     add(f, "mpxdp.conn_id", kConnId);
     add(f, "mpxdp.vn.count", vn.count);
     for (std::size_t i = 0; i < vn.count; ++i) add(f, "mpxdp.vn.version", vn.versions[i]);
