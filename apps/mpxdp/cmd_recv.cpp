@@ -233,9 +233,9 @@ void declareRecv(CLI::App* app) {
                 "serve one connection, then exit (like iperf3 -s -1); with --max-peers N, the first N "
                 "connections, exiting once all of them have finished");
   app->add_option("--max-peers", options.maxPeers,
-                  "serve up to N clients at once, each with its own connection, key (--key) and report; "
-                  "interval lines then start with the connection id. Default 1: one after another, others "
-                  "are refused as busy meanwhile")
+                  "serve up to N clients (at most 32) at once, each with its own connection, key (--key) and "
+                  "report; interval lines then start with the connection id. Default 1: one after another, "
+                  "others are refused as busy meanwhile")
       ->type_name("N")
       ->capture_default_str();
   app->add_option("--window", options.windowPackets, "reorder window in packets (power of two, 64..2^24)")
