@@ -28,6 +28,7 @@ struct SendOptions {
   std::vector<std::string> links;
   std::vector<std::string> backupLinks;
   std::uint16_t port = kDefaultPort;
+  std::uint16_t cport = 0;  // --cport; 0: port
   double timeS = 10.0;
   std::string rate;
   std::uint32_t payloadBytes = 1024;
@@ -93,6 +94,10 @@ void declareSend(CLI::App* app) {
                   "lists them the same way). With --testbed: IFACE names one of the test bed's links")
       ->type_name("IFACE=PEER_IP[@RATE]");
   app->add_option("-p,--port", options.port, "UDP port of the connection (both ends)")->capture_default_str();
+  app->add_option("--cport", options.cport,
+                  "this side's UDP port instead of --port (like iperf3 --cport): several senders on one host "
+                  "each need their own to reach one receiver (recv --max-peers)")
+      ->type_name("PORT");
   app->add_option("-t,--time", options.timeS, "seconds to send")->capture_default_str();
   app->add_option("-b,--bitrate", options.rate,
                   "application payload rate over all links, bits/s as iperf3's -b (e.g. 800M); default: "
@@ -151,6 +156,8 @@ int runSend(CLI::App* app) {
   if (options.intervalS < 0 || (options.intervalS > 0 && options.intervalS < 0.001))
     return usageError(Error(EINVAL, "-i must be 0 (no interval reports) or at least 0.001 seconds"));
   if (options.port == 0) return usageError(Error(EINVAL, "--port must be in 1..65535"));
+  if (app->count("--cport") > 0 && options.cport == 0)
+    return usageError(Error(EINVAL, "--cport must be in 1..65535"));
   if (options.payloadBytes == 0) return usageError(Error(EINVAL, "-l must be at least 1 byte"));
   if (options.payloadBytes > UINT16_MAX) return usageError(Error(EINVAL, "-l must be at most 65535 bytes"));
   if (options.bidir && options.reverse) return usageError(Error(EINVAL, "--bidir and -R exclude each other"));
@@ -205,7 +212,8 @@ int runSend(CLI::App* app) {
   config.connection.handshakeTimeoutNs = static_cast<std::uint64_t>(options.connectTimeoutS * 1e9);
   LinkOptions linkOptions;
   linkOptions.backend = *backend;
-  linkOptions.port = options.port;
+  linkOptions.port = options.cport != 0 ? options.cport : options.port;
+  linkOptions.peerPort = options.port;
   auto endpoint = openEndpoint(config, toLinkSpecs(*plans), linkOptions);
   if (!endpoint) return reportError("send", endpoint.error());
 

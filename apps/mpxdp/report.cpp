@@ -98,7 +98,10 @@ CpuTime processCpuTime() {
 }
 
 Reporter::Reporter(RunDescription run, bool json, std::FILE* out)
-    : run_(std::move(run)), jsonMode_(json), out_(out) {}
+    : run_(std::move(run)),
+      tag_(run_.tagLines ? fmt::format("{:08x} ", run_.connId) : std::string()),
+      jsonMode_(json),
+      out_(out) {}
 
 void Reporter::begin() {
   if (jsonMode_ || out_ == nullptr) return;
@@ -116,6 +119,7 @@ void Reporter::begin() {
                run_.backend, run_.reorder, run_.reliable ? ", reliable" : "", cpuText(run_.cpu));
   }
   if (!run_.security.empty()) fmt::print(out_, "  security: {}\n", run_.security);
+  if (run_.keyIndex) fmt::print(out_, "  peer: holds key {} (--key {})\n", *run_.keyIndex, run_.keyFile);
   if (!run_.file.empty()) fmt::print(out_, "  file: {}\n", printableName(run_.file));
   for (std::size_t l = 0; l < run_.linkModes.size(); ++l) {
     fmt::print(out_, "  link {}: {}{}{}\n", l, run_.linkModes[l],
@@ -124,16 +128,20 @@ void Reporter::begin() {
                    : std::string(", rate estimated"),
                l < run_.linkBackups.size() && run_.linkBackups[l] ? ", backup" : "");
   }
+  // Tagged lines start with the connection id: the column heads leave room for it.
+  const std::string head = tag_.empty() ? std::string() : fmt::format("{:<{}}", "conn", tag_.size());
   if (sender) {
-    fmt::print(out_, "[ ID] Interval           Transfer      Rate               Packets\n");
+    fmt::print(out_, "{}[ ID] Interval           Transfer      Rate               Packets\n", head);
     fmt::print(out_,
-               "[ ID] Link     State   Bk Pacing Estim. Delivr.    SRTT  RTTvar   Loss   Queue Phase   "
-               "  Packets\n");
+               "{}[ ID] Link     State   Bk Pacing Estim. Delivr.    SRTT  RTTvar   Loss   Queue Phase   "
+               "  Packets\n",
+               head);
   } else {
     fmt::print(
         out_,
-        "[ ID] Interval           Transfer      Goodput            Packets   Lost OOO-arr OOO-del Bad\n");
-    fmt::print(out_, "[ ID] Link     State   Bk   Packets   Lost    SRTT  RTTvar AckFrames\n");
+        "{}[ ID] Interval           Transfer      Goodput            Packets   Lost OOO-arr OOO-del Bad\n",
+        head);
+    fmt::print(out_, "{}[ ID] Link     State   Bk   Packets   Lost    SRTT  RTTvar AckFrames\n", head);
   }
   std::fflush(out_);
 }
@@ -153,11 +161,11 @@ void Reporter::printLine(const Sample& from, const Sample& to, const char* tag) 
   const std::string when =
       *tag != '\0' ? fmt::format("{:6.2f}-{:<6.2f}", from.timeS, to.timeS) : timeSpan(from.timeS, to.timeS);
   if (run_.role == Role::kSender) {
-    fmt::print(out_, "[SUM] {} sec  {}  {}  {:9}{}\n", when, transferText(to.bytes - from.bytes),
+    fmt::print(out_, "{}[SUM] {} sec  {}  {}  {:9}{}\n", tag_, when, transferText(to.bytes - from.bytes),
                rateText(bps), packets, tag);
   } else {
     // pps and duplicates are in the JSON and the summary; the line stays within 100 columns.
-    fmt::print(out_, "[SUM] {} sec  {}  {} {:8} {:6} {:7} {:7} {:3}{}\n", when,
+    fmt::print(out_, "{}[SUM] {} sec  {}  {} {:8} {:6} {:7} {:7} {:3}{}\n", tag_, when,
                transferText(to.bytes - from.bytes), rateText(bps), packets, to.lost - from.lost,
                to.outOfOrderArrived - from.outOfOrderArrived,
                to.outOfOrderDelivered - from.outOfOrderDelivered, to.corrupt - from.corrupt, tag);
@@ -189,15 +197,15 @@ void Reporter::printPathLine(std::size_t path, const PathStats& p, const PathCou
   const PathCounters now = countersOf(p);
   const std::string state(toString(p.state));
   if (run_.role == Role::kSender) {
-    fmt::print(out_, "[{:3}] {:<8} {:<7} {:<2} {:>6} {:>6} {:>7} {:>7} {:>7} {:>5.2f}% {:>7} {:<7} {:>9}\n",
-               path, linkName(path), state, p.backup ? "B" : "-", shortRate(p.pacingRateBps),
+    fmt::print(out_, "{}[{:3}] {:<8} {:<7} {:<2} {:>6} {:>6} {:>7} {:>7} {:>7} {:>5.2f}% {:>7} {:<7} {:>9}\n",
+               tag_, path, linkName(path), state, p.backup ? "B" : "-", shortRate(p.pacingRateBps),
                shortRate(p.bandwidthEstimateBps), shortRate(p.deliveryRateBps),
                shortDuration(p.srttNs, p.rttValid), shortDuration(p.rttVarNs, p.rttValid), 100.0 * p.lossRate,
                shortDuration(p.queueDelayNs), p.ratePhase,
                final ? p.requeued : delta(now.packets, from.packets));
   } else {
-    fmt::print(out_, "[{:3}] {:<8} {:<7} {:<2} {:9} {:6} {:>7} {:>7} {:9}\n", path, linkName(path), state,
-               p.backup ? "B" : "-", delta(now.packets, from.packets), delta(now.lost, from.lost),
+    fmt::print(out_, "{}[{:3}] {:<8} {:<7} {:<2} {:9} {:6} {:>7} {:>7} {:9}\n", tag_, path, linkName(path),
+               state, p.backup ? "B" : "-", delta(now.packets, from.packets), delta(now.lost, from.lost),
                shortDuration(p.srttNs, p.rttValid), shortDuration(p.rttVarNs, p.rttValid),
                delta(now.ackFramesSent, from.ackFramesSent));
   }
@@ -205,7 +213,7 @@ void Reporter::printPathLine(std::size_t path, const PathStats& p, const PathCou
 
 void Reporter::printPathEvent(const PathEvent& event) {
   const double at = (static_cast<double>(event.timeNs) - static_cast<double>(startNs_)) / 1e9;
-  fmt::print(out_, "{:9.3f} s  path {} ({}): {} -> {}\n", at, event.path, linkName(event.path),
+  fmt::print(out_, "{}{:9.3f} s  path {} ({}): {} -> {}\n", tag_, at, event.path, linkName(event.path),
              toString(event.previous), toString(event.state));
 }
 
@@ -279,7 +287,7 @@ nlohmann::json Reporter::intervalJson(const IntervalRecord& record) const {
 void Reporter::printFileProgress(const FileProgress& file, double fromS, double toS) {
   const double rate = perSecond(8.0 * static_cast<double>(file.bytes - lastFileBytes_), toS - fromS);
   if (!file.sizeKnown) {
-    fmt::print(out_, "[FILE] no header yet\n");
+    fmt::print(out_, "{}[FILE] no header yet\n", tag_);
     return;
   }
   const double done = file.size == 0 ? 1.0 : static_cast<double>(file.bytes) / static_cast<double>(file.size);
@@ -291,7 +299,7 @@ void Reporter::printFileProgress(const FileProgress& file, double fromS, double 
   } else if (average > 0) {
     eta = fmt::format("{:.1f} s", static_cast<double>(file.size - file.bytes) / average);
   }
-  fmt::print(out_, "[FILE] {:5.1f}%  {} of {}  {}  ETA {}\n", 100.0 * done, transferText(file.bytes),
+  fmt::print(out_, "{}[FILE] {:5.1f}%  {} of {}  {}  ETA {}\n", tag_, 100.0 * done, transferText(file.bytes),
              transferText(file.size), rateText(rate), eta);
 }
 
@@ -328,6 +336,7 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
   j["role"] = sender ? "send" : "recv";
   j["backend"] = run_.backend;
   j["connection_id"] = run_.connId;
+  if (run_.keyIndex) j["key_index"] = *run_.keyIndex;  // which --key the peer holds (recv)
   j["duration_s"] = duration;
   j["goodput_bps"] = bps;
   j["pps"] = perSecond(static_cast<double>(total.packets), duration);
@@ -477,7 +486,16 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
     std::fflush(out_);
     return;
   }
-  fmt::print(out_, "- - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - -\n");
+  if (tag_.empty()) {
+    fmt::print(out_,
+               "- - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - -\n");
+  } else {
+    // The summary is one block headed by the connection id: its lines go untagged.
+    fmt::print(out_,
+               "- - - - - - - - - - connection {:08x}: {} summary - - - - - - - - - - - - - - - - - -\n",
+               run_.connId, sender ? "sender" : "receiver");
+    tag_.clear();
+  }
   Sample zero;
   Sample end = total;
   end.timeS = duration;

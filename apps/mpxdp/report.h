@@ -38,6 +38,11 @@ struct RunDescription {
   bool redundant = false;  // --redundant
   std::string file;        // -F: what the header line says about the file
   std::string security;    // securityText(): the cipher, or that nothing is authenticated
+  // recv, keyed: which of its --key files the peer holds (0-based) and that file.
+  std::optional<std::uint32_t> keyIndex;
+  std::string keyFile;
+  // Several connections at once (recv --max-peers): interval lines start with the connection id.
+  bool tagLines = false;
 };
 
 // How far a file transfer got (interval reports: bytes, rate, ETA).
@@ -158,6 +163,7 @@ class Reporter {
   void finishFile(nlohmann::json& j);
 
   RunDescription run_;
+  std::string tag_;  // "0123abcd " before interval lines (run_.tagLines), else empty
   bool jsonMode_;
   std::FILE* out_;
   std::uint64_t startNs_ = 0;

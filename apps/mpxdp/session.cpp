@@ -143,33 +143,24 @@ Result<void> waitForHandshake(Endpoint& endpoint, Connection& connection) {
   return {};
 }
 
-Connection* waitForConnection(Endpoint& endpoint, ServerNotices& notices) {
-  while (!stopRequested()) {
-    if (auto polled = endpoint.poll(); !polled) {
-      fmt::print(stderr, "mpxdp recv: {}\n", polled.error().message());
-      return nullptr;
+void printServerNotices(const Endpoint& endpoint, ServerNotices& notices) {
+  const EndpointStats stats = endpoint.stats();
+  if (stats.refused > notices.refusals) {
+    notices.refusals = stats.refused;
+    if (stats.lastRefusedConnId != notices.refusedConnId) {
+      notices.refusedConnId = stats.lastRefusedConnId;
+      fmt::print(stderr, "mpxdp recv: refused connection {:08x}: {}\n", stats.lastRefusedConnId,
+                 stats.lastRefusal);
     }
-    const EndpointStats stats = endpoint.stats();
-    if (stats.refused > notices.refusals) {
-      notices.refusals = stats.refused;
-      if (stats.lastRefusedConnId != notices.refusedConnId) {
-        notices.refusedConnId = stats.lastRefusedConnId;
-        fmt::print(stderr, "mpxdp recv: refused connection {:08x}: {}\n", stats.lastRefusedConnId,
-                   stats.lastRefusal);
-      }
-    }
-    if (stats.versionMismatch > notices.versionMismatches) {
-      notices.versionMismatches = stats.versionMismatch;
-      fmt::print(stderr,
-                 "mpxdp recv: a peer speaks wire version {}, this side speaks {}; it was told so (version "
-                 "negotiation)\n",
-                 stats.lastForeignVersion, MPXDP_WIRE_VERSION);
-    }
-    std::fflush(stderr);
-    if (Connection* next = endpoint.accept()) return next;
-    waitOnPaths(endpoint, endpoint.nextDeadlineNs());
   }
-  return nullptr;
+  if (stats.versionMismatch > notices.versionMismatches) {
+    notices.versionMismatches = stats.versionMismatch;
+    fmt::print(stderr,
+               "mpxdp recv: a peer speaks wire version {}, this side speaks {}; it was told so (version "
+               "negotiation)\n",
+               stats.lastForeignVersion, MPXDP_WIRE_VERSION);
+  }
+  std::fflush(stderr);
 }
 
 RunDescription describeRun(const Endpoint& endpoint, const std::vector<LinkPlan>& plans, Backend backend,

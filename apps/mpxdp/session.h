@@ -34,9 +34,9 @@ struct ServerNotices {
   std::uint64_t versionMismatches = 0;
 };
 
-// Polls until a client's connection arrives; prints each refused HELLO and
-// each peer of another wire version. nullptr when a stop signal arrived.
-Connection* waitForConnection(Endpoint& endpoint, ServerNotices& notices);
+// Prints (stderr) each refused HELLO and each peer of another wire version
+// not told about yet.
+void printServerNotices(const Endpoint& endpoint, ServerNotices& notices);
 
 // The run header: links with their modes (xdp queues, copy/zero-copy), backend, CPU.
 RunDescription describeRun(const Endpoint& endpoint, const std::vector<LinkPlan>& plans, Backend backend,

@@ -41,6 +41,9 @@ struct LinkOptions {
   Backend backend = Backend::kXdp;
   std::uint16_t port = kDefaultPort;  // local UDP port (the steering program matches it)
   std::uint16_t peerPort = 0;         // the peer's UDP port; 0 = port
+  // A server with several clients at once: each connection answers where its
+  // packets come from (the UDP backend's sockets then stay unconnected).
+  bool manyPeers = false;
   // Per link: buffers for receiving and sending (half each). The send half
   // also holds the per-path send queues: eaf queues a fast path up to the
   // delay difference to the slowest (35 ms at 300 Mbit/s is ~1200 frames).

@@ -47,6 +47,9 @@ struct PacketIoStats {
   std::uint64_t txRingEmpty = 0;
 };
 
+// Peers one link answers at once, its own included (PacketIo::acquirePeer).
+inline constexpr std::size_t kMaxLinkPeers = 64;
+
 class MPXDP_API PacketIo {
  public:
   virtual ~PacketIo() = default;
@@ -86,6 +89,26 @@ class MPXDP_API PacketIo {
   virtual Result<void> setPeerFrom(const RxPacket& packet) noexcept = 0;
   // True when the link knows where to send (configured or learned).
   virtual bool hasPeer() const noexcept = 0;
+
+  // Return addresses of a server with several peers on one link (each of its
+  // connections answers where that connection's packets come from): the
+  // peer number for where `packet` came from, 0 for the link's own peer
+  // (which a link without one learns from it, as setPeerFrom). Each number
+  // other than 0 is held until releasePeer; the same source shares one.
+  // ENOSPC beyond kMaxLinkPeers at once. Called once per connection and
+  // path, from the thread that commits. A transport with one peer returns 0.
+  virtual Result<std::uint16_t> acquirePeer(const RxPacket& packet) noexcept {
+    if (!hasPeer()) {
+      if (auto learned = setPeerFrom(packet); !learned) return learned.error();
+    }
+    return std::uint16_t{0};
+  }
+  virtual void releasePeer(std::uint16_t /*peer*/) noexcept {}
+  // commitTx towards an acquired peer (0: the link's peer, as commitTx).
+  virtual Result<std::size_t> commitTxTo(std::uint16_t /*peer*/, std::span<const TxBuffer> buffers) noexcept {
+    return commitTx(buffers);
+  }
+
   // Where the link sends, e.g. "198.18.1.1:47000", or "none".
   virtual std::string peerDescription() const = 0;
   virtual PacketIoStats stats() const noexcept = 0;

@@ -7,6 +7,8 @@
 #include <sys/random.h>
 
 #include <algorithm>
+#include <memory>
+#include <optional>
 #include <string>
 #include <variant>
 
@@ -25,6 +27,101 @@ using conn::ConnectionParams;
 constexpr std::uint64_t kStatelessReplyIntervalNs = 100'000'000;
 // A closed connection keeps answering its peer's repeats this long after remove().
 constexpr std::uint64_t kLingerNs = 2'000'000'000;
+
+// One path as a server connection sees it: it sends where that connection's
+// own packets come from (PacketIo::acquirePeer), so that clients on other
+// hosts or ports share the links. The rest is the link's.
+class ReturnIo final : public PacketIo {
+ public:
+  ReturnIo(PacketIo& link, const bool& answersLinkPeer) : link_(&link), answersLinkPeer_(&answersLinkPeer) {}
+  ReturnIo(const ReturnIo&) = delete;
+  ReturnIo& operator=(const ReturnIo&) = delete;
+  ~ReturnIo() override {
+    if (peer_) link_->releasePeer(*peer_);
+  }
+
+  // The first packet of the connection on this path that it accepted.
+  // Returns whether its source is the link's own peer.
+  bool learn(const RxPacket& packet) noexcept {
+    if (peer_) return *peer_ == 0;
+    if (refused_) return false;
+    auto acquired = link_->acquirePeer(packet);
+    if (!acquired) {
+      refused_ = true;  // e.g. too many peers: not tried again for every packet
+      return false;
+    }
+    peer_ = *acquired;
+    return *peer_ == 0;
+  }
+  // Until it has heard from its client here, a connection answers the link's
+  // own peer only if its client is that peer (a single client: as before).
+  bool canSend() const noexcept { return peer_ ? true : *answersLinkPeer_; }
+
+  std::size_t reserveTx(std::span<TxBuffer> out) noexcept override {
+    return canSend() ? link_->reserveTx(out) : 0;
+  }
+  Result<std::size_t> commitTx(std::span<const TxBuffer> buffers) noexcept override {
+    return link_->commitTxTo(peer_.value_or(0), buffers);
+  }
+  Result<std::size_t> commitTxTo(std::uint16_t /*peer*/,
+                                 std::span<const TxBuffer> buffers) noexcept override {
+    return commitTx(buffers);
+  }
+  Result<void> flushTx() noexcept override { return link_->flushTx(); }
+  Result<std::size_t> receive(std::span<RxPacket> out) noexcept override { return link_->receive(out); }
+  void release(std::span<const RxPacket> packets) noexcept override { link_->release(packets); }
+  std::vector<int> pollFds() const override { return link_->pollFds(); }
+  std::uint32_t maxPayload() const noexcept override { return link_->maxPayload(); }
+  std::uint32_t frameOverheadBytes() const noexcept override { return link_->frameOverheadBytes(); }
+  Result<void> setPeerFrom(const RxPacket& packet) noexcept override {
+    (void)learn(packet);
+    return {};
+  }
+  bool hasPeer() const noexcept override { return canSend() && link_->hasPeer(); }
+  std::string peerDescription() const override { return link_->peerDescription(); }
+  PacketIoStats stats() const noexcept override { return link_->stats(); }
+  std::string describe() const override { return link_->describe(); }
+  std::uint32_t receiveBuffersPerQueue() const noexcept override { return link_->receiveBuffersPerQueue(); }
+
+ private:
+  PacketIo* link_;
+  const bool* answersLinkPeer_;
+  std::optional<std::uint16_t> peer_;  // held from the link until destroyed
+  bool refused_ = false;               // the link could not hold one
+};
+
+// A server connection's paths: its own ReturnIo per path, the rest the endpoint's.
+class ReturnPaths final : public conn::PathSet {
+ public:
+  explicit ReturnPaths(conn::PathSet& endpoint) : endpoint_(endpoint) {
+    ios_.reserve(endpoint.size());
+    for (std::size_t l = 0; l < endpoint.size(); ++l)
+      ios_.push_back(std::make_unique<ReturnIo>(endpoint.io(l), answersLinkPeer_));
+  }
+  const Connection* owner = nullptr;
+
+  std::size_t size() const noexcept override { return ios_.size(); }
+  PacketIo& io(std::size_t path) noexcept override { return *ios_[path]; }
+  std::uint64_t rateBps(std::size_t path) const noexcept override { return endpoint_.rateBps(path); }
+  const std::string& name(std::size_t path) const noexcept override { return endpoint_.name(path); }
+  bool backup(std::size_t path) const noexcept override { return endpoint_.backup(path); }
+  void queueRelease(std::size_t path, const RxPacket& packet) noexcept override {
+    endpoint_.queueRelease(path, packet);
+  }
+  void flushReleases() noexcept override { endpoint_.flushReleases(); }
+  void learnPeer(std::size_t path, const RxPacket& packet) noexcept override {
+    const bool linkPeer = ios_[path]->learn(packet);
+    if (!learnedAny_) answersLinkPeer_ = linkPeer;  // decided by the first path it heard from
+    learnedAny_ = true;
+  }
+  Result<void> pump() noexcept override { return endpoint_.pump(); }
+
+ private:
+  conn::PathSet& endpoint_;
+  bool answersLinkPeer_ = false;
+  bool learnedAny_ = false;
+  std::vector<std::unique_ptr<ReturnIo>> ios_;
+};
 
 class EndpointImpl final : public Endpoint, public conn::PathSet {
  public:
@@ -193,9 +290,11 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
     }
     for (auto& c : connections_) c->onTimers(nowNs, drainedNs);
     // Keyed: a connection whose client never proved its key is nobody's to remove.
-    std::erase_if(connections_, [](const auto& c) { return c->awaitingAccept() && c->done(); });
+    std::size_t gone =
+        std::erase_if(connections_, [](const auto& c) { return c->awaitingAccept() && c->done(); });
     for (auto& l : lingering_) l.connection->onTimers(nowNs, drainedNs);
-    std::erase_if(lingering_, [nowNs](const Lingering& l) { return nowNs >= l.untilNs; });
+    gone += std::erase_if(lingering_, [nowNs](const Lingering& l) { return nowNs >= l.untilNs; });
+    if (gone > 0) dropReturnPaths();
     lastPumpNs_ = drainedNs;
     flushReleases();
     return result;
@@ -225,6 +324,17 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
     std::uint32_t room = UINT32_MAX;
     for (const auto& c : connections_) room = std::min(room, c->receiveRoom());
     return room;
+  }
+
+  // The return paths of connections that are gone (their peers go back to the links).
+  void dropReturnPaths() noexcept {
+    std::erase_if(returnPaths_, [this](const auto& paths) {
+      const auto owns = [&](const Connection* c) { return c == paths->owner; };
+      return std::none_of(connections_.begin(), connections_.end(),
+                          [&](const auto& c) { return owns(c.get()); }) &&
+             std::none_of(lingering_.begin(), lingering_.end(),
+                          [&](const Lingering& l) { return owns(l.connection.get()); });
+    });
   }
 
   std::size_t liveConnections() const noexcept { return connections_.size(); }
@@ -275,9 +385,6 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
       return;
     }
     if (ConnectionImpl* c = find(header.value.connId)) {
-      // A path without a configured peer answers whoever its connection's
-      // packets come from (keyed: whoever sent one that opened).
-      if (!c->keyed()) learnPeer(link, packet);
       const bool wasProven = c->peerProven();
       c->onPacket(link, packet, header.value, nowNs, pushNs);
       // Keyed: a connection is accepted once its client proved it holds the key.
@@ -404,7 +511,9 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
       params.rotateAfterNs = config_.security.rotateAfterNs;
       params.minKeyPhaseNs = config_.security.minKeyPhaseNs;
     }
-    auto created = ConnectionImpl::create(connectionConfig, *this, *clock_, params);
+    // It answers where its client's packets come from (several clients share the links).
+    auto paths = std::make_unique<ReturnPaths>(*this);
+    auto created = ConnectionImpl::create(connectionConfig, *paths, *clock_, params);
     if (!created) {
       ++stats_.refused;
       stats_.lastRefusal = created.error().message();
@@ -416,7 +525,9 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
     }
     ConnectionImpl* connection = created->get();
     connection->setPeerHello(hello);
-    learnPeer(link, packet);
+    paths->owner = connection;
+    paths->learnPeer(link, packet);
+    returnPaths_.push_back(std::move(paths));
     connections_.push_back(std::move(*created));
     if (keyedHello != nullptr) {
       // Accepted once the client proves it holds the key (a replayed HELLO never does).
@@ -478,11 +589,16 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
     Slot& slot = slots_[link];
     if (slot.lastStatelessReplyNs != 0 && nowNs - slot.lastStatelessReplyNs < kStatelessReplyIntervalNs)
       return;
-    if (!slot.path.io->hasPeer() && !slot.path.io->setPeerFrom(packet)) return;
-    slot.lastStatelessReplyNs = nowNs;
+    // To where the packet came from (a link without a peer learns it as its peer).
     PacketIo& io = *slot.path.io;
+    const auto peer = io.acquirePeer(packet);
+    if (!peer) return;
+    slot.lastStatelessReplyNs = nowNs;
     TxBuffer buffer;
-    if (io.reserveTx(std::span<TxBuffer>(&buffer, 1)) == 0) return;
+    if (io.reserveTx(std::span<TxBuffer>(&buffer, 1)) == 0) {
+      io.releasePeer(*peer);
+      return;
+    }
     const std::span<std::uint8_t> out(buffer.data, buffer.capacity);
     std::size_t length = 0;
     if (versionNegotiation) {
@@ -505,8 +621,9 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
         length = crypto::sealHandshake(*key, crypto::makeRandom(), out, f.value);
     }
     buffer.length = static_cast<std::uint32_t>(length);
-    (void)io.commitTx(std::span<const TxBuffer>(&buffer, 1));
+    (void)io.commitTxTo(*peer, std::span<const TxBuffer>(&buffer, 1));
     (void)io.flushTx();
+    io.releasePeer(*peer);
   }
 
   void replyVersionNegotiation(std::uint16_t link, const RxPacket& packet, std::uint32_t connId,
@@ -551,6 +668,8 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
   std::unique_ptr<conn::EndpointResources> resources_;  // outlives the paths (declared before them)
   std::vector<Slot> slots_;
   std::vector<RxPacket> rxBatch_;
+  // Before the connections: each server connection sends through its own (destroyed after it).
+  std::vector<std::unique_ptr<ReturnPaths>> returnPaths_;
   std::vector<std::unique_ptr<ConnectionImpl>> connections_;
   std::vector<Lingering> lingering_;
   std::vector<Connection*> acceptQueue_;

@@ -68,6 +68,7 @@ Result<std::unique_ptr<Endpoint>> openEndpoint(const EndpointConfig& config,
     endpoint.peerIp = link.peerIp;
     endpoint.localPort = options.port;
     endpoint.peerPort = options.peerPort != 0 ? options.peerPort : options.port;
+    endpoint.manyPeers = options.manyPeers;
     endpoint.batchSize = options.batchSize;
     endpoint.frameCount = options.frameCount;
     auto io = options.backend == Backend::kXdp ? transport::openXdpPacketIo(endpoint, steering->program())

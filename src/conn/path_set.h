@@ -22,7 +22,8 @@ class PathSet {
   // Gives a received buffer back to its path (batched).
   virtual void queueRelease(std::size_t path, const RxPacket& packet) noexcept = 0;
   virtual void flushReleases() noexcept = 0;
-  // A path without a configured peer answers where this packet came from
+  // A path without a configured peer answers where this packet came from; a
+  // server connection answers where its own packets come from, peer by peer
   // (a keyed connection calls it only for packets that opened).
   virtual void learnPeer(std::size_t path, const RxPacket& packet) noexcept = 0;
   // Receives on every path and runs every connection's timers (Endpoint::poll).

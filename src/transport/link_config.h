@@ -24,6 +24,9 @@ struct LinkEndpointConfig {
   // AF_XDP: bind only this RX queue; unset: one socket per RX queue.
   std::optional<std::uint32_t> queue;
   bool udpChecksum = true;  // IPv4 only: false sends checksum 0 (IPv6 always checksums)
+  // A server answering several peers (PacketIo::acquirePeer): the UDP socket
+  // stays unconnected, so that datagrams from any source arrive.
+  bool manyPeers = false;
   // UMEM (AF_XDP) or buffer pool (UDP): half the frames receive (AF_XDP:
   // split over the RX queues' sockets), half transmit.
   std::uint32_t frameCount = 4096;  // power of two, >= 64

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -64,6 +65,22 @@ sockaddr_storage toSockaddr(const IpAddress& ip, std::uint16_t port, socklen_t* 
   return storage;
 }
 
+// Where a datagram came from, as a destination for msg_name.
+socklen_t sockaddrLength(const sockaddr_in6& address) {
+  return address.sin6_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+}
+
+bool sameSockaddr(const sockaddr_in6& a, const sockaddr_in6& b) {
+  if (a.sin6_family != b.sin6_family) return false;
+  if (a.sin6_family == AF_INET) {
+    const auto& x = reinterpret_cast<const sockaddr_in&>(a);
+    const auto& y = reinterpret_cast<const sockaddr_in&>(b);
+    return x.sin_port == y.sin_port && x.sin_addr.s_addr == y.sin_addr.s_addr;
+  }
+  return a.sin6_port == b.sin6_port && a.sin6_scope_id == b.sin6_scope_id &&
+         std::memcmp(&a.sin6_addr, &b.sin6_addr, sizeof(a.sin6_addr)) == 0;
+}
+
 // Asks for a large buffer; the FORCE variant (root) goes past net.core.*mem_max.
 void growBuffer(int fd, int forceOption, int option) {
   const int bytes = kSocketBufferBytes;
@@ -75,12 +92,13 @@ void growBuffer(int fd, int forceOption, int option) {
 class UdpPacketIo final : public PacketIo {
  public:
   // A receive-only link (no peer) lends no transmit buffers until it
-  // learns one (setPeerFrom).
+  // learns one (setPeerFrom). peer: the configured peer's address (family 0: none).
   UdpPacketIo(const LinkEndpointConfig& config, int fd, std::uint32_t maxPayload, std::uint32_t overhead,
-              std::string description, std::string peer)
+              std::string description, std::string peer, const sockaddr_in6& peerAddress)
       : config_(config),
         fd_(fd),
         hasPeer_(config.peerIp.has_value()),
+        connected_(config.peerIp.has_value() && !config.manyPeers),
         bufferSize_(maxPayload),
         overhead_(overhead),
         rxCount_(config.frameCount / 2),
@@ -101,6 +119,7 @@ class UdpPacketIo final : public PacketIo {
     for (std::uint32_t i = 0; i < txCount_; ++i) txFree_[i] = rxCount_ + i;
     rxTop_ = rxCount_;
     txTop_ = txCount_;
+    peers_[0].address = peerAddress;
   }
 
   ~UdpPacketIo() override { close(fd_); }
@@ -119,9 +138,23 @@ class UdpPacketIo final : public PacketIo {
   }
 
   Result<std::size_t> commitTx(std::span<const TxBuffer> buffers) noexcept override {
+    return commitTxTo(0, buffers);
+  }
+
+  Result<std::size_t> commitTxTo(std::uint16_t peer, std::span<const TxBuffer> buffers) noexcept override {
     if (!hasPeer_.load(std::memory_order_acquire)) {
       if (buffers.empty()) return std::size_t{0};
       return Error(EOPNOTSUPP, "commitTx on " + description_ + ": the link is receive-only (no peer)");
+    }
+    // A connected socket sends to its peer by itself; the others name the destination.
+    sockaddr_in6* to = nullptr;
+    if (peer != 0 || !connected_) {
+      if (peer >= peers_.size() || peers_[peer].address.sin6_family == 0) {
+        for (const TxBuffer& buffer : buffers) txFree_[txTop_++] = static_cast<std::uint32_t>(buffer.handle);
+        return Error(EINVAL,
+                     "commitTx on " + description_ + ": peer " + std::to_string(peer) + " is not held");
+      }
+      to = &peers_[peer].address;
     }
     std::size_t sent = 0;
     std::uint64_t bytes = 0;
@@ -143,6 +176,10 @@ class UdpPacketIo final : public PacketIo {
         txMsgs_[count] = mmsghdr{};
         txMsgs_[count].msg_hdr.msg_iov = &txIov_[count];
         txMsgs_[count].msg_hdr.msg_iovlen = 1;
+        if (to != nullptr) {
+          txMsgs_[count].msg_hdr.msg_name = to;
+          txMsgs_[count].msg_hdr.msg_namelen = sockaddrLength(*to);
+        }
         ++count;
       }
       unsigned done = 0;
@@ -233,16 +270,19 @@ class UdpPacketIo final : public PacketIo {
   std::uint32_t frameOverheadBytes() const noexcept override { return overhead_; }
 
   // connect() to the packet's source: the kernel then sends there and only
-  // accepts datagrams from there.
+  // accepts datagrams from there. With manyPeers the address is kept instead.
   Result<void> setPeerFrom(const RxPacket& packet) noexcept override {
     if (packet.handle >= rxCount_) {
       return Error(EINVAL, "setPeerFrom on " + description_ + ": not a packet received on this link");
     }
     const sockaddr_in6& from = rxFrom_[packet.handle];
-    const socklen_t len = from.sin6_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
-    if (connect(fd_, reinterpret_cast<const sockaddr*>(&from), len) != 0) {
-      return Error::fromErrno("setPeerFrom on " + description_ + ": connect");
+    if (!config_.manyPeers) {
+      if (connect(fd_, reinterpret_cast<const sockaddr*>(&from), sockaddrLength(from)) != 0) {
+        return Error::fromErrno("setPeerFrom on " + description_ + ": connect");
+      }
+      connected_ = true;
     }
+    peers_[0].address = from;
     auto peer = fromSockaddr(from);
     {
       std::lock_guard<std::mutex> lock(peerMutex_);
@@ -250,6 +290,39 @@ class UdpPacketIo final : public PacketIo {
     }
     hasPeer_.store(true, std::memory_order_release);
     return {};
+  }
+
+  Result<std::uint16_t> acquirePeer(const RxPacket& packet) noexcept override {
+    if (packet.handle >= rxCount_) {
+      return Error(EINVAL, "acquirePeer on " + description_ + ": not a packet received on this link");
+    }
+    if (!hasPeer()) {
+      if (auto learned = setPeerFrom(packet); !learned) return learned.error();
+      return std::uint16_t{0};
+    }
+    // A connected socket hears only its peer.
+    const sockaddr_in6& from = rxFrom_[packet.handle];
+    if (connected_ || sameSockaddr(from, peers_[0].address)) return std::uint16_t{0};
+    std::size_t free = 0;
+    for (std::size_t i = 1; i < peers_.size(); ++i) {
+      if (peers_[i].refs > 0 && sameSockaddr(from, peers_[i].address)) {
+        ++peers_[i].refs;
+        return static_cast<std::uint16_t>(i);
+      }
+      if (peers_[i].refs == 0 && free == 0) free = i;
+    }
+    if (free == 0) {
+      return Error(ENOSPC, "acquirePeer on " + description_ + ": more than " + std::to_string(kMaxLinkPeers) +
+                               " peers at once");
+    }
+    peers_[free].address = from;
+    peers_[free].refs = 1;
+    return static_cast<std::uint16_t>(free);
+  }
+
+  void releasePeer(std::uint16_t peer) noexcept override {
+    if (peer == 0 || peer >= peers_.size() || peers_[peer].refs == 0) return;
+    if (--peers_[peer].refs == 0) peers_[peer].address = sockaddr_in6{};
   }
 
   bool hasPeer() const noexcept override { return hasPeer_.load(std::memory_order_acquire); }
@@ -273,9 +346,16 @@ class UdpPacketIo final : public PacketIo {
     return pool_.data() + static_cast<std::size_t>(slot) * bufferSize_;
   }
 
+  // Return addresses (acquirePeer); [0] is the link's peer.
+  struct PeerSlot {
+    sockaddr_in6 address{};  // family 0: unused
+    std::uint32_t refs = 0;
+  };
+
   LinkEndpointConfig config_;
   int fd_;
   std::atomic<bool> hasPeer_;
+  bool connected_;  // connect()ed to peers_[0]
   std::uint32_t bufferSize_;
   std::uint32_t overhead_;
   std::uint32_t rxCount_;
@@ -284,6 +364,7 @@ class UdpPacketIo final : public PacketIo {
   mutable std::mutex peerMutex_;
   std::string peer_;  // "ip:port" or "none"
   std::vector<std::uint8_t> pool_;
+  std::array<PeerSlot, kMaxLinkPeers> peers_{};
   std::vector<sockaddr_in6> rxFrom_;   // per receive slot: the source of its datagram
   std::vector<std::uint32_t> rxFree_;  // stack of free receive slots, [0, rxTop_)
   std::vector<std::uint32_t> txFree_;  // stack of free transmit slots, [0, txTop_)
@@ -376,16 +457,18 @@ Result<std::unique_ptr<PacketIo>> openUdpPacketIo(const LinkEndpointConfig& conf
   std::string description = "udp:" + (config.interface.empty() ? std::string("-") : config.interface) + " " +
                             local.toString() + ":" + std::to_string(config.localPort);
   std::string peer = "none";
+  sockaddr_in6 peerAddress{};
   if (config.peerIp) {
     socklen_t peerLen = 0;
     sockaddr_storage peerAddr = toSockaddr(*config.peerIp, config.peerPort, &peerLen);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&peerAddr), peerLen) != 0) {
+    if (!config.manyPeers && connect(fd, reinterpret_cast<sockaddr*>(&peerAddr), peerLen) != 0) {
       return fail(Error::fromErrno(where + ": connect"));
     }
+    std::memcpy(&peerAddress, &peerAddr, peerLen);
     peer = config.peerIp->toString() + ":" + std::to_string(config.peerPort);
   }
-  return std::unique_ptr<PacketIo>(
-      new UdpPacketIo(config, fd, maxPayload, overhead, std::move(description), std::move(peer)));
+  return std::unique_ptr<PacketIo>(new UdpPacketIo(config, fd, maxPayload, overhead, std::move(description),
+                                                   std::move(peer), peerAddress));
 }
 
 }  // namespace mpxdp::transport

@@ -13,7 +13,8 @@ namespace mpxdp::transport {
 
 // Binds localIp:localPort (wildcard address when localIp is unset), to the
 // interface when one is named and the process may (SO_BINDTODEVICE), and
-// connects to peerIp:peerPort. Without peerIp the link is receive-only: it
+// connects to peerIp:peerPort (with manyPeers it stays unconnected and
+// names the destination in every send). Without peerIp the link is receive-only: it
 // binds localIp or else the interface's first address (IPv4 before IPv6),
 // connects nowhere and lends no transmit buffers.
 Result<std::unique_ptr<PacketIo>> openUdpPacketIo(const LinkEndpointConfig& config);

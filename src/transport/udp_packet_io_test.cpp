@@ -7,6 +7,8 @@
 
 #include <chrono>
 #include <cstring>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "netlink_route.h"
@@ -256,6 +258,98 @@ TEST(UdpPacketIo, ReceiveOnlyLinkLearnsItsPeerAndAnswers) {
     if (*n == 0) usleep(500);
   }
   EXPECT_EQ(answers, 4u);
+}
+
+// Waits up to a second for one packet on `io` (not released).
+std::optional<RxPacket> receiveOne(PacketIo& io) {
+  RxPacket rx;
+  for (int i = 0; i < 2000; ++i) {
+    auto n = io.receive(std::span<RxPacket>(&rx, 1));
+    if (!n.ok()) return std::nullopt;
+    if (*n == 1) return rx;
+    usleep(500);
+  }
+  return std::nullopt;
+}
+
+// One payload from `from` (seq), received by `to`: the packet, not yet released.
+std::optional<RxPacket> sendAndReceive(PacketIo& from, PacketIo& to, std::uint32_t seq) {
+  TxBuffer tx;
+  if (from.reserveTx(std::span<TxBuffer>(&tx, 1)) != 1) return std::nullopt;
+  writePayload(tx.data, seq);
+  tx.length = payloadLength(seq);
+  if (!from.commitTx(std::span<const TxBuffer>(&tx, 1)).ok()) return std::nullopt;
+  return receiveOne(to);
+}
+
+// Sends one payload to an acquired peer (0: the link's own).
+bool sendTo(PacketIo& io, std::uint16_t peer, std::uint32_t seq) {
+  TxBuffer tx;
+  if (io.reserveTx(std::span<TxBuffer>(&tx, 1)) != 1) return false;
+  writePayload(tx.data, seq);
+  tx.length = payloadLength(seq);
+  auto sent = io.commitTxTo(peer, std::span<const TxBuffer>(&tx, 1));
+  return sent.ok() && *sent == 1;
+}
+
+// A server link answering several clients (manyPeers): each gets a peer
+// number of its own, shared by packets from the same source and given back
+// by releasePeer; answers go to the right client.
+TEST(UdpPacketIo, ManyPeersAnswersEachClientWhereItsPacketsComeFrom) {
+  const std::uint16_t serverPort = testPort(12);
+  LinkEndpointConfig serverConfig = loopbackEnd(serverPort, testPort(13));  // its own peer: client A
+  serverConfig.manyPeers = true;
+  auto serverIo = openUdpPacketIo(serverConfig);
+  ASSERT_TRUE(serverIo.ok()) << serverIo.error().message();
+  auto aIo = openUdpPacketIo(loopbackEnd(testPort(13), serverPort));
+  ASSERT_TRUE(aIo.ok()) << aIo.error().message();
+  auto bIo = openUdpPacketIo(loopbackEnd(testPort(14), serverPort));
+  ASSERT_TRUE(bIo.ok()) << bIo.error().message();
+  PacketIo& server = **serverIo;
+  PacketIo& a = **aIo;
+  PacketIo& b = **bIo;
+
+  // Unconnected, the server hears both clients.
+  auto fromA = sendAndReceive(a, server, 1);
+  ASSERT_TRUE(fromA);
+  auto fromB = sendAndReceive(b, server, 2);
+  ASSERT_TRUE(fromB);
+  auto peerA = server.acquirePeer(*fromA);
+  auto peerB = server.acquirePeer(*fromB);
+  auto peerB2 = server.acquirePeer(*fromB);
+  ASSERT_TRUE(peerA.ok() && peerB.ok() && peerB2.ok());
+  EXPECT_EQ(*peerA, 0) << "A is the link's own peer";
+  EXPECT_NE(*peerB, 0);
+  EXPECT_EQ(*peerB2, *peerB) << "one source, one peer number";
+  server.release(std::span<const RxPacket>(&*fromA, 1));
+  server.release(std::span<const RxPacket>(&*fromB, 1));
+
+  ASSERT_TRUE(sendTo(server, *peerB, 20));
+  ASSERT_TRUE(sendTo(server, 0, 10));
+  for (auto [io, seq] : {std::pair<PacketIo*, std::uint32_t>{&b, 20}, {&a, 10}}) {
+    auto answer = receiveOne(*io);
+    ASSERT_TRUE(answer);
+    std::uint32_t got = 0;
+    EXPECT_TRUE(payloadIntact(*answer, &got));
+    EXPECT_EQ(got, seq);
+    io->release(std::span<const RxPacket>(&*answer, 1));
+  }
+  // Held twice, released twice: then the number is no one's.
+  server.releasePeer(*peerB);
+  EXPECT_TRUE(sendTo(server, *peerB, 21));
+  server.releasePeer(*peerB);
+  TxBuffer tx;
+  ASSERT_EQ(server.reserveTx(std::span<TxBuffer>(&tx, 1)), 1u);
+  tx.length = 16;
+  auto refused = server.commitTxTo(*peerB, std::span<const TxBuffer>(&tx, 1));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), EINVAL);
+  // The buffer came back: the pool is whole again.
+  TxBuffer all[512];
+  const std::size_t lent = server.reserveTx(std::span<TxBuffer>(all, 512));
+  EXPECT_EQ(lent, 256u);
+  for (std::size_t i = 0; i < lent; ++i) all[i].length = 0;
+  ASSERT_TRUE(server.commitTx(std::span<const TxBuffer>(all, lent)).ok());
 }
 
 TEST(UdpPacketIo, WithoutPeerOrAddressOrInterfaceIsAClearError) {

@@ -3,6 +3,7 @@
 #include <net/if.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <mutex>
@@ -75,6 +76,8 @@ class XdpPacketIo final : public PacketIo {
       outers_[0] = *outer;
       active_.store(0, std::memory_order_release);
       peer_ = config.peerIp->toString() + ":" + std::to_string(config.peerPort);
+      peerIp_ = *config.peerIp;
+      peerPort_ = config.peerPort;
     }
     setFamily(outer ? config.peerIp->isV4() : localV4, outer ? outer->headerLength() : 0);
   }
@@ -163,12 +166,24 @@ class XdpPacketIo final : public PacketIo {
   }
 
   Result<std::size_t> commitTx(std::span<const TxBuffer> buffers) noexcept override {
+    return commitTxTo(0, buffers);
+  }
+
+  Result<std::size_t> commitTxTo(std::uint16_t peer, std::span<const TxBuffer> buffers) noexcept override {
     const int active = active_.load(std::memory_order_acquire);
     if (active < 0) {
       if (buffers.empty()) return std::size_t{0};
       return Error(EOPNOTSUPP, "commitTx on " + config_.interface + ": the link has no peer yet");
     }
-    const wire::OuterTemplate& outer = outers_[active];
+    if (peer != 0 && (peer >= kMaxLinkPeers || peers_[peer].refs == 0)) {
+      for (const TxBuffer& buffer : buffers) {
+        if (isTxFrame(buffer.handle)) (void)txFrames_.free(buffer.handle);
+      }
+      txLent_ -= std::min<std::uint32_t>(txLent_, static_cast<std::uint32_t>(buffers.size()));
+      return Error(EINVAL,
+                   "commitTx on " + config_.interface + ": peer " + std::to_string(peer) + " is not held");
+    }
+    const wire::OuterTemplate& outer = peer == 0 ? outers_[active] : peers_[peer].outer;
     const std::size_t outerLen = outer.headerLength();
     const std::uint32_t maxPayload = maxPayload_.load(std::memory_order_relaxed);
     QueueSocket& q = txQueue();
@@ -272,45 +287,62 @@ class XdpPacketIo final : public PacketIo {
   // The frame's sender becomes the destination: its MAC, IP and port; we
   // answer from the address and port it was sent to.
   Result<void> setPeerFrom(const RxPacket& packet) noexcept override {
-    const std::uint64_t qi = packet.handle >> kQueueShift;
-    const std::uint64_t addr = packet.handle & kAddrMask;
-    if (qi >= queues_.size() || addr >= queues_[qi]->umem->areaSize()) {
-      return Error(EINVAL, "setPeerFrom on " + config_.interface + ": not a packet received on this link");
-    }
-    const std::uint8_t* frame = queues_[qi]->umem->at(addr);
-    if (packet.data < frame || packet.data + packet.length > frame + config_.frameSize) {
-      return Error(EINVAL, "setPeerFrom on " + config_.interface + ": packet does not lie in its frame");
-    }
-    const auto frameLen = static_cast<std::size_t>(packet.data + packet.length - frame);
-    auto parsed = wire::decodeOuter(std::span<const std::uint8_t>(frame, frameLen));
-    if (!parsed.ok()) {
-      return Error(EINVAL, std::string("setPeerFrom on ") + config_.interface +
-                               ": cannot decode the frame: " + wire::toString(parsed.error));
-    }
-    wire::OuterAddressing addressing;
-    addressing.srcMac = iface_.mac;
-    std::copy_n(frame + 6, 6, addressing.dstMac.bytes.begin());  // Ethernet source
-    addressing.srcIp = parsed.value.dstIp;
-    addressing.dstIp = parsed.value.srcIp;
-    addressing.srcPort = parsed.value.dstPort;
-    addressing.dstPort = parsed.value.srcPort;
-    addressing.vlanId = parsed.value.vlanId;
-    auto outer = wire::OuterTemplate::make(addressing);
-    if (!outer.ok()) {
-      return Error(EINVAL, std::string("setPeerFrom on ") + config_.interface +
-                               ": cannot build outer headers: " + wire::toString(outer.error));
-    }
+    auto answer = answerTo(packet, "setPeerFrom");
+    if (!answer.ok()) return answer.error();
     // Write the idle slot, then publish it: a commitTx running on the old
     // template keeps a consistent one.
     const int next = active_.load(std::memory_order_acquire) == 0 ? 1 : 0;
-    outers_[next] = outer.value;
-    setFamily(addressing.dstIp.isV4(), outer.value.headerLength());
+    outers_[next] = answer->outer;
+    setFamily(answer->ip.isV4(), answer->outer.headerLength());
     {
       std::lock_guard<std::mutex> lock(peerMutex_);
-      peer_ = addressing.dstIp.toString() + ":" + std::to_string(addressing.dstPort);
+      peer_ = answer->ip.toString() + ":" + std::to_string(answer->port);
+      peerIp_ = answer->ip;
+      peerPort_ = answer->port;
     }
     active_.store(next, std::memory_order_release);
     return {};
+  }
+
+  Result<std::uint16_t> acquirePeer(const RxPacket& packet) noexcept override {
+    if (!hasPeer()) {
+      if (auto learned = setPeerFrom(packet); !learned.ok()) return learned.error();
+      return std::uint16_t{0};
+    }
+    auto answer = answerTo(packet, "acquirePeer");
+    if (!answer.ok()) return answer.error();
+    {
+      std::lock_guard<std::mutex> lock(peerMutex_);
+      if (peerIp_ && *peerIp_ == answer->ip && peerPort_ == answer->port) return std::uint16_t{0};
+      // Payloads are sized for the link's family.
+      if (peerIp_ && peerIp_->family != answer->ip.family) {
+        return Error(EAFNOSUPPORT, "acquirePeer on " + config_.interface + ": " + answer->ip.toString() +
+                                       " is of another IP family than the link's peer");
+      }
+    }
+    std::size_t free = 0;
+    for (std::size_t i = 1; i < kMaxLinkPeers; ++i) {
+      PeerSlot& slot = peers_[i];
+      if (slot.refs > 0 && slot.ip == answer->ip && slot.port == answer->port) {
+        ++slot.refs;
+        return static_cast<std::uint16_t>(i);
+      }
+      if (slot.refs == 0 && free == 0) free = i;
+    }
+    if (free == 0) {
+      return Error(ENOSPC, "acquirePeer on " + config_.interface + ": more than " +
+                               std::to_string(kMaxLinkPeers) + " peers at once");
+    }
+    peers_[free].outer = answer->outer;
+    peers_[free].ip = answer->ip;
+    peers_[free].port = answer->port;
+    peers_[free].refs = 1;
+    return static_cast<std::uint16_t>(free);
+  }
+
+  void releasePeer(std::uint16_t peer) noexcept override {
+    if (peer == 0 || peer >= kMaxLinkPeers || peers_[peer].refs == 0) return;
+    --peers_[peer].refs;
   }
 
   bool hasPeer() const noexcept override { return active_.load(std::memory_order_acquire) >= 0; }
@@ -357,6 +389,47 @@ class XdpPacketIo final : public PacketIo {
 
  private:
   QueueSocket& txQueue() noexcept { return *queues_.front(); }
+
+  // Outer headers that answer where a received packet came from.
+  struct Answer {
+    wire::OuterTemplate outer;
+    IpAddress ip;  // the packet's source
+    std::uint16_t port = 0;
+  };
+  Result<Answer> answerTo(const RxPacket& packet, const char* what) const noexcept {
+    const std::uint64_t qi = packet.handle >> kQueueShift;
+    const std::uint64_t addr = packet.handle & kAddrMask;
+    if (qi >= queues_.size() || addr >= queues_[qi]->umem->areaSize()) {
+      return Error(EINVAL,
+                   std::string(what) + " on " + config_.interface + ": not a packet received on this link");
+    }
+    const std::uint8_t* frame = queues_[qi]->umem->at(addr);
+    if (packet.data < frame || packet.data + packet.length > frame + config_.frameSize) {
+      return Error(EINVAL,
+                   std::string(what) + " on " + config_.interface + ": packet does not lie in its frame");
+    }
+    const auto frameLen = static_cast<std::size_t>(packet.data + packet.length - frame);
+    // The checksum no longer holds once a keyed connection opened the payload in place.
+    auto parsed = wire::decodeOuter(std::span<const std::uint8_t>(frame, frameLen), false);
+    if (!parsed.ok()) {
+      return Error(EINVAL, std::string(what) + " on " + config_.interface +
+                               ": cannot decode the frame: " + wire::toString(parsed.error));
+    }
+    wire::OuterAddressing addressing;
+    addressing.srcMac = iface_.mac;
+    std::copy_n(frame + 6, 6, addressing.dstMac.bytes.begin());  // Ethernet source
+    addressing.srcIp = parsed.value.dstIp;
+    addressing.dstIp = parsed.value.srcIp;
+    addressing.srcPort = parsed.value.dstPort;
+    addressing.dstPort = parsed.value.srcPort;
+    addressing.vlanId = parsed.value.vlanId;
+    auto outer = wire::OuterTemplate::make(addressing);
+    if (!outer.ok()) {
+      return Error(EINVAL, std::string(what) + " on " + config_.interface +
+                               ": cannot build outer headers: " + wire::toString(outer.error));
+    }
+    return Answer{outer.value, addressing.dstIp, addressing.dstPort};
+  }
 
   // What receive() takes from one socket; malformed frames go straight back.
   std::size_t receiveFrom(std::size_t qi, std::span<RxPacket> out, std::uint64_t& bytes) noexcept {
@@ -479,6 +552,16 @@ class XdpPacketIo final : public PacketIo {
   std::atomic<std::uint32_t> overhead_{0};
   mutable std::mutex peerMutex_;
   std::string peer_ = "none";
+  std::optional<IpAddress> peerIp_;  // the peer's address and port (acquirePeer compares)
+  std::uint16_t peerPort_ = 0;
+  // Return addresses besides the peer (acquirePeer); [0] is unused (outers_).
+  struct PeerSlot {
+    wire::OuterTemplate outer;
+    IpAddress ip;
+    std::uint16_t port = 0;
+    std::uint32_t refs = 0;
+  };
+  std::array<PeerSlot, kMaxLinkPeers> peers_{};
 
   xsk::FrameAllocator txFrames_;
   std::uint32_t txLent_ = 0;

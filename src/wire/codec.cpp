@@ -355,7 +355,7 @@ WireResult<std::size_t> OuterTemplate::write(std::span<std::uint8_t> frame, std:
   return {length_, WireError::kNone};
 }
 
-WireResult<ParsedOuter> decodeOuter(std::span<const std::uint8_t> frame) noexcept {
+WireResult<ParsedOuter> decodeOuter(std::span<const std::uint8_t> frame, bool checkUdpChecksum) noexcept {
   const std::uint8_t* p = frame.data();
   const std::size_t size = frame.size();
   ParsedOuter parsed;
@@ -456,7 +456,7 @@ WireResult<ParsedOuter> decodeOuter(std::span<const std::uint8_t> frame) noexcep
     if (!v4) {
       return fail<ParsedOuter>(WireError::kBadUdpChecksum);  // mandatory over IPv6 (RFC 8200 8.1)
     }
-  } else {
+  } else if (checkUdpChecksum) {
     std::uint32_t sum = pseudoHeaderSumWithoutLength(ip, v4) + udpLen;
     sum = checksumPartial({udp, udpLen}, sum);
     if (checksumFold(sum) != 0) {

@@ -137,8 +137,11 @@ struct ParsedOuter {
 
 // Parses Ethernet (one optional VLAN tag), IPv4 (with options) or IPv6 (no
 // extension headers) and UDP. Verifies the IPv4 header checksum and a
-// non-zero UDP checksum. Frames may carry trailing padding.
-WireResult<ParsedOuter> decodeOuter(std::span<const std::uint8_t> frame) noexcept;
+// non-zero UDP checksum (unless checkUdpChecksum is false: the addresses of a
+// packet whose payload was since opened in place). Frames may carry trailing
+// padding.
+WireResult<ParsedOuter> decodeOuter(std::span<const std::uint8_t> frame,
+                                    bool checkUdpChecksum = true) noexcept;
 
 // A whole frame: outer headers, multipath header and the data after it.
 struct ParsedFrame {

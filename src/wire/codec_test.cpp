@@ -520,6 +520,28 @@ TEST(Frame, EthernetPaddingIsIgnored) {
   EXPECT_EQ(parsed.value.udpPayloadLen, 4u);
 }
 
+// A payload opened in place (keyed) no longer matches its UDP checksum; its
+// addresses are still read without it, and the IPv4 header is still checked.
+TEST(Frame, AddressesWithoutTheUdpChecksum) {
+  for (bool v6 : {false, true}) {
+    SCOPED_TRACE(v6 ? "IPv6" : "IPv4");
+    Bytes frame = defaultFrame(v6, false, true);
+    frame.back() ^= 0x5a;
+    EXPECT_EQ(decodeOuter(frame).error, WireError::kBadUdpChecksum);
+    const auto parsed = decodeOuter(frame, false);
+    ASSERT_TRUE(parsed.ok()) << toString(parsed.error);
+    const OuterAddressing a = makeAddressing(v6, false);
+    EXPECT_EQ(parsed.value.srcIp, a.srcIp);
+    EXPECT_EQ(parsed.value.dstIp, a.dstIp);
+    EXPECT_EQ(parsed.value.srcPort, a.srcPort);
+    EXPECT_EQ(parsed.value.dstPort, a.dstPort);
+    if (!v6) {
+      frame[ipOffsetOf(frame) + 8] ^= 0x01;  // TTL: the IPv4 header checksum fails
+      EXPECT_EQ(decodeOuter(frame, false).error, WireError::kBadIpChecksum);
+    }
+  }
+}
+
 TEST(Frame, Ipv4OptionsAccepted) {
   for (bool vlan : {false, true}) {
     Bytes frame = defaultFrame(false, vlan, true, 64);

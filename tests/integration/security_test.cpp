@@ -2,19 +2,23 @@
 // transfers with both ciphers, a sender with the wrong key, and forged,
 // replayed and truncated copies of real frames injected during a keyed
 // transfer: nothing gets through, everything is counted, nothing is lost.
+#include <fmt/core.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "injector.h"
@@ -281,6 +285,211 @@ TEST(SecurityTest, ForgedReplayedAndTruncatedFramesDuringAKeyedTransferAreReject
   EXPECT_EQ(u64(r, "replayed_packets"), replayed) << r.dump();
   EXPECT_EQ(u64(r, "auth_failed_packets"), forged) << r.dump();
   EXPECT_EQ(u64(r, "duplicate_packets"), 0u);
+}
+
+// The JSON objects a receiver with several connections prints one after another.
+std::vector<nlohmann::json> jsonObjects(const std::string& text) {
+  std::vector<nlohmann::json> objects;
+  int depth = 0;
+  bool inString = false;
+  bool escaped = false;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (inString) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        inString = false;
+      }
+    } else if (c == '"') {
+      inString = true;
+    } else if (c == '{') {
+      if (depth++ == 0) start = i;
+    } else if (c == '}' && --depth == 0) {
+      objects.push_back(nlohmann::json::parse(text.substr(start, i + 1 - start), nullptr, false));
+      EXPECT_FALSE(objects.back().is_discarded()) << text.substr(start, i + 1 - start);
+    }
+  }
+  EXPECT_EQ(depth, 0) << text;
+  return objects;
+}
+
+// When a run's time span [start, start + duration) began and ended, in seconds on CLOCK_MONOTONIC.
+std::pair<double, double> span(const nlohmann::json& j) {
+  const double start = static_cast<double>(u64(j, "start_monotonic_ns")) / 1e9;
+  return {start, start + j.at("duration_s").get<double>()};
+}
+
+double overlapS(const nlohmann::json& a, const nlohmann::json& b) {
+  const auto [aFrom, aTo] = span(a);
+  const auto [bFrom, bTo] = span(b);
+  return std::min(aTo, bTo) - std::max(aFrom, bFrom);
+}
+
+// Issue 11, several peers: one receiver serves two keyed senders at once, each
+// with its own key, connection and report, while a third with a key it does
+// not hold is dropped without disturbing either. One sender uses AF_XDP, the
+// other kernel sockets on another local port (--cport), so both can run on the
+// sender's addresses; the receiver answers each where its packets come from.
+TEST(SecurityTest, OneReceiverServesTwoKeyedPeersAtOnceAndAWrongKeyDisturbsNeither) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  auto bed = testbed::ScopedTestbed::create(threeLinks("p"));
+  ASSERT_TRUE(bed) << bed.error().message();
+  const auto& info = bed->info();
+  KeyDir dir;
+  const std::string keyA = newKey(dir, "a.key");
+  const std::string keyB = newKey(dir, "b.key");
+  const std::string keyC = newKey(dir, "c.key");
+  // Kernel-socket senders on veth compute their UDP checksums in software.
+  for (const auto& link : info.links) test::txChecksumOff(info.senderNamespace, link.senderInterface);
+  auto receiver = startReceiver(info.name, {"--max-peers", "2", "--key", keyA, "--key", keyB});
+  ASSERT_TRUE(receiver);
+
+  const std::vector<std::vector<std::string>> senders = {
+      sendArgs(info.name, "3", "150M", {"--key", keyA}),
+      sendArgs(info.name, "3", "150M",
+               {"--key", keyB, "--backend", "udp", "--cport", std::to_string(kPort + 1)}),
+      sendArgs(info.name, "3", "150M",
+               {"--key", keyC, "--backend", "udp", "--cport", std::to_string(kPort + 2)}),
+  };
+  std::vector<Subprocess> running;
+  for (std::vector<std::string> args : senders) {
+    args.insert(args.begin(), MPXDP_EXECUTABLE);
+    auto sender = Subprocess::spawn(args);
+    ASSERT_TRUE(sender) << sender.error().message();
+    running.push_back(std::move(*sender));
+  }
+  for (auto& sender : running) (void)sender.wait(30s);
+  ASSERT_EQ(running[0].wait(0ms), std::optional<int>(0)) << running[0].err();
+  ASSERT_EQ(running[1].wait(0ms), std::optional<int>(0)) << running[1].err();
+  EXPECT_EQ(running[2].wait(0ms), std::optional<int>(1)) << running[2].err();
+  EXPECT_NE(running[2].err().find("same key"), std::string::npos) << running[2].err();
+  const auto sA = nlohmann::json::parse(running[0].out(), nullptr, false);
+  const auto sB = nlohmann::json::parse(running[1].out(), nullptr, false);
+  ASSERT_FALSE(sA.is_discarded()) << running[0].out();
+  ASSERT_FALSE(sB.is_discarded()) << running[1].out();
+
+  // -1 --max-peers 2: the receiver exits once both connections finished, one JSON object each.
+  const auto status = receiver->wait(30s);
+  ASSERT_EQ(status, std::optional<int>(0)) << receiver->err();
+  const auto reports = jsonObjects(receiver->out());
+  ASSERT_EQ(reports.size(), 2u) << receiver->out();
+  const auto reportOf = [&](const nlohmann::json& sent) -> const nlohmann::json* {
+    for (const auto& r : reports) {
+      if (r.at("connection_id") == sent.at("connection_id")) return &r;
+    }
+    return nullptr;
+  };
+  const nlohmann::json* rA = reportOf(sA);
+  const nlohmann::json* rB = reportOf(sB);
+  ASSERT_NE(rA, nullptr) << sA.at("connection_id") << " not in " << receiver->out();
+  ASSERT_NE(rB, nullptr) << sB.at("connection_id") << " not in " << receiver->out();
+  EXPECT_NE(rA->at("connection_id"), rB->at("connection_id"));
+  EXPECT_EQ(rA->at("key_index"), 0);
+  EXPECT_EQ(rB->at("key_index"), 1);
+  EXPECT_EQ(rA->at("authenticated"), true);
+  EXPECT_EQ(rB->at("authenticated"), true);
+  EXPECT_EQ(sA.at("backend"), "xdp");
+  EXPECT_EQ(sB.at("backend"), "udp");
+  {
+    SCOPED_TRACE("the AF_XDP sender with key 0");
+    expectLossless(*rA, sA);
+  }
+  {
+    SCOPED_TRACE("the kernel-socket sender with key 1");
+    expectLossless(*rB, sB);
+  }
+  // Both ran at the same time, on both ends (one host: one clock).
+  EXPECT_GT(overlapS(sA, sB), 2.0) << sA.at("start_monotonic_ns") << " " << sB.at("start_monotonic_ns");
+  EXPECT_GT(overlapS(*rA, *rB), 2.0) << rA->at("start_monotonic_ns") << " " << rB->at("start_monotonic_ns");
+  // The wrong key's HELLOs were counted (the endpoint's count is in each report), and cost nothing.
+  EXPECT_GT(std::max(u64(*rA, "auth_failed_packets"), u64(*rB, "auth_failed_packets")), 0u);
+  EXPECT_EQ(u64(*rA, "replayed_packets"), 0u);
+  EXPECT_EQ(u64(*rB, "replayed_packets"), 0u);
+}
+
+// The same in text: the lines of concurrent connections say whose they are
+// (interval lines start with the connection id), and each says which key its
+// peer holds.
+TEST(SecurityTest, SeveralPeersTextReportsNameTheirConnectionAndKey) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  auto bed = testbed::ScopedTestbed::create(threeLinks("t"));
+  ASSERT_TRUE(bed) << bed.error().message();
+  const auto& info = bed->info();
+  KeyDir dir;
+  const std::string keyA = newKey(dir, "a.key");
+  const std::string keyB = newKey(dir, "b.key");
+  for (const auto& link : info.links) test::txChecksumOff(info.senderNamespace, link.senderInterface);
+  auto receiver = Subprocess::spawn({MPXDP_EXECUTABLE, "recv", "--testbed", info.name, "-1", "-i", "0.5",
+                                     "--max-peers", "2", "--key", keyA, "--key", keyB});
+  ASSERT_TRUE(receiver) << receiver.error().message();
+  ASSERT_TRUE(receiver->waitForStderr("mpxdp recv: ready", 20s)) << receiver->err();
+  std::vector<Subprocess> running;
+  for (std::vector<std::string> args :
+       {sendArgs(info.name, "2", "100M",
+                 {"--key", keyB, "--backend", "udp", "--cport", std::to_string(kPort + 1)}),
+        sendArgs(info.name, "2", "100M", {"--key", keyA})}) {
+    args.insert(args.begin(), MPXDP_EXECUTABLE);
+    auto sender = Subprocess::spawn(args);
+    ASSERT_TRUE(sender) << sender.error().message();
+    running.push_back(std::move(*sender));
+  }
+  for (auto& sender : running) {
+    ASSERT_EQ(sender.wait(30s), std::optional<int>(0)) << sender.err();
+  }
+  ASSERT_EQ(receiver->wait(30s), std::optional<int>(0)) << receiver->err();
+  const std::string& out = receiver->out();
+  EXPECT_NE(out.find("up to 2 clients at once"), std::string::npos) << out;
+  for (std::size_t k = 0; k < running.size(); ++k) {
+    const auto s = nlohmann::json::parse(running[k].out(), nullptr, false);
+    ASSERT_FALSE(s.is_discarded()) << running[k].out();
+    const std::string id = fmt::format("{:08x}", u64(s, "connection_id"));
+    const std::string key = k == 0 ? keyB : keyA;
+    SCOPED_TRACE("connection " + id);
+    // Its header names the connection and its key; its interval lines start with its id.
+    const std::size_t header = out.find("mpxdp recv: connection " + id);
+    ASSERT_NE(header, std::string::npos) << out;
+    EXPECT_NE(out.find(fmt::format("peer: holds key {} (--key {})", k == 0 ? 1 : 0, key), header),
+              std::string::npos)
+        << out;
+    EXPECT_NE(out.find("\n" + id + " [SUM]"), std::string::npos) << out;
+    EXPECT_NE(out.find("\n" + id + " [  0] " + info.links[0].receiverInterface), std::string::npos) << out;
+    EXPECT_NE(out.find("connection " + id + ": receiver summary"), std::string::npos) << out;
+  }
+  // Every interval line belongs to one of them.
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("[SUM]") == std::string::npos || line.find("receiver") != std::string::npos) continue;
+    EXPECT_EQ(line.find(' '), 8u) << line;
+  }
+}
+
+// --max-peers and --cport misuse: usage errors (2) naming the option, before any link is opened.
+TEST(SecurityTest, MaxPeersAndCportMisuseIsAUsageError) {
+  KeyDir dir;
+  ASSERT_FALSE(dir.path.empty());
+  const std::string file = (dir.path / "copy.bin").string();
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {{"recv", "--link", "lo", "--max-peers", "0"}, "--max-peers must be in 1..32"},
+      {{"recv", "--link", "lo", "--max-peers", "33"}, "--max-peers must be in 1..32"},
+      {{"recv", "--link", "lo", "-F", file, "--max-peers", "2"}, "drop --max-peers"},
+      {{"send", "--link=lo=127.0.0.1", "--cport", "0"}, "--cport must be in 1..65535"},
+  };
+  for (const Case& c : cases) {
+    const Ran ran = run(c.args);
+    std::string line;
+    for (const auto& a : c.args) line += a + " ";
+    EXPECT_EQ(ran.status, std::optional<int>(2)) << line << "\n" << ran.err;
+    EXPECT_NE(ran.err.find(c.says), std::string::npos) << line << "\n" << ran.err;
+  }
+  EXPECT_FALSE(fs::exists(file));
 }
 
 }  // namespace
