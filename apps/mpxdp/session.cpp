@@ -102,10 +102,10 @@ Result<void> applySecurity(const SecurityArgs& args, SecurityOptions& security) 
 
 std::string securityText(const SecurityOptions& security, bool connects) {
   if (security.keys.empty()) return "none: packets are neither authenticated nor encrypted (no --key)";
-  return fmt::format("authenticated and encrypted, {} ({} pre-shared key{})",
-                     connects ? cipherName(security.cipher.value_or(defaultCipher()))
-                              : "the connecting side's cipher",
-                     security.keys.size(), security.keys.size() == 1 ? "" : "s");
+  return fmt::format(
+      "authenticated and encrypted, {} ({} pre-shared key{})",
+      connects ? cipherName(security.cipher.value_or(defaultCipher())) : "the connecting side's cipher",
+      security.keys.size(), security.keys.size() == 1 ? "" : "s");
 }
 
 Result<void> applyReliability(const ReliabilityArgs& args, ConnectionConfig& config, bool sender) {

@@ -48,8 +48,8 @@ void Transfer::start(std::uint64_t nowNs) {
   nextReportNs_ = intervalNs_ > 0 ? nowNs + intervalNs_ : UINT64_MAX;
 }
 
-  // The paths' pacing rates are estimated and change: their sum is read back
-  // every kRateRefreshNs.
+// The paths' pacing rates are estimated and change: their sum is read back
+// every kRateRefreshNs.
 void Transfer::refreshPacing(const ConnectionStats& stats) {
   std::uint64_t sum = 0;
   for (const PathStats& path : stats.paths) {
