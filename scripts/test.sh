@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one command that runs every test: installs dependencies, builds, runs
 # the library, its install tree and the examples against it, runs
-# unit + privileged tests, repeats them all under ASan/UBSan, checks
-# clang-format and clang-tidy, and builds the microbenchmarks.
+# unit + privileged tests, repeats them all under ASan/UBSan, fuzzes each
+# fuzz target briefly, checks clang-format and clang-tidy, and builds the
+# microbenchmarks.
 # Privileged tests need root: run it as root, or as a user with sudo (it
 # re-runs itself through sudo). Under CI=true a skipped privileged test fails.
 set -euo pipefail
@@ -87,6 +88,10 @@ ctest --test-dir build-asan --output-on-failure --timeout 300 -L unit -j "$jobs"
 ctest --test-dir build-asan --output-on-failure --timeout 300 -L privileged -j 1
 unset ASAN_OPTIONS UBSAN_OPTIONS
 check_leftovers
+
+step "fuzz (short)"
+# Every libFuzzer target for 20 s (clang, ASan + UBSan, build-fuzz).
+MPXDP_JOBS="$jobs" bash scripts/fuzz.sh --seconds 20
 
 step "clang-format"
 git ls-files '*.cpp' '*.h' '*.c' | grep -v -E '\.bpf\.c$|mpxdp_shared\.h$' | xargs clang-format --dry-run -Werror
