@@ -132,8 +132,8 @@ std::uint8_t keptBits(std::uint8_t type, std::size_t offset) {
       return offset == 1 ? 0 : 0xff;
     case 6:  // CLOSE: flags bit 0 only
       return offset == 1 ? 0x01 : 0xff;
-    case 7:  // HELLO: reserved 5
-      return offset == 5 ? 0 : 0xff;
+    case 7:  // HELLO: every byte (5 is the cipher of a keyed connection)
+      return 0xff;
     case 8:  // REPORT: reserved 2..3
       return offset == 2 || offset == 3 ? 0 : 0xff;
     case 9:  // MAX_SEQ: reserved 1..3
@@ -182,7 +182,7 @@ bool sameFrame(const wire::Frame& x, const wire::Frame& y) {
         } else if constexpr (std::is_same_v<T, wire::HelloFrame>) {
           return a.role == b.role && a.pathCount == b.pathCount && a.mode == b.mode &&
                  a.maxPayload == b.maxPayload && a.rateBps == b.rateBps && a.durationMs == b.durationMs &&
-                 a.name == b.name;
+                 a.name == b.name && a.cipher == b.cipher;
         } else if constexpr (std::is_same_v<T, wire::ReportFrame>) {
           if (a.durationNs != b.durationNs || a.packets != b.packets || a.bytes != b.bytes ||
               a.lost != b.lost || a.late != b.late || a.outOfOrder != b.outOfOrder ||
@@ -409,6 +409,7 @@ void checkBuiltFrame(std::span<const std::uint8_t> in) {
       h.maxPayload = r.u16();
       h.rateBps = r.u64();
       h.durationMs = r.u32();
+      h.cipher = r.u8();
       const std::size_t nameLen = r.u16() % 300;
       h.name = text(r, nameLen);
       if ((type & 0x80) != 0) {  // a name longer than the format carries

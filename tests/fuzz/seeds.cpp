@@ -7,6 +7,7 @@
 
 #include "codec.h"
 #include "frames.h"
+#include "mpxdp_shared.h"
 #include "packet.h"
 #include "reorder_program.h"
 
@@ -241,8 +242,48 @@ std::vector<Bytes> reordererSeeds() {
   return seeds;
 }
 
+// protection_fuzz: the first byte picks the program (0 wire bytes, 1 an edited
+// genuine packet, 2 a reordered run; bit 7: AES-256-GCM), the rest drives it.
+std::vector<Bytes> protectionSeeds() {
+  std::vector<Bytes> seeds;
+  for (const std::uint8_t cipher : {0x00, 0x80}) {
+    // 0: a keyed-looking session packet: a header with the PROTECTED flag and 40 bytes.
+    Bytes wireBytes = {static_cast<std::uint8_t>(cipher | 0),
+                       0x4d,
+                       0x58,
+                       0x02,
+                       MPXDP_HDR_FLAG_PROTECTED,
+                       0x5e,
+                       0xed,
+                       0x12,
+                       0x34,
+                       0x00,
+                       0x01,
+                       0x00,
+                       0x00};
+    wireBytes.resize(13 + 16 + 40, 0xa5);
+    seeds.push_back(wireBytes);
+    // 1: path 1, pn 7, 24 bytes of frames, unedited; and with one bit flipped at byte 30.
+    Bytes genuine = {static_cast<std::uint8_t>(cipher | 1), 1, 0x00, 0x07, 0x00, 24};
+    genuine.resize(genuine.size() + 24, 0x11);
+    Bytes untouched = genuine;
+    untouched.push_back(0);  // no edits
+    seeds.push_back(untouched);
+    Bytes flipped = genuine;
+    flipped.insert(flipped.end(), {1, 0x00, 30, 0, 3});
+    seeds.push_back(flipped);
+    // 2: 16 packets on the three paths, then opened in a scrambled order with repeats.
+    Bytes run = {static_cast<std::uint8_t>(cipher | 2), 15, 1, 1, 1};  // 16 packets, no path far along
+    for (std::uint8_t i = 0; i < 16; ++i) run.insert(run.end(), {static_cast<std::uint8_t>(i % 3), 1});
+    for (std::uint8_t i = 0; i < 40; ++i) run.push_back(static_cast<std::uint8_t>((i * 7) % 16));
+    seeds.push_back(run);
+  }
+  return seeds;
+}
+
 // Add a row for each fuzz target.
 const SeedSet kSeedSets[] = {
+    {"protection_fuzz", protectionSeeds},
     {"wire_codec_fuzz", wireCodecSeeds},
     {"frames_fuzz", framesSeeds},
     {"reorderer_fuzz", reordererSeeds},
