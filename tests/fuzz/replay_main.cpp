@@ -18,7 +18,7 @@ namespace {
 
 using mpxdp::fuzz::Bytes;
 
-constexpr int kMutantsPerSeed = 2000;
+constexpr int kMutantsPerSeed = 1000;
 
 struct Rng {
   std::uint64_t state;
