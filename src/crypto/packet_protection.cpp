@@ -117,6 +117,12 @@ struct PacketProtection::State {
   State& operator=(const State&) = delete;
   ~State() { OPENSSL_cleanse(psk.data(), psk.size()); }
 
+  // The replay window's verdict before opening (counted when it refuses).
+  bool admits(const ReplayWindow& window, std::uint64_t packetNumber) noexcept {
+    if (window.check(packetNumber) == ReplayWindow::Verdict::kNew) return true;
+    ++stats.replayed;
+    return false;
+  }
   void rotateSend() noexcept;
   void promoteReceive(std::uint64_t nowNs) noexcept;
   bool openSession(bool phase, std::uint16_t pathId, std::uint64_t packetNumber,
@@ -276,10 +282,7 @@ OpenResult PacketProtection::openHandshakePacket(std::uint16_t pathId, std::uint
     return OpenResult::kAuthFailed;
   }
   ReplayWindow& window = s.windows[pathId];
-  if (window.check(packetNumber) != ReplayWindow::Verdict::kNew) {
-    ++s.stats.replayed;
-    return OpenResult::kReplayed;
-  }
+  if (!s.admits(window, packetNumber)) return OpenResult::kReplayed;
   // The peer's handshake key is kept for its repeats; a new random (a
   // stateless reply) derives another.
   const Random random = detail::handshakeRandom(packet);
@@ -355,10 +358,7 @@ OpenResult PacketProtection::open(std::uint16_t pathId, std::uint64_t packetNumb
     return OpenResult::kAuthFailed;
   }
   ReplayWindow& window = s.windows[pathId];
-  if (window.check(packetNumber) != ReplayWindow::Verdict::kNew) {
-    ++s.stats.replayed;
-    return OpenResult::kReplayed;
-  }
+  if (!s.admits(window, packetNumber)) return OpenResult::kReplayed;
   const bool phase = (packet[detail::kFlagsOffset] & kFlagKeyPhase) != 0;
   if (!s.openSession(phase, pathId, packetNumber, packet, nowNs)) {
     ++s.stats.authFailed;
