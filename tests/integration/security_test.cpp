@@ -73,7 +73,7 @@ Ran run(std::vector<std::string> args, std::chrono::seconds limit = 20s) {
 
 // `mpxdp genkey -o FILE`: the file, mode 600.
 std::string newKey(const KeyDir& dir, const std::string& name) {
-  const std::string file = (dir.path / name).string();
+  std::string file = (dir.path / name).string();
   const Ran made = run({"genkey", "-o", file});
   EXPECT_EQ(made.status, std::optional<int>(0)) << made.err;
   return file;
