@@ -748,11 +748,63 @@ Result<void> down(const std::string& name) {
   // The delay lines hold the link namespace open: they go first.
   stopDelayLines(name);
   std::optional<Error> firstError;
+  for (std::uint32_t host = 2; host <= kMaxSenderHosts; ++host) {
+    if (auto done = deleteNamespace(extraSenderNamespaceName(name, host)); !done && !firstError)
+      firstError = done.error();
+  }
   for (const std::string* namespaceName : ns.all()) {
     if (auto done = deleteNamespace(*namespaceName); !done && !firstError) firstError = done.error();
   }
   if (firstError) return firstError->wrap("removing test bed '" + name + "'");
   return {};
+}
+
+std::string extraSenderNamespaceName(std::string_view name, std::uint32_t host) {
+  return fmt::format("mpxdp-{}-tx{}", name, host);
+}
+
+std::string extraSenderAddress(std::size_t link, std::uint32_t host) {
+  return fmt::format("198.18.{}.{}", link + 1, host + 1);
+}
+
+Result<std::string> addSender(const std::string& name, std::uint32_t host) {
+  if (host < 2 || host > kMaxSenderHosts)
+    return Error(EINVAL, fmt::format("sender host {}: expected 2..{}", host, kMaxSenderHosts));
+  auto info = show(name);
+  if (!info) return info.error();
+  const std::string hostNs = extraSenderNamespaceName(name, host);
+  if (namespaceExists(hostNs)) return Error(EEXIST, "namespace " + hostNs + " already exists");
+  const Namespaces ns = namespacesOf(name);
+  auto built = [&]() -> Result<void> {
+    if (auto done = run({"ip", "netns", "add", hostNs}); !done) return done;
+    if (auto done = run({"ip", "-n", hostNs, "link", "set", "dev", "lo", "up"}); !done) return done;
+    for (std::size_t i = 0; i < info->links.size(); ++i) {
+      const LinkInfo& link = info->links[i];
+      const std::string outer = fmt::format("ms{}h{}", i, host);
+      const std::string inner = senderDevice(i);
+      if (auto done = addVethPair(ns, outer, inner, hostNs, info->mtu, info->queues); !done) return done;
+      if (auto done = run({"ip", "-n", ns.link, "link", "set", "dev", outer, "addrgenmode", "none"}); !done)
+        return done;
+      if (auto done = run({"ip", "-n", ns.link, "link", "set", "dev", outer, "master", bridgeDevice(i)});
+          !done)
+        return done;
+      if (auto done = turnOffSuperPackets(ns.link, outer); !done) return done;
+      if (auto done = turnOffSuperPackets(hostNs, inner); !done) return done;
+      const std::string address = extraSenderAddress(i, host) + "/" + std::to_string(kPrefixLength);
+      if (auto done = run({"ip", "-n", hostNs, "addr", "add", address, "dev", inner}); !done) return done;
+      if (link.reverseRateBps != 0) {
+        if (auto done = addTbf(ns, outer, link.reverseRateBps, info->mtu); !done) return done;
+      }
+      if (auto done = run({"ip", "-n", ns.link, "link", "set", "dev", outer, "up"}); !done) return done;
+      if (auto done = run({"ip", "-n", hostNs, "link", "set", "dev", inner, "up"}); !done) return done;
+    }
+    return {};
+  }();
+  if (!built) {
+    (void)deleteNamespace(hostNs);  // its veths go with it
+    return built.error().wrap(fmt::format("adding sender host {} to test bed '{}'", host, name));
+  }
+  return hostNs;
 }
 
 Result<TestbedInfo> show(const std::string& name) {

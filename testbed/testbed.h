@@ -98,6 +98,18 @@ Result<TestbedInfo> show(const std::string& name);
 // change nothing.
 Result<void> setLink(const std::string& name, std::size_t link, const LinkChange& change);
 
+// Another sending host on the test bed's links, for a receiver that serves
+// several peers: namespace extraSenderNamespaceName(name, host), whose veth
+// s<i> joins the bridge of link i (as ms<i>h<host> in the link namespace,
+// shaped to the link's rate towards the new host) with the address
+// extraSenderAddress(i, host). host is 2 .. kMaxSenderHosts (the test bed's
+// own sender is host 1). down() removes these too. Link impairments
+// (setLink) apply to the first sender's side of the bridge only.
+inline constexpr std::uint32_t kMaxSenderHosts = 9;
+Result<std::string> addSender(const std::string& name, std::uint32_t host);
+std::string extraSenderNamespaceName(std::string_view name, std::uint32_t host);  // mpxdp-NAME-tx<host>
+std::string extraSenderAddress(std::size_t link, std::uint32_t host);             // 198.18.<link+1>.<host+1>
+
 // "5ms", "40ms", "250us", "1.5s", "800ns", "0" -> nanoseconds (EINVAL otherwise).
 Result<std::uint64_t> parseDelay(std::string_view text);
 // "1%", "0.5%", "10", "0" -> percent 0..100 (EINVAL otherwise).

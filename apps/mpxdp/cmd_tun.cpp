@@ -16,12 +16,14 @@
 #include "link_args.h"
 #include "mpxdp/links.h"
 #include "netlink_route.h"
+#include "peer_routes.h"
 #include "reorder/reorderer.h"
 #include "report.h"
 #include "run_control.h"
 #include "session.h"
 #include "tun_device.h"
 #include "tunnel.h"
+#include "tunnel_hub.h"
 #include "wire/frames.h"
 
 namespace mpxdp::cli {
@@ -38,9 +40,11 @@ struct TunOptions {
   std::string backend = "xdp";
   bool noOffload = false;
   std::string reorder = "window";
-  double reorderTimeoutMs = 0;  // 0: adaptive
-  ReliabilityArgs reliability;  // --reliable, --redundant, --reliable-window, --abort-timeout
-  SecurityArgs security;        // --key, --cipher
+  double reorderTimeoutMs = 0;     // 0: adaptive
+  ReliabilityArgs reliability;     // --reliable, --redundant, --reliable-window, --abort-timeout
+  SecurityArgs security;           // --key, --cipher
+  std::vector<std::string> peers;  // --peer KEY_FILE=CIDR[,CIDR...]: serve several peers
+  std::string role = "auto";
   double intervalS = 0;
   bool json = false;
   int cpu = -1;
@@ -84,6 +88,34 @@ Result<std::uint32_t> linkPayloadMtu(const std::vector<LinkPlan>& plans, bool ke
 // The connecting side: the end whose first link's local address sorts lower.
 bool connectsFirst(const LinkPlan& first) { return first.localIp.bytes < first.peerIp->bytes; }
 
+// --peer given: this end serves several peers, each known by its key.
+struct HubPlan {
+  std::vector<PeerArg> peers;
+  PeerRoutes routes;
+};
+
+Result<std::optional<HubPlan>> planHub() {
+  if (options.peers.empty()) return std::optional<HubPlan>();
+  if (!options.security.keyFiles.empty())
+    return Error(EINVAL,
+                 "--peer names each peer's key file: drop --key (or serve one peer with --key alone)");
+  if (options.role == "connect")
+    return Error(EINVAL, "--peer makes this end accept its peers: --role connect does not go with it");
+  HubPlan plan;
+  std::vector<std::vector<tun::IpPrefix>> allowed;
+  for (const std::string& text : options.peers) {
+    auto arg = parsePeerArg(text);
+    if (!arg) return arg.error();
+    allowed.push_back(arg->allowed);
+    plan.peers.push_back(std::move(*arg));
+  }
+  auto routes = PeerRoutes::create(allowed);
+  if (!routes) return routes.error();
+  plan.routes = std::move(*routes);
+  for (const PeerArg& peer : plan.peers) options.security.keyFiles.push_back(peer.keyFile);
+  return std::optional<HubPlan>(std::move(plan));
+}
+
 nlohmann::json countersJson(const TunnelCounters& c) {
   return {{"reads", c.reads},
           {"super_packets", c.superPackets},
@@ -97,6 +129,9 @@ nlohmann::json countersJson(const TunnelCounters& c) {
           {"icmp_sent", c.icmpSent},
           {"dropped_malformed", c.droppedMalformed},
           {"dropped_send_failed", c.droppedSendFailed},
+          {"dropped_no_peer", c.droppedNoPeer},
+          {"dropped_peer_busy", c.droppedPeerBusy},
+          {"dropped_wrong_source", c.droppedWrongSource},
           {"write_dropped", c.writeDropped}};
 }
 
@@ -110,6 +145,12 @@ void printCounters(const TunnelCounters& c) {
       "{} refused by the connection, {} not taken by the interface\n",
       c.droppedNoConnection, c.droppedTooBig, c.icmpSent, c.droppedMalformed, c.droppedSendFailed,
       c.writeDropped);
+  if (c.droppedNoPeer + c.droppedPeerBusy + c.droppedWrongSource > 0) {
+    fmt::print(
+        "mpxdp tun: of several peers: dropped {} to no peer's address, {} for a peer whose queue was full, "
+        "{} from a peer with a source address it does not own\n",
+        c.droppedNoPeer, c.droppedPeerBusy, c.droppedWrongSource);
+  }
 }
 
 }  // namespace
@@ -160,6 +201,14 @@ void declareTun(CLI::App* app) {
   app->add_flag("--redundant", options.reliability.redundant,
                 "send each packet on the two paths where it would arrive first");
   declareSecurity(app, options.security, false);
+  app->add_option("--peer", options.peers,
+                  "serve several peers: each holds its own key file and owns these inner addresses (packets "
+                  "to them go to that peer; packets from it must come from them); repeatable, instead of "
+                  "--key. The peers connect here with --role connect")
+      ->type_name("KEY_FILE=CIDR[,CIDR...]");
+  app->add_option("--role", options.role,
+                  "connect, accept, or auto: the end whose first link has the lower local address connects")
+      ->capture_default_str();
   app->add_option("--reliable-window", options.reliability.windowPackets,
                   "--reliable: packets in flight per direction (power of two, 64..65536; default 4096)")
       ->type_name("PACKETS");
@@ -188,22 +237,29 @@ int runTun(CLI::App* /*app*/) {
     return usageError(Error(EINVAL, "-i must be 0 (no interval reports) or at least 0.001 seconds"));
   if (options.reorderTimeoutMs < 0) return usageError(Error(EINVAL, "--reorder-timeout must be >= 0"));
   if (options.links.empty()) return usageError(Error(EINVAL, "give at least one --link IFACE=PEER_IP"));
+  if (options.role != "auto" && options.role != "connect" && options.role != "accept")
+    return usageError(Error(EINVAL, "--role: expected connect, accept or auto, got '" + options.role + "'"));
+  auto hub = planHub();
+  if (!hub) return usageError(hub.error());
 
   EndpointConfig config;
   if (auto checked = applySecurity(options.security, config.security); !checked)
     return usageError(checked.error());
+  // A hub's links need no peer address: each peer's is learned from its packets.
+  const Side side = *hub ? Side::kReceiver : Side::kSender;
   std::optional<testbed::NetnsScope> netns;  // tun runs in the namespace it is started in
-  auto args = resolveLinkArgs("", options.links, options.backupLinks, Side::kSender, netns);
+  auto args = resolveLinkArgs("", options.links, options.backupLinks, side, netns);
   if (!args) return isUsageError(args.error()) ? usageError(args.error()) : reportError("tun", args.error());
-  auto plans = planLinks(*args, Side::kSender);
+  auto plans = planLinks(*args, side);
   if (!plans)
     return isUsageError(plans.error()) ? usageError(plans.error()) : reportError("tun", plans.error());
   if (auto checked = applyPathControl(options.pathControl, *plans, config.connection); !checked)
     return usageError(checked.error());
   const LinkPlan& first = plans->front();
-  if (first.localIp == *first.peerIp)
+  if (first.peerIp && first.localIp == *first.peerIp)
     return usageError(Error(EINVAL, "--link " + first.interface + ": the peer address is this host's own"));
-  const bool client = connectsFirst(first);
+  const bool client =
+      !*hub && (options.role == "connect" || (options.role == "auto" && connectsFirst(first)));
 
   auto linkMtu = linkPayloadMtu(*plans, !config.security.keys.empty());
   if (!linkMtu) return reportError("tun", linkMtu.error());
@@ -223,7 +279,7 @@ int runTun(CLI::App* /*app*/) {
 
   config.acceptIncoming = !client;
   // A restarted peer opens a new connection while the old one has not timed out yet.
-  config.maxConnections = 2;
+  config.maxConnections = 2 * std::max<std::uint32_t>(1, static_cast<std::uint32_t>(options.peers.size()));
   if (auto checked = applyReliability(options.reliability, config.connection, true); !checked)
     return usageError(checked.error());
 
@@ -237,6 +293,7 @@ int runTun(CLI::App* /*app*/) {
   LinkOptions linkOptions;
   linkOptions.backend = *backend;
   linkOptions.port = options.port;
+  linkOptions.manyPeers = hub->has_value();
   auto endpoint = openEndpoint(config, toLinkSpecs(*plans), linkOptions);
   if (!endpoint) return reportError("tun", endpoint.error());
   Endpoint& ep = **endpoint;
@@ -270,13 +327,45 @@ int runTun(CLI::App* /*app*/) {
     for (const std::string& mode : baseRun.linkModes) links += (links.empty() ? "" : "; ") + mode;
     fmt::print("mpxdp tun: {} mtu {}, offloads {}, {} link(s): {}\n", device.name(), mtu,
                device.describeOffloads(), plans->size(), links);
-    fmt::print("mpxdp tun: {} the peer {} (port {}, backend {})\n", client ? "connecting to" : "waiting for",
-               first.peerIp->toString(), options.port, toString(*backend));
+    if (*hub) {
+      fmt::print("mpxdp tun: waiting for {} peer(s), each with its key (port {}, backend {})\n",
+                 options.peers.size(), options.port, toString(*backend));
+    } else {
+      fmt::print("mpxdp tun: {} the peer {} (port {}, backend {})\n",
+                 client ? "connecting to" : "waiting for", first.peerIp->toString(), options.port,
+                 toString(*backend));
+    }
     fmt::print("mpxdp tun: security: {}\n", baseRun.security);
     std::fflush(stdout);
   }
   fmt::print(stderr, "mpxdp tun: ready\n");
   std::fflush(stderr);
+
+  if (*hub) {
+    RunDescription run = baseRun;
+    run.scheduler = options.pathControl.scheduler;
+    run.pacing = options.pathControl.pacing;
+    run.reorder = std::string(reorder::toString(*reorderKind));
+    TunnelHub tunnelHub(device, addresses, std::move((*hub)->peers), std::move((*hub)->routes),
+                        HubReporting{run, options.json, options.intervalS});
+    auto served = tunnelHub.run(ep);
+    if (options.json) {
+      nlohmann::json j;
+      j["interface"] = device.name();
+      j["mtu"] = mtu;
+      j["offloads"] = device.describeOffloads();
+      j["role"] = "hub";
+      j["peers"] = tunnelHub.peersJson();
+      j["tun"] = countersJson(tunnelHub.counters());
+      if (!served) j["error"] = served.error().message();
+      fmt::print("{}\n", j.dump(2));
+    } else {
+      printCounters(tunnelHub.counters());
+    }
+    std::fflush(stdout);
+    if (!served) return reportError("tun", served.error());
+    return kExitOk;
+  }
 
   TunnelPump pump(device, addresses);
   std::uint64_t connections = 0;

@@ -19,14 +19,19 @@ std::uint8_t ipVersion(std::span<const std::uint8_t> packet) { return packet.emp
 
 }  // namespace
 
-TunnelPump::TunnelPump(tun::TunDevice& device, TunnelAddresses addresses)
+TunWriter::TunWriter(tun::TunDevice& device, TunnelAddresses addresses, TunnelCounters& counters)
     : device_(device),
       addresses_(addresses),
-      readBuffer_(tun::kVirtioHeaderBytes + tun::kMaxSuperPacket),
+      counters_(counters),
       writeBuffer_(tun::kVirtioHeaderBytes + tun::kMaxSuperPacket),
       icmpBuffer_(tun::kVirtioHeaderBytes + 1500) {
   if (device_.virtioHeader()) coalescer_.emplace();
 }
+
+TunnelPump::TunnelPump(tun::TunDevice& device, TunnelAddresses addresses)
+    : device_(device),
+      writer_(device, addresses, counters_),
+      readBuffer_(tun::kVirtioHeaderBytes + tun::kMaxSuperPacket) {}
 
 Result<bool> TunnelPump::readNext(std::uint32_t maxPacket) {
   auto got = device_.read(readBuffer_);
@@ -47,7 +52,7 @@ Result<bool> TunnelPump::readNext(std::uint32_t maxPacket) {
   if (!begun) {
     if (begun.error().code() == EMSGSIZE) {
       ++counters_.droppedTooBig;
-      answerTooBig(packet, maxPacket);
+      writer_.answerTooBig(packet, maxPacket);
     } else {
       ++counters_.droppedMalformed;
     }
@@ -100,7 +105,7 @@ Result<bool> TunnelPump::pumpOut(Connection& connection, std::uint32_t maxPacket
   }
 }
 
-void TunnelPump::answerTooBig(std::span<const std::uint8_t> ipPacket, std::uint32_t mtu) {
+void TunWriter::answerTooBig(std::span<const std::uint8_t> ipPacket, std::uint32_t mtu) {
   const std::uint8_t version = ipVersion(ipPacket);
   const std::optional<IpAddress>& source = version == 4 ? addresses_.v4 : addresses_.v6;
   if (!source) return;
@@ -116,7 +121,7 @@ void TunnelPump::answerTooBig(std::span<const std::uint8_t> ipPacket, std::uint3
   if (written && *written) ++counters_.icmpSent;
 }
 
-void TunnelPump::flushCoalesced() {
+void TunWriter::flush() {
   if (!coalescer_ || coalescer_->empty()) return;
   const std::uint32_t segments = coalescer_->segments();
   const auto parts = coalescer_->take();
@@ -132,10 +137,10 @@ void TunnelPump::flushCoalesced() {
   }
 }
 
-void TunnelPump::writePacket(std::span<const std::uint8_t> ipPacket) {
+void TunWriter::write(std::span<const std::uint8_t> ipPacket) {
   if (coalescer_) {
     if (coalescer_->add(ipPacket)) return;
-    flushCoalesced();
+    flush();
     if (coalescer_->add(ipPacket)) return;
     // Not TCP (or not mergeable at all): on its own, behind a plain virtio header.
     if (ipPacket.size() + tun::kVirtioHeaderBytes > writeBuffer_.size()) {
@@ -158,8 +163,8 @@ void TunnelPump::writePacket(std::span<const std::uint8_t> ipPacket) {
 }
 
 void TunnelPump::pumpIn(std::span<const Delivered> delivered) {
-  for (const Delivered& d : delivered) writePacket({d.data, d.length});
-  flushCoalesced();
+  for (const Delivered& d : delivered) writer_.write({d.data, d.length});
+  writer_.flush();
 }
 
 TunnelPump::Outcome TunnelPump::run(Endpoint& endpoint, Connection& connection, Reporter* sendReporter,

@@ -34,12 +34,37 @@ struct TunnelCounters {
   std::uint64_t droppedMalformed = 0;     // the TUN gave something that is not a packet we can split
   std::uint64_t writeDropped = 0;         // the kernel did not take a write (queue full)
   std::uint64_t droppedSendFailed = 0;    // the connection refused them (a path failed)
+  // Several peers (--peer):
+  std::uint64_t droppedNoPeer = 0;       // no peer owns the destination
+  std::uint64_t droppedPeerBusy = 0;     // the destination peer's queue was full
+  std::uint64_t droppedWrongSource = 0;  // from a peer, with a source address it does not own
 };
 
 // Which addresses the tunnel has: the source of the ICMP answers it makes.
 struct TunnelAddresses {
   std::optional<IpAddress> v4;
   std::optional<IpAddress> v6;
+};
+
+// Writes packets to the TUN: in-order TCP segments coalesced into one
+// write (with offloads), anything else one by one; and the ICMP answers to
+// packets too big for the tunnel.
+class TunWriter {
+ public:
+  TunWriter(tun::TunDevice& device, TunnelAddresses addresses, TunnelCounters& counters);
+  void write(std::span<const std::uint8_t> ipPacket);
+  // Writes what the coalescer holds; call after each batch.
+  void flush();
+  // "Fragmentation needed" (IPv4) or "packet too big" (IPv6) to the sender of ipPacket.
+  void answerTooBig(std::span<const std::uint8_t> ipPacket, std::uint32_t mtu);
+
+ private:
+  tun::TunDevice& device_;
+  TunnelAddresses addresses_;
+  TunnelCounters& counters_;
+  std::vector<std::uint8_t> writeBuffer_;  // single packets behind their virtio header
+  std::vector<std::uint8_t> icmpBuffer_;
+  std::optional<tun::TcpCoalescer> coalescer_;
 };
 
 class TunnelPump {
@@ -69,21 +94,14 @@ class TunnelPump {
   Result<bool> pumpOut(Connection& connection, std::uint32_t maxPacket);
   // Writes delivered payloads to the TUN.
   void pumpIn(std::span<const Delivered> delivered);
-  void writePacket(std::span<const std::uint8_t> ipPacket);
-  void flushCoalesced();
-  void answerTooBig(std::span<const std::uint8_t> ipPacket, std::uint32_t mtu);
   // Reads one packet into readBuffer_ and starts splitting it; false when the TUN is empty.
   Result<bool> readNext(std::uint32_t maxPacket);
 
   tun::TunDevice& device_;
-  TunnelAddresses addresses_;
   TunnelCounters counters_;
+  TunWriter writer_;
   std::vector<std::uint8_t> readBuffer_;
-  std::vector<std::uint8_t> writeBuffer_;  // single packets behind their virtio header
-  std::vector<std::uint8_t> icmpBuffer_;
   tun::GsoSplitter splitter_;
-  std::optional<tun::TcpCoalescer> coalescer_;
-  std::size_t pendingSegments_ = 0;  // of the packet in the splitter
 };
 
 }  // namespace mpxdp::cli
