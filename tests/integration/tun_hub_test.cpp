@@ -62,7 +62,7 @@ testbed::ProgramOutput runIn(const std::string& ns, const std::vector<std::strin
 }
 
 std::string newKey(const KeyDir& dir, const std::string& name) {
-  const std::string file = (dir.path / name).string();
+  std::string file = (dir.path / name).string();
   auto made = testbed::runProgram({MPXDP_EXECUTABLE, "genkey", "-o", file}, 10s);
   EXPECT_TRUE(made && made->exitStatus == 0) << file;
   return file;
