@@ -11,6 +11,7 @@ packages=(
   iproute2 ethtool iputils-ping iperf3 mptcpd mptcpize procps kmod
   tshark tcpdump
   python3 python3-matplotlib valgrind
+  help2man
 )
 
 # As root directly; otherwise through sudo when there is one.

@@ -71,6 +71,35 @@ g++ -std=c++20 examples/loopback_udp.cpp -o build/examples/loopback_udp_pc $(pc 
   -Wl,-rpath,"$(pc --variable=libdir mpxdp)"
 build/examples/loopback_udp_pc 20 47102 47103
 
+step "Debian package (cpack), unpacked into a fresh tree"
+rm -f build/mpxdp_*.deb
+(cd build && cpack -G DEB >/dev/null)
+deb=$(ls build/mpxdp_*.deb)
+tree=$root/build/package-root
+rm -rf "$tree"
+dpkg-deb -x "$deb" "$tree"
+echo "$(basename "$deb"): Depends: $(dpkg-deb -f "$deb" Depends)"
+for f in usr/bin/mpxdp usr/lib/libmpxdp.so usr/include/mpxdp/mpxdp.h usr/lib/cmake/mpxdp/mpxdpConfig.cmake \
+  usr/lib/pkgconfig/mpxdp.pc usr/share/man/man1/mpxdp.1 usr/share/doc/mpxdp/examples/mpxdp-tun@.service; do
+  [ -e "$tree/$f" ] || { echo "test.sh: the package has no /$f" >&2; exit 1; }
+done
+"$tree/usr/bin/mpxdp" --version | grep -qx "mpxdp $(sed -n 's/^project(mpxdp VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)"
+# A man page for every subcommand the program lists, made from its help text.
+subcommands=$("$tree/usr/bin/mpxdp" --help | awk '/^Subcommands:/ { on = 1; next } on && NF { print $1 }' | grep -vx help)
+for sub in $subcommands; do
+  page=$tree/usr/share/man/man1/mpxdp-$sub.1
+  if ! grep -q "^\.TH MPXDP-$(echo "$sub" | tr a-z A-Z) " "$page" 2>/dev/null; then
+    echo "test.sh: the package has no man page for 'mpxdp $sub' ($page)" >&2
+    exit 1
+  fi
+done
+# The packaged library, headers and pkg-config file build and run the example.
+pkg_pc() { PKG_CONFIG_PATH="$tree/usr/lib/pkgconfig" pkg-config "$@"; }
+# shellcheck disable=SC2046  # the flags are meant to split
+g++ -std=c++20 examples/loopback_udp.cpp -o build/examples/loopback_udp_deb $(pkg_pc --cflags --libs mpxdp) \
+  -Wl,-rpath,"$(pkg_pc --variable=libdir mpxdp)"
+build/examples/loopback_udp_deb 20 47104 47105
+
 step "tests"
 ctest --test-dir build --output-on-failure --timeout 300 -j 1
 
