@@ -8,6 +8,7 @@ packages=(
   clang llvm clang-format clang-tidy libclang-rt-dev
   libbpf-dev libxdp-dev xdp-tools bpftool libelf-dev zlib1g-dev linux-libc-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
+  libcpp-httplib-dev
   iproute2 ethtool iputils-ping iperf3 mptcpd mptcpize procps kmod
   tshark tcpdump
   python3 python3-matplotlib valgrind

@@ -44,6 +44,7 @@ struct RecvOptions {
   bool noFastLoss = false;
   ReliabilityArgs reliability;
   SecurityArgs security;       // --key (repeatable: one per peer)
+  std::string metrics;         // --metrics ADDR:PORT
   std::string file;            // -F
   std::uint32_t maxPeers = 1;  // --max-peers: connections served at once
 };
@@ -75,6 +76,7 @@ struct Server {
   const EndpointConfig& config;
   ReorderKind reorderKind;
   bool fileMode;
+  MetricsServer* metrics;  // --metrics (null: none)
 };
 
 // One client being served: its reports, its file (-F) and its transfer.
@@ -138,6 +140,8 @@ std::unique_ptr<Client> startClient(const Server& server, Connection* conn) {
   plan.payloadBytes = conn->maxPayload();
   plan.rateBps = conn->peerHello().rateBps;
   plan.intervalS = options.intervalS;
+  plan.metrics = server.metrics;
+  for (const LinkPlan& link : server.plans) plan.linkNames.push_back(link.interface);
   if (server.fileMode) {
     if (sends) {
       client->fileFailure =
@@ -251,6 +255,7 @@ void declareRecv(CLI::App* app) {
       "--redundant", options.reliability.redundant,
       "when this side sends (-R, --bidir): each payload on the two paths where it would arrive first");
   declareSecurity(app, options.security, true);
+  declareMetrics(app, options.metrics);
   app->add_option("--reliable-window", options.reliability.windowPackets,
                   "reliable mode: the receive window in payloads (power of two, 64..65536, at most --window; "
                   "default 4096)")
@@ -309,6 +314,10 @@ int runRecv(CLI::App* /*app*/) {
     return usageError(checked.error());
 
   // Enter the namespace first: sockets and the program belong to the namespace they are made in.
+  auto metrics = startMetrics(options.metrics, "recv");
+  if (!metrics)
+    return metrics.error().code() == EINVAL ? usageError(metrics.error())
+                                            : reportError("recv", metrics.error());
   std::optional<testbed::NetnsScope> netns;
   auto args = resolveLinkArgs(options.testbed, options.links, options.backupLinks, Side::kReceiver, netns);
   if (!args) return isUsageError(args.error()) ? usageError(args.error()) : reportError("recv", args.error());
@@ -355,7 +364,7 @@ int runRecv(CLI::App* /*app*/) {
 
   // One loop serves every client: each transfer does what is due, finished
   // ones are reported and removed, new ones are accepted meanwhile.
-  const Server server{ep, *plans, *backend, config, *reorderKind, fileMode};
+  const Server server{ep, *plans, *backend, config, *reorderKind, fileMode, metrics->get()};
   std::vector<pollfd> fds;
   for (int fd : ep.pollFds()) {
     if (fd >= 0) fds.push_back({fd, POLLIN, 0});

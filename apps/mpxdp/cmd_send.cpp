@@ -24,6 +24,13 @@
 namespace mpxdp::cli {
 namespace {
 
+std::vector<std::string> interfaceNames(const std::vector<LinkPlan>& plans) {
+  std::vector<std::string> names;
+  names.reserve(plans.size());
+  for (const LinkPlan& plan : plans) names.push_back(plan.interface);
+  return names;
+}
+
 struct SendOptions {
   std::vector<std::string> links;
   std::vector<std::string> backupLinks;
@@ -43,6 +50,7 @@ struct SendOptions {
   double connectTimeoutS = 3.0;
   ReliabilityArgs reliability;
   SecurityArgs security;  // --key, --cipher
+  std::string metrics;    // --metrics ADDR:PORT
   std::string file;       // -F
 };
 
@@ -130,6 +138,7 @@ void declareSend(CLI::App* app) {
       "send each payload on the two paths where it would arrive first (the receiver keeps the first "
       "copy)");
   declareSecurity(app, options.security, false);
+  declareMetrics(app, options.metrics);
   app->add_option("--reliable-window", options.reliability.windowPackets,
                   "reliable mode: payloads in flight unacknowledged (power of two, 64..65536; default 4096)")
       ->type_name("PACKETS");
@@ -196,6 +205,10 @@ int runSend(CLI::App* app) {
   if (auto checked = applyPathControl(options.pathControl, {}, config.connection); !checked)
     return usageError(checked.error());
 
+  auto metrics = startMetrics(options.metrics, "send");
+  if (!metrics)
+    return metrics.error().code() == EINVAL ? usageError(metrics.error())
+                                            : reportError("send", metrics.error());
   std::optional<testbed::NetnsScope> netns;
   auto args = resolveLinkArgs(options.testbed, options.links, options.backupLinks, Side::kSender, netns);
   if (!args) return isUsageError(args.error()) ? usageError(args.error()) : reportError("send", args.error());
@@ -287,6 +300,8 @@ int runSend(CLI::App* app) {
   plan.source = source ? &*source : nullptr;
   plan.rateBps = rateBps;
   plan.intervalS = options.intervalS;
+  plan.metrics = metrics->get();
+  plan.linkNames = interfaceNames(*plans);
   const TransferResult result = runTransfer(**endpoint, conn, plan, sendReporter ? &*sendReporter : nullptr,
                                             receiveReporter ? &*receiveReporter : nullptr);
   std::optional<Error> fileFailure;

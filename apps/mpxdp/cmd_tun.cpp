@@ -43,6 +43,7 @@ struct TunOptions {
   double reorderTimeoutMs = 0;     // 0: adaptive
   ReliabilityArgs reliability;     // --reliable, --redundant, --reliable-window, --abort-timeout
   SecurityArgs security;           // --key, --cipher
+  std::string metrics;             // --metrics ADDR:PORT
   std::vector<std::string> peers;  // --peer KEY_FILE=CIDR[,CIDR...]: serve several peers
   std::string role = "auto";
   double intervalS = 0;
@@ -201,6 +202,7 @@ void declareTun(CLI::App* app) {
   app->add_flag("--redundant", options.reliability.redundant,
                 "send each packet on the two paths where it would arrive first");
   declareSecurity(app, options.security, false);
+  declareMetrics(app, options.metrics);
   app->add_option("--peer", options.peers,
                   "serve several peers: each holds its own key file and owns these inner addresses (packets "
                   "to them go to that peer; packets from it must come from them); repeatable, instead of "
@@ -247,6 +249,10 @@ int runTun(CLI::App* /*app*/) {
     return usageError(checked.error());
   // A hub's links need no peer address: each peer's is learned from its packets.
   const Side side = *hub ? Side::kReceiver : Side::kSender;
+  auto metrics = startMetrics(options.metrics, "tun");
+  if (!metrics)
+    return metrics.error().code() == EINVAL ? usageError(metrics.error())
+                                            : reportError("tun", metrics.error());
   std::optional<testbed::NetnsScope> netns;  // tun runs in the namespace it is started in
   auto args = resolveLinkArgs("", options.links, options.backupLinks, side, netns);
   if (!args) return isUsageError(args.error()) ? usageError(args.error()) : reportError("tun", args.error());
@@ -347,7 +353,7 @@ int runTun(CLI::App* /*app*/) {
     run.pacing = options.pathControl.pacing;
     run.reorder = std::string(reorder::toString(*reorderKind));
     TunnelHub tunnelHub(device, addresses, std::move((*hub)->peers), std::move((*hub)->routes),
-                        HubReporting{run, options.json, options.intervalS});
+                        HubReporting{run, options.json, options.intervalS, metrics->get()});
     auto served = tunnelHub.run(ep);
     if (options.json) {
       nlohmann::json j;
@@ -368,6 +374,7 @@ int runTun(CLI::App* /*app*/) {
   }
 
   TunnelPump pump(device, addresses);
+  pump.setMetrics(metrics->get(), baseRun.linkNames);
   std::uint64_t connections = 0;
   nlohmann::json lastSend;
   nlohmann::json lastRecv;

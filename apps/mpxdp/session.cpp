@@ -100,6 +100,21 @@ Result<void> applySecurity(const SecurityArgs& args, SecurityOptions& security) 
   return {};
 }
 
+void declareMetrics(CLI::App* app, std::string& address) {
+  app->add_option(
+         "--metrics", address,
+         "serve Prometheus metrics at http://ADDR:PORT/metrics while running (per path: packets, bytes, "
+         "loss, RTT, rates, state; reorder hold; XDP counters), e.g. 127.0.0.1:9464")
+      ->type_name("ADDR:PORT");
+}
+
+Result<std::unique_ptr<MetricsServer>> startMetrics(const std::string& address, const char* command) {
+  if (address.empty()) return std::unique_ptr<MetricsServer>();
+  auto parsed = parseMetricsAddress(address);
+  if (!parsed) return parsed.error();
+  return MetricsServer::start(*parsed, command);
+}
+
 std::string securityText(const SecurityOptions& security, bool connects) {
   if (security.keys.empty()) return "none: packets are neither authenticated nor encrypted (no --key)";
   return fmt::format(

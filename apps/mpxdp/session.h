@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "link_args.h"
+#include "metrics.h"
 #include "mpxdp/connection.h"
 #include "mpxdp/endpoint.h"
 #include "mpxdp/links.h"
@@ -74,6 +75,13 @@ void declareSecurity(CLI::App* app, SecurityArgs& args, bool many);
 // Loads the key files (EINVAL/EPERM/ENOENT naming the file and what to do)
 // and checks --cipher; sets `security`.
 Result<void> applySecurity(const SecurityArgs& args, SecurityOptions& security);
+
+// --metrics ADDR:PORT (Prometheus, metrics.h).
+void declareMetrics(CLI::App* app, std::string& address);
+// Starts the server when address is set (null otherwise). EINVAL for a bad
+// address, EADDRINUSE when it cannot listen. Call it before entering a test
+// bed's namespace, so that the port is on this host.
+Result<std::unique_ptr<MetricsServer>> startMetrics(const std::string& address, const char* command);
 // "authenticated and encrypted, aes-256-gcm (1 pre-shared key)" or that nothing is; a side that
 // accepts (connects false) names no cipher: its client chooses.
 std::string securityText(const SecurityOptions& security, bool connects);

@@ -88,6 +88,8 @@ std::uint64_t Transfer::step(std::uint64_t now) {
     }
     nextReportNs_ += intervalNs_ * ((now - nextReportNs_) / intervalNs_ + 1);
   }
+  if (plan_.metrics != nullptr && plan_.metrics->due(connection_.state().connId, now))
+    plan_.metrics->publish(metricsSampleOf(endpoint_, connection_, plan_.linkNames));
   if (sends_ && now >= nextRateRefreshNs_) {
     refreshPacing(connection_.stats());
     nextRateRefreshNs_ = now + kRateRefreshNs;
@@ -199,6 +201,7 @@ bool Transfer::send(std::uint64_t now, bool& busy, std::uint64_t& wake) {
 }
 
 TransferResult Transfer::finish() {
+  if (plan_.metrics != nullptr) plan_.metrics->retire(connection_.state().connId);
   TransferResult result = std::move(result_);
   if (sends_ && result.sendDurationS == 0) result.sendDurationS = seconds(std::max(lastSendNs_, startNs_));
   if (receives_ && firstDeliveryNs_ != 0)

@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 
+#include "metrics.h"
 #include "mpxdp/connection.h"
 #include "mpxdp/endpoint.h"
 #include "report.h"
@@ -44,8 +45,10 @@ struct TransferPlan {
   // The links' line rates summed (0 when one is unknown): with rateBps, how
   // long a batch of packets takes, so the loop sleeps for batches, not packets.
   double intervalS = 1.0;
-  PayloadSource* source = nullptr;  // null: the test pattern for sendDurationNs
-  PayloadSink* sink = nullptr;      // null: check the test pattern
+  PayloadSource* source = nullptr;     // null: the test pattern for sendDurationNs
+  PayloadSink* sink = nullptr;         // null: check the test pattern
+  MetricsServer* metrics = nullptr;    // --metrics: where snapshots go (null: none)
+  std::vector<std::string> linkNames;  // the paths' interfaces, for the metrics' labels
 };
 
 struct TransferResult {

@@ -199,6 +199,8 @@ TunnelPump::Outcome TunnelPump::run(Endpoint& endpoint, Connection& connection, 
       if (receiveReporter) receiveReporter->interval(snapshot, seconds(now), 0);
       nextReportNs += intervalNs * ((now - nextReportNs) / intervalNs + 1);
     }
+    if (metrics_ != nullptr && metrics_->due(connection.state().connId, now))
+      metrics_->publish(metricsSampleOf(endpoint, connection, linkNames_));
     if (replacement != nullptr && now >= nextReplaceCheckNs) {
       nextReplaceCheckNs = now + kReplaceCheckNs;
       if (Connection* newer = endpoint.accept()) {
@@ -240,6 +242,7 @@ TunnelPump::Outcome TunnelPump::run(Endpoint& endpoint, Connection& connection, 
     fds[0].events = mayRead ? POLLIN : 0;
     waitOnFds(fds, wake);
   }
+  if (metrics_ != nullptr) metrics_->retire(connection.state().connId);
   if (outcome.endedBy.empty()) {
     outcome.endedBy = "peer";
     if (connection.error()) outcome.failure = connection.error();

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "metrics.h"
 #include "mpxdp/connection.h"
 #include "mpxdp/endpoint.h"
 #include "offload.h"
@@ -88,6 +89,11 @@ class TunnelPump {
   Result<void> discardUntil(Endpoint& endpoint, std::uint64_t deadlineNs);
 
   const TunnelCounters& counters() const noexcept { return counters_; }
+  // --metrics: the connection's snapshots go there (linkNames label its paths).
+  void setMetrics(MetricsServer* metrics, std::vector<std::string> linkNames) {
+    metrics_ = metrics;
+    linkNames_ = std::move(linkNames);
+  }
 
  private:
   // Reads the TUN and sends; false when the connection may not send now.
@@ -102,6 +108,8 @@ class TunnelPump {
   TunWriter writer_;
   std::vector<std::uint8_t> readBuffer_;
   tun::GsoSplitter splitter_;
+  MetricsServer* metrics_ = nullptr;
+  std::vector<std::string> linkNames_;
 };
 
 }  // namespace mpxdp::cli

@@ -132,6 +132,7 @@ void TunnelHub::adopt(Endpoint& endpoint, Connection* connection, std::uint64_t 
 void TunnelHub::end(Endpoint& endpoint, Peer& peer, const std::string& endedBy,
                     std::optional<Error> failure) {
   Connection& connection = *peer.connection;
+  if (reporting_.metrics != nullptr) reporting_.metrics->retire(connection.state().connId);
   if (!connection.done()) {
     connection.abort(static_cast<std::uint16_t>(wire::CloseError::kStopped),
                      endedBy == "signal"     ? "stopped by signal " + std::to_string(stopSignal())
@@ -325,6 +326,8 @@ Result<void> TunnelHub::run(Endpoint& endpoint) {
         peer.receiveReporter->interval(snapshot, t, 0);
         peer.nextReportNs += intervalNs * ((now - peer.nextReportNs) / intervalNs + 1);
       }
+      if (reporting_.metrics != nullptr && reporting_.metrics->due(peer.connection->state().connId, now))
+        reporting_.metrics->publish(metricsSampleOf(endpoint, *peer.connection, reporting_.run.linkNames));
       auto open = receive(i, busy);
       if (!open) {
         fatal = open.error();

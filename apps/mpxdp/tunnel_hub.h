@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "metrics.h"
 #include "mpxdp/connection.h"
 #include "mpxdp/endpoint.h"
 #include "offload.h"
@@ -32,6 +33,7 @@ struct HubReporting {
   RunDescription run;  // the tunnel's; each connection adds its id and key
   bool json = false;   // -J: reports are gathered into peersJson()
   double intervalS = 0;
+  MetricsServer* metrics = nullptr;  // --metrics (null: none)
 };
 
 class TunnelHub {

@@ -135,7 +135,9 @@ TEST(TunHubTest, ServesTwoPeersAtOnceKeepsThemApartAndKeepsAStrangerOut) {
                                       "--peer",
                                       keyA + "=" + kPeerAIp + "/32",
                                       "--peer",
-                                      keyB + "=" + kPeerBIp + "/32"};
+                                      keyB + "=" + kPeerBIp + "/32",
+                                      "--metrics",
+                                      "127.0.0.1:9464"};
   for (const auto& link : bed.links) {
     hubArgs.push_back("--link");
     hubArgs.push_back(link.receiverInterface);
@@ -167,6 +169,19 @@ TEST(TunHubTest, ServesTwoPeersAtOnceKeepsThemApartAndKeepsAStrangerOut) {
   auto clientB = Subprocess::spawn(
       {"/usr/bin/env", "ip", "netns", "exec", *hostB, "iperf3", "-c", kHubIp, "-p", "5302", "-t", "3", "-J"});
   ASSERT_TRUE(clientA && clientB);
+  // Mid-transfer the hub's metrics (in its namespace) show both peers' connections.
+  std::this_thread::sleep_for(1500ms);
+  const auto scraped =
+      runIn(bed.receiverNamespace, {"python3", "-c",
+                                    "import urllib.request; print(urllib.request.urlopen("
+                                    "'http://127.0.0.1:9464/metrics', timeout=5).read().decode())"});
+  EXPECT_NE(scraped.out.find("mpxdp_connections{command=\"tun\"} 2"), std::string::npos)
+      << scraped.out << scraped.err;
+  std::size_t deliveredSeries = 0;
+  for (std::size_t at = scraped.out.find("\nmpxdp_delivered_packets_total{"); at != std::string::npos;
+       at = scraped.out.find("\nmpxdp_delivered_packets_total{", at + 1))
+    ++deliveredSeries;
+  EXPECT_EQ(deliveredSeries, 2u) << scraped.out;
   EXPECT_EQ(clientA->wait(20s), std::optional<int>(0)) << clientA->err();
   EXPECT_EQ(clientB->wait(20s), std::optional<int>(0)) << clientB->err();
   EXPECT_GT(receivedMbps(clientA->out()), 10.0) << clientA->out();
