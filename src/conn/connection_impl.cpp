@@ -165,8 +165,8 @@ void ConnectionImpl::onPacket(std::uint16_t link, const RxPacket& packet, const 
   std::size_t framesLength = packet.length - wire::kPacketHeaderLen;
   packetRandom_.reset();
   if (protection_ && !unprotect(link, packet, header, framesLength, nowNs)) return;
-  // A server answers whoever its packets come from (keyed: whoever sent one that opened).
-  if (!protection_) links_.learnPeer(link, packet);
+  // A server answers whoever its packets come from (keyed: only a packet that opened gets here).
+  links_.learnPeer(link, packet);
   process(link, packet, header,
           std::span<const std::uint8_t>(packet.data + wire::kPacketHeaderLen, framesLength), nowNs, pushNs);
   packetRandom_.reset();
@@ -212,7 +212,6 @@ bool ConnectionImpl::unprotect(std::uint16_t link, const RxPacket& packet, const
     links_.queueRelease(link, packet);
     return false;
   }
-  links_.learnPeer(link, packet);
   return true;
 }
 
