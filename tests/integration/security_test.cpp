@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "injector.h"
+#include "netns_run.h"
 #include "packet.h"
 #include "privilege.h"
 #include "subprocess.h"
@@ -43,20 +44,6 @@ testbed::TestbedSpec threeLinks(const std::string& suffix) {
 std::uint64_t u64(const nlohmann::json& j, const char* key) { return j.at(key).get<std::uint64_t>(); }
 
 // A private directory for key files, removed at the end.
-struct KeyDir {
-  KeyDir() {
-    std::string pattern = (fs::temp_directory_path() / "mpxdp-keys-XXXXXX").string();
-    if (mkdtemp(pattern.data()) != nullptr) path = pattern;
-  }
-  ~KeyDir() {
-    std::error_code ignored;
-    if (!path.empty()) fs::remove_all(path, ignored);
-  }
-  KeyDir(const KeyDir&) = delete;
-  KeyDir& operator=(const KeyDir&) = delete;
-  fs::path path;
-};
-
 struct Ran {
   std::optional<int> status;
   std::string out;
@@ -72,7 +59,7 @@ Ran run(std::vector<std::string> args, std::chrono::seconds limit = 20s) {
 }
 
 // `mpxdp genkey -o FILE`: the file, mode 600.
-std::string newKey(const KeyDir& dir, const std::string& name) {
+std::string newKey(const test::ScratchDir& dir, const std::string& name) {
   std::string file = (dir.path / name).string();
   const Ran made = run({"genkey", "-o", file});
   EXPECT_EQ(made.status, std::optional<int>(0)) << made.err;
@@ -123,7 +110,7 @@ TEST(SecurityTest, KeyedTransfersAreAuthenticatedLoseNothingAndNameTheirCipher) 
   auto bed = testbed::ScopedTestbed::create(threeLinks("k"));
   ASSERT_TRUE(bed) << bed.error().message();
   const std::string name = bed->info().name;
-  KeyDir dir;
+  test::ScratchDir dir("mpxdp-keys");
   const std::string key = newKey(dir, "link.key");
   for (const std::string cipher : {"", "chacha20-poly1305", "aes-256-gcm"}) {
     SCOPED_TRACE("cipher '" + cipher + "'");
@@ -156,7 +143,7 @@ TEST(SecurityTest, KeyedTransfersAreAuthenticatedLoseNothingAndNameTheirCipher) 
 }
 
 TEST(SecurityTest, KeyFileMisuseIsAUsageErrorNamingTheFile) {
-  KeyDir dir;
+  test::ScratchDir dir("mpxdp-keys");
   ASSERT_FALSE(dir.path.empty());
   const Ran printed = run({"genkey"});
   ASSERT_EQ(printed.status, std::optional<int>(0)) << printed.err;
@@ -208,7 +195,7 @@ TEST(SecurityTest, AWrongKeyGetsNothingThroughIsToldNothingAndDisturbsNoOne) {
   auto bed = testbed::ScopedTestbed::create(threeLinks("w"));
   ASSERT_TRUE(bed) << bed.error().message();
   const std::string name = bed->info().name;
-  KeyDir dir;
+  test::ScratchDir dir("mpxdp-keys");
   const std::string right = newKey(dir, "right.key");
   const std::string wrong = newKey(dir, "wrong.key");
   auto receiver = startReceiver(name, {"--key", right});
@@ -234,7 +221,7 @@ TEST(SecurityTest, ForgedReplayedAndTruncatedFramesDuringAKeyedTransferAreReject
   auto bed = testbed::ScopedTestbed::create(threeLinks("f"));
   ASSERT_TRUE(bed) << bed.error().message();
   const auto& info = bed->info();
-  KeyDir dir;
+  test::ScratchDir dir("mpxdp-keys");
   const std::string key = newKey(dir, "link.key");
   // The sender uses kernel sockets, so that its frames can be captured.
   for (const auto& link : info.links) test::txChecksumOff(info.senderNamespace, link.senderInterface);
@@ -339,7 +326,7 @@ TEST(SecurityTest, OneReceiverServesTwoKeyedPeersAtOnceAndAWrongKeyDisturbsNeith
   auto bed = testbed::ScopedTestbed::create(threeLinks("p"));
   ASSERT_TRUE(bed) << bed.error().message();
   const auto& info = bed->info();
-  KeyDir dir;
+  test::ScratchDir dir("mpxdp-keys");
   const std::string keyA = newKey(dir, "a.key");
   const std::string keyB = newKey(dir, "b.key");
   const std::string keyC = newKey(dir, "c.key");
@@ -419,7 +406,7 @@ TEST(SecurityTest, SeveralPeersTextReportsNameTheirConnectionAndKey) {
   auto bed = testbed::ScopedTestbed::create(threeLinks("t"));
   ASSERT_TRUE(bed) << bed.error().message();
   const auto& info = bed->info();
-  KeyDir dir;
+  test::ScratchDir dir("mpxdp-keys");
   const std::string keyA = newKey(dir, "a.key");
   const std::string keyB = newKey(dir, "b.key");
   for (const auto& link : info.links) test::txChecksumOff(info.senderNamespace, link.senderInterface);
@@ -469,7 +456,7 @@ TEST(SecurityTest, SeveralPeersTextReportsNameTheirConnectionAndKey) {
 
 // --max-peers and --cport misuse: usage errors (2) naming the option, before any link is opened.
 TEST(SecurityTest, MaxPeersAndCportMisuseIsAUsageError) {
-  KeyDir dir;
+  test::ScratchDir dir("mpxdp-keys");
   ASSERT_FALSE(dir.path.empty());
   const std::string file = (dir.path / "copy.bin").string();
   struct Case {

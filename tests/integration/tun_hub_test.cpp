@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "netns_run.h"
 #include "privilege.h"
 #include "process.h"
 #include "subprocess.h"
@@ -28,6 +29,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using test::runIn;
+using test::waitForPing;
 using testbed::Subprocess;
 
 constexpr const char* kTun = "hub0";
@@ -35,33 +38,7 @@ constexpr const char* kHubIp = "10.99.0.1";
 constexpr const char* kPeerAIp = "10.99.0.2";
 constexpr const char* kPeerBIp = "10.99.0.3";
 
-struct KeyDir {
-  KeyDir() {
-    std::string pattern = (fs::temp_directory_path() / "mpxdp-hub-keys-XXXXXX").string();
-    if (mkdtemp(pattern.data()) != nullptr) path = pattern;
-  }
-  ~KeyDir() {
-    std::error_code ignored;
-    if (!path.empty()) fs::remove_all(path, ignored);
-  }
-  KeyDir(const KeyDir&) = delete;
-  KeyDir& operator=(const KeyDir&) = delete;
-  fs::path path;
-};
-
-testbed::ProgramOutput runIn(const std::string& ns, const std::vector<std::string>& argv,
-                             std::chrono::milliseconds timeout = 20s) {
-  std::vector<std::string> all = {"ip", "netns", "exec", ns};
-  all.insert(all.end(), argv.begin(), argv.end());
-  auto out = testbed::runProgram(all, timeout);
-  if (!out) {
-    ADD_FAILURE() << testbed::commandLine(all) << ": " << out.error().message();
-    return {.exitStatus = -1};
-  }
-  return *out;
-}
-
-std::string newKey(const KeyDir& dir, const std::string& name) {
+std::string newKey(const test::ScratchDir& dir, const std::string& name) {
   std::string file = (dir.path / name).string();
   auto made = testbed::runProgram({MPXDP_EXECUTABLE, "genkey", "-o", file}, 10s);
   EXPECT_TRUE(made && made->exitStatus == 0) << file;
@@ -95,15 +72,6 @@ std::vector<std::string> peerArgs(const testbed::TestbedInfo& bed, const std::st
   return args;
 }
 
-bool waitForPing(const std::string& ns, const std::string& to, std::chrono::seconds limit) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (runIn(ns, {"ping", "-n", "-c", "1", "-W", "1", to}, 5s).exitStatus == 0) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return false;
-}
-
 double receivedMbps(const std::string& iperfJson) {
   const auto j = nlohmann::json::parse(iperfJson, nullptr, false);
   if (j.is_discarded() || !j.contains("end")) return 0;
@@ -120,7 +88,7 @@ TEST(TunHubTest, ServesTwoPeersAtOnceKeepsThemApartAndKeepsAStrangerOut) {
   ASSERT_TRUE(hostB) << hostB.error().message();
   auto hostC = testbed::addSender(bed.name, 3);
   ASSERT_TRUE(hostC) << hostC.error().message();
-  KeyDir keys;
+  test::ScratchDir keys("mpxdp-hub-keys");
   const std::string keyA = newKey(keys, "a.key");
   const std::string keyB = newKey(keys, "b.key");
   const std::string keyC = newKey(keys, "c.key");
@@ -231,7 +199,7 @@ TEST(TunHubTest, ServesTwoPeersAtOnceKeepsThemApartAndKeepsAStrangerOut) {
 }
 
 TEST(TunHubTest, PeerMisuseIsAUsageError) {
-  KeyDir keys;
+  test::ScratchDir keys("mpxdp-hub-keys");
   const std::string key = newKey(keys, "a.key");
   const auto run = [&](std::vector<std::string> extra) {
     std::vector<std::string> args = {MPXDP_EXECUTABLE, "tun",          "--name", "hubx0",

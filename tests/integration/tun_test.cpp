@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "netns_run.h"
 #include "privilege.h"
 #include "process.h"
 #include "subprocess.h"
@@ -31,6 +32,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using test::runIn;
+using test::waitForPing;
 using testbed::Subprocess;
 
 constexpr const char* kTun = "mpx0";
@@ -100,18 +103,6 @@ std::optional<Subprocess> startTun(const std::vector<std::string>& argv) {
   return std::move(*tun);
 }
 
-testbed::ProgramOutput run(const std::string& ns, const std::vector<std::string>& argv,
-                           std::chrono::milliseconds timeout = 15s) {
-  std::vector<std::string> all = {"ip", "netns", "exec", ns};
-  all.insert(all.end(), argv.begin(), argv.end());
-  auto out = testbed::runProgram(all, timeout);
-  if (!out) {
-    ADD_FAILURE() << testbed::commandLine(all) << ": " << out.error().message();
-    return {.exitStatus = -1};
-  }
-  return *out;
-}
-
 nlohmann::json parse(const std::string& text) { return nlohmann::json::parse(text, nullptr, false); }
 
 // `ip -j link show` in a namespace, one object per interface.
@@ -159,19 +150,8 @@ std::string joined(const std::vector<std::string>& items) {
   return text;
 }
 
-// Pings once a second-ish until one answer arrives or the limit passes.
-bool waitForPing(const std::string& ns, const std::string& to, std::chrono::milliseconds limit) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    const auto out = run(ns, {"ping", "-n", "-c", "1", "-W", "1", to}, 5s);
-    if (out.exitStatus == 0) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return false;
-}
-
 void expectPingClean(const std::string& ns, const std::string& to) {
-  const auto out = run(ns, {"ping", "-n", "-c", "5", "-i", "0.2", "-W", "2", to});
+  const auto out = runIn(ns, {"ping", "-n", "-c", "5", "-i", "0.2", "-W", "2", to});
   EXPECT_EQ(out.exitStatus, 0) << "ping " << to << " from " << ns << ":\n" << out.out << out.err;
   EXPECT_NE(out.out.find(" 0% packet loss"), std::string::npos) << out.out;
 }
@@ -396,9 +376,9 @@ TEST_F(TunTest, MtuHoldsForLocalAndRoutedSenders) {
   for (End from : {End::kTx, End::kRx}) {
     const std::string ns = tunnel->ns(from);
     const char* to = from == End::kTx ? kRxTunIp : kTxTunIp;
-    const auto ok = run(ns, {"ping", "-n", "-M", "do", "-s", fits, "-c", "2", "-i", "0.2", "-W", "2", to});
+    const auto ok = runIn(ns, {"ping", "-n", "-M", "do", "-s", fits, "-c", "2", "-i", "0.2", "-W", "2", to});
     EXPECT_EQ(ok.exitStatus, 0) << "ping -M do -s " << fits << " " << to << ":\n" << ok.out << ok.err;
-    const auto big = run(ns, {"ping", "-n", "-M", "do", "-s", over, "-c", "1", "-W", "2", to});
+    const auto big = runIn(ns, {"ping", "-n", "-M", "do", "-s", over, "-c", "1", "-W", "2", to});
     EXPECT_NE(big.exitStatus, 0) << big.out << big.err;
     EXPECT_NE((big.out + big.err).find("message too long"), std::string::npos) << big.out << big.err;
   }
@@ -426,9 +406,9 @@ TEST_F(TunTest, MtuHoldsForLocalAndRoutedSenders) {
   }
   ASSERT_TRUE(waitForPing(clientNs, kRxTunIp, 5s)) << "the client cannot reach the far tunnel address";
   const auto ok =
-      run(clientNs, {"ping", "-n", "-M", "do", "-s", fits, "-c", "2", "-i", "0.2", "-W", "2", kRxTunIp});
+      runIn(clientNs, {"ping", "-n", "-M", "do", "-s", fits, "-c", "2", "-i", "0.2", "-W", "2", kRxTunIp});
   EXPECT_EQ(ok.exitStatus, 0) << ok.out << ok.err;
-  const auto big = run(clientNs, {"ping", "-n", "-M", "do", "-s", over, "-c", "1", "-W", "2", kRxTunIp});
+  const auto big = runIn(clientNs, {"ping", "-n", "-M", "do", "-s", over, "-c", "1", "-W", "2", kRxTunIp});
   std::printf("routed client, %s-byte payload:\n%s", over.c_str(), big.out.c_str());
   EXPECT_NE(big.exitStatus, 0) << big.out << big.err;
   EXPECT_NE(big.out.find("From 10.98.0.1"), std::string::npos) << "the router answers:\n" << big.out;
@@ -523,8 +503,8 @@ TEST_F(TunTest, InterfaceAndXdpProgramGoAwayOnSigtermAndSigkill) {
 void restartAndPing(Tunnel& tunnel, End victim, const std::vector<std::string>& extra, int burst) {
   const char* label = victim == End::kTx ? "tx" : "rx";
   if (burst > 0) {
-    const auto out = run(tunnel.ns(End::kTx), {"ping", "-n", "-q", "-c", std::to_string(burst), "-i", "0.002",
-                                               "-W", "1", kRxTunIp});
+    const auto out = runIn(tunnel.ns(End::kTx), {"ping", "-n", "-q", "-c", std::to_string(burst), "-i",
+                                                 "0.002", "-W", "1", kRxTunIp});
     EXPECT_EQ(out.exitStatus, 0) << out.out << out.err;
   }
   tunnel.end(victim)->signal(SIGKILL);
