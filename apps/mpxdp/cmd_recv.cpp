@@ -43,8 +43,9 @@ struct RecvOptions {
   double timeoutMs = 0;  // 0: adaptive
   bool noFastLoss = false;
   ReliabilityArgs reliability;
-  SecurityArgs security;       // --key (repeatable: one per peer)
-  std::string metrics;         // --metrics ADDR:PORT
+  SecurityArgs security;  // --key (repeatable: one per peer)
+  std::string metrics;    // --metrics ADDR:PORT
+  bool noUdpGso = false;
   std::string file;            // -F
   std::uint32_t maxPeers = 1;  // --max-peers: connections served at once
 };
@@ -256,6 +257,7 @@ void declareRecv(CLI::App* app) {
       "when this side sends (-R, --bidir): each payload on the two paths where it would arrive first");
   declareSecurity(app, options.security, true);
   declareMetrics(app, options.metrics);
+  declareUdpGso(app, options.noUdpGso);
   app->add_option("--reliable-window", options.reliability.windowPackets,
                   "reliable mode: the receive window in payloads (power of two, 64..65536, at most --window; "
                   "default 4096)")
@@ -340,6 +342,7 @@ int runRecv(CLI::App* /*app*/) {
   }
   LinkOptions linkOptions;
   linkOptions.backend = *backend;
+  linkOptions.udpGso = !options.noUdpGso;
   linkOptions.port = options.port;
   linkOptions.manyPeers = options.maxPeers > 1;
   auto endpoint = openEndpoint(config, toLinkSpecs(*plans), linkOptions);

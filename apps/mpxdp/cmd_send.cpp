@@ -51,7 +51,8 @@ struct SendOptions {
   ReliabilityArgs reliability;
   SecurityArgs security;  // --key, --cipher
   std::string metrics;    // --metrics ADDR:PORT
-  std::string file;       // -F
+  bool noUdpGso = false;
+  std::string file;  // -F
 };
 
 SendOptions options;
@@ -139,6 +140,7 @@ void declareSend(CLI::App* app) {
       "copy)");
   declareSecurity(app, options.security, false);
   declareMetrics(app, options.metrics);
+  declareUdpGso(app, options.noUdpGso);
   app->add_option("--reliable-window", options.reliability.windowPackets,
                   "reliable mode: payloads in flight unacknowledged (power of two, 64..65536; default 4096)")
       ->type_name("PACKETS");
@@ -225,6 +227,7 @@ int runSend(CLI::App* app) {
   config.connection.handshakeTimeoutNs = static_cast<std::uint64_t>(options.connectTimeoutS * 1e9);
   LinkOptions linkOptions;
   linkOptions.backend = *backend;
+  linkOptions.udpGso = !options.noUdpGso;
   linkOptions.port = options.cport != 0 ? options.cport : options.port;
   linkOptions.peerPort = options.port;
   auto endpoint = openEndpoint(config, toLinkSpecs(*plans), linkOptions);

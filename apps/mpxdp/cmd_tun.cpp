@@ -40,10 +40,11 @@ struct TunOptions {
   std::string backend = "xdp";
   bool noOffload = false;
   std::string reorder = "window";
-  double reorderTimeoutMs = 0;     // 0: adaptive
-  ReliabilityArgs reliability;     // --reliable, --redundant, --reliable-window, --abort-timeout
-  SecurityArgs security;           // --key, --cipher
-  std::string metrics;             // --metrics ADDR:PORT
+  double reorderTimeoutMs = 0;  // 0: adaptive
+  ReliabilityArgs reliability;  // --reliable, --redundant, --reliable-window, --abort-timeout
+  SecurityArgs security;        // --key, --cipher
+  std::string metrics;          // --metrics ADDR:PORT
+  bool noUdpGso = false;
   std::vector<std::string> peers;  // --peer KEY_FILE=CIDR[,CIDR...]: serve several peers
   std::string role = "auto";
   double intervalS = 0;
@@ -203,6 +204,7 @@ void declareTun(CLI::App* app) {
                 "send each packet on the two paths where it would arrive first");
   declareSecurity(app, options.security, false);
   declareMetrics(app, options.metrics);
+  declareUdpGso(app, options.noUdpGso);
   app->add_option("--peer", options.peers,
                   "serve several peers: each holds its own key file and owns these inner addresses (packets "
                   "to them go to that peer; packets from it must come from them); repeatable, instead of "
@@ -298,6 +300,7 @@ int runTun(CLI::App* /*app*/) {
   }
   LinkOptions linkOptions;
   linkOptions.backend = *backend;
+  linkOptions.udpGso = !options.noUdpGso;
   linkOptions.port = options.port;
   linkOptions.manyPeers = hub->has_value();
   auto endpoint = openEndpoint(config, toLinkSpecs(*plans), linkOptions);

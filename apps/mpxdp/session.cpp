@@ -100,6 +100,13 @@ Result<void> applySecurity(const SecurityArgs& args, SecurityOptions& security) 
   return {};
 }
 
+void declareUdpGso(CLI::App* app, bool& noUdpGso) {
+  app->add_flag(
+      "--no-udp-gso", noUdpGso,
+      "--backend udp: send every packet as its own datagram (default: runs of equal-size packets as "
+      "one UDP GSO message where the kernel has UDP_SEGMENT; the link description says gso)");
+}
+
 void declareMetrics(CLI::App* app, std::string& address) {
   app->add_option(
          "--metrics", address,

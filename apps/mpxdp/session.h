@@ -76,6 +76,9 @@ void declareSecurity(CLI::App* app, SecurityArgs& args, bool many);
 // and checks --cipher; sets `security`.
 Result<void> applySecurity(const SecurityArgs& args, SecurityOptions& security);
 
+// --no-udp-gso: the UDP backend sends datagram by datagram, without UDP GSO.
+void declareUdpGso(CLI::App* app, bool& noUdpGso);
+
 // --metrics ADDR:PORT (Prometheus, metrics.h).
 void declareMetrics(CLI::App* app, std::string& address);
 // Starts the server when address is set (null otherwise). EINVAL for a bad

@@ -49,6 +49,9 @@ struct LinkOptions {
   // delay difference to the slowest (35 ms at 300 Mbit/s is ~1200 frames).
   std::uint32_t frameCount = 16384;
   std::uint32_t batchSize = 64;
+  // UDP backend: send runs of equal-size packets to one peer as one UDP GSO
+  // message (UDP_SEGMENT), where the kernel supports it.
+  bool udpGso = true;
 };
 
 // Opens every link (the error names the failing one) and an Endpoint over them.

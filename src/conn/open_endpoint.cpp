@@ -69,6 +69,7 @@ Result<std::unique_ptr<Endpoint>> openEndpoint(const EndpointConfig& config,
     endpoint.localPort = options.port;
     endpoint.peerPort = options.peerPort != 0 ? options.peerPort : options.port;
     endpoint.manyPeers = options.manyPeers;
+    endpoint.udpGso = options.udpGso;
     endpoint.batchSize = options.batchSize;
     endpoint.frameCount = options.frameCount;
     auto io = options.backend == Backend::kXdp ? transport::openXdpPacketIo(endpoint, steering->program())

@@ -27,6 +27,9 @@ struct LinkEndpointConfig {
   // A server answering several peers (PacketIo::acquirePeer): the UDP socket
   // stays unconnected, so that datagrams from any source arrive.
   bool manyPeers = false;
+  // UDP: runs of equal-size datagrams to one destination go out as one
+  // UDP_SEGMENT (GSO) message, when the kernel supports it.
+  bool udpGso = true;
   // UMEM (AF_XDP) or buffer pool (UDP): half the frames receive (AF_XDP:
   // split over the RX queues' sockets), half transmit.
   std::uint32_t frameCount = 4096;  // power of two, >= 64

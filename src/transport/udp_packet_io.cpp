@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -33,6 +34,17 @@ constexpr std::uint32_t kVlanTag = 4;
 // report what was sent.
 constexpr int kSendRetries = 4;
 constexpr int kSendRetryWaitMs = 1;
+// UDP GSO: segments per message (the kernel's UDP_MAX_SEGMENTS is 64 or
+// more) and the payload bytes one message may carry (one IPv4 datagram).
+constexpr unsigned kMaxGsoSegments = 64;
+constexpr std::size_t kMaxGsoBytes = 65'000;
+
+// Whether the socket takes UDP_SEGMENT (Linux 4.18+).
+bool udpGsoSupported(int fd) {
+  int size = 0;
+  socklen_t length = sizeof(size);
+  return getsockopt(fd, SOL_UDP, UDP_SEGMENT, &size, &length) == 0;
+}
 
 std::pair<IpAddress, std::uint16_t> fromSockaddr(const sockaddr_in6& from) {
   IpAddress ip;
@@ -112,8 +124,12 @@ class UdpPacketIo final : public PacketIo {
         rxMsgs_(config.batchSize),
         rxIov_(config.batchSize),
         rxSlots_(config.batchSize),
+        gso_(config.udpGso && config.udpChecksum && udpGsoSupported(fd)),
         txMsgs_(config.batchSize),
-        txIov_(config.batchSize) {
+        txIov_(static_cast<std::size_t>(config.batchSize) * (gso_ ? kMaxGsoSegments : 1)),
+        txControl_(config.batchSize),
+        txSegments_(config.batchSize),
+        txFirst_(config.batchSize) {
     // Buffers [0, rxCount_) receive, [rxCount_, frameCount) transmit.
     for (std::uint32_t i = 0; i < rxCount_; ++i) rxFree_[i] = i;
     for (std::uint32_t i = 0; i < txCount_; ++i) txFree_[i] = rxCount_ + i;
@@ -161,25 +177,62 @@ class UdpPacketIo final : public PacketIo {
     std::size_t next = 0;
     Result<void> failure;
     while (next < buffers.size() && failure.ok()) {
-      // Gather the next batch of non-empty buffers.
+      // Gather the next batch of messages: each one buffer, or with GSO a run
+      // of equal-size buffers (the last of a run may be shorter) sent as one.
       unsigned count = 0;
+      std::size_t iovs = 0;
       while (next < buffers.size() && count < config_.batchSize) {
-        const TxBuffer& buffer = buffers[next++];
-        if (buffer.length == 0) continue;
-        if (buffer.length > bufferSize_) {
+        const TxBuffer& first = buffers[next];
+        if (first.length == 0) {
+          ++next;
+          continue;
+        }
+        if (first.length > bufferSize_) {
           failure = Error(EMSGSIZE, "commitTx on " + description_ + ": a buffer is longer than " +
                                         std::to_string(bufferSize_) + " bytes");
           break;
         }
-        txIov_[count].iov_base = bufferAt(static_cast<std::uint32_t>(buffer.handle));
-        txIov_[count].iov_len = buffer.length;
-        txMsgs_[count] = mmsghdr{};
-        txMsgs_[count].msg_hdr.msg_iov = &txIov_[count];
-        txMsgs_[count].msg_hdr.msg_iovlen = 1;
-        if (to != nullptr) {
-          txMsgs_[count].msg_hdr.msg_name = to;
-          txMsgs_[count].msg_hdr.msg_namelen = sockaddrLength(*to);
+        mmsghdr& msg = txMsgs_[count];
+        msg = mmsghdr{};
+        msg.msg_hdr.msg_iov = &txIov_[iovs];
+        txFirst_[count] = next;
+        std::size_t messageBytes = 0;
+        unsigned segments = 0;
+        while (next < buffers.size()) {
+          const TxBuffer& buffer = buffers[next];
+          if (buffer.length == 0) {
+            if (segments == 0) break;
+            ++next;  // an empty slot inside a run: skip it
+            continue;
+          }
+          if (segments > 0 && (!gso_ || buffer.length > first.length || segments == kMaxGsoSegments ||
+                               messageBytes + buffer.length > kMaxGsoBytes || buffer.length > bufferSize_))
+            break;
+          txIov_[iovs].iov_base = bufferAt(static_cast<std::uint32_t>(buffer.handle));
+          txIov_[iovs].iov_len = buffer.length;
+          ++iovs;
+          ++segments;
+          ++next;
+          messageBytes += buffer.length;
+          if (buffer.length < first.length) break;  // a shorter one ends the run
         }
+        msg.msg_hdr.msg_iovlen = segments;
+        if (segments > 1) {
+          auto& control = txControl_[count];
+          msg.msg_hdr.msg_control = control.data();
+          msg.msg_hdr.msg_controllen = control.size();
+          cmsghdr* cmsg = CMSG_FIRSTHDR(&msg.msg_hdr);
+          cmsg->cmsg_level = SOL_UDP;
+          cmsg->cmsg_type = UDP_SEGMENT;
+          cmsg->cmsg_len = CMSG_LEN(sizeof(std::uint16_t));
+          const auto segmentSize = static_cast<std::uint16_t>(first.length);
+          std::memcpy(CMSG_DATA(cmsg), &segmentSize, sizeof(segmentSize));
+        }
+        if (to != nullptr) {
+          msg.msg_hdr.msg_name = to;
+          msg.msg_hdr.msg_namelen = sockaddrLength(*to);
+        }
+        txSegments_[count] = segments;
         ++count;
       }
       unsigned done = 0;
@@ -187,7 +240,11 @@ class UdpPacketIo final : public PacketIo {
       while (done < count) {
         const int rc = sendmmsg(fd_, txMsgs_.data() + done, count - done, MSG_DONTWAIT);
         if (rc > 0) {
-          for (int i = 0; i < rc; ++i) bytes += txIov_[done + static_cast<unsigned>(i)].iov_len;
+          for (unsigned m = done; m < done + static_cast<unsigned>(rc); ++m) {
+            sent += txSegments_[m];
+            for (std::size_t i = 0; i < txMsgs_[m].msg_hdr.msg_iovlen; ++i)
+              bytes += txMsgs_[m].msg_hdr.msg_iov[i].iov_len;
+          }
           done += static_cast<unsigned>(rc);
           continue;
         }
@@ -197,13 +254,19 @@ class UdpPacketIo final : public PacketIo {
           poll(&pfd, 1, kSendRetryWaitMs);
           continue;
         }
+        // A path that cannot segment (EIO) refuses GSO messages: send them one by one from now on.
+        if (rc < 0 && (errno == EIO || errno == EINVAL) && gso_ && txSegments_[done] > 1) {
+          gso_ = false;
+          next = txFirst_[done];
+          count = done;  // the rest is gathered again, without GSO
+          break;
+        }
         // ECONNREFUSED (ICMP from an earlier datagram) and the like: drop this batch.
         if (rc < 0 && errno != EAGAIN && errno != ENOBUFS && errno != ECONNREFUSED) {
           failure = Error::fromErrno("sendmmsg on " + description_);
         }
         break;
       }
-      sent += done;
       if (done < count) break;
     }
     for (const TxBuffer& buffer : buffers) txFree_[txTop_++] = static_cast<std::uint32_t>(buffer.handle);
@@ -337,8 +400,9 @@ class UdpPacketIo final : public PacketIo {
   std::uint32_t receiveBuffersPerQueue() const noexcept override { return rxCount_; }
 
   std::string describe() const override {
-    if (!hasPeer()) return description_ + " rx-only";
-    return description_ + "->" + peerDescription();
+    const char* gso = gso_ ? " gso" : "";
+    if (!hasPeer()) return description_ + " rx-only" + gso;
+    return description_ + "->" + peerDescription() + gso;
   }
 
  private:
@@ -373,8 +437,14 @@ class UdpPacketIo final : public PacketIo {
   std::vector<mmsghdr> rxMsgs_;
   std::vector<iovec> rxIov_;
   std::vector<std::uint32_t> rxSlots_;
+  bool gso_;  // UDP_SEGMENT in use (config_.udpGso, checksums on, and the kernel has it)
   std::vector<mmsghdr> txMsgs_;
   std::vector<iovec> txIov_;
+  // Per message of a batch: the UDP_SEGMENT control message, how many
+  // buffers it carries, and the index in commitTxTo's buffers of its first.
+  std::vector<std::array<char, CMSG_SPACE(sizeof(std::uint16_t))>> txControl_;
+  std::vector<unsigned> txSegments_;
+  std::vector<std::size_t> txFirst_;
 
   TrafficCounters counters_;
 };
