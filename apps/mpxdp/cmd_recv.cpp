@@ -142,7 +142,7 @@ std::unique_ptr<Client> startClient(const Server& server, Connection* conn) {
   plan.rateBps = conn->peerHello().rateBps;
   plan.intervalS = options.intervalS;
   plan.metrics = server.metrics;
-  for (const LinkPlan& link : server.plans) plan.linkNames.push_back(link.interface);
+  plan.linkNames = run.linkNames;
   if (server.fileMode) {
     if (sends) {
       client->fileFailure =

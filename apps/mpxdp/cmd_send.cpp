@@ -24,13 +24,6 @@
 namespace mpxdp::cli {
 namespace {
 
-std::vector<std::string> interfaceNames(const std::vector<LinkPlan>& plans) {
-  std::vector<std::string> names;
-  names.reserve(plans.size());
-  for (const LinkPlan& plan : plans) names.push_back(plan.interface);
-  return names;
-}
-
 struct SendOptions {
   std::vector<std::string> links;
   std::vector<std::string> backupLinks;
@@ -304,7 +297,7 @@ int runSend(CLI::App* app) {
   plan.rateBps = rateBps;
   plan.intervalS = options.intervalS;
   plan.metrics = metrics->get();
-  plan.linkNames = interfaceNames(*plans);
+  plan.linkNames = run.linkNames;
   const TransferResult result = runTransfer(**endpoint, conn, plan, sendReporter ? &*sendReporter : nullptr,
                                             receiveReporter ? &*receiveReporter : nullptr);
   std::optional<Error> fileFailure;

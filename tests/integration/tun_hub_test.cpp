@@ -6,13 +6,11 @@
 // hub, a spoofed source dropped, the stranger kept out, and bad usage.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
 #include <chrono>
-#include <filesystem>
 #include <optional>
 #include <string>
 #include <thread>
@@ -27,7 +25,6 @@
 namespace mpxdp {
 namespace {
 
-namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using test::runIn;
 using test::waitForPing;
