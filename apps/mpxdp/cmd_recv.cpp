@@ -46,6 +46,7 @@ struct RecvOptions {
   SecurityArgs security;  // --key (repeatable: one per peer)
   std::string metrics;    // --metrics ADDR:PORT
   bool noUdpGso = false;
+  UdpChecksum udpChecksum = UdpChecksum::kAuto;
   std::string file;            // -F
   std::uint32_t maxPeers = 1;  // --max-peers: connections served at once
 };
@@ -258,6 +259,7 @@ void declareRecv(CLI::App* app) {
   declareSecurity(app, options.security, true);
   declareMetrics(app, options.metrics);
   declareUdpGso(app, options.noUdpGso);
+  declareUdpChecksum(app, options.udpChecksum);
   app->add_option("--reliable-window", options.reliability.windowPackets,
                   "reliable mode: the receive window in payloads (power of two, 64..65536, at most --window; "
                   "default 4096)")
@@ -343,6 +345,7 @@ int runRecv(CLI::App* /*app*/) {
   LinkOptions linkOptions;
   linkOptions.backend = *backend;
   linkOptions.udpGso = !options.noUdpGso;
+  linkOptions.udpChecksum = options.udpChecksum;
   linkOptions.port = options.port;
   linkOptions.manyPeers = options.maxPeers > 1;
   auto endpoint = openEndpoint(config, toLinkSpecs(*plans), linkOptions);

@@ -45,6 +45,7 @@ struct SendOptions {
   SecurityArgs security;  // --key, --cipher
   std::string metrics;    // --metrics ADDR:PORT
   bool noUdpGso = false;
+  UdpChecksum udpChecksum = UdpChecksum::kAuto;
   std::string file;  // -F
 };
 
@@ -134,6 +135,7 @@ void declareSend(CLI::App* app) {
   declareSecurity(app, options.security, false);
   declareMetrics(app, options.metrics);
   declareUdpGso(app, options.noUdpGso);
+  declareUdpChecksum(app, options.udpChecksum);
   app->add_option("--reliable-window", options.reliability.windowPackets,
                   "reliable mode: payloads in flight unacknowledged (power of two, 64..65536; default 4096)")
       ->type_name("PACKETS");
@@ -221,6 +223,7 @@ int runSend(CLI::App* app) {
   LinkOptions linkOptions;
   linkOptions.backend = *backend;
   linkOptions.udpGso = !options.noUdpGso;
+  linkOptions.udpChecksum = options.udpChecksum;
   linkOptions.port = options.cport != 0 ? options.cport : options.port;
   linkOptions.peerPort = options.port;
   auto endpoint = openEndpoint(config, toLinkSpecs(*plans), linkOptions);

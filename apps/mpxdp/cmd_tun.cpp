@@ -45,6 +45,7 @@ struct TunOptions {
   SecurityArgs security;        // --key, --cipher
   std::string metrics;          // --metrics ADDR:PORT
   bool noUdpGso = false;
+  UdpChecksum udpChecksum = UdpChecksum::kAuto;
   std::vector<std::string> peers;  // --peer KEY_FILE=CIDR[,CIDR...]: serve several peers
   std::string role = "auto";
   double intervalS = 0;
@@ -205,6 +206,7 @@ void declareTun(CLI::App* app) {
   declareSecurity(app, options.security, false);
   declareMetrics(app, options.metrics);
   declareUdpGso(app, options.noUdpGso);
+  declareUdpChecksum(app, options.udpChecksum);
   app->add_option("--peer", options.peers,
                   "serve several peers: each holds its own key file and owns these inner addresses (packets "
                   "to them go to that peer; packets from it must come from them); repeatable, instead of "
@@ -249,6 +251,13 @@ int runTun(CLI::App* /*app*/) {
   EndpointConfig config;
   if (auto checked = applySecurity(options.security, config.security); !checked)
     return usageError(checked.error());
+  // The peer writes what it receives to its interface as checksum-valid: the
+  // UDP checksum or the AEAD tag must have covered it.
+  if (options.udpChecksum == UdpChecksum::kOff && config.security.keys.empty()) {
+    return usageError(Error(EINVAL,
+                            "--udp-checksum off needs --key: the peer hands packets to its kernel as "
+                            "checksum-valid, and without a key nothing else would have checked them"));
+  }
   // A hub's links need no peer address: each peer's is learned from its packets.
   const Side side = *hub ? Side::kReceiver : Side::kSender;
   auto metrics = startMetrics(options.metrics, "tun");
@@ -301,6 +310,7 @@ int runTun(CLI::App* /*app*/) {
   LinkOptions linkOptions;
   linkOptions.backend = *backend;
   linkOptions.udpGso = !options.noUdpGso;
+  linkOptions.udpChecksum = options.udpChecksum;
   linkOptions.port = options.port;
   linkOptions.manyPeers = hub->has_value();
   auto endpoint = openEndpoint(config, toLinkSpecs(*plans), linkOptions);

@@ -107,6 +107,20 @@ void declareUdpGso(CLI::App* app, bool& noUdpGso) {
       "one UDP GSO message where the kernel has UDP_SEGMENT; the link description says gso)");
 }
 
+void declareUdpChecksum(CLI::App* app, UdpChecksum& checksum) {
+  app->add_option_function<std::string>(
+         "--udp-checksum",
+         [&checksum](const std::string& word) {
+           checksum = word == "on"    ? UdpChecksum::kOn
+                      : word == "off" ? UdpChecksum::kOff
+                                      : UdpChecksum::kAuto;
+         },
+         "the UDP checksum of IPv4 packets: on, off (0, as IPv4 allows) or auto (default): off on the xdp "
+         "backend with --key, whose AEAD tag already rejects a corrupted packet, on otherwise; IPv6 always "
+         "has one. The link description says no-udp-checksum when it is off")
+      ->check(CLI::IsMember({"auto", "on", "off"}));
+}
+
 void declareMetrics(CLI::App* app, std::string& address) {
   app->add_option(
          "--metrics", address,

@@ -79,6 +79,9 @@ Result<void> applySecurity(const SecurityArgs& args, SecurityOptions& security);
 // --no-udp-gso: the UDP backend sends datagram by datagram, without UDP GSO.
 void declareUdpGso(CLI::App* app, bool& noUdpGso);
 
+// --udp-checksum auto|on|off (LinkOptions::udpChecksum); a bad word is a usage error.
+void declareUdpChecksum(CLI::App* app, UdpChecksum& checksum);
+
 // --metrics ADDR:PORT (Prometheus, metrics.h).
 void declareMetrics(CLI::App* app, std::string& address);
 // Starts the server when address is set (null otherwise). EINVAL for a bad

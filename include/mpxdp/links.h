@@ -28,6 +28,17 @@ MPXDP_API std::string_view toString(Backend backend) noexcept;
 
 inline constexpr std::uint16_t kDefaultPort = 47000;
 
+// The UDP checksum of IPv4 packets (IPv6 packets always carry one).
+enum class UdpChecksum : std::uint8_t {
+  // AF_XDP with keys: none, since the AEAD tag already rejects a corrupted
+  // packet and writing plus verifying the checksum costs about 190 ns per
+  // 1 KB packet in user space. Otherwise computed (the UDP backend keeps it:
+  // the kernel computes it, and UDP GSO needs it).
+  kAuto,
+  kOn,
+  kOff,  // checksum 0 (UDP backend: SO_NO_CHECK, which also turns UDP GSO off)
+};
+
 // One link: the local interface and, where known, the peer's address on it.
 struct LinkSpec {
   std::string interface;
@@ -52,6 +63,7 @@ struct LinkOptions {
   // UDP backend: send runs of equal-size packets to one peer as one UDP GSO
   // message (UDP_SEGMENT), where the kernel supports it.
   bool udpGso = true;
+  UdpChecksum udpChecksum = UdpChecksum::kAuto;
 };
 
 // Opens every link (the error names the failing one) and an Endpoint over them.

@@ -18,6 +18,19 @@ Error needsRoot() {
                "--backend udp");
 }
 
+// kAuto: see links.h.
+bool sendsUdpChecksum(const LinkOptions& options, const EndpointConfig& config) noexcept {
+  switch (options.udpChecksum) {
+    case UdpChecksum::kOn:
+      return true;
+    case UdpChecksum::kOff:
+      return false;
+    case UdpChecksum::kAuto:
+      break;
+  }
+  return options.backend == Backend::kUdp || config.security.keys.empty();
+}
+
 class SteeringResources final : public conn::EndpointResources {
  public:
   explicit SteeringResources(std::unique_ptr<bpf::SteeringProgram> program) : program_(std::move(program)) {}
@@ -70,6 +83,7 @@ Result<std::unique_ptr<Endpoint>> openEndpoint(const EndpointConfig& config,
     endpoint.peerPort = options.peerPort != 0 ? options.peerPort : options.port;
     endpoint.manyPeers = options.manyPeers;
     endpoint.udpGso = options.udpGso;
+    endpoint.udpChecksum = sendsUdpChecksum(options, config);
     endpoint.batchSize = options.batchSize;
     endpoint.frameCount = options.frameCount;
     auto io = options.backend == Backend::kXdp ? transport::openXdpPacketIo(endpoint, steering->program())

@@ -346,6 +346,7 @@ class XdpPacketIo final : public PacketIo {
   }
 
   bool hasPeer() const noexcept override { return active_.load(std::memory_order_acquire) >= 0; }
+  bool sendsIpv4() const noexcept { return v4_.load(std::memory_order_relaxed); }
 
   std::string peerDescription() const override {
     std::lock_guard<std::mutex> lock(peerMutex_);
@@ -377,6 +378,7 @@ class XdpPacketIo final : public PacketIo {
     if (last != first) text += "-" + std::to_string(last);
     text += " tx q" + std::to_string(first);
     text += queues_.front()->socket->zeroCopy() ? " zerocopy" : " copy";
+    if (!config_.udpChecksum && sendsIpv4()) text += " no-udp-checksum";
     if (!hasPeer()) text += " rx-only";
     return text;
   }
@@ -491,6 +493,7 @@ class XdpPacketIo final : public PacketIo {
   // link sends with; outerLen 0: not known yet (receive-only).
   void setFamily(bool v4, std::size_t outerLen) noexcept {
     const std::size_t assumed = outerLen != 0 ? outerLen : wire::kEthHeaderLen + ipUdpLength(v4);
+    v4_.store(v4, std::memory_order_relaxed);
     maxPayload_.store(maxPayloadFor(iface_.mtu, config_.frameSize, assumed, v4), std::memory_order_relaxed);
     overhead_.store(static_cast<std::uint32_t>(assumed + (iface_.vlan ? wire::kVlanTagLen : 0)),
                     std::memory_order_relaxed);
@@ -553,6 +556,7 @@ class XdpPacketIo final : public PacketIo {
   mutable std::mutex peerMutex_;
   std::string peer_ = "none";
   std::optional<IpAddress> peerIp_;  // the peer's address and port (acquirePeer compares)
+  std::atomic<bool> v4_{true};       // the family the link sends with (IPv6 always has a UDP checksum)
   std::uint16_t peerPort_ = 0;
   // Return addresses besides the peer (acquirePeer); [0] is unused (outers_).
   struct PeerSlot {

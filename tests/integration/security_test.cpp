@@ -43,6 +43,15 @@ testbed::TestbedSpec threeLinks(const std::string& suffix) {
 
 std::uint64_t u64(const nlohmann::json& j, const char* key) { return j.at(key).get<std::uint64_t>(); }
 
+// Paths of a JSON report whose link description says the UDP checksum is off.
+std::size_t pathsWithoutUdpChecksum(const nlohmann::json& report) {
+  std::size_t n = 0;
+  for (const auto& path : report.at("paths")) {
+    if (path.at("mode").get<std::string>().find("no-udp-checksum") != std::string::npos) ++n;
+  }
+  return n;
+}
+
 // A private directory for key files, removed at the end.
 struct Ran {
   std::optional<int> status;
@@ -132,14 +141,32 @@ TEST(SecurityTest, KeyedTransfersAreAuthenticatedLoseNothingAndNameTheirCipher) 
     expectLossless(r, s);
     EXPECT_EQ(u64(r, "auth_failed_packets"), 0u);
     EXPECT_EQ(u64(r, "replayed_packets"), 0u);
+    // The AEAD tag stands in for the UDP checksum on IPv4 (--udp-checksum auto):
+    // the receiver takes packets with checksum 0.
+    EXPECT_EQ(pathsWithoutUdpChecksum(s), 3u) << s.at("paths").dump();
   }
-  // Without --key the output says so.
+  {
+    SCOPED_TRACE("--udp-checksum on with a key");
+    auto receiver = startReceiver(name, {"--key", key});
+    ASSERT_TRUE(receiver);
+    const Ran sent = run(sendArgs(name, "1", "200M", {"--key", key, "--udp-checksum", "on"}));
+    ASSERT_EQ(sent.status, std::optional<int>(0)) << sent.err;
+    const auto s = nlohmann::json::parse(sent.out, nullptr, false);
+    ASSERT_FALSE(s.is_discarded()) << sent.out;
+    EXPECT_EQ(pathsWithoutUdpChecksum(s), 0u) << s.at("paths").dump();
+    expectLossless(finishReceiver(*receiver), s);
+  }
+  // Without --key the output says so, and the UDP checksum stays.
   auto receiver = startReceiver(name, {});
   ASSERT_TRUE(receiver);
   const Ran plain = run({"send", "--testbed", name, "-t", "1", "-b", "100M"});
   ASSERT_EQ(plain.status, std::optional<int>(0)) << plain.err;
   EXPECT_NE(plain.out.find("not authenticated"), std::string::npos) << plain.out;
+  EXPECT_EQ(plain.out.find("no-udp-checksum"), std::string::npos) << plain.out;
   EXPECT_EQ(finishReceiver(*receiver).at("authenticated"), false);
+  const Ran misuse = run({"send", "--testbed", name, "-t", "1", "--udp-checksum", "maybe"});
+  EXPECT_EQ(misuse.status, std::optional<int>(2)) << misuse.err;
+  EXPECT_NE(misuse.err.find("--udp-checksum"), std::string::npos) << misuse.err;
 }
 
 TEST(SecurityTest, KeyFileMisuseIsAUsageErrorNamingTheFile) {

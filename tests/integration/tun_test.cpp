@@ -593,6 +593,12 @@ TEST_F(TunTest, BadUsageExitsTwoWithAClearMessage) {
        {"nosuch0"}},
       {"--config with an unknown key", argvWith({"--config", unknownKey.path.string()}), {"colour"}},
       {"missing --name", argvWith({"--address", "10.99.0.1/24", "--link", link0}), {"--name"}},
+      {"--udp-checksum off without --key",
+       argvWith({"--name", kTun, "--address", "10.99.0.1/24", "--link", link0, "--udp-checksum", "off"}),
+       {"--udp-checksum off needs --key"}},
+      {"bad --udp-checksum",
+       argvWith({"--name", kTun, "--address", "10.99.0.1/24", "--link", link0, "--udp-checksum", "no"}),
+       {"--udp-checksum"}},
   };
   for (const auto& c : cases) {
     auto proc = Subprocess::spawn(c.argv);
