@@ -60,12 +60,20 @@ def derive(result, link_sum_bps, rate_for_system_bps):
     if moved > 0 and all(c is not None for c in cpu):
         result["cpu_total_s"] = sum(cpu)
         result["cpu_s_per_gb"] = sum(cpu) / (moved / 1e9)
+    if delivered and all(c is not None for c in cpu):
+        # Whole-machine CPU (both ends and the kernel's softirq work) per delivered packet.
+        result["cpu_ns_per_pkt"] = sum(cpu) * 1e9 / delivered
+    if delivered and result.get("cpu_receiver_user_s") is not None:
+        result["receiver_user_ns_per_pkt"] = result["cpu_receiver_user_s"] * 1e9 / delivered
+    if delivered and result.get("cpu_sender_user_s") is not None:
+        result["sender_user_ns_per_pkt"] = result["cpu_sender_user_s"] * 1e9 / delivered
     if result.get("duration_s") and delivered:
         result.setdefault("pps", delivered / result["duration_s"])
     return result
 
 
 SUMMARY_KEYS = ["goodput_bps", "pps", "pct_of_link_sum", "pct_of_ceiling", "loss_pct", "ooo_pct", "cpu_s_per_gb",
+                "cpu_ns_per_pkt", "sender_user_ns_per_pkt", "receiver_user_ns_per_pkt",
                 "hold_p99_ns", "lost_packets", "undelivered_packets", "fwd_goodput_bps", "rev_goodput_bps",
                 "fwd_loss_pct", "rev_loss_pct", "fwd_pct_of_ceiling", "rev_pct_of_ceiling"]
 
@@ -143,6 +151,21 @@ def goals(summaries, kernel_udp_system):
         add(name, None, "no data")
     else:
         add(name, mp >= 2 * kernel, "{:.0f} vs {:.0f} kpps = {:.2f} x".format(mp / 1e3, kernel / 1e3, mp / kernel))
+
+    # Issue 12's links sweep: only when it ran.
+    pct = _med(summaries, "links8", "mpxdp-xdp-window", 1024, "pct_of_ceiling")
+    if pct is not None:
+        add("links8: mpxdp (window, in order) >= 95 % of the header ceiling", pct >= 95.0,
+            "{:.1f} % of ceiling (median)".format(pct))
+    costs = [(n, _med(summaries, "links{}".format(n), "mpxdp-xdp-window", 1024, "cpu_ns_per_pkt"))
+             for n in (2, 4, 8, 16)]
+    costs = [(n, c) for n, c in costs if c is not None]
+    if len(costs) >= 2:
+        # "Does not grow": within a tenth of the fewest links' cost (the machine's noise is about that).
+        first = costs[0][1]
+        add("links sweep: whole-machine CPU per packet does not grow with the links (<= 1.1 x the {} links' cost)"
+            .format(costs[0][0]), all(c <= 1.1 * first for _, c in costs),
+            ", ".join("{} links {:.0f} ns".format(n, c) for n, c in costs))
     return out
 
 

@@ -77,6 +77,12 @@ class Proc:
             return None
         return self.rusage.ru_utime + self.rusage.ru_stime
 
+    def cpu_user_seconds(self):
+        """User time alone (None before exit): the process's own work, without the kernel's."""
+        if self.rusage is None:
+            return None
+        return self.rusage.ru_utime
+
     def stdout(self):
         with open(self.out_path, "r", errors="replace") as f:
             return f.read()

@@ -40,8 +40,9 @@ def _median(entry, key):
 
 def table(scenarios, systems, summaries):
     lines = ["| scenario | system | payload B | goodput Mbit/s median (min-max) | % link sum | % ceiling | kpps | "
-             "loss % | out-of-order % | CPU s/GB | hold p99 us | link shares % | ok/runs |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
+             "loss % | out-of-order % | CPU s/GB | CPU ns/pkt (user ns/pkt tx/rx) | hold p99 us | link shares % | "
+             "ok/runs |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
     names = {s.name: s for s in systems}
     for scenario in scenarios:
         for (sc, system, payload), entry in summaries.items():
@@ -50,13 +51,17 @@ def table(scenarios, systems, summaries):
             shares = "/".join("{:.0f}".format(v) for v in entry.get("link_share_pct", [])) or "-"
             if entry.get("runs_missing_a_link"):
                 shares += " ({} runs missed a link)".format(entry["runs_missing_a_link"])
-            lines.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}/{} |".format(
+            lines.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}/{} |".format(
                 scenario["name"], names[system].name if system in names else system,
                 payload if payload != "MTU" else "MTU ({})".format(entry.get("length", "?")),
                 _range(entry, "goodput_bps", 1e6), _fmt(_median(entry, "pct_of_link_sum"), digits=1),
                 _fmt(_median(entry, "pct_of_ceiling"), digits=1), _fmt(_median(entry, "pps"), 1e3),
                 _fmt(_median(entry, "loss_pct"), digits=2), _fmt(_median(entry, "ooo_pct"), digits=2),
-                _fmt(_median(entry, "cpu_s_per_gb"), digits=2), _fmt(_median(entry, "hold_p99_ns"), 1e3, 1),
+                _fmt(_median(entry, "cpu_s_per_gb"), digits=2),
+                "{} ({}/{})".format(_fmt(_median(entry, "cpu_ns_per_pkt")),
+                                    _fmt(_median(entry, "sender_user_ns_per_pkt")),
+                                    _fmt(_median(entry, "receiver_user_ns_per_pkt"))),
+                _fmt(_median(entry, "hold_p99_ns"), 1e3, 1),
                 shares, entry["ok"], entry["repeats"]))
     return "\n".join(lines)
 

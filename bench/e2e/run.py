@@ -37,6 +37,10 @@ SCENARIOS = [
     {"name": "moderate", "rates": [300 * M] * 3, "describe": "3 x 300 Mbit/s"},
     {"name": "hetero", "rates": [100 * M, 300 * M, 600 * M], "describe": "100 + 300 + 600 Mbit/s"},
     {"name": "unshaped", "rates": [0, 0, 0], "describe": "3 unshaped veth links"},
+] + [
+    # The links sweep (issue 12): the cost per packet must not grow with the number of links.
+    {"name": "links{}".format(n), "rates": [300 * M] * n, "describe": "{} x 300 Mbit/s".format(n)}
+    for n in (2, 4, 8, 16)
 ]
 MTU_PAYLOAD = systems_mod.MTU  # each system's largest payload in a 1500-byte MTU (mpxdp v2 1432, v1 1440, UDP 1472)
 # Systems that also run with MTU-size payloads (TCP/MPTCP do not depend on the payload size).
@@ -49,11 +53,16 @@ SCENARIO_SETUP_S = 2.0
 FULL = {"scenarios": ["paper", "paper2", "moderate", "hetero", "unshaped"], "mtu_scenarios": ["moderate", "paper"],
         "repeats": 5, "duration": 5}
 QUICK = {"scenarios": ["moderate", "paper", "unshaped"], "mtu_scenarios": ["moderate"], "repeats": 2, "duration": 2}
+SWEEP = {"scenarios": ["links2", "links4", "links8", "links16"], "mtu_scenarios": [], "repeats": 3, "duration": 4}
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="3 scenarios, 2 repeats of 2 s (about 3 minutes)")
+    preset_group = parser.add_mutually_exclusive_group()
+    preset_group.add_argument("--quick", action="store_true",
+                              help="3 scenarios, 2 repeats of 2 s (about 3 minutes)")
+    preset_group.add_argument("--sweep", action="store_true",
+                              help="the links sweep: 2, 4, 8 and 16 links of 300 Mbit/s, 3 repeats of 4 s")
     parser.add_argument("--mpxdp", default=os.path.join(ROOT, "build", "apps", "mpxdp", "mpxdp"),
                         help="mpxdp binary (default: build/apps/mpxdp/mpxdp)")
     parser.add_argument("--baseline-mpxdp", metavar="PATH",
@@ -72,7 +81,7 @@ def parse_args(argv):
     parser.add_argument("--list", action="store_true", help="print scenarios and systems and exit")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and the time estimate, run nothing")
     args = parser.parse_args(argv)
-    preset = QUICK if args.quick else FULL
+    preset = QUICK if args.quick else SWEEP if args.sweep else FULL
     args.scenario_names = args.scenarios.split(",") if args.scenarios else preset["scenarios"]
     if args.mtu_scenarios is None:
         args.mtu_scenario_names = preset["mtu_scenarios"]
@@ -81,7 +90,7 @@ def parse_args(argv):
     args.repeats = args.repeats or preset["repeats"]
     args.duration = args.duration or preset["duration"]
     if args.publish is None:
-        args.publish = not args.quick
+        args.publish = not args.quick and not args.sweep
     known = {s["name"] for s in SCENARIOS}
     for name in args.scenario_names + args.mtu_scenario_names:
         if name not in known:

@@ -161,6 +161,8 @@ def _files(ctx, tag, role):
 def _finish_cpu(result, sender, receiver, cpu_before, cpu_after):
     result["cpu_sender_s"] = sender.cpu_seconds()
     result["cpu_receiver_s"] = receiver.cpu_seconds()
+    result["cpu_sender_user_s"] = sender.cpu_user_seconds()
+    result["cpu_receiver_user_s"] = receiver.cpu_user_seconds()
     delta = procs.cpu_delta(cpu_before, cpu_after)
     result["softirq_s"] = delta["softirq"]
     result["machine_cpu_s"] = {k: round(v, 3) for k, v in delta.items()}

@@ -5,6 +5,10 @@ import subprocess
 
 import procs
 
+# The kernel's limit on MPTCP subflows and accepted addresses (MPTCP_PM_ADDR_MAX): beyond 8 links
+# MPTCP uses 8 of them.
+MPTCP_MAX_SUBFLOWS = 8
+
 
 class Testbed:
     def __init__(self, mpxdp, name, rates_bps):
@@ -58,14 +62,14 @@ class Testbed:
         return {"tx": [int(v) for v in tx], "rx": [int(v) for v in rx]}
 
     def enable_mptcp(self):
-        """One MPTCP subflow per link: the receiver announces r1..r<N-1>, the sender accepts N-1 of them."""
-        extra = self.links - 1
+        """One MPTCP subflow per link (at most 8): the receiver announces r1..r<N-1>, the sender accepts them."""
+        extra = min(self.links - 1, MPTCP_MAX_SUBFLOWS)
         for ns in (self.tx, self.rx):
             procs.run(self.netns(ns, "sysctl", "-q", "-w", "net.mptcp.enabled=1"))
             procs.run(["ip", "-n", ns, "mptcp", "endpoint", "flush"])
             procs.run(["ip", "-n", ns, "mptcp", "limits", "set", "subflow", str(extra),
                        "add_addr_accepted", str(extra)])
-        for i in range(1, self.links):
+        for i in range(1, extra + 1):
             procs.run(["ip", "-n", self.rx, "mptcp", "endpoint", "add", self.receiver_ip(i), "dev",
                        "r{}".format(i), "signal"])
 
