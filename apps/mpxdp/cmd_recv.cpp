@@ -47,6 +47,7 @@ struct RecvOptions {
   std::string metrics;    // --metrics ADDR:PORT
   bool noUdpGso = false;
   UdpChecksum udpChecksum = UdpChecksum::kAuto;
+  std::uint32_t threads = 1;
   std::string file;            // -F
   std::uint32_t maxPeers = 1;  // --max-peers: connections served at once
 };
@@ -260,6 +261,7 @@ void declareRecv(CLI::App* app) {
   declareMetrics(app, options.metrics);
   declareUdpGso(app, options.noUdpGso);
   declareUdpChecksum(app, options.udpChecksum);
+  declareThreads(app, options.threads);
   app->add_option("--reliable-window", options.reliability.windowPackets,
                   "reliable mode: the receive window in payloads (power of two, 64..65536, at most --window; "
                   "default 4096)")
@@ -287,6 +289,8 @@ int runRecv(CLI::App* /*app*/) {
   }
   auto backend = parseBackend(options.backend);
   if (!backend) return usageError(backend.error().wrap("--backend"));
+  if (options.threads == 2 && *backend != Backend::kXdp)
+    return usageError(Error(EINVAL, "--threads 2 needs --backend xdp"));
   if (options.intervalS < 0 || (options.intervalS > 0 && options.intervalS < 0.001))
     return usageError(Error(EINVAL, "-i must be 0 (no interval reports) or at least 0.001 seconds"));
   if (options.port == 0) return usageError(Error(EINVAL, "--port must be in 1..65535"));
@@ -346,6 +350,7 @@ int runRecv(CLI::App* /*app*/) {
   linkOptions.backend = *backend;
   linkOptions.udpGso = !options.noUdpGso;
   linkOptions.udpChecksum = options.udpChecksum;
+  linkOptions.threads = options.threads;
   linkOptions.port = options.port;
   linkOptions.manyPeers = options.maxPeers > 1;
   auto endpoint = openEndpoint(config, toLinkSpecs(*plans), linkOptions);

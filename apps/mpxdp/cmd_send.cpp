@@ -46,6 +46,7 @@ struct SendOptions {
   std::string metrics;    // --metrics ADDR:PORT
   bool noUdpGso = false;
   UdpChecksum udpChecksum = UdpChecksum::kAuto;
+  std::uint32_t threads = 1;
   std::string file;  // -F
 };
 
@@ -136,6 +137,7 @@ void declareSend(CLI::App* app) {
   declareMetrics(app, options.metrics);
   declareUdpGso(app, options.noUdpGso);
   declareUdpChecksum(app, options.udpChecksum);
+  declareThreads(app, options.threads);
   app->add_option("--reliable-window", options.reliability.windowPackets,
                   "reliable mode: payloads in flight unacknowledged (power of two, 64..65536; default 4096)")
       ->type_name("PACKETS");
@@ -157,6 +159,8 @@ void declareSend(CLI::App* app) {
 int runSend(CLI::App* app) {
   auto backend = parseBackend(options.backend);
   if (!backend) return usageError(backend.error().wrap("--backend"));
+  if (options.threads == 2 && *backend != Backend::kXdp)
+    return usageError(Error(EINVAL, "--threads 2 needs --backend xdp"));
   if (!(options.timeS > 0)) return usageError(Error(EINVAL, "-t must be > 0 seconds"));
   if (options.timeS > 86400.0 * 365) return usageError(Error(EINVAL, "-t is too long"));
   if (options.intervalS < 0 || (options.intervalS > 0 && options.intervalS < 0.001))
@@ -224,6 +228,7 @@ int runSend(CLI::App* app) {
   linkOptions.backend = *backend;
   linkOptions.udpGso = !options.noUdpGso;
   linkOptions.udpChecksum = options.udpChecksum;
+  linkOptions.threads = options.threads;
   linkOptions.port = options.cport != 0 ? options.cport : options.port;
   linkOptions.peerPort = options.port;
   auto endpoint = openEndpoint(config, toLinkSpecs(*plans), linkOptions);

@@ -46,6 +46,7 @@ struct TunOptions {
   std::string metrics;          // --metrics ADDR:PORT
   bool noUdpGso = false;
   UdpChecksum udpChecksum = UdpChecksum::kAuto;
+  std::uint32_t threads = 1;
   std::vector<std::string> peers;  // --peer KEY_FILE=CIDR[,CIDR...]: serve several peers
   std::string role = "auto";
   double intervalS = 0;
@@ -207,6 +208,7 @@ void declareTun(CLI::App* app) {
   declareMetrics(app, options.metrics);
   declareUdpGso(app, options.noUdpGso);
   declareUdpChecksum(app, options.udpChecksum);
+  declareThreads(app, options.threads);
   app->add_option("--peer", options.peers,
                   "serve several peers: each holds its own key file and owns these inner addresses (packets "
                   "to them go to that peer; packets from it must come from them); repeatable, instead of "
@@ -235,6 +237,8 @@ int runTun(CLI::App* /*app*/) {
   }
   auto backend = parseBackend(options.backend);
   if (!backend) return usageError(backend.error().wrap("--backend"));
+  if (options.threads == 2 && *backend != Backend::kXdp)
+    return usageError(Error(EINVAL, "--threads 2 needs --backend xdp"));
   auto reorderKind = reorder::parseReorderKind(options.reorder);
   if (!reorderKind || *reorderKind == ReorderKind::kSort)
     return usageError(Error(EINVAL, "--reorder: expected window or off, got '" + options.reorder + "'"));
@@ -311,6 +315,7 @@ int runTun(CLI::App* /*app*/) {
   linkOptions.backend = *backend;
   linkOptions.udpGso = !options.noUdpGso;
   linkOptions.udpChecksum = options.udpChecksum;
+  linkOptions.threads = options.threads;
   linkOptions.port = options.port;
   linkOptions.manyPeers = hub->has_value();
   auto endpoint = openEndpoint(config, toLinkSpecs(*plans), linkOptions);

@@ -121,6 +121,14 @@ void declareUdpChecksum(CLI::App* app, UdpChecksum& checksum) {
       ->check(CLI::IsMember({"auto", "on", "off"}));
 }
 
+void declareThreads(CLI::App* app, std::uint32_t& threads) {
+  app->add_option("--threads", threads,
+                  "threads of the data path: 1 (default) does everything on one; 2 (--backend xdp) adds a "
+                  "thread that makes the kernel send, which in AF_XDP copy mode runs the driver's transmit "
+                  "path (the link description says tx-thread)")
+      ->check(CLI::Range(1, 2));
+}
+
 void declareMetrics(CLI::App* app, std::string& address) {
   app->add_option(
          "--metrics", address,

@@ -82,6 +82,9 @@ void declareUdpGso(CLI::App* app, bool& noUdpGso);
 // --udp-checksum auto|on|off (LinkOptions::udpChecksum); a bad word is a usage error.
 void declareUdpChecksum(CLI::App* app, UdpChecksum& checksum);
 
+// --threads N (LinkOptions::threads): 1 or 2.
+void declareThreads(CLI::App* app, std::uint32_t& threads);
+
 // --metrics ADDR:PORT (Prometheus, metrics.h).
 void declareMetrics(CLI::App* app, std::string& address);
 // Starts the server when address is set (null otherwise). EINVAL for a bad

@@ -64,6 +64,10 @@ struct LinkOptions {
   // message (UDP_SEGMENT), where the kernel supports it.
   bool udpGso = true;
   UdpChecksum udpChecksum = UdpChecksum::kAuto;
+  // Threads of the data path: 1, the caller's alone; 2 (xdp backend): the
+  // caller fills the rings and a second thread makes the kernel send (in copy
+  // mode the kick runs the driver's transmit path). EINVAL otherwise.
+  std::uint32_t threads = 1;
 };
 
 // Opens every link (the error names the failing one) and an Endpoint over them.

@@ -6,6 +6,7 @@
 #include "endpoint_resources.h"
 #include "mpxdp/links.h"
 #include "steering.h"
+#include "tx_kicker.h"
 #include "udp_packet_io.h"
 #include "xdp_packet_io.h"
 
@@ -64,6 +65,16 @@ Result<std::unique_ptr<Endpoint>> openEndpoint(const EndpointConfig& config,
                                                std::shared_ptr<Clock> clock) {
   if (links.empty()) return Error(EINVAL, "no links");
   if (options.port == 0) return Error(EINVAL, "port must be in 1..65535");
+  if (options.threads < 1 || options.threads > 2)
+    return Error(EINVAL, "threads must be 1 or 2, got " + std::to_string(options.threads));
+  if (options.threads == 2 && options.backend != Backend::kXdp)
+    return Error(EINVAL, "threads 2 needs the xdp backend");
+  std::shared_ptr<transport::TxKicker> kicker;
+  if (options.threads == 2) {
+    auto started = transport::TxKicker::start();
+    if (!started) return started.error();
+    kicker = std::move(*started);
+  }
   std::unique_ptr<SteeringResources> steering;
   if (options.backend == Backend::kXdp) {
     bpf::SteeringOptions steeringOptions;
@@ -84,6 +95,7 @@ Result<std::unique_ptr<Endpoint>> openEndpoint(const EndpointConfig& config,
     endpoint.manyPeers = options.manyPeers;
     endpoint.udpGso = options.udpGso;
     endpoint.udpChecksum = sendsUdpChecksum(options, config);
+    endpoint.txKicker = kicker;
     endpoint.batchSize = options.batchSize;
     endpoint.frameCount = options.frameCount;
     auto io = options.backend == Backend::kXdp ? transport::openXdpPacketIo(endpoint, steering->program())

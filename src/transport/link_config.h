@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -11,6 +12,8 @@
 #include "xsk_socket.h"
 
 namespace mpxdp::transport {
+
+class TxKicker;
 
 struct LinkEndpointConfig {
   std::string interface;  // e.g. "s0"; the UDP transport may leave it empty
@@ -36,6 +39,9 @@ struct LinkEndpointConfig {
   std::uint32_t frameSize = 4096;   // AF_XDP: power of two in [2048, page size]
   std::uint32_t batchSize = 64;     // ring and syscall batch
   xsk::XdpMode xdpMode = xsk::XdpMode::kAuto;
+  // AF_XDP: kicks (the transmit system calls) run on this thread instead of
+  // the caller's (tx_kicker.h); null: the caller kicks.
+  std::shared_ptr<TxKicker> txKicker;
   // How long to wait for ARP/ND of the next hop: several of the kernel's
   // 1 s retries, so a lossy link (10 % each way: a request and its reply
   // both get through 81 % of the time) is still resolved.

@@ -17,6 +17,7 @@
 #include "netlink_route.h"
 #include "steering.h"
 #include "traffic_counters.h"
+#include "tx_kicker.h"
 #include "umem.h"
 #include "xsk_socket.h"
 
@@ -83,6 +84,7 @@ class XdpPacketIo final : public PacketIo {
   }
 
   ~XdpPacketIo() override {
+    if (kickSlot_) config_.txKicker->remove(*kickSlot_);  // before the socket goes
     for (auto& q : queues_) {
       if (q->steered) (void)steering_->unbindSocket(q->socket->ifindex(), q->queue);
     }
@@ -114,6 +116,11 @@ class XdpPacketIo final : public PacketIo {
     auto socket = xsk::XskSocket::create(*q->umem, socketConfig);
     if (!socket.ok()) return socket.error();
     q->socket = std::move(*socket);
+    if (tx && config_.txKicker) {
+      auto slot = config_.txKicker->add(*q->socket);
+      if (!slot.ok()) return slot.error().wrap("AF_XDP link on " + config_.interface);
+      kickSlot_ = *slot;
+    }
 
     // Every RX frame starts in the fill ring.
     std::vector<std::uint64_t> rxFrames(q->rxFrames);
@@ -378,6 +385,7 @@ class XdpPacketIo final : public PacketIo {
     if (last != first) text += "-" + std::to_string(last);
     text += " tx q" + std::to_string(first);
     text += queues_.front()->socket->zeroCopy() ? " zerocopy" : " copy";
+    if (kickSlot_) text += " tx-thread";
     if (!config_.udpChecksum && sendsIpv4()) text += " no-udp-checksum";
     if (!hasPeer()) text += " rx-only";
     return text;
@@ -524,6 +532,13 @@ class XdpPacketIo final : public PacketIo {
     QueueSocket& q = txQueue();
     xsk::TxRing& tx = q.socket->tx();
     reapCompletions();
+    if (kickSlot_) {
+      // The transmit thread kicks; its errors surface on the next call.
+      if (const int err = config_.txKicker->takeError(*kickSlot_); err != 0)
+        return Error(err, "kicking AF_XDP transmit on " + config_.interface + " (transmit thread)");
+      if (tx.outstanding() > 0) config_.txKicker->request(*kickSlot_);
+      return {};
+    }
     int idleKicks = 0;
     std::uint32_t outstanding = tx.outstanding();
     while (outstanding > 0 && tx.needsWakeup() && idleKicks < kMaxIdleKicks) {
@@ -555,8 +570,9 @@ class XdpPacketIo final : public PacketIo {
   std::atomic<std::uint32_t> overhead_{0};
   mutable std::mutex peerMutex_;
   std::string peer_ = "none";
-  std::optional<IpAddress> peerIp_;  // the peer's address and port (acquirePeer compares)
-  std::atomic<bool> v4_{true};       // the family the link sends with (IPv6 always has a UDP checksum)
+  std::optional<IpAddress> peerIp_;      // the peer's address and port (acquirePeer compares)
+  std::atomic<bool> v4_{true};           // the family the link sends with (IPv6 always has a UDP checksum)
+  std::optional<std::size_t> kickSlot_;  // with config_.txKicker: the TX socket's slot there
   std::uint16_t peerPort_ = 0;
   // Return addresses besides the peer (acquirePeer); [0] is unused (outers_).
   struct PeerSlot {

@@ -18,6 +18,7 @@
 #include "netlink_route.h"
 #include "privilege.h"
 #include "steering.h"
+#include "tx_kicker.h"
 #include "udp_packet_io.h"
 
 namespace mpxdp::transport {
@@ -323,6 +324,46 @@ TEST_F(XdpPacketIoTest, XdpToXdpThroughTheSteeringProgram) {
   // Everything else still reaches the kernel while the program is attached.
   EXPECT_EQ(run("ip netns exec " + beds_->a() + " ping -c1 -W1 198.18.200.2"), 0);
   EXPECT_EQ(run("ip netns exec " + beds_->b() + " ping -c1 -W1 198.18.200.1"), 0);
+}
+
+// --threads 2: a TxKicker thread makes the kernel send. Everything still
+// arrives intact, the filling thread never kicks, and closing a link while
+// the thread runs (and then the thread) is safe.
+TEST_F(XdpPacketIoTest, ATransmitThreadKicksForTheFillingThread) {
+  PacketIo* receiver = nullptr;
+  {
+    InNetns inB(beds_->b());
+    ASSERT_TRUE(inB.ok());
+    auto io = openXdpPacketIo(endpoint("vb", kAddrA, kMpPort, kMpPort), steering_.get());
+    ASSERT_TRUE(io.ok()) << io.error().message();
+    receiver = keep(std::move(*io));
+  }
+  auto kicker = TxKicker::start();
+  ASSERT_TRUE(kicker.ok()) << kicker.error().message();
+  std::unique_ptr<PacketIo> sender;
+  {
+    InNetns inA(beds_->a());
+    ASSERT_TRUE(inA.ok());
+    auto config = endpoint("va", kAddrB, kMpPort, kMpPort);
+    config.txKicker = *kicker;
+    auto io = openXdpPacketIo(config, nullptr);
+    ASSERT_TRUE(io.ok()) << io.error().message();
+    sender = std::move(*io);
+  }
+  EXPECT_EQ(sender->describe(), "xdp:va rx q0 tx q0 copy tx-thread");
+  constexpr std::uint64_t kTotal = 20000;
+  const TransferResult result = transfer(*sender, *receiver, kTotal, 64);
+  EXPECT_EQ(result.received, kTotal);
+  EXPECT_EQ(result.corrupt, 0u);
+  EXPECT_GT((*kicker)->kicks(), 0u);
+  EXPECT_EQ(sender->stats().txPackets, kTotal);
+  // Close the link with a kick requested and the thread perhaps inside it.
+  TxBuffer lent[8];
+  const std::size_t n = sender->reserveTx(lent);
+  for (std::size_t i = 0; i < n; ++i) lent[i].length = writePayload(lent[i].data, lent[i].capacity, i);
+  ASSERT_TRUE(sender->commitTx(std::span<const TxBuffer>(lent, n)).ok());
+  sender.reset();
+  kicker->reset();  // the last owner: stops and joins the thread
 }
 
 TEST_F(XdpPacketIoTest, KernelUdpSenderIntoXdpReceiver) {

@@ -57,7 +57,9 @@ class ProducerRing {
   bool needsWakeup() const noexcept { return xsk_ring_prod__needs_wakeup(&ring_) != 0; }
   // Entries published but not yet taken by the consumer.
   std::uint32_t outstanding() const noexcept {
-    return *ring_.producer - __atomic_load_n(ring_.consumer, __ATOMIC_ACQUIRE);
+    // Atomic loads: a transmit thread (TxKicker) reads them beside the producer.
+    return __atomic_load_n(ring_.producer, __ATOMIC_RELAXED) -
+           __atomic_load_n(ring_.consumer, __ATOMIC_ACQUIRE);
   }
 
  protected:

@@ -43,6 +43,7 @@ struct TransferOptions {
   // interfaces, no peers) instead of --testbed.
   bool bareLinks = false;
   std::vector<std::string> sendExtra;  // e.g. --bidir, -R
+  std::vector<std::string> recvExtra;
 };
 
 // `ip netns exec RX mpxdp recv --link ...` over the given receiver interfaces.
@@ -72,6 +73,7 @@ std::optional<Transfer> transfer(const testbed::TestbedInfo& bed, const Transfer
   recvArgs.push_back(options.reorder);
   recvArgs.push_back("--backend");
   recvArgs.push_back(options.backend);
+  recvArgs.insert(recvArgs.end(), options.recvExtra.begin(), options.recvExtra.end());
   auto receiver = Subprocess::spawn(recvArgs);
   if (!receiver) {
     ADD_FAILURE() << receiver.error().message();
@@ -222,6 +224,33 @@ TEST(SendRecvTest, BidirectionalCarriesBothDirectionsInOrder) {
   }
 }
 
+// --threads 2 on both ends, in both directions: a transmit thread kicks for
+// each side; nothing is lost or reordered by it.
+TEST(SendRecvTest, ATransmitThreadOnEachSideCarriesBothDirections) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  auto bed = testbed::ScopedTestbed::create(threeLinks("k"));
+  ASSERT_TRUE(bed) << bed.error().message();
+  auto t =
+      transfer(bed->info(),
+               {.rate = "300M", .sendExtra = {"--bidir", "--threads", "2"}, .recvExtra = {"--threads", "2"}});
+  ASSERT_TRUE(t);
+  for (const auto* side : {&t->sender, &t->receiver}) {
+    const auto& r = side->at("recv");
+    EXPECT_EQ(r.at("out_of_order_delivered").get<std::uint64_t>(), 0u);
+    EXPECT_EQ(r.at("corrupt_packets").get<std::uint64_t>(), 0u);
+    EXPECT_GT(r.at("delivered_packets").get<std::uint64_t>(), 10000u);
+    for (const auto& path : side->at("send").at("paths"))
+      EXPECT_NE(path.at("mode").get<std::string>().find("tx-thread"), std::string::npos) << path.dump();
+  }
+  for (const auto& [from, to] : {std::pair{&t->sender, &t->receiver}, std::pair{&t->receiver, &t->sender}}) {
+    const auto& r = to->at("recv");
+    const auto sent = from->at("send").at("sent_packets").get<std::uint64_t>();
+    const auto lost = r.at("lost_packets").get<std::uint64_t>();
+    EXPECT_EQ(r.at("delivered_packets").get<std::uint64_t>() + lost, sent) << r.dump();
+    EXPECT_LE(lost, sent / 1000) << r.dump();
+  }
+}
+
 TEST(SendRecvTest, ReverseHasTheReceiverSend) {
   MPXDP_REQUIRE_PRIVILEGED();
   auto bed = testbed::ScopedTestbed::create(threeLinks("r"));
@@ -355,6 +384,10 @@ TEST(SendRecvTest, BadArgumentsAreUsageErrors) {
       {"recv", "--link", "lo=not-an-ip"},
       {"recv", "--testbed", name, "--cpu", "4095"},
       {"send", "--testbed", name, "--cpu", "-1"},
+      {"send", "--testbed", name, "--threads", "3"},
+      {"send", "--testbed", name, "--threads", "2", "--backend", "udp"},
+      {"recv", "--testbed", name, "--threads", "0"},
+      {"send", "--testbed", name, "--udp-checksum", "sometimes"},
   };
   for (auto args : usage) {
     args.insert(args.begin(), MPXDP_EXECUTABLE);
