@@ -46,6 +46,7 @@ struct RecvOptions {
   SecurityArgs security;  // --key (repeatable: one per peer)
   std::string metrics;    // --metrics ADDR:PORT
   bool noUdpGso = false;
+  bool noUdpGro = false;
   std::string file;            // -F
   std::uint32_t maxPeers = 1;  // --max-peers: connections served at once
 };
@@ -257,7 +258,7 @@ void declareRecv(CLI::App* app) {
       "when this side sends (-R, --bidir): each payload on the two paths where it would arrive first");
   declareSecurity(app, options.security, true);
   declareMetrics(app, options.metrics);
-  declareUdpGso(app, options.noUdpGso);
+  declareUdpOffloads(app, options.noUdpGso, options.noUdpGro);
   app->add_option("--reliable-window", options.reliability.windowPackets,
                   "reliable mode: the receive window in payloads (power of two, 64..65536, at most --window; "
                   "default 4096)")
@@ -343,6 +344,7 @@ int runRecv(CLI::App* /*app*/) {
   LinkOptions linkOptions;
   linkOptions.backend = *backend;
   linkOptions.udpGso = !options.noUdpGso;
+  linkOptions.udpGro = !options.noUdpGro;
   linkOptions.port = options.port;
   linkOptions.manyPeers = options.maxPeers > 1;
   auto endpoint = openEndpoint(config, toLinkSpecs(*plans), linkOptions);

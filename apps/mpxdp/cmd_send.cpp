@@ -45,6 +45,7 @@ struct SendOptions {
   SecurityArgs security;  // --key, --cipher
   std::string metrics;    // --metrics ADDR:PORT
   bool noUdpGso = false;
+  bool noUdpGro = false;
   std::string file;  // -F
 };
 
@@ -133,7 +134,7 @@ void declareSend(CLI::App* app) {
       "copy)");
   declareSecurity(app, options.security, false);
   declareMetrics(app, options.metrics);
-  declareUdpGso(app, options.noUdpGso);
+  declareUdpOffloads(app, options.noUdpGso, options.noUdpGro);
   app->add_option("--reliable-window", options.reliability.windowPackets,
                   "reliable mode: payloads in flight unacknowledged (power of two, 64..65536; default 4096)")
       ->type_name("PACKETS");
@@ -221,6 +222,7 @@ int runSend(CLI::App* app) {
   LinkOptions linkOptions;
   linkOptions.backend = *backend;
   linkOptions.udpGso = !options.noUdpGso;
+  linkOptions.udpGro = !options.noUdpGro;
   linkOptions.port = options.cport != 0 ? options.cport : options.port;
   linkOptions.peerPort = options.port;
   auto endpoint = openEndpoint(config, toLinkSpecs(*plans), linkOptions);

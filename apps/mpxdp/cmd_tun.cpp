@@ -45,6 +45,7 @@ struct TunOptions {
   SecurityArgs security;        // --key, --cipher
   std::string metrics;          // --metrics ADDR:PORT
   bool noUdpGso = false;
+  bool noUdpGro = false;
   std::vector<std::string> peers;  // --peer KEY_FILE=CIDR[,CIDR...]: serve several peers
   std::string role = "auto";
   double intervalS = 0;
@@ -204,7 +205,7 @@ void declareTun(CLI::App* app) {
                 "send each packet on the two paths where it would arrive first");
   declareSecurity(app, options.security, false);
   declareMetrics(app, options.metrics);
-  declareUdpGso(app, options.noUdpGso);
+  declareUdpOffloads(app, options.noUdpGso, options.noUdpGro);
   app->add_option("--peer", options.peers,
                   "serve several peers: each holds its own key file and owns these inner addresses (packets "
                   "to them go to that peer; packets from it must come from them); repeatable, instead of "
@@ -301,6 +302,7 @@ int runTun(CLI::App* /*app*/) {
   LinkOptions linkOptions;
   linkOptions.backend = *backend;
   linkOptions.udpGso = !options.noUdpGso;
+  linkOptions.udpGro = !options.noUdpGro;
   linkOptions.port = options.port;
   linkOptions.manyPeers = hub->has_value();
   auto endpoint = openEndpoint(config, toLinkSpecs(*plans), linkOptions);

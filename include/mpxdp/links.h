@@ -52,6 +52,11 @@ struct LinkOptions {
   // UDP backend: send runs of equal-size packets to one peer as one UDP GSO
   // message (UDP_SEGMENT), where the kernel supports it.
   bool udpGso = true;
+  // UDP backend: receive datagrams the kernel coalesced (UDP_GRO, e.g. a GSO
+  // run that stayed one packet on its way) as one, and hand out each
+  // packet on its own, where the kernel supports it. Costs batchSize x 64 KiB
+  // of staging per link.
+  bool udpGro = true;
 };
 
 // Opens every link (the error names the failing one) and an Endpoint over them.

@@ -70,6 +70,7 @@ Result<std::unique_ptr<Endpoint>> openEndpoint(const EndpointConfig& config,
     endpoint.peerPort = options.peerPort != 0 ? options.peerPort : options.port;
     endpoint.manyPeers = options.manyPeers;
     endpoint.udpGso = options.udpGso;
+    endpoint.udpGro = options.udpGro;
     endpoint.batchSize = options.batchSize;
     endpoint.frameCount = options.frameCount;
     auto io = options.backend == Backend::kXdp ? transport::openXdpPacketIo(endpoint, steering->program())
