@@ -48,6 +48,7 @@ struct RecvOptions {
   bool noUdpGso = false;
   UdpChecksum udpChecksum = UdpChecksum::kAuto;
   std::uint32_t threads = 1;
+  bool noUdpGro = false;
   std::string file;            // -F
   std::uint32_t maxPeers = 1;  // --max-peers: connections served at once
 };
@@ -259,7 +260,7 @@ void declareRecv(CLI::App* app) {
       "when this side sends (-R, --bidir): each payload on the two paths where it would arrive first");
   declareSecurity(app, options.security, true);
   declareMetrics(app, options.metrics);
-  declareUdpGso(app, options.noUdpGso);
+  declareUdpOffloads(app, options.noUdpGso, options.noUdpGro);
   declareUdpChecksum(app, options.udpChecksum);
   declareThreads(app, options.threads);
   app->add_option("--reliable-window", options.reliability.windowPackets,
@@ -351,6 +352,7 @@ int runRecv(CLI::App* /*app*/) {
   linkOptions.udpGso = !options.noUdpGso;
   linkOptions.udpChecksum = options.udpChecksum;
   linkOptions.threads = options.threads;
+  linkOptions.udpGro = !options.noUdpGro;
   linkOptions.port = options.port;
   linkOptions.manyPeers = options.maxPeers > 1;
   auto endpoint = openEndpoint(config, toLinkSpecs(*plans), linkOptions);

@@ -47,6 +47,7 @@ struct SendOptions {
   bool noUdpGso = false;
   UdpChecksum udpChecksum = UdpChecksum::kAuto;
   std::uint32_t threads = 1;
+  bool noUdpGro = false;
   std::string file;  // -F
 };
 
@@ -135,7 +136,7 @@ void declareSend(CLI::App* app) {
       "copy)");
   declareSecurity(app, options.security, false);
   declareMetrics(app, options.metrics);
-  declareUdpGso(app, options.noUdpGso);
+  declareUdpOffloads(app, options.noUdpGso, options.noUdpGro);
   declareUdpChecksum(app, options.udpChecksum);
   declareThreads(app, options.threads);
   app->add_option("--reliable-window", options.reliability.windowPackets,
@@ -229,6 +230,7 @@ int runSend(CLI::App* app) {
   linkOptions.udpGso = !options.noUdpGso;
   linkOptions.udpChecksum = options.udpChecksum;
   linkOptions.threads = options.threads;
+  linkOptions.udpGro = !options.noUdpGro;
   linkOptions.port = options.cport != 0 ? options.cport : options.port;
   linkOptions.peerPort = options.port;
   auto endpoint = openEndpoint(config, toLinkSpecs(*plans), linkOptions);

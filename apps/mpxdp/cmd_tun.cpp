@@ -47,6 +47,7 @@ struct TunOptions {
   bool noUdpGso = false;
   UdpChecksum udpChecksum = UdpChecksum::kAuto;
   std::uint32_t threads = 1;
+  bool noUdpGro = false;
   std::vector<std::string> peers;  // --peer KEY_FILE=CIDR[,CIDR...]: serve several peers
   std::string role = "auto";
   double intervalS = 0;
@@ -206,7 +207,7 @@ void declareTun(CLI::App* app) {
                 "send each packet on the two paths where it would arrive first");
   declareSecurity(app, options.security, false);
   declareMetrics(app, options.metrics);
-  declareUdpGso(app, options.noUdpGso);
+  declareUdpOffloads(app, options.noUdpGso, options.noUdpGro);
   declareUdpChecksum(app, options.udpChecksum);
   declareThreads(app, options.threads);
   app->add_option("--peer", options.peers,
@@ -316,6 +317,7 @@ int runTun(CLI::App* /*app*/) {
   linkOptions.udpGso = !options.noUdpGso;
   linkOptions.udpChecksum = options.udpChecksum;
   linkOptions.threads = options.threads;
+  linkOptions.udpGro = !options.noUdpGro;
   linkOptions.port = options.port;
   linkOptions.manyPeers = hub->has_value();
   auto endpoint = openEndpoint(config, toLinkSpecs(*plans), linkOptions);

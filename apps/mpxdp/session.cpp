@@ -100,11 +100,15 @@ Result<void> applySecurity(const SecurityArgs& args, SecurityOptions& security) 
   return {};
 }
 
-void declareUdpGso(CLI::App* app, bool& noUdpGso) {
+void declareUdpOffloads(CLI::App* app, bool& noUdpGso, bool& noUdpGro) {
   app->add_flag(
       "--no-udp-gso", noUdpGso,
       "--backend udp: send every packet as its own datagram (default: runs of equal-size packets as "
       "one UDP GSO message where the kernel has UDP_SEGMENT; the link description says gso)");
+  app->add_flag("--no-udp-gro", noUdpGro,
+                "--backend udp: receive every packet as its own datagram (default: datagrams the kernel "
+                "coalesced arrive as one and are split here, where the kernel has UDP_GRO; the link "
+                "description says gro)");
 }
 
 void declareUdpChecksum(CLI::App* app, UdpChecksum& checksum) {

@@ -76,8 +76,9 @@ void declareSecurity(CLI::App* app, SecurityArgs& args, bool many);
 // and checks --cipher; sets `security`.
 Result<void> applySecurity(const SecurityArgs& args, SecurityOptions& security);
 
-// --no-udp-gso: the UDP backend sends datagram by datagram, without UDP GSO.
-void declareUdpGso(CLI::App* app, bool& noUdpGso);
+// --no-udp-gso: the UDP backend sends datagram by datagram, without UDP GSO;
+// --no-udp-gro: it receives datagram by datagram, without UDP GRO.
+void declareUdpOffloads(CLI::App* app, bool& noUdpGso, bool& noUdpGro);
 
 // --udp-checksum auto|on|off (LinkOptions::udpChecksum); a bad word is a usage error.
 void declareUdpChecksum(CLI::App* app, UdpChecksum& checksum);

@@ -63,6 +63,11 @@ struct LinkOptions {
   // UDP backend: send runs of equal-size packets to one peer as one UDP GSO
   // message (UDP_SEGMENT), where the kernel supports it.
   bool udpGso = true;
+  // UDP backend: receive datagrams the kernel coalesced (UDP_GRO, e.g. a GSO
+  // run that stayed one packet on its way) as one, and hand out each
+  // packet on its own, where the kernel supports it. Costs batchSize x 64 KiB
+  // of staging per link.
+  bool udpGro = true;
   UdpChecksum udpChecksum = UdpChecksum::kAuto;
   // Threads of the data path: 1, the caller's alone; 2 (xdp backend): the
   // caller fills the rings and a second thread makes the kernel send (in copy

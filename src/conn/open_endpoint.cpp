@@ -96,6 +96,7 @@ Result<std::unique_ptr<Endpoint>> openEndpoint(const EndpointConfig& config,
     endpoint.udpGso = options.udpGso;
     endpoint.udpChecksum = sendsUdpChecksum(options, config);
     endpoint.txKicker = kicker;
+    endpoint.udpGro = options.udpGro;
     endpoint.batchSize = options.batchSize;
     endpoint.frameCount = options.frameCount;
     auto io = options.backend == Backend::kXdp ? transport::openXdpPacketIo(endpoint, steering->program())

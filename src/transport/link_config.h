@@ -33,6 +33,9 @@ struct LinkEndpointConfig {
   // UDP: runs of equal-size datagrams to one destination go out as one
   // UDP_SEGMENT (GSO) message, when the kernel supports it.
   bool udpGso = true;
+  // UDP: ask the kernel for coalesced datagrams (UDP_GRO) and split them into
+  // their segments, when the kernel supports it.
+  bool udpGro = true;
   // UMEM (AF_XDP) or buffer pool (UDP): half the frames receive (AF_XDP:
   // split over the RX queues' sockets), half transmit.
   std::uint32_t frameCount = 4096;  // power of two, >= 64

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -38,12 +39,37 @@ constexpr int kSendRetryWaitMs = 1;
 // more) and the payload bytes one message may carry (one IPv4 datagram).
 constexpr unsigned kMaxGsoSegments = 64;
 constexpr std::size_t kMaxGsoBytes = 65'000;
+// UDP GRO: a coalesced datagram carries at most this many bytes (the largest
+// UDP payload, rounded up) and, in the kernel, at most 64 segments
+// (UDP_GRO_CNT_MAX); receive asks for fewer datagrams when free buffers are
+// too few for that many segments each.
+constexpr std::uint32_t kGroDatagramBytes = 65'536;
+constexpr std::uint32_t kMaxGroSegments = 64;
 
 // Whether the socket takes UDP_SEGMENT (Linux 4.18+).
 bool udpGsoSupported(int fd) {
   int size = 0;
   socklen_t length = sizeof(size);
   return getsockopt(fd, SOL_UDP, UDP_SEGMENT, &size, &length) == 0;
+}
+
+// Asks for coalesced datagrams (UDP_GRO, Linux 5.0+); false where the kernel has no UDP GRO.
+bool enableUdpGro(int fd) {
+  const int one = 1;
+  return setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0;
+}
+
+// The segment size of a coalesced datagram (the UDP_GRO control message), 0 when it is a single one.
+std::uint32_t groSegmentSize(msghdr& msg) {
+  for (cmsghdr* cmsg = CMSG_FIRSTHDR(&msg); cmsg != nullptr; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+    if (cmsg->cmsg_level == SOL_UDP && cmsg->cmsg_type == UDP_GRO &&
+        cmsg->cmsg_len >= CMSG_LEN(sizeof(int))) {
+      int size = 0;
+      std::memcpy(&size, CMSG_DATA(cmsg), sizeof(size));
+      return size > 0 ? static_cast<std::uint32_t>(size) : 0;
+    }
+  }
+  return 0;
 }
 
 std::pair<IpAddress, std::uint16_t> fromSockaddr(const sockaddr_in6& from) {
@@ -106,7 +132,7 @@ class UdpPacketIo final : public PacketIo {
   // A receive-only link (no peer) lends no transmit buffers until it
   // learns one (setPeerFrom). peer: the configured peer's address (family 0: none).
   UdpPacketIo(const LinkEndpointConfig& config, int fd, std::uint32_t maxPayload, std::uint32_t overhead,
-              std::string description, std::string peer, const sockaddr_in6& peerAddress)
+              std::string description, std::string peer, const sockaddr_in6& peerAddress, bool gro)
       : config_(config),
         fd_(fd),
         hasPeer_(config.peerIp.has_value()),
@@ -122,8 +148,15 @@ class UdpPacketIo final : public PacketIo {
         rxFree_(rxCount_),
         txFree_(txCount_),
         rxMsgs_(config.batchSize),
-        rxIov_(config.batchSize),
+        rxIov_(static_cast<std::size_t>(config.batchSize) * (gro ? 2 : 1)),
         rxSlots_(config.batchSize),
+        gro_(gro),
+        rxSegmentSize_(config.batchSize),
+        rxControl_(gro ? config.batchSize : 0),
+        // Not zeroed: only the pages the kernel writes coalesced datagrams to are ever touched.
+        rxStaging_(gro ? std::make_unique_for_overwrite<std::uint8_t[]>(
+                             static_cast<std::size_t>(config.batchSize) * kGroDatagramBytes)
+                       : nullptr),
         gso_(config.udpGso && config.udpChecksum && udpGsoSupported(fd)),
         txMsgs_(config.batchSize),
         txIov_(static_cast<std::size_t>(config.batchSize) * (gso_ ? kMaxGsoSegments : 1)),
@@ -277,46 +310,61 @@ class UdpPacketIo final : public PacketIo {
 
   Result<void> flushTx() noexcept override { return {}; }
 
+  // Datagrams are read a batch at a time into receive buffers; with GRO a
+  // coalesced one is split into its segments as they are handed out: the
+  // first stays in its buffer, the others are copied into free buffers. What
+  // does not fit in `out` (or finds no free buffer) waits for the next call,
+  // before the socket is read again.
   Result<std::size_t> receive(std::span<RxPacket> out) noexcept override {
     std::size_t got = 0;
     std::uint64_t bytes = 0;
-    while (got < out.size() && rxTop_ > 0) {
-      const unsigned want = static_cast<unsigned>(
-          std::min<std::size_t>({out.size() - got, rxTop_, static_cast<std::size_t>(config_.batchSize)}));
-      for (unsigned i = 0; i < want; ++i) {
+    bool drained = false;  // the socket had less than asked for
+    while (got < out.size()) {
+      if (rxNext_ < rxRead_) {
+        if (!splitReceived(out, &got, &bytes)) break;  // out of free buffers
+        continue;
+      }
+      if (drained || rxTop_ == 0) break;
+      std::size_t want = std::min<std::size_t>({out.size() - got, rxTop_, config_.batchSize});
+      if (gro_) want = std::clamp<std::size_t>(rxTop_ / kMaxGroSegments, 1, want);
+      for (std::size_t i = 0; i < want; ++i) {
         const std::uint32_t slot = rxFree_[rxTop_ - 1 - i];
         rxSlots_[i] = slot;
-        rxIov_[i].iov_base = bufferAt(slot);
-        rxIov_[i].iov_len = bufferSize_;
         rxMsgs_[i] = mmsghdr{};
-        rxMsgs_[i].msg_hdr.msg_iov = &rxIov_[i];
-        rxMsgs_[i].msg_hdr.msg_iovlen = 1;
+        msghdr& msg = rxMsgs_[i].msg_hdr;
         // Each buffer keeps where it came from, for setPeerFrom.
-        rxMsgs_[i].msg_hdr.msg_name = &rxFrom_[slot];
-        rxMsgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_in6);
+        msg.msg_name = &rxFrom_[slot];
+        msg.msg_namelen = sizeof(sockaddr_in6);
+        if (gro_) {
+          // The datagram's first bytes land in the buffer, the rest of a
+          // coalesced one in this message's staging area behind them.
+          iovec* iov = &rxIov_[2 * i];
+          iov[0] = {bufferAt(slot), bufferSize_};
+          iov[1] = {stagingAt(i) + bufferSize_, kGroDatagramBytes - bufferSize_};
+          msg.msg_iov = iov;
+          msg.msg_iovlen = 2;
+          msg.msg_control = rxControl_[i].data();
+          msg.msg_controllen = rxControl_[i].size();
+        } else {
+          rxIov_[i] = {bufferAt(slot), bufferSize_};
+          msg.msg_iov = &rxIov_[i];
+          msg.msg_iovlen = 1;
+        }
       }
-      const int rc = recvmmsg(fd_, rxMsgs_.data(), want, MSG_DONTWAIT, nullptr);
+      const int rc = recvmmsg(fd_, rxMsgs_.data(), static_cast<unsigned>(want), MSG_DONTWAIT, nullptr);
       if (rc < 0) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == ECONNREFUSED) break;
+        if (got > 0) break;  // hand out what was split; the error comes again
         return Error::fromErrno("recvmmsg on " + description_);
       }
-      const unsigned n = static_cast<unsigned>(rc);
+      const auto n = static_cast<std::size_t>(rc);
       rxTop_ -= n;
-      for (unsigned i = 0; i < n; ++i) {
-        const std::uint32_t slot = rxSlots_[i];
-        if ((rxMsgs_[i].msg_hdr.msg_flags & MSG_TRUNC) != 0) {
-          rxFree_[rxTop_++] = slot;  // larger than any payload we send: not ours
-          counters_.malformed(1);
-          continue;
-        }
-        out[got].data = bufferAt(slot);
-        out[got].length = rxMsgs_[i].msg_len;
-        out[got].handle = slot;
-        bytes += rxMsgs_[i].msg_len;
-        ++got;
-      }
-      if (n < want) break;
+      drained = n < want;
+      for (std::size_t i = 0; i < n; ++i) rxSegmentSize_[i] = segmentSizeOf(i);
+      rxRead_ = n;
+      rxNext_ = 0;
+      rxNextOffset_ = 0;
     }
     counters_.received(got, bytes);
     return got;
@@ -400,14 +448,77 @@ class UdpPacketIo final : public PacketIo {
   std::uint32_t receiveBuffersPerQueue() const noexcept override { return rxCount_; }
 
   std::string describe() const override {
-    const char* gso = gso_ ? " gso" : "";
-    if (!hasPeer()) return description_ + " rx-only" + gso;
-    return description_ + "->" + peerDescription() + gso;
+    const std::string offloads = std::string(gso_ ? " gso" : "") + (gro_ ? " gro" : "");
+    if (!hasPeer()) return description_ + " rx-only" + offloads;
+    return description_ + "->" + peerDescription() + offloads;
   }
 
  private:
   std::uint8_t* bufferAt(std::uint32_t slot) noexcept {
     return pool_.data() + static_cast<std::size_t>(slot) * bufferSize_;
+  }
+  // Message i's image of a coalesced datagram: [0, bufferSize_) mirrors the
+  // receive buffer's bytes, the kernel writes the rest.
+  std::uint8_t* stagingAt(std::size_t message) noexcept {
+    return rxStaging_.get() + message * kGroDatagramBytes;
+  }
+
+  // The segment size of message i of the batch just read, 0 when it is not
+  // ours (truncated, or larger than any payload we send): then its buffer
+  // goes back and it counts as malformed.
+  std::uint32_t segmentSizeOf(std::size_t i) noexcept {
+    msghdr& msg = rxMsgs_[i].msg_hdr;
+    const std::uint32_t length = rxMsgs_[i].msg_len;
+    if ((msg.msg_flags & MSG_TRUNC) != 0) {
+      rxFree_[rxTop_++] = rxSlots_[i];
+      counters_.malformed(1);
+      return 0;
+    }
+    if (length == 0) return bufferSize_;  // an empty datagram is handed on as one
+    const std::uint32_t segment = gro_ ? groSegmentSize(msg) : 0;
+    const std::uint32_t size = segment != 0 ? std::min(segment, length) : length;
+    if (size > bufferSize_) {
+      rxFree_[rxTop_++] = rxSlots_[i];
+      counters_.malformed((length + size - 1) / size);
+      return 0;
+    }
+    // Segments after the first are copied from the staging area: bring the
+    // part of them that landed in the buffer there too.
+    if (length > size) {
+      std::memcpy(stagingAt(i) + size, bufferAt(rxSlots_[i]) + size, std::min(length, bufferSize_) - size);
+    }
+    return size;
+  }
+
+  // Hands out the next segment of the batch just read (the first of a
+  // datagram in its own buffer, the others copied into free ones); false
+  // when no buffer is free for a copy.
+  bool splitReceived(std::span<RxPacket> out, std::size_t* got, std::uint64_t* bytes) noexcept {
+    const std::size_t i = rxNext_;
+    const std::uint32_t size = rxSegmentSize_[i];
+    const std::uint32_t length = rxMsgs_[i].msg_len;
+    if (size == 0) {  // given back already
+      ++rxNext_;
+      return true;
+    }
+    const std::uint32_t segment = std::min(size, length - rxNextOffset_);
+    std::uint32_t slot = rxSlots_[i];
+    if (rxNextOffset_ != 0) {
+      if (rxTop_ == 0) return false;
+      const std::uint32_t copy = rxFree_[--rxTop_];
+      std::memcpy(bufferAt(copy), stagingAt(i) + rxNextOffset_, segment);
+      rxFrom_[copy] = rxFrom_[slot];
+      slot = copy;
+    }
+    out[*got] = RxPacket{bufferAt(slot), segment, slot};
+    ++*got;
+    *bytes += segment;
+    rxNextOffset_ += segment;
+    if (rxNextOffset_ >= length) {
+      ++rxNext_;
+      rxNextOffset_ = 0;
+    }
+    return true;
   }
 
   // Return addresses (acquirePeer); [0] is the link's peer.
@@ -437,6 +548,17 @@ class UdpPacketIo final : public PacketIo {
   std::vector<mmsghdr> rxMsgs_;
   std::vector<iovec> rxIov_;
   std::vector<std::uint32_t> rxSlots_;
+  bool gro_;  // UDP_GRO on (config_.udpGro and the kernel has it)
+  // The batch last read: per message its segment size (0: given back), and
+  // the next segment to hand out, [rxNext_, rxRead_) at rxNextOffset_.
+  std::vector<std::uint32_t> rxSegmentSize_;
+  std::size_t rxRead_ = 0;
+  std::size_t rxNext_ = 0;
+  std::uint32_t rxNextOffset_ = 0;
+  // GRO: per message the UDP_GRO control message and kGroDatagramBytes of
+  // staging (batchSize x 64 KiB per link, on top of the buffer pool).
+  std::vector<std::array<char, CMSG_SPACE(sizeof(int))>> rxControl_;
+  std::unique_ptr<std::uint8_t[]> rxStaging_;
   bool gso_;  // UDP_SEGMENT in use (config_.udpGso, checksums on, and the kernel has it)
   std::vector<mmsghdr> txMsgs_;
   std::vector<iovec> txIov_;
@@ -513,6 +635,7 @@ Result<std::unique_ptr<PacketIo>> openUdpPacketIo(const LinkEndpointConfig& conf
   }
   growBuffer(fd, SO_SNDBUFFORCE, SO_SNDBUF);
   growBuffer(fd, SO_RCVBUFFORCE, SO_RCVBUF);
+  const bool gro = config.udpGro && enableUdpGro(fd);
   if (!config.udpChecksum && family == AF_INET) {
     // SO_NO_CHECK: send IPv4 UDP without a checksum, like the AF_XDP path can.
     setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, &one, sizeof(one));
@@ -538,7 +661,7 @@ Result<std::unique_ptr<PacketIo>> openUdpPacketIo(const LinkEndpointConfig& conf
     peer = config.peerIp->toString() + ":" + std::to_string(config.peerPort);
   }
   return std::unique_ptr<PacketIo>(new UdpPacketIo(config, fd, maxPayload, overhead, std::move(description),
-                                                   std::move(peer), peerAddress));
+                                                   std::move(peer), peerAddress, gro));
 }
 
 }  // namespace mpxdp::transport
