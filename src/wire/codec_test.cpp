@@ -247,6 +247,24 @@ TEST(Checksum, MatchesReferenceOnRandomUnalignedData) {
     const std::uint64_t expected = refSum(&buffer[start], len) + seed;
     const std::uint32_t got = checksumPartial({&buffer[start], len}, seed);
     ASSERT_EQ(checksumFold(got), refFold(expected)) << "start " << start << " len " << len;
+    const std::uint32_t portable = checksumPartialPortable({&buffer[start], len}, seed);
+    ASSERT_EQ(checksumFold(portable), refFold(expected)) << "portable, start " << start << " len " << len;
+  }
+}
+
+// Long inputs: the vector sum's 32-bit lanes must move into 64 bits before
+// they overflow (all ones is the worst case), and odd block counts end well.
+TEST(Checksum, LongInputsMatchTheReference) {
+  std::mt19937_64 rng(9);
+  for (const std::size_t len :
+       {std::size_t{1} << 20, (std::size_t{3} << 20) + 32 * 7 + 5, std::size_t{96}, std::size_t{160}}) {
+    for (const std::uint8_t fill : {std::uint8_t{0xff}, std::uint8_t{0}}) {
+      Bytes data(len, fill);
+      if (fill == 0) data = randomBytes(rng, len);
+      const std::uint64_t expected = refSum(data.data(), data.size());
+      EXPECT_EQ(checksumFold(checksumPartial(data, 0)), refFold(expected)) << "len " << len;
+      EXPECT_EQ(checksumFold(checksumPartialPortable(data, 0)), refFold(expected)) << "len " << len;
+    }
   }
 }
 
