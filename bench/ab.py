@@ -9,7 +9,8 @@ per-packet cost is visible beside its goodput. Run as root:
 
     sudo bench/ab.py --links 3 --repeats 5 --common "--key K" --a "--udp-checksum on" --b "--udp-checksum auto"
 
-Options in --common go to both send and recv; --a and --b to both as well.
+Options in --common go to both send and recv, --a and --b as well; --a-send and --b-send
+to send only.
 The test bed is removed at the end whatever happens.
 """
 import argparse
@@ -35,11 +36,13 @@ def parse_args():
     p.add_argument("--common", default="", help="options for both variants (send and recv)")
     p.add_argument("--a", default="", help="options of variant A")
     p.add_argument("--b", default="", help="options of variant B")
+    p.add_argument("--a-send", default="", help="options of variant A for send only (e.g. -b, --scheduler)")
+    p.add_argument("--b-send", default="", help="options of variant B for send only")
     p.add_argument("--name", default="ab{}".format(os.getpid() % 100000))
     return p.parse_args()
 
 
-def run_once(args, variant):
+def run_once(args, variant, send_only):
     extra = shlex.split(args.common) + shlex.split(variant)
     recv = subprocess.Popen([args.mpxdp, "recv", "--testbed", args.name, "-1", "-J"] + extra,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -48,7 +51,7 @@ def run_once(args, variant):
         if recv.poll() is not None:
             raise RuntimeError("recv exited at start: " + recv.stderr.read().strip()[-300:])
         send = subprocess.run([args.mpxdp, "send", "--testbed", args.name, "-J", "-t", str(args.seconds),
-                               "-l", str(args.payload)] + extra,
+                               "-l", str(args.payload)] + extra + shlex.split(send_only),
                               capture_output=True, text=True, timeout=args.seconds + 30)
         out, err = recv.communicate(timeout=30)
     finally:
@@ -86,9 +89,9 @@ def main():
     try:
         print("load average at start: {}".format(open("/proc/loadavg").read().split()[:3]))
         for repeat in range(args.repeats):
-            for label, variant in (("A", args.a), ("B", args.b)):
+            for label, variant, send_only in (("A", args.a, args.a_send), ("B", args.b, args.b_send)):
                 try:
-                    s, r = run_once(args, variant)
+                    s, r = run_once(args, variant, send_only)
                 except (RuntimeError, ValueError, subprocess.TimeoutExpired) as e:
                     print("{} repeat {}: failed: {}".format(label, repeat + 1, e))
                     continue
@@ -105,7 +108,8 @@ def main():
         return 1
     print()
     print("| figure (median of {} / {} runs) | A: {} | B: {} | B / A |".format(
-        len(runs["A"]), len(runs["B"]), args.a or "(none)", args.b or "(none)"))
+        len(runs["A"]), len(runs["B"]), " ".join([args.a, args.a_send]).strip() or "(none)",
+        " ".join([args.b, args.b_send]).strip() or "(none)"))
     print("| --- | ---: | ---: | ---: |")
     for key in runs["A"][0]:
         a = statistics.median(f[key] for f in runs["A"])
