@@ -22,6 +22,12 @@ constexpr std::uint32_t kMinCruiseRounds = 2;  // rounds at gain 1 between probe
 constexpr std::uint32_t kMaxCruiseRounds = 6;
 constexpr std::uint64_t kProbeQueueNs = 4'000'000;      // queue a probe-up may add at most
 constexpr std::uint64_t kEvaluateMarginNs = 4'000'000;  // two delivery samples after the probe's RTT
+// A probe carries at least this many packets (of kProbePacketBits), however
+// slow the path: at 1 Mbit/s a few milliseconds of probing hold no packet,
+// show nothing, and the rate could never climb again (a path that fell to the
+// minimum rate stayed there). The queue it may add is then a packet or two.
+constexpr std::uint64_t kMinProbePackets = 8;
+constexpr std::uint64_t kProbePacketBits = 1500 * 8;
 constexpr std::uint64_t kCruiseQueueNs = 1'000'000;
 constexpr double kCruiseDrainGain = 0.95;
 constexpr std::uint64_t kBwWindowRounds = 10;
@@ -251,9 +257,13 @@ class AutoRateController final : public RateController {
     const std::uint64_t probeQueue = std::min(kProbeQueueNs, queueThreshold() * 3 / 4);
     upDuration_ =
         std::min(roundLen_, static_cast<std::uint64_t>(static_cast<double>(probeQueue) / (upGain_ - 1.0)));
+    const std::uint64_t probeRate = std::max(scale(bw(), upGain_), options_.minRateBps);
+    const std::uint64_t packetNs = kProbePacketBits * 1'000'000'000 / probeRate;
+    upDuration_ = std::max(upDuration_, kMinProbePackets * packetNs);
     slotEnd_ = nowNs + upDuration_;
-    // Delivery samples reflecting the probe arrive about an RTT later.
-    evaluateAt_ = slotEnd_ + std::max(srtt_, minRtt_) + kEvaluateMarginNs;
+    // Delivery samples reflecting the probe arrive about an RTT later (and
+    // at least two packets apart).
+    evaluateAt_ = slotEnd_ + std::max(srtt_, minRtt_) + std::max(kEvaluateMarginNs, 2 * packetNs);
     upLateFrom_ = nowNs + upDuration_ / 2 + std::max(srtt_, minRtt_);
   }
 

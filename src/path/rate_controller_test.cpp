@@ -238,7 +238,8 @@ INSTANTIATE_TEST_SUITE_P(Links, RateStepTest,
                          ::testing::Values(StepCase{300, 50, 10'000}, StepCase{50, 300, 10'000},
                                            StepCase{300, 50, 1'000}, StepCase{50, 300, 1'000},
                                            StepCase{300, 50, 40'000}, StepCase{50, 300, 40'000},
-                                           StepCase{600, 100, 10'000}, StepCase{100, 600, 10'000}),
+                                           StepCase{600, 100, 10'000}, StepCase{100, 600, 10'000},
+                                           StepCase{2, 300, 1'000}, StepCase{2, 300, 10'000}),
                          [](const auto& info) {
                            return std::to_string(info.param.fromMbit) + "to" +
                                   std::to_string(info.param.toMbit) + "Mbit_" +
