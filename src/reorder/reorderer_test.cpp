@@ -12,6 +12,8 @@
 #include <tuple>
 #include <vector>
 
+#include "seq_bits.h"
+
 namespace mpxdp::reorder {
 namespace {
 
@@ -838,6 +840,32 @@ TEST(WindowReordererTest, SequencesWrapAroundUint64Max) {
   reorderer->push(pkt(64), now, sink);
   reorderer->push(pkt(70), now, sink);
   EXPECT_EQ(sink.lostRuns, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{3, 4}}));
+}
+
+// Range updates cross word boundaries and the ring's end, and touch nothing else.
+TEST(SeqBitmapTest, RangesCrossWordsAndTheRingEnd) {
+  detail::SeqBitmap occupied(128);
+  detail::SeqBitmap delivered(128);
+  const std::uint64_t first = 1000 * 128 + 120;  // slots 120 .. 127, then 0 .. 75
+  occupied.assignRange(first, 84, true);
+  delivered.set(first + 84);
+  for (std::uint64_t seq = first - 10; seq < first + 100; ++seq) {
+    EXPECT_EQ(occupied.test(seq), seq >= first && seq < first + 84) << seq;
+  }
+  EXPECT_EQ(occupied.find(first, 128, false), 84U);
+  occupied.moveRange(delivered, first + 4, 70);
+  for (std::uint64_t seq = first; seq < first + 90; ++seq) {
+    const bool moved = seq >= first + 4 && seq < first + 74;
+    EXPECT_EQ(occupied.test(seq), seq < first + 84 && !moved) << seq;
+    EXPECT_EQ(delivered.test(seq), moved || seq == first + 84) << seq;
+  }
+  occupied.assignRange(first, 128, false);  // a whole ring's worth
+  EXPECT_EQ(occupied.find(first, 128, true), 128U);
+  delivered.assignRange(first + 8, 64, false);  // exactly one whole word: slots 0 .. 63
+  EXPECT_EQ(delivered.find(first + 8, 64, true), 64U);
+  EXPECT_TRUE(delivered.test(first + 72));
+  EXPECT_TRUE(delivered.test(first + 4));
+  EXPECT_FALSE(delivered.test(first + 2));
 }
 
 // A path of the real test bed: a FIFO queue whose delay wanders (a bounded random
