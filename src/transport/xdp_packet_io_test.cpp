@@ -235,6 +235,15 @@ class XdpPacketIoTest : public ::testing::Test {
     return io.ok() ? keep(std::move(*io)) : nullptr;
   }
 
+  // An AF_XDP receiver on vb behind the steering program; nullptr after a failed assertion.
+  PacketIo* openXdpReceiverInB() {
+    InNetns inB(beds_->b());
+    EXPECT_TRUE(inB.ok());
+    auto io = openXdpPacketIo(endpoint("vb", kAddrA, kMpPort, kMpPort), steering_.get());
+    EXPECT_TRUE(io.ok()) << io.error().message();
+    return io.ok() ? keep(std::move(*io)) : nullptr;
+  }
+
   std::unique_ptr<NetnsPair> beds_;
   std::unique_ptr<bpf::SteeringProgram> steering_;
   std::vector<std::unique_ptr<PacketIo>> endpoints_;
@@ -330,14 +339,8 @@ TEST_F(XdpPacketIoTest, XdpToXdpThroughTheSteeringProgram) {
 // arrives intact, the filling thread never kicks, and closing a link while
 // the thread runs (and then the thread) is safe.
 TEST_F(XdpPacketIoTest, ATransmitThreadKicksForTheFillingThread) {
-  PacketIo* receiver = nullptr;
-  {
-    InNetns inB(beds_->b());
-    ASSERT_TRUE(inB.ok());
-    auto io = openXdpPacketIo(endpoint("vb", kAddrA, kMpPort, kMpPort), steering_.get());
-    ASSERT_TRUE(io.ok()) << io.error().message();
-    receiver = keep(std::move(*io));
-  }
+  PacketIo* receiver = openXdpReceiverInB();
+  ASSERT_NE(receiver, nullptr);
   auto kicker = TxKicker::start();
   ASSERT_TRUE(kicker.ok()) << kicker.error().message();
   std::unique_ptr<PacketIo> sender;
@@ -367,14 +370,8 @@ TEST_F(XdpPacketIoTest, ATransmitThreadKicksForTheFillingThread) {
 }
 
 TEST_F(XdpPacketIoTest, KernelUdpSenderIntoXdpReceiver) {
-  PacketIo* receiver = nullptr;
-  {
-    InNetns inB(beds_->b());
-    ASSERT_TRUE(inB.ok());
-    auto io = openXdpPacketIo(endpoint("vb", kAddrA, kMpPort, kMpPort), steering_.get());
-    ASSERT_TRUE(io.ok()) << io.error().message();
-    receiver = keep(std::move(*io));
-  }
+  PacketIo* receiver = openXdpReceiverInB();
+  ASSERT_NE(receiver, nullptr);
   PacketIo* sender = openKernelSenderInA();
   ASSERT_NE(sender, nullptr);
   constexpr std::uint64_t kTotal = 5000;

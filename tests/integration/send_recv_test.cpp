@@ -149,6 +149,19 @@ void expectConsistentAccounting(const Transfer& t) {
   EXPECT_EQ(peer.at("lost_packets"), r.at("lost_packets"));
 }
 
+// --bidir: what each side sent is what the other delivered or declared lost.
+// Without --reliable a loss is IP semantics: CI once lost 2 of ~100,000 with
+// both ends and ASan sharing 2 cores; more than 0.1 % is a bug.
+void expectEachDirectionAccountedFor(const Transfer& t) {
+  for (const auto& [from, to] : {std::pair{&t.sender, &t.receiver}, std::pair{&t.receiver, &t.sender}}) {
+    const auto& r = to->at("recv");
+    const auto sent = from->at("send").at("sent_packets").get<std::uint64_t>();
+    const auto lost = r.at("lost_packets").get<std::uint64_t>();
+    EXPECT_EQ(r.at("delivered_packets").get<std::uint64_t>() + lost, sent) << r.dump();
+    EXPECT_LE(lost, sent / 1000) << r.dump();
+  }
+}
+
 // Runs a command to its end; its exit status and stderr.
 std::pair<std::optional<int>, std::string> run(const std::vector<std::string>& args,
                                                std::chrono::seconds limit) {
@@ -212,16 +225,7 @@ TEST(SendRecvTest, BidirectionalCarriesBothDirectionsInOrder) {
     EXPECT_EQ(r.at("corrupt_packets").get<std::uint64_t>(), 0u);
     EXPECT_GT(r.at("delivered_packets").get<std::uint64_t>(), 10000u);
   }
-  // What each side sent is what the other delivered or declared lost. Without
-  // --reliable a loss is IP semantics: CI once lost 2 of ~100,000 with both
-  // ends and ASan sharing 2 cores; more than 0.1 % is a bug.
-  for (const auto& [from, to] : {std::pair{&t->sender, &t->receiver}, std::pair{&t->receiver, &t->sender}}) {
-    const auto& r = to->at("recv");
-    const auto sent = from->at("send").at("sent_packets").get<std::uint64_t>();
-    const auto lost = r.at("lost_packets").get<std::uint64_t>();
-    EXPECT_EQ(r.at("delivered_packets").get<std::uint64_t>() + lost, sent) << r.dump();
-    EXPECT_LE(lost, sent / 1000) << r.dump();
-  }
+  expectEachDirectionAccountedFor(*t);
 }
 
 // --threads 2 on both ends, in both directions: a transmit thread kicks for
@@ -242,13 +246,7 @@ TEST(SendRecvTest, ATransmitThreadOnEachSideCarriesBothDirections) {
     for (const auto& path : side->at("send").at("paths"))
       EXPECT_NE(path.at("mode").get<std::string>().find("tx-thread"), std::string::npos) << path.dump();
   }
-  for (const auto& [from, to] : {std::pair{&t->sender, &t->receiver}, std::pair{&t->receiver, &t->sender}}) {
-    const auto& r = to->at("recv");
-    const auto sent = from->at("send").at("sent_packets").get<std::uint64_t>();
-    const auto lost = r.at("lost_packets").get<std::uint64_t>();
-    EXPECT_EQ(r.at("delivered_packets").get<std::uint64_t>() + lost, sent) << r.dump();
-    EXPECT_LE(lost, sent / 1000) << r.dump();
-  }
+  expectEachDirectionAccountedFor(*t);
 }
 
 TEST(SendRecvTest, ReverseHasTheReceiverSend) {
