@@ -6,7 +6,8 @@
 // gain x estimate, that also backs off on queue-delay growth and loss:
 //   startup (2x) -> drain (0.6x until the queue is gone) -> probe: cruise at
 //   1x for 2-6 rounds (random), probe up at 1.25x for at most a round and at
-//   most 3/4 of the delay threshold worth of queue, down at 0.75x to take it
+//   most 3/4 of the delay threshold worth of queue (but at least 8 packets'
+//   time, so a slow path can climb), down at 0.75x to take it
 //   back; a probe the path kept up with is followed at once by a harder one
 //   (1.5x, 2x), so capacity steps up are found within a few rounds.
 //   Congestion (loss > 2 % in a round while a queue builds, > 15 % without
