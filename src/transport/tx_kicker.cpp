@@ -6,18 +6,6 @@
 #include "xsk_socket.h"
 
 namespace mpxdp::transport {
-namespace {
-
-// As the single-threaded kick: copy mode moves at most 32 descriptors per
-// kick, so kick while that makes progress; a few without progress (device
-// busy) leave the rest for the next request.
-constexpr int kMaxIdleKicks = 4;
-
-bool fatal(int err) noexcept {
-  return err != 0 && err != EAGAIN && err != EBUSY && err != ENOBUFS && err != EINTR;
-}
-
-}  // namespace
 
 Result<std::shared_ptr<TxKicker>> TxKicker::start() {
   std::shared_ptr<TxKicker> kicker(new TxKicker());
@@ -83,21 +71,9 @@ void TxKicker::run() noexcept {
 }
 
 void TxKicker::drain(std::size_t slot) noexcept {
-  xsk::XskSocket& socket = *sockets_[slot];
-  xsk::TxRing& tx = socket.tx();
-  int idle = 0;
-  std::uint32_t outstanding = tx.outstanding();
-  while (outstanding > 0 && tx.needsWakeup() && idle < kMaxIdleKicks) {
-    const int err = socket.kickTx();
-    kicks_.fetch_add(1, std::memory_order_relaxed);
-    if (fatal(err)) {
-      errors_[slot].store(err, std::memory_order_relaxed);
-      return;
-    }
-    const std::uint32_t now = tx.outstanding();
-    idle = now < outstanding ? 0 : idle + 1;
-    outstanding = now;
-  }
+  // Completions stay with the filling thread: nothing to do between kicks.
+  const int err = sockets_[slot]->drainTx([this] { kicks_.fetch_add(1, std::memory_order_relaxed); });
+  if (err != 0) errors_[slot].store(err, std::memory_order_relaxed);
 }
 
 }  // namespace mpxdp::transport

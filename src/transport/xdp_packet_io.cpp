@@ -24,10 +24,6 @@
 namespace mpxdp::transport {
 namespace {
 
-// Copy mode moves at most 32 descriptors per kick, so kicks repeat while
-// they make progress; a few in a row without progress (device busy) leave
-// the rest for the next commitTx/flushTx.
-constexpr int kMaxIdleKicks = 4;
 // RxPacket::handle = socket index << kQueueShift | UMEM address.
 constexpr unsigned kQueueShift = 48;
 constexpr std::uint64_t kAddrMask = (std::uint64_t{1} << kQueueShift) - 1;
@@ -539,18 +535,8 @@ class XdpPacketIo final : public PacketIo {
       if (tx.outstanding() > 0) config_.txKicker->request(*kickSlot_);
       return {};
     }
-    int idleKicks = 0;
-    std::uint32_t outstanding = tx.outstanding();
-    while (outstanding > 0 && tx.needsWakeup() && idleKicks < kMaxIdleKicks) {
-      const int err = q.socket->kickTx();
-      if (err != 0 && err != EAGAIN && err != EBUSY && err != ENOBUFS && err != EINTR) {
-        return Error(err, "kicking AF_XDP transmit on " + config_.interface);
-      }
-      reapCompletions();
-      const std::uint32_t now = tx.outstanding();
-      idleKicks = now < outstanding ? 0 : idleKicks + 1;
-      outstanding = now;
-    }
+    if (const int err = q.socket->drainTx([this] { reapCompletions(); }); err != 0)
+      return Error(err, "kicking AF_XDP transmit on " + config_.interface);
     return {};
   }
 

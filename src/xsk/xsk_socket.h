@@ -3,6 +3,7 @@
 // (libxdp's default program is never loaded).
 #pragma once
 
+#include <cerrno>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -59,6 +60,26 @@ class XskSocket {
   // Asks the kernel to process the TX ring (sendto). Returns 0, or the errno:
   // EAGAIN, EBUSY and ENOBUFS mean "reap completions and try again".
   int kickTx() noexcept;
+  // Kicks while the kernel takes descriptors (copy mode sends at most 32 per
+  // kick) and it still wants wake-ups; gives up after a few kicks without
+  // progress (device busy: the next call goes on). afterKick() runs after
+  // every kick (the filling thread reaps completions there). Returns 0, or
+  // the errno of a kick that failed for good.
+  template <typename AfterKick>
+  int drainTx(AfterKick afterKick) noexcept {
+    constexpr int kMaxIdleKicks = 4;
+    int idleKicks = 0;
+    std::uint32_t outstanding = tx_.outstanding();
+    while (outstanding > 0 && tx_.needsWakeup() && idleKicks < kMaxIdleKicks) {
+      const int err = kickTx();
+      if (err != 0 && err != EAGAIN && err != EBUSY && err != ENOBUFS && err != EINTR) return err;
+      afterKick();
+      const std::uint32_t now = tx_.outstanding();
+      idleKicks = now < outstanding ? 0 : idleKicks + 1;
+      outstanding = now;
+    }
+    return 0;
+  }
   // Asks the kernel to look at the fill ring again (recvfrom). Returns 0 or errno.
   int wakeRx() noexcept;
 
