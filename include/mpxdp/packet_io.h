@@ -30,6 +30,10 @@ struct RxPacket {
   const std::uint8_t* data = nullptr;
   std::uint32_t length = 0;
   std::uint64_t handle = 0;  // transport-private
+  // CLOCK_MONOTONIC ns when the packet reached the host (AF_XDP: stamped by
+  // the XDP program); 0 when the transport does not know. Receive() returns
+  // batches, so this is earlier than the caller's clock after receive().
+  std::uint64_t arrivalNs = 0;
 };
 
 struct PacketIoStats {

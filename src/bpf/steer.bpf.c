@@ -123,6 +123,25 @@ static __always_inline int mpxdp_invariants_valid(struct udphdr *udp, void *data
 	return mp->magic == bpf_htons(MPXDP_MAGIC);
 }
 
+/*
+ * The arrival time, for the receiver's delivery-rate and delay samples: user
+ * space reads a batch long after its first packets came in. Best effort: a
+ * driver without metadata support leaves the packet as it is.
+ */
+static __always_inline void stamp_arrival(struct xdp_md *ctx)
+{
+	struct mpxdp_rx_meta *meta;
+
+	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*meta)))
+		return;
+	meta = (void *)(long)ctx->data_meta;
+	if ((void *)(meta + 1) > (void *)(long)ctx->data)
+		return;
+	meta->rx_ns = bpf_ktime_get_ns();
+	meta->magic = MPXDP_RX_META_MAGIC;
+	meta->reserved = 0;
+}
+
 SEC("xdp")
 int xdp_steer(struct xdp_md *ctx)
 {
@@ -156,6 +175,7 @@ int xdp_steer(struct xdp_md *ctx)
 		cnt->no_socket++;
 		return XDP_PASS;
 	}
+	stamp_arrival(ctx);
 	/* The low bits of flags are the action when the XSKMAP slot is empty. */
 	action = bpf_redirect_map(&xsks, *slot, XDP_PASS);
 	if (action == XDP_REDIRECT)

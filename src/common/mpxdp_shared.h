@@ -120,6 +120,21 @@ struct mpxdp_counters {
 };
 MPXDP_STATIC_ASSERT(sizeof(struct mpxdp_counters) == 32, "counters layout");
 
+/*
+ * XDP metadata the steering program puts in front of every packet it
+ * redirects: when the packet reached XDP. User space reads it just before the
+ * packet data in the UMEM frame (copy mode copies metadata too) and clears the
+ * magic; a frame without it (a driver without metadata support) is stamped
+ * when user space reads it, as before.
+ */
+#define MPXDP_RX_META_MAGIC 0x6d707872 /* "mpxr" */
+struct mpxdp_rx_meta {
+	__u64 rx_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) at the XDP hook */
+	__u32 magic; /* MPXDP_RX_META_MAGIC */
+	__u32 reserved;
+};
+MPXDP_STATIC_ASSERT(sizeof(struct mpxdp_rx_meta) == 16, "rx metadata is 16 bytes (a multiple of 4, at most 32)");
+
 /* NOLINTEND(readability-identifier-naming) */
 
 #endif /* MPXDP_SHARED_H */

@@ -277,7 +277,8 @@ void ConnectionImpl::process(std::uint16_t link, const RxPacket& packet, const w
     links_.queueRelease(link, packet);
     return;
   }
-  if (!paths_[link].acks.onPacket(header.packetNumber, nowNs, packet.length, ackEliciting)) {
+  const std::uint64_t receivedNs = receivedAtNs(packet, nowNs);
+  if (!paths_[link].acks.onPacket(header.packetNumber, receivedNs, packet.length, ackEliciting)) {
     // A packet number seen before: a duplicate or a replay, never processed
     // twice, and no sign of life (a restarted peer's stateless CLOSEs, numbered
     // from 0, would otherwise keep a dead connection alive). A CLOSE with an
@@ -292,7 +293,7 @@ void ConnectionImpl::process(std::uint16_t link, const RxPacket& packet, const w
   offset = 0;
   while (offset < body.size()) {
     const auto parsed = wire::parseFrame(body.subspan(offset));
-    handleFrame(link, parsed.value.frame, header, nowNs);
+    handleFrame(link, parsed.value.frame, header, nowNs, receivedNs);
     offset += parsed.value.length;
   }
   if (data && !done()) {
@@ -317,8 +318,18 @@ void ConnectionImpl::process(std::uint16_t link, const RxPacket& packet, const w
   }
 }
 
+// When the packet reached the host, for the peer's delivery-rate and delay
+// samples: the transport's stamp when it has a plausible one (not after the
+// batch was read, not more than a second before), else the time of the read.
+std::uint64_t ConnectionImpl::receivedAtNs(const RxPacket& packet, std::uint64_t nowNs) noexcept {
+  constexpr std::uint64_t kMaxStampAgeNs = 1'000'000'000;
+  const std::uint64_t at = packet.arrivalNs;
+  return at != 0 && at <= nowNs && nowNs - at <= kMaxStampAgeNs ? at : nowNs;
+}
+
 void ConnectionImpl::handleFrame(std::uint16_t link, const wire::Frame& frame,
-                                 const wire::PacketHeader& header, std::uint64_t nowNs) noexcept {
+                                 const wire::PacketHeader& header, std::uint64_t nowNs,
+                                 std::uint64_t receivedNs) noexcept {
   if (const auto* ack = std::get_if<wire::AckFrame>(&frame)) {
     if (ack->pathId >= paths_.size()) {
       ++malformed_;
@@ -336,7 +347,7 @@ void ConnectionImpl::handleFrame(std::uint16_t link, const wire::Frame& frame,
     p.pong.pathId = link;
     p.pong.pingId = ping->pingId;
     p.pong.pingSendTsNs = header.sendTsNs;
-    p.pingArrivalNs = nowNs;
+    p.pingArrivalNs = receivedNs;  // the PONG's hold covers our read lag too
   } else if (const auto* pong = std::get_if<wire::PongFrame>(&frame)) {
     if (pong->pathId >= paths_.size() || pong->pingSendTsNs > nowNs) {
       ++malformed_;

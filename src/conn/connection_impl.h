@@ -200,8 +200,10 @@ class ConnectionImpl final : public Connection, private SendHooks {
   void sendClose(std::uint64_t nowNs) noexcept;
   void sendReport(std::size_t path, std::uint64_t nowNs) noexcept;
   wire::ReportFrame makeReport() const;
+  static std::uint64_t receivedAtNs(const RxPacket& packet, std::uint64_t nowNs) noexcept;
+  // receivedNs: when the packet reached the host (receivedAtNs), for PING answers.
   void handleFrame(std::uint16_t link, const wire::Frame& frame, const wire::PacketHeader& header,
-                   std::uint64_t nowNs) noexcept;
+                   std::uint64_t nowNs, std::uint64_t receivedNs) noexcept;
   void onHello(std::uint16_t link, const wire::HelloFrame& hello, std::uint64_t nowNs) noexcept;
   void onClose(std::uint16_t link, const wire::CloseFrame& close, std::uint64_t nowNs) noexcept;
   void fail(Error error, std::uint16_t closeCode, const std::string& reason, std::uint64_t nowNs) noexcept;

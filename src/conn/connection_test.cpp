@@ -409,6 +409,42 @@ TEST(Connection, RttIsMeasuredPerPathWithPingPong) {
   }
 }
 
+// A receiver that reads its links late (a busy core, big batches) must not
+// make the paths look slower: its answers count from when each packet
+// reached the host when the transport stamps arrivals (AF_XDP does), and
+// from the read only when it cannot. Idle paths: the RTT comes from PINGs,
+// which reach the server at any time between its reads.
+TEST(Connection, ArrivalStampsKeepTheReadersLagOutOfTheRtt) {
+  constexpr std::uint64_t kDelay = 500 * kUs;
+  constexpr std::uint64_t kServerReadEvery = 2 * kMs;
+  const auto pathsWith = [&](bool stamp) {
+    std::vector<LinkSpec> links = threeLinks(kDelay, kDelay, kDelay);
+    for (auto& link : links) link.toServer.stampArrival = link.toClient.stampArrival = stamp;
+    Pair pair(configWith(reorder::ReorderKind::kWindow), std::move(links));
+    EXPECT_TRUE(pair.handshake());
+    for (std::uint64_t t = 0; t < 1000 * kMs; t += 50 * kUs) {
+      pair.clock().advance(50 * kUs);
+      EXPECT_TRUE(pair.clientEndpoint().poll().ok());
+      if (t % kServerReadEvery == 0) {
+        EXPECT_TRUE(pair.serverEndpoint().poll().ok());
+      }
+    }
+    return pair.client().stats().paths;
+  };
+  const auto stamped = pathsWith(true);
+  const auto unstamped = pathsWith(false);
+  ASSERT_EQ(stamped.size(), 3u);
+  ASSERT_EQ(unstamped.size(), 3u);
+  for (std::size_t p = 0; p < 3; ++p) {
+    ASSERT_TRUE(stamped[p].rttValid && unstamped[p].rttValid) << p;
+    // Two link delays and the client's own polling step (1.12 ms when written).
+    EXPECT_EQ(stamped[p].rttMinNs, 2 * kDelay) << p;
+    EXPECT_LE(stamped[p].srttNs, 2 * kDelay + 250 * kUs) << p;
+    // Read every 2 ms, a PING waits a millisecond on average (1.8 ms).
+    EXPECT_GE(unstamped[p].srttNs, 2 * kDelay + 500 * kUs) << p;
+  }
+}
+
 TEST(Connection, BidirectionalDataFlowsBothWaysInOrder) {
   Pair pair(configWith(reorder::ReorderKind::kWindow), threeLinks(100 * kUs, 300 * kUs, 600 * kUs),
             DataDirection::kBoth);

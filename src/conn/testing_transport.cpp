@@ -130,7 +130,8 @@ class MemoryRxEnd final : public PacketIo {
       std::pop_heap(heap.begin(), heap.end(), MemoryWire::later);
       const MemoryWire::InFlight packet = heap.back();
       heap.pop_back();
-      out[n++] = RxPacket{wire_->frameData(packet.frame), packet.length, packet.frame};
+      out[n++] = RxPacket{wire_->frameData(packet.frame), packet.length, packet.frame,
+                          wire_->options_.stampArrival ? packet.arrivalNs : 0};
       ++stats_.rxPackets;
       stats_.rxBytes += packet.length;
       ++wire_->packetsReceived_;

@@ -24,6 +24,9 @@ struct MemoryLinkOptions {
   // index = packets committed on this link so far (0-based).
   std::function<bool(std::uint64_t index, std::span<const std::uint8_t> payload)> drop;
   std::function<std::uint64_t(std::uint64_t index)> extraDelayNs;
+  // Received packets carry their arrival time (RxPacket::arrivalNs), as the
+  // XDP transport's do; else 0, as the kernel-UDP transport's.
+  bool stampArrival = false;
 };
 
 // The state shared by both ends of one link.

@@ -6,6 +6,8 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <cstddef>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -14,6 +16,7 @@
 #include "bits.h"
 #include "codec.h"
 #include "frame_allocator.h"
+#include "mpxdp_shared.h"
 #include "netlink_route.h"
 #include "steering.h"
 #include "traffic_counters.h"
@@ -437,6 +440,19 @@ class XdpPacketIo final : public PacketIo {
     return Answer{outer.value, addressing.dstIp, addressing.dstPort};
   }
 
+  // The XDP program's arrival time in front of the frame's data, 0 without
+  // one. The magic is cleared so a recycled frame never shows a stale stamp.
+  static std::uint64_t takeArrivalStamp(xsk::Umem& umem, std::uint64_t addr) noexcept {
+    if (addr - umem.frameBase(addr) < sizeof(mpxdp_rx_meta)) return 0;
+    std::uint8_t* raw = umem.at(addr) - sizeof(mpxdp_rx_meta);
+    mpxdp_rx_meta meta;
+    std::memcpy(&meta, raw, sizeof(meta));
+    if (meta.magic != MPXDP_RX_META_MAGIC) return 0;
+    const std::uint32_t cleared = 0;
+    std::memcpy(raw + offsetof(mpxdp_rx_meta, magic), &cleared, sizeof(cleared));
+    return meta.rx_ns;
+  }
+
   // What receive() takes from one socket; malformed frames go straight back.
   std::size_t receiveFrom(std::size_t qi, std::span<RxPacket> out, std::uint64_t& bytes) noexcept {
     QueueSocket& q = *queues_[qi];
@@ -456,12 +472,14 @@ class XdpPacketIo final : public PacketIo {
       const std::uint8_t* frame = q.umem->at(desc.addr);
       auto parsed = wire::decodeOuter(std::span<const std::uint8_t>(frame, desc.len));
       if (!parsed.ok() || parsed.value.dstPort != config_.localPort) {
+        (void)takeArrivalStamp(*q.umem, desc.addr);
         recycle_[dropped++] = q.umem->frameBase(desc.addr);
         continue;
       }
       out[got].data = frame + parsed.value.udpPayloadOffset;
       out[got].length = static_cast<std::uint32_t>(parsed.value.udpPayloadLen);
       out[got].handle = tag | desc.addr;
+      out[got].arrivalNs = takeArrivalStamp(*q.umem, desc.addr);
       bytes += parsed.value.udpPayloadLen;
       ++got;
     }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "codec.h"
+#include "mpxdp/clock.h"
 #include "netlink_route.h"
 #include "privilege.h"
 #include "steering.h"
@@ -147,6 +148,8 @@ struct TransferResult {
   std::uint64_t received = 0;
   std::uint64_t corrupt = 0;
   double seconds = 0;
+  std::uint64_t stamped = 0;           // with the XDP program's arrival time
+  std::uint64_t stampsImplausible = 0;  // stamped after the batch was read
 };
 
 // Sends total packets in batches, draining the receiver after each batch so
@@ -182,7 +185,12 @@ TransferResult transfer(PacketIo& sender, PacketIo& receiver, std::uint64_t tota
         (void)sender.flushTx();
         continue;
       }
+      const std::uint64_t readNs = MonotonicClock().nowNs();
       for (std::size_t i = 0; i < *got; ++i) {
+        if (rx[i].arrivalNs != 0) {
+          ++result.stamped;
+          if (rx[i].arrivalNs > readNs) ++result.stampsImplausible;
+        }
         std::uint64_t seq = 0;
         if (!payloadIntact(rx[i], &seq) || seq >= total || seen[seq]) {
           ++result.corrupt;
@@ -297,6 +305,10 @@ TEST_F(XdpPacketIoTest, XdpToXdpThroughTheSteeringProgram) {
   const TransferResult result = transfer(*sender, *receiver, kTotal, 64);
   EXPECT_EQ(result.received, kTotal);
   EXPECT_EQ(result.corrupt, 0u);
+  // veth keeps XDP metadata and copy mode copies it: every packet carries the
+  // time the steering program saw it, never later than user space read it.
+  EXPECT_EQ(result.stamped, kTotal);
+  EXPECT_EQ(result.stampsImplausible, 0u);
   std::printf(
       "[ perf     ] AF_XDP copy mode, veth, batch 64, paced: %llu packets in %.3f s = %.0f packets/s\n",
       static_cast<unsigned long long>(result.received), result.seconds, result.received / result.seconds);
@@ -378,6 +390,7 @@ TEST_F(XdpPacketIoTest, KernelUdpSenderIntoXdpReceiver) {
   const TransferResult result = transfer(*sender, *receiver, kTotal, 32);
   EXPECT_EQ(result.received, kTotal);
   EXPECT_EQ(result.corrupt, 0u);
+  EXPECT_EQ(result.stamped, kTotal);
   EXPECT_EQ(receiver->stats().rxMalformed, 0u);
 }
 
