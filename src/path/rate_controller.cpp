@@ -112,7 +112,15 @@ class AutoRateController final : public RateController {
     if (episode_) episodePeak_ = std::max(episodePeak_, queueDelay_);
     srtt_ = s.srttNs;
     smoothedLoss_ = s.lossRate;
-    if (s.deliveryRateBps != 0 && !s.appLimited) roundFull_ = true;
+    // A queue at the path's bottleneck also says the path is full, when the
+    // samples are app-limited only because the sender (CPU) cannot supply
+    // the startup rate: without it startup never ends and paces at twice
+    // the path's rate, which costs the sender more per packet (a queue at the
+    // link's shaper) than it gains.
+    if (s.deliveryRateBps != 0 &&
+        (!s.appLimited || (s.owdValid && s.queueDelayNs > queueThreshold() / 4))) {
+      roundFull_ = true;
+    }
     roundAcked_ += s.ackedBytes;
     if (s.deliveryRateBps != 0) {
       // A tbf bucket that filled while the queue was empty lets a burst
@@ -437,7 +445,7 @@ class AutoRateController final : public RateController {
   std::uint64_t rng_;
   std::uint64_t initialRate_ = 0;
   RatePhase phase_ = RatePhase::kStartup;
-  bool roundFull_ = false;  // this round had a delivery sample that was not app-limited
+  bool roundFull_ = false;  // this round had a delivery sample that was not app-limited, or a queue
   std::uint64_t pacing_ = 0;
   std::uint64_t seed_ = 0;
   WindowedMax<std::uint64_t> bw_;  // time unit: rounds

@@ -467,5 +467,31 @@ TEST(RateControllerTest, AppLimitedRoundsDoNotEndStartup) {
   EXPECT_NE(c.phase(), RatePhase::kStartup);
 }
 
+// A sender short of CPU cannot supply startup's twice the estimate, so its
+// samples are app-limited although the path is full: a queue at the path's
+// bottleneck says so, and flat rounds with one end startup (it paced at twice
+// the link rate for a whole transfer on the test bed, the link's shaper then
+// queueing every packet at a cost the sender paid in CPU).
+TEST(RateControllerTest, AppLimitedRoundsWithAQueueEndStartup) {
+  auto made = makeRateController(autoOptions());
+  ASSERT_TRUE(made.ok());
+  RateController& c = **made;
+  std::uint64_t t = 0;
+  for (int round = 0; round < 10 && c.phase() == RatePhase::kStartup; ++round, t += 10'000'000) {
+    AckSample sample;
+    sample.nowNs = t;
+    sample.deliveryRateBps = 300'000'000;
+    sample.appLimited = true;
+    sample.srttNs = 1'000'000;
+    sample.minRttNs = 1'000'000;
+    sample.owdValid = true;
+    sample.queueDelayNs = 700'000;  // above a quarter of the 2 ms threshold, below it
+    sample.ackedBytes = 375'000;
+    c.onAck(sample);
+  }
+  EXPECT_NE(c.phase(), RatePhase::kStartup);
+  EXPECT_LT(c.pacingRateBps(), 2 * c.bandwidthEstimateBps());
+}
+
 }  // namespace
 }  // namespace mpxdp::path
