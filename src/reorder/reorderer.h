@@ -4,7 +4,9 @@
 //
 // Kinds:
 //  - window: ring indexed by global seq with occupancy bitmaps; O(1) insert and
-//    in-order release. Holes are declared lost when (a) no held packet may be held
+//    in-order release (a packet for the head is delivered at once, never stored;
+//    a push above the head hole only checks whether that hole may now be lost).
+//    Holes are declared lost when (a) no held packet may be held
 //    longer than the hole timeout (measured from when the earliest-arrived held
 //    packet was read: max(push's nowNs, arrivalNs)), (b) fast loss: every active
 //    path (one that delivered within the timeout) delivered its last

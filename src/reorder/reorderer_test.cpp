@@ -12,6 +12,8 @@
 #include <tuple>
 #include <vector>
 
+#include "seq_bits.h"
+
 namespace mpxdp::reorder {
 namespace {
 
@@ -838,6 +840,126 @@ TEST(WindowReordererTest, SequencesWrapAroundUint64Max) {
   reorderer->push(pkt(64), now, sink);
   reorderer->push(pkt(70), now, sink);
   EXPECT_EQ(sink.lostRuns, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{3, 4}}));
+}
+
+// Range updates cross word boundaries and the ring's end, and touch nothing else.
+TEST(SeqBitmapTest, RangesCrossWordsAndTheRingEnd) {
+  detail::SeqBitmap occupied(128);
+  detail::SeqBitmap delivered(128);
+  const std::uint64_t first = 1000 * 128 + 120;  // slots 120 .. 127, then 0 .. 75
+  occupied.assignRange(first, 84, true);
+  delivered.set(first + 84);
+  for (std::uint64_t seq = first - 10; seq < first + 100; ++seq) {
+    EXPECT_EQ(occupied.test(seq), seq >= first && seq < first + 84) << seq;
+  }
+  EXPECT_EQ(occupied.find(first, 128, false), 84U);
+  occupied.moveRange(delivered, first + 4, 70);
+  for (std::uint64_t seq = first; seq < first + 90; ++seq) {
+    const bool moved = seq >= first + 4 && seq < first + 74;
+    EXPECT_EQ(occupied.test(seq), seq < first + 84 && !moved) << seq;
+    EXPECT_EQ(delivered.test(seq), moved || seq == first + 84) << seq;
+  }
+  occupied.assignRange(first, 128, false);  // a whole ring's worth
+  EXPECT_EQ(occupied.find(first, 128, true), 128U);
+  delivered.assignRange(first + 8, 64, false);  // exactly one whole word: slots 0 .. 63
+  EXPECT_EQ(delivered.find(first + 8, 64, true), 64U);
+  EXPECT_TRUE(delivered.test(first + 72));
+  EXPECT_TRUE(delivered.test(first + 4));
+  EXPECT_FALSE(delivered.test(first + 2));
+}
+
+// A packet that arrives for the head is handed to the sink without being stored;
+// the ones behind it come out of the ring with their hold time.
+TEST(WindowReordererTest, HeadGoesOutOnArrivalAndTheRunBehindItKeepsItsHold) {
+  auto options = windowOptions(64);
+  options.pathCount = 2;
+  auto reorderer = make(options);
+  Recorder sink;
+  reorderer->push(pkt(0, 0, 0, 100), 100, sink);
+  reorderer->push(pkt(2, 0, 1, 200), 200, sink);
+  reorderer->push(pkt(3, 1, 0, 300), 300, sink);
+  EXPECT_EQ(reorderer->stats().held, 2U);
+  reorderer->push(pkt(1, 1, 1, 450), 450, sink);
+  ASSERT_EQ(sink.deliveredSeqs(), (std::vector<std::uint64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(sink.delivered[0].holdNs, 0U);
+  EXPECT_EQ(sink.delivered[1].holdNs, 0U);
+  EXPECT_EQ(sink.delivered[2].holdNs, 250U);
+  EXPECT_EQ(sink.delivered[3].holdNs, 150U);
+  EXPECT_EQ(sink.delivered[3].packet.pathId, 1U);
+  EXPECT_EQ(sink.delivered[3].packet.sendTsNs, 300U);
+  EXPECT_EQ(reorderer->stats().held, 0U);
+  EXPECT_EQ(reorderer->nextDeadlineNs(), kMax);
+  // The head again, with nothing held; then its duplicate.
+  reorderer->push(pkt(4, 0, 2, 500), 500, sink);
+  reorderer->push(pkt(4, 0, 2, 510), 510, sink);
+  EXPECT_EQ(sink.deliveredSeqs().back(), 4U);
+  ASSERT_EQ(sink.discarded.size(), 1U);
+  EXPECT_EQ(sink.discarded[0].reason, Reason::kDuplicate);
+  const ReorderStats stats = reorderer->stats();
+  EXPECT_EQ(stats.delivered, 5U);
+  EXPECT_EQ(stats.outOfOrderArrived, 1U);
+}
+
+// Whatever way a packet leaves the window reorderer (on arrival, once its hole is
+// filled, after a timeout, a forced window move or a jump, at flush; or discarded),
+// deliver() and discard() get the record that was pushed, every field of it, even
+// after the ring wrapped many times; and the hold is the time since it arrived.
+TEST(WindowReordererTest, SinkGetsEachPushedRecordWholeAfterManyWraps) {
+  struct TimedRecorder final : DeliverySink {
+    std::uint64_t nowNs = 0;  // the time of the push, poll or flush under way
+    std::vector<std::pair<ArrivingPacket, std::uint64_t>> delivered;  // record, expected hold
+    std::vector<Recorder::Delivery> got;
+    std::vector<ArrivingPacket> discarded;
+    void deliver(const ArrivingPacket& packet, std::uint64_t holdNs) override {
+      got.push_back({packet, holdNs});
+      delivered.emplace_back(packet, nowNs - packet.arrivalNs);
+    }
+    void lost(std::uint64_t /*firstSeq*/, std::uint64_t /*count*/) override {}
+    void discard(const ArrivingPacket& packet, Reason /*reason*/) override { discarded.push_back(packet); }
+  };
+  auto same = [](const ArrivingPacket& a, const ArrivingPacket& b) {
+    return a.globalSeq == b.globalSeq && a.pathId == b.pathId && a.pathPacketNumber == b.pathPacketNumber &&
+           a.sendTsNs == b.sendTsNs && a.arrivalNs == b.arrivalNs && a.cookie == b.cookie;
+  };
+  for (std::uint64_t seed = 1; seed <= 40; ++seed) {
+    SCOPED_TRACE(seed);
+    const std::uint64_t firstSeq = seed % 2 == 0 ? kMax - 1000 : seed * 7919;
+    Scenario s = permutedScenario(seed, firstSeq, 4000, seed % 4 == 0 ? 150 : 40, 0.02, 0.01);
+    std::map<std::uint64_t, ArrivingPacket> pushed;  // by cookie
+    for (ArrivingPacket& p : s.arrivals) {
+      p.sendTsNs = p.arrivalNs - 1000 - p.cookie % 977;  // distinct per record
+      pushed[p.cookie] = p;
+    }
+    auto options = windowOptions(64, 20'000);  // 4000 packets: the ring wraps ~60 times
+    options.pathCount = 3;
+    options.initialSeq = firstSeq;
+    auto reorderer = make(options);
+    TimedRecorder sink;
+    for (const ArrivingPacket& p : s.arrivals) {
+      sink.nowNs = p.arrivalNs;
+      reorderer->push(p, p.arrivalNs, sink);
+      if (p.cookie % 5 == 0) reorderer->poll(p.arrivalNs, sink);
+    }
+    reorderer->flush(sink);  // at the last time pushed or polled, which nowNs still holds
+    ASSERT_EQ(sink.got.size() + sink.discarded.size(), s.arrivals.size());
+    const ReorderStats stats = reorderer->stats();
+    for (std::size_t i = 0; i < sink.got.size(); ++i) {
+      const ArrivingPacket& got = sink.got[i].packet;
+      ASSERT_TRUE(same(got, pushed.at(got.cookie))) << "delivery " << i << " seq " << got.globalSeq;
+      // (Evidence of a jump is held from when the jump is followed, not from its arrival.)
+      if (stats.jumps == 0) {
+        ASSERT_EQ(sink.got[i].holdNs, sink.delivered[i].second) << "delivery " << i;
+      } else {
+        ASSERT_LE(sink.got[i].holdNs, sink.delivered[i].second) << "delivery " << i;
+      }
+    }
+    for (const ArrivingPacket& got : sink.discarded) ASSERT_TRUE(same(got, pushed.at(got.cookie)));
+    EXPECT_EQ(stats.held, 0U);
+    EXPECT_GT(stats.lost, 0U);
+    if (seed % 4 == 0) {
+      EXPECT_GT(stats.implausible + stats.late + stats.outOfWindow, 0U);
+    }
+  }
 }
 
 // A path of the real test bed: a FIFO queue whose delay wanders (a bounded random

@@ -2,7 +2,9 @@
 // a power-of-two ring bitmap indexed by sequence number.
 #pragma once
 
+#include <algorithm>
 #include <bit>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -32,6 +34,20 @@ class SeqBitmap {
     words_[slot >> 6] &= ~(std::uint64_t{1} << (slot & 63));
   }
   void assign(std::uint64_t seq, bool value) noexcept { value ? set(seq) : clear(seq); }
+  // Sets or clears [from, from + count), a word at a time. count <= size.
+  void assignRange(std::uint64_t from, std::uint64_t count, bool value) noexcept {
+    forEachWord(from, count, [&](std::size_t index, std::uint64_t bits) {
+      words_[index] = value ? (words_[index] | bits) : (words_[index] & ~bits);
+    });
+  }
+  // Clears [from, from + count) here and sets it in `to`, a bitmap of the same
+  // size, in one pass. count <= size.
+  void moveRange(SeqBitmap& to, std::uint64_t from, std::uint64_t count) noexcept {
+    forEachWord(from, count, [&](std::size_t index, std::uint64_t bits) {
+      words_[index] &= ~bits;
+      to.words_[index] |= bits;
+    });
+  }
 
   // Offset from `from` of the first set (wantSet) or clear bit within
   // [from, from + limit), or limit when there is none. limit <= size.
@@ -52,6 +68,20 @@ class SeqBitmap {
   }
 
  private:
+  // Calls apply(word index, bits) for each word [from, from + count) touches.
+  template <typename Apply>
+  void forEachWord(std::uint64_t from, std::uint64_t count, Apply apply) const noexcept {
+    while (count > 0) {
+      const std::uint64_t slot = from & mask_;
+      const std::uint64_t bit = slot & 63;
+      const std::uint64_t span = std::min<std::uint64_t>(count, 64 - bit);
+      const std::uint64_t ones = span == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << span) - 1;
+      apply(static_cast<std::size_t>(slot >> 6), ones << bit);
+      from += span;
+      count -= span;
+    }
+  }
+
   std::vector<std::uint64_t> words_;
   std::uint64_t mask_;
 };

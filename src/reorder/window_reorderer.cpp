@@ -130,19 +130,31 @@ class WindowReorderer final : public Reorderer {
     // caller pushes a batch as of its last full drain of every link, and after a
     // pause (descheduled thread) that moment can lie long before the packet came in.
     const std::uint64_t heldSinceNs = std::max(nowNs, packet.arrivalNs);
-    // It fills the head hole: the oldest held packet waited exactly as long as needed.
-    if (seq == next_ && stats_.held > 0) {
-      noteHoldNeeded(heldSinceNs - std::min(heldSinceNs, oldestHeldSinceNs()));
-    }
-    slots_[seq & mask_] = Slot{packet, heldSinceNs};
-    occupied_.set(seq);
-    ++stats_.held;
-    arrivals_[arrivalsTail_++ & arrivalsMask_] = seq;
     if (seqLess(maxSeen_, seq)) {
       maxSeen_ = seq;
     } else {
       ++stats_.outOfOrderArrived;
     }
+    if (seq == next_) {
+      // The head goes out at once (held 0 ns) without a trip through the ring;
+      // release() then delivers the run it completes.
+      if (stats_.held == 0) {
+        deliverHead(packet, sink);
+        return;
+      }
+      // It fills the head hole: the oldest held packet waited exactly as long as needed.
+      noteHoldNeeded(heldSinceNs - std::min(heldSinceNs, oldestHeldSinceNs()));
+      deliverHead(packet, sink);
+      release(nowNs, sink);
+      return;
+    }
+    slots_[seq & mask_] = Slot{packet, heldSinceNs};
+    occupied_.set(seq);
+    ++stats_.held;
+    arrivals_[arrivalsTail_++ & arrivalsMask_] = Arrival{seq, heldSinceNs};
+    // Above the head hole it releases nothing by itself (release() left no run at
+    // the head); only a timeout or fast loss could move the head now.
+    if (options_.reliable || !headMayBeLost(nowNs)) return;
     release(nowNs, sink);
   }
 
@@ -179,6 +191,12 @@ class WindowReorderer final : public Reorderer {
   struct Slot {
     ArrivingPacket packet;
     std::uint64_t heldSinceNs = 0;  // max(nowNs at push, arrivalNs)
+  };
+  // An entry of arrivals_. It repeats the slot's heldSinceNs so the hold of the
+  // oldest packet is one load, not three dependent ones.
+  struct Arrival {
+    std::uint64_t seq = 0;
+    std::uint64_t heldSinceNs = 0;
   };
   // Packet numbers [firstNumber, endNumber) missing on a path: they were sent
   // between the data packets with global seqs low and high (exclusive; high is
@@ -283,7 +301,11 @@ class WindowReorderer final : public Reorderer {
     }
     if (pathAhead > 1) {
       // A new gap: the missing ones were sent between the previous highest and this packet.
-      if (path.gapEnd - path.gapFirst == kGapsPerPath) ++path.gapFirst;
+      if (path.gapEnd - path.gapFirst == kGapsPerPath) {
+        ++path.gapFirst;
+      } else {
+        ++gapsKept_;
+      }
       const auto missing = static_cast<std::uint64_t>(pathAhead - 1);
       path.gaps[path.gapEnd++ % kGapsPerPath] =
           Gap{path.highestGlobalSeq,
@@ -387,7 +409,7 @@ class WindowReorderer final : public Reorderer {
   // witness gap still misses), 0 when fast loss cannot decide. `witness` is the
   // gap that vouched.
   std::uint64_t fastLossSpan(std::uint64_t nowNs, Gap*& witness) noexcept {
-    if (!options_.fastLoss) return 0;
+    if (!options_.fastLoss || gapsKept_ == 0) return 0;
     if (unknownPathSeen_ && within(nowNs, unknownPathAtNs_, timeoutNs_)) return 0;
     // (b) first: without loss there is no open gap, and this is all the work done.
     witness = nullptr;
@@ -427,6 +449,7 @@ class WindowReorderer final : public Reorderer {
       Gap& gap = path.gaps[path.gapFirst % kGapsPerPath];
       if (gap.open > 0 && (!gap.highKnown || seqLess(next_, gap.high))) return &gap;
       ++path.gapFirst;
+      --gapsKept_;
     }
     return nullptr;
   }
@@ -440,15 +463,31 @@ class WindowReorderer final : public Reorderer {
     }
   }
 
-  void deliverHead(std::uint64_t nowNs, DeliverySink& sink) {
-    const Slot& slot = slots_[next_ & mask_];
-    occupied_.clear(next_);
+  // Delivers the packet for next_, which was never stored.
+  void deliverHead(const ArrivingPacket& packet, DeliverySink& sink) {
     delivered_.set(next_);
-    --stats_.held;
     ++stats_.delivered;
-    sink.deliver(slot.packet, nowNs > slot.heldSinceNs ? nowNs - slot.heldSinceNs : 0);
     ++next_;
     if (releasedCount_ < size_) ++releasedCount_;
+    sink.deliver(packet, 0);
+  }
+
+  // Delivers the run of count held packets from next_ on. The bookkeeping is
+  // done once for the run: the sink's virtual call makes the compiler reload
+  // every member after it.
+  void deliverRun(std::uint64_t count, std::uint64_t nowNs, DeliverySink& sink) {
+    const Slot* slots = slots_.data();
+    const std::uint64_t first = next_;
+    const std::uint64_t mask = mask_;
+    for (std::uint64_t seq = first; seq != first + count; ++seq) {
+      const Slot& slot = slots[seq & mask];
+      sink.deliver(slot.packet, nowNs > slot.heldSinceNs ? nowNs - slot.heldSinceNs : 0);
+    }
+    occupied_.moveRange(delivered_, first, count);
+    stats_.held -= count;
+    stats_.delivered += count;
+    next_ = first + count;
+    releasedCount_ = std::min(size_, releasedCount_ + count);
   }
 
   // heldSinceNs: since when the hole was waited for (for a late arrival's hold sample).
@@ -462,13 +501,13 @@ class WindowReorderer final : public Reorderer {
     if (fast) stats_.lostFast += count;
     // Only the last size_ of them stay in the history.
     const std::uint64_t remembered = std::min<std::uint64_t>(count, size_);
-    for (std::uint64_t seq = next_ + count - remembered; seq != next_ + count; ++seq) delivered_.clear(seq);
+    delivered_.assignRange(next_ + count - remembered, remembered, false);
     next_ += count;
     releasedCount_ = std::min<std::uint64_t>(size_, releasedCount_ + count);
   }
 
   void dropReleasedArrivals() noexcept {
-    while (arrivalsHead_ != arrivalsTail_ && seqLess(arrivals_[arrivalsHead_ & arrivalsMask_], next_)) {
+    while (arrivalsHead_ != arrivalsTail_ && seqLess(arrivals_[arrivalsHead_ & arrivalsMask_].seq, next_)) {
       ++arrivalsHead_;
     }
   }
@@ -486,35 +525,38 @@ class WindowReorderer final : public Reorderer {
 
   // release() keeps the front of arrivals_ on a held packet.
   std::uint64_t oldestHeldSinceNs() const noexcept {
-    return slots_[arrivals_[arrivalsHead_ & arrivalsMask_] & mask_].heldSinceNs;
+    return arrivals_[arrivalsHead_ & arrivalsMask_].heldSinceNs;
+  }
+
+  // False when release() would certainly not declare the head hole lost now.
+  bool headMayBeLost(std::uint64_t nowNs) const noexcept {
+    return timedOut(oldestHeldSinceNs(), nowNs) || (options_.fastLoss && gapsKept_ > 0);
   }
 
   // Delivers in-order runs and declares the head hole lost when it timed out or
   // every active path passed it.
   void release(std::uint64_t nowNs, DeliverySink& sink) {
     while (stats_.held > 0) {
-      const std::uint64_t run = occupied_.find(next_, size_, false);
-      for (std::uint64_t i = 0; i < run; ++i) deliverHead(nowNs, sink);
-      if (stats_.held == 0 || options_.reliable) break;
-      const std::uint64_t gap = occupied_.find(next_, size_, true);
+      if (occupied_.test(next_)) {
+        const std::uint64_t run = occupied_.find(next_, size_, false);
+        deliverRun(run, nowNs, sink);
+        if (stats_.held == 0) break;
+      }
       dropReleasedArrivals();
+      if (options_.reliable) return;
       const std::uint64_t heldSince = oldestHeldSinceNs();
       if (timedOut(heldSince, nowNs)) {
-        declareLost(gap, false, heldSince, sink);
+        declareLost(occupied_.find(next_, size_, true), false, heldSince, sink);
         continue;
       }
       Gap* witness = nullptr;
       const std::uint64_t passed = fastLossSpan(nowNs, witness);
-      if (passed == 0) break;
-      const std::uint64_t count = std::min(gap, passed);
+      if (passed == 0) return;
+      const std::uint64_t count = std::min(occupied_.find(next_, size_, true), passed);
       witness->open -= static_cast<std::uint32_t>(count);
       declareLost(count, true, heldSince, sink);
     }
-    if (stats_.held == 0) {
-      arrivalsHead_ = arrivalsTail_;
-    } else {
-      dropReleasedArrivals();
-    }
+    arrivalsHead_ = arrivalsTail_;
   }
 
   // ---- Far-ahead packets (ahead of next_ by a window or more) -----------------
@@ -657,7 +699,7 @@ class WindowReorderer final : public Reorderer {
       }
       const std::uint64_t limit = std::min<std::uint64_t>(distance, size_);
       const std::uint64_t run = occupied_.find(next_, limit, false);
-      for (std::uint64_t i = 0; i < run; ++i) deliverHead(nowNs, sink);
+      deliverRun(run, nowNs, sink);
       if (run == limit) continue;
       const std::uint64_t gap = occupied_.find(next_, limit - run, true);
       declareLost(gap, false, nowNs, sink);
@@ -674,11 +716,12 @@ class WindowReorderer final : public Reorderer {
   SeqBitmap delivered_;  // for the last releasedCount_ seqs below next_: delivered (1) or lost (0)
   // Held packets in push order (with already released ones skipped lazily): the
   // front is the one held longest. At most 2 windows of entries are live.
-  std::vector<std::uint64_t> arrivals_;  // seqs
+  std::vector<Arrival> arrivals_;
   const std::uint64_t arrivalsMask_;
   std::uint64_t arrivalsHead_ = 0;
   std::uint64_t arrivalsTail_ = 0;
   std::array<PathState, kMaxReorderPaths> paths_{};
+  std::uint32_t gapsKept_ = 0;  // gaps in all paths' rings: none, no fast loss to look for
   std::vector<Slot> jumpSlots_;
   std::array<JumpPath, kMaxReorderPaths> jump_{};
   std::uint32_t jumpHeld_ = 0;  // evidence packets held in jump_
