@@ -117,8 +117,7 @@ class AutoRateController final : public RateController {
     // the startup rate: without it startup never ends and paces at twice
     // the path's rate, which costs the sender more per packet (a queue at the
     // link's shaper) than it gains.
-    if (s.deliveryRateBps != 0 &&
-        (!s.appLimited || (s.owdValid && s.queueDelayNs > queueThreshold() / 4))) {
+    if (s.deliveryRateBps != 0 && (!s.appLimited || (s.owdValid && s.queueDelayNs > queueThreshold() / 4))) {
       roundFull_ = true;
     }
     roundAcked_ += s.ackedBytes;
@@ -141,6 +140,15 @@ class AutoRateController final : public RateController {
       // sample the seed counts as the estimate: a path that carried only
       // PINGs must not start from their rate.
       const std::uint64_t floor = bw_.valid() ? bw() : seed_;
+      // Probing, capacity is found by the probes: between them we send at
+      // most at the estimate, so a sample above it is a shaper's bucket that
+      // refilled while we sent below its rate (after a back-off or a
+      // probe-down), not capacity. Raising on those kept the estimate of a
+      // 100 Mbit/s link at 113-118. Not while backing off for a queue: when
+      // a loss-based flow that fills it backs off, our queued packets come
+      // out faster, and that is how we win our share back.
+      if (phase_ == RatePhase::kProbe && !evaluating_ && !episode_ && bw_.valid())
+        sample = std::min(sample, bw());
       if (!lossOnly_ && (!s.appLimited || sample > floor)) bw_.update(kBwWindowRounds, roundCount_, sample);
       // Only the second half of the probe counts: its start may ride a tbf
       // bucket that refilled while the queue was empty.

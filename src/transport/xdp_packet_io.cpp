@@ -445,7 +445,7 @@ class XdpPacketIo final : public PacketIo {
   static std::uint64_t takeArrivalStamp(xsk::Umem& umem, std::uint64_t addr) noexcept {
     if (addr - umem.frameBase(addr) < sizeof(mpxdp_rx_meta)) return 0;
     std::uint8_t* raw = umem.at(addr) - sizeof(mpxdp_rx_meta);
-    mpxdp_rx_meta meta;
+    mpxdp_rx_meta meta{};
     std::memcpy(&meta, raw, sizeof(meta));
     if (meta.magic != MPXDP_RX_META_MAGIC) return 0;
     const std::uint32_t cleared = 0;

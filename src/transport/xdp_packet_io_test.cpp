@@ -148,7 +148,7 @@ struct TransferResult {
   std::uint64_t received = 0;
   std::uint64_t corrupt = 0;
   double seconds = 0;
-  std::uint64_t stamped = 0;           // with the XDP program's arrival time
+  std::uint64_t stamped = 0;            // with the XDP program's arrival time
   std::uint64_t stampsImplausible = 0;  // stamped after the batch was read
 };
 

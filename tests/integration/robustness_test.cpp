@@ -161,8 +161,7 @@ void expectCleanDelivery(const nlohmann::json& r, const nlohmann::json& sender) 
   EXPECT_EQ(u64(r, "late_packets"), 0u);
   EXPECT_EQ(u64(r, "out_of_order_delivered"), 0u);
   EXPECT_EQ(u64(r, "corrupt_packets"), 0u);
-  EXPECT_EQ(u64(r, "delivered_packets") + u64(r, "lost_packets"),
-            u64(sender, "sent_packets") + senderDropped)
+  EXPECT_EQ(u64(r, "delivered_packets") + u64(r, "lost_packets"), u64(sender, "sent_packets") + senderDropped)
       << "sender: " << sender.dump();
 }
 
