@@ -622,6 +622,32 @@ TEST(Connection, LostTailIsDeclaredAtClose) {
   EXPECT_FALSE(pair.server().state().endedByIdleTimeout);
 }
 
+// finish() while packets still wait in a slow path's pacing queue (longer
+// than the receiver's end-drain timeout): they had their sequence numbers, so
+// they must still leave and arrive before the stream ends; the stream must not
+// end (REPORT, the sender gone) with them unsent. (A suspect for a CI failure
+// under CPU load, lost 14, late 0, delivered == sent; this setup does not
+// reproduce it.)
+TEST(Connection, PacketsQueuedAtFinishStillLeaveBeforeTheStreamEnds) {
+  auto links = threeLinks(100 * kUs, 100 * kUs, 100 * kUs);
+  links.pop_back();
+  links[0].rateBps = 1'000'000;  // a queue of ~400 ms builds here
+  ConnectionConfig config = configWith(reorder::ReorderKind::kWindow);
+  config.scheduler = sched::SchedulerKind::kRoundRobin;
+  Pair pair(config, std::move(links));
+  ASSERT_TRUE(pair.handshake());
+  constexpr std::uint64_t kCount = 200;
+  pair.sendCopying(kCount);
+  ASSERT_TRUE(pair.client().finish().ok());
+  ASSERT_TRUE(pair.runUntilDone(3'000 * kMs));
+  const ConnectionStats tx = pair.client().stats();
+  const ConnectionStats rx = pair.server().stats();
+  EXPECT_EQ(tx.packetsSent + tx.txDropped, kCount);
+  EXPECT_EQ(tx.txDropped, 0u);
+  EXPECT_EQ(rx.packetsDelivered + rx.lost, kCount);
+  EXPECT_EQ(rx.lost, rx.late) << "every packet declared lost arrived after all";
+}
+
 TEST(Connection, LostCloseEndsTheStreamAtTheIdleTimeoutAndTheSenderGivesUpOnTheReport) {
   auto links = threeLinks(100 * kUs, 500 * kUs, 2 * kMs);
   for (auto& link : links) {
