@@ -117,7 +117,7 @@ class AutoRateController final : public RateController {
     // the startup rate: without it startup never ends and paces at twice
     // the path's rate, which costs the sender more per packet (a queue at the
     // link's shaper) than it gains.
-    if (s.deliveryRateBps != 0 && (!s.appLimited || (s.owdValid && s.queueDelayNs > queueThreshold() / 4))) {
+    if (s.deliveryRateBps != 0 && (!s.appLimited || queueSeen())) {
       roundFull_ = true;
     }
     roundAcked_ += s.ackedBytes;
@@ -129,7 +129,7 @@ class AutoRateController final : public RateController {
       // Lost without a queue (random loss): the path carried what was sent,
       // the loss came after it; else the estimate would shrink by the loss
       // rate every round.
-      if (owdValid_ && queueDelay_ <= queueThreshold() / 4 && s.lossRate > 0) {
+      if (noQueue() && s.lossRate > 0) {
         sample = scale(sample, 1.0 / (1.0 - std::min(s.lossRate, kMaxRandomLossCredit)));
       }
       prevSample_ = s.deliveryRateBps;
@@ -159,7 +159,7 @@ class AutoRateController final : public RateController {
         if (delaySignal()) enterDrain(now);
         break;
       case RatePhase::kDrain:
-        if (owdValid_ && queueDelay_ <= queueThreshold() / 4) enterProbe(now);
+        if (noQueue()) enterProbe(now);
         break;
       case RatePhase::kProbe:
         // A queue that is already falling after a back-off is ours draining.
@@ -208,11 +208,15 @@ class AutoRateController final : public RateController {
   std::uint64_t queueThreshold() const noexcept {
     return std::clamp(minRtt_ / 2, kMinQueueThresholdNs, kMaxQueueThresholdNs);
   }
+  // The one-way delay shows no queue worth speaking of (a quarter of the
+  // threshold at most); unknown delay is neither.
+  bool noQueue() const noexcept { return owdValid_ && queueDelay_ <= queueThreshold() / 4; }
+  bool queueSeen() const noexcept { return owdValid_ && queueDelay_ > queueThreshold() / 4; }
   bool delaySignal() const noexcept { return !lossOnly_ && owdValid_ && queueDelay_ > queueThreshold(); }
   bool lossSignal() const noexcept {
     if (lossOnly_) return roundLostPackets_ > 0;
     const std::uint64_t total = roundAcked_ + roundLost_;
-    const bool queueing = !owdValid_ || queueDelay_ > queueThreshold() / 4;
+    const bool queueing = !noQueue();
     if (roundLostPackets_ < kLossMinPackets || total == 0) return false;
     // Without a queue, judged on the smoothed rate: one round's few packets
     // are too noisy against a high threshold.
@@ -349,7 +353,7 @@ class AutoRateController final : public RateController {
   void endRound(std::uint64_t nowNs) noexcept {
     // Background loss: what rounds without a queue lose (random loss).
     const std::uint64_t total = roundAcked_ + roundLost_;
-    if (owdValid_ && queueDelay_ <= queueThreshold() / 4 && total >= kBaselineMinBytes) {
+    if (noQueue() && total >= kBaselineMinBytes) {
       const double fraction = static_cast<double>(roundLost_) / static_cast<double>(total);
       baselineLoss_ += (std::min(fraction, kQueuelessLossThreshold) - baselineLoss_) * kBaselineGain;
     }
