@@ -31,6 +31,9 @@ struct LinkSim::Flow {
   std::unique_ptr<RateController> controller;
   PathEstimator estimator;
   std::uint64_t constantBps = 0;
+  std::uint64_t stallPeriodNs = 0;
+  std::uint64_t stallNs = 0;
+  bool stalledSinceAck = false;
   std::vector<SentInfo> sent;
   std::uint64_t nextJudge = 0;
   // Receiver (its clock runs peerOffset ahead: only OWD differences mean anything).
@@ -91,6 +94,11 @@ std::size_t LinkSim::addReno(std::uint64_t startNs) {
 
 void LinkSim::stopFlow(std::size_t flow, std::uint64_t atNs) { flows_[flow]->stopNs = atNs; }
 
+void LinkSim::setStalls(std::size_t flow, std::uint64_t periodNs, std::uint64_t stallNs) {
+  flows_[flow]->stallPeriodNs = periodNs;
+  flows_[flow]->stallNs = std::min(stallNs, periodNs);
+}
+
 void LinkSim::setLinkRate(std::uint64_t rateBps) {
   link_.rateBps = rateBps;
   const double burst = static_cast<double>(rateBps) * static_cast<double>(link_.burstNs) / kNsPerSecond;
@@ -133,6 +141,11 @@ void LinkSim::handle(const Event& event) {
         if (f.inflight == 0) f.lastAckNs = now_;
         while (static_cast<double>(f.inflight) < f.cwnd) transmit(event.flow);
         schedule(now_ + 10'000'000, kSend, event.flow);
+        return;
+      }
+      if (f.stallPeriodNs != 0 && now_ % f.stallPeriodNs < f.stallNs) {
+        f.stalledSinceAck = true;
+        schedule(now_ - now_ % f.stallPeriodNs + f.stallNs, kSend, event.flow);
         return;
       }
       transmit(event.flow);
@@ -279,7 +292,9 @@ void LinkSim::ackArrives(std::size_t flow, std::uint64_t ackIndex) {
   }
   PathEstimator& est = f.estimator;
   est.onRttSample(now_, now_ - ack.largestSendNs, ack.ackDelayNs);
-  const std::uint64_t delivery = est.onDelivered(now_, ack.bytesReceived, ack.recvTsNs, false);
+  const bool appLimited = f.stalledSinceAck;
+  f.stalledSinceAck = false;
+  const std::uint64_t delivery = est.onDelivered(now_, ack.bytesReceived, ack.recvTsNs, appLimited);
   est.onOwdSample(now_, static_cast<std::int64_t>(ack.recvTsNs - ack.largestSendNs));
   if (ackedPackets > 0) est.onAcked(now_, ackedPackets, ackedBytes);
   if (lostPackets > 0) {
@@ -289,6 +304,7 @@ void LinkSim::ackArrives(std::size_t flow, std::uint64_t ackIndex) {
   AckSample sample;
   sample.nowNs = now_;
   sample.deliveryRateBps = delivery;
+  sample.appLimited = appLimited;
   sample.ackedBytes = ackedBytes;
   sample.srttNs = est.srttNs();
   sample.minRttNs = est.minRttNs();

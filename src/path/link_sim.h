@@ -43,6 +43,10 @@ class LinkSim {
   std::size_t addConstant(std::uint64_t rateBps, std::uint64_t startNs = 0);
   std::size_t addReno(std::uint64_t startNs = 0);
   void stopFlow(std::size_t flow, std::uint64_t atNs);
+  // A sender short of CPU (an mpxdp flow): it sends nothing for stallNs at
+  // the start of every periodNs, then goes on at its pacing rate; the
+  // delivery samples whose span holds a stall are app-limited.
+  void setStalls(std::size_t flow, std::uint64_t periodNs, std::uint64_t stallNs);
 
   // tc change: rate, burst and queue limit scale with the new rate.
   void setLinkRate(std::uint64_t rateBps);

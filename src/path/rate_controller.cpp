@@ -124,8 +124,13 @@ class AutoRateController final : public RateController {
     if (s.deliveryRateBps != 0) {
       // A tbf bucket that filled while the queue was empty lets a burst
       // through above the link rate, so one short sample can exceed it: the
-      // smaller of the last two samples goes on.
-      std::uint64_t sample = prevSample_ != 0 ? std::min(prevSample_, s.deliveryRateBps) : s.deliveryRateBps;
+      // smaller of the last two samples goes on. An app-limited sample is a
+      // floor, not a measurement: it never lowers the next one (a sender
+      // that stalls now and then would otherwise pass its stalls off as the
+      // path's rate and talk the estimate down).
+      std::uint64_t sample = prevSample_ != 0 && !(prevAppLimited_ && !s.appLimited)
+                                 ? std::min(prevSample_, s.deliveryRateBps)
+                                 : s.deliveryRateBps;
       // Lost without a queue (random loss): the path carried what was sent,
       // the loss came after it; else the estimate would shrink by the loss
       // rate every round.
@@ -133,6 +138,7 @@ class AutoRateController final : public RateController {
         sample = scale(sample, 1.0 / (1.0 - std::min(s.lossRate, kMaxRandomLossCredit)));
       }
       prevSample_ = s.deliveryRateBps;
+      prevAppLimited_ = s.appLimited;
       latestSample_ = sample;
       // Loss-only: the estimate moves as TCP's window (AIMD) and the
       // samples, a queue's worth late, would undo every decrease.
@@ -230,6 +236,7 @@ class AutoRateController final : public RateController {
     seed_ = seed;
     bw_.clear();
     prevSample_ = 0;
+    prevAppLimited_ = false;
     latestSample_ = 0;
     fullBwRef_ = 0;
     flatRounds_ = 0;
@@ -462,6 +469,7 @@ class AutoRateController final : public RateController {
   std::uint64_t seed_ = 0;
   WindowedMax<std::uint64_t> bw_;  // time unit: rounds
   std::uint64_t prevSample_ = 0;
+  bool prevAppLimited_ = false;
   std::uint64_t latestSample_ = 0;
 
   bool started_ = false;

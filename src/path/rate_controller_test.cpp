@@ -224,6 +224,34 @@ TEST(RateControllerTest, BetweenProbesSamplesAboveTheEstimateDoNotRaiseIt) {
   EXPECT_GE(c.bandwidthEstimateBps(), estimate * 12 / 10);
 }
 
+// A sender short of CPU (on the test bed the links' forwarding runs in its
+// system calls) stalls now and then. Delivery samples whose span holds a
+// stall are app-limited; the smaller-of-two filter took the minimum of such a
+// sample and the next, full one, and so passed the stalls off as the path's
+// rate: a 600 Mbit/s link's estimate fell to 3 Mbit/s within 300 ms.
+TEST(RateControllerTest, AStallingSenderKeepsItsEstimate) {
+  for (const std::uint64_t rttUs : {200, 1'000, 10'000}) {
+    LinkConfig link;
+    link.rateBps = 600 * kMbit;
+    link.rttNs = rttUs * 1000;
+    LinkSim sim(link);
+    SimRun run(sim);
+    const auto flow = sim.addMpxdp(autoOptions(3));
+    sim.setStalls(flow, 10 * kMs, 3 * kMs);  // can supply 70 % of the link at most
+    run.track(flow, true);
+    run.to(kSecond);
+    const Window start = run.mark(flow);
+    std::uint64_t lowest = UINT64_MAX;
+    while (sim.now() < 5 * kSecond) {
+      run.to(sim.now() + 10 * kMs);
+      lowest = std::min(lowest, sim.controller(flow).bandwidthEstimateBps());
+    }
+    const Window steady = run.since(flow, start);
+    EXPECT_GE(steady.mbps(4 * kSecond), 0.6 * 600) << "RTT " << rttUs << " us\n" << run.trace();
+    EXPECT_GE(lowest, 600 * kMbit * 9 / 10) << "RTT " << rttUs << " us\n" << run.trace();
+  }
+}
+
 // A radio link's random loss (10 %, no queue behind it) is not congestion:
 // the rate stays near the link's (issue 9: redundant mode over a lossy link).
 TEST(RateControllerTest, RandomLossWithoutAQueueDoesNotCollapseTheRate) {
