@@ -27,6 +27,11 @@ constexpr std::uint64_t kSuspectSpreadNs = 20'000'000;
 // may have been lost while the peer waits for it).
 constexpr std::uint64_t kMaxSeqRepeatNs = 20'000'000;
 
+// The receiver ends the stream once a CLOSE came on every path, so our CLOSE
+// waits for the send queues to empty (data on a path then comes before it);
+// at most this long, when a queue cannot drain (no usable path).
+constexpr std::uint64_t kCloseQueueWaitNs = 1'000'000'000;
+
 // How far a packet number may run ahead of the highest seen on its path.
 constexpr std::uint64_t kMaxPacketNumberJump = std::uint64_t{1} << 24;
 
@@ -804,7 +809,7 @@ void ConnectionImpl::onTimers(std::uint64_t nowNs, std::uint64_t drainedNs) noex
   if (finishing_) {
     const bool burst = closeRounds_ < std::max<std::uint32_t>(config_.closeRepeats, 1);
     const std::uint64_t interval = burst ? config_.closeRepeatIntervalNs : config_.helloIntervalNs;
-    if (elapsed(nowNs, lastCloseNs_) >= interval && !peerReport_) sendClose(nowNs);
+    if (elapsed(nowNs, lastCloseNs_) >= interval && !peerReport_ && closeMayGo(nowNs)) sendClose(nowNs);
     if (!peerReport_ && elapsed(nowNs, finishNs_) >= config_.reportWaitNs) reportWaitExpired_ = true;
   }
   if (receive_ && receive_->finished() && !reportSent_) {
@@ -865,8 +870,12 @@ std::uint64_t ConnectionImpl::nextTimerNs() const noexcept {
   if (send_) next = std::min(next, send_->nextDrainNs(nowNs));
   if (finishing_ && !peerReport_) {
     const bool burst = closeRounds_ < std::max<std::uint32_t>(config_.closeRepeats, 1);
-    next = std::min({next, lastCloseNs_ + (burst ? config_.closeRepeatIntervalNs : config_.helloIntervalNs),
-                     finishNs_ + config_.reportWaitNs});
+    // A CLOSE held for the send queues goes when they drain (their drain
+    // times wake us) or at the wait's end.
+    const std::uint64_t closeAt =
+        closeMayGo(nowNs) ? lastCloseNs_ + (burst ? config_.closeRepeatIntervalNs : config_.helloIntervalNs)
+                          : finishNs_ + kCloseQueueWaitNs;
+    next = std::min({next, closeAt, finishNs_ + config_.reportWaitNs});
   }
   return next;
 }
@@ -1111,8 +1120,12 @@ Result<void> ConnectionImpl::finish() noexcept {
   send_->stop();
   finishing_ = true;
   finishNs_ = clock_.nowNs();
-  sendClose(finishNs_);
+  if (closeMayGo(finishNs_)) sendClose(finishNs_);
   return {};
+}
+
+bool ConnectionImpl::closeMayGo(std::uint64_t nowNs) const noexcept {
+  return !send_ || send_->queuesEmpty() || elapsed(nowNs, finishNs_) >= kCloseQueueWaitNs;
 }
 
 Result<std::size_t> ConnectionImpl::poll(std::span<Delivered> out) noexcept {

@@ -198,6 +198,8 @@ class ConnectionImpl final : public Connection, private SendHooks {
   void sendOnAllPaths(std::span<const wire::Frame> frames, std::uint64_t nowNs) noexcept;
   void sendHello(std::size_t path, std::uint64_t nowNs) noexcept;
   void sendClose(std::uint64_t nowNs) noexcept;
+  // Our CLOSE may go now: nothing left in the send queues, or waited long enough.
+  bool closeMayGo(std::uint64_t nowNs) const noexcept;
   void sendReport(std::size_t path, std::uint64_t nowNs) noexcept;
   wire::ReportFrame makeReport() const;
   static std::uint64_t receivedAtNs(const RxPacket& packet, std::uint64_t nowNs) noexcept;

@@ -115,6 +115,9 @@ class SendStream final : public PacketFate {
   const std::optional<Error>& lastPartialError() const noexcept { return lastError_; }
   const SendPathCounters& counters(std::size_t path) const noexcept { return paths_[path].counters; }
   std::uint64_t queuedPackets(std::size_t path) const noexcept { return paths_[path].queueCount; }
+  bool queuesEmpty() const noexcept {
+    return std::all_of(paths_.begin(), paths_.end(), [](const SendPath& p) { return p.queueCount == 0; });
+  }
   // Last time the path's queue ran empty while its pacer would have sent more
   // (the path was limited by the application, not by its rate).
   std::uint64_t lastIdleNs(std::size_t path) const noexcept { return paths_[path].lastIdleNs; }
