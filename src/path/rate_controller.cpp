@@ -128,7 +128,7 @@ class AutoRateController final : public RateController {
       // floor, not a measurement: it never lowers the next one (a sender
       // that stalls now and then would otherwise pass its stalls off as the
       // path's rate and talk the estimate down).
-      std::uint64_t sample = prevSample_ != 0 && !(prevAppLimited_ && !s.appLimited)
+      std::uint64_t sample = prevSample_ != 0 && (!prevAppLimited_ || s.appLimited)
                                  ? std::min(prevSample_, s.deliveryRateBps)
                                  : s.deliveryRateBps;
       // Lost without a queue (random loss): the path carried what was sent,
