@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <tuple>
@@ -443,7 +444,10 @@ TEST(linkCli, BackupLinkAndTenMillisecondIntervals) {
     if (line.rfind("[  1] s2", 0) == 0 || line.rfind("[  2] s1", 0) == 0) ++pathLines;
   }
   EXPECT_NE(sender->out().find("link 2: xdp:s1"), std::string::npos) << sender->out();
-  EXPECT_NE(sender->out().find("  0.010-"), std::string::npos) << sender->out();
+  // 10 ms intervals in three decimals; the first may end late on a busy
+  // machine (0.000-0.012 once under ASan), the next ones are back on the grid.
+  EXPECT_TRUE(std::regex_search(sender->out(), std::regex(R"(\[SUM\] +0\.0[1-9]0-0\.0[2-9]0 +sec)")))
+      << sender->out();
   EXPECT_GE(sums, 50u) << sender->out();
   EXPECT_GE(pathLines, 100u) << sender->out();
 
