@@ -345,7 +345,7 @@ void ConnectionImpl::handleFrame(std::uint16_t link, const wire::Frame& frame,
       ++malformed_;  // acknowledges a packet never sent
       return;
     }
-    onAckFrame(*ack, nowNs);
+    onAckFrame(*ack, nowNs, receivedNs);
   } else if (const auto* ping = std::get_if<wire::PingFrame>(&frame)) {
     PathControl& p = paths_[link];
     p.pongDue = true;
@@ -359,7 +359,8 @@ void ConnectionImpl::handleFrame(std::uint16_t link, const wire::Frame& frame,
       return;
     }
     PathControl& p = paths_[pong->pathId];
-    const std::uint64_t sincePing = nowNs - pong->pingSendTsNs;
+    const std::uint64_t answeredNs = receivedNs >= pong->pingSendTsNs ? receivedNs : nowNs;
+    const std::uint64_t sincePing = answeredNs - pong->pingSendTsNs;
     const std::uint64_t rtt = sincePing > pong->holdNs ? sincePing - pong->holdNs : sincePing;
     p.estimator.onRttSample(nowNs, rtt, 0);
     p.pingRttNs = p.pingRttValid ? (7 * p.pingRttNs + rtt) / 8 : rtt;
@@ -614,15 +615,19 @@ void ConnectionImpl::onLoss(std::size_t path, const LossCount& lost, std::uint64
   p.rate->onLoss(nowNs, lost.packets, lost.bytes);
 }
 
-void ConnectionImpl::onAckFrame(const wire::AckFrame& ack, std::uint64_t nowNs) noexcept {
+// RTT samples end when the ACK or PONG reached the host (receivedNs), so a
+// loop that reads late (coalescing, a busy core) does not inflate them.
+void ConnectionImpl::onAckFrame(const wire::AckFrame& ack, std::uint64_t nowNs,
+                                std::uint64_t receivedNs) noexcept {
   const std::size_t path = ack.pathId;
   PathControl& p = paths_[path];
   ++p.acksReceived;
   p.largestAcked = std::max(p.largestAcked, ack.largestAcked());
   p.peerBytesReceived = std::max(p.peerBytesReceived, ack.bytesReceived);
   const AckOutcome outcome = p.sent.onAck(ack, nowNs, lossDelayNs(p));
-  if (outcome.largestNewlyAcked && nowNs >= outcome.largestSendTsNs)
-    p.estimator.onRttSample(nowNs, nowNs - outcome.largestSendTsNs, std::uint64_t{ack.ackDelayUs} * 1000);
+  const std::uint64_t ackedNs = receivedNs >= outcome.largestSendTsNs ? receivedNs : nowNs;
+  if (outcome.largestNewlyAcked && ackedNs >= outcome.largestSendTsNs)
+    p.estimator.onRttSample(nowNs, ackedNs - outcome.largestSendTsNs, std::uint64_t{ack.ackDelayUs} * 1000);
   if (outcome.largestKnown) {
     p.estimator.onOwdSample(nowNs, static_cast<std::int64_t>(ack.largestRecvTsNs) -
                                        static_cast<std::int64_t>(outcome.largestSendTsNs));

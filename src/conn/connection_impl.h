@@ -165,7 +165,7 @@ class ConnectionImpl final : public Connection, private SendHooks {
                std::span<const std::uint8_t> body, std::uint64_t nowNs, std::uint64_t pushNs) noexcept;
 
   // Path control.
-  void onAckFrame(const wire::AckFrame& ack, std::uint64_t nowNs) noexcept;
+  void onAckFrame(const wire::AckFrame& ack, std::uint64_t nowNs, std::uint64_t receivedNs) noexcept;
   void onLoss(std::size_t path, const LossCount& lost, std::uint64_t nowNs) noexcept;
   void recordState(std::size_t path, PathState previous, std::uint64_t nowNs) noexcept;
   // Which paths carry data: active ones; backups when no active one is alive

@@ -445,6 +445,47 @@ TEST(Connection, ArrivalStampsKeepTheReadersLagOutOfTheRtt) {
   }
 }
 
+// The sender's own reads: an ACK or PONG that waited for its loop (receive
+// coalescing, --rx-usecs; a busy core) counts from when it reached the host.
+// The client sends and reads every 1.35 ms (out of step with the delays),
+// the server reads every 50 µs.
+TEST(Connection, ArrivalStampsKeepALateSendersLagOutOfTheRtt) {
+  constexpr std::uint64_t kDelay = 500 * kUs;
+  constexpr std::uint64_t kClientReadEvery = 1350 * kUs;
+  const auto pathsWith = [&](bool stamp) {
+    std::vector<LinkSpec> links = threeLinks(kDelay, kDelay, kDelay);
+    for (auto& link : links) link.toServer.stampArrival = link.toClient.stampArrival = stamp;
+    Pair pair(configWith(reorder::ReorderKind::kWindow), std::move(links));
+    EXPECT_TRUE(pair.handshake());
+    std::vector<std::uint8_t> payload(200);
+    std::array<Delivered, 64> out;
+    for (std::uint64_t t = 0; t < 1000 * kMs; t += 50 * kUs) {
+      pair.clock().advance(50 * kUs);
+      if (t % kClientReadEvery == 0) {
+        EXPECT_TRUE(pair.client().send(payload).ok());
+        EXPECT_TRUE(pair.clientEndpoint().poll().ok());
+      }
+      EXPECT_TRUE(pair.serverEndpoint().poll().ok());
+      auto got = pair.server().poll(out);
+      EXPECT_TRUE(got.ok());
+      if (got.ok()) pair.server().release({out.data(), *got});
+    }
+    return pair.client().stats().paths;
+  };
+  const auto stamped = pathsWith(true);
+  const auto unstamped = pathsWith(false);
+  ASSERT_EQ(stamped.size(), 3u);
+  ASSERT_EQ(unstamped.size(), 3u);
+  EXPECT_GT(stamped[0].acksReceived, 500u);  // ACKs, not PONGs alone, gave samples
+  for (std::size_t p = 0; p < 3; ++p) {
+    ASSERT_TRUE(stamped[p].rttValid && unstamped[p].rttValid) << p;
+    EXPECT_GE(stamped[p].srttNs, 2 * kDelay) << p;
+    EXPECT_LE(stamped[p].srttNs, 2 * kDelay + 100 * kUs) << p;  // + the server's polling step
+    // Read every 1.35 ms, an answer waits 0.7 ms on average.
+    EXPECT_GE(unstamped[p].srttNs, 2 * kDelay + 400 * kUs) << p;
+  }
+}
+
 TEST(Connection, BidirectionalDataFlowsBothWaysInOrder) {
   Pair pair(configWith(reorder::ReorderKind::kWindow), threeLinks(100 * kUs, 300 * kUs, 600 * kUs),
             DataDirection::kBoth);
