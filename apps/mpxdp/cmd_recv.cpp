@@ -48,6 +48,7 @@ struct RecvOptions {
   bool noUdpGso = false;
   UdpChecksum udpChecksum = UdpChecksum::kAuto;
   std::uint32_t threads = 1;
+  std::int64_t rxUsecs = -1;  // --rx-usecs; -1: the default (rxHoldoffNs)
   bool noUdpGro = false;
   std::string file;            // -F
   std::uint32_t maxPeers = 1;  // --max-peers: connections served at once
@@ -106,6 +107,7 @@ std::unique_ptr<Client> startClient(const Server& server, Connection* conn) {
   run.scheduler = options.pathControl.scheduler;
   run.pacing = options.pathControl.pacing;
   run.intervalS = options.intervalS;
+  run.rxHoldoffNs = rxHoldoffNs(options.rxUsecs, true);
   run.connId = state.connId;
   run.payloadBytes = conn->peerHello().maxPayload;
   run.totalRateBps = conn->peerHello().rateBps;
@@ -263,6 +265,7 @@ void declareRecv(CLI::App* app) {
   declareUdpOffloads(app, options.noUdpGso, options.noUdpGro);
   declareUdpChecksum(app, options.udpChecksum);
   declareThreads(app, options.threads);
+  declareRxUsecs(app, options.rxUsecs);
   app->add_option("--reliable-window", options.reliability.windowPackets,
                   "reliable mode: the receive window in payloads (power of two, 64..65536, at most --window; "
                   "default 4096)")
@@ -389,6 +392,7 @@ int runRecv(CLI::App* /*app*/) {
   std::uint64_t served = 0;
   bool failed = false;
   std::uint64_t nextNoticeNs = 0;
+  FdWaiter waiter(rxHoldoffNs(options.rxUsecs, true));
   for (;;) {
     const std::uint64_t now = monotonicNs();
     std::uint64_t wake = now + kMaxWaitNs;
@@ -425,7 +429,7 @@ int runRecv(CLI::App* /*app*/) {
       clients.push_back(startClient(server, conn));
       wake = 0;
     }
-    if (wake > now) waitOnFds(fds, std::min(wake, ep.nextDeadlineNs()));
+    if (wake > now) waiter.wait(fds, std::min(wake, ep.nextDeadlineNs()));
   }
   if (fileMode && served == 0)
     return reportError("recv",

@@ -47,6 +47,7 @@ struct SendOptions {
   bool noUdpGso = false;
   UdpChecksum udpChecksum = UdpChecksum::kAuto;
   std::uint32_t threads = 1;
+  std::int64_t rxUsecs = -1;  // --rx-usecs; -1: the default (rxHoldoffNs)
   bool noUdpGro = false;
   std::string file;  // -F
 };
@@ -139,6 +140,7 @@ void declareSend(CLI::App* app) {
   declareUdpOffloads(app, options.noUdpGso, options.noUdpGro);
   declareUdpChecksum(app, options.udpChecksum);
   declareThreads(app, options.threads);
+  declareRxUsecs(app, options.rxUsecs);
   app->add_option("--reliable-window", options.reliability.windowPackets,
                   "reliable mode: payloads in flight unacknowledged (power of two, 64..65536; default 4096)")
       ->type_name("PACKETS");
@@ -282,6 +284,7 @@ int runSend(CLI::App* app) {
   run.scheduler = options.pathControl.scheduler;
   run.pacing = options.pathControl.pacing;
   run.intervalS = options.intervalS;
+  run.rxHoldoffNs = rxHoldoffNs(options.rxUsecs, options.bidir || options.reverse);
   run.connId = conn.state().connId;
   const bool sends = conn.state().sends;
   const bool receives = conn.state().receives;
@@ -306,6 +309,7 @@ int runSend(CLI::App* app) {
   plan.source = source ? &*source : nullptr;
   plan.rateBps = rateBps;
   plan.intervalS = options.intervalS;
+  plan.rxHoldoffNs = rxHoldoffNs(options.rxUsecs, options.bidir || options.reverse);
   plan.metrics = metrics->get();
   plan.linkNames = run.linkNames;
   const TransferResult result = runTransfer(**endpoint, conn, plan, sendReporter ? &*sendReporter : nullptr,

@@ -47,6 +47,7 @@ struct TunOptions {
   bool noUdpGso = false;
   UdpChecksum udpChecksum = UdpChecksum::kAuto;
   std::uint32_t threads = 1;
+  std::int64_t rxUsecs = -1;  // --rx-usecs; -1: the default (rxHoldoffNs)
   bool noUdpGro = false;
   std::vector<std::string> peers;  // --peer KEY_FILE=CIDR[,CIDR...]: serve several peers
   std::string role = "auto";
@@ -210,6 +211,7 @@ void declareTun(CLI::App* app) {
   declareUdpOffloads(app, options.noUdpGso, options.noUdpGro);
   declareUdpChecksum(app, options.udpChecksum);
   declareThreads(app, options.threads);
+  declareRxUsecs(app, options.rxUsecs);
   app->add_option("--peer", options.peers,
                   "serve several peers: each holds its own key file and owns these inner addresses (packets "
                   "to them go to that peer; packets from it must come from them); repeatable, instead of "
@@ -348,6 +350,7 @@ int runTun(CLI::App* /*app*/) {
   installStopHandler();
   RunDescription baseRun = describeRun(ep, *plans, *backend, options.cpu);
   baseRun.security = securityText(config.security, client);
+  baseRun.rxHoldoffNs = rxHoldoffNs(options.rxUsecs, true);
   if (!options.json) {
     std::string links;
     for (const std::string& mode : baseRun.linkModes) links += (links.empty() ? "" : "; ") + mode;
@@ -373,7 +376,8 @@ int runTun(CLI::App* /*app*/) {
     run.pacing = options.pathControl.pacing;
     run.reorder = std::string(reorder::toString(*reorderKind));
     TunnelHub tunnelHub(device, addresses, std::move((*hub)->peers), std::move((*hub)->routes),
-                        HubReporting{run, options.json, options.intervalS, metrics->get()});
+                        HubReporting{run, options.json, options.intervalS, metrics->get(),
+                                     baseRun.rxHoldoffNs});
     auto served = tunnelHub.run(ep);
     if (options.json) {
       nlohmann::json j;
@@ -393,7 +397,7 @@ int runTun(CLI::App* /*app*/) {
     return kExitOk;
   }
 
-  TunnelPump pump(device, addresses);
+  TunnelPump pump(device, addresses, baseRun.rxHoldoffNs);
   pump.setMetrics(metrics->get(), baseRun.linkNames);
   std::uint64_t connections = 0;
   nlohmann::json lastSend;

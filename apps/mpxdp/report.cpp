@@ -346,6 +346,7 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
   j["cpu"] = run_.cpu >= 0 ? nlohmann::json(run_.cpu) : nlohmann::json(nullptr);
   j["scheduler"] = run_.scheduler;
   j["pacing"] = run_.pacing;
+  j["rx_usecs"] = run_.rxHoldoffNs / 1000;  // receive coalescing in effect (--rx-usecs)
   // CLOCK_MONOTONIC at the run's time 0 (intervals, path events), so that
   // other tools on this host can place their own events on the same timeline.
   j["start_monotonic_ns"] = startNs_;

@@ -33,6 +33,7 @@ struct RunDescription {
   std::vector<std::string> linkModes;  // how each link is served, e.g. "xdp:s0 rx q0-3 tx q0 copy"
   double intervalS = 1.0;              // -i
   int cpu = -1;                        // the CPU the run's thread is pinned to; -1 = not pinned
+  std::uint64_t rxHoldoffNs = 0;       // --rx-usecs in effect
   std::uint32_t connId = 0;
   bool reliable = false;   // --reliable (or -F)
   bool redundant = false;  // --redundant

@@ -69,17 +69,36 @@ Result<int> pinThreadToCpu(std::optional<int> cpu) {
 }
 
 void waitOnFds(std::vector<pollfd>& fds, std::uint64_t deadlineNs) noexcept {
-  const std::uint64_t now = monotonicNs();
-  if (deadlineNs <= now) return;
-  const std::uint64_t waitNs = std::min(deadlineNs - now, kMaxWaitNs);
-  if (fds.empty()) {
-    sleepUntilOrStopped(now + waitNs);
-    return;
-  }
+  FdWaiter(0).wait(fds, deadlineNs);
+}
+
+bool FdWaiter::pollUntil(std::vector<pollfd>& fds, std::uint64_t nowNs, std::uint64_t deadlineNs) noexcept {
+  const std::uint64_t waitNs = deadlineNs > nowNs ? std::min(deadlineNs - nowNs, kMaxWaitNs) : 0;
   timespec timeout{static_cast<time_t>(waitNs / 1'000'000'000ULL),
                    static_cast<long>(waitNs % 1'000'000'000ULL)};
   for (auto& fd : fds) fd.revents = 0;
-  (void)ppoll(fds.data(), fds.size(), &timeout, nullptr);
+  if (ppoll(fds.data(), fds.size(), &timeout, nullptr) <= 0) return false;
+  lastReadyNs_ = monotonicNs();
+  return true;
+}
+
+void FdWaiter::wait(std::vector<pollfd>& fds, std::uint64_t deadlineNs) noexcept {
+  std::uint64_t now = monotonicNs();
+  if (deadlineNs <= now) return;
+  if (fds.empty()) {
+    sleepUntilOrStopped(std::min(deadlineNs, now + kMaxWaitNs));
+    return;
+  }
+  if (holdoffNs_ != 0 && lastReadyNs_ != 0 && now < lastReadyNs_ + holdoffNs_) {
+    const std::uint64_t heldUntil = std::min(deadlineNs, lastReadyNs_ + holdoffNs_);
+    sleepUntilOrStopped(heldUntil);
+    if (heldUntil == deadlineNs || stopRequested()) return;
+    // What came during the hold-off is read now; nothing: wait as usual.
+    if (pollUntil(fds, 0, 0)) return;
+    now = monotonicNs();
+    if (deadlineNs <= now) return;
+  }
+  (void)pollUntil(fds, now, deadlineNs);
 }
 
 }  // namespace mpxdp::cli

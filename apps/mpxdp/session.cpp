@@ -133,6 +133,21 @@ void declareThreads(CLI::App* app, std::uint32_t& threads) {
       ->check(CLI::Range(1, 2));
 }
 
+void declareRxUsecs(CLI::App* app, std::int64_t& usecs) {
+  app->add_option("--rx-usecs", usecs,
+                  "receive coalescing, like a NIC's rx-usecs: after a wake-up for arriving packets the next "
+                  "comes at least this many microseconds later, so packets are read in batches and none "
+                  "waits longer; a packet after a quiet spell is read at once. 0: wake for every packet. "
+                  "Default 50 where this side receives data (recv, tun, send -R or --bidir), else 0")
+      ->type_name("USEC")
+      ->check(CLI::Range(0, 1000));
+}
+
+std::uint64_t rxHoldoffNs(std::int64_t usecs, bool receivesData) noexcept {
+  if (usecs < 0) return receivesData ? std::uint64_t{kDefaultRxUsecs} * 1000 : 0;
+  return static_cast<std::uint64_t>(usecs) * 1000;
+}
+
 void declareMetrics(CLI::App* app, std::string& address) {
   app->add_option(
          "--metrics", address,

@@ -86,6 +86,14 @@ void declareUdpChecksum(CLI::App* app, UdpChecksum& checksum);
 // --threads N (LinkOptions::threads): 1 or 2.
 void declareThreads(CLI::App* app, std::uint32_t& threads);
 
+// --rx-usecs N: receive coalescing of the run loop (FdWaiter), 0..1000 µs;
+// usecs stays negative when not given. The default: kDefaultRxUsecs where
+// this side receives data, 0 on a sender that only hears ACKs (no gain
+// there, measured).
+inline constexpr std::uint32_t kDefaultRxUsecs = 50;
+void declareRxUsecs(CLI::App* app, std::int64_t& usecs);
+std::uint64_t rxHoldoffNs(std::int64_t usecs, bool receivesData) noexcept;
+
 // --metrics ADDR:PORT (Prometheus, metrics.h).
 void declareMetrics(CLI::App* app, std::string& address);
 // Starts the server when address is set (null otherwise). EINVAL for a bad

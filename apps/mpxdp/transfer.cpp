@@ -234,10 +234,11 @@ TransferResult runTransfer(Endpoint& endpoint, Connection& connection, const Tra
   }
   Transfer transfer(endpoint, connection, plan, sendReporter, receiveReporter);
   transfer.start(monotonicNs());
+  FdWaiter waiter(plan.rxHoldoffNs);
   while (!transfer.done()) {
     const std::uint64_t now = monotonicNs();
     const std::uint64_t wake = transfer.step(now);
-    if (wake > now) waitOnFds(fds, wake);
+    if (wake > now) waiter.wait(fds, wake);
   }
   return transfer.finish();
 }

@@ -49,6 +49,7 @@ struct TransferPlan {
   PayloadSink* sink = nullptr;         // null: check the test pattern
   MetricsServer* metrics = nullptr;    // --metrics: where snapshots go (null: none)
   std::vector<std::string> linkNames;  // the paths' interfaces, for the metrics' labels
+  std::uint64_t rxHoldoffNs = 0;       // --rx-usecs: runTransfer's receive coalescing (FdWaiter)
 };
 
 struct TransferResult {

@@ -28,10 +28,11 @@ TunWriter::TunWriter(tun::TunDevice& device, TunnelAddresses addresses, TunnelCo
   if (device_.virtioHeader()) coalescer_.emplace();
 }
 
-TunnelPump::TunnelPump(tun::TunDevice& device, TunnelAddresses addresses)
+TunnelPump::TunnelPump(tun::TunDevice& device, TunnelAddresses addresses, std::uint64_t rxHoldoffNs)
     : device_(device),
       writer_(device, addresses, counters_),
-      readBuffer_(tun::kVirtioHeaderBytes + tun::kMaxSuperPacket) {}
+      readBuffer_(tun::kVirtioHeaderBytes + tun::kMaxSuperPacket),
+      waiter_(rxHoldoffNs) {}
 
 Result<bool> TunnelPump::readNext(std::uint32_t maxPacket) {
   auto got = device_.read(readBuffer_);
@@ -240,7 +241,7 @@ TunnelPump::Outcome TunnelPump::run(Endpoint& endpoint, Connection& connection, 
     std::uint64_t wake = std::min({endpoint.nextDeadlineNs(), nextReportNs, now + kMaxWaitNs});
     if (!mayRead) wake = std::min(wake, std::max(connection.nextSendTimeNs(maxPacket), now + 20'000));
     fds[0].events = mayRead ? POLLIN : 0;
-    waitOnFds(fds, wake);
+    waiter_.wait(fds, wake);
   }
   if (metrics_ != nullptr) metrics_->retire(connection.state().connId);
   if (outcome.endedBy.empty()) {

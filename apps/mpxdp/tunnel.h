@@ -17,6 +17,7 @@
 #include "mpxdp/endpoint.h"
 #include "offload.h"
 #include "report.h"
+#include "run_control.h"
 #include "tun_device.h"
 
 namespace mpxdp::cli {
@@ -70,7 +71,8 @@ class TunWriter {
 
 class TunnelPump {
  public:
-  TunnelPump(tun::TunDevice& device, TunnelAddresses addresses);
+  // rxHoldoffNs: the loop's receive coalescing (--rx-usecs, FdWaiter).
+  TunnelPump(tun::TunDevice& device, TunnelAddresses addresses, std::uint64_t rxHoldoffNs);
 
   struct Outcome {
     std::string endedBy;  // "signal", "peer", "replaced", "error"
@@ -108,6 +110,7 @@ class TunnelPump {
   TunWriter writer_;
   std::vector<std::uint8_t> readBuffer_;
   tun::GsoSplitter splitter_;
+  FdWaiter waiter_;
   MetricsServer* metrics_ = nullptr;
   std::vector<std::string> linkNames_;
 };

@@ -310,6 +310,7 @@ Result<void> TunnelHub::run(Endpoint& endpoint) {
     if (fd >= 0) fds.push_back({fd, POLLIN, 0});
   }
   const auto intervalNs = static_cast<std::uint64_t>(reporting_.intervalS * 1e9);
+  FdWaiter waiter(reporting_.rxHoldoffNs);
   std::optional<Error> fatal;
   while (!fatal) {
     if (stopRequested()) break;
@@ -361,7 +362,7 @@ Result<void> TunnelHub::run(Endpoint& endpoint) {
     }
     if (busy) continue;
     fds[0].events = held_ ? 0 : POLLIN;
-    waitOnFds(fds, wake);
+    waiter.wait(fds, wake);
   }
   for (auto& peer : peers_) {
     if (peer->connection != nullptr) end(endpoint, *peer, fatal ? "error" : "signal", fatal);

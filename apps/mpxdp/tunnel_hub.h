@@ -34,6 +34,7 @@ struct HubReporting {
   bool json = false;   // -J: reports are gathered into peersJson()
   double intervalS = 0;
   MetricsServer* metrics = nullptr;  // --metrics (null: none)
+  std::uint64_t rxHoldoffNs = 0;     // --rx-usecs: the loop's receive coalescing (FdWaiter)
 };
 
 class TunnelHub {

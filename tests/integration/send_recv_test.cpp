@@ -188,6 +188,32 @@ TEST(SendRecvTest, WindowReordererDeliversInOrderNearTheOfferedRate) {
   EXPECT_GT(offered, 0.5 * 800e6 * 1024 / 1098) << t->sender.dump();
   EXPECT_GE(r.at("goodput_bps").get<double>(), 0.95 * offered) << r.dump();
   EXPECT_GE(r.at("intervals").size(), 4u);
+  // Receive coalescing by default where data arrives, not on a sender that only hears ACKs.
+  EXPECT_EQ(r.at("rx_usecs"), 50);
+  EXPECT_EQ(t->sender.at("rx_usecs"), 0);
+}
+
+// --rx-usecs at both of its ends: 0 (a wake-up per readiness) and 1000 µs
+// (the largest: a ring of 2048 frames still holds what a link brings in a
+// millisecond at this rate); either way the stream arrives whole and in order.
+TEST(SendRecvTest, AnyReceiveCoalescingCarriesTheStreamInOrder) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  auto bed = testbed::ScopedTestbed::create(threeLinks("c"));
+  ASSERT_TRUE(bed) << bed.error().message();
+  for (const char* usecs : {"0", "1000"}) {
+    auto t = transfer(
+        bed->info(),
+        {.rate = "300M", .sendExtra = {"--bidir", "--rx-usecs", usecs}, .recvExtra = {"--rx-usecs", usecs}});
+    ASSERT_TRUE(t) << usecs;
+    for (const auto* side : {&t->sender, &t->receiver}) {
+      const auto& r = side->at("recv");
+      EXPECT_EQ(r.at("rx_usecs"), std::stoi(usecs));
+      EXPECT_EQ(r.at("out_of_order_delivered").get<std::uint64_t>(), 0u) << usecs;
+      EXPECT_EQ(r.at("corrupt_packets").get<std::uint64_t>(), 0u) << usecs;
+      EXPECT_GT(r.at("delivered_packets").get<std::uint64_t>(), 10000u) << usecs;
+    }
+    expectEachDirectionAccountedFor(*t);
+  }
 }
 
 TEST(SendRecvTest, LinksReallyReorderWhenTheReordererIsOff) {
