@@ -152,6 +152,20 @@ def goals(summaries, kernel_udp_system):
     else:
         add(name, mp >= 2 * kernel, "{:.0f} vs {:.0f} kpps = {:.2f} x".format(mp / 1e3, kernel / 1e3, mp / kernel))
 
+    # Issue 12's unshaped goals (MTU-size payloads; MPTCP sizes its own segments): only when they ran.
+    mp = _med(summaries, "unshaped", "mpxdp-xdp-window", "MTU", "goodput_bps")
+    for other, label in (("mptcp", "MPTCP"), ("mpxdp-udp-nogso", "the kernel UDP path without GSO")):
+        ref = _med(summaries, "unshaped", other, "MTU", "goodput_bps") or \
+            _med(summaries, "unshaped", other, 1024, "goodput_bps")
+        if mp is not None and ref is not None:
+            add("unshaped, MTU-size: mpxdp goodput >= 1.5 x {} ({})".format(label, other), mp >= 1.5 * ref,
+                "{:.0f} vs {:.0f} Mbit/s = {:.2f} x".format(mp / 1e6, ref / 1e6, mp / ref))
+    cpu = _med(summaries, "unshaped", "mpxdp-xdp-window", "MTU", "cpu_s_per_gb")
+    ref = _med(summaries, "unshaped", "mptcp", 1024, "cpu_s_per_gb")
+    if cpu is not None and ref is not None:
+        add("unshaped, MTU-size: CPU per GB (both ends + softirq) <= 2/3 of MPTCP's", cpu <= ref * 2 / 3,
+            "{:.2f} vs {:.2f} s/GB = {:.2f} x".format(cpu, ref, cpu / ref))
+
     # Issue 12's links sweep: only when it ran.
     pct = _med(summaries, "links8", "mpxdp-xdp-window", 1024, "pct_of_ceiling")
     if pct is not None:

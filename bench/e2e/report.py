@@ -142,7 +142,7 @@ def section(meta, scenarios, systems, summaries, goals, failures, plot_paths):
                                                    meta["estimate_s"]),
            "- Scenarios: " + "; ".join("`{}` {}".format(s["name"], s["describe"]) for s in scenarios),
            "- Raw results: `{}`".format(meta["results_dir"]), "",
-           "### Goals (issue 4)", "", "| goal | status | figures |", "| --- | --- | --- |"]
+           "### Goals (issues 4 and 12)", "", "| goal | status | figures |", "| --- | --- | --- |"]
     for g in goals:
         out.append("| {} | {} | {} |".format(g["goal"], g["status"], g["figures"]))
     out += ["", "### Results", "",

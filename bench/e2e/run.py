@@ -275,7 +275,7 @@ def main(argv):
     if publish:
         report.write_benchmarks(os.path.join(ROOT, "BENCHMARKS.md"), text)
 
-    print("\nGoals (issue 4):")
+    print("\nGoals (issues 4 and 12):")
     for g in goal_list:
         print("  {:5s} {}: {}".format(g["status"], g["goal"], g["figures"]))
     print("\n{} runs, {} failed, wall {:.0f} s (estimated {:.0f} s). Report: {}{}".format(

@@ -37,6 +37,9 @@ def catalogue(bonding, baseline=False):
                backend="xdp", reorder="off", scheduler="wrr"),
         System("mpxdp-udp", "mpxdp kernel UDP, window reorder", "mpxdp", True, run_mpxdp, True,
                backend="udp", reorder="window", scheduler="wrr"),
+        # The kernel UDP path datagram by datagram (issue 12's "mpxdp-udp without GSO").
+        System("mpxdp-udp-nogso", "mpxdp kernel UDP without UDP GSO/GRO, window reorder", "mpxdp", True, run_mpxdp,
+               True, backend="udp", reorder="window", scheduler="wrr", extra=["--no-udp-gso", "--no-udp-gro"]),
         # Keyed (issue 11): every packet sealed; the default cipher of this CPU, and ChaCha20-Poly1305.
         System("mpxdp-xdp-key", "mpxdp AF_XDP, window reorder, --key (default cipher)", "mpxdp", True, run_mpxdp,
                True, backend="xdp", reorder="window", scheduler="wrr", keyed=True),
@@ -243,6 +246,8 @@ def run_mpxdp(system, payload, ctx, tag, result):
                  "--backend", p["backend"], "--scheduler", p["scheduler"], "-i", "0", "-J"]
     if bidir:
         send_argv.append("--bidir")
+    recv_argv += p.get("extra", [])
+    send_argv += p.get("extra", [])
     if keyed:
         key = _key_file(cli, ctx)
         recv_argv += ["--key", key]
