@@ -45,7 +45,7 @@ SCENARIOS = [
 MTU_PAYLOAD = systems_mod.MTU  # each system's largest payload in a 1500-byte MTU (mpxdp v2 1432, v1 1440, UDP 1472)
 # Systems that also run with MTU-size payloads (TCP/MPTCP do not depend on the payload size).
 MTU_SYSTEMS = ["mpxdp-xdp-window", "mpxdp-xdp-off", "mpxdp-udp", "kernel-rr-udp", "single-udp", "bond-udp-1",
-               "bond-udp-n", "mpxdp-baseline"]
+               "bond-udp-n", "mpxdp-baseline", "mpxdp-udp-nogso"]
 # Seconds a run takes beyond its duration (start-up, reports, teardown), measured on the 2-core VM.
 OVERHEAD_S = {"mpxdp": 0.4, "iperf3": 0.4}
 SCENARIO_SETUP_S = 2.0
