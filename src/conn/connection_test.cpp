@@ -409,30 +409,38 @@ TEST(Connection, RttIsMeasuredPerPathWithPingPong) {
   }
 }
 
+// One second on three links of 0.5 ms each way, arrival stamps on or off:
+// step(pair, t) runs every 50 µs; returns the client's paths at the end.
+constexpr std::uint64_t kLagLinkDelay = 500 * kUs;
+template <typename Step>
+std::vector<PathStats> clientPathsAfterASecond(bool stamp, Step step) {
+  std::vector<LinkSpec> links = threeLinks(kLagLinkDelay, kLagLinkDelay, kLagLinkDelay);
+  for (auto& link : links) link.toServer.stampArrival = link.toClient.stampArrival = stamp;
+  Pair pair(configWith(reorder::ReorderKind::kWindow), std::move(links));
+  EXPECT_TRUE(pair.handshake());
+  for (std::uint64_t t = 0; t < 1000 * kMs; t += 50 * kUs) {
+    pair.clock().advance(50 * kUs);
+    step(pair, t);
+  }
+  return pair.client().stats().paths;
+}
+
 // A receiver that reads its links late (a busy core, big batches) must not
 // make the paths look slower: its answers count from when each packet
 // reached the host when the transport stamps arrivals (AF_XDP does), and
 // from the read only when it cannot. Idle paths: the RTT comes from PINGs,
 // which reach the server at any time between its reads.
 TEST(Connection, ArrivalStampsKeepTheReadersLagOutOfTheRtt) {
-  constexpr std::uint64_t kDelay = 500 * kUs;
+  constexpr std::uint64_t kDelay = kLagLinkDelay;
   constexpr std::uint64_t kServerReadEvery = 2 * kMs;
-  const auto pathsWith = [&](bool stamp) {
-    std::vector<LinkSpec> links = threeLinks(kDelay, kDelay, kDelay);
-    for (auto& link : links) link.toServer.stampArrival = link.toClient.stampArrival = stamp;
-    Pair pair(configWith(reorder::ReorderKind::kWindow), std::move(links));
-    EXPECT_TRUE(pair.handshake());
-    for (std::uint64_t t = 0; t < 1000 * kMs; t += 50 * kUs) {
-      pair.clock().advance(50 * kUs);
-      EXPECT_TRUE(pair.clientEndpoint().poll().ok());
-      if (t % kServerReadEvery == 0) {
-        EXPECT_TRUE(pair.serverEndpoint().poll().ok());
-      }
+  const auto step = [&](Pair& pair, std::uint64_t t) {
+    EXPECT_TRUE(pair.clientEndpoint().poll().ok());
+    if (t % kServerReadEvery == 0) {
+      EXPECT_TRUE(pair.serverEndpoint().poll().ok());
     }
-    return pair.client().stats().paths;
   };
-  const auto stamped = pathsWith(true);
-  const auto unstamped = pathsWith(false);
+  const auto stamped = clientPathsAfterASecond(true, step);
+  const auto unstamped = clientPathsAfterASecond(false, step);
   ASSERT_EQ(stamped.size(), 3u);
   ASSERT_EQ(unstamped.size(), 3u);
   for (std::size_t p = 0; p < 3; ++p) {
@@ -450,30 +458,22 @@ TEST(Connection, ArrivalStampsKeepTheReadersLagOutOfTheRtt) {
 // The client sends and reads every 1.35 ms (out of step with the delays),
 // the server reads every 50 µs.
 TEST(Connection, ArrivalStampsKeepALateSendersLagOutOfTheRtt) {
-  constexpr std::uint64_t kDelay = 500 * kUs;
+  constexpr std::uint64_t kDelay = kLagLinkDelay;
   constexpr std::uint64_t kClientReadEvery = 1350 * kUs;
-  const auto pathsWith = [&](bool stamp) {
-    std::vector<LinkSpec> links = threeLinks(kDelay, kDelay, kDelay);
-    for (auto& link : links) link.toServer.stampArrival = link.toClient.stampArrival = stamp;
-    Pair pair(configWith(reorder::ReorderKind::kWindow), std::move(links));
-    EXPECT_TRUE(pair.handshake());
-    std::vector<std::uint8_t> payload(200);
-    std::array<Delivered, 64> out;
-    for (std::uint64_t t = 0; t < 1000 * kMs; t += 50 * kUs) {
-      pair.clock().advance(50 * kUs);
-      if (t % kClientReadEvery == 0) {
-        EXPECT_TRUE(pair.client().send(payload).ok());
-        EXPECT_TRUE(pair.clientEndpoint().poll().ok());
-      }
-      EXPECT_TRUE(pair.serverEndpoint().poll().ok());
-      auto got = pair.server().poll(out);
-      EXPECT_TRUE(got.ok());
-      if (got.ok()) pair.server().release({out.data(), *got});
+  std::vector<std::uint8_t> payload(200);
+  std::array<Delivered, 64> out;
+  const auto step = [&](Pair& pair, std::uint64_t t) {
+    if (t % kClientReadEvery == 0) {
+      EXPECT_TRUE(pair.client().send(payload).ok());
+      EXPECT_TRUE(pair.clientEndpoint().poll().ok());
     }
-    return pair.client().stats().paths;
+    EXPECT_TRUE(pair.serverEndpoint().poll().ok());
+    auto got = pair.server().poll(out);
+    EXPECT_TRUE(got.ok());
+    if (got.ok()) pair.server().release({out.data(), *got});
   };
-  const auto stamped = pathsWith(true);
-  const auto unstamped = pathsWith(false);
+  const auto stamped = clientPathsAfterASecond(true, step);
+  const auto unstamped = clientPathsAfterASecond(false, step);
   ASSERT_EQ(stamped.size(), 3u);
   ASSERT_EQ(unstamped.size(), 3u);
   EXPECT_GT(stamped[0].acksReceived, 500u);  // ACKs, not PONGs alone, gave samples
