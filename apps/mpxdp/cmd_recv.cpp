@@ -45,11 +45,7 @@ struct RecvOptions {
   ReliabilityArgs reliability;
   SecurityArgs security;  // --key (repeatable: one per peer)
   std::string metrics;    // --metrics ADDR:PORT
-  bool noUdpGso = false;
-  UdpChecksum udpChecksum = UdpChecksum::kAuto;
-  std::uint32_t threads = 1;
-  std::int64_t rxUsecs = -1;  // --rx-usecs; -1: the default (rxHoldoffNs)
-  bool noUdpGro = false;
+  DataPathArgs dataPath;
   std::string file;            // -F
   std::uint32_t maxPeers = 1;  // --max-peers: connections served at once
 };
@@ -107,7 +103,7 @@ std::unique_ptr<Client> startClient(const Server& server, Connection* conn) {
   run.scheduler = options.pathControl.scheduler;
   run.pacing = options.pathControl.pacing;
   run.intervalS = options.intervalS;
-  run.rxHoldoffNs = rxHoldoffNs(options.rxUsecs, true);
+  run.rxHoldoffNs = rxHoldoffNs(options.dataPath, true);
   run.connId = state.connId;
   run.payloadBytes = conn->peerHello().maxPayload;
   run.totalRateBps = conn->peerHello().rateBps;
@@ -262,10 +258,7 @@ void declareRecv(CLI::App* app) {
       "when this side sends (-R, --bidir): each payload on the two paths where it would arrive first");
   declareSecurity(app, options.security, true);
   declareMetrics(app, options.metrics);
-  declareUdpOffloads(app, options.noUdpGso, options.noUdpGro);
-  declareUdpChecksum(app, options.udpChecksum);
-  declareThreads(app, options.threads);
-  declareRxUsecs(app, options.rxUsecs);
+  declareDataPath(app, options.dataPath);
   app->add_option("--reliable-window", options.reliability.windowPackets,
                   "reliable mode: the receive window in payloads (power of two, 64..65536, at most --window; "
                   "default 4096)")
@@ -293,8 +286,7 @@ int runRecv(CLI::App* /*app*/) {
   }
   auto backend = parseBackend(options.backend);
   if (!backend) return usageError(backend.error().wrap("--backend"));
-  if (options.threads == 2 && *backend != Backend::kXdp)
-    return usageError(Error(EINVAL, "--threads 2 needs --backend xdp"));
+  if (auto checked = checkDataPath(options.dataPath, *backend); !checked) return usageError(checked.error());
   if (options.intervalS < 0 || (options.intervalS > 0 && options.intervalS < 0.001))
     return usageError(Error(EINVAL, "-i must be 0 (no interval reports) or at least 0.001 seconds"));
   if (options.port == 0) return usageError(Error(EINVAL, "--port must be in 1..65535"));
@@ -351,11 +343,7 @@ int runRecv(CLI::App* /*app*/) {
     config.connection.reorder.fixedTimeoutNs = static_cast<std::uint64_t>(options.timeoutMs * 1e6);
   }
   LinkOptions linkOptions;
-  linkOptions.backend = *backend;
-  linkOptions.udpGso = !options.noUdpGso;
-  linkOptions.udpChecksum = options.udpChecksum;
-  linkOptions.threads = options.threads;
-  linkOptions.udpGro = !options.noUdpGro;
+  applyDataPath(options.dataPath, *backend, linkOptions);
   linkOptions.port = options.port;
   linkOptions.manyPeers = options.maxPeers > 1;
   auto endpoint = openEndpoint(config, toLinkSpecs(*plans), linkOptions);
@@ -392,7 +380,7 @@ int runRecv(CLI::App* /*app*/) {
   std::uint64_t served = 0;
   bool failed = false;
   std::uint64_t nextNoticeNs = 0;
-  FdWaiter waiter(rxHoldoffNs(options.rxUsecs, true));
+  FdWaiter waiter(rxHoldoffNs(options.dataPath, true));
   for (;;) {
     const std::uint64_t now = monotonicNs();
     std::uint64_t wake = now + kMaxWaitNs;

@@ -44,11 +44,7 @@ struct SendOptions {
   ReliabilityArgs reliability;
   SecurityArgs security;  // --key, --cipher
   std::string metrics;    // --metrics ADDR:PORT
-  bool noUdpGso = false;
-  UdpChecksum udpChecksum = UdpChecksum::kAuto;
-  std::uint32_t threads = 1;
-  std::int64_t rxUsecs = -1;  // --rx-usecs; -1: the default (rxHoldoffNs)
-  bool noUdpGro = false;
+  DataPathArgs dataPath;
   std::string file;  // -F
 };
 
@@ -137,10 +133,7 @@ void declareSend(CLI::App* app) {
       "copy)");
   declareSecurity(app, options.security, false);
   declareMetrics(app, options.metrics);
-  declareUdpOffloads(app, options.noUdpGso, options.noUdpGro);
-  declareUdpChecksum(app, options.udpChecksum);
-  declareThreads(app, options.threads);
-  declareRxUsecs(app, options.rxUsecs);
+  declareDataPath(app, options.dataPath);
   app->add_option("--reliable-window", options.reliability.windowPackets,
                   "reliable mode: payloads in flight unacknowledged (power of two, 64..65536; default 4096)")
       ->type_name("PACKETS");
@@ -162,8 +155,7 @@ void declareSend(CLI::App* app) {
 int runSend(CLI::App* app) {
   auto backend = parseBackend(options.backend);
   if (!backend) return usageError(backend.error().wrap("--backend"));
-  if (options.threads == 2 && *backend != Backend::kXdp)
-    return usageError(Error(EINVAL, "--threads 2 needs --backend xdp"));
+  if (auto checked = checkDataPath(options.dataPath, *backend); !checked) return usageError(checked.error());
   if (!(options.timeS > 0)) return usageError(Error(EINVAL, "-t must be > 0 seconds"));
   if (options.timeS > 86400.0 * 365) return usageError(Error(EINVAL, "-t is too long"));
   if (options.intervalS < 0 || (options.intervalS > 0 && options.intervalS < 0.001))
@@ -228,11 +220,7 @@ int runSend(CLI::App* app) {
   config.connection.totalRateBps = rateBps;
   config.connection.handshakeTimeoutNs = static_cast<std::uint64_t>(options.connectTimeoutS * 1e9);
   LinkOptions linkOptions;
-  linkOptions.backend = *backend;
-  linkOptions.udpGso = !options.noUdpGso;
-  linkOptions.udpChecksum = options.udpChecksum;
-  linkOptions.threads = options.threads;
-  linkOptions.udpGro = !options.noUdpGro;
+  applyDataPath(options.dataPath, *backend, linkOptions);
   linkOptions.port = options.cport != 0 ? options.cport : options.port;
   linkOptions.peerPort = options.port;
   auto endpoint = openEndpoint(config, toLinkSpecs(*plans), linkOptions);
@@ -284,7 +272,7 @@ int runSend(CLI::App* app) {
   run.scheduler = options.pathControl.scheduler;
   run.pacing = options.pathControl.pacing;
   run.intervalS = options.intervalS;
-  run.rxHoldoffNs = rxHoldoffNs(options.rxUsecs, options.bidir || options.reverse);
+  run.rxHoldoffNs = rxHoldoffNs(options.dataPath, options.bidir || options.reverse);
   run.connId = conn.state().connId;
   const bool sends = conn.state().sends;
   const bool receives = conn.state().receives;
@@ -309,7 +297,7 @@ int runSend(CLI::App* app) {
   plan.source = source ? &*source : nullptr;
   plan.rateBps = rateBps;
   plan.intervalS = options.intervalS;
-  plan.rxHoldoffNs = rxHoldoffNs(options.rxUsecs, options.bidir || options.reverse);
+  plan.rxHoldoffNs = rxHoldoffNs(options.dataPath, options.bidir || options.reverse);
   plan.metrics = metrics->get();
   plan.linkNames = run.linkNames;
   const TransferResult result = runTransfer(**endpoint, conn, plan, sendReporter ? &*sendReporter : nullptr,

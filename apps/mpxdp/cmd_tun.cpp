@@ -44,11 +44,7 @@ struct TunOptions {
   ReliabilityArgs reliability;  // --reliable, --redundant, --reliable-window, --abort-timeout
   SecurityArgs security;        // --key, --cipher
   std::string metrics;          // --metrics ADDR:PORT
-  bool noUdpGso = false;
-  UdpChecksum udpChecksum = UdpChecksum::kAuto;
-  std::uint32_t threads = 1;
-  std::int64_t rxUsecs = -1;  // --rx-usecs; -1: the default (rxHoldoffNs)
-  bool noUdpGro = false;
+  DataPathArgs dataPath;
   std::vector<std::string> peers;  // --peer KEY_FILE=CIDR[,CIDR...]: serve several peers
   std::string role = "auto";
   double intervalS = 0;
@@ -208,10 +204,7 @@ void declareTun(CLI::App* app) {
                 "send each packet on the two paths where it would arrive first");
   declareSecurity(app, options.security, false);
   declareMetrics(app, options.metrics);
-  declareUdpOffloads(app, options.noUdpGso, options.noUdpGro);
-  declareUdpChecksum(app, options.udpChecksum);
-  declareThreads(app, options.threads);
-  declareRxUsecs(app, options.rxUsecs);
+  declareDataPath(app, options.dataPath);
   app->add_option("--peer", options.peers,
                   "serve several peers: each holds its own key file and owns these inner addresses (packets "
                   "to them go to that peer; packets from it must come from them); repeatable, instead of "
@@ -240,8 +233,7 @@ int runTun(CLI::App* /*app*/) {
   }
   auto backend = parseBackend(options.backend);
   if (!backend) return usageError(backend.error().wrap("--backend"));
-  if (options.threads == 2 && *backend != Backend::kXdp)
-    return usageError(Error(EINVAL, "--threads 2 needs --backend xdp"));
+  if (auto checked = checkDataPath(options.dataPath, *backend); !checked) return usageError(checked.error());
   auto reorderKind = reorder::parseReorderKind(options.reorder);
   if (!reorderKind || *reorderKind == ReorderKind::kSort)
     return usageError(Error(EINVAL, "--reorder: expected window or off, got '" + options.reorder + "'"));
@@ -260,7 +252,7 @@ int runTun(CLI::App* /*app*/) {
     return usageError(checked.error());
   // The peer writes what it receives to its interface as checksum-valid: the
   // UDP checksum or the AEAD tag must have covered it.
-  if (options.udpChecksum == UdpChecksum::kOff && config.security.keys.empty()) {
+  if (options.dataPath.udpChecksum == UdpChecksum::kOff && config.security.keys.empty()) {
     return usageError(Error(EINVAL,
                             "--udp-checksum off needs --key: the peer hands packets to its kernel as "
                             "checksum-valid, and without a key nothing else would have checked them"));
@@ -315,11 +307,7 @@ int runTun(CLI::App* /*app*/) {
     config.connection.reorder.fixedTimeoutNs = static_cast<std::uint64_t>(options.reorderTimeoutMs * 1e6);
   }
   LinkOptions linkOptions;
-  linkOptions.backend = *backend;
-  linkOptions.udpGso = !options.noUdpGso;
-  linkOptions.udpChecksum = options.udpChecksum;
-  linkOptions.threads = options.threads;
-  linkOptions.udpGro = !options.noUdpGro;
+  applyDataPath(options.dataPath, *backend, linkOptions);
   linkOptions.port = options.port;
   linkOptions.manyPeers = hub->has_value();
   auto endpoint = openEndpoint(config, toLinkSpecs(*plans), linkOptions);
@@ -350,7 +338,7 @@ int runTun(CLI::App* /*app*/) {
   installStopHandler();
   RunDescription baseRun = describeRun(ep, *plans, *backend, options.cpu);
   baseRun.security = securityText(config.security, client);
-  baseRun.rxHoldoffNs = rxHoldoffNs(options.rxUsecs, true);
+  baseRun.rxHoldoffNs = rxHoldoffNs(options.dataPath, true);
   if (!options.json) {
     std::string links;
     for (const std::string& mode : baseRun.linkModes) links += (links.empty() ? "" : "; ") + mode;
@@ -375,9 +363,9 @@ int runTun(CLI::App* /*app*/) {
     run.scheduler = options.pathControl.scheduler;
     run.pacing = options.pathControl.pacing;
     run.reorder = std::string(reorder::toString(*reorderKind));
-    TunnelHub tunnelHub(device, addresses, std::move((*hub)->peers), std::move((*hub)->routes),
-                        HubReporting{run, options.json, options.intervalS, metrics->get(),
-                                     baseRun.rxHoldoffNs});
+    TunnelHub tunnelHub(
+        device, addresses, std::move((*hub)->peers), std::move((*hub)->routes),
+        HubReporting{run, options.json, options.intervalS, metrics->get(), baseRun.rxHoldoffNs});
     auto served = tunnelHub.run(ep);
     if (options.json) {
       nlohmann::json j;

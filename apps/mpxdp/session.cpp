@@ -100,41 +100,32 @@ Result<void> applySecurity(const SecurityArgs& args, SecurityOptions& security) 
   return {};
 }
 
-void declareUdpOffloads(CLI::App* app, bool& noUdpGso, bool& noUdpGro) {
+void declareDataPath(CLI::App* app, DataPathArgs& args) {
   app->add_flag(
-      "--no-udp-gso", noUdpGso,
+      "--no-udp-gso", args.noUdpGso,
       "--backend udp: send every packet as its own datagram (default: runs of equal-size packets as "
       "one UDP GSO message where the kernel has UDP_SEGMENT; the link description says gso)");
-  app->add_flag("--no-udp-gro", noUdpGro,
+  app->add_flag("--no-udp-gro", args.noUdpGro,
                 "--backend udp: receive every packet as its own datagram (default: datagrams the kernel "
                 "coalesced arrive as one and are split here, where the kernel has UDP_GRO; the link "
                 "description says gro)");
-}
-
-void declareUdpChecksum(CLI::App* app, UdpChecksum& checksum) {
   app->add_option_function<std::string>(
          "--udp-checksum",
-         [&checksum](const std::string& word) {
-           checksum = word == "on"    ? UdpChecksum::kOn
-                      : word == "off" ? UdpChecksum::kOff
-                                      : UdpChecksum::kAuto;
+         [&args](const std::string& word) {
+           args.udpChecksum = word == "on"    ? UdpChecksum::kOn
+                              : word == "off" ? UdpChecksum::kOff
+                                              : UdpChecksum::kAuto;
          },
          "the UDP checksum of IPv4 packets: on, off (0, as IPv4 allows) or auto (default): off on the xdp "
          "backend with --key, whose AEAD tag already rejects a corrupted packet, on otherwise; IPv6 always "
          "has one. The link description says no-udp-checksum when it is off")
       ->check(CLI::IsMember({"auto", "on", "off"}));
-}
-
-void declareThreads(CLI::App* app, std::uint32_t& threads) {
-  app->add_option("--threads", threads,
+  app->add_option("--threads", args.threads,
                   "threads of the data path: 1 (default) does everything on one; 2 (--backend xdp) adds a "
                   "thread that makes the kernel send, which in AF_XDP copy mode runs the driver's transmit "
                   "path (the link description says tx-thread)")
       ->check(CLI::Range(1, 2));
-}
-
-void declareRxUsecs(CLI::App* app, std::int64_t& usecs) {
-  app->add_option("--rx-usecs", usecs,
+  app->add_option("--rx-usecs", args.rxUsecs,
                   "receive coalescing, like a NIC's rx-usecs: after a wake-up for arriving packets the next "
                   "comes at least this many microseconds later, so packets are read in batches and none "
                   "waits longer; a packet after a quiet spell is read at once. 0: wake for every packet. "
@@ -143,9 +134,22 @@ void declareRxUsecs(CLI::App* app, std::int64_t& usecs) {
       ->check(CLI::Range(0, 1000));
 }
 
-std::uint64_t rxHoldoffNs(std::int64_t usecs, bool receivesData) noexcept {
-  if (usecs < 0) return receivesData ? std::uint64_t{kDefaultRxUsecs} * 1000 : 0;
-  return static_cast<std::uint64_t>(usecs) * 1000;
+Result<void> checkDataPath(const DataPathArgs& args, Backend backend) {
+  if (args.threads == 2 && backend != Backend::kXdp) return Error(EINVAL, "--threads 2 needs --backend xdp");
+  return {};
+}
+
+void applyDataPath(const DataPathArgs& args, Backend backend, LinkOptions& link) {
+  link.backend = backend;
+  link.udpGso = !args.noUdpGso;
+  link.udpGro = !args.noUdpGro;
+  link.udpChecksum = args.udpChecksum;
+  link.threads = args.threads;
+}
+
+std::uint64_t rxHoldoffNs(const DataPathArgs& args, bool receivesData) noexcept {
+  if (args.rxUsecs < 0) return receivesData ? std::uint64_t{kDefaultRxUsecs} * 1000 : 0;
+  return static_cast<std::uint64_t>(args.rxUsecs) * 1000;
 }
 
 void declareMetrics(CLI::App* app, std::string& address) {

@@ -76,23 +76,26 @@ void declareSecurity(CLI::App* app, SecurityArgs& args, bool many);
 // and checks --cipher; sets `security`.
 Result<void> applySecurity(const SecurityArgs& args, SecurityOptions& security);
 
-// --no-udp-gso: the UDP backend sends datagram by datagram, without UDP GSO;
-// --no-udp-gro: it receives datagram by datagram, without UDP GRO.
-void declareUdpOffloads(CLI::App* app, bool& noUdpGso, bool& noUdpGro);
-
-// --udp-checksum auto|on|off (LinkOptions::udpChecksum); a bad word is a usage error.
-void declareUdpChecksum(CLI::App* app, UdpChecksum& checksum);
-
-// --threads N (LinkOptions::threads): 1 or 2.
-void declareThreads(CLI::App* app, std::uint32_t& threads);
-
-// --rx-usecs N: receive coalescing of the run loop (FdWaiter), 0..1000 µs;
-// usecs stays negative when not given. The default: kDefaultRxUsecs where
-// this side receives data, 0 on a sender that only hears ACKs (no gain
-// there, measured).
+// The data path's options, the same for send, recv and tun:
+// --no-udp-gso / --no-udp-gro (the UDP backend datagram by datagram),
+// --udp-checksum auto|on|off, --threads 1|2, --rx-usecs N (receive
+// coalescing of the run loop, FdWaiter; rxUsecs stays negative when not
+// given: kDefaultRxUsecs where this side receives data, 0 on a sender that
+// only hears ACKs, where it gains nothing, measured).
 inline constexpr std::uint32_t kDefaultRxUsecs = 50;
-void declareRxUsecs(CLI::App* app, std::int64_t& usecs);
-std::uint64_t rxHoldoffNs(std::int64_t usecs, bool receivesData) noexcept;
+struct DataPathArgs {
+  bool noUdpGso = false;
+  bool noUdpGro = false;
+  UdpChecksum udpChecksum = UdpChecksum::kAuto;
+  std::uint32_t threads = 1;
+  std::int64_t rxUsecs = -1;
+};
+void declareDataPath(CLI::App* app, DataPathArgs& args);
+// EINVAL naming the option when it does not go with the backend.
+Result<void> checkDataPath(const DataPathArgs& args, Backend backend);
+// Sets the backend and these options in `link` (ports and peers stay the caller's).
+void applyDataPath(const DataPathArgs& args, Backend backend, LinkOptions& link);
+std::uint64_t rxHoldoffNs(const DataPathArgs& args, bool receivesData) noexcept;
 
 // --metrics ADDR:PORT (Prometheus, metrics.h).
 void declareMetrics(CLI::App* app, std::string& address);
