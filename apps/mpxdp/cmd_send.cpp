@@ -297,7 +297,7 @@ int runSend(CLI::App* app) {
   plan.source = source ? &*source : nullptr;
   plan.rateBps = rateBps;
   plan.intervalS = options.intervalS;
-  plan.rxHoldoffNs = rxHoldoffNs(options.dataPath, options.bidir || options.reverse);
+  plan.rxHoldoffNs = run.rxHoldoffNs;
   plan.metrics = metrics->get();
   plan.linkNames = run.linkNames;
   const TransferResult result = runTransfer(**endpoint, conn, plan, sendReporter ? &*sendReporter : nullptr,
