@@ -332,6 +332,13 @@ std::uint64_t ConnectionImpl::receivedAtNs(const RxPacket& packet, std::uint64_t
   return at != 0 && at <= nowNs && nowNs - at <= kMaxStampAgeNs ? at : nowNs;
 }
 
+// When an answer to a packet sent at sentNs arrived, for RTT samples: its
+// arrival stamp, or the read (nowNs) when the stamp is older than the question.
+static std::uint64_t answeredAtNs(std::uint64_t receivedNs, std::uint64_t nowNs,
+                                  std::uint64_t sentNs) noexcept {
+  return receivedNs >= sentNs ? receivedNs : nowNs;
+}
+
 void ConnectionImpl::handleFrame(std::uint16_t link, const wire::Frame& frame,
                                  const wire::PacketHeader& header, std::uint64_t nowNs,
                                  std::uint64_t receivedNs) noexcept {
@@ -359,8 +366,7 @@ void ConnectionImpl::handleFrame(std::uint16_t link, const wire::Frame& frame,
       return;
     }
     PathControl& p = paths_[pong->pathId];
-    const std::uint64_t answeredNs = receivedNs >= pong->pingSendTsNs ? receivedNs : nowNs;
-    const std::uint64_t sincePing = answeredNs - pong->pingSendTsNs;
+    const std::uint64_t sincePing = answeredAtNs(receivedNs, nowNs, pong->pingSendTsNs) - pong->pingSendTsNs;
     const std::uint64_t rtt = sincePing > pong->holdNs ? sincePing - pong->holdNs : sincePing;
     p.estimator.onRttSample(nowNs, rtt, 0);
     p.pingRttNs = p.pingRttValid ? (7 * p.pingRttNs + rtt) / 8 : rtt;
@@ -625,7 +631,7 @@ void ConnectionImpl::onAckFrame(const wire::AckFrame& ack, std::uint64_t nowNs,
   p.largestAcked = std::max(p.largestAcked, ack.largestAcked());
   p.peerBytesReceived = std::max(p.peerBytesReceived, ack.bytesReceived);
   const AckOutcome outcome = p.sent.onAck(ack, nowNs, lossDelayNs(p));
-  const std::uint64_t ackedNs = receivedNs >= outcome.largestSendTsNs ? receivedNs : nowNs;
+  const std::uint64_t ackedNs = answeredAtNs(receivedNs, nowNs, outcome.largestSendTsNs);
   if (outcome.largestNewlyAcked && ackedNs >= outcome.largestSendTsNs)
     p.estimator.onRttSample(nowNs, ackedNs - outcome.largestSendTsNs, std::uint64_t{ack.ackDelayUs} * 1000);
   if (outcome.largestKnown) {
