@@ -258,18 +258,30 @@ TEST(SecurityTest, ForgedReplayedAndTruncatedFramesDuringAKeyedTransferAreReject
   ASSERT_TRUE(capture);
   auto receiver = startReceiver(info.name, {"--key", key});
   ASSERT_TRUE(receiver);
-  std::vector<std::string> args = sendArgs(info.name, "4", "300M", {"--key", key, "--backend", "udp"});
+  // Without GSO each captured frame is one wire packet, however the pacer batches.
+  std::vector<std::string> args =
+      sendArgs(info.name, "4", "300M", {"--key", key, "--backend", "udp", "--no-udp-gso"});
   args.insert(args.begin(), MPXDP_EXECUTABLE);
   auto sender = Subprocess::spawn(args);
   ASSERT_TRUE(sender) << sender.error().message();
   // Real data frames of the connection on link 0, from its first second. The
   // capture also holds the sender's own control packets (52 bytes): under
   // ASan one landed on a frame picked, so only the large ones count.
+  // The wait is long for a slow start; 600 frames take ~60 ms once data flows,
+  // so the injection still lands well inside the 4 s transfer.
   std::vector<std::vector<std::uint8_t>> captured;
-  for (auto& frame : capture->take(600, 3s)) {
-    if (frame.size() > wire::kPacketHeaderLen + 32) captured.push_back(std::move(frame));
+  std::size_t smallFrames = 0;
+  const auto captureStart = std::chrono::steady_clock::now();
+  for (auto& frame : capture->take(600, 10s)) {
+    if (frame.size() > wire::kPacketHeaderLen + 32) {
+      captured.push_back(std::move(frame));
+    } else {
+      ++smallFrames;
+    }
   }
-  ASSERT_GE(captured.size(), 200u);
+  ASSERT_GE(captured.size(), 200u)
+      << smallFrames << " small frames; took "
+      << std::chrono::duration<double>(std::chrono::steady_clock::now() - captureStart).count() << " s";
   const std::size_t stride = captured.size() / 40;
   std::uint64_t forged = 0;
   std::uint64_t replayed = 0;

@@ -75,6 +75,13 @@ std::optional<PacketCapture> PacketCapture::open(const std::string& ns, const st
     ADD_FAILURE() << "AF_PACKET socket: errno " << errno;
     return std::nullopt;
   }
+  // The default buffer holds about 90 data frames: a test thread descheduled
+  // for a few milliseconds (ASan, a busy CI core) would miss the rest.
+  const int bufferBytes = 16 << 20;
+  if (setsockopt(capture.fd_, SOL_SOCKET, SO_RCVBUFFORCE, &bufferBytes, sizeof bufferBytes) != 0) {
+    ADD_FAILURE() << "SO_RCVBUFFORCE on the capture socket: errno " << errno;
+    return std::nullopt;
+  }
   sockaddr_ll addr{};
   addr.sll_family = AF_PACKET;
   // ETH_P_ALL: only taps of every protocol see outgoing packets.
