@@ -945,6 +945,11 @@ std::uint32_t ConnectionImpl::seal(std::size_t path, std::uint64_t packetNumber,
 
 bool ConnectionImpl::sendControl(std::size_t path, std::span<const wire::Frame> frames,
                                  std::uint64_t nowNs) noexcept {
+  // Stamped when it leaves: the commits before it in this loop (other paths'
+  // control packets, a drain of data) may have run their links' transmit
+  // paths in the kernel, and a PING stamped at the loop's start would add
+  // that time to the path's RTT.
+  nowNs = std::max(nowNs, clock_.nowNs());
   PacketIo& io = links_.io(path);
   TxBuffer buffer;
   if (io.reserveTx(std::span<TxBuffer>(&buffer, 1)) == 0) {

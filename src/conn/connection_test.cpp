@@ -486,6 +486,56 @@ TEST(Connection, ArrivalStampsKeepALateSendersLagOutOfTheRtt) {
   }
 }
 
+// A transmit call that runs the link's path in the kernel (AF_XDP copy mode
+// on veth: 8-10 us a frame on the shaped test bed) delays the paths served
+// after it in the same loop. Their packets must carry the time they really
+// left, or their RTTs and one-way delays grow with their place in the order
+// (eaf then gave the last path, the fastest one on the test bed, less).
+TEST(Connection, ASlowCommitOnOnePathDoesNotAgeThePacketsOfTheNext) {
+  constexpr std::uint64_t kDelay = kLagLinkDelay;
+  constexpr std::uint64_t kFrameCost = 25 * kUs;  // in the transmit call, per frame
+  ManualClock* clock = nullptr;
+  std::vector<LinkSpec> links = threeLinks(kDelay, kDelay, kDelay);
+  for (auto& link : links) {
+    link.toServer.stampArrival = link.toClient.stampArrival = true;
+    link.toServer.onCommit = [&clock](std::size_t frames) {
+      if (clock != nullptr) clock->advance(frames * kFrameCost);
+    };
+  }
+  ConnectionConfig config = configWith(reorder::ReorderKind::kWindow);
+  config.scheduler = SchedulerKind::kRoundRobin;  // four packets a path in each drain
+  Pair pair(config, std::move(links));
+  clock = &pair.clock();
+  ASSERT_TRUE(pair.handshake());
+  const std::vector<std::uint8_t> payload(200);
+  // Enough for every path in one drain.
+  const std::vector<std::span<const std::uint8_t>> batch(12, std::span<const std::uint8_t>(payload));
+  std::array<Delivered, 64> out;
+  for (std::uint64_t t = 0; t < 1000 * kMs; t += 50 * kUs) {
+    pair.clock().advance(50 * kUs);
+    if (t % kMs == 0) {
+      EXPECT_TRUE(pair.client().sendMany(batch).ok());
+      EXPECT_TRUE(pair.clientEndpoint().poll().ok());
+    }
+    EXPECT_TRUE(pair.serverEndpoint().poll().ok());
+    auto got = pair.server().poll(out);
+    EXPECT_TRUE(got.ok());
+    if (got.ok()) pair.server().release({out.data(), *got});
+  }
+  const auto paths = pair.client().stats().paths;
+  ASSERT_EQ(paths.size(), 3u);
+  for (std::size_t p = 0; p < 3; ++p) {
+    ASSERT_TRUE(paths[p].rttValid) << p;
+    EXPECT_GT(paths[p].packetsAcked, 1000u) << p;
+    // Stamped when they left, every path measures its two link delays.
+    // Stamped at the start of the loop, paths 1 and 2 measured more by what
+    // was committed before them: PINGs 25 and 50 us (the minimum), data
+    // 100 and 200 us (the smoothed RTT).
+    EXPECT_EQ(paths[p].rttMinNs, 2 * kDelay) << p;
+    EXPECT_LE(paths[p].srttNs, 2 * kDelay + kFrameCost) << p;
+  }
+}
+
 TEST(Connection, BidirectionalDataFlowsBothWaysInOrder) {
   Pair pair(configWith(reorder::ReorderKind::kWindow), threeLinks(100 * kUs, 300 * kUs, 600 * kUs),
             DataDirection::kBoth);

@@ -165,7 +165,11 @@ class SendStream final : public PacketFate {
   bool takeBuffer(std::size_t path, TxBuffer& buffer) noexcept;
   // Payloads reserve() may lend now under the peer's window and the send buffer.
   std::uint64_t credit() const noexcept;
-  void drainPath(std::size_t path, std::uint64_t nowNs) noexcept;
+  // The pacer decides at nowNs (the loop's time); packets are stamped at
+  // stampNs, read again after each commit, since a commit can run the link's
+  // whole transmit path in the kernel (veth, a bridge, a shaper). Returns the
+  // stamp time after its last commit, for the next path.
+  std::uint64_t drainPath(std::size_t path, std::uint64_t nowNs, std::uint64_t stampNs) noexcept;
   void requeue(std::size_t from, std::uint64_t nowNs) noexcept;
   // The usable path other than `from` (SIZE_MAX: any) where a packet would
   // arrive first, queue limits ignored unless checkRoom; -1 when none.

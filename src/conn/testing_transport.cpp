@@ -88,6 +88,7 @@ class MemoryTxEnd final : public PacketIo {
       ++stats_.txPackets;
       stats_.txBytes += buffer.length;
     }
+    if (sent > 0 && wire_->options_.onCommit) wire_->options_.onCommit(sent);
     return sent;
   }
 

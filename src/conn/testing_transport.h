@@ -24,6 +24,10 @@ struct MemoryLinkOptions {
   // index = packets committed on this link so far (0-based).
   std::function<bool(std::uint64_t index, std::span<const std::uint8_t> payload)> drop;
   std::function<std::uint64_t(std::uint64_t index)> extraDelayNs;
+  // Called after a commit put its frames on the wire, with their count: a
+  // test advances its clock here to model a transmit call that runs the
+  // link's whole path in the kernel (veth), as AF_XDP copy mode does.
+  std::function<void(std::size_t frames)> onCommit;
   // Received packets carry their arrival time (RxPacket::arrivalNs), as the
   // XDP transport's do; else 0, as the kernel-UDP transport's.
   bool stampArrival = false;
