@@ -45,6 +45,7 @@ constexpr std::uint64_t kMinQueueThresholdNs = 2'000'000;
 constexpr std::uint64_t kMaxQueueThresholdNs = 10'000'000;
 constexpr double kStartupGrowth = 1.25;
 constexpr std::uint32_t kStartupFlatRounds = 3;
+constexpr std::uint32_t kStartupAppLimitedFlatRounds = 20;
 constexpr std::uint32_t kDrainMaxRounds = 4;
 constexpr std::uint64_t kForeignQueueRounds = 6;
 constexpr std::uint64_t kForeignQueueMinNs = 100'000'000;
@@ -240,6 +241,7 @@ class AutoRateController final : public RateController {
     latestSample_ = 0;
     fullBwRef_ = 0;
     flatRounds_ = 0;
+    flatRoundsAny_ = 0;
     lossOnly_ = false;
     episode_ = false;
     backedOff_ = false;
@@ -369,11 +371,17 @@ class AutoRateController final : public RateController {
         if (bw() != 0 && static_cast<double>(bw()) >= static_cast<double>(fullBwRef_) * kStartupGrowth) {
           fullBwRef_ = bw();
           flatRounds_ = 0;
-        } else if (bw() != 0 && roundFull_ && ++flatRounds_ >= kStartupFlatRounds) {
-          // Only rounds that filled the path count as flat: an application
-          // (TCP in a tunnel, itself in slow start) that supplies less says
-          // nothing about the path's capacity.
-          enterDrain(nowNs);
+          flatRoundsAny_ = 0;
+        } else if (bw() != 0) {
+          // Rounds that filled the path count as flat at once; app-limited
+          // ones only after many: an application (TCP in a tunnel, itself in
+          // slow start) that supplies less says nothing about the path's
+          // capacity while it grows, but a sender short of CPU never fills a
+          // path, and startup's twice the estimate then paces a path it
+          // favours over the link's rate for a whole transfer.
+          if (roundFull_) ++flatRounds_;
+          if (++flatRoundsAny_ >= kStartupAppLimitedFlatRounds || flatRounds_ >= kStartupFlatRounds)
+            enterDrain(nowNs);
         }
         break;
       case RatePhase::kDrain:
@@ -488,7 +496,8 @@ class AutoRateController final : public RateController {
   double baselineLoss_ = 0;  // loss fraction of rounds without a queue (smoothed)
 
   std::uint64_t fullBwRef_ = 0;
-  std::uint32_t flatRounds_ = 0;
+  std::uint32_t flatRounds_ = 0;     // rounds without 25 % growth that filled the path
+  std::uint32_t flatRoundsAny_ = 0;  // rounds without 25 % growth
   std::uint32_t drainRounds_ = 0;
 
   Slot slot_ = Slot::kCruise;

@@ -4,7 +4,8 @@
 // kFixed: the configured link rate, always (the behaviour before issue 8).
 // kAuto: BBR-like model of the path (windowed max of delivery rate), paced at
 // gain x estimate, that also backs off on queue-delay growth and loss:
-//   startup (2x) -> drain (0.6x until the queue is gone) -> probe: cruise at
+//   startup (2x; ends after 3 rounds without 25 % growth that filled the path, or 20 of any kind) ->
+//   drain (0.6x until the queue is gone) -> probe: cruise at
 //   1x for 2-6 rounds (random), probe up at 1.25x for at most a round and at
 //   most 3/4 of the delay threshold worth of queue (but at least 8 packets'
 //   time, so a slow path can climb), down at 0.75x to take it
