@@ -219,6 +219,14 @@ class Pair {
     ASSERT_TRUE(server_->poll().ok());
   }
   void drain() { drain(server()); }
+  // One pass of the server's loop: reads its links, releases what it delivered.
+  void serverReadsOnce() {
+    std::array<Delivered, 64> out;
+    EXPECT_TRUE(serverEndpoint().poll().ok());
+    auto got = server().poll(out);
+    EXPECT_TRUE(got.ok());
+    if (got.ok()) server().release({out.data(), *got});
+  }
 
   // Sends payloads [next, next + count) from `sender` through sendMany,
   // advancing simulated time by stepNs between batches.
@@ -461,16 +469,12 @@ TEST(Connection, ArrivalStampsKeepALateSendersLagOutOfTheRtt) {
   constexpr std::uint64_t kDelay = kLagLinkDelay;
   constexpr std::uint64_t kClientReadEvery = 1350 * kUs;
   std::vector<std::uint8_t> payload(200);
-  std::array<Delivered, 64> out;
   const auto step = [&](Pair& pair, std::uint64_t t) {
     if (t % kClientReadEvery == 0) {
       EXPECT_TRUE(pair.client().send(payload).ok());
       EXPECT_TRUE(pair.clientEndpoint().poll().ok());
     }
-    EXPECT_TRUE(pair.serverEndpoint().poll().ok());
-    auto got = pair.server().poll(out);
-    EXPECT_TRUE(got.ok());
-    if (got.ok()) pair.server().release({out.data(), *got});
+    pair.serverReadsOnce();
   };
   const auto stamped = clientPathsAfterASecond(true, step);
   const auto unstamped = clientPathsAfterASecond(false, step);
@@ -510,17 +514,13 @@ TEST(Connection, ASlowCommitOnOnePathDoesNotAgeThePacketsOfTheNext) {
   const std::vector<std::uint8_t> payload(200);
   // Enough for every path in one drain.
   const std::vector<std::span<const std::uint8_t>> batch(12, std::span<const std::uint8_t>(payload));
-  std::array<Delivered, 64> out;
   for (std::uint64_t t = 0; t < 1000 * kMs; t += 50 * kUs) {
     pair.clock().advance(50 * kUs);
     if (t % kMs == 0) {
       EXPECT_TRUE(pair.client().sendMany(batch).ok());
       EXPECT_TRUE(pair.clientEndpoint().poll().ok());
     }
-    EXPECT_TRUE(pair.serverEndpoint().poll().ok());
-    auto got = pair.server().poll(out);
-    EXPECT_TRUE(got.ok());
-    if (got.ok()) pair.server().release({out.data(), *got});
+    pair.serverReadsOnce();
   }
   const auto paths = pair.client().stats().paths;
   ASSERT_EQ(paths.size(), 3u);
