@@ -373,7 +373,7 @@ void ConnectionImpl::handleFrame(std::uint16_t link, const wire::Frame& frame,
     p.pingRttMinNs = p.pingRttValid ? std::min(p.pingRttMinNs, rtt) : rtt;
     p.pingRttValid = true;
     const PathState previous = p.machine.state();
-    p.lastAnsweredNs = nowNs;
+    noteAnswered(pong->pathId, nowNs);
     if (p.machine.onAnswered(nowNs, pong->pingSendTsNs, true)) recordState(pong->pathId, previous, nowNs);
   } else if (const auto* status = std::get_if<wire::PathStatusFrame>(&frame)) {
     if (status->pathId >= paths_.size()) {
@@ -662,7 +662,7 @@ void ConnectionImpl::onAckFrame(const wire::AckFrame& ack, std::uint64_t nowNs,
   rate.lossRate = p.estimator.lossRate();
   p.rate->onAck(rate);
   if (outcome.newlyAckedPackets > 0) {
-    p.lastAnsweredNs = nowNs;
+    noteAnswered(path, nowNs);
     const PathState previous = p.machine.state();
     if (p.machine.onAnswered(nowNs, outcome.newestAckedSendTsNs, false,
                              p.sent.firstInFlightSentAfter(ack.largestAcked())))
@@ -828,6 +828,33 @@ void ConnectionImpl::onTimers(std::uint64_t nowNs, std::uint64_t drainedNs) noex
     reportSent_ = true;
   }
   updateDone(nowNs);
+}
+
+// After a silence on every path (each alive path that waits for an answer is
+// past its suspect threshold, and none was answered since the first of them
+// was), the first answer means the peer or this host stalled: a process
+// descheduled for hundreds of ms, as real-time delay lines did to the test
+// bed's receiver. Without this the answer released stateHeld for the other
+// paths, which were then judged by the whole stall and went from active to
+// dead at once, although their own answers were on the way.
+void ConnectionImpl::noteAnswered(std::size_t path, std::uint64_t nowNs) noexcept {
+  std::uint64_t newestAnswer = 0;
+  std::uint64_t firstOverdue = UINT64_MAX;
+  bool anyWaiting = false;
+  bool allOverdue = true;
+  for (const PathControl& q : paths_) {
+    newestAnswer = std::max(newestAnswer, q.lastAnsweredNs);
+    if (!q.machine.alive() || !q.machine.waiting()) continue;
+    anyWaiting = true;
+    const std::uint64_t overdue = q.machine.waitingSinceNs() + std::max(ptoNs(q), config_.suspectAfterNs);
+    firstOverdue = std::min(firstOverdue, overdue);
+    if (overdue > nowNs) allOverdue = false;
+  }
+  if (anyWaiting && allOverdue && newestAnswer < firstOverdue) {
+    // This path's too: its answer may cover only what arrived before the stall.
+    for (PathControl& q : paths_) q.machine.excuseSilence(nowNs);
+  }
+  paths_[path].lastAnsweredNs = nowNs;
 }
 
 // A path's silence counts only when another path was answered at a time

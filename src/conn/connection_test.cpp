@@ -1313,6 +1313,59 @@ TEST(PathControl, ACutPathIsSuspectedFastItsTrafficMovesAndItComesBack) {
   EXPECT_EQ(after.paths[1].state, PathState::kActive);
 }
 
+// The receiving host stalls on every path at once (a process descheduled for
+// 600 ms, as the test bed's real-time delay lines did to the receiver at
+// startup): no path is to blame, so none may die when the peer resumes. Each
+// path was judged by the silence since its first unanswered packet as soon as
+// another path's ACK arrived, and went from active to dead in one step.
+TEST(PathControl, APeerThatStallsOnEveryPathLosesNoPathWhenItResumes) {
+  auto links = threeLinks(1 * kMs, 1 * kMs, 1 * kMs);
+  // The stalled receiver's rings hold its first 20 ms of packets; the rest
+  // is dropped (AF_XDP's rx_dropped), so packets from early in the stall
+  // stay unanswered after it.
+  std::uint64_t ringFullNs = UINT64_MAX;
+  const ManualClock* clock = nullptr;
+  for (auto& link : links) {
+    link.rateBps = 100'000'000;
+    // Arrival stamps (as XDP's): the ACKs after the stall tell how long the
+    // packets waited, so the RTT stays that of the links.
+    link.toServer.stampArrival = true;
+    link.toServer.drop = [&ringFullNs, &clock](std::uint64_t, std::span<const std::uint8_t>) {
+      return clock != nullptr && clock->nowNs() >= ringFullNs;
+    };
+  }
+  ConnectionConfig config = configWith(reorder::ReorderKind::kWindow);
+  config.idleTimeoutNs = 0;
+  Pair pair(config, std::move(links));
+  clock = &pair.clock();
+  ASSERT_TRUE(pair.handshake());
+  sendFor(pair, 300 * kMs);
+  const std::uint64_t stallNs = pair.clock().nowNs();
+  ringFullNs = stallNs + 20 * kMs;
+  // Only the client runs: it keeps sending (what its pacing and scheduler
+  // allow) and hears nothing back.
+  std::vector<std::uint8_t> payload(1000, 3);
+  std::array<std::span<const std::uint8_t>, 32> spans;
+  spans.fill(std::span<const std::uint8_t>(payload));
+  while (pair.clock().nowNs() < stallNs + 600 * kMs) {
+    auto sent = pair.client().sendMany(spans);
+    ASSERT_TRUE(sent.ok()) << sent.error().message();
+    ASSERT_TRUE(pair.clientEndpoint().poll().ok());
+    pair.clock().advance(50 * kUs);
+  }
+  for (std::uint16_t path = 0; path < 3; ++path)
+    EXPECT_NE(pair.client().stats().paths[path].state, PathState::kDead) << "path " << path;
+  ringFullNs = UINT64_MAX;
+  const std::uint64_t resumeNs = pair.clock().nowNs();
+  sendFor(pair, 200 * kMs);
+  const ConnectionStats tx = pair.client().stats();
+  for (std::uint16_t path = 0; path < 3; ++path) {
+    EXPECT_FALSE(firstEventNs(tx, path, PathState::kDead, stallNs).has_value()) << "path " << path;
+    EXPECT_FALSE(firstEventNs(tx, path, PathState::kSuspect, resumeNs).has_value()) << "path " << path;
+    EXPECT_EQ(tx.paths[path].state, PathState::kActive) << "path " << path;
+  }
+}
+
 TEST(PathControl, ABackupPathCarriesDataOnlyWhenTheActivesAreDown) {
   auto links = threeLinks(1 * kMs, 1 * kMs, 1 * kMs);
   bool cut = false;

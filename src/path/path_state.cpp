@@ -105,6 +105,10 @@ bool PathStateMachine::onAnswered(std::uint64_t nowNs, std::uint64_t sentAtNs, b
   return false;
 }
 
+void PathStateMachine::excuseSilence(std::uint64_t nowNs) noexcept {
+  if (alive() && waiting_) waitingSince_ = std::max(waitingSince_, nowNs);
+}
+
 bool PathStateMachine::onTimer(std::uint64_t nowNs, std::uint64_t ptoNs) noexcept {
   const std::uint64_t threshold = suspectAfter(ptoNs);
   bool changed = false;

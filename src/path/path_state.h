@@ -62,6 +62,10 @@ class PathStateMachine {
   // there); 0: unknown, the wait starts just after sentAtNs.
   bool onAnswered(std::uint64_t nowNs, std::uint64_t sentAtNs, bool probe,
                   std::uint64_t nextOutstandingSentNs = 0) noexcept;
+  // The peer was silent on every path at once and is heard again: it (or this
+  // host) stalled, so this path's silence says nothing about the path. An
+  // alive path still waiting is judged from nowNs on, not from before the stall.
+  void excuseSilence(std::uint64_t nowNs) noexcept;
   // Timeouts; true when the state changed. ptoNs from the path's estimator.
   bool onTimer(std::uint64_t nowNs, std::uint64_t ptoNs) noexcept;
   // When the next PING should go out (idle alive, suspect, dead paths); at or

@@ -314,5 +314,35 @@ TEST(PathStateTest, ProbeSchedule) {
   EXPECT_EQ(m.nextTimerNs(30 * kMs), 180 * kMs + options.deadAfterNs);
 }
 
+// After a stall of the peer on every path, excuseSilence makes an alive
+// path's wait start at the excuse: it turns suspect one threshold after it,
+// not at once (and not dead: the stall was longer than deadAfterNs), and a
+// suspect or dead path is not excused.
+TEST(PathStateTest, AnExcusedSilenceIsJudgedFromTheExcuse) {
+  PathStateOptions options;
+  options.minSuspectNs = 30 * kMs;
+  PathStateMachine m(false, options);
+  m.onSent(kSecond);
+  m.excuseSilence(kSecond + 600 * kMs);
+  EXPECT_TRUE(m.waiting());
+  EXPECT_EQ(m.waitingSinceNs(), kSecond + 600 * kMs);
+  EXPECT_FALSE(m.onTimer(kSecond + 629 * kMs, 10 * kMs));
+  EXPECT_EQ(m.state(), PathState::kActive);
+  EXPECT_TRUE(m.onTimer(kSecond + 630 * kMs, 10 * kMs));
+  EXPECT_EQ(m.state(), PathState::kSuspect);
+  // Not excused once suspect: the wait stays where it was.
+  m.excuseSilence(kSecond + 700 * kMs);
+  EXPECT_EQ(m.waitingSinceNs(), kSecond + 600 * kMs);
+  // Without the excuse the same silence goes from active to dead in one step.
+  PathStateMachine plain(false, options);
+  plain.onSent(kSecond);
+  EXPECT_TRUE(plain.onTimer(kSecond + 630 * kMs, 10 * kMs));
+  EXPECT_EQ(plain.state(), PathState::kDead);
+  // A path with nothing outstanding has nothing to excuse.
+  PathStateMachine idle(false, options);
+  idle.excuseSilence(kSecond);
+  EXPECT_FALSE(idle.waiting());
+}
+
 }  // namespace
 }  // namespace mpxdp::path
