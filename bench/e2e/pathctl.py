@@ -42,6 +42,12 @@ SETTLED_FOR_S = 0.5      # and it must hold at least this long before the span e
 
 # Link changes fire at these fractions of the run: 3 s and 6 s of a 10 s run.
 CUT_AT, RESTORE_AT = 0.3, 0.6
+# tcp-share: link 1's byte counters are read at these fractions of the run (after the system's start-up, before
+# its end); the shares are taken between them.
+SHARE_FROM, SHARE_TO = 0.3, 0.9
+SHARE_GOAL_PCT = 100.0 / 3  # issue 8: each keeps at least a third of the shared link
+COMPETITOR_PORT = 5251
+TCP_FRAME, TCP_MSS = 1514, 1448  # a full-size TCP segment on the wire (Ethernet + IPv4 + TCP with timestamps)
 
 SCENARIOS = [
     {"name": "failover", "bed": "pc-fail", "rates": [300 * M] * 3, "delays": None,
@@ -56,14 +62,19 @@ SCENARIOS = [
      "describe": "3 x 300 Mbit/s, link 1 shaped to 50 Mbit/s at 30 % of the run, back to 300 at 60 %"},
     {"name": "auto-hetero", "bed": "pc-hetero", "rates": [100 * M, 300 * M, 600 * M], "delays": None,
      "events": [], "reset": [], "describe": "100 + 300 + 600 Mbit/s, nothing changes"},
+    {"name": "tcp-share", "bed": "pc-share", "rates": [100 * M] * 3, "delays": None, "events": [], "reset": [],
+     "competitor": {"link": 1, "lead_s": 1.0}, "samples": [SHARE_FROM, SHARE_TO],
+     "describe": "3 x 100 Mbit/s, one iperf3 TCP flow (cubic) on link 1 alone, from 1 s before the system's launch "
+                 "to after its end"},
     {"name": "delay-skew", "bed": "pc-skew", "rates": [300 * M] * 2, "delays": "5ms,40ms", "events": [],
      "reset": [], "offered": [250 * M, 450 * M, 0],
      "describe": "2 x 300 Mbit/s, one-way delay 5 ms and 40 ms; offered 250M (one path suffices), 450M (needs "
                  "both), unlimited"},
 ]
-FULL = {"scenarios": ["failover", "failover-rtt10", "ratechange", "auto-hetero", "delay-skew"], "repeats": 3,
-        "duration": 10}
-QUICK = {"scenarios": ["failover", "ratechange", "auto-hetero", "delay-skew"], "repeats": 1, "duration": 5}
+FULL = {"scenarios": ["failover", "failover-rtt10", "ratechange", "auto-hetero", "tcp-share", "delay-skew"],
+        "repeats": 3, "duration": 10}
+QUICK = {"scenarios": ["failover", "ratechange", "auto-hetero", "tcp-share", "delay-skew"], "repeats": 1,
+         "duration": 5}
 
 
 class PathSystem:
@@ -78,7 +89,7 @@ class PathSystem:
         self.params = params
 
 
-EVENTFUL = ("failover", "failover-rtt10", "ratechange", "auto-hetero")
+EVENTFUL = ("failover", "failover-rtt10", "ratechange", "auto-hetero", "tcp-share")
 SYSTEMS = [
     PathSystem("mpxdp-est", "mpxdp AF_XDP, window, rates estimated (--link IFACE=PEER, no @RATE)", "mpxdp",
                "mpxdp", EVENTFUL, rates=False, backend="xdp", reorder="window"),
@@ -147,9 +158,11 @@ def _files(run_dir, tag, role):
     return base + ".out", base + ".err"
 
 
-def _drive(client, server, bed, events, duration, t_launch, record):
+def _drive(client, server, bed, events, duration, t_launch, record, samples=(), sample_record=None):
     """Waits for the client(s) while firing the link changes at their times after the launch. Every change is
-    recorded with the monotonic times around `testbed set` and its outcome."""
+    recorded with the monotonic times around `testbed set` and its outcome. At each fraction of `samples` the
+    links' byte counters are read into `sample_record` (with the monotonic time)."""
+    samples = sorted(samples)
     clients = client if isinstance(client, list) else [client]
     servers = server if isinstance(server, list) else [server]
     deadline = t_launch + duration + systems_mod.END_SLACK_S
@@ -157,6 +170,11 @@ def _drive(client, server, bed, events, duration, t_launch, record):
     fire_at = pending[0][0] * duration if pending else None  # seconds after launch
     while any(c.poll() is None for c in clients):
         now = time.monotonic()
+        if samples and now - t_launch >= samples[0] * duration:
+            samples.pop(0)
+            counters = bed.link_bytes()
+            sample_record.append({"monotonic": (now + time.monotonic()) / 2, "link_bytes": counters})
+            continue
         if pending and now - t_launch >= fire_at:
             frac, link, args = pending.pop(0)
             before = time.monotonic()
@@ -176,6 +194,8 @@ def _drive(client, server, bed, events, duration, t_launch, record):
                     c.kill()
             break
         wake = deadline if not pending else min(deadline, t_launch + fire_at)
+        if samples:
+            wake = min(wake, t_launch + samples[0] * duration)
         time.sleep(max(0.0, min(0.005, wake - time.monotonic())))
     for s in servers:
         s.wait(systems_mod.END_SLACK_S)
@@ -242,7 +262,8 @@ def run_mpxdp(system, scenario, bed, cli, run_dir, tag, duration, offered, resul
                 systems_mod.START_TIMEOUT_S, receiver.poll()), receiver)
         t_launch = time.monotonic()
         sender = procs.Proc(send_argv, *_files(run_dir, tag, "send"))
-        _drive(sender, receiver, bed, scenario["events"], duration, t_launch, result["events"])
+        _drive(sender, receiver, bed, scenario["events"], duration, t_launch, result["events"],
+               scenario.get("samples", ()), result.setdefault("samples", []))
         failure = _check_ended(result, sender, receiver)
         if failure is not None:
             return failure
@@ -273,7 +294,8 @@ def run_mptcp(system, scenario, bed, cli, run_dir, tag, duration, offered, resul
             return _fail(result, "iperf3 server not listening (exit {})".format(server.poll()), server)
         t_launch = time.monotonic()
         client = procs.Proc(client_argv, *_files(run_dir, tag, "client"))
-        _drive(client, server, bed, scenario["events"], duration, t_launch, result["events"])
+        _drive(client, server, bed, scenario["events"], duration, t_launch, result["events"],
+               scenario.get("samples", ()), result.setdefault("samples", []))
         failure = _check_ended(result, client, server, ("client", "server"))
         if failure is not None:
             return failure
@@ -335,6 +357,45 @@ def run_udp_blind(system, scenario, bed, cli, run_dir, tag, duration, offered, r
 
 
 RUNNERS = {"mpxdp": run_mpxdp, "mptcp": run_mptcp, "udp-blind": run_udp_blind}
+
+
+def run_with_competitor(run, scenario, bed, run_dir, tag, duration, result):
+    """tcp-share: one plain iperf3 TCP flow on the competitor link alone (bound to its addresses), started
+    lead_s before `run()` launches the system and lasting beyond the part of its run that is measured. Its
+    receiver's report goes to result["competitor"]."""
+    spec = scenario["competitor"]
+    link = spec["link"]
+    server_argv = bed.netns(bed.rx, "iperf3", "-s", "-1", "-J", "-B", bed.receiver_ip(link), "-p", COMPETITOR_PORT,
+                            "-i", IPERF_INTERVAL_S)
+    client_argv = bed.netns(bed.tx, "iperf3", "-c", bed.receiver_ip(link), "-B", bed.sender_ip(link), "-p",
+                            COMPETITOR_PORT, "-t", _num(int(spec["lead_s"] + duration + 2)), "-J", "-i",
+                            IPERF_INTERVAL_S)
+    competitor = {"link": link, "commands": [" ".join(map(str, server_argv)), " ".join(map(str, client_argv))]}
+    result["competitor"] = competitor
+    server = procs.Proc(server_argv, *_files(run_dir, tag + ".tcp", "server"))
+    client = None
+    try:
+        if not systems_mod._wait_listening(bed, server, COMPETITOR_PORT):
+            return _fail(result, "competitor iperf3 server not listening (exit {})".format(server.poll()), server)
+        competitor["launch_monotonic"] = time.monotonic()
+        client = procs.Proc(client_argv, *_files(run_dir, tag + ".tcp", "client"))
+        time.sleep(spec["lead_s"])
+        if client.poll() is not None:
+            return _fail(result, "competitor iperf3 client ended early (exit {})".format(client.returncode), client)
+        run()
+        client.wait(spec["lead_s"] + duration + systems_mod.END_SLACK_S)
+        server.wait(systems_mod.END_SLACK_S)
+        if client.returncode != 0 or server.returncode != 0:
+            if result.get("ok"):
+                _fail(result, "competitor iperf3 exit codes: client {}, server {}".format(
+                    client.returncode, server.returncode), client, server)
+            return result
+        competitor["server_report"] = json.loads(server.stdout())
+    finally:
+        for child in (client, server):
+            if child is not None:
+                child.kill()
+    return result
 
 
 # ---------------------------------------------------------------------------------------------- analysis
@@ -475,6 +536,54 @@ def locate_first_event(result, ivs):
     return ev.get("after_s", ev["clock_s"]), "end of testbed set"  # its duration: events[].set_took_s
 
 
+def share_figures(result, scenario, system, bed, fraction):
+    """tcp-share: what the TCP flow and the system each carried on the shared link between the two counter
+    samples (SHARE_FROM and SHARE_TO of the run), as % of the link's rate in frames on the wire. TCP: its
+    receiver's 0.1 s intervals inside that span, payload x TCP_FRAME / TCP_MSS. mpxdp: its receiver's per-path
+    packets in the span (its clock mapped through start_monotonic_ns), x the frame / payload ratio. MPTCP (no
+    per-path counts): the link's received bytes (r<link> rx_bytes) minus TCP's frames."""
+    comp = result.get("competitor") or {}
+    samples = result.get("samples") or []
+    report = comp.get("server_report")
+    if len(samples) < 2 or not report:
+        raise RuntimeError("tcp-share: {} counter samples, competitor report {}".format(
+            len(samples), "present" if report else "missing"))
+    link = comp["link"]
+    rate = bed.rates_bps[link]
+    t0, t1 = samples[0]["monotonic"], samples[-1]["monotonic"]
+    out = {"share_span_s": t1 - t0}
+    c0, c1 = t0 - comp["launch_monotonic"], t1 - comp["launch_monotonic"]
+    inside = [iv["sum"] for iv in report.get("intervals", []) if iv["sum"]["start"] >= c0 - 1e-3 and
+              iv["sum"]["end"] <= c1 + 1e-3]
+    span = sum(q["end"] - q["start"] for q in inside)
+    if span <= 0:
+        raise RuntimeError("tcp-share: no TCP interval inside the measured span")
+    tcp_bps = 8.0 * sum(q["bytes"] for q in inside) / span
+    tcp_wire_bps = tcp_bps * TCP_FRAME / TCP_MSS
+    out["tcp_bps"] = tcp_bps
+    out["tcp_link_pct"] = 100.0 * tcp_wire_bps / rate
+    link_bps = 8.0 * (samples[-1]["link_bytes"]["rx"][link] - samples[0]["link_bytes"]["rx"][link]) / (t1 - t0)
+    out["link_rx_pct"] = 100.0 * link_bps / rate
+    recv = result.get("recv_report")
+    if recv and recv.get("start_monotonic_ns"):
+        r0 = t0 - recv["start_monotonic_ns"] / 1e9
+        r1 = t1 - recv["start_monotonic_ns"] / 1e9
+        ivs = [iv for iv in intervals_of(result) if iv["start"] >= r0 and iv["end"] <= r1 and iv["path_packets"]]
+        rx_span = sum(iv["end"] - iv["start"] for iv in ivs)
+        if rx_span <= 0:
+            raise RuntimeError("tcp-share: no receiver interval inside the measured span")
+        packets = sum(iv["path_packets"][link] for iv in ivs)
+        out["system_link_bps"] = 8.0 * packets * PAYLOAD / fraction / rx_span
+        out["system_link_from"] = "per-path packets"
+        out["system_goodput_in_span_bps"] = 8.0 * sum(iv["bytes"] for iv in ivs) / rx_span
+    else:
+        out["system_link_bps"] = max(0.0, link_bps - tcp_wire_bps)
+        out["system_link_from"] = "link rx bytes - TCP"
+    out["system_link_pct"] = 100.0 * out["system_link_bps"] / rate
+    out["neither_starves"] = out["tcp_link_pct"] >= SHARE_GOAL_PCT and out["system_link_pct"] >= SHARE_GOAL_PCT
+    return out
+
+
 def analyse(result, scenario, system, bed):
     """Adds the scenario's figures to a successful run (keys documented in bench/README.md)."""
     ivs = intervals_of(result)
@@ -583,6 +692,8 @@ def analyse(result, scenario, system, bed):
         a["steady_pct_of_ceiling"] = 100.0 * a["steady_goodput_bps"] / ceiling if a["steady_goodput_bps"] else None
     elif name == "delay-skew":
         a["ceiling_bps"] = bed.link_sum_bps * fraction
+    elif name == "tcp-share":
+        a.update(share_figures(result, scenario, system, bed, fraction))
     if send.get("paths"):
         a["final_paths"] = [{k: q.get(k) for k in ("state", "pacing_bps", "estimate_bps", "delivery_bps", "srtt_ns",
                                                    "loss_rate", "queue_delay_ns", "rate_phase", "packets")}
@@ -695,6 +806,25 @@ def report_tables(runs, meta):
                 _f(_median_of(rs, lambda a: a.get("steady_pct_of_ceiling")), digits=1),
                 _f(_median_of(rs, lambda a: a.get("loss_pct")), digits=2), _ratio(steady, ref), ok(rs)))
         lines.append("")
+    keys = [k for k in by if k[0] == "tcp-share"]
+    if keys:
+        sc = next(s for s in SCENARIOS if s["name"] == "tcp-share")
+        lines += ["### tcp-share", "", sc["describe"] + "; shares between {:.0f} % and {:.0f} % of the run, in "
+                  "frames on the wire against link {}'s rate; goal: each at least {:.0f} %".format(
+                      SHARE_FROM * 100, SHARE_TO * 100, sc["competitor"]["link"], SHARE_GOAL_PCT), "",
+                  "| system | TCP Mbit/s | TCP % of link | system % of link (from) | link used % | system goodput "
+                  "Mbit/s | each >= a third | ok |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for k in keys:
+            rs = by[k]
+            g = lambda key: _median_of(rs, lambda a: a.get(key))  # noqa: E731
+            good = [r for r in rs if r.get("ok") and "analysis" in r]
+            held = sum(1 for r in good if r["analysis"].get("neither_starves"))
+            how = sorted({r["analysis"].get("system_link_from") for r in good} - {None})
+            lines.append("| {} | {} | {} | {} ({}) | {} | {} | {}/{} runs | {} |".format(
+                k[1], _f(g("tcp_bps"), 1e6, 1), _f(g("tcp_link_pct"), digits=1), _f(g("system_link_pct"), digits=1),
+                ", ".join(how) or "-", _f(g("link_rx_pct"), digits=1), _f(g("goodput_bps"), 1e6), held, len(good),
+                ok(rs)))
+        lines.append("")
     keys = [k for k in by if k[0] == "delay-skew"]
     if keys:
         lines += ["### delay-skew", "", next(s["describe"] for s in SCENARIOS if s["name"] == "delay-skew"), "",
@@ -801,7 +931,8 @@ def plan(scenario, systems):
 
 
 def estimate(scenarios, systems, args):
-    return sum(3.0 + args.repeats * len(plan(sc, systems)) * (args.duration + 1.5) for sc in scenarios)
+    return sum(3.0 + args.repeats * len(plan(sc, systems)) *
+               (args.duration + 1.5 + sc.get("competitor", {}).get("lead_s", 0.0)) for sc in scenarios)
 
 
 def missing_features(cli, systems):
@@ -909,7 +1040,12 @@ def run_scenario(sc, args, cli, out_dir, runs):
                   "delays": sc["delays"], "duration_req_s": args.duration, "ok": False, "events": []}
 
         def run():
-            RUNNERS[system.runner](system, sc, bed, cli, run_dir, tag, args.duration, offered, result)
+            def system_run():
+                RUNNERS[system.runner](system, sc, bed, cli, run_dir, tag, args.duration, offered, result)
+            if sc.get("competitor"):
+                run_with_competitor(system_run, sc, bed, run_dir, tag, args.duration, result)
+            else:
+                system_run()
             if result.get("ok"):
                 analyse(result, sc, system, bed)
         result["wall_s"] = driver.guarded_run(result, bed, run, sc["reset"], _fail, kill=False)
@@ -934,7 +1070,9 @@ def print_run(r):
                                       ("goodput_back_s", ">=90 % after ms", 1e-3, 0),
                                       ("restored_active_s", "restored active after ms", 1e-3, 0),
                                       ("converged_s", "converged ms", 1e-3, 0),
-                                      ("hold_p99_ns", "hold p99 ms", 1e6, 2)):
+                                      ("hold_p99_ns", "hold p99 ms", 1e6, 2),
+                                      ("tcp_link_pct", "TCP % of link", 1, 1),
+                                      ("system_link_pct", "system % of link", 1, 1)):
         if a.get(key) is not None:
             parts.append("{} {}".format(label, _f(a[key], scale, digits)))
     for c in a.get("changes", []):
