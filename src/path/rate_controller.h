@@ -15,7 +15,8 @@
 //   one, or queue delay > max(2 ms, minRtt/2) capped at 10 ms): the estimate falls to the latest delivery
 //   sample (at most halving), paced below it for a round; at most one back-off per round. When the queue
 //   stays high for 6 rounds although we back off (someone else fills it, a TCP flow), only loss counts and
-//   the rate moves as TCP's (AIMD) until the queue falls or 2 s pass, so neither flow starves.
+//   the rate moves as TCP's (AIMD), at most 1.3 x TCP's throughput equation (RFC 5348) at our loss event
+//   rate and RTT, until the queue falls or 2 s pass, so neither flow starves.
 // See docs/path-control.md.
 // A round is max(srtt, minRoundNs). Pure logic: nowNs is passed in; nothing
 // allocates after construction.
