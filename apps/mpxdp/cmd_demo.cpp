@@ -251,19 +251,29 @@ int runFailover(const std::string& self, const testbed::TestbedInfo& bed) {
   const double restoreRx = (static_cast<double>(changedNs[1]) - rxStart) / 1e9;
   double lastLossS = -1;
   std::uint64_t lostAfterCut = 0;
-  double before = 0, during = 0, after = 0;
-  int nBefore = 0, nDuring = 0, nAfter = 0;
+  // Bits and seconds per phase: the mean of the intervals' rates would let a
+  // short interval after a stall of the receiver (it delivers what queued up
+  // meanwhile at many Gbit/s) outweigh the long one before it.
+  struct Phase {
+    double bits = 0;
+    double seconds = 0;
+    double mbps() const { return seconds > 0 ? bits / seconds / 1e6 : 0.0; }
+    void add(const nlohmann::json& interval) {
+      bits += 8.0 * static_cast<double>(interval.value("bytes", std::uint64_t{0}));
+      seconds += interval.value("end_s", 0.0) - interval.value("start_s", 0.0);
+    }
+  };
+  Phase before, during, after;
   for (const auto& interval : rx.value("intervals", nlohmann::json::array())) {
     const double end = interval.value("end_s", 0.0);
-    const double bps = interval.value("bits_per_second", 0.0);
     const auto lost = interval.value("lost_packets", std::uint64_t{0});
     if (end > cutRx && end <= restoreRx) {
       lostAfterCut += lost;
       if (lost > 0) lastLossS = end;
     }
-    if (end > 0.5 && end <= cutRx) before += bps, ++nBefore;
-    if (end > cutRx + 0.2 && end <= restoreRx) during += bps, ++nDuring;
-    if (end > restoreRx + 1.0) after += bps, ++nAfter;
+    if (end > 0.5 && end <= cutRx) before.add(interval);
+    if (end > cutRx + 0.2 && end <= restoreRx) during.add(interval);
+    if (end > restoreRx + 1.0) after.add(interval);
   }
   fmt::print(
       "\nFailover: {} links x {}, rates estimated (no @RATE), link {} cut at {:.2f} s and restored at "
@@ -284,9 +294,8 @@ int runFailover(const std::string& self, const testbed::TestbedInfo& bed) {
         "the last loss was reported {:.0f} ms after the cut (10 ms intervals, hole timeout included)\n",
         (lastLossS - cutRx) * 1000);
   }
-  auto mean = [](double sum, int n) { return n > 0 ? sum / n / 1e6 : 0.0; };
   fmt::print("goodput: before {:.1f} Mbit/s, during the cut {:.1f} Mbit/s, after the restore {:.1f} Mbit/s\n",
-             mean(before, nBefore), mean(during, nDuring), mean(after, nAfter));
+             before.mbps(), during.mbps(), after.mbps());
   fmt::print("total: lost {}, delivered {}, hold p99 {:.1f} us\n", number<std::uint64_t>(rx, "lost_packets"),
              number<std::uint64_t>(rx, "delivered_packets"),
              static_cast<double>(number<std::uint64_t>(rx, "hold_p99_ns")) / 1e3);
