@@ -830,6 +830,11 @@ void ConnectionImpl::onTimers(std::uint64_t nowNs, std::uint64_t drainedNs) noex
   updateDone(nowNs);
 }
 
+// When a waiting path's silence passes its suspect threshold.
+std::uint64_t ConnectionImpl::overdueNs(const PathControl& p) const noexcept {
+  return p.machine.waitingSinceNs() + std::max(ptoNs(p), config_.suspectAfterNs);
+}
+
 // After a silence on every path (each alive path that waits for an answer is
 // past its suspect threshold, and none was answered since the first of them
 // was), the first answer means the peer or this host stalled: a process
@@ -846,7 +851,7 @@ void ConnectionImpl::noteAnswered(std::size_t path, std::uint64_t nowNs) noexcep
     newestAnswer = std::max(newestAnswer, q.lastAnsweredNs);
     if (!q.machine.alive() || !q.machine.waiting()) continue;
     anyWaiting = true;
-    const std::uint64_t overdue = q.machine.waitingSinceNs() + std::max(ptoNs(q), config_.suspectAfterNs);
+    const std::uint64_t overdue = overdueNs(q);
     firstOverdue = std::min(firstOverdue, overdue);
     if (overdue > nowNs) allOverdue = false;
   }
@@ -865,7 +870,7 @@ bool ConnectionImpl::stateHeld(std::size_t path, bool anyAlive) const noexcept {
   const PathControl& p = paths_[path];
   if (!anyAlive && p.machine.state() == PathState::kSuspect) return true;
   if (!p.machine.alive() || !p.machine.waiting()) return false;
-  const std::uint64_t overdue = p.machine.waitingSinceNs() + std::max(ptoNs(p), config_.suspectAfterNs);
+  const std::uint64_t overdue = overdueNs(p);
   for (std::size_t k = 0; k < paths_.size(); ++k) {
     if (k == path) continue;
     const PathControl& q = paths_[k];

@@ -171,9 +171,11 @@ class ConnectionImpl final : public Connection, private SendHooks {
   // Which paths carry data: active ones; backups when no active one is alive
   // (or the actives cannot carry the asked rate); suspect ones when nothing else is left.
   void refreshUsable() noexcept;
-  // The path's timeouts are not applied now (see stateHeld in the .cpp).
+  // When a waiting path's silence passes its suspect threshold.
+  std::uint64_t overdueNs(const PathControl& p) const noexcept;
   // Records an answer on path; excuses the others' silence after a stall of the peer.
   void noteAnswered(std::size_t path, std::uint64_t nowNs) noexcept;
+  // The path's timeouts are not applied now (see stateHeld in the .cpp).
   bool stateHeld(std::size_t path, bool anyAlive) const noexcept;
   void setBackup(std::size_t path) noexcept;
   std::uint64_t lossDelayNs(const PathControl& p) const noexcept;
