@@ -417,6 +417,7 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
     j["out_of_order_delivered"] = stats.outOfOrderDelivered;
     j["duplicate_packets"] = stats.duplicates;
     j["late_packets"] = stats.late;
+    j["late_queued_packets"] = stats.lateQueued;
     j["implausible_packets"] = stats.implausible;
     j["corrupt_packets"] = total.corrupt;
     j["hold_samples"] = stats.hold.samples;
@@ -547,6 +548,9 @@ void Reporter::finish(const ConnectionStats& stats, const Sample& total, const E
                    : fmt::format("the links' packet-number gaps sum to {};\n  {} of them arrived late "
                                  "(after their hole was given up), {} were declared by fast loss",
                                  pathGaps, stats.late, stats.lostFast));
+    if (stats.lateQueued > 0)
+      fmt::print(out_, "  {} late packets had reached this host before their loss was judged\n",
+                 stats.lateQueued);
     fmt::print(out_, "reorder {}: hold p50 {}, p99 {}, max {}; duplicates {}, implausible {}\n", run_.reorder,
                durationText(stats.hold.p50Ns), durationText(stats.hold.p99Ns), durationText(stats.hold.maxNs),
                stats.duplicates, stats.implausible);

@@ -223,6 +223,11 @@ struct ConnectionStats {
   std::uint64_t lostFast = 0;  // of those, by fast loss detection
   std::uint64_t duplicates = 0;
   std::uint64_t late = 0;  // arrived after being declared lost
+  // Of the late ones, those whose link stamped their arrival at this host at or
+  // before the time their loss was judged at (a timeout: the time by which
+  // every link had been read): losses this receiver should not have declared.
+  // Counted only where the link stamps arrivals (AF_XDP); 0 unless it misjudges.
+  std::uint64_t lateQueued = 0;
   // Sending, reliable mode: payloads sent again after a loss or a path failure.
   std::uint64_t retransmitted = 0;
   // Sending, redundant mode: second copies sent.

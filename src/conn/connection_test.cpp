@@ -691,6 +691,86 @@ TEST(Connection, DroppedPacketsAreDeclaredLostExactlyOnce) {
   EXPECT_EQ(pair.client().peerReport()->lost, dropped);
 }
 
+// A packet the network delays past the hole timeout is declared lost and then
+// arrives late, while the stream goes on; it reached the host after the
+// judgement, so it is not counted as queued.
+TEST(Connection, APacketTheNetworkDelaysPastTheTimeoutIsLateButNotQueued) {
+  auto links = threeLinks(100 * kUs, 100 * kUs, 100 * kUs);
+  for (auto& link : links) link.toServer.stampArrival = true;
+  links[1].toServer.extraDelayNs = [](std::uint64_t index) { return index == 300 ? 20 * kMs : 0; };
+  Pair pair(configWith(reorder::ReorderKind::kWindow), std::move(links));
+  ASSERT_TRUE(pair.handshake());
+  pair.sendCopying(6400, 200 * kUs);  // 40 ms
+  ASSERT_TRUE(pair.finishAndDrain(100 * kMs));
+  const ConnectionStats rx = pair.server().stats();
+  EXPECT_EQ(rx.lost, 1u);
+  EXPECT_EQ(rx.late, 1u);
+  EXPECT_EQ(rx.lateQueued, 0u);
+}
+
+// The receiver's own link hands one data packet over long after it stamped
+// its arrival, as a receive loop that skipped a ring would: it was here when
+// its loss was judged, and the stream says so.
+class WithholdingReceive final : public conn::testing::ForwardingPacketIo {
+ public:
+  WithholdingReceive(std::unique_ptr<PacketIo> inner, std::uint64_t seq, std::uint64_t holdNs,
+                     std::shared_ptr<const Clock*> clock)
+      : ForwardingPacketIo(std::move(inner)), seq_(seq), holdNs_(holdNs), clock_(std::move(clock)) {}
+  Result<std::size_t> receive(std::span<RxPacket> out) noexcept override {
+    const std::uint64_t now = (*clock_)->nowNs();
+    if (held_ && now >= releaseNs_ && !out.empty()) {
+      out[0] = *held_;
+      held_.reset();
+      return std::size_t{1};
+    }
+    auto got = inner_->receive(out);
+    if (!got || taken_) return got;
+    for (std::size_t i = 0; i < *got; ++i) {
+      const auto seq = dataSeq(std::span<const std::uint8_t>(out[i].data, out[i].length));
+      if (!seq || *seq < seq_) continue;
+      held_ = out[i];
+      taken_ = true;
+      releaseNs_ = now + holdNs_;
+      std::copy(out.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                out.begin() + static_cast<std::ptrdiff_t>(*got),
+                out.begin() + static_cast<std::ptrdiff_t>(i));
+      return *got - 1;
+    }
+    return got;
+  }
+
+ private:
+  std::uint64_t seq_;
+  std::uint64_t holdNs_;
+  std::shared_ptr<const Clock*> clock_;
+  std::optional<RxPacket> held_;
+  std::uint64_t releaseNs_ = 0;
+  bool taken_ = false;
+};
+
+TEST(Connection, ALatePacketThatWaitedInTheReceiversOwnLinkIsCountedAsQueued) {
+  auto clock = std::make_shared<const Clock*>(nullptr);
+  auto links = threeLinks(100 * kUs, 100 * kUs, 100 * kUs);
+  for (auto& link : links) link.toClient.stampArrival = true;
+  links[1].wrapClient = [clock](std::unique_ptr<PacketIo> inner) -> std::unique_ptr<PacketIo> {
+    return std::make_unique<WithholdingReceive>(std::move(inner), 900, 20 * kMs, clock);
+  };
+  // Judged by the timeout alone: fast loss would take the gap the withheld
+  // packet leaves in its path's numbers as evidence of a loss on the wire.
+  ConnectionConfig config = configWith(reorder::ReorderKind::kWindow);
+  config.reorder.fastLoss = false;
+  Pair pair(config, std::move(links), DataDirection::kServerToClient);
+  *clock = &pair.clock();
+  ASSERT_TRUE(pair.handshake());
+  pair.sendCopyingFrom(pair.server(), pair.client(), 6400, 200 * kUs);  // 40 ms
+  ASSERT_TRUE(pair.server().finish().ok());
+  ASSERT_TRUE(pair.runUntilDone(100 * kMs));
+  const ConnectionStats rx = pair.client().stats();
+  EXPECT_EQ(rx.lost, 1u);
+  EXPECT_EQ(rx.late, 1u);
+  EXPECT_EQ(rx.lateQueued, 1u);
+}
+
 TEST(Connection, LostTailIsDeclaredAtClose) {
   auto links = threeLinks(100 * kUs, 300 * kUs, 1 * kMs);
   constexpr std::uint64_t kCount = 300;

@@ -97,6 +97,7 @@ void ReceiveStream::onData(const ArrivingData& data, std::uint64_t nowNs, std::u
   arriving.sendTsNs = data.sendTsNs;
   arriving.arrivalNs = nowNs;
   arriving.cookie = index;
+  judgedNs_ = pushNs;
   reorderer_->push(arriving, pushNs, sink_);
 }
 
@@ -115,6 +116,7 @@ void ReceiveStream::onClose(std::uint16_t path, std::uint64_t finalSeq, std::uin
 }
 
 void ReceiveStream::onDrained(std::uint64_t drainedNs, std::uint64_t nowNs) noexcept {
+  judgedNs_ = drainedNs;
   reorderer_->poll(drainedNs, sink_);
   checkFinished(nowNs);
 }
@@ -124,6 +126,7 @@ void ReceiveStream::abandon() noexcept {
   // Reliable: what is held sits behind a hole that will never be filled; the
   // application must not see the gap, so it is dropped, not delivered.
   dropHeld_ = config_.reliable;
+  judgedNs_ = 0;  // the end of the stream: whatever comes later is late
   reorderer_->flush(sink_);
   dropHeld_ = false;
   links_.flushReleases();
@@ -201,6 +204,7 @@ void ReceiveStream::fillStats(ConnectionStats& s) const {
   s.lostFast = r.lostFast;
   s.duplicates = r.duplicates;
   s.late = r.late;
+  s.lateQueued = lateQueued_;
   s.implausible = r.implausible;
   s.hold = hold_.summary();
   s.maxStallNs = s.hold.maxNs;
@@ -244,6 +248,7 @@ void ReceiveStream::checkFinished(std::uint64_t nowNs) noexcept {
 }
 
 void ReceiveStream::finishNow(bool declareTail) noexcept {
+  judgedNs_ = 0;  // the end of the stream: whatever comes later is late
   reorderer_->flush(sink_);
   if (declareTail && accounted_ < finalSeq_) {
     // Sequence numbers above the highest one that arrived.
@@ -268,6 +273,22 @@ void ReceiveStream::freeEntry(std::uint32_t index) noexcept {
   freeList_[freeCount_++] = index;
 }
 
+// A late packet that the link stamped at or before its loss was judged was
+// waiting here unread: the judgement assumed every path had been read by then.
+// Rare (late packets only), so a scan of the recent losses is fine.
+void ReceiveStream::noteLate(const reorder::ArrivingPacket& packet) noexcept {
+  const std::uint64_t stampNs = table_[static_cast<std::uint32_t>(packet.cookie)].packet.arrivalNs;
+  if (stampNs == 0) return;
+  const std::size_t recorded = std::min(lossRecordCount_, kLossRecords);
+  for (std::size_t i = 1; i <= recorded; ++i) {
+    const LossRecord& r = lossRecords_[(lossRecordCount_ - i) % kLossRecords];
+    if (packet.globalSeq - r.firstSeq < r.count) {
+      if (r.judgedNs != 0 && stampNs <= r.judgedNs) ++lateQueued_;
+      return;
+    }
+  }
+}
+
 void ReceiveStream::Sink::deliver(const reorder::ArrivingPacket& packet, std::uint64_t holdNs) {
   const auto index = static_cast<std::uint32_t>(packet.cookie);
   if (stream_.dropHeld_) {
@@ -284,13 +305,16 @@ void ReceiveStream::Sink::deliver(const reorder::ArrivingPacket& packet, std::ui
   stream_.hold_.record(holdNs);
 }
 
-void ReceiveStream::Sink::lost(std::uint64_t /*firstSeq*/, std::uint64_t count) {
+void ReceiveStream::Sink::lost(std::uint64_t firstSeq, std::uint64_t count) {
   if (stream_.dropHeld_) return;  // abandoned: a failed stream, not a loss
+  stream_.lossRecords_[stream_.lossRecordCount_++ % kLossRecords] =
+      LossRecord{firstSeq, count, stream_.judgedNs_};
   stream_.lostDeclared_ += count;
   stream_.accounted_ += count;
 }
 
-void ReceiveStream::Sink::discard(const reorder::ArrivingPacket& packet, DiscardReason /*reason*/) {
+void ReceiveStream::Sink::discard(const reorder::ArrivingPacket& packet, DiscardReason reason) {
+  if (reason == DiscardReason::kLate) stream_.noteLate(packet);
   // Duplicates, late and out-of-window packets go straight back to their path.
   stream_.freeEntry(static_cast<std::uint32_t>(packet.cookie));
 }

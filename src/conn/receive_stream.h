@@ -5,6 +5,7 @@
 // through the PathSet.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -108,6 +109,7 @@ class ReceiveStream {
   void checkFinished(std::uint64_t nowNs) noexcept;
   void finishNow(bool declareTail) noexcept;
   std::uint32_t popReady() noexcept;
+  void noteLate(const reorder::ArrivingPacket& packet) noexcept;
   void freeEntry(std::uint32_t index) noexcept;
 
   ConnectionConfig config_;
@@ -129,6 +131,18 @@ class ReceiveStream {
   std::uint64_t lostDeclared_ = 0;
   std::uint64_t tailLost_ = 0;
   std::uint64_t accounted_ = 0;  // delivered + declared lost
+  // The recent runs declared lost and the time each was judged at, so that a
+  // late arrival can tell whether it was already here then (lateQueued_).
+  struct LossRecord {
+    std::uint64_t firstSeq = 0;
+    std::uint64_t count = 0;
+    std::uint64_t judgedNs = 0;
+  };
+  static constexpr std::size_t kLossRecords = 64;
+  std::array<LossRecord, kLossRecords> lossRecords_{};
+  std::size_t lossRecordCount_ = 0;  // ever recorded; the latest is at (count - 1) % kLossRecords
+  std::uint64_t judgedNs_ = 0;  // the time the reorderer judges at in the current call (0: end of stream)
+  std::uint64_t lateQueued_ = 0;
   std::uint64_t badReleases_ = 0;
   HoldHistogram hold_;
 

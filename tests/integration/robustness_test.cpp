@@ -119,20 +119,31 @@ std::optional<Reports> finish(Subprocess& sender, Subprocess& receiver) {
 }
 
 // The receiver's own JSON against the sender's: nothing declared lost that the
-// host did not drop, nothing late, everything else delivered in order. On this
-// lossless test bed a loss can only come from the receiving host itself: a
-// receiver too slow to refill its AF_XDP fill ring (seen under ASan with both
-// cores busy) makes the kernel drop packets, counted per path as rx_dropped.
-// Those are real losses and must be declared exactly; anything beyond them
-// would be a false loss.
+// host did not drop or that did not come late, nothing late that had already
+// reached this host when its loss was judged, everything else delivered in
+// order. On this lossless test bed a loss can only come from the receiving
+// host itself: a receiver too slow to refill its AF_XDP fill ring (seen under
+// ASan with both cores busy) makes the kernel drop packets, counted per path
+// as rx_dropped. Those are real losses and must be declared exactly.
+// A late packet is a loss the receiver had to declare, not a false one, when
+// it reached the host after the judgement: this VM sometimes stalls a process
+// for ~100 ms, and a sender stalled between two paths' transmit calls sends
+// their packets that much apart. Diagnosed in CI failures (17 and 41 late):
+// each late packet was stamped by the XDP program 100-105 ms after its send
+// stamp, and 7-36 ms after the time its loss was judged at. Its loss was
+// judged when no hole timeout would have saved it; one stamped before that
+// time would be the receiver's error (late_queued_packets).
 void expectCleanDelivery(const nlohmann::json& r, const nlohmann::json& sender) {
   std::printf(
-      "sent %llu, delivered %llu, lost %llu (fast %llu), late %llu, implausible %llu, malformed %llu\n",
+      "sent %llu, delivered %llu, lost %llu (fast %llu), late %llu (queued %llu), implausible %llu, "
+      "malformed "
+      "%llu\n",
       static_cast<unsigned long long>(u64(sender, "sent_packets")),
       static_cast<unsigned long long>(u64(r, "delivered_packets")),
       static_cast<unsigned long long>(u64(r, "lost_packets")),
       static_cast<unsigned long long>(u64(r, "lost_fast_packets")),
       static_cast<unsigned long long>(u64(r, "late_packets")),
+      static_cast<unsigned long long>(u64(r, "late_queued_packets")),
       static_cast<unsigned long long>(u64(r, "implausible_packets")),
       static_cast<unsigned long long>(u64(r, "malformed_packets")));
   std::uint64_t hostDropped = 0;
@@ -160,8 +171,12 @@ void expectCleanDelivery(const nlohmann::json& r, const nlohmann::json& sender) 
   if (senderDropped > 0)
     std::printf("  the sender's links refused %llu\n", static_cast<unsigned long long>(senderDropped));
   EXPECT_EQ(r.at("ended_by"), "end of stream");
-  EXPECT_LE(u64(r, "lost_packets"), hostDropped + senderDropped) << r.dump() << "\nsender: " << sender.dump();
-  EXPECT_EQ(u64(r, "late_packets"), 0u);
+  const std::uint64_t late = u64(r, "late_packets");
+  EXPECT_LE(u64(r, "lost_packets"), hostDropped + senderDropped + late)
+      << r.dump() << "\nsender: " << sender.dump();
+  EXPECT_EQ(u64(r, "late_queued_packets"), 0u) << r.dump();
+  // A stall is rare and short: a few per mille late would be a timeout gone wrong.
+  EXPECT_LE(late, u64(sender, "sent_packets") / 1000) << r.dump();
   EXPECT_EQ(u64(r, "out_of_order_delivered"), 0u);
   EXPECT_EQ(u64(r, "corrupt_packets"), 0u);
   EXPECT_EQ(u64(r, "delivered_packets") + u64(r, "lost_packets"), u64(sender, "sent_packets") + senderDropped)
