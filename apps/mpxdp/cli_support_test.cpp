@@ -263,7 +263,10 @@ TEST(ReporterTest, JsonCarriesTheFileAndTheReliabilityFigures) {
   stats.retransmitted = 7;
   stats.flowBlockedNs = 2'000'000;
   stats.redundantCopies = 9;
+  stats.late = 4;
+  stats.lateQueued = 1;
   reporter.interval(stats, 1.0, 0, FileProgress{1000, 5000, true});
+  stats.late = 6;
   reporter.interval(stats, 2.0, 0, FileProgress{5000, 5000, true});
   FileSummary file;
   file.path = "/x/y.bin";
@@ -304,6 +307,10 @@ TEST(ReporterTest, JsonCarriesTheFileAndTheReliabilityFigures) {
   EXPECT_EQ(j.at("intervals")[0].at("file_bytes"), 1000);
   EXPECT_EQ(j.at("intervals")[1].at("file_bytes"), 4000);
   EXPECT_EQ(j.at("intervals")[1].at("file_bytes_total"), 5000);
+  EXPECT_EQ(j.at("intervals")[0].at("late_packets"), 4);
+  EXPECT_EQ(j.at("intervals")[1].at("late_packets"), 2);
+  EXPECT_EQ(j.at("late_packets"), 6);
+  EXPECT_EQ(j.at("late_queued_packets"), 1);
 }
 
 // The reporter's JSON from hand-made snapshots: per-path fields in each

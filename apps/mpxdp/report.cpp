@@ -84,6 +84,7 @@ Sample sampleOf(const ConnectionStats& stats, Role role, double timeS, std::uint
   s.packets = stats.packetsDelivered;
   s.bytes = stats.bytesDelivered;
   s.lost = stats.lost;
+  s.late = stats.late;
   s.outOfOrderArrived = stats.outOfOrderArrived;
   s.outOfOrderDelivered = stats.outOfOrderDelivered;
   s.duplicates = stats.duplicates;
@@ -266,6 +267,7 @@ nlohmann::json Reporter::intervalJson(const IntervalRecord& record) const {
   j["bits_per_second"] = perSecond(8.0 * static_cast<double>(to.bytes - from.bytes), span);
   if (run_.role == Role::kReceiver) {
     j["lost_packets"] = to.lost - from.lost;
+    j["late_packets"] = to.late - from.late;
     j["out_of_order_arrived"] = to.outOfOrderArrived - from.outOfOrderArrived;
     j["out_of_order_delivered"] = to.outOfOrderDelivered - from.outOfOrderDelivered;
     j["duplicate_packets"] = to.duplicates - from.duplicates;

@@ -80,6 +80,7 @@ struct Sample {
   std::uint64_t packets = 0;
   std::uint64_t bytes = 0;
   std::uint64_t lost = 0;
+  std::uint64_t late = 0;
   std::uint64_t outOfOrderArrived = 0;
   std::uint64_t outOfOrderDelivered = 0;
   std::uint64_t duplicates = 0;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <thread>
 
 #include "subprocess.h"
@@ -117,6 +118,20 @@ std::uint64_t lostIn(const std::vector<nlohmann::json>& intervals) {
   std::uint64_t lost = 0;
   for (const auto& interval : intervals) lost += interval.at("lost_packets").get<std::uint64_t>();
   return lost;
+}
+
+std::string lossesIn(const std::vector<nlohmann::json>& intervals) {
+  std::string out;
+  for (const auto& interval : intervals) {
+    const auto lost = interval.at("lost_packets").get<std::uint64_t>();
+    if (lost == 0) continue;
+    char item[96];
+    std::snprintf(item, sizeof(item), "%s%.3f s: %llu (%llu late)", out.empty() ? "" : ", ",
+                  interval.at("start_s").get<double>(), static_cast<unsigned long long>(lost),
+                  static_cast<unsigned long long>(interval.value("late_packets", std::uint64_t{0})));
+    out += item;
+  }
+  return out.empty() ? "none" : out;
 }
 
 std::optional<double> eventTime(const nlohmann::json& sender, int path, const std::string& to, double atS) {

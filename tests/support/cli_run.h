@@ -47,6 +47,8 @@ std::optional<Run> runWithChanges(const std::string& mpxdp, const testbed::Testb
 std::vector<nlohmann::json> intervalsBetween(const nlohmann::json& report, double from, double to);
 double meanBps(const std::vector<nlohmann::json>& intervals);
 std::uint64_t lostIn(const std::vector<nlohmann::json>& intervals);
+// The receiver's intervals with a loss, as "start_s: lost (late)" items, for a failure message.
+std::string lossesIn(const std::vector<nlohmann::json>& intervals);
 // The first event of path with the given new state at or after atS (sender timeline).
 std::optional<double> eventTime(const nlohmann::json& sender, int path, const std::string& to, double atS);
 
