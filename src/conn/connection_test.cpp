@@ -771,6 +771,84 @@ TEST(Connection, ALatePacketThatWaitedInTheReceiversOwnLinkIsCountedAsQueued) {
   EXPECT_EQ(rx.lateQueued, 1u);
 }
 
+// A receiver that finds a backlog in its rings and a table too small for it:
+// reads are cut short for room again and again. Every path must get its turn
+// (rounds begun at path 0 each time let path 0 run a window ahead of the
+// others, whose packets were then given up while they waited in their rings),
+// and no hole may time out as if every ring had been read. Each read takes
+// 2 ms while the table fills.
+class SlowReceive final : public conn::testing::ForwardingPacketIo {
+ public:
+  SlowReceive(std::unique_ptr<PacketIo> inner, std::shared_ptr<ManualClock*> clock)
+      : ForwardingPacketIo(std::move(inner)), clock_(std::move(clock)) {}
+  Result<std::size_t> receive(std::span<RxPacket> out) noexcept override {
+    if (slow) (*clock_)->advance(2 * kMs);
+    return inner_->receive(out);
+  }
+  bool slow = false;
+
+ private:
+  std::shared_ptr<ManualClock*> clock_;
+};
+
+TEST(Connection, AReceiverShortOfRoomReadsEveryPathAndGivesUpNoPacketWaitingInARing) {
+  auto clock = std::make_shared<ManualClock*>(nullptr);
+  std::vector<SlowReceive*> readers;
+  auto links = threeLinks(100 * kUs, 100 * kUs, 100 * kUs);
+  for (auto& link : links) {
+    link.toClient.stampArrival = true;
+    link.wrapClient = [clock, &readers](std::unique_ptr<PacketIo> inner) -> std::unique_ptr<PacketIo> {
+      auto reader = std::make_unique<SlowReceive>(std::move(inner), clock);
+      readers.push_back(reader.get());
+      return reader;
+    };
+  }
+  ConnectionConfig config = configWith(reorder::ReorderKind::kWindow);
+  config.scheduler = sched::SchedulerKind::kRoundRobin;
+  config.reorder.windowPackets = 256;  // a table of 256 + 64 x 5 entries
+  config.reorder.adaptiveTimeout = false;
+  config.reorder.fixedTimeoutNs = 3 * kMs;
+  config.reorder.fastLoss = false;
+  Pair pair(config, std::move(links), DataDirection::kServerToClient);
+  *clock = &pair.clock();
+  ASSERT_TRUE(pair.handshake());
+  pair.sendCopyingFrom(pair.server(), pair.client(), 300, 10 * kUs);
+  // 1200 packets reach the client's rings while it does not read.
+  std::array<std::vector<std::uint8_t>, 30> payloads;
+  std::array<std::span<const std::uint8_t>, 30> spans;
+  std::uint64_t next = pair.sent();
+  for (int batch = 0; batch < 40; ++batch) {
+    for (std::size_t j = 0; j < spans.size(); ++j, ++next) {
+      payloads[j].resize(payloadSize(next));
+      fillPayload(next, payloads[j]);
+      spans[j] = payloads[j];
+    }
+    auto sent = pair.server().sendMany(spans);
+    ASSERT_TRUE(sent.ok());
+    ASSERT_EQ(*sent, spans.size());
+    pair.clock().advance(10 * kUs);
+    ASSERT_TRUE(pair.serverEndpoint().poll().ok());
+  }
+  pair.clock().advance(1 * kMs);
+  // Reads until the table is full, taking nothing.
+  for (auto* reader : readers) reader->slow = true;
+  ASSERT_TRUE(pair.clientEndpoint().poll().ok());
+  for (auto* reader : readers) reader->slow = false;
+  // Then takes a little at a time: every read is cut short for room.
+  std::array<Delivered, 16> out;
+  for (int guard = 0; guard < 100'000 && pair.client().stats().packetsDelivered < next; ++guard) {
+    auto n = pair.client().poll(out);
+    ASSERT_TRUE(n.ok());
+    pair.client().release({out.data(), *n});
+    pair.clock().advance(10 * kUs);
+  }
+  const ConnectionStats rx = pair.client().stats();
+  EXPECT_EQ(rx.packetsDelivered, next)
+      << "lost " << rx.lost << ", late " << rx.late << " (queued " << rx.lateQueued << ")";
+  EXPECT_EQ(rx.lost, 0u);
+  EXPECT_EQ(rx.lateQueued, 0u);
+}
+
 TEST(Connection, LostTailIsDeclaredAtClose) {
   auto links = threeLinks(100 * kUs, 300 * kUs, 1 * kMs);
   constexpr std::uint64_t kCount = 300;

@@ -251,7 +251,8 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
   }
 
   // Round after round over all paths until they are drained (no full batch)
-  // or a connection has no room left; then the timers. Packets are pushed
+  // or a connection has no room left (the path that then missed its turn
+  // starts the next pump's rounds); then the timers. Packets are pushed
   // as of the previous pump (every path was drained then); timeouts are
   // judged as of the start of the last read round: a packet that reached a
   // path read earlier in that round is still unread, and its hole must not
@@ -268,10 +269,12 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
       more = false;
       if (!firstRound) drainedNs = std::max(drainedNs, clock_->nowNs());
       firstRound = false;
-      for (std::size_t l = 0; l < slots_.size(); ++l) {
+      for (std::size_t k = 0; k < slots_.size(); ++k) {
+        const std::size_t l = (firstPath_ + k) % slots_.size();
         const std::size_t room = std::min<std::size_t>(rxBatch_.size(), receiveRoom());
         if (room == 0) {
-          more = false;  // back-pressure onto the links; let timeouts run
+          more = false;    // back-pressure onto the links; let timeouts run
+          firstPath_ = l;  // the path denied its turn reads first next time
           break;
         }
         auto received = slots_[l].path.io->receive(std::span<RxPacket>(rxBatch_.data(), room));
@@ -676,6 +679,10 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
   EndpointStats stats_;
   std::vector<std::uint8_t> scratch_;  // keyed: trial opens of a HELLO
   std::uint64_t lastPumpNs_ = 0;
+  // Where the next pump's rounds start: short of room, rounds always begun at
+  // path 0 let it run a window ahead of the others, whose packets then waited
+  // in their rings until their holes were given up.
+  std::size_t firstPath_ = 0;
 };
 
 }  // namespace
