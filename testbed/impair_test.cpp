@@ -291,6 +291,37 @@ TEST(impair, LossOf1And10PercentInEachDirection) {
   }
 }
 
+TEST(impair, AnOverrunShaperCountsItsDrops) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  auto testbed = ScopedTestbed::create({uniqueName("shdrop"), {1'000'000}, 1500});
+  ASSERT_TRUE(testbed) << testbed.error().message();
+  const TestbedInfo& info = testbed->info();
+  const LinkInfo& link = info.links[0];
+  EXPECT_EQ(link.shaperDropped, 0u);
+  const int senderSide = udpSocketIn(info.senderNamespace, link.senderIp, 9000);
+  const int receiverSide = udpSocketIn(info.receiverNamespace, link.receiverIp, 9000);
+  ASSERT_GE(senderSide, 0);
+  ASSERT_GE(receiverSide, 0);
+  ASSERT_TRUE(runChecked({"ip", "-n", info.senderNamespace, "neigh", "replace", link.receiverIp, "lladdr",
+                          link.receiverMac, "dev", link.senderInterface}));
+  // 5,000 frames of ~110 bytes in bursts of 200, far above 1 Mbit/s: the tbf queue overflows.
+  constexpr std::size_t kCount = 5'000;
+  const std::size_t received = sendCount(senderSide, receiverSide, link.receiverIp, 9000, kCount, 1ms);
+  close(senderSide);
+  close(receiverSide);
+  auto shown = show(info.name);
+  ASSERT_TRUE(shown) << shown.error().message();
+  const std::uint64_t lost = kCount - received;
+  EXPECT_GT(lost, kCount / 2);
+  // Every frame the shaper dropped was lost; the receiving socket may have dropped a few more.
+  EXPECT_GT(shown->links[0].shaperDropped, 0u);
+  EXPECT_LE(shown->links[0].shaperDropped, lost);
+  EXPECT_GE(shown->links[0].shaperDropped, lost * 9 / 10);
+  EXPECT_EQ(toJson(*shown)["links"][0]["dropped_by_shaper"], shown->links[0].shaperDropped);
+  EXPECT_EQ(toJson(*shown)["links"][0]["dropped_ring_full"], shown->links[0].ringDropped);
+  EXPECT_EQ(shown->links[0].lossDropped, 0u);
+}
+
 TEST(impair, DownDropsBothWaysAndUpRestoresLive) {
   MPXDP_REQUIRE_PRIVILEGED();
   REQUIRE_PROGRAM("ping");

@@ -465,13 +465,18 @@ Result<std::map<std::size_t, Endpoint>> readEndpoints(const std::string& namespa
   return endpoints;
 }
 
-// tbf rates by device in the link namespace, in bit/s.
-Result<std::map<std::string, std::uint64_t>> readTbfRates(const std::string& namespaceName) {
-  auto out = runChecked({"tc", "-j", "-n", namespaceName, "qdisc", "show"});
+struct Tbf {
+  std::uint64_t rateBps = 0;
+  std::uint64_t drops = 0;
+};
+
+// tbf qdiscs by device in the link namespace: rate in bit/s and drops so far.
+Result<std::map<std::string, Tbf>> readTbfs(const std::string& namespaceName) {
+  auto out = runChecked({"tc", "-s", "-j", "-n", namespaceName, "qdisc", "show"});
   if (!out) return out.error();
   const auto doc = nlohmann::json::parse(*out, nullptr, /*allow_exceptions=*/false);
   if (!doc.is_array()) return Error(EIO, "unexpected output of 'tc -j -n " + namespaceName + " qdisc show'");
-  std::map<std::string, std::uint64_t> rates;
+  std::map<std::string, Tbf> tbfs;
   for (const auto& qdisc : doc) {
     if (!qdisc.is_object() || qdisc.value("kind", "") != "tbf" || !qdisc.contains("dev") ||
         !qdisc["dev"].is_string() || !qdisc.contains("options") || !qdisc["options"].is_object()) {
@@ -479,11 +484,33 @@ Result<std::map<std::string, std::uint64_t>> readTbfRates(const std::string& nam
     }
     const auto& options = qdisc["options"];
     // tc reports tbf rates in bytes per second.
-    if (options.contains("rate") && options["rate"].is_number_unsigned()) {
-      rates[qdisc["dev"].get<std::string>()] = options["rate"].get<std::uint64_t>() * 8;
-    }
+    if (!options.contains("rate") || !options["rate"].is_number_unsigned()) continue;
+    Tbf& tbf = tbfs[qdisc["dev"].get<std::string>()];
+    tbf.rateBps = options["rate"].get<std::uint64_t>() * 8;
+    if (qdisc.contains("drops") && qdisc["drops"].is_number_unsigned())
+      tbf.drops = qdisc["drops"].get<std::uint64_t>();
   }
-  return rates;
+  return tbfs;
+}
+
+// tx_dropped of every device in a namespace, from `ip -s -j link`.
+Result<std::map<std::string, std::uint64_t>> readTxDropped(const std::string& namespaceName) {
+  auto out = runChecked({"ip", "-s", "-j", "-n", namespaceName, "link", "show"});
+  if (!out) return out.error();
+  const auto doc = nlohmann::json::parse(*out, nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_array())
+    return Error(EIO, "unexpected output of 'ip -s -j -n " + namespaceName + " link show'");
+  std::map<std::string, std::uint64_t> dropped;
+  for (const auto& link : doc) {
+    if (!link.is_object() || !link.contains("ifname") || !link["ifname"].is_string()) continue;
+    if (!link.contains("stats64") || !link["stats64"].is_object()) continue;
+    const auto& stats = link["stats64"];
+    if (!stats.contains("tx") || !stats["tx"].is_object()) continue;
+    const auto& tx = stats["tx"];
+    if (tx.contains("dropped") && tx["dropped"].is_number_unsigned())
+      dropped[link["ifname"].get<std::string>()] = tx["dropped"].get<std::uint64_t>();
+  }
+  return dropped;
 }
 
 Result<TestbedInfo> readTestbedUnguarded(const std::string& name, const Namespaces& ns) {
@@ -491,8 +518,10 @@ Result<TestbedInfo> readTestbedUnguarded(const std::string& name, const Namespac
   if (!senders) return senders.error();
   auto receivers = readEndpoints(ns.receiver, "r");
   if (!receivers) return receivers.error();
-  auto rates = readTbfRates(ns.link);
-  if (!rates) return rates.error();
+  auto tbfs = readTbfs(ns.link);
+  if (!tbfs) return tbfs.error();
+  auto txDropped = readTxDropped(ns.link);
+  if (!txDropped) return txDropped.error();
 
   TestbedInfo info;
   info.name = name;
@@ -516,8 +545,14 @@ Result<TestbedInfo> readTestbedUnguarded(const std::string& name, const Namespac
     link.receiverIp = receiver->second.ip;
     link.senderMac = sender->second.mac;
     link.receiverMac = receiver->second.mac;
-    if (auto rate = rates->find(linkReceiverSide(i)); rate != rates->end()) link.rateBps = rate->second;
-    if (auto rate = rates->find(linkSenderSide(i)); rate != rates->end()) link.reverseRateBps = rate->second;
+    for (const std::string& device : {linkReceiverSide(i), linkSenderSide(i)}) {
+      if (auto tbf = tbfs->find(device); tbf != tbfs->end()) {
+        (device == linkReceiverSide(i) ? link.rateBps : link.reverseRateBps) = tbf->second.rateBps;
+        link.shaperDropped += tbf->second.drops;
+      }
+      if (auto dropped = txDropped->find(device); dropped != txDropped->end())
+        link.ringDropped += dropped->second;
+    }
     link.delayNs = configuredDelay(name, i);
     for (const std::string& device : {linkSenderSide(i), linkReceiverSide(i)}) {
       auto state = readImpair(ns.link, device);
@@ -889,7 +924,7 @@ Result<void> setLink(const std::string& name, std::size_t link, const LinkChange
     for (const std::string& device : {linkReceiverSide(link), linkSenderSide(link)}) {
       Result<void> done;
       if (*change.rateBps == 0) {
-        const auto current = readTbfRates(ns.link);
+        const auto current = readTbfs(ns.link);
         if (!current) return current.error().wrap(context);
         if (current->count(device) != 0)
           done = run({"tc", "-n", ns.link, "qdisc", "del", "dev", device, "root"});
@@ -941,6 +976,8 @@ nlohmann::json toJson(const TestbedInfo& info) {
         {"state", link.down ? "down" : "up"},
         {"dropped_by_loss", link.lossDropped},
         {"dropped_by_down", link.downDropped},
+        {"dropped_by_shaper", link.shaperDropped},
+        {"dropped_ring_full", link.ringDropped},
     });
   }
   return {
@@ -968,13 +1005,13 @@ std::string toText(const TestbedInfo& info) {
                         link.senderIp, link.senderMac, link.receiverInterface, link.receiverIp,
                         link.receiverMac, formatRate(link.rateBps), formatRate(link.reverseRateBps));
   }
-  text += fmt::format("\n{:<5} {:<5} {:<12} {:<8} {:<16} {}\n", "link", "state", "delay", "loss",
-                      "dropped by loss", "dropped by down");
+  text += fmt::format("\n{:<5} {:<5} {:<12} {:<8} {:<16} {:<16} {:<18} {}\n", "link", "state", "delay",
+                      "loss", "dropped by loss", "dropped by down", "dropped by shaper", "dropped ring full");
   for (std::size_t i = 0; i < info.links.size(); ++i) {
     const LinkInfo& link = info.links[i];
-    text += fmt::format("{:<5} {:<5} {:<12} {:<8} {:<16} {}\n", i, link.down ? "down" : "up",
+    text += fmt::format("{:<5} {:<5} {:<12} {:<8} {:<16} {:<16} {:<18} {}\n", i, link.down ? "down" : "up",
                         formatDelay(link.delayNs), fmt::format("{:g} %", link.lossPercent), link.lossDropped,
-                        link.downDropped);
+                        link.downDropped, link.shaperDropped, link.ringDropped);
   }
   return text;
 }

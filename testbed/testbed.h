@@ -74,6 +74,12 @@ struct LinkInfo {
   // Frames dropped by the impairment program, both directions together.
   std::uint64_t lossDropped = 0;
   std::uint64_t downDropped = 0;
+  // Frames the link itself dropped, both directions together: its tbf queue
+  // was full (the sender exceeded the rate for longer than the queue holds),
+  // or the middle veth found the endpoint's receive ring full (the endpoint's
+  // CPU did not keep up; counted by the kernel as the veth's tx_dropped).
+  std::uint64_t shaperDropped = 0;
+  std::uint64_t ringDropped = 0;
 };
 
 struct TestbedInfo {

@@ -89,6 +89,12 @@ std::optional<Run> runWithChanges(const std::string& mpxdp, const testbed::Testb
     ADD_FAILURE() << "unreadable JSON\nsender: " << sender->out() << "\nreceiver: " << receiver->out();
     return std::nullopt;
   }
+  auto shown = testbed::show(bed.name);
+  if (!shown) {
+    ADD_FAILURE() << "testbed show: " << shown.error().message();
+    return std::nullopt;
+  }
+  run.linksAfter = shown->links;
   const double rxStart = run.receiver.at("start_monotonic_ns").get<double>();
   const double txStart = run.sender.at("start_monotonic_ns").get<double>();
   for (std::uint64_t ns : appliedNs) {
@@ -108,10 +114,15 @@ std::vector<nlohmann::json> intervalsBetween(const nlohmann::json& report, doubl
 }
 
 double meanBps(const std::vector<nlohmann::json>& intervals) {
-  if (intervals.empty()) return 0;
-  double sum = 0;
-  for (const auto& interval : intervals) sum += interval.at("bits_per_second").get<double>();
-  return sum / static_cast<double>(intervals.size());
+  // Bytes over time, not the mean of the intervals' rates: after a stall the
+  // reporter closes a short interval full of backlog, whose rate is far above the link's.
+  double bits = 0;
+  double seconds = 0;
+  for (const auto& interval : intervals) {
+    bits += 8.0 * interval.at("bytes").get<double>();
+    seconds += interval.at("end_s").get<double>() - interval.at("start_s").get<double>();
+  }
+  return seconds > 0 ? bits / seconds : 0;
 }
 
 std::uint64_t lostIn(const std::vector<nlohmann::json>& intervals) {
@@ -130,8 +141,57 @@ std::string lossesIn(const std::vector<nlohmann::json>& intervals) {
                   interval.at("start_s").get<double>(), static_cast<unsigned long long>(lost),
                   static_cast<unsigned long long>(interval.value("late_packets", std::uint64_t{0})));
     out += item;
+    // Which paths' own sequences had gaps: a cut path's, or the others' (congestion, host drops).
+    std::string perPath;
+    for (const auto& path : interval.at("paths")) {
+      const auto pathLost = path.value("lost", std::uint64_t{0});
+      if (pathLost == 0) continue;
+      perPath += (perPath.empty() ? " [path " : ", path ") + std::to_string(path.at("id").get<int>()) + ": " +
+                 std::to_string(pathLost);
+    }
+    if (!perPath.empty()) out += perPath + "]";
   }
   return out.empty() ? "none" : out;
+}
+
+std::string receiverPaths(const nlohmann::json& receiver) {
+  std::string out;
+  for (const auto& path : receiver.at("paths")) {
+    char item[192];
+    std::snprintf(
+        item, sizeof(item),
+        "%spath %d: %llu packets, %llu lost, %llu rx_dropped (%llu ring full, %llu fill ring empty)",
+        out.empty() ? "" : "; ", path.at("id").get<int>(),
+        static_cast<unsigned long long>(path.value("packets", std::uint64_t{0})),
+        static_cast<unsigned long long>(path.value("lost", std::uint64_t{0})),
+        static_cast<unsigned long long>(path.value("rx_dropped", std::uint64_t{0})),
+        static_cast<unsigned long long>(path.value("rx_ring_full", std::uint64_t{0})),
+        static_cast<unsigned long long>(path.value("rx_fill_ring_empty", std::uint64_t{0})));
+    out += item;
+  }
+  return out;
+}
+
+std::string LossAccount::describe() const {
+  return "lost " + std::to_string(lost) + ", late " + std::to_string(late) +
+         ", dropped by the links' shapers " + std::to_string(shaperDropped) + " and rings " +
+         std::to_string(ringDropped) + ", by the receiving host " + std::to_string(hostDropped) +
+         ": unexplained " + std::to_string(unexplained());
+}
+
+LossAccount accountLosses(const Run& run, double from, double to, const std::vector<std::size_t>& links) {
+  LossAccount account;
+  account.lost = lostIn(intervalsBetween(run.receiver, from, to));
+  account.late = run.receiver.at("late_packets").get<std::uint64_t>();
+  const auto& paths = run.receiver.at("paths");
+  for (std::size_t link : links) {
+    if (link < run.linksAfter.size()) {
+      account.shaperDropped += run.linksAfter[link].shaperDropped;
+      account.ringDropped += run.linksAfter[link].ringDropped;
+    }
+    if (link < paths.size()) account.hostDropped += paths.at(link).value("rx_dropped", std::uint64_t{0});
+  }
+  return account;
 }
 
 std::optional<double> eventTime(const nlohmann::json& sender, int path, const std::string& to, double atS) {

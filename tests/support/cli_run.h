@@ -27,6 +27,8 @@ struct Run {
   nlohmann::json receiver;
   std::vector<double> changeRxS;  // when each change was applied, on the receiver's timeline
   std::vector<double> changeTxS;  // ... and on the sender's
+  // The test bed's links read back after the run: what they dropped (shaper, full ring, impairments).
+  std::vector<testbed::LinkInfo> linksAfter;
 };
 
 struct RunOptions {
@@ -45,10 +47,32 @@ std::optional<Run> runWithChanges(const std::string& mpxdp, const testbed::Testb
 
 // Receiver intervals ending in (from, to].
 std::vector<nlohmann::json> intervalsBetween(const nlohmann::json& report, double from, double to);
+// Goodput over the intervals: their bytes over their total time.
 double meanBps(const std::vector<nlohmann::json>& intervals);
 std::uint64_t lostIn(const std::vector<nlohmann::json>& intervals);
-// The receiver's intervals with a loss, as "start_s: lost (late)" items, for a failure message.
+// The receiver's intervals with a loss, as "start_s: lost (late) [path i: gaps in its own sequence]"
+// items, for a failure message.
 std::string lossesIn(const std::vector<nlohmann::json>& intervals);
+// The receiver's per-path totals (packets, gaps in the path's own sequence,
+// frames the host dropped), for a failure message.
+std::string receiverPaths(const nlohmann::json& receiver);
+// The losses of a window of the receiver's intervals, against what mpxdp
+// cannot have caused: packets that came late over the whole run (they
+// arrived: a stalled host's), frames the given links dropped (tbf queue or
+// the endpoint's full ring) and frames the receiving host dropped on those paths.
+struct LossAccount {
+  std::uint64_t lost = 0;
+  std::uint64_t late = 0;
+  std::uint64_t shaperDropped = 0;
+  std::uint64_t ringDropped = 0;
+  std::uint64_t hostDropped = 0;
+  std::uint64_t unexplained() const {
+    const std::uint64_t explained = late + shaperDropped + ringDropped + hostDropped;
+    return lost > explained ? lost - explained : 0;
+  }
+  std::string describe() const;
+};
+LossAccount accountLosses(const Run& run, double from, double to, const std::vector<std::size_t>& links);
 // The first event of path with the given new state at or after atS (sender timeline).
 std::optional<double> eventTime(const nlohmann::json& sender, int path, const std::string& to, double atS);
 
