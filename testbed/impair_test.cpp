@@ -91,6 +91,28 @@ int udpSocketIn(const std::string& namespaceName, const std::string& ip, std::ui
   return fd;
 }
 
+// A UDP socket at each end of a link on port, with static neighbours both
+// ways: ARP frames are subject to the link's impairments too, which the
+// counts of these tests are not about.
+struct LinkSockets {
+  int senderSide = -1;
+  int receiverSide = -1;
+};
+
+std::optional<LinkSockets> socketsOn(const TestbedInfo& info, const LinkInfo& link, std::uint16_t port) {
+  LinkSockets sockets{udpSocketIn(info.senderNamespace, link.senderIp, port),
+                      udpSocketIn(info.receiverNamespace, link.receiverIp, port)};
+  const bool neighbours = sockets.senderSide >= 0 && sockets.receiverSide >= 0 &&
+                          runChecked({"ip", "-n", info.senderNamespace, "neigh", "replace", link.receiverIp,
+                                      "lladdr", link.receiverMac, "dev", link.senderInterface}) &&
+                          runChecked({"ip", "-n", info.receiverNamespace, "neigh", "replace", link.senderIp,
+                                      "lladdr", link.senderMac, "dev", link.receiverInterface});
+  if (neighbours) return sockets;
+  if (sockets.senderSide >= 0) close(sockets.senderSide);
+  if (sockets.receiverSide >= 0) close(sockets.receiverSide);
+  return std::nullopt;
+}
+
 std::size_t drain(int fd, std::chrono::milliseconds wait) {
   std::size_t received = 0;
   char buffer[2048];
@@ -260,15 +282,10 @@ TEST(impair, LossOf1And10PercentInEachDirection) {
     SCOPED_TRACE(fmt::format("link {}", i));
     const LinkInfo& link = info.links[i];
     const double p = spec.lossPercent[i] / 100.0;
-    const int senderSide = udpSocketIn(info.senderNamespace, link.senderIp, 9000);
-    const int receiverSide = udpSocketIn(info.receiverNamespace, link.receiverIp, 9000);
-    ASSERT_GE(senderSide, 0);
-    ASSERT_GE(receiverSide, 0);
-    // Static neighbours: ARP frames are subject to loss too, which this count is not about.
-    ASSERT_TRUE(runChecked({"ip", "-n", info.senderNamespace, "neigh", "replace", link.receiverIp, "lladdr",
-                            link.receiverMac, "dev", link.senderInterface}));
-    ASSERT_TRUE(runChecked({"ip", "-n", info.receiverNamespace, "neigh", "replace", link.senderIp, "lladdr",
-                            link.senderMac, "dev", link.receiverInterface}));
+    const auto sockets = socketsOn(info, link, 9000);
+    ASSERT_TRUE(sockets);
+    const int senderSide = sockets->senderSide;
+    const int receiverSide = sockets->receiverSide;
     // Binomial: mean n*p, standard deviation sqrt(n*p*(1-p)); allow 5 of them.
     const double mean = kCount * p;
     const double bound = 5 * std::sqrt(kCount * p * (1 - p));
@@ -298,12 +315,10 @@ TEST(impair, AnOverrunShaperCountsItsDrops) {
   const TestbedInfo& info = testbed->info();
   const LinkInfo& link = info.links[0];
   EXPECT_EQ(link.shaperDropped, 0u);
-  const int senderSide = udpSocketIn(info.senderNamespace, link.senderIp, 9000);
-  const int receiverSide = udpSocketIn(info.receiverNamespace, link.receiverIp, 9000);
-  ASSERT_GE(senderSide, 0);
-  ASSERT_GE(receiverSide, 0);
-  ASSERT_TRUE(runChecked({"ip", "-n", info.senderNamespace, "neigh", "replace", link.receiverIp, "lladdr",
-                          link.receiverMac, "dev", link.senderInterface}));
+  const auto sockets = socketsOn(info, link, 9000);
+  ASSERT_TRUE(sockets);
+  const int senderSide = sockets->senderSide;
+  const int receiverSide = sockets->receiverSide;
   // 5,000 frames of ~110 bytes in bursts of 200, far above 1 Mbit/s: the tbf queue overflows.
   constexpr std::size_t kCount = 5'000;
   const std::size_t received = sendCount(senderSide, receiverSide, link.receiverIp, 9000, kCount, 1ms);
