@@ -328,9 +328,11 @@ TEST(impair, AnOverrunShaperCountsItsDrops) {
   ASSERT_TRUE(shown) << shown.error().message();
   const std::uint64_t lost = kCount - received;
   EXPECT_GT(lost, kCount / 2);
-  // Every frame the shaper dropped was lost; the receiving socket may have dropped a few more.
+  // Every frame the shaper dropped was lost, but for a few of the endpoints' own frames
+  // (IPv6 DAD, MLD; a CI run counted one more drop than lost datagrams); the receiving
+  // socket may have dropped a few more.
   EXPECT_GT(shown->links[0].shaperDropped, 0u);
-  EXPECT_LE(shown->links[0].shaperDropped, lost);
+  EXPECT_LE(shown->links[0].shaperDropped, lost + 20);
   EXPECT_GE(shown->links[0].shaperDropped, lost * 9 / 10);
   EXPECT_EQ(toJson(*shown)["links"][0]["dropped_by_shaper"], shown->links[0].shaperDropped);
   EXPECT_EQ(toJson(*shown)["links"][0]["dropped_ring_full"], shown->links[0].ringDropped);
