@@ -475,7 +475,8 @@ Result<std::map<std::string, Tbf>> readTbfs(const std::string& namespaceName) {
   auto out = runChecked({"tc", "-s", "-j", "-n", namespaceName, "qdisc", "show"});
   if (!out) return out.error();
   const auto doc = nlohmann::json::parse(*out, nullptr, /*allow_exceptions=*/false);
-  if (!doc.is_array()) return Error(EIO, "unexpected output of 'tc -j -n " + namespaceName + " qdisc show'");
+  if (!doc.is_array())
+    return Error(EIO, "unexpected output of 'tc -s -j -n " + namespaceName + " qdisc show'");
   std::map<std::string, Tbf> tbfs;
   for (const auto& qdisc : doc) {
     if (!qdisc.is_object() || qdisc.value("kind", "") != "tbf" || !qdisc.contains("dev") ||
