@@ -119,6 +119,7 @@ class AutoRateController final : public RateController {
     minRtt_ = s.minRttNs;
     owdValid_ = s.owdValid;
     queueDelay_ = s.queueDelayNs;
+    roundQueueMin_ = std::min(roundQueueMin_, queueDelay_);
     if (episode_) episodePeak_ = std::max(episodePeak_, queueDelay_);
     srtt_ = s.srttNs;
     smoothedLoss_ = s.lossRate;
@@ -229,6 +230,9 @@ class AutoRateController final : public RateController {
   bool noQueue() const noexcept { return owdValid_ && queueDelay_ <= queueThreshold() / 4; }
   bool queueSeen() const noexcept { return owdValid_ && queueDelay_ > queueThreshold() / 4; }
   bool delaySignal() const noexcept { return !lossOnly_ && owdValid_ && queueDelay_ > queueThreshold(); }
+  // The smallest queue delay over this round and the last: a queue that
+  // stood all along, not a burst's.
+  std::uint64_t standingQueue() const noexcept { return std::min(roundQueueMin_, lastRoundQueueMin_); }
   bool lossSignal() const noexcept {
     if (lossOnly_) return roundLostPackets_ > 0;
     const std::uint64_t total = roundAcked_ + roundLost_;
@@ -351,9 +355,17 @@ class AutoRateController final : public RateController {
     // Sharing a queue with a loss-based flow: decrease as TCP does, so both keep a share.
     lastBackoffQueue_ = queueDelay_;
     if (latestSample_ != 0) {
+      // An app-limited sample (the path went idle within its span) measures
+      // the path only if its queue stood all along (a rate drop the
+      // scheduler routes around). Else it is a floor, and the estimate only
+      // steps down as the pacing does: a tunnel's TCP fills a path in
+      // bursts, and the idle gaps after them made samples of 5 Mbit/s on a
+      // 100 Mbit/s path, which halved the estimate at each second back-off.
+      const bool floorOnly = prevAppLimited_ && standingQueue() <= queueThreshold() / 4;  // of latestSample_
+      const std::uint64_t measured = floorOnly ? std::max(latestSample_, bw()) : latestSample_;
+      const double decrease = lossOnly_ ? kLossOnlyDecrease : floorOnly ? kBackoffGain : 1.0;
       // At most halve per back-off: the samples may lag a queue that is draining.
-      const std::uint64_t target = lossOnly_ ? scale(latestSample_, kLossOnlyDecrease) : latestSample_;
-      bw_.reset(roundCount_, std::max(target, bw() / 2));
+      bw_.reset(roundCount_, std::max(scale(measured, decrease), bw() / 2));
     }
     double gain = kBackoffGain;
     if (delay) {
@@ -415,6 +427,8 @@ class AutoRateController final : public RateController {
         break;
     }
     ++roundCount_;
+    lastRoundQueueMin_ = roundQueueMin_;
+    roundQueueMin_ = std::numeric_limits<std::uint64_t>::max();
     roundStart_ = nowNs;
     roundLen_ = std::max(srtt_, options_.minRoundNs);
     roundAcked_ = 0;
@@ -529,6 +543,9 @@ class AutoRateController final : public RateController {
   std::uint64_t minRtt_ = 0;
   bool owdValid_ = false;
   std::uint64_t queueDelay_ = 0;
+  std::uint64_t roundQueueMin_ =
+      std::numeric_limits<std::uint64_t>::max();  // smallest queue delay this round
+  std::uint64_t lastRoundQueueMin_ = 0;           // and over the last one
   double smoothedLoss_ = 0;
   double baselineLoss_ = 0;  // loss fraction of rounds without a queue (smoothed)
 

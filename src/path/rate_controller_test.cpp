@@ -460,6 +460,104 @@ TEST(RateControllerTest, PacingStaysPositiveWithoutSamples) {
   }
 }
 
+// Feeds one controller ACKs on a path of 2 ms RTT (a 2 ms queue threshold), as
+// the connection does.
+class DirectFeed {
+ public:
+  explicit DirectFeed(RateController& c) : c_(c) {}
+  void ack(std::uint64_t deliveryBps, bool appLimited, std::uint64_t queueNs) {
+    AckSample sample;
+    sample.nowNs = t_;
+    sample.deliveryRateBps = deliveryBps;
+    sample.appLimited = appLimited;
+    sample.srttNs = 2 * kMs + queueNs;
+    sample.minRttNs = 2 * kMs;
+    sample.owdValid = true;
+    sample.queueDelayNs = queueNs;
+    sample.ackedBytes = deliveryBps / 8 / 100;  // 10 ms of it
+    c_.onAck(sample);
+  }
+  void advance(std::uint64_t ns) { t_ += ns; }
+  std::uint64_t now() const { return t_; }
+  // Out of startup at rateBps, no queue, not app-limited.
+  void settle(std::uint64_t rateBps) {
+    for (int i = 0; i < 40; ++i, t_ += 10 * kMs) ack(rateBps, false, 0);
+  }
+
+ private:
+  RateController& c_;
+  std::uint64_t t_ = 0;
+};
+
+// An app-limited sample is a floor, not the path's rate. A tunnel's TCP
+// fills a path in bursts: a burst queued at the shaper, and the delivery
+// sample that spanned the idle gap after it said 5 Mbit/s on a 100 Mbit/s
+// path. Back-offs took the estimate to that (at most halving it), and eaf
+// then sent less on the path than it carried (hetero-auto through the tunnel).
+TEST(RateControllerTest, AnAppLimitedSampleDoesNotTalkTheEstimateDownOnABackOff) {
+  auto made = makeRateController(autoOptions());
+  ASSERT_TRUE(made.ok());
+  RateController& c = **made;
+  DirectFeed feed(c);
+  feed.settle(100 * kMbit);
+  ASSERT_EQ(c.phase(), RatePhase::kProbe);
+  ASSERT_EQ(c.bandwidthEstimateBps(), 100 * kMbit);
+  // A burst's queue (3 ms, above the 2 ms threshold), then idle.
+  feed.ack(5 * kMbit, true, 3 * kMs);
+  EXPECT_LE(c.pacingRateBps(), 90 * kMbit) << "it backs off";
+  EXPECT_GE(c.bandwidthEstimateBps(), 90 * kMbit);
+  // The queue drains, the path idles, the next burst queues: it backs off
+  // again, and steps down again.
+  feed.advance(6 * kMs);
+  feed.ack(5 * kMbit, true, 0);
+  feed.advance(6 * kMs);
+  feed.ack(5 * kMbit, true, 3 * kMs);
+  EXPECT_GE(c.bandwidthEstimateBps(), 81 * kMbit);
+  EXPECT_LT(c.bandwidthEstimateBps(), 90 * kMbit);
+  // A sample that was not app-limited is the path's rate, and it goes on.
+  feed.advance(12 * kMs);
+  feed.ack(40 * kMbit, false, 3 * kMs);
+  feed.advance(kMs);
+  feed.ack(40 * kMbit, false, 3 * kMs);
+  EXPECT_LE(c.bandwidthEstimateBps(), 45 * kMbit);
+}
+
+// The path's capacity falls from 100 to 20 Mbit/s while the sender is
+// app-limited (a tunnel's TCP): the samples are app-limited, the queue stands
+// and overflows. Back-offs and losses still bring the estimate down within a
+// second.
+TEST(RateControllerTest, AppLimitedSamplesStillFollowACapacityDrop) {
+  auto made = makeRateController(autoOptions());
+  ASSERT_TRUE(made.ok());
+  RateController& c = **made;
+  DirectFeed feed(c);
+  feed.settle(100 * kMbit);
+  ASSERT_EQ(c.phase(), RatePhase::kProbe);
+  const std::uint64_t drop = feed.now();
+  std::uint64_t queueNs = 0;
+  while (feed.now() - drop < kSecond) {
+    // What we send above 20 Mbit/s piles up in a 20 ms buffer; beyond it, lost.
+    const double over = static_cast<double>(c.pacingRateBps()) - 20e6;
+    const double grows = over * 1e-3 / 20e6 * 1e9;  // ns of queue per ms sent
+    std::uint64_t lost = 0;
+    if (grows > 0) {
+      queueNs += static_cast<std::uint64_t>(grows);
+      if (queueNs > 20 * kMs) {
+        lost = (queueNs - 20 * kMs) * 20 / 12'000;  // 1500-byte packets at 20 Mbit/s
+        queueNs = 20 * kMs;
+      }
+    } else {
+      queueNs -= std::min(queueNs, static_cast<std::uint64_t>(-grows));
+    }
+    feed.ack(20 * kMbit, true, queueNs);
+    if (lost > 0) c.onLoss(feed.now(), lost, lost * 1500);
+    feed.advance(kMs);
+  }
+  EXPECT_LE(c.bandwidthEstimateBps(), 26 * kMbit);
+  EXPECT_LE(c.pacingRateBps(), 26 * kMbit);
+  EXPECT_GE(c.bandwidthEstimateBps(), 10 * kMbit);
+}
+
 }  // namespace
 }  // namespace mpxdp::path
 
