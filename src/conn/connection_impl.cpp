@@ -23,6 +23,13 @@ bool sendsData(ConnectionRole role, DataDirection direction) {
 // out when only suspect paths are left to send on.
 constexpr std::uint64_t kSuspectSpreadNs = 20'000'000;
 
+// Cross-path loss detection (suspectPtoNs): a path's answer may trail
+// another's by this much (or half its RTT) plus an ACK delay without a loss.
+// The test bed's delay lines, behind at full load, delay one path's packets by
+// tens of ms now and then: 2 ms or a quarter of the RTT made more suspect flips
+// there (failover-rtt10: a median of 33 state changes per run against 19).
+constexpr std::uint64_t kCrossPathReorderNs = 10'000'000;
+
 // Reliable: MAX_SEQ again this often even when the window did not move (one
 // may have been lost while the peer waits for it).
 constexpr std::uint64_t kMaxSeqRepeatNs = 20'000'000;
@@ -374,6 +381,7 @@ void ConnectionImpl::handleFrame(std::uint16_t link, const wire::Frame& frame,
     p.pingRttValid = true;
     const PathState previous = p.machine.state();
     noteAnswered(pong->pathId, nowNs);
+    p.answeredSentNs = std::max(p.answeredSentNs, pong->pingSendTsNs);
     if (p.machine.onAnswered(nowNs, pong->pingSendTsNs, true)) recordState(pong->pathId, previous, nowNs);
   } else if (const auto* status = std::get_if<wire::PathStatusFrame>(&frame)) {
     if (status->pathId >= paths_.size()) {
@@ -601,6 +609,33 @@ std::uint64_t ConnectionImpl::ptoNs(const PathControl& p) const noexcept {
   return rtt + std::max<std::uint64_t>(4 * p.estimator.rttVarNs(), 1'000'000) + config_.ackDelayNs;
 }
 
+// RACK across paths. Once another path was answered for a packet it sent
+// after this path's oldest unanswered one (shifted by the two paths' RTT
+// difference, plus a reordering window), this path's silence is its own, and
+// it is judged by its RTT plus that window, without the RTT variance: load on
+// either host inflates the variance of every path alike (a cut path took more
+// than 200 ms to turn suspect on a busy machine), and the other path's answer
+// shows the load let packets through.
+std::uint64_t ConnectionImpl::suspectPtoNs(const PathControl& p) const noexcept {
+  const std::uint64_t pto = ptoNs(p);
+  if (!p.machine.alive() || !p.machine.waiting() || !p.estimator.rttValid()) return pto;
+  const auto rttOf = [](const PathControl& q) {
+    return static_cast<std::int64_t>(std::max(q.estimator.srttNs(), q.estimator.latestRttNs()));
+  };
+  const std::int64_t rtt = rttOf(p);
+  // The other path's ACK may have left up to an ACK delay before this one's would.
+  const auto window =
+      static_cast<std::int64_t>(std::max<std::uint64_t>(kCrossPathReorderNs, rtt / 2) + config_.ackDelayNs);
+  const std::uint64_t judged = static_cast<std::uint64_t>(rtt + window) + config_.ackDelayNs;
+  if (judged >= pto) return pto;
+  const auto waiting = static_cast<std::int64_t>(p.machine.waitingSinceNs());
+  for (const PathControl& q : paths_) {
+    if (&q == &p || !q.machine.alive() || !q.estimator.rttValid() || q.answeredSentNs == 0) continue;
+    if (static_cast<std::int64_t>(q.answeredSentNs) >= waiting + (rtt - rttOf(q)) + window) return judged;
+  }
+  return pto;
+}
+
 void ConnectionImpl::noteSent(std::size_t path, std::uint64_t packetNumber, std::uint32_t wireBytes,
                               bool ackEliciting, std::uint64_t nowNs, std::uint64_t tag) noexcept {
   PathControl& p = paths_[path];
@@ -663,6 +698,7 @@ void ConnectionImpl::onAckFrame(const wire::AckFrame& ack, std::uint64_t nowNs,
   p.rate->onAck(rate);
   if (outcome.newlyAckedPackets > 0) {
     noteAnswered(path, nowNs);
+    p.answeredSentNs = std::max(p.answeredSentNs, outcome.newestAckedSendTsNs);
     const PathState previous = p.machine.state();
     if (p.machine.onAnswered(nowNs, outcome.newestAckedSendTsNs, false,
                              p.sent.firstInFlightSentAfter(ack.largestAcked())))
@@ -795,7 +831,7 @@ void ConnectionImpl::onTimers(std::uint64_t nowNs, std::uint64_t drainedNs) noex
     onLoss(l, p.sent.detectLost(nowNs, lossDelayNs(p)), nowNs);
     const PathState previous = p.machine.state();
     const bool hold = stateHeld(l, anyAlive);
-    if (!hold && p.machine.onTimer(nowNs, ptoNs(p))) recordState(l, previous, nowNs);
+    if (!hold && p.machine.onTimer(nowNs, suspectPtoNs(p))) recordState(l, previous, nowNs);
     std::array<wire::Frame, 2> frames;
     std::size_t n = 0;
     if (p.pongDue) {
@@ -832,7 +868,7 @@ void ConnectionImpl::onTimers(std::uint64_t nowNs, std::uint64_t drainedNs) noex
 
 // When a waiting path's silence passes its suspect threshold.
 std::uint64_t ConnectionImpl::overdueNs(const PathControl& p) const noexcept {
-  return p.machine.waitingSinceNs() + std::max(ptoNs(p), config_.suspectAfterNs);
+  return p.machine.waitingSinceNs() + std::max(suspectPtoNs(p), config_.suspectAfterNs);
 }
 
 // After a silence on every path (each alive path that waits for an answer is
@@ -901,7 +937,7 @@ std::uint64_t ConnectionImpl::nextTimerNs() const noexcept {
       next = std::min({next, p.machine.nextProbeNs(nowNs), p.lastPingNs + config_.pingIntervalNs});
     // A path whose state is held (onTimers) waits for answers and probes only.
     if (!stateHeld(static_cast<std::size_t>(&p - paths_.data()), anyAlive))
-      next = std::min(next, p.machine.nextTimerNs(ptoNs(p)));
+      next = std::min(next, p.machine.nextTimerNs(suspectPtoNs(p)));
     next = std::min(next, p.sent.nextLossTimeNs(lossDelayNs(p)));
     if (send_ && send_->reliable() && p.sent.packetsInFlight() > 0)
       next = std::min(next, std::max(p.lastAnsweredNs, p.lastPingNs) + ptoNs(p));

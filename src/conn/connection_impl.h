@@ -124,6 +124,7 @@ class ConnectionImpl final : public Connection, private SendHooks {
     bool usable = false;               // may carry data now (see refreshUsable)
     std::uint64_t lastArrivalNs = 0;   // any packet from the peer on this link
     std::uint64_t lastAnsweredNs = 0;  // the last ACK of new packets or PONG of this path
+    std::uint64_t answeredSentNs = 0;  // when the newest packet answered on this path was sent
     std::uint64_t lastDeliverySampleNs = 0;
     AckTracker acks;  // the peer's packets on this path
     // From the peer's ACKs of this path.
@@ -180,6 +181,8 @@ class ConnectionImpl final : public Connection, private SendHooks {
   void setBackup(std::size_t path) noexcept;
   std::uint64_t lossDelayNs(const PathControl& p) const noexcept;
   std::uint64_t ptoNs(const PathControl& p) const noexcept;
+  // The PTO that judges a waiting path's silence (see the .cpp).
+  std::uint64_t suspectPtoNs(const PathControl& p) const noexcept;
   std::uint64_t ackDelayFor(std::uint64_t nowNs) const noexcept;
   // The fastest path the peer's packets still arrive on.
   std::size_t ackCarrier(std::uint64_t nowNs) const noexcept;
