@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -190,14 +191,32 @@ TEST(AfXdpTransferTest, HundredThousandPacketsOverThreeLinksArriveIntact) {
 
   ASSERT_TRUE(senderError.empty()) << senderError;
   ASSERT_TRUE(result.error.empty()) << result.error;
-  EXPECT_EQ(result.unique, kPackets);
-  EXPECT_EQ(result.duplicates, 0u);
-  EXPECT_EQ(result.corrupt, 0u);
+  // A receiver short of CPU (ASan on a busy 2-core VM: 360 of 100,000 once)
+  // lets a ring fill; the kernel counts what it drops there (XDP_STATISTICS,
+  // or the middle veth's tx_dropped when the endpoint's own ring was full).
+  // Nothing else may go missing.
+  auto shown = testbed::show(info.name);
+  ASSERT_TRUE(shown) << shown.error().message();
+  ASSERT_EQ(shown->links.size(), kLinks);
+  std::uint64_t hostDropped = 0;
+  std::uint64_t vethDropped = 0;  // before the steering program saw them
+  std::string drops;
   for (std::size_t l = 0; l < kLinks; ++l) {
-    EXPECT_GT(result.perLink[l], kPackets / kLinks - kBatch) << "link " << l;
+    const PacketIoStats& s = result.stats[l];
+    const std::uint64_t onLink = s.rxDropped + s.rxRingFull + shown->links[l].ringDropped;
+    hostDropped += onLink;
+    vethDropped += shown->links[l].ringDropped;
+    drops += " link " + std::to_string(l) + ": rx_dropped " + std::to_string(s.rxDropped) +
+             ", rx_ring_full " + std::to_string(s.rxRingFull) + ", veth " +
+             std::to_string(shown->links[l].ringDropped) + ";";
+    EXPECT_GT(result.perLink[l] + onLink, kPackets / kLinks - kBatch) << "link " << l << drops;
     EXPECT_EQ(result.stats[l].rxMalformed, 0u) << "link " << l;
   }
-  EXPECT_GE(result.counters.redirected, kPackets);
+  EXPECT_LE(kPackets - result.unique, hostDropped)
+      << result.unique << " of " << kPackets << " arrived;" << drops;
+  EXPECT_EQ(result.duplicates, 0u);
+  EXPECT_EQ(result.corrupt, 0u);
+  EXPECT_GE(result.counters.redirected + vethDropped, kPackets);
   EXPECT_EQ(result.counters.malformed, 0u);
 }
 
