@@ -771,6 +771,7 @@ sched::PathView ConnectionImpl::pathView(std::size_t path, std::uint64_t /*nowNs
   view.usable = p.usable;
   // Never unpaced: a controller's rate is always above zero, and this keeps it so.
   view.rateBps = std::max<std::uint64_t>(p.rate->pacingRateBps(), 100'000);
+  view.full = p.sent.bytesInFlight() >= p.rate->inflightCapBytes();
   // Extra one-way delay over the fastest usable path: the clock offset
   // between the hosts cancels out in the difference.
   if (p.estimator.owdValid()) {

@@ -60,7 +60,7 @@ void SendStream::fillViews(std::uint64_t nowNs) const noexcept {
     const SendPath& path = paths_[l];
     sched::PathView view = hooks_.pathView(l, nowNs);
     view.overheadBytes = path.overheadBytes;
-    if (path.queueCount >= kQueueCapacity) view.usable = false;
+    if (path.queueCount >= kQueueCapacity || view.full) view.usable = false;
     sched::Pacer pacer(view.rateBps, 0);
     view.queuedNs = path.pacer.aheadNs(nowNs) + pacer.costNs(path.queuedWireBytes);
     views_[l] = view;

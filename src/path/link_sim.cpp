@@ -148,10 +148,15 @@ void LinkSim::handle(const Event& event) {
         schedule(now_ - now_ % f.stallPeriodNs + f.stallNs, kSend, event.flow);
         return;
       }
-      transmit(event.flow);
       const std::uint64_t rate = f.kind == FlowKind::kMpxdp ? f.controller->pacingRateBps() : f.constantBps;
       const auto gap =
           static_cast<std::uint64_t>(std::ceil(kPacketBytes * 8 * kNsPerSecond / static_cast<double>(rate)));
+      // As the connection: no new packet for a path in flight up to its cap (the path idles: app-limited).
+      if (f.kind == FlowKind::kMpxdp && f.inflight * kPacketBytes >= f.controller->inflightCapBytes()) {
+        f.stalledSinceAck = true;
+      } else {
+        transmit(event.flow);
+      }
       schedule(now_ + gap, kSend, event.flow);
       return;
     }
@@ -254,7 +259,9 @@ void LinkSim::sendAck(std::size_t flow) {
   f.unacked = 0;
   ++f.ackGeneration;
   f.ackTimerSet = false;
-  schedule(now_ + link_.rttNs / 2, kAckArrive, flow, f.acks.size() - 1);
+  std::uint64_t at = now_ + link_.rttNs / 2;
+  if (at >= link_.ackBlackoutFromNs && at < link_.ackBlackoutToNs) at = link_.ackBlackoutToNs;
+  schedule(at, kAckArrive, flow, f.acks.size() - 1);
 }
 
 void LinkSim::ackArrives(std::size_t flow, std::uint64_t ackIndex) {

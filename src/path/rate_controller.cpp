@@ -45,6 +45,9 @@ constexpr std::uint64_t kLossMinPackets = 3;  // fewer lost packets in a round a
 constexpr std::uint64_t kMinQueueThresholdNs = 2'000'000;
 constexpr std::uint64_t kMaxQueueThresholdNs = 10'000'000;
 constexpr double kStartupGrowth = 1.25;
+constexpr double kStartupCapGain = 3.0;  // in flight in startup: at most this x the estimate over the RTT
+constexpr std::uint64_t kStartupCapAckDelayNs = 5'000'000;  // the peer's ACK delay, at most
+constexpr std::uint64_t kStartupCapMinBytes = 64 * 1500;
 constexpr std::uint32_t kStartupFlatRounds = 3;
 constexpr std::uint32_t kStartupAppLimitedFlatRounds = 20;
 constexpr std::uint32_t kDrainMaxRounds = 4;
@@ -87,6 +90,9 @@ class FixedRateController final : public RateController {
   std::uint64_t pacingRateBps() const noexcept override { return rate_; }
   std::uint64_t bandwidthEstimateBps() const noexcept override { return bw_.best(); }
   RatePhase phase() const noexcept override { return RatePhase::kFixed; }
+  std::uint64_t inflightCapBytes() const noexcept override {
+    return std::numeric_limits<std::uint64_t>::max();
+  }
 
  private:
   std::uint64_t rate_;
@@ -215,6 +221,20 @@ class AutoRateController final : public RateController {
   std::uint64_t pacingRateBps() const noexcept override { return pacing_; }
   std::uint64_t bandwidthEstimateBps() const noexcept override { return bw(); }
   RatePhase phase() const noexcept override { return phase_; }
+
+  // Startup paces at twice an estimate that doubles every round, blind for
+  // an RTT: when the feedback stops (a path that stalls while its queue
+  // grows), it would go on at that rate until an answer comes. This bounds
+  // what it sends meanwhile to what three times the estimate keeps in flight
+  // over the RTT and an ACK delay (a test bed delay line that fell behind
+  // got 130 ms of 2 x its link's rate, 43 k packets lost).
+  std::uint64_t inflightCapBytes() const noexcept override {
+    if (phase_ != RatePhase::kStartup || srtt_ == 0) return std::numeric_limits<std::uint64_t>::max();
+    const std::uint64_t base = bw_.valid() ? bw() : seed_;
+    const double seconds = static_cast<double>(std::max(srtt_, minRtt_) + kStartupCapAckDelayNs) / 1e9;
+    return static_cast<std::uint64_t>(kStartupCapGain * static_cast<double>(base) / 8.0 * seconds) +
+           kStartupCapMinBytes;
+  }
 
  private:
   enum class Slot : std::uint8_t { kUp, kDown, kCruise };

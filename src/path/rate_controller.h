@@ -67,6 +67,9 @@ class RateController {
   virtual std::uint64_t pacingRateBps() const noexcept = 0;         // always > 0, never above capBps when set
   virtual std::uint64_t bandwidthEstimateBps() const noexcept = 0;  // 0 until known
   virtual RatePhase phase() const noexcept = 0;
+  // Bytes the path may have in flight (sent, neither acknowledged nor lost);
+  // UINT64_MAX: no limit. The sender gives the path no new packet above it.
+  virtual std::uint64_t inflightCapBytes() const noexcept = 0;
 };
 
 // EINVAL: kFixed without capBps, minRateBps 0 or above capBps, initialRateBps

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -388,6 +389,39 @@ TEST(RateControllerSharingTest, CoexistsWithTcp) {
   }
 }
 
+// The feedback stops for 200 ms during startup (a path's return stalls; the
+// test bed's delay lines do when they fall behind) while data still flows into
+// a 300 Mbit/s link with a 20 ms buffer. Startup, blind, went on at twice the
+// link's rate for the whole stall: 10,000 packets sent, 5,000 dropped. In
+// flight it now stops at three times the estimate over the RTT and an ACK
+// delay: 488 sent, 244 dropped (the buffer was already full when it began).
+TEST(RateControllerTest, StartupWithoutFeedbackStopsAtItsInflightCap) {
+  LinkConfig link;
+  link.rateBps = 300 * kMbit;
+  link.rttNs = 10 * kMs;
+  link.ackBlackoutFromNs = 30 * kMs;
+  link.ackBlackoutToNs = 230 * kMs;
+  LinkSim sim(link);
+  SimRun run(sim);
+  RateControlOptions options = autoOptions(9);
+  options.initialRateBps = 300 * kMbit;  // startup at twice the link's rate when the stall begins
+  const auto flow = sim.addMpxdp(options);
+  run.track(flow, true);
+  run.to(30 * kMs);
+  ASSERT_EQ(sim.controller(flow).phase(), RatePhase::kStartup);
+  const Window start = run.mark(flow);
+  run.to(230 * kMs);
+  const Window stall = run.since(flow, start);
+  EXPECT_LE(stall.sent, 1'500u) << run.trace();
+  EXPECT_LE(stall.dropped, 500u) << run.trace();
+  // And it goes on afterwards: the link is full again within a second.
+  run.to(1'000 * kMs);
+  const Window after = run.mark(flow);
+  run.to(2'000 * kMs);
+  EXPECT_GE(run.since(flow, after).mbps(kSecond), 0.9 * 300) << run.trace();
+  EXPECT_LE(run.since(flow, after).loss(), 0.01) << run.trace();
+}
+
 // startup -> drain -> probe, the pacing rate never above the cap, and a restart
 // begins again in startup from a quarter of the estimate.
 TEST(RateControllerTest, PhasesCapAndRestart) {
@@ -460,11 +494,12 @@ TEST(RateControllerTest, PacingStaysPositiveWithoutSamples) {
   }
 }
 
-// Feeds one controller ACKs on a path of 2 ms RTT (a 2 ms queue threshold), as
-// the connection does.
+// An auto controller fed ACKs on a path of 2 ms RTT (a 2 ms queue
+// threshold), as the connection feeds it.
 class DirectFeed {
  public:
-  explicit DirectFeed(RateController& c) : c_(c) {}
+  DirectFeed() : c_(std::move(makeRateController(autoOptions()).value())) {}
+  RateController& controller() { return *c_; }
   void ack(std::uint64_t deliveryBps, bool appLimited, std::uint64_t queueNs) {
     AckSample sample;
     sample.nowNs = t_;
@@ -475,17 +510,18 @@ class DirectFeed {
     sample.owdValid = true;
     sample.queueDelayNs = queueNs;
     sample.ackedBytes = deliveryBps / 8 / 100;  // 10 ms of it
-    c_.onAck(sample);
+    c_->onAck(sample);
   }
   void advance(std::uint64_t ns) { t_ += ns; }
   std::uint64_t now() const { return t_; }
-  // Out of startup at rateBps, no queue, not app-limited.
-  void settle(std::uint64_t rateBps) {
+  // Out of startup at rateBps (no queue, not app-limited); true once probing.
+  bool settleInProbe(std::uint64_t rateBps) {
     for (int i = 0; i < 40; ++i, t_ += 10 * kMs) ack(rateBps, false, 0);
+    return c_->phase() == RatePhase::kProbe;
   }
 
  private:
-  RateController& c_;
+  std::unique_ptr<RateController> c_;
   std::uint64_t t_ = 0;
 };
 
@@ -495,12 +531,9 @@ class DirectFeed {
 // path. Back-offs took the estimate to that (at most halving it), and eaf
 // then sent less on the path than it carried (hetero-auto through the tunnel).
 TEST(RateControllerTest, AnAppLimitedSampleDoesNotTalkTheEstimateDownOnABackOff) {
-  auto made = makeRateController(autoOptions());
-  ASSERT_TRUE(made.ok());
-  RateController& c = **made;
-  DirectFeed feed(c);
-  feed.settle(100 * kMbit);
-  ASSERT_EQ(c.phase(), RatePhase::kProbe);
+  DirectFeed feed;
+  RateController& c = feed.controller();
+  ASSERT_TRUE(feed.settleInProbe(100 * kMbit));
   ASSERT_EQ(c.bandwidthEstimateBps(), 100 * kMbit);
   // A burst's queue (3 ms, above the 2 ms threshold), then idle.
   feed.ack(5 * kMbit, true, 3 * kMs);
@@ -527,12 +560,9 @@ TEST(RateControllerTest, AnAppLimitedSampleDoesNotTalkTheEstimateDownOnABackOff)
 // and overflows. Back-offs and losses still bring the estimate down within a
 // second.
 TEST(RateControllerTest, AppLimitedSamplesStillFollowACapacityDrop) {
-  auto made = makeRateController(autoOptions());
-  ASSERT_TRUE(made.ok());
-  RateController& c = **made;
-  DirectFeed feed(c);
-  feed.settle(100 * kMbit);
-  ASSERT_EQ(c.phase(), RatePhase::kProbe);
+  DirectFeed feed;
+  RateController& c = feed.controller();
+  ASSERT_TRUE(feed.settleInProbe(100 * kMbit));
   const std::uint64_t drop = feed.now();
   std::uint64_t queueNs = 0;
   while (feed.now() - drop < kSecond) {

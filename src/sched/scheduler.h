@@ -36,6 +36,9 @@ struct PathView {
   std::uint64_t queuedNs = 0;       // time until the path's queue is drained at rateBps
   std::uint64_t delayNs = 0;        // one-way delay beyond the fastest usable path's
   std::uint32_t overheadBytes = 0;  // added to each payload on the wire
+  // In flight up to its rate controller's cap: admits no new packet until
+  // answers come (its queue still drains). The send stream hides such a path.
+  bool full = false;
 };
 
 using mpxdp::SchedulerKind;  // public (include/mpxdp/options.h)
