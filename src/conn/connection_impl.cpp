@@ -594,9 +594,17 @@ void ConnectionImpl::sendAcks(std::uint64_t nowNs) noexcept {
 
 // ---- path control ----
 
+namespace {
+// The RTT loss and silence are judged by: the larger of the smoothed and the
+// latest (see ptoNs).
+std::uint64_t judgingRttNs(const path::PathEstimator& estimator) noexcept {
+  return std::max(estimator.srttNs(), estimator.latestRttNs());
+}
+}  // namespace
+
 std::uint64_t ConnectionImpl::lossDelayNs(const PathControl& p) const noexcept {
   if (!p.estimator.rttValid()) return 50'000'000;
-  const std::uint64_t rtt = std::max(p.estimator.srttNs(), p.estimator.latestRttNs());
+  const std::uint64_t rtt = judgingRttNs(p.estimator);
   return std::max<std::uint64_t>(rtt + rtt / 8, 1'000'000);
 }
 
@@ -605,7 +613,7 @@ std::uint64_t ConnectionImpl::lossDelayNs(const PathControl& p) const noexcept {
 // follow, and a path must not turn suspect for its own queue.
 std::uint64_t ConnectionImpl::ptoNs(const PathControl& p) const noexcept {
   if (!p.estimator.rttValid() || p.estimator.latestRttNs() == 0) return p.estimator.ptoNs(config_.ackDelayNs);
-  const std::uint64_t rtt = std::max(p.estimator.srttNs(), p.estimator.latestRttNs());
+  const std::uint64_t rtt = judgingRttNs(p.estimator);
   return rtt + std::max<std::uint64_t>(4 * p.estimator.rttVarNs(), 1'000'000) + config_.ackDelayNs;
 }
 
@@ -620,7 +628,7 @@ std::uint64_t ConnectionImpl::suspectPtoNs(const PathControl& p) const noexcept 
   const std::uint64_t pto = ptoNs(p);
   if (!p.machine.alive() || !p.machine.waiting() || !p.estimator.rttValid()) return pto;
   const auto rttOf = [](const PathControl& q) {
-    return static_cast<std::int64_t>(std::max(q.estimator.srttNs(), q.estimator.latestRttNs()));
+    return static_cast<std::int64_t>(judgingRttNs(q.estimator));
   };
   const std::int64_t rtt = rttOf(p);
   // The other path's ACK may have left up to an ACK delay before this one's would.
