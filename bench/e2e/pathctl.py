@@ -616,6 +616,9 @@ def analyse(result, scenario, system, bed):
         a["retransmits"] = result["client_report"]["end"].get("sum_sent", {}).get("retransmits")
     a["interval_s"] = interval_span(ivs)
     wins = windows(ivs)
+    # The last window holds the transfer's end (the sender stops inside it, the receiver's last report runs
+    # past it), so it says nothing about convergence: with it, runs that had settled read "never".
+    settle_wins = wins[:-1]
     name = scenario["name"]
     if scenario["events"]:
         if not result.get("events") or not ivs:
@@ -649,7 +652,7 @@ def analyse(result, scenario, system, bed):
                     break
                 burst_end = max(burst_end, iv["end"])
             a["loss_burst_s"] = burst_end - t_cut
-        a["goodput_back_s"] = settle_time(wins, t_cut, t_restore, remaining, check_loss=False)
+        a["goodput_back_s"] = settle_time(settle_wins, t_cut, t_restore, remaining, check_loss=False)
         events = send.get("path_events")
         if events is not None:
             back = [e for e in events if e.get("path") == 1 and e.get("to") == "active" and
@@ -677,7 +680,7 @@ def analyse(result, scenario, system, bed):
             t_next = times[k + 1] if k + 1 < len(times) else end
             ceiling = sum(scenario["event_rates"][k]) * fraction
             a["changes"].append({"at_rx_s": t, "ceiling_bps": ceiling,
-                                 "settle_s": settle_time(wins, t, t_next, ceiling, check_loss=True),
+                                 "settle_s": settle_time(settle_wins, t, t_next, ceiling, check_loss=True),
                                  "lost": lost_between(ivs, t, t_next),
                                  "goodput_bps": mean_bps(ivs, t + 0.5 * (t_next - t), t_next)})
             for key in ("settle_s", "lost", "goodput_bps"):  # flat copies for the table; settle None: never
@@ -687,7 +690,7 @@ def analyse(result, scenario, system, bed):
     elif name == "auto-hetero":
         ceiling = bed.link_sum_bps * fraction
         a["ceiling_bps"] = ceiling
-        a["converged_s"] = settle_time(wins, 0.0, end, ceiling, check_loss=True)
+        a["converged_s"] = settle_time(settle_wins, 0.0, end, ceiling, check_loss=True)
         a["steady_goodput_bps"] = mean_bps(ivs, 0.5 * end, end)
         a["steady_pct_of_ceiling"] = 100.0 * a["steady_goodput_bps"] / ceiling if a["steady_goodput_bps"] else None
     elif name == "delay-skew":
