@@ -96,6 +96,10 @@ SYSTEMS = [
               extra=["--no-offload"]),
     TunSystem("tun-nooff-4", "as tun-4 with `mpxdp tun --no-offload`", "tun", 4, default=False,
               extra=["--no-offload"]),
+    TunSystem("tun-t2-1", "as tun-1 with `mpxdp tun --threads 2` (a transmit thread) at both ends", "tun", 1,
+              default=False, extra=["--threads", "2"]),
+    TunSystem("tun-t2-4", "as tun-4 with `mpxdp tun --threads 2` at both ends", "tun", 4, default=False,
+              extra=["--threads", "2"]),
     TunSystem("tun-rel-1", "as tun-1 with `mpxdp tun --reliable` (retransmission across paths)", "tun", 1,
               default=False, extra=["--reliable"]),
 ]
