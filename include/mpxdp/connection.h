@@ -225,7 +225,9 @@ struct ConnectionStats {
   std::uint64_t late = 0;  // arrived after being declared lost
   // Of the late ones, those whose link stamped their arrival at this host at or
   // before the time their loss was judged at (a timeout: the time by which
-  // every link had been read): losses this receiver should not have declared.
+  // every link had been read), unless a read of their link after the stamp
+  // found it empty (the kernel had not published them yet): losses this
+  // receiver should not have declared.
   // Counted only where the link stamps arrivals (AF_XDP); 0 unless it misjudges.
   std::uint64_t lateQueued = 0;
   // Sending, reliable mode: payloads sent again after a loss or a path failure.

@@ -114,6 +114,9 @@ class ReturnPaths final : public conn::PathSet {
     if (!learnedAny_) answersLinkPeer_ = linkPeer;  // decided by the first path it heard from
     learnedAny_ = true;
   }
+  std::uint64_t foundEmptyNs(std::size_t path) const noexcept override {
+    return endpoint_.foundEmptyNs(path);
+  }
   Result<void> pump() noexcept override { return endpoint_.pump(); }
 
  private:
@@ -234,6 +237,7 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
   std::uint64_t rateBps(std::size_t path) const noexcept override { return slots_[path].path.rateBps; }
   bool backup(std::size_t path) const noexcept override { return slots_[path].path.backup; }
   const std::string& name(std::size_t path) const noexcept override { return slots_[path].path.name; }
+  std::uint64_t foundEmptyNs(std::size_t path) const noexcept override { return slots_[path].foundEmptyNs; }
 
   void queueRelease(std::size_t path, const RxPacket& packet) noexcept override {
     Slot& slot = slots_[path];
@@ -283,10 +287,16 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
               received.error().wrap("path " + std::to_string(l) + " (" + slots_[l].path.name + ") receive");
           break;
         }
-        if (*received == 0) continue;
+        // Found empty: at a time after drainedNs, when this round began.
+        if (*received == 0) {
+          slots_[l].foundEmptyNs = drainedNs;
+          continue;
+        }
         nowNs = std::max(nowNs, clock_->nowNs());  // never step back, even with an injected clock
         for (std::size_t i = 0; i < *received; ++i)
           dispatch(static_cast<std::uint16_t>(l), rxBatch_[i], nowNs, pushNs);
+        // After the batch: its own packets were readable when this read began.
+        if (*received < room) slots_[l].foundEmptyNs = drainedNs;
         if (*received == room) more = true;
       }
       flushReleases();
@@ -310,6 +320,7 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
     std::uint32_t toReleaseCount = 0;
     std::uint64_t statelessPacketNumber = 0;
     std::uint64_t lastStatelessReplyNs = 0;
+    std::uint64_t foundEmptyNs = 0;  // PathSet::foundEmptyNs
   };
   struct Lingering {
     std::unique_ptr<ConnectionImpl> connection;

@@ -26,6 +26,12 @@ class PathSet {
   // server connection answers where its own packets come from, peer by peer
   // (a keyed connection calls it only for packets that opened).
   virtual void learnPeer(std::size_t path, const RxPacket& packet) noexcept = 0;
+  // When the last read of the path that left its ring empty began (0: none
+  // yet). A packet the link stamped before it was not readable then: the
+  // kernel publishes AF_XDP descriptors at the end of the driver's poll, and
+  // on the test bed's veth a packet sat stamped and unpublished for 100 ms,
+  // until the link's next packet came.
+  virtual std::uint64_t foundEmptyNs(std::size_t /*path*/) const noexcept { return 0; }
   // Receives on every path and runs every connection's timers (Endpoint::poll).
   virtual Result<void> pump() noexcept = 0;
 };

@@ -275,10 +275,12 @@ void ReceiveStream::freeEntry(std::uint32_t index) noexcept {
 
 // A late packet that the link stamped at or before its loss was judged was
 // waiting here unread: the judgement assumed every path had been read by then.
-// Rare (late packets only), so a scan of the recent losses is fine.
+// Unless a read of its path after the stamp found the ring empty: then the
+// kernel had not published it yet, and no read could have had it. Rare (late
+// packets only), so a scan of the recent losses is fine.
 void ReceiveStream::noteLate(const reorder::ArrivingPacket& packet) noexcept {
   const std::uint64_t stampNs = table_[static_cast<std::uint32_t>(packet.cookie)].packet.arrivalNs;
-  if (stampNs == 0) return;
+  if (stampNs == 0 || links_.foundEmptyNs(packet.pathId) >= stampNs) return;
   const std::size_t recorded = std::min(lossRecordCount_, kLossRecords);
   for (std::size_t i = 1; i <= recorded; ++i) {
     const LossRecord& r = lossRecords_[(lossRecordCount_ - i) % kLossRecords];
