@@ -4,6 +4,7 @@
 // The goals themselves (failover under 100 ms, convergence within 1 s) are
 // measured by bench/e2e/pathctl.py; these tests check the behaviour with
 // bounds loose enough for a busy 2-core VM under ASan.
+#include <fmt/core.h>
 #include <gtest/gtest.h>
 #include <time.h>
 #include <unistd.h>
@@ -170,8 +171,22 @@ TEST(PathControlTest, EstimatedRatesFollowALinkShapedDownAndBackUp) {
       "link 1 pacing: at most %.1f Mbit/s while shaped to 40, up to %.1f after; loss %.2f %% while slow\n",
       maxWhileSlow / 1e6, maxAfter / 1e6,
       packets == 0 ? 0.0 : 100.0 * static_cast<double>(lostIn(slowPhase)) / static_cast<double>(packets));
+  // A failure shows link 1 through the run (CI under ASan once paced it at
+  // 217.6 Mbit/s while shaped to 40; the cause was not in the log).
+  std::string trace;
+  for (const auto& interval : run->sender.at("intervals")) {
+    const auto& path = interval.at("paths").at(1);
+    trace += fmt::format(
+        "\n  {:.1f} s: {} packets, pacing {:.1f}, estimate {:.1f}, delivery {:.1f} Mbit/s, {}, "
+        "queue {:.2f} ms, srtt {:.2f} ms, loss rate {:.4f}",
+        interval.at("end_s").get<double>(), path.at("packets").get<std::uint64_t>(),
+        path.at("pacing_bps").get<double>() / 1e6, path.at("estimate_bps").get<double>() / 1e6,
+        path.at("delivery_bps").get<double>() / 1e6, path.at("rate_phase").get<std::string>(),
+        path.at("queue_delay_ns").get<double>() / 1e6, path.at("srtt_ns").get<double>() / 1e6,
+        path.at("loss_rate").get<double>());
+  }
   EXPECT_GT(maxWhileSlow, 0.0);
-  EXPECT_LT(maxWhileSlow, 80e6);
+  EXPECT_LT(maxWhileSlow, 80e6) << "link 1, sender intervals:" << trace;
   EXPECT_GT(maxAfter, 100e6);
   EXPECT_LE(lostIn(slowPhase), packets / 50 + 10);
 }
