@@ -187,7 +187,7 @@ TEST(PathControlTest, EstimatedRatesFollowALinkShapedDownAndBackUp) {
   }
   EXPECT_GT(maxWhileSlow, 0.0);
   EXPECT_LT(maxWhileSlow, 80e6) << "link 1, sender intervals:" << trace;
-  EXPECT_GT(maxAfter, 100e6);
+  EXPECT_GT(maxAfter, 100e6) << "link 1, sender intervals:" << trace;
   EXPECT_LE(lostIn(slowPhase), packets / 50 + 10);
 }
 
