@@ -8,12 +8,14 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <new>
 #include <optional>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "mpxdp/endpoint.h"
@@ -110,6 +112,42 @@ struct LinkSpec {
   std::function<std::unique_ptr<PacketIo>(std::unique_ptr<PacketIo>)> wrapClient;
 };
 
+// The clock of a host that shares none with its peer: an offset and a rate
+// error against the simulated time (the wire's).
+struct ClockSkew {
+  std::int64_t offsetNs = 0;
+  double ppm = 0;
+  bool none() const { return offsetNs == 0 && ppm == 0; }
+};
+
+class SkewedClock final : public Clock {
+ public:
+  SkewedClock(std::shared_ptr<ManualClock> base, ClockSkew skew)
+      : base_(std::move(base)), skew_(skew), startNs_(base_->nowNs()) {}
+  std::uint64_t nowNs() const noexcept override { return toLocal(base_->nowNs()); }
+  void sleepUntil(std::uint64_t deadlineNs) noexcept override {
+    std::uint64_t baseNs = toBase(deadlineNs);
+    while (toLocal(baseNs) < deadlineNs) ++baseNs;  // rounding
+    base_->sleepUntil(baseNs);
+  }
+  std::uint64_t toLocal(std::uint64_t baseNs) const noexcept {
+    const double drift = static_cast<double>(baseNs - startNs_) * skew_.ppm / 1e6;
+    return static_cast<std::uint64_t>(static_cast<std::int64_t>(baseNs) + skew_.offsetNs +
+                                      static_cast<std::int64_t>(drift));
+  }
+
+ private:
+  std::uint64_t toBase(std::uint64_t localNs) const noexcept {
+    const double local = static_cast<double>(static_cast<std::int64_t>(localNs) - skew_.offsetNs -
+                                             static_cast<std::int64_t>(startNs_));
+    return startNs_ + static_cast<std::uint64_t>(std::max(0.0, local / (1.0 + skew_.ppm / 1e6)));
+  }
+
+  std::shared_ptr<ManualClock> base_;
+  ClockSkew skew_;
+  std::uint64_t startNs_;
+};
+
 std::vector<LinkSpec> threeLinks(std::uint64_t d0, std::uint64_t d1, std::uint64_t d2) {
   std::vector<LinkSpec> links(3);
   const std::uint64_t delays[] = {d0, d1, d2};
@@ -135,10 +173,17 @@ class Pair {
   Pair(const ConnectionConfig& config, std::vector<LinkSpec> links,
        DataDirection direction = DataDirection::kClientToServer, std::size_t serverPaths = 0,
        std::optional<std::size_t> serverBackupPath = std::nullopt, const SecurityOptions& clientSecurity = {},
-       const SecurityOptions& serverSecurity = {})
+       const SecurityOptions& serverSecurity = {}, ClockSkew serverSkew = {})
       : clock_(std::make_shared<ManualClock>(1'000 * kMs)) {
     std::vector<EndpointPath> clientPaths;
     std::vector<EndpointPath> serverPathList;
+    std::shared_ptr<Clock> serverClock = clock_;
+    if (!serverSkew.none()) {
+      auto skewed = std::make_shared<SkewedClock>(clock_, serverSkew);
+      for (auto& link : links)
+        link.toServer.receiverTime = [skewed](std::uint64_t t) { return skewed->toLocal(t); };
+      serverClock = std::move(skewed);
+    }
     for (std::size_t i = 0; i < links.size(); ++i) {
       auto link =
           conn::testing::makeDuplexLink(std::move(links[i].toServer), std::move(links[i].toClient), clock_);
@@ -158,7 +203,7 @@ class Pair {
     clientConfig.security = clientSecurity;
     serverConfig.security = serverSecurity;
     auto client = Endpoint::create(clientConfig, std::move(clientPaths), clock_);
-    auto server = Endpoint::create(serverConfig, std::move(serverPathList), clock_);
+    auto server = Endpoint::create(serverConfig, std::move(serverPathList), serverClock);
     EXPECT_TRUE(client.ok() && server.ok());
     if (!client.ok() || !server.ok()) return;
     client_ = std::move(*client);
@@ -399,6 +444,63 @@ TEST(Connection, ThreeLinksWithDifferentDelaysDeliverInOrderAndTheSenderGetsTheR
   EXPECT_EQ(report->lost, 0u);
   ASSERT_EQ(report->paths.size(), 3u);
   for (std::size_t p = 0; p < 3; ++p) EXPECT_EQ(report->paths[p].packets, tx.paths[p].packetsSent);
+}
+
+// Two hosts that share no clock: the server's runs an hour ahead and 100 ppm
+// fast, or 0.9 s behind and 100 ppm slow, with and without arrival stamps.
+// Send stamps are on the sender's clock and arrivals on the receiver's, so
+// only differences within one clock may count: the one-way delay carries the
+// offset, the RTT and everything delivered do not.
+TEST(Connection, HostsThatShareNoClockDeliverInOrderAndMeasureTheTrueRtt) {
+  const std::uint64_t delays[] = {100 * kUs, 500 * kUs, 2 * kMs};
+  for (const ClockSkew skew : {ClockSkew{}, ClockSkew{3'600'000 * static_cast<std::int64_t>(kMs), 100},
+                               ClockSkew{-900 * static_cast<std::int64_t>(kMs), -100}}) {
+    for (const bool stamp : {false, true}) {
+      SCOPED_TRACE("server clock " + std::to_string(skew.offsetNs / 1'000'000) + " ms, " +
+                   std::to_string(skew.ppm) + " ppm, arrival stamps " + (stamp ? "on" : "off"));
+      ConnectionConfig config = configWith(reorder::ReorderKind::kWindow);
+      config.scheduler = sched::SchedulerKind::kRoundRobin;  // the delays reorder the packets
+      std::vector<LinkSpec> links = threeLinks(delays[0], delays[1], delays[2]);
+      for (auto& link : links) link.toServer.stampArrival = link.toClient.stampArrival = stamp;
+      Pair pair(config, std::move(links), DataDirection::kClientToServer, 0, std::nullopt, {}, {}, skew);
+      ASSERT_TRUE(pair.handshake());
+      constexpr std::uint64_t kCount = 3000;
+      const std::uint64_t startNs = pair.clock().nowNs();
+      pair.sendCopying(kCount);
+      ASSERT_TRUE(pair.finishAndDrain(50 * kMs));
+      const double elapsedNs =
+          static_cast<double>(pair.clock().nowNs() - startNs) + 200e6;  // and the handshake
+      ASSERT_EQ(pair.delivered().size(), kCount);
+      EXPECT_TRUE(strictlyIncreasing(pair.delivered()));
+      EXPECT_EQ(pair.corrupt(), 0u);
+      const ConnectionStats rx = pair.server().stats();
+      EXPECT_GT(rx.outOfOrderArrived, 0u);
+      EXPECT_EQ(rx.outOfOrderDelivered, 0u);
+      EXPECT_EQ(rx.lost, 0u);
+      EXPECT_EQ(rx.late, 0u);
+      ASSERT_TRUE(pair.runUntilDone(100 * kMs));
+      for (int i = 0; i < 100; ++i) {  // the slowest path's last ACKs are still on their way
+        pair.clock().advance(100 * kUs);
+        pair.pollBoth();
+      }
+      const ConnectionStats tx = pair.client().stats();
+      const auto drift = static_cast<std::int64_t>(elapsedNs * std::abs(skew.ppm) / 1e6);
+      for (std::size_t p = 0; p < 3; ++p) {
+        // The receiver's one-way delay: the link's plus the offset (and what the rate error added).
+        ASSERT_TRUE(rx.paths[p].owdValid) << p;
+        const std::int64_t owd = static_cast<std::int64_t>(delays[p]) + skew.offsetNs;
+        EXPECT_GE(rx.paths[p].owdMinNs, owd - drift) << p;
+        EXPECT_LE(rx.paths[p].owdMinNs, owd + drift + static_cast<std::int64_t>(10 * kUs)) << p;
+        // The sender's RTT: two link delays (and its polling step), on its own
+        // clock; less the peer's hold time, which the peer measures on its own
+        // (100 ppm of it: 4 ns on 4 ms).
+        ASSERT_TRUE(tx.paths[p].rttValid) << p;
+        EXPECT_GE(tx.paths[p].rttMinNs, 2 * delays[p] - kUs) << p;
+        EXPECT_LE(tx.paths[p].rttMinNs, 2 * delays[p] + 100 * kUs) << p;
+        EXPECT_LE(tx.paths[p].srttNs, 2 * delays[p] + kMs) << p;
+      }
+    }
+  }
 }
 
 TEST(Connection, RttIsMeasuredPerPathWithPingPong) {

@@ -123,6 +123,13 @@ class MemoryRxEnd final : public PacketIo {
   }
   Result<void> flushTx() noexcept override { return {}; }
 
+  // The arrival time on the receiving host's clock, as the XDP transport's stamp; 0 without stamps.
+  std::uint64_t stamp(std::uint64_t arrivalNs) const {
+    const MemoryLinkOptions& options = wire_->options_;
+    if (!options.stampArrival) return 0;
+    return options.receiverTime ? options.receiverTime(arrivalNs) : arrivalNs;
+  }
+
   Result<std::size_t> receive(std::span<RxPacket> out) noexcept override {
     const std::uint64_t nowNs = wire_->clock_->nowNs();
     auto& heap = wire_->inFlight_;
@@ -131,8 +138,8 @@ class MemoryRxEnd final : public PacketIo {
       std::pop_heap(heap.begin(), heap.end(), MemoryWire::later);
       const MemoryWire::InFlight packet = heap.back();
       heap.pop_back();
-      out[n++] = RxPacket{wire_->frameData(packet.frame), packet.length, packet.frame,
-                          wire_->options_.stampArrival ? packet.arrivalNs : 0};
+      out[n++] =
+          RxPacket{wire_->frameData(packet.frame), packet.length, packet.frame, stamp(packet.arrivalNs)};
       ++stats_.rxPackets;
       stats_.rxBytes += packet.length;
       ++wire_->packetsReceived_;

@@ -31,6 +31,9 @@ struct MemoryLinkOptions {
   // Received packets carry their arrival time (RxPacket::arrivalNs), as the
   // XDP transport's do; else 0, as the kernel-UDP transport's.
   bool stampArrival = false;
+  // The receiving host's clock at a time of the wire's clock, for stamps
+  // (hosts that share no clock); the wire's time itself when empty.
+  std::function<std::uint64_t(std::uint64_t wireNs)> receiverTime;
 };
 
 // The state shared by both ends of one link.
