@@ -254,8 +254,12 @@ void LinkSim::arrive(std::size_t flow, std::uint64_t number) {
 
 void LinkSim::sendAck(std::size_t flow) {
   Flow& f = *flows_[flow];
-  f.acks.push_back(AckInfo{f.largest, f.sent[f.largest].sendNs, f.largestArrivalNs + f.peerOffset,
-                           f.recvBytes, now_ - f.largestArrivalNs});
+  const auto drift =
+      static_cast<std::int64_t>(static_cast<double>(f.largestArrivalNs) * link_.peerClockPpm / 1e6);
+  const std::uint64_t recvTs =
+      static_cast<std::uint64_t>(static_cast<std::int64_t>(f.largestArrivalNs + f.peerOffset) + drift);
+  f.acks.push_back(
+      AckInfo{f.largest, f.sent[f.largest].sendNs, recvTs, f.recvBytes, now_ - f.largestArrivalNs});
   f.unacked = 0;
   ++f.ackGeneration;
   f.ackTimerSet = false;

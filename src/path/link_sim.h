@@ -21,6 +21,7 @@ struct LinkConfig {
   std::uint64_t queueNs = 20'000'000;  // tbf queue limit, in time at rate
   std::uint64_t rttNs = 10'000'000;    // propagation, split evenly
   double randomLoss = 0;               // drawn per packet after the queue (a radio link's loss)
+  double peerClockPpm = 0;             // the receiver's clock runs this much fast (+) or slow (-)
   // ACKs due in [from, to) arrive at `to`: the feedback stalls, data still flows.
   std::uint64_t ackBlackoutFromNs = 0;
   std::uint64_t ackBlackoutToNs = 0;

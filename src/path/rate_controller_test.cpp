@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -185,6 +186,33 @@ INSTANTIATE_TEST_SUITE_P(Links, ConvergenceTest,
                            return std::to_string(info.param.rateMbit) + "Mbit_" +
                                   std::to_string(info.param.rttUs) + "us";
                          });
+
+// The receiver's clock runs fast or slow against the sender's (two hosts
+// without NTP: crystals are within about 100 ppm): one-way delays drift by
+// that much per second, and the queue delay is measured against a windowed
+// minimum (10 s) that lags the drift: 1.25 ms of false queue at +100 ppm.
+// After 40 s the rate must still be the link's. Not yet at NTP's 500 ppm
+// slew: 5 ms of false queue, 70 Mbit/s (docs/path-control.md).
+TEST(RateControllerTest, APeerClockThatDriftsIsNotAQueue) {
+  for (const double ppm : {0.0, 100.0, -100.0}) {
+    SCOPED_TRACE(std::to_string(ppm) + " ppm");
+    LinkConfig link;
+    link.rateBps = 100 * kMbit;
+    link.rttNs = 10 * kMs;
+    link.peerClockPpm = ppm;
+    LinkSim sim(link);
+    SimRun run(sim);
+    const auto flow = sim.addMpxdp(autoOptions(3));
+    run.track(flow, true);
+    run.to(30 * kSecond);
+    const Window start = run.mark(flow);
+    run.to(40 * kSecond);
+    const Window late = run.since(flow, start);
+    std::printf("%+.0f ppm: %.1f Mbit/s from 30 to 40 s, queue delay seen %.2f ms\n", ppm,
+                late.mbps(10 * kSecond), static_cast<double>(sim.estimator(flow).queueDelayNs()) / 1e6);
+    EXPECT_GE(late.mbps(10 * kSecond), 90.0) << run.trace();
+  }
+}
 
 // Between probes we send at most at the estimate, so delivery samples above
 // it are bursts (a shaper's bucket that refilled while the queue was empty
