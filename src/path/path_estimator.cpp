@@ -81,7 +81,16 @@ void PathEstimator::onOwdSample(std::uint64_t nowNs, std::int64_t owdNs) noexcep
 
 std::uint64_t PathEstimator::queueDelayNs() const noexcept {
   if (!owdMin_.valid() || owdSmoothed_ <= owdMin_.best()) return 0;
-  return static_cast<std::uint64_t>(owdSmoothed_ - owdMin_.best());
+  const auto owdQueue = static_cast<std::uint64_t>(owdSmoothed_ - owdMin_.best());
+  if (!rttValid_) return owdQueue;
+  // A queue on the way out lengthens the RTT as much. A peer clock that runs
+  // fast (hosts without NTP; NTP slews by up to 500 ppm) lengthens only the
+  // one-way delays, and against a minimum up to a window old that read as a
+  // queue: 5 ms at 500 ppm, 30 % of the rate lost (simulation). The larger of
+  // the smoothed and the latest RTT, so a queue that builds counts at once.
+  const std::uint64_t rtt = std::max(srtt_, latestRtt_);
+  const std::uint64_t minRtt = minRtt_.best();
+  return std::min(owdQueue, rtt > minRtt ? rtt - minRtt : 0);
 }
 
 void PathEstimator::onAcked(std::uint64_t nowNs, std::uint64_t packets, std::uint64_t bytes) noexcept {

@@ -62,7 +62,8 @@ class PathEstimator {
   bool owdValid() const noexcept { return owdMin_.valid(); }
   std::int64_t owdMinNs() const noexcept { return owdMin_.best(); }     // windowed minimum
   std::int64_t owdSmoothedNs() const noexcept { return owdSmoothed_; }  // EWMA 1/8
-  std::uint64_t queueDelayNs() const noexcept;  // max(0, smoothed - min): queue build-up on the path
+  // max(0, smoothed - min), at most what the RTT grew by: queue build-up on the path.
+  std::uint64_t queueDelayNs() const noexcept;
 
  private:
   void lossEvent(std::uint64_t nowNs, std::uint64_t acked, std::uint64_t lost) noexcept;

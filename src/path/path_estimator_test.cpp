@@ -120,6 +120,34 @@ TEST(PathEstimatorTest, OneWayDelayOnlyDifferencesCount) {
   EXPECT_EQ(one.queueDelayNs(), 1'000'000u);
 }
 
+// A queue on the way out lengthens the RTT as much as the one-way delay; a
+// peer clock that runs fast lengthens only the one-way delay, and that is
+// not a queue.
+TEST(PathEstimatorTest, QueueDelayIsWhatTheRttGrewByAtMost) {
+  PathEstimator est;
+  std::uint64_t t = 0;
+  for (; t < 100 * kMs; t += kMs) {
+    est.onRttSample(t, 10'000'000, 0);
+    est.onOwdSample(t, 5'000'000);
+  }
+  EXPECT_EQ(est.queueDelayNs(), 0u);
+  // The peer's clock gained 3 ms; the RTT did not change.
+  for (; t < 200 * kMs; t += kMs) {
+    est.onRttSample(t, 10'000'000, 0);
+    est.onOwdSample(t, 8'000'000);
+  }
+  EXPECT_EQ(est.queueDelayNs(), 0u);
+  // A 4 ms queue: both grow. It counts at once, from the latest RTT.
+  est.onRttSample(t, 14'000'000, 0);
+  for (int i = 0; i < 30; ++i) est.onOwdSample(t, 12'000'000);
+  EXPECT_NEAR(static_cast<double>(est.queueDelayNs()), 4e6, 0.1e6);
+  // Without an RTT yet, the one-way delay alone.
+  PathEstimator fresh;
+  fresh.onOwdSample(0, 1'000'000);
+  fresh.onOwdSample(1, 9'000'000);
+  EXPECT_EQ(fresh.queueDelayNs(), 1'000'000u);
+}
+
 TEST(PathEstimatorTest, LossRatePerInterval) {
   EstimatorOptions options;
   options.lossIntervalNs = 50 * kMs;
