@@ -29,6 +29,12 @@ struct vlan_tag {
 
 /* UDP destination port of multipath traffic, network byte order. Set by the loader before load. */
 const volatile __be16 steer_udp_port = __bpf_constant_htons(MPXDP_DEFAULT_PORT);
+/*
+ * Where the arrival stamp goes (enum mpxdp_stamp_mode). Set by the loader
+ * before load: the verifier skips the branches of the other modes, so a kernel
+ * that refuses one helper still loads the program built for another.
+ */
+const volatile __u32 stamp_mode = MPXDP_STAMP_META;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
@@ -126,20 +132,39 @@ static __always_inline int mpxdp_invariants_valid(struct udphdr *udp, void *data
 /*
  * The arrival time, for the receiver's delivery-rate and delay samples: user
  * space reads a batch long after its first packets came in. Best effort: a
- * driver without metadata support leaves the packet as it is.
+ * driver without metadata support leaves the packet as it is. Returns 1 when
+ * the stamp was put in front of the frame (PREPEND), which must be taken off
+ * again if the packet goes to the kernel after all.
  */
-static __always_inline void stamp_arrival(struct xdp_md *ctx)
+static __always_inline void write_stamp(struct mpxdp_rx_meta *meta)
 {
-	struct mpxdp_rx_meta *meta;
-
-	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*meta)))
-		return;
-	meta = (void *)(long)ctx->data_meta;
-	if ((void *)(meta + 1) > (void *)(long)ctx->data)
-		return;
 	meta->rx_ns = bpf_ktime_get_ns();
 	meta->magic = MPXDP_RX_META_MAGIC;
 	meta->reserved = 0;
+}
+
+static __always_inline int stamp_arrival(struct xdp_md *ctx)
+{
+	struct mpxdp_rx_meta *meta;
+
+	/* Each branch reads ctx on its own: the verifier refuses a ctx pointer that clang computed. */
+	if (stamp_mode == MPXDP_STAMP_META) {
+		if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*meta)))
+			return 0;
+		meta = (void *)(long)ctx->data_meta;
+		if ((void *)(meta + 1) <= (void *)(long)ctx->data)
+			write_stamp(meta);
+		return 0;
+	}
+	if (stamp_mode == MPXDP_STAMP_PREPEND) {
+		if (bpf_xdp_adjust_head(ctx, -(int)sizeof(*meta)))
+			return 0;
+		meta = (void *)(long)ctx->data;
+		if ((void *)(meta + 1) <= (void *)(long)ctx->data_end)
+			write_stamp(meta);
+		return 1;
+	}
+	return 0;
 }
 
 SEC("xdp")
@@ -152,6 +177,7 @@ int xdp_steer(struct xdp_md *ctx)
 	struct udphdr *udp;
 	__u32 zero = 0;
 	__u32 *slot;
+	int prepended;
 	int action;
 
 	cnt = bpf_map_lookup_elem(&counters, &zero);
@@ -175,13 +201,17 @@ int xdp_steer(struct xdp_md *ctx)
 		cnt->no_socket++;
 		return XDP_PASS;
 	}
-	stamp_arrival(ctx);
+	prepended = stamp_arrival(ctx);
 	/* The low bits of flags are the action when the XSKMAP slot is empty. */
 	action = bpf_redirect_map(&xsks, *slot, XDP_PASS);
-	if (action == XDP_REDIRECT)
+	if (action == XDP_REDIRECT) {
 		cnt->redirected++;
-	else
-		cnt->no_socket++;
+		return action;
+	}
+	cnt->no_socket++;
+	/* The kernel gets the frame as it came. */
+	if (prepended && bpf_xdp_adjust_head(ctx, (int)sizeof(struct mpxdp_rx_meta)))
+		return XDP_DROP;
 	return action;
 }
 

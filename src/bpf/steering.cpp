@@ -71,6 +71,12 @@ class LibbpfOutputCapture {
   LibbpfOutputCapture(const LibbpfOutputCapture&) = delete;
   LibbpfOutputCapture& operator=(const LibbpfOutputCapture&) = delete;
 
+  // Forgets what libbpf printed so far (an attempt that is retried another way).
+  void discard() {
+    std::lock_guard lines(linesMutex);
+    lines_.clear();
+  }
+
   // Puts the application's callback back and, when `forward`, passes it what libbpf printed.
   void finish(bool forward) {
     if (done_) return;
@@ -152,6 +158,7 @@ std::uint32_t programIdOf(int fd) {
 struct SteeringProgram::Impl {
   mpxdp_steer* skeleton = nullptr;
   std::uint32_t programId = 0;
+  ArrivalStamp arrivalStamp = ArrivalStamp::kNone;
 
   // Control-path state; the data path only reads the maps.
   std::mutex mutex;
@@ -168,22 +175,55 @@ struct SteeringProgram::Impl {
 SteeringProgram::SteeringProgram(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 SteeringProgram::~SteeringProgram() = default;
 
+namespace {
+
+std::uint32_t stampModeOf(ArrivalStamp stamp) noexcept {
+  switch (stamp) {
+    case ArrivalStamp::kMetadata:
+      return MPXDP_STAMP_META;
+    case ArrivalStamp::kPrepended:
+      return MPXDP_STAMP_PREPEND;
+    case ArrivalStamp::kAuto:
+    case ArrivalStamp::kNone:
+      break;
+  }
+  return MPXDP_STAMP_NONE;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<SteeringProgram>> SteeringProgram::load(const SteeringOptions& options) {
   if (options.udpPort == 0) return Error(EINVAL, "steering program: UDP port 0 cannot be steered");
+  std::vector<ArrivalStamp> attempts{options.arrivalStamp};
+  if (options.arrivalStamp == ArrivalStamp::kAuto) {
+    attempts = {ArrivalStamp::kMetadata, ArrivalStamp::kPrepended, ArrivalStamp::kNone};
+  }
   LibbpfOutputCapture capture;
   auto impl = std::make_unique<Impl>();
-  impl->skeleton = mpxdp_steer__open();
-  if (impl->skeleton == nullptr) return Error::fromErrno("steering program: open the embedded BPF object");
-  // .rodata is frozen at load: the port must be written before.
-  impl->skeleton->rodata->steer_udp_port = htons(options.udpPort);
-  const int err = mpxdp_steer__load(impl->skeleton);
-  if (err == -EPERM) {
-    capture.finish(false);  // libbpf's multi-line account of the refusal adds nothing
-    return Error(-err, "the XDP program needs root (CAP_BPF and CAP_NET_ADMIN)");
-  }
-  if (err != 0) {
-    return Error(-err,
-                 "steering program: load into the kernel (details, the verifier's log too, in libbpf's log)");
+  for (std::size_t i = 0; i < attempts.size(); ++i) {
+    const bool last = i + 1 == attempts.size();
+    impl->skeleton = mpxdp_steer__open();
+    if (impl->skeleton == nullptr) return Error::fromErrno("steering program: open the embedded BPF object");
+    // .rodata is frozen at load: it must be written before.
+    impl->skeleton->rodata->steer_udp_port = htons(options.udpPort);
+    impl->skeleton->rodata->stamp_mode = stampModeOf(attempts[i]);
+    const int err = mpxdp_steer__load(impl->skeleton);
+    if (err == 0) {
+      impl->arrivalStamp = attempts[i];
+      break;
+    }
+    if (err == -EPERM) {
+      capture.finish(false);  // libbpf's multi-line account of the refusal adds nothing
+      return Error(-err, "the XDP program needs root (CAP_BPF and CAP_NET_ADMIN)");
+    }
+    if ((err != -EINVAL && err != -EACCES) || last) {
+      return Error(
+          -err, "steering program: load into the kernel (details, the verifier's log too, in libbpf's log)");
+    }
+    // The verifier refused a helper of this way of stamping: try the next.
+    mpxdp_steer__destroy(impl->skeleton);
+    impl->skeleton = nullptr;
+    capture.discard();
   }
   impl->programId = programIdOf(bpf_program__fd(impl->skeleton->progs.xdp_steer));
   return std::unique_ptr<SteeringProgram>(new SteeringProgram(std::move(impl)));
@@ -304,6 +344,8 @@ Result<SteeringCounters> SteeringProgram::counters() const {
   }
   return total;
 }
+
+ArrivalStamp SteeringProgram::arrivalStamp() const noexcept { return impl_->arrivalStamp; }
 
 int SteeringProgram::programFd() const noexcept { return bpf_program__fd(impl_->skeleton->progs.xdp_steer); }
 

@@ -18,13 +18,24 @@ struct SteeringCounters {
   std::uint64_t noSocket = 0;
 };
 
+// Where the program puts each redirected packet's arrival time (mpxdp_rx_meta).
+enum class ArrivalStamp {
+  kAuto,       // the first of the three below that this kernel loads
+  kMetadata,   // XDP metadata, just before the frame (bpf_xdp_adjust_meta)
+  kPrepended,  // in front of the frame itself: the descriptor starts at the stamp
+  kNone,       // no stamp: user space times the packet when it reads it
+};
+
 struct SteeringOptions {
   std::uint16_t udpPort = MPXDP_DEFAULT_PORT;  // host byte order
+  ArrivalStamp arrivalStamp = ArrivalStamp::kAuto;
 };
 
 class SteeringProgram {
  public:
   // Opens the skeleton, sets .rodata from options, loads it into the kernel.
+  // With ArrivalStamp::kAuto a kernel that refuses a stamping helper gets the
+  // program built for the next way of stamping.
   static Result<std::unique_ptr<SteeringProgram>> load(const SteeringOptions& options);
   ~SteeringProgram();
   SteeringProgram(const SteeringProgram&) = delete;
@@ -41,6 +52,9 @@ class SteeringProgram {
   // Counters summed over all CPUs.
   Result<SteeringCounters> counters() const;
   int programFd() const noexcept;
+  // The stamp the loaded program writes (never kAuto). With kPrepended every
+  // redirected frame starts with an mpxdp_rx_meta that the reader must skip.
+  ArrivalStamp arrivalStamp() const noexcept;
   // Kernel id of the loaded program, as bpf_xdp_query and bpftool report it.
   std::uint32_t programId() const noexcept;
 

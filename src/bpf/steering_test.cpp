@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -28,6 +29,7 @@
 #include <cstdarg>
 #include <cstdint>
 #include <cstring>
+#include <ctime>
 #include <functional>
 #include <optional>
 #include <string>
@@ -406,6 +408,138 @@ TEST(SteeringProgramTest, RedirectsOnlyToTheSocketBoundForIfindexAndQueue) {
     // The freed slot is reused.
     bound = steering.program().bindSocket(vethB, 0, queue0.fd());
     ASSERT_TRUE(bound.ok()) << bound.error().message();
+  });
+}
+
+// ---- arrival stamps --------------------------------------------------------------------------------
+
+// Runs one packet like runProgram and returns the frame the program left (test runs copy it out from the
+// metadata on).
+struct RunResult {
+  std::uint32_t action = 0;
+  std::vector<std::uint8_t> out;
+};
+std::optional<RunResult> runAndCopyOut(int programFd, const std::vector<std::uint8_t>& frame, Arrival at,
+                                       std::string* error) {
+  xdp_md context{};
+  context.data_end = static_cast<std::uint32_t>(frame.size());
+  context.ingress_ifindex = static_cast<std::uint32_t>(at.ifindex);
+  context.rx_queue_index = at.queue;
+  RunResult result;
+  result.out.resize(frame.size() + 256);
+  bpf_test_run_opts opts{};
+  opts.sz = sizeof(opts);
+  opts.data_in = frame.data();
+  opts.data_size_in = static_cast<std::uint32_t>(frame.size());
+  opts.data_out = result.out.data();
+  opts.data_size_out = static_cast<std::uint32_t>(result.out.size());
+  opts.ctx_in = &context;
+  opts.ctx_size_in = sizeof(context);
+  opts.repeat = 1;
+  const int err = bpf_prog_test_run_opts(programFd, &opts);
+  if (err != 0) {
+    *error = std::string("bpf_prog_test_run_opts: ") + std::strerror(-err);
+    return std::nullopt;
+  }
+  result.action = opts.retval;
+  result.out.resize(opts.data_size_out);
+  return result;
+}
+
+const char* stampName(ArrivalStamp stamp) {
+  switch (stamp) {
+    case ArrivalStamp::kAuto:
+      return "auto";
+    case ArrivalStamp::kMetadata:
+      return "metadata";
+    case ArrivalStamp::kPrepended:
+      return "prepended";
+    case ArrivalStamp::kNone:
+      return "none";
+  }
+  return "?";
+}
+
+std::uint64_t monotonicNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+// Some kernels (6.18 builds seen here) refuse bpf_xdp_adjust_meta to XDP programs: the loader then
+// stamps in front of the frame. Each way stamps a redirected frame with the time it came in, and a frame
+// that goes to the kernel after all (its slot's socket is gone) reaches it as it came.
+TEST(SteeringProgramTest, EachWayOfStampingStampsRedirectedFramesAndPassesOthersUntouched) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  inFreshNetns([] {
+    ASSERT_TRUE(createVethPair());
+    // A closed AF_XDP socket leaves its queue busy for a while: each way gets a queue of its own.
+    const Arrival queues[] = {{ifindexOf(kVethA), 0}, {ifindexOf(kVethA), 1}, {ifindexOf(kVethB), 0}};
+    std::size_t next = 0;
+    auto automatic = SteeringProgram::load(SteeringOptions{kPort});
+    ASSERT_TRUE(automatic.ok()) << automatic.error().message();
+    const ArrivalStamp chosen = (*automatic)->arrivalStamp();
+    EXPECT_NE(chosen, ArrivalStamp::kAuto);
+    EXPECT_NE(chosen, ArrivalStamp::kNone) << "adjust_head is as old as XDP: auto must find a way to stamp";
+    bool metadataLoads = false;
+    for (const ArrivalStamp stamp :
+         {ArrivalStamp::kMetadata, ArrivalStamp::kPrepended, ArrivalStamp::kNone}) {
+      SCOPED_TRACE(stampName(stamp));
+      auto loaded = SteeringProgram::load(SteeringOptions{kPort, stamp});
+      if (stamp == ArrivalStamp::kMetadata) {
+        metadataLoads = loaded.ok();
+        if (!loaded.ok()) {
+          EXPECT_EQ(chosen, ArrivalStamp::kPrepended) << "auto must fall back when metadata is refused";
+          std::printf("this kernel refuses bpf_xdp_adjust_meta to XDP programs: %s\n",
+                      loaded.error().message().c_str());
+          continue;
+        }
+        EXPECT_EQ(chosen, ArrivalStamp::kMetadata) << "auto must prefer metadata where it loads";
+      }
+      ASSERT_TRUE(loaded.ok()) << loaded.error().message();
+      SteeringProgram& program = **loaded;
+      EXPECT_EQ(program.arrivalStamp(), stamp);
+      const auto frame = buildPacket({}).bytes;
+      const Arrival at = queues[next++];
+      std::string error;
+      {
+        TestXsk socket(at.ifindex, at.queue);
+        ASSERT_EQ(socket.error(), "");
+        ASSERT_TRUE(program.bindSocket(at.ifindex, at.queue, socket.fd()).ok());
+        const std::uint64_t before = monotonicNs();
+        auto run = runAndCopyOut(program.programFd(), frame, at, &error);
+        const std::uint64_t after = monotonicNs();
+        ASSERT_TRUE(run.has_value()) << error;
+        EXPECT_EQ(run->action, static_cast<std::uint32_t>(XDP_REDIRECT));
+        if (stamp == ArrivalStamp::kNone) {
+          EXPECT_EQ(run->out, frame);
+        } else {
+          ASSERT_EQ(run->out.size(), frame.size() + sizeof(mpxdp_rx_meta));
+          mpxdp_rx_meta meta{};
+          std::memcpy(&meta, run->out.data(), sizeof(meta));
+          EXPECT_EQ(meta.magic, static_cast<std::uint32_t>(MPXDP_RX_META_MAGIC));
+          EXPECT_GE(meta.rx_ns, before);
+          EXPECT_LE(meta.rx_ns, after);
+          EXPECT_TRUE(std::equal(frame.begin(), frame.end(), run->out.begin() + sizeof(mpxdp_rx_meta)));
+        }
+      }
+      // The socket is closed: the kernel took it out of the XSKMAP, the slot is still bound.
+      auto run = runAndCopyOut(program.programFd(), frame, at, &error);
+      ASSERT_TRUE(run.has_value()) << error;
+      EXPECT_EQ(run->action, static_cast<std::uint32_t>(XDP_PASS));
+      ASSERT_GE(run->out.size(), frame.size());
+      // Metadata, where left, lies before the frame and the stack ignores it; the frame itself is untouched.
+      EXPECT_EQ(run->out.size(),
+                frame.size() + (stamp == ArrivalStamp::kMetadata ? sizeof(mpxdp_rx_meta) : 0));
+      EXPECT_TRUE(
+          std::equal(frame.begin(), frame.end(), run->out.end() - static_cast<std::ptrdiff_t>(frame.size())));
+      auto counters = program.counters();
+      ASSERT_TRUE(counters.ok());
+      EXPECT_EQ(counters->redirected, 1u);
+      EXPECT_EQ(counters->noSocket, 1u);
+    }
+    std::printf("arrival stamps: auto chose %s (metadata %s)\n", stampName(chosen),
+                metadataLoads ? "loads" : "refused");
   });
 }
 

@@ -121,12 +121,22 @@ struct mpxdp_counters {
 MPXDP_STATIC_ASSERT(sizeof(struct mpxdp_counters) == 32, "counters layout");
 
 /*
- * XDP metadata the steering program puts in front of every packet it
+ * The arrival stamp the steering program puts in front of every packet it
  * redirects: when the packet reached XDP. User space reads it just before the
- * packet data in the UMEM frame (copy mode copies metadata too) and clears the
- * magic; a frame without it (a driver without metadata support) is stamped
- * when user space reads it, as before.
+ * frame's data in the UMEM frame and clears the magic; a frame without it is
+ * stamped when user space reads it, as before. Where it goes (set before load):
+ * - META: as XDP metadata (copy mode copies metadata too);
+ * - PREPEND: in front of the frame itself (bpf_xdp_adjust_head), for kernels
+ *   that refuse bpf_xdp_adjust_meta to XDP programs (seen on 6.18 builds); the
+ *   socket's descriptor then starts at the stamp and user space skips it;
+ * - NONE: no stamp.
  */
+enum mpxdp_stamp_mode {
+	MPXDP_STAMP_NONE = 0,
+	MPXDP_STAMP_META = 1,
+	MPXDP_STAMP_PREPEND = 2,
+};
+
 #define MPXDP_RX_META_MAGIC 0x6d707872 /* "mpxr" */
 struct mpxdp_rx_meta {
 	__u64 rx_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) at the XDP hook */

@@ -134,6 +134,7 @@ class XdpPacketIo final : public PacketIo {
 
   Result<void> bindSteering(bpf::SteeringProgram* steering) {
     steering_ = steering;
+    stampPrepended_ = steering->arrivalStamp() == bpf::ArrivalStamp::kPrepended;
     auto attached = steering->attach(iface_.ifindex);
     if (!attached.ok() && attached.error().code() != EEXIST) return attached.error();
     for (auto& q : queues_) {
@@ -469,17 +470,23 @@ class XdpPacketIo final : public PacketIo {
     const std::uint64_t tag = std::uint64_t{qi} << kQueueShift;
     for (std::uint32_t i = 0; i < n; ++i) {
       const xdp_desc& desc = rx.desc(index + i);
-      const std::uint8_t* frame = q.umem->at(desc.addr);
-      auto parsed = wire::decodeOuter(std::span<const std::uint8_t>(frame, desc.len));
+      std::uint64_t addr = desc.addr;
+      std::uint32_t len = desc.len;
+      if (stampPrepended_ && len >= sizeof(mpxdp_rx_meta)) {  // the frame starts after its stamp
+        addr += sizeof(mpxdp_rx_meta);
+        len -= static_cast<std::uint32_t>(sizeof(mpxdp_rx_meta));
+      }
+      const std::uint8_t* frame = q.umem->at(addr);
+      auto parsed = wire::decodeOuter(std::span<const std::uint8_t>(frame, len));
       if (!parsed.ok() || parsed.value.dstPort != config_.localPort) {
-        (void)takeArrivalStamp(*q.umem, desc.addr);
-        recycle_[dropped++] = q.umem->frameBase(desc.addr);
+        (void)takeArrivalStamp(*q.umem, addr);
+        recycle_[dropped++] = q.umem->frameBase(addr);
         continue;
       }
       out[got].data = frame + parsed.value.udpPayloadOffset;
       out[got].length = static_cast<std::uint32_t>(parsed.value.udpPayloadLen);
-      out[got].handle = tag | desc.addr;
-      out[got].arrivalNs = takeArrivalStamp(*q.umem, desc.addr);
+      out[got].handle = tag | addr;
+      out[got].arrivalNs = takeArrivalStamp(*q.umem, addr);
       bytes += parsed.value.udpPayloadLen;
       ++got;
     }
@@ -564,7 +571,8 @@ class XdpPacketIo final : public PacketIo {
   std::uint32_t txFrameCount_;
   std::vector<std::unique_ptr<QueueSocket>> queues_;  // [0] also transmits
   bpf::SteeringProgram* steering_ = nullptr;
-  std::size_t rxNext_ = 0;  // socket receive() starts with
+  bool stampPrepended_ = false;  // each received descriptor starts with its mpxdp_rx_meta
+  std::size_t rxNext_ = 0;       // socket receive() starts with
 
   // Outer headers towards the peer, double-buffered for setPeerFrom;
   // active_ is the slot in use, -1 without a peer.
