@@ -252,6 +252,8 @@ class XdpPacketIoTest : public ::testing::Test {
     return io.ok() ? keep(std::move(*io)) : nullptr;
   }
 
+  void transferWithArrivalStamp(bpf::ArrivalStamp stamp);
+
   std::unique_ptr<NetnsPair> beds_;
   std::unique_ptr<bpf::SteeringProgram> steering_;
   std::vector<std::unique_ptr<PacketIo>> endpoints_;
@@ -393,6 +395,38 @@ TEST_F(XdpPacketIoTest, KernelUdpSenderIntoXdpReceiver) {
   EXPECT_EQ(result.stamped, kTotal);
   EXPECT_EQ(receiver->stats().rxMalformed, 0u);
 }
+
+// Each way the steering program can stamp arrivals (a kernel may refuse the
+// metadata helper, then the stamp goes in front of the frame) carries every
+// packet intact, stamped no later than it was read (or unstamped with kNone).
+void XdpPacketIoTest::transferWithArrivalStamp(bpf::ArrivalStamp stamp) {
+  auto loaded = bpf::SteeringProgram::load(bpf::SteeringOptions{kMpPort, stamp});
+  if (!loaded.ok() && stamp == bpf::ArrivalStamp::kMetadata) {
+    GTEST_SKIP() << "this kernel refuses bpf_xdp_adjust_meta to XDP programs: " << loaded.error().message();
+  }
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message();
+  steering_ = std::move(*loaded);
+  ASSERT_EQ(steering_->arrivalStamp(), stamp);
+  PacketIo* receiver = openXdpReceiverInB();
+  ASSERT_NE(receiver, nullptr);
+  PacketIo* sender = openKernelSenderInA();
+  ASSERT_NE(sender, nullptr);
+  constexpr std::uint64_t kTotal = 5000;
+  const TransferResult result = transfer(*sender, *receiver, kTotal, 32);
+  EXPECT_EQ(result.received, kTotal);
+  EXPECT_EQ(result.corrupt, 0u);
+  EXPECT_EQ(result.stamped, stamp == bpf::ArrivalStamp::kNone ? 0u : kTotal);
+  EXPECT_EQ(result.stampsImplausible, 0u);
+  EXPECT_EQ(receiver->stats().rxMalformed, 0u);
+  // What the program passes still reaches the kernel as it came.
+  EXPECT_EQ(run("ip netns exec " + beds_->a() + " ping -c1 -W1 198.18.200.2"), 0);
+}
+
+TEST_F(XdpPacketIoTest, ArrivalStampInTheMetadata) { transferWithArrivalStamp(bpf::ArrivalStamp::kMetadata); }
+TEST_F(XdpPacketIoTest, ArrivalStampInFrontOfTheFrame) {
+  transferWithArrivalStamp(bpf::ArrivalStamp::kPrepended);
+}
+TEST_F(XdpPacketIoTest, NoArrivalStamp) { transferWithArrivalStamp(bpf::ArrivalStamp::kNone); }
 
 TEST_F(XdpPacketIoTest, WithoutAPeerTheReceiverIsReceiveOnly) {
   PacketIo* receiver = nullptr;
