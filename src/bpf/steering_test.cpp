@@ -291,17 +291,26 @@ struct Arrival {
   std::uint32_t queue = 0;
 };
 
-// Runs one packet through the program as if it arrived on (ifindex, queue), returns the XDP action.
-std::optional<std::uint32_t> runProgram(int programFd, const std::vector<std::uint8_t>& frame, Arrival at,
-                                        std::string* error) {
+// Runs one packet through the program as if it arrived on (ifindex, queue): the XDP action and the frame
+// the program left (test runs copy it out from the metadata on).
+struct RunResult {
+  std::uint32_t action = 0;
+  std::vector<std::uint8_t> out;
+};
+std::optional<RunResult> runAndCopyOut(int programFd, const std::vector<std::uint8_t>& frame, Arrival at,
+                                       std::string* error) {
   xdp_md context{};
   context.data_end = static_cast<std::uint32_t>(frame.size());
   context.ingress_ifindex = static_cast<std::uint32_t>(at.ifindex);
   context.rx_queue_index = at.queue;
+  RunResult result;
+  result.out.resize(frame.size() + 256);
   bpf_test_run_opts opts{};
   opts.sz = sizeof(opts);
   opts.data_in = frame.data();
   opts.data_size_in = static_cast<std::uint32_t>(frame.size());
+  opts.data_out = result.out.data();
+  opts.data_size_out = static_cast<std::uint32_t>(result.out.size());
   opts.ctx_in = &context;
   opts.ctx_size_in = sizeof(context);
   opts.repeat = 1;
@@ -310,7 +319,16 @@ std::optional<std::uint32_t> runProgram(int programFd, const std::vector<std::ui
     *error = std::string("bpf_prog_test_run_opts: ") + std::strerror(-err);
     return std::nullopt;
   }
-  return opts.retval;
+  result.action = opts.retval;
+  result.out.resize(opts.data_size_out);
+  return result;
+}
+
+std::optional<std::uint32_t> runProgram(int programFd, const std::vector<std::uint8_t>& frame, Arrival at,
+                                        std::string* error) {
+  auto run = runAndCopyOut(programFd, frame, at, error);
+  if (!run.has_value()) return std::nullopt;
+  return run->action;
 }
 
 class Steering {
@@ -412,39 +430,6 @@ TEST(SteeringProgramTest, RedirectsOnlyToTheSocketBoundForIfindexAndQueue) {
 }
 
 // ---- arrival stamps --------------------------------------------------------------------------------
-
-// Runs one packet like runProgram and returns the frame the program left (test runs copy it out from the
-// metadata on).
-struct RunResult {
-  std::uint32_t action = 0;
-  std::vector<std::uint8_t> out;
-};
-std::optional<RunResult> runAndCopyOut(int programFd, const std::vector<std::uint8_t>& frame, Arrival at,
-                                       std::string* error) {
-  xdp_md context{};
-  context.data_end = static_cast<std::uint32_t>(frame.size());
-  context.ingress_ifindex = static_cast<std::uint32_t>(at.ifindex);
-  context.rx_queue_index = at.queue;
-  RunResult result;
-  result.out.resize(frame.size() + 256);
-  bpf_test_run_opts opts{};
-  opts.sz = sizeof(opts);
-  opts.data_in = frame.data();
-  opts.data_size_in = static_cast<std::uint32_t>(frame.size());
-  opts.data_out = result.out.data();
-  opts.data_size_out = static_cast<std::uint32_t>(result.out.size());
-  opts.ctx_in = &context;
-  opts.ctx_size_in = sizeof(context);
-  opts.repeat = 1;
-  const int err = bpf_prog_test_run_opts(programFd, &opts);
-  if (err != 0) {
-    *error = std::string("bpf_prog_test_run_opts: ") + std::strerror(-err);
-    return std::nullopt;
-  }
-  result.action = opts.retval;
-  result.out.resize(opts.data_size_out);
-  return result;
-}
 
 const char* stampName(ArrivalStamp stamp) {
   switch (stamp) {
