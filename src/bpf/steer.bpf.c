@@ -129,13 +129,6 @@ static __always_inline int mpxdp_invariants_valid(struct udphdr *udp, void *data
 	return mp->magic == bpf_htons(MPXDP_MAGIC);
 }
 
-/*
- * The arrival time, for the receiver's delivery-rate and delay samples: user
- * space reads a batch long after its first packets came in. Best effort: a
- * driver without metadata support leaves the packet as it is. Returns 1 when
- * the stamp was put in front of the frame (PREPEND), which must be taken off
- * again if the packet goes to the kernel after all.
- */
 static __always_inline void write_stamp(struct mpxdp_rx_meta *meta)
 {
 	meta->rx_ns = bpf_ktime_get_ns();
@@ -143,6 +136,13 @@ static __always_inline void write_stamp(struct mpxdp_rx_meta *meta)
 	meta->reserved = 0;
 }
 
+/*
+ * The arrival time, for the receiver's delivery-rate and delay samples: user
+ * space reads a batch long after its first packets came in. Best effort: a
+ * driver without metadata support leaves the packet as it is. Returns 1 when
+ * the stamp was put in front of the frame (PREPEND), which must be taken off
+ * again if the packet goes to the kernel after all.
+ */
 static __always_inline int stamp_arrival(struct xdp_md *ctx)
 {
 	struct mpxdp_rx_meta *meta;
