@@ -122,6 +122,9 @@ void fullUdpChecksums(const std::string& namespaceName, const std::string& devic
       0);
 }
 
+// Each test its own bed: ctest may run two of them at once.
+std::string bedName(const char* tag) { return "mq" + std::to_string(getpid()) + tag; }
+
 transport::LinkEndpointConfig endpoint(const std::string& ifname, const std::string& local,
                                        std::uint16_t localPort) {
   transport::LinkEndpointConfig config;
@@ -161,7 +164,7 @@ Received receiveSome(PacketIo& io, std::size_t want, std::chrono::milliseconds t
 TEST(MultiQueueTest, FlowsSpreadOverFourVethQueuesAllReachTheXdpReceiver) {
   MPXDP_REQUIRE_PRIVILEGED();
   (void)testbed::down("t7q");  // a leftover of an interrupted run
-  auto bed = testbed::ScopedTestbed::create({"t7q", {0}, 1500, kQueues});
+  auto bed = testbed::ScopedTestbed::create({bedName("q"), {0}, 1500, kQueues});
   ASSERT_TRUE(bed) << bed.error().message();
   const auto& info = bed->info();
   ASSERT_EQ(info.queues, kQueues);
@@ -319,7 +322,7 @@ TEST(MultiQueueTest, FlowsSpreadOverFourVethQueuesAllReachTheXdpReceiver) {
 TEST(LearnedPeerTest, ReceiveOnlyXdpLinkAnswersTheUdpPeerItLearned) {
   MPXDP_REQUIRE_PRIVILEGED();
   (void)testbed::down("t7p");
-  auto bed = testbed::ScopedTestbed::create({"t7p", {0}, 1500, 2});
+  auto bed = testbed::ScopedTestbed::create({bedName("x"), {0}, 1500, 2});
   ASSERT_TRUE(bed) << bed.error().message();
   const auto& info = bed->info();
   const auto& link = info.links[0];
@@ -395,7 +398,7 @@ TEST(LearnedPeerTest, ReceiveOnlyXdpLinkAnswersTheUdpPeerItLearned) {
 TEST(LearnedPeerTest, ReceiveOnlyUdpLinkAnswersTheXdpPeerItLearned) {
   MPXDP_REQUIRE_PRIVILEGED();
   (void)testbed::down("t7p");
-  auto bed = testbed::ScopedTestbed::create({"t7p", {0}, 1500, 2});
+  auto bed = testbed::ScopedTestbed::create({bedName("u"), {0}, 1500, 2});
   ASSERT_TRUE(bed) << bed.error().message();
   const auto& info = bed->info();
   const auto& link = info.links[0];
