@@ -347,6 +347,20 @@ Result<SteeringCounters> SteeringProgram::counters() const {
 
 ArrivalStamp SteeringProgram::arrivalStamp() const noexcept { return impl_->arrivalStamp; }
 
+std::string_view describe(ArrivalStamp stamp) noexcept {
+  switch (stamp) {
+    case ArrivalStamp::kAuto:
+      return "stamp-auto";
+    case ArrivalStamp::kMetadata:
+      return "stamp-metadata";
+    case ArrivalStamp::kPrepended:
+      return "stamp-in-frame";
+    case ArrivalStamp::kNone:
+      return "no-stamp";
+  }
+  return "stamp-unknown";
+}
+
 int SteeringProgram::programFd() const noexcept { return bpf_program__fd(impl_->skeleton->progs.xdp_steer); }
 
 std::uint32_t SteeringProgram::programId() const noexcept { return impl_->programId; }

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string_view>
 
 #include "mpxdp/error.h"
 #include "mpxdp_shared.h"
@@ -25,6 +26,10 @@ enum class ArrivalStamp {
   kPrepended,  // in front of the frame itself: the descriptor starts at the stamp
   kNone,       // no stamp: user space times the packet when it reads it
 };
+
+// The word a link's description uses for it: "stamp-metadata",
+// "stamp-in-frame", "no-stamp" ("stamp-auto" before a program is loaded).
+std::string_view describe(ArrivalStamp stamp) noexcept;
 
 struct SteeringOptions {
   std::uint16_t udpPort = MPXDP_DEFAULT_PORT;  // host byte order

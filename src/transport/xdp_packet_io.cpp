@@ -375,9 +375,9 @@ class XdpPacketIo final : public PacketIo {
     return stats;
   }
 
-  // e.g. "xdp:s0 rx q0-3 tx q0 copy": one socket per RX queue (no ntuple pinning).
   std::uint32_t receiveBuffersPerQueue() const noexcept override { return rxFramesPerQueue_; }
 
+  // e.g. "xdp:s0 rx q0-3 tx q0 copy stamp-in-frame": one socket per RX queue (no ntuple pinning).
   std::string describe() const override {
     const std::uint32_t first = queues_.front()->queue;
     const std::uint32_t last = queues_.back()->queue;
@@ -385,6 +385,8 @@ class XdpPacketIo final : public PacketIo {
     if (last != first) text += "-" + std::to_string(last);
     text += " tx q" + std::to_string(first);
     text += queues_.front()->socket->zeroCopy() ? " zerocopy" : " copy";
+    // Where arrival times come from depends on the kernel (some refuse the metadata helper).
+    if (steering_ != nullptr) text += " " + std::string(bpf::describe(steering_->arrivalStamp()));
     if (kickSlot_) text += " tx-thread";
     if (!config_.udpChecksum && sendsIpv4()) text += " no-udp-checksum";
     if (!hasPeer()) text += " rx-only";
