@@ -661,7 +661,7 @@ void ConnectionImpl::onLoss(std::size_t path, const LossCount& lost, std::uint64
   if (lost.packets == 0) return;
   PathControl& p = paths_[path];
   p.estimator.onLost(nowNs, lost.packets, lost.bytes);
-  p.rate->onLoss(nowNs, lost.packets, lost.bytes);
+  p.rate->onLoss(path::LossSample{nowNs, lost.packets, lost.bytes, lost.newestSendTsNs});
 }
 
 // RTT samples end when the ACK or PONG reached the host (receivedNs), so a

@@ -15,6 +15,7 @@ void SentPacketLog::resolveLost(Entry& e, LossCount& lost) noexcept {
   e.slot = Slot::kLost;
   ++lost.packets;
   lost.bytes += e.bytes;
+  lost.newestSendTsNs = std::max(lost.newestSendTsNs, e.sendTsNs);
   bytesInFlight_ -= e.bytes;
   --packetsInFlight_;
   if (e.tag != 0 && fate_ != nullptr) fate_->lost(e.tag);

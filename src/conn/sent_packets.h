@@ -14,6 +14,7 @@ namespace mpxdp::conn {
 struct LossCount {
   std::uint64_t packets = 0;
   std::uint64_t bytes = 0;
+  std::uint64_t newestSendTsNs = 0;  // send time of the newest of them
 };
 
 struct AckOutcome {

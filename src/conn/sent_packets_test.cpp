@@ -47,6 +47,17 @@ TEST(SentPacketLogTest, GapThreeBelowTheLargestIsLostByCount) {
   EXPECT_EQ(out.newlyAckedPackets, 1U);
 }
 
+// The rate controller backs off once per flight: it needs to know when the
+// newest lost packet was sent.
+TEST(SentPacketLogTest, LossesTellWhenTheNewestOfThemWasSent) {
+  SentPacketLog log(64);
+  for (std::uint64_t pn = 0; pn < 10; ++pn) log.onSent(pn, pn * kMs, 1000, true);
+  // 2 and 5 missing, 6..9 acked: both lost by count.
+  auto out = log.onAck(ackOf({{6, 9}, {3, 4}, {0, 1}}), 20 * kMs, 100 * kMs);
+  EXPECT_EQ(out.lost.packets, 2U);
+  EXPECT_EQ(out.lost.newestSendTsNs, 5 * kMs);
+}
+
 TEST(SentPacketLogTest, GapIsLostByTimeWithoutFurtherAcks) {
   SentPacketLog log(64);
   log.onSent(0, 0, 1000, true);

@@ -273,6 +273,7 @@ void LinkSim::ackArrives(std::size_t flow, std::uint64_t ackIndex) {
   const AckInfo ack = f.acks[ackIndex];
   std::uint64_t ackedPackets = 0, ackedBytes = 0, lostPackets = 0, lostBytes = 0;
   std::uint64_t firstLost = kNever;
+  std::uint64_t newestLostSentNs = 0;
   for (std::uint64_t pn = f.nextJudge; pn <= ack.largest && pn < f.sent.size(); ++pn) {
     if (f.sent[pn].received) {
       ++ackedPackets;
@@ -281,6 +282,7 @@ void LinkSim::ackArrives(std::size_t flow, std::uint64_t ackIndex) {
       ++lostPackets;
       lostBytes += f.sent[pn].bytes;
       firstLost = std::min(firstLost, pn);
+      newestLostSentNs = std::max(newestLostSentNs, f.sent[pn].sendNs);
     }
   }
   f.nextJudge = std::max(f.nextJudge, ack.largest + 1);
@@ -310,7 +312,7 @@ void LinkSim::ackArrives(std::size_t flow, std::uint64_t ackIndex) {
   if (ackedPackets > 0) est.onAcked(now_, ackedPackets, ackedBytes);
   if (lostPackets > 0) {
     est.onLost(now_, lostPackets, lostBytes);
-    f.controller->onLoss(now_, lostPackets, lostBytes);
+    f.controller->onLoss(LossSample{now_, lostPackets, lostBytes, newestLostSentNs});
   }
   AckSample sample;
   sample.nowNs = now_;

@@ -85,7 +85,7 @@ class FixedRateController final : public RateController {
     if (sample.appLimited && sample.deliveryRateBps <= bw_.best()) return;
     bw_.update(1'000'000'000, sample.nowNs, sample.deliveryRateBps);
   }
-  void onLoss(std::uint64_t, std::uint64_t, std::uint64_t) noexcept override {}
+  void onLoss(const LossSample&) noexcept override {}
   void onRestart(std::uint64_t) noexcept override { bw_.clear(); }
   std::uint64_t pacingRateBps() const noexcept override { return rate_; }
   std::uint64_t bandwidthEstimateBps() const noexcept override { return bw_.best(); }
@@ -199,17 +199,26 @@ class AutoRateController final : public RateController {
     updatePacing(now);
   }
 
-  void onLoss(std::uint64_t nowNs, std::uint64_t lostPackets, std::uint64_t lostBytes) noexcept override {
-    roundLost_ += lostBytes;
-    roundLostPackets_ += lostPackets;
-    if (lossSignal()) {
+  void onLoss(const LossSample& loss) noexcept override {
+    roundLost_ += loss.bytes;
+    roundLostPackets_ += loss.packets;
+    // Loss-only, the rate moves as TCP's window, and so it is reduced once
+    // per flight, as in TCP's recovery (RFC 6582): packets sent before the
+    // last back-off went out at the rate it already corrected. Their losses
+    // come in up to an RTT later, with a full queue more than a round: each
+    // took the rate down again (to 1-3 Mbit/s from 20 against a Reno flow in
+    // the simulation). Otherwise a back-off only steps the estimate down to
+    // what the path delivers, and a large rate drop needs several in a row.
+    const bool sentSinceBackoff =
+        !lossOnly_ || !backedOff_ || loss.newestSentNs == 0 || loss.newestSentNs > lastBackoff_;
+    if (sentSinceBackoff && lossSignal()) {
       if (phase_ == RatePhase::kStartup) {
-        enterDrain(nowNs);
+        enterDrain(loss.nowNs);
       } else if (phase_ == RatePhase::kProbe) {
-        backOff(nowNs, false);
+        backOff(loss.nowNs, false);
       }
     }
-    updatePacing(nowNs);
+    updatePacing(loss.nowNs);
   }
 
   void onRestart(std::uint64_t nowNs) noexcept override {

@@ -57,12 +57,20 @@ struct AckSample {
   double lossRate = 0;
 };
 
+struct LossSample {
+  std::uint64_t nowNs = 0;
+  std::uint64_t packets = 0;
+  std::uint64_t bytes = 0;
+  // Send time of the newest of them (same clock as nowNs); 0: unknown.
+  std::uint64_t newestSentNs = 0;
+};
+
 class RateController {
  public:
   virtual ~RateController() = default;
   virtual void onSent(std::uint64_t nowNs, std::uint32_t bytes) noexcept = 0;
   virtual void onAck(const AckSample& sample) noexcept = 0;
-  virtual void onLoss(std::uint64_t nowNs, std::uint64_t lostPackets, std::uint64_t lostBytes) noexcept = 0;
+  virtual void onLoss(const LossSample& loss) noexcept = 0;
   virtual void onRestart(std::uint64_t nowNs) noexcept = 0;         // path re-admitted after being dead
   virtual std::uint64_t pacingRateBps() const noexcept = 0;         // always > 0, never above capBps when set
   virtual std::uint64_t bandwidthEstimateBps() const noexcept = 0;  // 0 until known

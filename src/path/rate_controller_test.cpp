@@ -130,7 +130,7 @@ TEST(RateControllerTest, FixedPacesAtTheCapAlways) {
   sample.queueDelayNs = 50 * kMs;
   sample.owdValid = true;
   c.onAck(sample);
-  c.onLoss(2 * kMs, 100, 150'000);
+  c.onLoss(LossSample{2 * kMs, 100, 150'000});
   EXPECT_EQ(c.pacingRateBps(), 250 * kMbit);
   EXPECT_EQ(c.bandwidthEstimateBps(), 90 * kMbit);
   EXPECT_EQ(toString(RatePhase::kFixed), "fixed");
@@ -512,7 +512,7 @@ TEST(RateControllerTest, PacingStaysPositiveWithoutSamples) {
   ASSERT_TRUE(made.ok());
   RateController& c = **made;
   for (std::uint64_t t = 0; t < kSecond; t += kMs) {
-    c.onLoss(t, 10, 15'000);
+    c.onLoss(LossSample{t, 10, 15'000});
     AckSample sample;
     sample.nowNs = t;
     sample.srttNs = 5 * kMs;
@@ -584,6 +584,46 @@ TEST(RateControllerTest, AnAppLimitedSampleDoesNotTalkTheEstimateDownOnABackOff)
   EXPECT_LE(c.bandwidthEstimateBps(), 45 * kMbit);
 }
 
+// Sharing a queue with a loss-based flow (loss-only), the rate moves as
+// TCP's window and is reduced once per flight, as TCP's recovery: losses of
+// packets sent before a back-off are that back-off's cause. With a full queue
+// they come in up to an RTT after it, more than a round, and each took the
+// rate down again. A loss of a packet sent after the back-off is a new signal.
+TEST(RateControllerTest, LossOnlyLossesOfPacketsSentBeforeABackOffDoNotBackOffAgain) {
+  // The estimate just after the first loss back-off, and a round later
+  // after more losses of packets sent before it (sentBefore) or after it
+  // (the pacing rate may sit at the TCP equation's cap, the estimate not).
+  struct Rates {
+    std::uint64_t first = 0, later = 0;
+  };
+  auto run = [](bool sentBefore) {
+    DirectFeed feed;
+    RateController& c = feed.controller();
+    EXPECT_TRUE(feed.settleInProbe(100 * kMbit));
+    // A queue that stays at 5 ms however we back off: someone else's. The
+    // path delivers what we send.
+    for (int i = 0; i < 20; ++i, feed.advance(10 * kMs)) feed.ack(c.pacingRateBps(), false, 5 * kMs);
+    Rates rates;
+    const std::uint64_t before = c.bandwidthEstimateBps();
+    feed.ack(c.pacingRateBps(), false, 5 * kMs);
+    const std::uint64_t backoffAt = feed.now();
+    c.onLoss(LossSample{backoffAt, 3, 4'500, backoffAt - kMs});
+    rates.first = c.bandwidthEstimateBps();
+    EXPECT_LT(rates.first, before) << "the first loss backs off";
+    feed.advance(12 * kMs);
+    feed.ack(c.pacingRateBps(), false, 5 * kMs);
+    const std::uint64_t sentNs = sentBefore ? backoffAt - 2 * kMs : feed.now() - kMs;
+    c.onLoss(LossSample{feed.now(), 3, 4'500, sentNs});
+    rates.later = c.bandwidthEstimateBps();
+    return rates;
+  };
+  const Rates old = run(true);
+  EXPECT_GE(old.later, old.first) << "losses of packets sent before it do not back off again";
+  const Rates fresh = run(false);
+  EXPECT_LE(fresh.later, fresh.first * 8 / 10) << "a loss of a packet sent after it does";
+  EXPECT_EQ(fresh.first, old.first);
+}
+
 // The path's capacity falls from 100 to 20 Mbit/s while the sender is
 // app-limited (a tunnel's TCP): the samples are app-limited, the queue stands
 // and overflows. Back-offs and losses still bring the estimate down within a
@@ -609,7 +649,7 @@ TEST(RateControllerTest, AppLimitedSamplesStillFollowACapacityDrop) {
       queueNs -= std::min(queueNs, static_cast<std::uint64_t>(-grows));
     }
     feed.ack(20 * kMbit, true, queueNs);
-    if (lost > 0) c.onLoss(feed.now(), lost, lost * 1500);
+    if (lost > 0) c.onLoss(LossSample{feed.now(), lost, lost * 1500});
     feed.advance(kMs);
   }
   EXPECT_LE(c.bandwidthEstimateBps(), 26 * kMbit);
@@ -765,7 +805,7 @@ TEST(RateControllerTest, LossOnlyRateStaysUnderTcpsEquation) {
   std::uint64_t highest = 0;
   for (int round = 0; round < 80; ++round) {
     for (int k = 0; k < 2; ++k, t += 10 * kMs) ack(c.pacingRateBps(), 15 * kMs, 7'500);
-    if (round % 10 == 9) c.onLoss(t, 1, 1500);
+    if (round % 10 == 9) c.onLoss(LossSample{t, 1, 1500});
     if (round >= 40) highest = std::max(highest, c.pacingRateBps());
   }
   // 9.6 Mbit/s, plus the swing of the averaged loss event rate between
