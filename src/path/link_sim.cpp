@@ -9,6 +9,7 @@ namespace mpxdp::path::testing {
 namespace {
 constexpr std::uint64_t kNever = std::numeric_limits<std::uint64_t>::max();
 constexpr double kNsPerSecond = 1e9;
+constexpr std::uint64_t kMpxdpAckMinDelayNs = 1'000'000;
 }  // namespace
 
 struct SentInfo {
@@ -248,8 +249,15 @@ void LinkSim::arrive(std::size_t flow, std::uint64_t number) {
     sendAck(flow);
   } else if (!f.ackTimerSet) {
     f.ackTimerSet = true;
-    schedule(now_ + f.ackMaxDelayNs, kAckTimer, flow, f.ackGeneration);
+    schedule(now_ + ackDelay(f), kAckTimer, flow, f.ackGeneration);
   }
+}
+
+// As the connection's receiver: a quarter of the RTT within [1 ms, 5 ms]
+// (ConnectionConfig's ackMinDelayNs and ackDelayNs); TCP: its delayed ACK.
+std::uint64_t LinkSim::ackDelay(const Flow& f) {
+  if (f.kind != FlowKind::kMpxdp || !f.estimator.rttValid()) return f.ackMaxDelayNs;
+  return std::clamp<std::uint64_t>(f.estimator.srttNs() / 4, kMpxdpAckMinDelayNs, f.ackMaxDelayNs);
 }
 
 void LinkSim::sendAck(std::size_t flow) {

@@ -1,8 +1,10 @@
 // Test support: a packet-level simulation of a tbf-shaped link (rate, 1 ms
 // token bucket, byte-limited FIFO that drops at the tail, propagation delay)
 // shared by flows: mpxdp senders (PathEstimator + RateController, fed as the
-// connection would feed them from ACKs), constant-rate sources and a Reno-like
-// TCP. Time is simulated; nothing here reads a clock.
+// connection would feed them from ACKs, which come as the connection's receiver
+// sends them: after 64 packets or a quarter of the RTT, 1 to 5 ms),
+// constant-rate sources and a Reno-like TCP. Time is simulated; nothing here
+// reads a clock.
 #pragma once
 
 #include <cstdint>
@@ -87,6 +89,7 @@ class LinkSim {
   void enqueue(const Packet& packet);
   void scheduleDeparture();
   void arrive(std::size_t flow, std::uint64_t number);
+  static std::uint64_t ackDelay(const Flow& f);
   void sendAck(std::size_t flow);
   void ackArrives(std::size_t flow, std::uint64_t ackIndex);
 
