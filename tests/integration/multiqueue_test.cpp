@@ -163,7 +163,6 @@ Received receiveSome(PacketIo& io, std::size_t want, std::chrono::milliseconds t
 
 TEST(MultiQueueTest, FlowsSpreadOverFourVethQueuesAllReachTheXdpReceiver) {
   MPXDP_REQUIRE_PRIVILEGED();
-  (void)testbed::down("t7q");  // a leftover of an interrupted run
   auto bed = testbed::ScopedTestbed::create({bedName("q"), {0}, 1500, kQueues});
   ASSERT_TRUE(bed) << bed.error().message();
   const auto& info = bed->info();
@@ -323,7 +322,6 @@ TEST(MultiQueueTest, FlowsSpreadOverFourVethQueuesAllReachTheXdpReceiver) {
 // on an unusual source port, from the first packet and answers it.
 TEST(LearnedPeerTest, ReceiveOnlyXdpLinkAnswersTheUdpPeerItLearned) {
   MPXDP_REQUIRE_PRIVILEGED();
-  (void)testbed::down("t7p");
   auto bed = testbed::ScopedTestbed::create({bedName("x"), {0}, 1500, 2});
   ASSERT_TRUE(bed) << bed.error().message();
   const auto& info = bed->info();
@@ -399,7 +397,6 @@ TEST(LearnedPeerTest, ReceiveOnlyXdpLinkAnswersTheUdpPeerItLearned) {
 // its own steering program.
 TEST(LearnedPeerTest, ReceiveOnlyUdpLinkAnswersTheXdpPeerItLearned) {
   MPXDP_REQUIRE_PRIVILEGED();
-  (void)testbed::down("t7p");
   auto bed = testbed::ScopedTestbed::create({bedName("u"), {0}, 1500, 2});
   ASSERT_TRUE(bed) << bed.error().message();
   const auto& info = bed->info();
