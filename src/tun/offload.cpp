@@ -449,6 +449,52 @@ std::size_t packetTooBigV6(std::span<const std::uint8_t> p, std::uint32_t mtu, c
 
 }  // namespace
 
+std::uint32_t symmetricFlowHash(std::span<const std::uint8_t> ipPacket) noexcept {
+  // Only the headers are read: the packet may be the headers of a coalesced one.
+  if (ipPacket.empty()) return 0;
+  const unsigned version = ipPacket[0] >> 4;
+  std::uint32_t headerBytes = 0;
+  std::uint8_t protocol = 0;
+  std::size_t addressOffset = 0;
+  std::size_t addressBytes = 0;
+  bool fragment = false;
+  if (version == 4 && ipPacket.size() >= 20) {
+    headerBytes = (ipPacket[0] & 0x0fU) * 4;
+    protocol = ipPacket[9];
+    fragment = (load16(&ipPacket[6]) & 0x3fffU) != 0;
+    addressOffset = 12;
+    addressBytes = 4;
+  } else if (version == 6 && ipPacket.size() >= kIpv6HeaderBytes) {
+    headerBytes = kIpv6HeaderBytes;
+    protocol = ipPacket[6];
+    addressOffset = 8;
+    addressBytes = 16;
+  } else {
+    return 0;
+  }
+  // FNV-1a over the smaller address (and port) first, so both directions agree.
+  std::uint32_t hash = 2166136261U;
+  const auto mix = [&hash](std::span<const std::uint8_t> bytes) {
+    for (const std::uint8_t b : bytes) hash = (hash ^ b) * 16777619U;
+  };
+  auto a = ipPacket.subspan(addressOffset, addressBytes);
+  auto b = ipPacket.subspan(addressOffset + addressBytes, addressBytes);
+  if (std::lexicographical_compare(b.begin(), b.end(), a.begin(), a.end())) std::swap(a, b);
+  mix(a);
+  mix(b);
+  mix(std::span<const std::uint8_t>(&protocol, 1));
+  if ((protocol == kProtoTcp || protocol == kProtoUdp) && !fragment && ipPacket.size() >= headerBytes + 4) {
+    std::uint16_t portA = load16(&ipPacket[headerBytes]);
+    std::uint16_t portB = load16(&ipPacket[headerBytes + 2]);
+    if (portB < portA) std::swap(portA, portB);
+    const std::array<std::uint8_t, 4> ports = {
+        static_cast<std::uint8_t>(portA >> 8), static_cast<std::uint8_t>(portA),
+        static_cast<std::uint8_t>(portB >> 8), static_cast<std::uint8_t>(portB)};
+    mix(ports);
+  }
+  return hash == 0 ? 1 : hash;
+}
+
 std::size_t buildPacketTooBig(std::span<const std::uint8_t> ipPacket, std::uint32_t mtu,
                               const IpAddress& source, std::span<std::uint8_t> out) noexcept {
   if (ipPacket.empty()) return 0;

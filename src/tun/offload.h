@@ -122,6 +122,12 @@ class TcpCoalescer {
   bool push_ = false;
 };
 
+// A hash of an IP packet's flow that is the same in both directions
+// (addresses, protocol and, for TCP and UDP, ports; the ports of a later
+// IPv4 fragment are not looked at), to keep a flow on one TUN queue. 0 for
+// anything that is not IPv4 or IPv6.
+std::uint32_t symmetricFlowHash(std::span<const std::uint8_t> ipPacket) noexcept;
+
 // The answer to an IP packet too big for the tunnel: ICMPv4 destination
 // unreachable / fragmentation needed (type 3 code 4) with the next-hop MTU,
 // or ICMPv6 packet too big (type 2), from `source` (the tunnel's own

@@ -1068,5 +1068,71 @@ TEST(PacketTooBig, EveryTruncationIsSafe) {
   }
 }
 
+// The same packet seen the other way: addresses and ports swapped.
+Bytes reversed(Bytes p) {
+  const std::size_t ip = ipHeaderBytes(p);
+  const std::size_t addressAt = isV6(p) ? 8 : 12;
+  const std::size_t addressBytes = isV6(p) ? 16 : 4;
+  std::swap_ranges(p.begin() + static_cast<std::ptrdiff_t>(addressAt),
+                   p.begin() + static_cast<std::ptrdiff_t>(addressAt + addressBytes),
+                   p.begin() + static_cast<std::ptrdiff_t>(addressAt + addressBytes));
+  std::swap_ranges(p.begin() + static_cast<std::ptrdiff_t>(ip),
+                   p.begin() + static_cast<std::ptrdiff_t>(ip + 2),
+                   p.begin() + static_cast<std::ptrdiff_t>(ip + 2));
+  return p;
+}
+
+TEST(SymmetricFlowHash, BothDirectionsOfAFlowAgree) {
+  for (const bool v6 : {false, true}) {
+    for (const std::uint8_t protocol : {kTcp, kUdp}) {
+      Spec spec;
+      spec.v6 = v6;
+      spec.protocol = protocol;
+      const Bytes p = makePacket(spec);
+      EXPECT_NE(symmetricFlowHash(p), 0U);
+      EXPECT_EQ(symmetricFlowHash(p), symmetricFlowHash(reversed(p)))
+          << "v6 " << v6 << " protocol " << +protocol;
+    }
+  }
+}
+
+TEST(SymmetricFlowHash, FlowsThatDifferOnlyInAPortSpreadOverQueues) {
+  // 64 TCP flows between the same two hosts, as iperf3 -P 64 would open.
+  std::array<int, 4> perQueue{};
+  for (std::uint16_t port = 40000; port < 40064; ++port) {
+    Spec spec;
+    spec.sport = port;
+    ++perQueue[symmetricFlowHash(makePacket(spec)) % perQueue.size()];
+  }
+  for (const int n : perQueue) EXPECT_GE(n, 6) << "flows per queue are too uneven";
+}
+
+TEST(SymmetricFlowHash, OnlyTheHeadersAreRead) {
+  // A coalesced packet's first part is its headers alone: its IP length says more.
+  const Bytes whole = makePacket(Spec{});
+  const Bytes headers(whole.begin(), whole.begin() + 20 + 32);
+  EXPECT_EQ(symmetricFlowHash(headers), symmetricFlowHash(whole));
+}
+
+TEST(SymmetricFlowHash, FragmentsOfADatagramStayTogether) {
+  Spec spec;
+  spec.protocol = kUdp;
+  Bytes first = makePacket(spec);
+  wr16(first, 6, 0x2000);  // MF: the first fragment, with ports
+  Bytes later = first;
+  wr16(later, 6, 0x0010);  // offset 128, no ports (its bytes there are payload)
+  wr16(later, 20, 1234);
+  EXPECT_EQ(symmetricFlowHash(first), symmetricFlowHash(later));
+}
+
+TEST(SymmetricFlowHash, NotAnIpPacket) {
+  EXPECT_EQ(symmetricFlowHash({}), 0U);
+  const Bytes arp(28, 0);
+  EXPECT_EQ(symmetricFlowHash(arp), 0U);
+  Bytes shortV4 = makePacket(Spec{});
+  shortV4.resize(12);
+  EXPECT_EQ(symmetricFlowHash(shortV4), 0U);
+}
+
 }  // namespace
 }  // namespace mpxdp::tun

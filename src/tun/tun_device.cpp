@@ -137,17 +137,31 @@ Result<TunDevice> TunDevice::open(const TunOptions& options) {
     return Error(EEXIST, "TUN interface '" + name + "': an interface of that name already exists");
   }
 
-  UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
-  if (fd.get() < 0) {
-    if (errno == ENOENT) return Error(ENOENT, "/dev/net/tun missing: load the tun module (modprobe tun)");
-    return Error::fromErrno("opening /dev/net/tun for '" + name + "'");
+  if (options.queues == 0 || options.queues > kMaxTunQueues) {
+    return Error(EINVAL, "TUN interface '" + name + "': " + std::to_string(options.queues) +
+                             " queues; expected 1 to " + std::to_string(kMaxTunQueues));
   }
-
+  // The first TUNSETIFF creates the interface; with IFF_MULTI_QUEUE each
+  // further one attaches another queue to it.
+  std::vector<UniqueFd> fds;
   ifreq request = requestFor(name);
-  request.ifr_flags = IFF_TUN | IFF_NO_PI;
-  if (options.virtioHeader) request.ifr_flags |= IFF_VNET_HDR;
-  if (ioctl(fd.get(), TUNSETIFF, &request) != 0)
-    return Error::fromErrno("creating TUN interface '" + name + "'");
+  for (std::uint32_t queue = 0; queue < options.queues; ++queue) {
+    UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
+    if (fd.get() < 0) {
+      if (errno == ENOENT) return Error(ENOENT, "/dev/net/tun missing: load the tun module (modprobe tun)");
+      return Error::fromErrno("opening /dev/net/tun for '" + name + "'");
+    }
+    request = requestFor(name);
+    request.ifr_flags = IFF_TUN | IFF_NO_PI;
+    if (options.virtioHeader) request.ifr_flags |= IFF_VNET_HDR;
+    if (options.queues > 1) request.ifr_flags |= IFF_MULTI_QUEUE;
+    if (ioctl(fd.get(), TUNSETIFF, &request) != 0) {
+      if (queue == 0) return Error::fromErrno("creating TUN interface '" + name + "'");
+      return Error::fromErrno("TUN interface '" + name + "': attaching queue " + std::to_string(queue));
+    }
+    fds.push_back(std::move(fd));
+  }
+  const int fd0 = fds.front().get();
 
   TunDevice device;
   device.name_.assign(request.ifr_name, strnlen(request.ifr_name, IFNAMSIZ));
@@ -155,16 +169,16 @@ Result<TunDevice> TunDevice::open(const TunOptions& options) {
 
   if (options.virtioHeader) {
     int headerBytes = kVirtioHeaderBytes;
-    if (ioctl(fd.get(), TUNSETVNETHDRSZ, &headerBytes) != 0) {
+    if (ioctl(fd0, TUNSETVNETHDRSZ, &headerBytes) != 0) {
       return Error::fromErrno("TUN interface '" + name + "': setting the virtio header size");
     }
     // Offloads need the header: it carries the GSO type and the checksum start.
     if (options.offloads) {
       unsigned flags = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6;
-      int rc = ioctl(fd.get(), TUNSETOFFLOAD, flags);
+      int rc = ioctl(fd0, TUNSETOFFLOAD, flags);
       if (rc != 0 && errno == EINVAL) {  // kernel before 6.2: no USO
         flags = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
-        rc = ioctl(fd.get(), TUNSETOFFLOAD, flags);
+        rc = ioctl(fd0, TUNSETOFFLOAD, flags);
       }
       if (rc != 0) return Error::fromErrno("TUN interface '" + name + "': setting offloads");
       if ((flags & TUN_F_CSUM) != 0) device.offloads_ |= kOffloadChecksum;
@@ -184,23 +198,24 @@ Result<TunDevice> TunDevice::open(const TunOptions& options) {
     auto set = interfaceIoctl(SIOCSIFTXQLEN, qlen, "TUN interface '" + name + "': setting txqueuelen");
     if (!set.ok()) return set.error();
   }
-  device.fd_ = fd.release();
+  device.fds_ = std::move(fds);
   return device;
 }
 
 TunDevice::TunDevice(TunDevice&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)),
+    : fds_(std::move(other.fds_)),
       ifindex_(std::exchange(other.ifindex_, 0)),
       name_(std::move(other.name_)),
       virtioHeader_(std::exchange(other.virtioHeader_, false)),
       offloads_(std::exchange(other.offloads_, 0)) {
+  other.fds_.clear();
   other.name_.clear();
 }
 
 TunDevice& TunDevice::operator=(TunDevice&& other) noexcept {
   if (this != &other) {
-    if (fd_ >= 0) close(fd_);
-    fd_ = std::exchange(other.fd_, -1);
+    fds_ = std::move(other.fds_);
+    other.fds_.clear();
     ifindex_ = std::exchange(other.ifindex_, 0);
     name_ = std::move(other.name_);
     other.name_.clear();
@@ -208,10 +223,6 @@ TunDevice& TunDevice::operator=(TunDevice&& other) noexcept {
     offloads_ = std::exchange(other.offloads_, 0);
   }
   return *this;
-}
-
-TunDevice::~TunDevice() {
-  if (fd_ >= 0) close(fd_);
 }
 
 std::string TunDevice::describeOffloads() const {
@@ -229,14 +240,14 @@ std::string TunDevice::describeOffloads() const {
 }
 
 Result<void> TunDevice::setMtu(std::uint32_t mtu) {
-  if (fd_ < 0) return Error(EBADF, "setting the MTU of a closed TUN device");
+  if (fds_.empty()) return Error(EBADF, "setting the MTU of a closed TUN device");
   ifreq request = requestFor(name_);
   request.ifr_mtu = static_cast<int>(mtu);
   return interfaceIoctl(SIOCSIFMTU, request, "setting MTU " + std::to_string(mtu) + " on '" + name_ + "'");
 }
 
 Result<void> TunDevice::setUp(bool up) {
-  if (fd_ < 0) return Error(EBADF, "setting a closed TUN device up or down");
+  if (fds_.empty()) return Error(EBADF, "setting a closed TUN device up or down");
   ifreq request = requestFor(name_);
   auto got = interfaceIoctl(SIOCGIFFLAGS, request, "reading the flags of '" + name_ + "'");
   if (!got.ok()) return got;
@@ -250,7 +261,7 @@ Result<void> TunDevice::setUp(bool up) {
 }
 
 Result<void> TunDevice::addAddress(const IpPrefix& prefix) {
-  if (fd_ < 0) return Error(EBADF, "adding an address to a closed TUN device");
+  if (fds_.empty()) return Error(EBADF, "adding an address to a closed TUN device");
   const bool v4 = prefix.address.isV4();
   const std::size_t addressBytes = v4 ? 4 : 16;
   if (prefix.length > addressBytes * 8) {
@@ -285,9 +296,10 @@ Result<void> TunDevice::addAddress(const IpPrefix& prefix) {
   return netlinkRequest(&message.header, "adding " + prefix.toString() + " to '" + name_ + "'");
 }
 
-Result<std::size_t> TunDevice::read(std::span<std::uint8_t> buffer) noexcept {
+Result<std::size_t> TunDevice::read(std::uint32_t queue, std::span<std::uint8_t> buffer) noexcept {
+  const int fd = queueFd(queue);
   for (;;) {
-    const ssize_t got = ::read(fd_, buffer.data(), buffer.size());
+    const ssize_t got = ::read(fd, buffer.data(), buffer.size());
     if (got >= 0) return static_cast<std::size_t>(got);
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return std::size_t{0};
@@ -295,9 +307,10 @@ Result<std::size_t> TunDevice::read(std::span<std::uint8_t> buffer) noexcept {
   }
 }
 
-Result<bool> TunDevice::write(std::span<const std::uint8_t> packet) noexcept {
+Result<bool> TunDevice::write(std::uint32_t queue, std::span<const std::uint8_t> packet) noexcept {
+  const int fd = queueFd(queue);
   for (;;) {
-    const ssize_t put = ::write(fd_, packet.data(), packet.size());
+    const ssize_t put = ::write(fd, packet.data(), packet.size());
     if (put >= 0) return true;
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) return false;
@@ -305,7 +318,9 @@ Result<bool> TunDevice::write(std::span<const std::uint8_t> packet) noexcept {
   }
 }
 
-Result<bool> TunDevice::write(std::span<const std::span<const std::uint8_t>> parts) noexcept {
+Result<bool> TunDevice::write(std::uint32_t queue,
+                              std::span<const std::span<const std::uint8_t>> parts) noexcept {
+  const int fd = queueFd(queue);
   std::array<iovec, kMaxWriteParts> iov{};
   if (parts.size() > iov.size())
     return Error(EINVAL, "writing to TUN interface '" + name_ + "': more than " +
@@ -317,7 +332,7 @@ Result<bool> TunDevice::write(std::span<const std::span<const std::uint8_t>> par
     iov[i].iov_len = parts[i].size();
   }
   for (;;) {
-    const ssize_t put = ::writev(fd_, iov.data(), static_cast<int>(parts.size()));
+    const ssize_t put = ::writev(fd, iov.data(), static_cast<int>(parts.size()));
     if (put >= 0) return true;
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) return false;

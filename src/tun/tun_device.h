@@ -10,9 +10,11 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "mpxdp/address.h"
 #include "mpxdp/error.h"
+#include "unique_fd.h"
 
 namespace mpxdp::tun {
 
@@ -41,7 +43,12 @@ struct TunOptions {
   bool virtioHeader = true;
   bool offloads = true;  // TSO4/6 and USO4/6 where the kernel accepts them (needs virtioHeader)
   std::uint32_t txQueueLength = 1000;
+  // Queues (IFF_MULTI_QUEUE when more than 1): a descriptor each. The kernel
+  // sends each flow to the queue it last wrote that flow's packets on.
+  std::uint32_t queues = 1;
 };
+
+inline constexpr std::uint32_t kMaxTunQueues = 16;
 
 class TunDevice {
  public:
@@ -53,9 +60,11 @@ class TunDevice {
   TunDevice& operator=(TunDevice&& other) noexcept;
   TunDevice(const TunDevice&) = delete;
   TunDevice& operator=(const TunDevice&) = delete;
-  ~TunDevice();  // closes the fd: the kernel removes the interface and its routes
+  ~TunDevice() = default;  // closes the fds: the kernel removes the interface and its routes
 
-  int fd() const noexcept { return fd_; }
+  int fd() const noexcept { return queueFd(0); }
+  std::uint32_t queueCount() const noexcept { return static_cast<std::uint32_t>(fds_.size()); }
+  int queueFd(std::uint32_t queue) const noexcept { return queue < fds_.size() ? fds_[queue].get() : -1; }
   int ifindex() const noexcept { return ifindex_; }
   const std::string& name() const noexcept { return name_; }
   bool virtioHeader() const noexcept { return virtioHeader_; }
@@ -69,16 +78,21 @@ class TunDevice {
 
   // One packet (behind its virtio_net_hdr when virtioHeader()) into buffer;
   // 0 when none is waiting. The buffer should hold 65535 + 10 bytes.
-  Result<std::size_t> read(std::span<std::uint8_t> buffer) noexcept;
+  Result<std::size_t> read(std::span<std::uint8_t> buffer) noexcept { return read(0, buffer); }
+  Result<std::size_t> read(std::uint32_t queue, std::span<std::uint8_t> buffer) noexcept;
   // One packet (behind its virtio_net_hdr when virtioHeader()). false when
   // the kernel did not take it (EAGAIN / ENOBUFS: dropped, counted by the caller).
-  Result<bool> write(std::span<const std::uint8_t> packet) noexcept;
+  Result<bool> write(std::span<const std::uint8_t> packet) noexcept { return write(0, packet); }
+  Result<bool> write(std::uint32_t queue, std::span<const std::uint8_t> packet) noexcept;
   // One packet gathered from parts (at most kMaxWriteParts), as write().
   static constexpr std::size_t kMaxWriteParts = 128;
-  Result<bool> write(std::span<const std::span<const std::uint8_t>> parts) noexcept;
+  Result<bool> write(std::span<const std::span<const std::uint8_t>> parts) noexcept {
+    return write(0, parts);
+  }
+  Result<bool> write(std::uint32_t queue, std::span<const std::span<const std::uint8_t>> parts) noexcept;
 
  private:
-  int fd_ = -1;
+  std::vector<UniqueFd> fds_;  // one per queue
   int ifindex_ = 0;
   std::string name_;
   bool virtioHeader_ = false;

@@ -200,14 +200,15 @@ std::vector<std::uint8_t> udpPacket(const char* source, std::uint16_t sourcePort
 // Reads from the device until an IPv4 UDP packet to destinationPort arrives
 // (the kernel may also send IPv6 router solicitations and the like); returns
 // it with its virtio header, or empty after a second.
-std::vector<std::uint8_t> readUdpTo(TunDevice& device, std::uint16_t destinationPort) {
+std::vector<std::uint8_t> readUdpTo(TunDevice& device, std::uint16_t destinationPort,
+                                    std::uint32_t queue = 0) {
   std::vector<std::uint8_t> buffer(65535 + kVnetBytes);
   const std::size_t skip = device.virtioHeader() ? kVnetBytes : 0;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
   while (std::chrono::steady_clock::now() < deadline) {
-    pollfd waiting{device.fd(), POLLIN, 0};
+    pollfd waiting{device.queueFd(queue), POLLIN, 0};
     poll(&waiting, 1, 50);
-    auto got = device.read(buffer);
+    auto got = device.read(queue, buffer);
     if (!got.ok()) {
       ADD_FAILURE() << got.error().message();
       return {};
@@ -619,6 +620,56 @@ TEST(TunDevice, OffloadsCarrySuperPacketsAndPartialChecksums) {
     EXPECT_EQ(receiveUdp(receiver), "partial checksum");
     close(receiver);
   });
+}
+
+// With several queues the kernel sends each flow out on the queue where that
+// flow's packets were last written: the tunnel relies on it to keep a flow
+// on one reader thread.
+TEST(TunDevice, MultiQueueSendsAFlowOutWhereItCameIn) {
+  REQUIRE_TUN();
+  inFreshNetns([] {
+    TunOptions twoQueues = options("mpxtun0");
+    twoQueues.queues = 2;
+    auto device = TunDevice::open(twoQueues);
+    ASSERT_TRUE(device.ok()) << device.error().message();
+    ASSERT_EQ(device->queueCount(), 2U);
+    EXPECT_GE(device->queueFd(1), 0);
+    EXPECT_NE(device->queueFd(0), device->queueFd(1));
+    EXPECT_EQ(device->queueFd(2), -1);
+    auto prefix = IpPrefix::parse(std::string(kTunAddress) + "/24");
+    ASSERT_TRUE(prefix.ok());
+    ASSERT_TRUE(device->addAddress(*prefix).ok());
+    ASSERT_TRUE(device->setUp(true).ok());
+    const int server = udpSocket(kTunAddress, 5000);
+    ASSERT_GE(server, 0);
+    std::vector<std::uint8_t> framed;
+    for (std::uint16_t flow = 0; flow < 8; ++flow) {
+      const std::uint32_t queue = flow % 2;
+      const auto peerPort = static_cast<std::uint16_t>(41000 + flow);
+      const auto packet =
+          udpPacket(kPeerAddress, peerPort, kTunAddress, 5000, "ping " + std::to_string(flow));
+      framed.assign(kVnetBytes, 0);
+      framed.insert(framed.end(), packet.begin(), packet.end());
+      auto written = device->write(queue, framed);
+      ASSERT_TRUE(written.ok() && *written) << "flow " << flow;
+      ASSERT_EQ(receiveUdp(server), "ping " + std::to_string(flow));
+      ASSERT_TRUE(sendUdp(server, kPeerAddress, peerPort, "pong " + std::to_string(flow)));
+      const auto answer = readUdpTo(*device, peerPort, queue);
+      EXPECT_FALSE(answer.empty()) << "the answer of flow " << flow << " did not come out on queue " << queue;
+    }
+    close(server);
+  });
+}
+
+TEST(TunDevice, RefusesQueueCountsOutOfRange) {
+  for (const std::uint32_t queues : {0U, kMaxTunQueues + 1}) {
+    TunOptions bad = options("mpxtun0");
+    bad.queues = queues;
+    auto device = TunDevice::open(bad);
+    ASSERT_FALSE(device.ok());
+    EXPECT_EQ(device.error().code(), EINVAL);
+    EXPECT_NE(device.error().message().find("queues"), std::string::npos) << device.error().message();
+  }
 }
 
 TEST(TunDevice, WriteErrorsAreValues) {
