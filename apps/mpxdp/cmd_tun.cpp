@@ -50,7 +50,8 @@ struct TunOptions {
   double intervalS = 0;
   bool json = false;
   int cpu = -1;
-  std::string configFile;  // --config (already expanded into the options above)
+  std::uint32_t queues = 1;  // --queues: TUN queues, a reader thread each when more than 1
+  std::string configFile;    // --config (already expanded into the options above)
 };
 
 TunOptions options;
@@ -134,7 +135,9 @@ nlohmann::json countersJson(const TunnelCounters& c) {
           {"dropped_no_peer", c.droppedNoPeer},
           {"dropped_peer_busy", c.droppedPeerBusy},
           {"dropped_wrong_source", c.droppedWrongSource},
-          {"write_dropped", c.writeDropped}};
+          {"write_dropped", c.writeDropped},
+          {"queues", c.queues},
+          {"queue_reads", std::vector<std::uint64_t>(c.queueReads.begin(), c.queueReads.begin() + c.queues)}};
 }
 
 void printCounters(const TunnelCounters& c) {
@@ -142,6 +145,12 @@ void printCounters(const TunnelCounters& c) {
       "mpxdp tun: from the interface {} packets, {} bytes in {} reads ({} super-packets split); to it {} "
       "packets, {} bytes in {} writes\n",
       c.packetsRead, c.bytesRead, c.reads, c.superPackets, c.packetsWritten, c.bytesWritten, c.writes);
+  if (c.queues > 1) {
+    std::string perQueue;
+    for (std::uint32_t q = 0; q < c.queues; ++q)
+      perQueue += fmt::format("{}{}", q == 0 ? "" : " / ", c.queueReads[q]);
+    fmt::print("mpxdp tun: reads per queue {}\n", perQueue);
+  }
   fmt::print(
       "mpxdp tun: dropped {} while no connection was up, {} too big ({} answered with ICMP), {} malformed, "
       "{} refused by the connection, {} not taken by the interface\n",
@@ -219,8 +228,15 @@ void declareTun(CLI::App* app) {
   app->add_option("-i,--interval", options.intervalS, "seconds between interval reports, 0 for none")
       ->capture_default_str();
   app->add_flag("-J,--json", options.json, "print one JSON object at the end instead of text");
-  app->add_option("--cpu", options.cpu, "pin the thread to this CPU (default: not pinned)")
+  app->add_option(
+         "--cpu", options.cpu,
+         "pin the tunnel's thread to this CPU (default: not pinned; --queues readers are not pinned)")
       ->check(CLI::NonNegativeNumber);
+  app->add_option("--queues", options.queues,
+                  fmt::format("TUN queues (1-{}): with more than 1 the interface is multi-queue and a thread "
+                              "per queue reads it, each flow staying on one queue",
+                              tun::kMaxTunQueues))
+      ->capture_default_str();
 }
 
 int runTun(CLI::App* /*app*/) {
@@ -242,6 +258,12 @@ int runTun(CLI::App* /*app*/) {
     return usageError(Error(EINVAL, "-i must be 0 (no interval reports) or at least 0.001 seconds"));
   if (options.reorderTimeoutMs < 0) return usageError(Error(EINVAL, "--reorder-timeout must be >= 0"));
   if (options.links.empty()) return usageError(Error(EINVAL, "give at least one --link IFACE=PEER_IP"));
+  if (options.queues == 0 || options.queues > tun::kMaxTunQueues)
+    return usageError(
+        Error(EINVAL, fmt::format("--queues must be 1 to {}, got {}", tun::kMaxTunQueues, options.queues)));
+  if (options.queues > 1 && !options.peers.empty())
+    return usageError(
+        Error(EINVAL, "--queues with --peer: a tunnel that serves several peers reads one queue"));
   if (options.role != "auto" && options.role != "connect" && options.role != "accept")
     return usageError(Error(EINVAL, "--role: expected connect, accept or auto, got '" + options.role + "'"));
   auto hub = planHub();
@@ -318,6 +340,7 @@ int runTun(CLI::App* /*app*/) {
   deviceOptions.name = options.name;
   deviceOptions.virtioHeader = !options.noOffload;
   deviceOptions.offloads = !options.noOffload;
+  deviceOptions.queues = options.queues;
   auto opened = tun::TunDevice::open(deviceOptions);
   if (!opened)
     return isUsageError(opened.error()) ? usageError(opened.error()) : reportError("tun", opened.error());
@@ -329,6 +352,8 @@ int runTun(CLI::App* /*app*/) {
   }
   if (auto set = device.setMtu(mtu); !set) return reportError("tun", set.error());
   if (auto up = device.setUp(true); !up) return reportError("tun", up.error());
+  auto queueReaders = startQueueReaders(device);  // before --cpu pins this thread
+  if (!queueReaders) return reportError("tun", queueReaders.error());
 
   if (options.cpu >= 0) {
     auto pinned = pinThreadToCpu(options.cpu);
@@ -342,8 +367,9 @@ int runTun(CLI::App* /*app*/) {
   if (!options.json) {
     std::string links;
     for (const std::string& mode : baseRun.linkModes) links += (links.empty() ? "" : "; ") + mode;
-    fmt::print("mpxdp tun: {} mtu {}, offloads {}, {} link(s): {}\n", device.name(), mtu,
-               device.describeOffloads(), plans->size(), links);
+    fmt::print("mpxdp tun: {} mtu {}, offloads {}, {} queue{}, {} link(s): {}\n", device.name(), mtu,
+               device.describeOffloads(), device.queueCount(), device.queueCount() == 1 ? "" : "s",
+               plans->size(), links);
     if (*hub) {
       fmt::print("mpxdp tun: waiting for {} peer(s), each with its key (port {}, backend {})\n",
                  options.peers.size(), options.port, toString(*backend));
@@ -386,6 +412,7 @@ int runTun(CLI::App* /*app*/) {
   }
 
   TunnelPump pump(device, addresses, baseRun.rxHoldoffNs);
+  pump.useQueueReaders(std::move(*queueReaders));
   pump.setMetrics(metrics->get(), baseRun.linkNames);
   std::uint64_t connections = 0;
   nlohmann::json lastSend;
@@ -500,6 +527,7 @@ int runTun(CLI::App* /*app*/) {
     j["interface"] = device.name();
     j["mtu"] = mtu;
     j["offloads"] = device.describeOffloads();
+    j["queues"] = device.queueCount();
     j["role"] = client ? "client" : "server";
     j["connections"] = connections;
     j["tun"] = countersJson(pump.counters());

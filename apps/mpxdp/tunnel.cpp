@@ -14,6 +14,8 @@ namespace {
 constexpr int kReadsPerRound = 64;
 // How often the server looks for a newer connection (a restarted peer).
 constexpr std::uint64_t kReplaceCheckNs = 20'000'000;
+// Packets each queue's reader thread holds (super-packets: up to 1 MiB).
+constexpr std::uint32_t kQueueReaderSlots = 16;
 
 std::uint8_t ipVersion(std::span<const std::uint8_t> packet) { return packet.empty() ? 0 : packet[0] >> 4; }
 
@@ -28,18 +30,89 @@ TunWriter::TunWriter(tun::TunDevice& device, TunnelAddresses addresses, TunnelCo
   if (device_.virtioHeader()) coalescer_.emplace();
 }
 
+Result<std::vector<std::unique_ptr<tun::QueueReader>>> startQueueReaders(const tun::TunDevice& device) {
+  std::vector<std::unique_ptr<tun::QueueReader>> readers;
+  if (device.queueCount() < 2) return readers;
+  for (std::uint32_t queue = 0; queue < device.queueCount(); ++queue) {
+    auto reader = tun::QueueReader::start(device.queueFd(queue), kQueueReaderSlots,
+                                          tun::kVirtioHeaderBytes + tun::kMaxSuperPacket,
+                                          "queue " + std::to_string(queue) + " of " + device.name());
+    if (!reader) return reader.error();
+    readers.push_back(std::move(*reader));
+  }
+  return readers;
+}
+
+std::uint32_t TunWriter::queueFor(std::span<const std::uint8_t> ipPacket) const noexcept {
+  const std::uint32_t queues = device_.queueCount();
+  return queues < 2 ? 0 : tun::symmetricFlowHash(ipPacket) % queues;
+}
+
 TunnelPump::TunnelPump(tun::TunDevice& device, TunnelAddresses addresses, std::uint64_t rxHoldoffNs)
     : device_(device),
       writer_(device, addresses, counters_),
       readBuffer_(tun::kVirtioHeaderBytes + tun::kMaxSuperPacket),
       waiter_(rxHoldoffNs) {}
 
+void TunnelPump::useQueueReaders(std::vector<std::unique_ptr<tun::QueueReader>> readers) {
+  readers_ = std::move(readers);
+  heldReader_ = SIZE_MAX;
+  nextReader_ = 0;
+  counters_.queues = std::max<std::uint32_t>(1, static_cast<std::uint32_t>(readers_.size()));
+}
+
+Result<std::span<const std::uint8_t>> TunnelPump::takeFromQueues() {
+  if (heldReader_ != SIZE_MAX) {
+    readers_[heldReader_]->pop();
+    heldReader_ = SIZE_MAX;
+  }
+  for (std::size_t i = 0; i < readers_.size(); ++i) {
+    const std::size_t r = (nextReader_ + i) % readers_.size();
+    if (auto failure = readers_[r]->failure()) return *failure;
+    const std::span<const std::uint8_t> packet = readers_[r]->front();
+    if (packet.empty()) continue;
+    heldReader_ = r;
+    nextReader_ = r + 1;
+    ++counters_.queueReads[r];
+    return packet;
+  }
+  return std::span<const std::uint8_t>();
+}
+
+bool TunnelPump::queuesPending() const noexcept {
+  return std::any_of(readers_.begin(), readers_.end(), [](const auto& reader) {
+    return !reader->front().empty() || reader->failure().has_value();
+  });
+}
+
+void TunnelPump::addTunFds(std::vector<pollfd>& fds) const {
+  if (readers_.empty()) {
+    fds.push_back({device_.fd(), POLLIN, 0});
+    return;
+  }
+  for (const auto& reader : readers_) fds.push_back({reader->readyFd(), POLLIN, 0});
+}
+
+void TunnelPump::clearReady(const std::vector<pollfd>& fds) {
+  for (std::size_t r = 0; r < readers_.size(); ++r) {
+    if ((fds[r].revents & POLLIN) != 0) readers_[r]->clearReady();
+  }
+}
+
 Result<bool> TunnelPump::readNext(std::uint32_t maxPacket) {
-  auto got = device_.read(readBuffer_);
-  if (!got) return got.error().wrap("read " + device_.name());
-  if (*got == 0) return false;
+  std::span<const std::uint8_t> packet;
+  if (readers_.empty()) {
+    auto got = device_.read(readBuffer_);
+    if (!got) return got.error().wrap("read " + device_.name());
+    if (*got == 0) return false;
+    packet = std::span<const std::uint8_t>(readBuffer_.data(), *got);
+  } else {
+    auto got = takeFromQueues();
+    if (!got) return got.error();
+    if (got->empty()) return false;
+    packet = *got;
+  }
   ++counters_.reads;
-  std::span<const std::uint8_t> packet(readBuffer_.data(), *got);
   tun::VirtioHeader header;
   if (device_.virtioHeader()) {
     if (packet.size() < tun::kVirtioHeaderBytes) {
@@ -118,7 +191,8 @@ void TunWriter::answerTooBig(std::span<const std::uint8_t> ipPacket, std::uint32
     const auto single = tun::TcpCoalescer::singleHeader();
     std::copy(single.begin(), single.end(), icmpBuffer_.begin());
   }
-  auto written = device_.write(std::span<const std::uint8_t>(icmpBuffer_.data(), headerBytes + length));
+  const std::span<const std::uint8_t> answer(icmpBuffer_.data(), headerBytes + length);
+  auto written = device_.write(queueFor(answer.subspan(headerBytes)), answer);
   if (written && *written) ++counters_.icmpSent;
 }
 
@@ -128,7 +202,7 @@ void TunWriter::flush() {
   const auto parts = coalescer_->take();
   std::size_t bytes = 0;
   for (const auto part : parts) bytes += part.size();
-  auto written = device_.write(parts);
+  auto written = device_.write(queueFor(parts.front().subspan(tun::kVirtioHeaderBytes)), parts);
   ++counters_.writes;
   if (written && *written) {
     counters_.packetsWritten += segments;
@@ -143,6 +217,9 @@ void TunWriter::write(std::span<const std::uint8_t> ipPacket) {
     if (coalescer_->add(ipPacket)) return;
     flush();
     if (coalescer_->add(ipPacket)) return;
+  }
+  const std::uint32_t queue = queueFor(ipPacket);
+  if (coalescer_) {
     // Not TCP (or not mergeable at all): on its own, behind a plain virtio header.
     if (ipPacket.size() + tun::kVirtioHeaderBytes > writeBuffer_.size()) {
       ++counters_.writeDropped;
@@ -153,7 +230,7 @@ void TunWriter::write(std::span<const std::uint8_t> ipPacket) {
     std::copy(ipPacket.begin(), ipPacket.end(), writeBuffer_.begin() + tun::kVirtioHeaderBytes);
     ipPacket = std::span<const std::uint8_t>(writeBuffer_.data(), tun::kVirtioHeaderBytes + ipPacket.size());
   }
-  auto written = device_.write(ipPacket);
+  auto written = device_.write(queue, ipPacket);
   ++counters_.writes;
   if (written && *written) {
     ++counters_.packetsWritten;
@@ -172,7 +249,8 @@ TunnelPump::Outcome TunnelPump::run(Endpoint& endpoint, Connection& connection, 
                                     Reporter* receiveReporter, double intervalS, Connection** replacement) {
   Outcome outcome;
   std::vector<pollfd> fds;
-  fds.push_back({device_.fd(), POLLIN, 0});
+  addTunFds(fds);
+  const std::size_t tunFds = fds.size();
   for (int fd : endpoint.pollFds()) {
     if (fd >= 0) fds.push_back({fd, POLLIN, 0});
   }
@@ -236,12 +314,18 @@ TunnelPump::Outcome TunnelPump::run(Endpoint& endpoint, Connection& connection, 
       break;
     }
     if (busy) continue;
+    // The reader threads' readyFd fires only when an empty ring gets a packet.
+    if (mayRead && queuesPending()) continue;
     // Read the TUN again when it has packets and the connection may send;
     // paced out, wake when it may.
     std::uint64_t wake = std::min({endpoint.nextDeadlineNs(), nextReportNs, now + kMaxWaitNs});
     if (!mayRead) wake = std::min(wake, std::max(connection.nextSendTimeNs(maxPacket), now + 20'000));
-    fds[0].events = mayRead ? POLLIN : 0;
+    for (std::size_t i = 0; i < tunFds; ++i) {
+      fds[i].events = mayRead ? POLLIN : 0;
+      fds[i].revents = 0;
+    }
     waiter_.wait(fds, wake);
+    clearReady(fds);
   }
   if (metrics_ != nullptr) metrics_->retire(connection.state().connId);
   if (outcome.endedBy.empty()) {
@@ -253,17 +337,26 @@ TunnelPump::Outcome TunnelPump::run(Endpoint& endpoint, Connection& connection, 
 
 Result<void> TunnelPump::discardUntil(Endpoint& endpoint, std::uint64_t deadlineNs) {
   std::vector<pollfd> fds;
-  fds.push_back({device_.fd(), POLLIN, 0});
+  addTunFds(fds);
   for (int fd : endpoint.pollFds()) {
     if (fd >= 0) fds.push_back({fd, POLLIN, 0});
   }
+  // What the splitter still held went with the connection; its buffer is reused below.
+  splitter_ = tun::GsoSplitter();
   while (true) {
-    auto got = device_.read(readBuffer_);
-    if (!got) return got.error().wrap("read " + device_.name());
-    if (*got == 0) break;
+    if (readers_.empty()) {
+      auto got = device_.read(readBuffer_);
+      if (!got) return got.error().wrap("read " + device_.name());
+      if (*got == 0) break;
+    } else {
+      auto got = takeFromQueues();
+      if (!got) return got.error();
+      if (got->empty()) break;
+    }
     ++counters_.droppedNoConnection;
   }
   waitOnFds(fds, std::min(deadlineNs, endpoint.nextDeadlineNs()));
+  clearReady(fds);
   return {};
 }
 

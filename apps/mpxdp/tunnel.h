@@ -4,10 +4,14 @@
 // (in-order TCP segments coalesced into one write). One thread; it waits in
 // ppoll on the TUN and the paths, and reads the TUN only while the
 // connection may send, so a full pipe pushes back on TCP instead of dropping.
+// With a multi-queue TUN (--queues) a thread per queue does the reads and
+// the pump takes their packets; each flow's packets are written on the queue
+// its hash picks, so the kernel sends that flow out on the same queue.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,6 +20,7 @@
 #include "mpxdp/connection.h"
 #include "mpxdp/endpoint.h"
 #include "offload.h"
+#include "queue_reader.h"
 #include "report.h"
 #include "run_control.h"
 #include "tun_device.h"
@@ -40,7 +45,15 @@ struct TunnelCounters {
   std::uint64_t droppedNoPeer = 0;       // no peer owns the destination
   std::uint64_t droppedPeerBusy = 0;     // the destination peer's queue was full
   std::uint64_t droppedWrongSource = 0;  // from a peer, with a source address it does not own
+  // A multi-queue TUN: reads per queue (each queue's reader thread).
+  std::uint32_t queues = 1;
+  std::array<std::uint64_t, tun::kMaxTunQueues> queueReads{};
 };
+
+// A reader thread per queue of a multi-queue TUN (none for one queue: the
+// pump reads it itself). Start them before pinning the calling thread, so
+// they do not inherit its CPU.
+Result<std::vector<std::unique_ptr<tun::QueueReader>>> startQueueReaders(const tun::TunDevice& device);
 
 // Which addresses the tunnel has: the source of the ICMP answers it makes.
 struct TunnelAddresses {
@@ -61,6 +74,9 @@ class TunWriter {
   void answerTooBig(std::span<const std::uint8_t> ipPacket, std::uint32_t mtu);
 
  private:
+  // The queue a packet of this flow is written on (always 0 with one queue).
+  std::uint32_t queueFor(std::span<const std::uint8_t> ipPacket) const noexcept;
+
   tun::TunDevice& device_;
   TunnelAddresses addresses_;
   TunnelCounters& counters_;
@@ -91,6 +107,8 @@ class TunnelPump {
   Result<void> discardUntil(Endpoint& endpoint, std::uint64_t deadlineNs);
 
   const TunnelCounters& counters() const noexcept { return counters_; }
+  // A multi-queue TUN: its reader threads (startQueueReaders), one per queue in order.
+  void useQueueReaders(std::vector<std::unique_ptr<tun::QueueReader>> readers);
   // --metrics: the connection's snapshots go there (linkNames label its paths).
   void setMetrics(MetricsServer* metrics, std::vector<std::string> linkNames) {
     metrics_ = metrics;
@@ -104,6 +122,15 @@ class TunnelPump {
   void pumpIn(std::span<const Delivered> delivered);
   // Reads one packet into readBuffer_ and starts splitting it; false when the TUN is empty.
   Result<bool> readNext(std::uint32_t maxPacket);
+  // The next packet the reader threads hold, round robin over the queues;
+  // empty when none. It stays in its ring until the next call.
+  Result<std::span<const std::uint8_t>> takeFromQueues();
+  // The TUN's entries of a wait set: each reader's readyFd, or the TUN's fd.
+  void addTunFds(std::vector<pollfd>& fds) const;
+  // After a wait: clears the readers whose readyFd woke it.
+  void clearReady(const std::vector<pollfd>& fds);
+  // A reader thread holds a packet or failed.
+  bool queuesPending() const noexcept;
 
   tun::TunDevice& device_;
   TunnelCounters counters_;
@@ -111,6 +138,9 @@ class TunnelPump {
   std::vector<std::uint8_t> readBuffer_;
   tun::GsoSplitter splitter_;
   FdWaiter waiter_;
+  std::vector<std::unique_ptr<tun::QueueReader>> readers_;
+  std::size_t heldReader_ = SIZE_MAX;  // whose packet the splitter works on
+  std::size_t nextReader_ = 0;
   MetricsServer* metrics_ = nullptr;
   std::vector<std::string> linkNames_;
 };

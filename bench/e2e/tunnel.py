@@ -100,6 +100,12 @@ SYSTEMS = [
               default=False, extra=["--threads", "2"]),
     TunSystem("tun-t2-4", "as tun-4 with `mpxdp tun --threads 2` at both ends", "tun", 4, default=False,
               extra=["--threads", "2"]),
+    TunSystem("tun-q2-1", "as tun-1 with `mpxdp tun --queues 2` (a reader thread per TUN queue) at both ends",
+              "tun", 1, default=False, extra=["--queues", "2"]),
+    TunSystem("tun-q2-4", "as tun-4 with `mpxdp tun --queues 2` at both ends", "tun", 4, default=False,
+              extra=["--queues", "2"]),
+    TunSystem("tun-q2t2-4", "as tun-4 with `mpxdp tun --queues 2 --threads 2` at both ends", "tun", 4,
+              default=False, extra=["--queues", "2", "--threads", "2"]),
     TunSystem("tun-rel-1", "as tun-1 with `mpxdp tun --reliable` (retransmission across paths)", "tun", 1,
               default=False, extra=["--reliable"]),
 ]

@@ -357,6 +357,42 @@ TEST_F(TunTest, Iperf3TcpBothWays) {
   }
 }
 
+// --queues 2 at both ends: a reader thread per queue, and 16 TCP flows each
+// way spread over both queues at both ends (the data at one, the ACKs at the
+// other), with every packet written on its flow's queue.
+TEST_F(TunTest, MultiQueueSpreadsFlowsOverItsReaderThreads) {
+  auto tunnel = Tunnel::create("q", {200 * kMbit, 200 * kMbit});
+  ASSERT_TRUE(tunnel);
+  ASSERT_TRUE(tunnel->startBoth({"--queues", "2"}));
+  auto server = iperfServer(*tunnel);
+  ASSERT_TRUE(server);
+  const double linkSum = 400e6;
+  const auto up = iperf(*tunnel, {"-t", "3", "-P", "16"});
+  const auto down = iperf(*tunnel, {"-t", "3", "-P", "16", "-R"});
+  server->stop(1s);
+  ASSERT_TRUE(up && down);
+  std::printf(
+      "16 TCP flows through a 2-queue tunnel over 2 x 200 Mbit/s: tx->rx %.1f Mbit/s, rx->tx %.1f Mbit/s\n",
+      up->bps / 1e6, down->bps / 1e6);
+  EXPECT_GT(up->bps, 0.3 * linkSum);
+  EXPECT_GT(down->bps, 0.3 * linkSum);
+  const auto tx = tunnel->stop(End::kTx);
+  const auto rx = tunnel->stop(End::kRx);
+  for (const auto* json : {&tx, &rx}) {
+    const char* label = json == &tx ? "tx" : "rx";
+    ASSERT_TRUE(json->contains("tun")) << label << ": " << json->dump();
+    const auto& counters = json->at("tun");
+    EXPECT_EQ(json->value("queues", 0), 2) << label;
+    ASSERT_TRUE(counters.contains("queue_reads") && counters.at("queue_reads").size() == 2)
+        << label << ": " << counters.dump();
+    // 16 flows all on one queue would happen once in 2^15 runs.
+    for (const auto& reads : counters.at("queue_reads"))
+      EXPECT_GT(reads.get<std::uint64_t>(), 100U) << label << ": a queue was not read: " << counters.dump();
+    EXPECT_EQ(u64(*json, "tun", "dropped_malformed"), 0U) << label;
+    std::printf("%s tun: %s\n", label, counters.dump().c_str());
+  }
+}
+
 // Local senders get EMSGSIZE above the MTU; a client routed through the tx
 // end gets ICMP "fragmentation needed" from the tx end's kernel.
 TEST_F(TunTest, MtuHoldsForLocalAndRoutedSenders) {
@@ -599,6 +635,19 @@ TEST_F(TunTest, BadUsageExitsTwoWithAClearMessage) {
       {"bad --udp-checksum",
        argvWith({"--name", kTun, "--address", "10.99.0.1/24", "--link", link0, "--udp-checksum", "no"}),
        {"--udp-checksum"}},
+      {"--queues 0",
+       argvWith({"--name", kTun, "--address", "10.99.0.1/24", "--link", link0, "--queues", "0"}),
+       {"--queues must be 1 to 16"}},
+      {"--queues 17",
+       argvWith({"--name", kTun, "--address", "10.99.0.1/24", "--link", link0, "--queues", "17"}),
+       {"--queues must be 1 to 16"}},
+      {"--queues not a number",
+       argvWith({"--name", kTun, "--address", "10.99.0.1/24", "--link", link0, "--queues", "two"}),
+       {"--queues"}},
+      {"--queues with --peer",
+       argvWith({"--name", kTun, "--address", "10.99.0.1/24", "--link", link0, "--queues", "2", "--peer",
+                 "/nonexistent.key=10.99.0.3/32"}),
+       {"--queues with --peer"}},
   };
   for (const auto& c : cases) {
     auto proc = Subprocess::spawn(c.argv);
