@@ -4,12 +4,15 @@
 #include <cmath>
 #include <limits>
 
+#include "mpxdp/connection.h"
+
 namespace mpxdp::path::testing {
 
 namespace {
 constexpr std::uint64_t kNever = std::numeric_limits<std::uint64_t>::max();
 constexpr double kNsPerSecond = 1e9;
-constexpr std::uint64_t kMpxdpAckMinDelayNs = 1'000'000;
+// The simulated mpxdp receiver acknowledges as the connection does by default.
+const ConnectionConfig kConnectionDefaults{};
 }  // namespace
 
 struct SentInfo {
@@ -43,8 +46,8 @@ struct LinkSim::Flow {
   std::uint64_t largest = 0;
   std::uint64_t largestArrivalNs = 0;
   std::uint32_t unacked = 0;
-  std::uint32_t ackEvery = 64;
-  std::uint64_t ackMaxDelayNs = 5'000'000;
+  std::uint32_t ackEvery = kConnectionDefaults.ackEveryPackets;
+  std::uint64_t ackMaxDelayNs = kConnectionDefaults.ackDelayNs;
   std::uint64_t ackGeneration = 0;
   bool ackTimerSet = false;
   std::vector<AckInfo> acks;
@@ -257,7 +260,8 @@ void LinkSim::arrive(std::size_t flow, std::uint64_t number) {
 // (ConnectionConfig's ackMinDelayNs and ackDelayNs); TCP: its delayed ACK.
 std::uint64_t LinkSim::ackDelay(const Flow& f) {
   if (f.kind != FlowKind::kMpxdp || !f.estimator.rttValid()) return f.ackMaxDelayNs;
-  return std::clamp<std::uint64_t>(f.estimator.srttNs() / 4, kMpxdpAckMinDelayNs, f.ackMaxDelayNs);
+  return std::clamp<std::uint64_t>(f.estimator.srttNs() / 4, kConnectionDefaults.ackMinDelayNs,
+                                   f.ackMaxDelayNs);
 }
 
 void LinkSim::sendAck(std::size_t flow) {
