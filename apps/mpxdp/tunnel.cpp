@@ -105,6 +105,7 @@ Result<bool> TunnelPump::readNext(std::uint32_t maxPacket) {
     auto got = device_.read(readBuffer_);
     if (!got) return got.error().wrap("read " + device_.name());
     if (*got == 0) return false;
+    ++counters_.queueReads[0];
     packet = std::span<const std::uint8_t>(readBuffer_.data(), *got);
   } else {
     auto got = takeFromQueues();
@@ -348,6 +349,7 @@ Result<void> TunnelPump::discardUntil(Endpoint& endpoint, std::uint64_t deadline
       auto got = device_.read(readBuffer_);
       if (!got) return got.error().wrap("read " + device_.name());
       if (*got == 0) break;
+      ++counters_.queueReads[0];
     } else {
       auto got = takeFromQueues();
       if (!got) return got.error();

@@ -45,7 +45,7 @@ struct TunnelCounters {
   std::uint64_t droppedNoPeer = 0;       // no peer owns the destination
   std::uint64_t droppedPeerBusy = 0;     // the destination peer's queue was full
   std::uint64_t droppedWrongSource = 0;  // from a peer, with a source address it does not own
-  // A multi-queue TUN: reads per queue (each queue's reader thread).
+  // Packets read from each queue (one queue: [0] only), also those dropped.
   std::uint32_t queues = 1;
   std::array<std::uint64_t, tun::kMaxTunQueues> queueReads{};
 };

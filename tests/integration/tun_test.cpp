@@ -259,7 +259,8 @@ std::uint64_t u64(const nlohmann::json& json, const char* a, const char* b) {
 }
 
 // Ping in both directions; the tx end reads its settings from --config (the
-// file's port is overridden on the command line, and its MTU is lowered there).
+// file's port is overridden on the command line, and its MTU is lowered
+// there; its three TUN queues face the other end's one).
 TEST_F(TunTest, PingBothWaysWithOneEndFromAConfigFile) {
   auto tunnel = Tunnel::create("p", {200 * kMbit, 200 * kMbit});
   ASSERT_TRUE(tunnel);
@@ -268,7 +269,7 @@ TEST_F(TunTest, PingBothWaysWithOneEndFromAConfigFile) {
   for (const auto& arg : linkArgs(bed, End::kTx))
     if (arg != "--link") linksToml += (linksToml.empty() ? "\"" : ", \"") + arg + "\"";
   ConfigFile config("# mpxdp tun, tx end\nname = \"mpx0\"\naddress = \"10.99.0.1/24\"\nlink = [" + linksToml +
-                    "]\nport = 47000\nmtu = 1300\n");
+                    "]\nport = 47000\nmtu = 1300\nqueues = 3\n");
   ASSERT_TRUE(tunnel->start(End::kRx, {"--port", "47011"}));
   ASSERT_TRUE(tunnel->startWith(
       End::kTx, inNamespace(tunnel->ns(End::kTx), {MPXDP_EXECUTABLE, "tun", "--config", config.path.string(),
@@ -282,6 +283,8 @@ TEST_F(TunTest, PingBothWaysWithOneEndFromAConfigFile) {
   const auto rx = tunnel->stop(End::kRx);
   EXPECT_EQ(tx.value("interface", ""), kTun);
   EXPECT_EQ(tx.value("mtu", 0), 1300);
+  EXPECT_EQ(tx.value("queues", 0), 3) << "queues = 3 from the config file; the other end has one";
+  EXPECT_EQ(rx.value("queues", 0), 1);
   EXPECT_EQ(tx.value("role", ""), "client") << "the end with the lower first-link address connects";
   EXPECT_EQ(rx.value("role", ""), "server");
   EXPECT_GE(u64(tx, "tun", "packets_read"), 11U);
