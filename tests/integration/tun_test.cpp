@@ -602,6 +602,24 @@ TEST_F(TunTest, ARestartedEndFindsItsPeerAgainAfterTraffic) {
   tunnel->stop(End::kRx);
 }
 
+// A multi-queue end killed with its reader threads busy: the kernel removes
+// the interface with the last queue's descriptor, and the restarted end
+// attaches four fresh queues under the same name.
+TEST_F(TunTest, AKilledMultiQueueEndLeavesNothingAndComesBack) {
+  auto tunnel = Tunnel::create("m", {200 * kMbit, 200 * kMbit});
+  ASSERT_TRUE(tunnel);
+  const std::vector<std::string> extra = {"--abort-timeout", "1", "--queues", "4"};
+  ASSERT_TRUE(tunnel->startBoth(extra));
+  restartAndPing(*tunnel, End::kTx, extra, 1000);
+  if (HasFatalFailure()) return;
+  restartAndPing(*tunnel, End::kRx, extra, 1000);
+  if (HasFatalFailure()) return;
+  const auto tx = tunnel->stop(End::kTx);
+  const auto rx = tunnel->stop(End::kRx);
+  EXPECT_EQ(tx.value("queues", 0), 4);
+  EXPECT_EQ(rx.value("queues", 0), 4);
+}
+
 // Bad usage: exit 2 within 10 s, a message on stderr naming the problem, no interface left.
 TEST_F(TunTest, BadUsageExitsTwoWithAClearMessage) {
   auto tunnel = Tunnel::create("u", {200 * kMbit, 200 * kMbit});
