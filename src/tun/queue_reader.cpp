@@ -15,7 +15,7 @@ namespace {
 
 void signal(int eventFd) noexcept {
   const std::uint64_t one = 1;
-  // A full counter (never, at 2^64 - 2) or EINTR only loses a wake-up the reader is already due.
+  // Non-blocking: it fails only when 2^64 - 2 signals wait unread, and the waiter then wakes anyway.
   [[maybe_unused]] const ssize_t put = ::write(eventFd, &one, sizeof(one));
 }
 
