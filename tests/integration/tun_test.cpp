@@ -638,6 +638,12 @@ TEST_F(TunTest, BadUsageExitsTwoWithAClearMessage) {
     return inNamespace(ns, argv);
   };
   const std::string link0 = "s0=" + bed.links[0].receiverIp;
+  // A valid tunnel on link 0 and one more option.
+  auto validWith = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv = {"--name", kTun, "--address", "10.99.0.1/24", "--link", link0};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return argvWith(argv);
+  };
   const std::vector<Case> cases = {
       {"bad --address",
        argvWith({"--name", kTun, "--address", "10.99.0.300/24", "--link", link0}),
@@ -651,23 +657,14 @@ TEST_F(TunTest, BadUsageExitsTwoWithAClearMessage) {
       {"--config with an unknown key", argvWith({"--config", unknownKey.path.string()}), {"colour"}},
       {"missing --name", argvWith({"--address", "10.99.0.1/24", "--link", link0}), {"--name"}},
       {"--udp-checksum off without --key",
-       argvWith({"--name", kTun, "--address", "10.99.0.1/24", "--link", link0, "--udp-checksum", "off"}),
+       validWith({"--udp-checksum", "off"}),
        {"--udp-checksum off needs --key"}},
-      {"bad --udp-checksum",
-       argvWith({"--name", kTun, "--address", "10.99.0.1/24", "--link", link0, "--udp-checksum", "no"}),
-       {"--udp-checksum"}},
-      {"--queues 0",
-       argvWith({"--name", kTun, "--address", "10.99.0.1/24", "--link", link0, "--queues", "0"}),
-       {"--queues must be 1 to 16"}},
-      {"--queues 17",
-       argvWith({"--name", kTun, "--address", "10.99.0.1/24", "--link", link0, "--queues", "17"}),
-       {"--queues must be 1 to 16"}},
-      {"--queues not a number",
-       argvWith({"--name", kTun, "--address", "10.99.0.1/24", "--link", link0, "--queues", "two"}),
-       {"--queues"}},
+      {"bad --udp-checksum", validWith({"--udp-checksum", "no"}), {"--udp-checksum"}},
+      {"--queues 0", validWith({"--queues", "0"}), {"--queues must be 1 to 16"}},
+      {"--queues 17", validWith({"--queues", "17"}), {"--queues must be 1 to 16"}},
+      {"--queues not a number", validWith({"--queues", "two"}), {"--queues"}},
       {"--queues with --peer",
-       argvWith({"--name", kTun, "--address", "10.99.0.1/24", "--link", link0, "--queues", "2", "--peer",
-                 "/nonexistent.key=10.99.0.3/32"}),
+       validWith({"--queues", "2", "--peer", "/nonexistent.key=10.99.0.3/32"}),
        {"--queues with --peer"}},
   };
   for (const auto& c : cases) {
