@@ -96,7 +96,13 @@ void QueueReader::run() noexcept {
     }
     Slot& slot = slots_[head % slots_.size()];
     const ssize_t got = ::read(fd_, slot.bytes.data(), slot.bytes.size());
-    if (got >= 0) {
+    if (got == 0) {  // a TUN queue never ends; anything else has closed: an empty slot would read as none
+      failure_ = Error(EPIPE, "reading " + name_ + ": end of file");
+      failed_.store(true, std::memory_order_release);
+      signal(ready_.get());
+      return;
+    }
+    if (got > 0) {
       slot.length = static_cast<std::size_t>(got);
       reads_.fetch_add(1, std::memory_order_relaxed);
       head_.store(head + 1);

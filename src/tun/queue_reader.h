@@ -40,7 +40,8 @@ class QueueReader {
   std::span<const std::uint8_t> front() const noexcept;
   void pop() noexcept;
 
-  // Set when a read failed with something other than EAGAIN: the thread has stopped.
+  // Set when a read failed with something other than EAGAIN, or found the
+  // end of the file (EPIPE): the thread has stopped.
   std::optional<Error> failure() const;
   std::uint64_t reads() const noexcept { return reads_.load(std::memory_order_relaxed); }
 

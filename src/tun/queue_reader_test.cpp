@@ -122,6 +122,25 @@ TEST(QueueReader, AFailedReadStopsTheThreadAndSaysWhy) {
   EXPECT_NE(failure->message().find("queue 3 of mpx0"), std::string::npos) << failure->message();
 }
 
+TEST(QueueReader, TheEndOfTheFileIsAFailureNotAnEmptyPacket) {
+  PacketPair pair;
+  auto reader = QueueReader::start(pair.readEnd.get(), 4, 2048, "test queue");
+  ASSERT_TRUE(reader);
+  ASSERT_TRUE(pair.send(1, 100));
+  pair.writeEnd.reset();
+  // The packet before the end still comes through.
+  ASSERT_TRUE(isPacket(waitForPacket(**reader, 2000ms), 1, 100));
+  (*reader)->pop();
+  // As the tunnel does: look at the reader, sleep on readyFd only when it has nothing to say.
+  pollfd ready{(*reader)->readyFd(), POLLIN, 0};
+  if (!(*reader)->failure()) ASSERT_EQ(::poll(&ready, 1, 2000), 1);
+  auto failure = (*reader)->failure();
+  ASSERT_TRUE(failure);
+  EXPECT_EQ(failure->code(), EPIPE);
+  EXPECT_TRUE((*reader)->front().empty());
+  EXPECT_EQ((*reader)->reads(), 1U);
+}
+
 TEST(QueueReader, StopsWhileWaitingOnAnEmptyOrAFullRing) {
   for (const int packets : {0, 3}) {
     PacketPair pair;
