@@ -567,6 +567,15 @@ void restartAndPing(Tunnel& tunnel, End victim, const std::vector<std::string>& 
   expectPingClean(tunnel.ns(End::kRx), kTxTunIp);
 }
 
+// restartAndPing for `first`, then for the other end; false after a fatal failure.
+bool restartEachEndInTurn(Tunnel& tunnel, End first, const std::vector<std::string>& extra, int burst) {
+  for (End victim : {first, first == End::kTx ? End::kRx : End::kTx}) {
+    restartAndPing(tunnel, victim, extra, burst);
+    if (::testing::Test::HasFatalFailure()) return false;
+  }
+  return true;
+}
+
 // Each end in turn killed and restarted while the other runs, on a
 // connection that carried little so far.
 TEST_F(TunTest, ARestartedEndFindsItsPeerAgain) {
@@ -574,10 +583,7 @@ TEST_F(TunTest, ARestartedEndFindsItsPeerAgain) {
   ASSERT_TRUE(tunnel);
   const std::vector<std::string> extra = {"--abort-timeout", "1"};
   ASSERT_TRUE(tunnel->startBoth(extra));
-  restartAndPing(*tunnel, End::kRx, extra, 0);
-  if (HasFatalFailure()) return;
-  restartAndPing(*tunnel, End::kTx, extra, 0);
-  if (HasFatalFailure()) return;
+  if (!restartEachEndInTurn(*tunnel, End::kRx, extra, 0)) return;
   // The tx end survived the first restart (rx killed), the rx end the second.
   const auto tx = tunnel->stop(End::kTx);
   const auto rx = tunnel->stop(End::kRx);
@@ -594,10 +600,7 @@ TEST_F(TunTest, ARestartedEndFindsItsPeerAgainAfterTraffic) {
   ASSERT_TRUE(tunnel);
   const std::vector<std::string> extra = {"--abort-timeout", "1"};
   ASSERT_TRUE(tunnel->startBoth(extra));
-  restartAndPing(*tunnel, End::kTx, extra, 1000);
-  if (HasFatalFailure()) return;
-  restartAndPing(*tunnel, End::kRx, extra, 1000);
-  if (HasFatalFailure()) return;
+  if (!restartEachEndInTurn(*tunnel, End::kTx, extra, 1000)) return;
   tunnel->stop(End::kTx);
   tunnel->stop(End::kRx);
 }
@@ -610,10 +613,7 @@ TEST_F(TunTest, AKilledMultiQueueEndLeavesNothingAndComesBack) {
   ASSERT_TRUE(tunnel);
   const std::vector<std::string> extra = {"--abort-timeout", "1", "--queues", "4"};
   ASSERT_TRUE(tunnel->startBoth(extra));
-  restartAndPing(*tunnel, End::kTx, extra, 1000);
-  if (HasFatalFailure()) return;
-  restartAndPing(*tunnel, End::kRx, extra, 1000);
-  if (HasFatalFailure()) return;
+  if (!restartEachEndInTurn(*tunnel, End::kTx, extra, 1000)) return;
   const auto tx = tunnel->stop(End::kTx);
   const auto rx = tunnel->stop(End::kRx);
   EXPECT_EQ(tx.value("queues", 0), 4);
