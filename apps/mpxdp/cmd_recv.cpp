@@ -346,6 +346,8 @@ int runRecv(CLI::App* /*app*/) {
   applyDataPath(options.dataPath, *backend, linkOptions);
   linkOptions.port = options.port;
   linkOptions.manyPeers = options.maxPeers > 1;
+  if (auto checked = checkRxThreads(options.dataPath, plans->size()); !checked)
+    return usageError(checked.error());
   auto endpoint = openEndpoint(config, toLinkSpecs(*plans), linkOptions);
   if (!endpoint) return reportError("recv", endpoint.error());
   Endpoint& ep = **endpoint;

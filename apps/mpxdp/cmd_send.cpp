@@ -223,6 +223,8 @@ int runSend(CLI::App* app) {
   applyDataPath(options.dataPath, *backend, linkOptions);
   linkOptions.port = options.cport != 0 ? options.cport : options.port;
   linkOptions.peerPort = options.port;
+  if (auto checked = checkRxThreads(options.dataPath, plans->size()); !checked)
+    return usageError(checked.error());
   auto endpoint = openEndpoint(config, toLinkSpecs(*plans), linkOptions);
   if (!endpoint) return reportError("send", endpoint.error());
 

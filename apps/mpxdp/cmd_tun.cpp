@@ -332,6 +332,8 @@ int runTun(CLI::App* /*app*/) {
   applyDataPath(options.dataPath, *backend, linkOptions);
   linkOptions.port = options.port;
   linkOptions.manyPeers = hub->has_value();
+  if (auto checked = checkRxThreads(options.dataPath, plans->size()); !checked)
+    return usageError(checked.error());
   auto endpoint = openEndpoint(config, toLinkSpecs(*plans), linkOptions);
   if (!endpoint) return reportError("tun", endpoint.error());
   Endpoint& ep = **endpoint;

@@ -125,6 +125,12 @@ void declareDataPath(CLI::App* app, DataPathArgs& args) {
                   "thread that makes the kernel send, which in AF_XDP copy mode runs the driver's transmit "
                   "path (the link description says tx-thread)")
       ->check(CLI::Range(1, 2));
+  app->add_option("--rx-threads", args.rxThreads,
+                  "receive threads: 0 (default) reads the links on the data path's thread; N (at most one "
+                  "per link) reads them on N threads of their own (link i on thread i mod N), which check "
+                  "the outer headers and refill the receive buffers while the data path's thread takes "
+                  "ready packets from a ring per link (the link description says rx-thread)")
+      ->check(CLI::Range(0, 64));
   app->add_option("--rx-usecs", args.rxUsecs,
                   "receive coalescing, like a NIC's rx-usecs: after a wake-up for arriving packets the next "
                   "comes at least this many microseconds later, so packets are read in batches and none "
@@ -139,12 +145,19 @@ Result<void> checkDataPath(const DataPathArgs& args, Backend backend) {
   return {};
 }
 
+Result<void> checkRxThreads(const DataPathArgs& args, std::size_t links) {
+  if (args.rxThreads <= links) return {};
+  return Error(EINVAL, "--rx-threads " + std::to_string(args.rxThreads) + ": at most one per link (" +
+                           std::to_string(links) + (links == 1 ? " link)" : " links)"));
+}
+
 void applyDataPath(const DataPathArgs& args, Backend backend, LinkOptions& link) {
   link.backend = backend;
   link.udpGso = !args.noUdpGso;
   link.udpGro = !args.noUdpGro;
   link.udpChecksum = args.udpChecksum;
   link.threads = args.threads;
+  link.rxThreads = args.rxThreads;
 }
 
 std::uint64_t rxHoldoffNs(const DataPathArgs& args, bool receivesData) noexcept {

@@ -78,7 +78,7 @@ Result<void> applySecurity(const SecurityArgs& args, SecurityOptions& security);
 
 // The data path's options, the same for send, recv and tun:
 // --no-udp-gso / --no-udp-gro (the UDP backend datagram by datagram),
-// --udp-checksum auto|on|off, --threads 1|2, --rx-usecs N (receive
+// --udp-checksum auto|on|off, --threads 1|2, --rx-threads N, --rx-usecs N (receive
 // coalescing of the run loop, FdWaiter; rxUsecs stays negative when not
 // given: kDefaultRxUsecs where this side receives data, 0 on a sender that
 // only hears ACKs, where it gains nothing, measured).
@@ -88,11 +88,14 @@ struct DataPathArgs {
   bool noUdpGro = false;
   UdpChecksum udpChecksum = UdpChecksum::kAuto;
   std::uint32_t threads = 1;
+  std::uint32_t rxThreads = 0;
   std::int64_t rxUsecs = -1;
 };
 void declareDataPath(CLI::App* app, DataPathArgs& args);
 // EINVAL naming the option when it does not go with the backend.
 Result<void> checkDataPath(const DataPathArgs& args, Backend backend);
+// EINVAL when --rx-threads asks for more threads than there are links.
+Result<void> checkRxThreads(const DataPathArgs& args, std::size_t links);
 // Sets the backend and these options in `link` (ports and peers stay the caller's).
 void applyDataPath(const DataPathArgs& args, Backend backend, LinkOptions& link);
 std::uint64_t rxHoldoffNs(const DataPathArgs& args, bool receivesData) noexcept;

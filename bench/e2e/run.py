@@ -171,6 +171,8 @@ def main(argv):
             print("run.py: unknown systems: {} (see --list)".format(", ".join(unknown)), file=sys.stderr)
             return 2
         systems = [s for s in systems if s.name in wanted]
+    else:
+        systems = [s for s in systems if s.params.get("default", True)]
     cli = systems_mod.MpxdpCli(args.mpxdp)
     needs_tools = [s.name for s in systems if s.runner is systems_mod.run_mpxdp and not s.params.get("baseline")]
     if not cli.has_send_recv and needs_tools:

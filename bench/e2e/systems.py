@@ -40,6 +40,13 @@ def catalogue(bonding, baseline=False):
         # The kernel UDP path datagram by datagram (issue 12's "mpxdp-udp without GSO").
         System("mpxdp-udp-nogso", "mpxdp kernel UDP without UDP GSO/GRO, window reorder", "mpxdp", True, run_mpxdp,
                True, backend="udp", reorder="window", scheduler="wrr", extra=["--no-udp-gso", "--no-udp-gro"]),
+        # Issue 12's receive threads: the receiver reads each link on a thread of its own (--rx-threads).
+        System("mpxdp-xdp-rxt", "mpxdp AF_XDP, window reorder, receiver --rx-threads (one per link)", "mpxdp",
+               True, run_mpxdp, True, backend="xdp", reorder="window", scheduler="wrr", rx_thread_per_link=True,
+               default=False),
+        System("mpxdp-udp-rxt", "mpxdp kernel UDP, window reorder, receiver --rx-threads (one per link)", "mpxdp",
+               True, run_mpxdp, True, backend="udp", reorder="window", scheduler="wrr", rx_thread_per_link=True,
+               default=False),
         # Keyed (issue 11): every packet sealed; the default cipher of this CPU, and ChaCha20-Poly1305.
         System("mpxdp-xdp-key", "mpxdp AF_XDP, window reorder, --key (default cipher)", "mpxdp", True, run_mpxdp,
                True, backend="xdp", reorder="window", scheduler="wrr", keyed=True),
@@ -248,6 +255,8 @@ def run_mpxdp(system, payload, ctx, tag, result):
         send_argv.append("--bidir")
     recv_argv += p.get("extra", [])
     send_argv += p.get("extra", [])
+    if p.get("rx_thread_per_link"):
+        recv_argv += ["--rx-threads", str(len(bed.rates_bps))]
     if keyed:
         key = _key_file(cli, ctx)
         recv_argv += ["--key", key]

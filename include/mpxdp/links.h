@@ -73,6 +73,11 @@ struct LinkOptions {
   // caller fills the rings and a second thread makes the kernel send (in copy
   // mode the kick runs the driver's transmit path). EINVAL otherwise.
   std::uint32_t threads = 1;
+  // Receive threads: 0, the caller reads its links itself; N (at most one
+  // per link): N threads read the links (link i on thread i mod N), check
+  // their outer headers and refill their buffers, and the caller takes ready
+  // packets from a ring per link. EINVAL beyond the number of links.
+  std::uint32_t rxThreads = 0;
 };
 
 // Opens every link (the error names the failing one) and an Endpoint over them.

@@ -74,6 +74,13 @@ class MPXDP_API PacketIo {
   virtual Result<std::size_t> receive(std::span<RxPacket> out) noexcept = 0;
   // Gives received buffers back to the transport.
   virtual void release(std::span<const RxPacket> packets) noexcept = 0;
+  // After receive() returned fewer packets than asked: every packet that
+  // reached the link before the returned time (on the caller's clock) has
+  // been handed out. readStartNs is when the caller began that read; a link
+  // read by its caller's own receive() returns it, one read by another
+  // thread (transport::receiveOnThread) when that thread last found the link
+  // drained. The receiver judges lost packets as of this time.
+  virtual std::uint64_t drainedAsOfNs(std::uint64_t readStartNs) const noexcept { return readStartNs; }
 
   // Descriptors that become readable when receive() has work (for poll());
   // a multi-queue link has one per socket. Empty for in-memory links.

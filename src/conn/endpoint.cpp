@@ -260,12 +260,14 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
   // as of the previous pump (every path was drained then); timeouts are
   // judged as of the start of the last read round: a packet that reached a
   // path read earlier in that round is still unread, and its hole must not
-  // time out. Arrival times are read per receive batch, never before the
-  // real arrival.
+  // time out. A link another thread reads (receiveOnThread) may have handed
+  // out less: then as of when that thread last found it drained. Arrival
+  // times are read per receive batch, never before the real arrival.
   Result<void> pump() noexcept override {
     std::uint64_t nowNs = clock_->nowNs();
     const std::uint64_t pushNs = lastPumpNs_ == 0 ? nowNs : lastPumpNs_;
     std::uint64_t drainedNs = nowNs;  // every path was read after this time
+    std::uint64_t judgedNs = nowNs;   // and had handed out what reached it before this one
     Result<void> result;
     bool more = true;
     bool firstRound = true;
@@ -273,6 +275,7 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
       more = false;
       if (!firstRound) drainedNs = std::max(drainedNs, clock_->nowNs());
       firstRound = false;
+      judgedNs = drainedNs;
       for (std::size_t k = 0; k < slots_.size(); ++k) {
         const std::size_t l = (firstPath_ + k) % slots_.size();
         const std::size_t room = std::min<std::size_t>(rxBatch_.size(), receiveRoom());
@@ -287,28 +290,35 @@ class EndpointImpl final : public Endpoint, public conn::PathSet {
               received.error().wrap("path " + std::to_string(l) + " (" + slots_[l].path.name + ") receive");
           break;
         }
-        // Found empty: at a time after drainedNs, when this round began.
+        // Found empty: at a time after drainedNs, when this round began (or
+        // earlier, for a link another thread reads).
+        const auto foundEmpty = [&] {
+          slots_[l].foundEmptyNs = slots_[l].path.io->drainedAsOfNs(drainedNs);
+          judgedNs = std::min(judgedNs, slots_[l].foundEmptyNs);
+        };
         if (*received == 0) {
-          slots_[l].foundEmptyNs = drainedNs;
+          foundEmpty();
           continue;
         }
         nowNs = std::max(nowNs, clock_->nowNs());  // never step back, even with an injected clock
         for (std::size_t i = 0; i < *received; ++i)
           dispatch(static_cast<std::uint16_t>(l), rxBatch_[i], nowNs, pushNs);
         // After the batch: its own packets were readable when this read began.
-        if (*received < room) slots_[l].foundEmptyNs = drainedNs;
+        if (*received < room) foundEmpty();
         if (*received == room) more = true;
       }
       flushReleases();
     }
-    for (auto& c : connections_) c->onTimers(nowNs, drainedNs);
+    // Still true of an earlier judgement: a link read by another thread may lag.
+    judgedNs = std::max(judgedNs, lastPumpNs_);
+    for (auto& c : connections_) c->onTimers(nowNs, judgedNs);
     // Keyed: a connection whose client never proved its key is nobody's to remove.
     std::size_t gone =
         std::erase_if(connections_, [](const auto& c) { return c->awaitingAccept() && c->done(); });
-    for (auto& l : lingering_) l.connection->onTimers(nowNs, drainedNs);
+    for (auto& l : lingering_) l.connection->onTimers(nowNs, judgedNs);
     gone += std::erase_if(lingering_, [nowNs](const Lingering& l) { return nowNs >= l.untilNs; });
     if (gone > 0) dropReturnPaths();
-    lastPumpNs_ = drainedNs;
+    lastPumpNs_ = judgedNs;
     flushReleases();
     return result;
   }

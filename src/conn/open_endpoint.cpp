@@ -5,6 +5,7 @@
 
 #include "endpoint_resources.h"
 #include "mpxdp/links.h"
+#include "rx_thread.h"
 #include "steering.h"
 #include "tx_kicker.h"
 #include "udp_packet_io.h"
@@ -69,6 +70,17 @@ Result<std::unique_ptr<Endpoint>> openEndpoint(const EndpointConfig& config,
     return Error(EINVAL, "threads must be 1 or 2, got " + std::to_string(options.threads));
   if (options.threads == 2 && options.backend != Backend::kXdp)
     return Error(EINVAL, "threads 2 needs the xdp backend");
+  if (options.rxThreads > links.size()) {
+    return Error(EINVAL, "receive threads: at most one per link (" + std::to_string(links.size()) +
+                             "), got " + std::to_string(options.rxThreads));
+  }
+  if (!clock) clock = std::make_shared<MonotonicClock>();  // the receive threads' too
+  std::vector<std::shared_ptr<transport::RxThread>> rxThreads;
+  for (std::uint32_t i = 0; i < options.rxThreads; ++i) {
+    auto started = transport::RxThread::start(clock, "mpxdp-rx" + std::to_string(i));
+    if (!started) return started.error();
+    rxThreads.push_back(std::move(*started));
+  }
   std::shared_ptr<transport::TxKicker> kicker;
   if (options.threads == 2) {
     auto started = transport::TxKicker::start();
@@ -103,6 +115,10 @@ Result<std::unique_ptr<Endpoint>> openEndpoint(const EndpointConfig& config,
                                                : transport::openUdpPacketIo(endpoint);
     if (!io && io.error().code() == EPERM && options.backend == Backend::kXdp) return needsRoot();
     if (!io) return io.error().wrap("link " + link.interface);
+    if (!rxThreads.empty()) {
+      io = transport::receiveOnThread(std::move(*io), rxThreads[paths.size() % rxThreads.size()]);
+      if (!io) return io.error().wrap("link " + link.interface);
+    }
     paths.push_back(EndpointPath{std::move(*io), link.rateBps, link.interface, link.backup});
   }
   return conn::createEndpoint(config, std::move(paths), std::move(clock), std::move(steering));

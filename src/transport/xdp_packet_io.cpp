@@ -18,6 +18,7 @@
 #include "frame_allocator.h"
 #include "mpxdp_shared.h"
 #include "netlink_route.h"
+#include "rx_thread.h"
 #include "steering.h"
 #include "traffic_counters.h"
 #include "tx_kicker.h"
@@ -717,7 +718,7 @@ Result<std::unique_ptr<PacketIo>> openXdpPacketIo(const LinkEndpointConfig& conf
 }
 
 std::vector<XdpQueueStats> xdpQueueStats(const PacketIo& io) {
-  const auto* xdp = dynamic_cast<const XdpPacketIo*>(&io);
+  const auto* xdp = dynamic_cast<const XdpPacketIo*>(&linkOf(io));
   if (xdp == nullptr) return {};
   return xdp->queueStats();
 }

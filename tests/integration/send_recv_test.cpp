@@ -275,6 +275,29 @@ TEST(SendRecvTest, ATransmitThreadOnEachSideCarriesBothDirections) {
   expectEachDirectionAccountedFor(*t);
 }
 
+// --rx-threads on both ends, in both directions: each link is read on a
+// thread of its own (and two links share one at the sender); nothing is lost,
+// reordered or judged lost while its packet waited in a ring.
+TEST(SendRecvTest, ReceiveThreadsOnEachSideCarryBothDirections) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  auto bed = testbed::ScopedTestbed::create(threeLinks("x"));
+  ASSERT_TRUE(bed) << bed.error().message();
+  auto t = transfer(
+      bed->info(),
+      {.rate = "300M", .sendExtra = {"--bidir", "--rx-threads", "2"}, .recvExtra = {"--rx-threads", "3"}});
+  ASSERT_TRUE(t);
+  for (const auto* side : {&t->sender, &t->receiver}) {
+    const auto& r = side->at("recv");
+    EXPECT_EQ(r.at("out_of_order_delivered").get<std::uint64_t>(), 0u);
+    EXPECT_EQ(r.at("corrupt_packets").get<std::uint64_t>(), 0u);
+    EXPECT_EQ(r.at("late_queued_packets").get<std::uint64_t>(), 0u) << r.dump();
+    EXPECT_GT(r.at("delivered_packets").get<std::uint64_t>(), 10000u);
+    for (const auto& path : side->at("send").at("paths"))
+      EXPECT_NE(path.at("mode").get<std::string>().find("rx-thread"), std::string::npos) << path.dump();
+  }
+  expectEachDirectionAccountedFor(*t);
+}
+
 TEST(SendRecvTest, ReverseHasTheReceiverSend) {
   MPXDP_REQUIRE_PRIVILEGED();
   auto bed = testbed::ScopedTestbed::create(threeLinks("r"));
@@ -411,6 +434,9 @@ TEST(SendRecvTest, BadArgumentsAreUsageErrors) {
       {"send", "--testbed", name, "--threads", "3"},
       {"send", "--testbed", name, "--threads", "2", "--backend", "udp"},
       {"recv", "--testbed", name, "--threads", "0"},
+      {"recv", "--testbed", name, "--rx-threads", "4"},  // 3 links
+      {"send", "--testbed", name, "--rx-threads", "-1"},
+      {"send", "--testbed", name, "--rx-threads", "many"},
       {"send", "--testbed", name, "--udp-checksum", "sometimes"},
   };
   for (auto args : usage) {

@@ -396,6 +396,38 @@ TEST_F(TunTest, MultiQueueSpreadsFlowsOverItsReaderThreads) {
   }
 }
 
+// --rx-threads 2 at both ends: each link is read on a thread of its own, and
+// the payloads the tunnel writes to the interface (gathered from the link
+// buffers in place) are given back through that thread.
+TEST_F(TunTest, ReceiveThreadsCarryTcpBothWays) {
+  auto tunnel = Tunnel::create("x", {200 * kMbit, 200 * kMbit});
+  ASSERT_TRUE(tunnel);
+  ASSERT_TRUE(tunnel->startBoth({"--rx-threads", "2"}));
+  auto server = iperfServer(*tunnel);
+  ASSERT_TRUE(server);
+  const double linkSum = 400e6;
+  const auto up = iperf(*tunnel, {"-t", "3", "-P", "2"});
+  const auto down = iperf(*tunnel, {"-t", "3", "-P", "2", "-R"});
+  server->stop(1s);
+  ASSERT_TRUE(up && down);
+  std::printf(
+      "TCP through a tunnel with receive threads over 2 x 200 Mbit/s: tx->rx %.1f, rx->tx %.1f Mbit/s\n",
+      up->bps / 1e6, down->bps / 1e6);
+  EXPECT_GT(up->bps, 0.3 * linkSum);
+  EXPECT_GT(down->bps, 0.3 * linkSum);
+  const auto tx = tunnel->stop(End::kTx);
+  const auto rx = tunnel->stop(End::kRx);
+  for (const auto* json : {&tx, &rx}) {
+    const char* label = json == &tx ? "tx" : "rx";
+    ASSERT_TRUE(json->contains("send") && json->contains("recv")) << label << ": " << json->dump();
+    for (const auto& path : json->at("send").at("paths"))
+      EXPECT_NE(path.at("mode").get<std::string>().find("rx-thread"), std::string::npos)
+          << label << path.dump();
+    EXPECT_GT(u64(*json, "tun", "packets_written"), 1000U) << label;
+    EXPECT_EQ(json->at("recv").at("out_of_order_delivered").get<std::uint64_t>(), 0U) << label;
+  }
+}
+
 // Local senders get EMSGSIZE above the MTU; a client routed through the tx
 // end gets ICMP "fragmentation needed" from the tx end's kernel.
 TEST_F(TunTest, MtuHoldsForLocalAndRoutedSenders) {
