@@ -106,6 +106,10 @@ SYSTEMS = [
               extra=["--queues", "2"]),
     TunSystem("tun-q2t2-4", "as tun-4 with `mpxdp tun --queues 2 --threads 2` at both ends", "tun", 4,
               default=False, extra=["--queues", "2", "--threads", "2"]),
+    TunSystem("tun-udp-1", "as tun-1 with `mpxdp tun --backend udp` (kernel UDP, GSO and GRO) at both ends", "tun",
+              1, default=False, extra=["--backend", "udp"]),
+    TunSystem("tun-udp-4", "as tun-4 with `mpxdp tun --backend udp` at both ends", "tun", 4, default=False,
+              extra=["--backend", "udp"]),
     TunSystem("tun-rel-1", "as tun-1 with `mpxdp tun --reliable` (retransmission across paths)", "tun", 1,
               default=False, extra=["--reliable"]),
 ]
