@@ -145,8 +145,9 @@ def tun_argv(cli_path, bed, side, with_rates, extra):
         iface, peer = ("s{}".format(i), bed.receiver_ip(i)) if side == 0 else ("r{}".format(i), bed.sender_ip(i))
         rate = "@{}".format(bed.rates_bps[i]) if with_rates and bed.rates_bps[i] else ""
         links += ["--link", "{}={}{}".format(iface, peer, rate)]
+    backend = [] if "--backend" in extra else ["--backend", "xdp"]  # a system may name another
     return bed.netns(bed.tx if side == 0 else bed.rx, cli_path, "tun", "--name", TUN_NAME, "--address",
-                     "{}/{}".format(TUN_ADDRESSES[side], TUN_PREFIX), *links, "--backend", "xdp", "-J", *extra)
+                     "{}/{}".format(TUN_ADDRESSES[side], TUN_PREFIX), *links, *backend, "-J", *extra)
 
 
 def _reachable(bed, ends, timeout=REACH_TIMEOUT_S):

@@ -146,6 +146,34 @@ TEST(RobustnessTest, NoFalseLossesWhileBothCoresAreBusy) {
   expectCleanDelivery(r, reports->sender);
 }
 
+// The same with a receive thread per link, which the spinners preempt too:
+// no packet is judged lost or comes late. (That a packet waiting in a link
+// while its thread is off the CPU is not judged lost, PacketIo::drainedAsOfNs,
+// is shown exactly by RxThread.AnEmptyRingIsNotADrainedLinkWhileTheThreadReads;
+// here the preemptions seldom outlast a hole's timeout.)
+TEST(RobustnessTest, NoFalseLossesWithReceiveThreadsWhileBothCoresAreBusy) {
+  MPXDP_REQUIRE_PRIVILEGED();
+  auto bed = testbed::ScopedTestbed::create(threeLinks("t"));
+  ASSERT_TRUE(bed) << bed.error().message();
+  std::vector<Subprocess> spinners;
+  const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  for (long i = 0; i < (cores > 0 ? cores : 2); ++i) {
+    auto spinner = Subprocess::spawn({"/bin/sh", "-c", "while :; do :; done"});
+    ASSERT_TRUE(spinner) << spinner.error().message();
+    spinners.push_back(std::move(*spinner));
+  }
+  auto receiver = startReceiver(bed->info().name, {"-J", "-i", "1", "--rx-threads", "3"});
+  ASSERT_TRUE(receiver);
+  auto sender = startSender(bed->info().name, "5", "800M");
+  ASSERT_TRUE(sender);
+  auto reports = finish(*sender, *receiver);
+  spinners.clear();
+  ASSERT_TRUE(reports);
+  const auto r = parseJson(reports->receiverOut);
+  ASSERT_FALSE(r.is_discarded()) << reports->receiverOut;
+  expectCleanDelivery(r, reports->sender);
+}
+
 // ---- 2. Forged and garbage packets ----------------------------------------
 
 std::uint64_t monotonicNs() {
