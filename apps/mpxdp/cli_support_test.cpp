@@ -39,6 +39,30 @@ TEST(PayloadPatternTest, NeighbouringPacketsDifferInEveryWord) {
   }
 }
 
+TEST(BackendTest, ParsesItsThreeNamesAndRefusesOthers) {
+  for (const Backend backend : {Backend::kXdp, Backend::kUdp, Backend::kAuto}) {
+    auto parsed = parseBackend(toString(backend));
+    ASSERT_TRUE(parsed.ok()) << toString(backend);
+    EXPECT_EQ(*parsed, backend);
+  }
+  for (const char* bad : {"", "XDP", "dpdk", "auto "}) {
+    auto parsed = parseBackend(bad);
+    ASSERT_FALSE(parsed.ok()) << bad;
+    EXPECT_EQ(parsed.error().code(), EINVAL);
+    EXPECT_NE(parsed.error().context().find("xdp, udp or auto"), std::string::npos)
+        << parsed.error().message();
+  }
+  // A transmit thread serves AF_XDP links: refused where there can be none.
+  DataPathArgs args;
+  args.threads = 2;
+  EXPECT_FALSE(checkDataPath(args, Backend::kUdp).ok());
+  EXPECT_TRUE(checkDataPath(args, Backend::kAuto).ok());
+  args.threads = 1;
+  args.rxThreads = 4;
+  EXPECT_FALSE(checkRxThreads(args, 3).ok());
+  EXPECT_TRUE(checkRxThreads(args, 4).ok());
+}
+
 TEST(LinkArgTest, ParsesInterfacePeerAndRate) {
   auto full = parseLinkArg("s0=198.18.1.2@300M");
   ASSERT_TRUE(full) << full.error().message();

@@ -228,9 +228,7 @@ void declareRecv(CLI::App* app) {
       ->capture_default_str();
   app->add_option("-p,--port", options.port, "UDP port of the connection (both ends)")->capture_default_str();
   app->add_option("--reorder", options.reorder, "reorderer: window, sort or off")->capture_default_str();
-  app->add_option("--backend", options.backend,
-                  "xdp (AF_XDP + steering program, needs root) or udp (kernel sockets)")
-      ->capture_default_str();
+  app->add_option("--backend", options.backend, kBackendHelp)->capture_default_str();
   app->add_option("-i,--interval", options.intervalS,
                   "seconds between interval reports (down to 0.001), 0 for none")
       ->capture_default_str();

@@ -113,8 +113,7 @@ void declareSend(CLI::App* app) {
                   "auto (each path's rate estimated from the receiver's ACKs, @RATE a cap) or fixed (each "
                   "path paced at its @RATE, which every link then needs)")
       ->capture_default_str();
-  app->add_option("--backend", options.backend, "xdp (AF_XDP, needs root) or udp (kernel sockets)")
-      ->capture_default_str();
+  app->add_option("--backend", options.backend, kBackendHelp)->capture_default_str();
   app->add_option("-i,--interval", options.intervalS,
                   "seconds between interval reports (down to 0.001), 0 for none")
       ->capture_default_str();

@@ -194,8 +194,7 @@ void declareTun(CLI::App* app) {
   app->add_option("--pacing", options.pathControl.pacing,
                   "auto (rates estimated, @RATE a cap) or fixed (every link's @RATE)")
       ->capture_default_str();
-  app->add_option("--backend", options.backend, "xdp (AF_XDP + steering program) or udp (kernel sockets)")
-      ->capture_default_str();
+  app->add_option("--backend", options.backend, kBackendHelp)->capture_default_str();
   app->add_flag("--no-offload", options.noOffload,
                 "plain TUN: one packet per read and write (no virtio header, no TSO/USO, no coalescing)");
   app->add_option("--reorder", options.reorder, "reorderer: window or off")->capture_default_str();

@@ -141,7 +141,8 @@ void declareDataPath(CLI::App* app, DataPathArgs& args) {
 }
 
 Result<void> checkDataPath(const DataPathArgs& args, Backend backend) {
-  if (args.threads == 2 && backend != Backend::kXdp) return Error(EINVAL, "--threads 2 needs --backend xdp");
+  if (args.threads == 2 && backend == Backend::kUdp)
+    return Error(EINVAL, "--threads 2 needs --backend xdp (or auto, for its AF_XDP links)");
   return {};
 }
 

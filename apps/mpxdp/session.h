@@ -83,6 +83,14 @@ Result<void> applySecurity(const SecurityArgs& args, SecurityOptions& security);
 // given: kDefaultRxUsecs where this side receives data, 0 on a sender that
 // only hears ACKs, where it gains nothing, measured).
 inline constexpr std::uint32_t kDefaultRxUsecs = 50;
+// --backend, the same for send, recv and tun.
+inline constexpr const char* kBackendHelp =
+    "xdp (AF_XDP sockets and the steering program, needs root), udp (kernel sockets, with UDP GSO and GRO) "
+    "or "
+    "auto: per link AF_XDP where its driver runs it zero-copy, else kernel UDP, which is faster than "
+    "AF_XDP's "
+    "copy mode (veth, and drivers without AF_XDP zero-copy); kernel UDP everywhere without root. The link "
+    "description says which each link got (xdp:... or udp:...)";
 struct DataPathArgs {
   bool noUdpGso = false;
   bool noUdpGro = false;

@@ -22,6 +22,10 @@ namespace mpxdp {
 enum class Backend : std::uint8_t {
   kXdp,  // AF_XDP sockets on every RX queue + the steering program (needs root)
   kUdp,  // kernel UDP sockets (no privileges; the fallback and the baseline)
+  // Per link: AF_XDP where its driver runs it zero-copy, else kernel UDP
+  // (with GSO and GRO, faster than AF_XDP copy mode: BENCHMARKS.md); all
+  // links kernel UDP without the privileges AF_XDP needs.
+  kAuto,
 };
 MPXDP_API Result<Backend> parseBackend(std::string_view name);
 MPXDP_API std::string_view toString(Backend backend) noexcept;

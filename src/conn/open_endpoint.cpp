@@ -20,8 +20,8 @@ Error needsRoot() {
                "--backend udp");
 }
 
-// kAuto: see links.h.
-bool sendsUdpChecksum(const LinkOptions& options, const EndpointConfig& config) noexcept {
+// UdpChecksum::kAuto: see links.h. backend: the link's own (xdp or udp).
+bool sendsUdpChecksum(const LinkOptions& options, Backend backend, const EndpointConfig& config) noexcept {
   switch (options.udpChecksum) {
     case UdpChecksum::kOn:
       return true;
@@ -30,7 +30,12 @@ bool sendsUdpChecksum(const LinkOptions& options, const EndpointConfig& config) 
     case UdpChecksum::kAuto:
       break;
   }
-  return options.backend == Backend::kUdp || config.security.keys.empty();
+  return backend == Backend::kUdp || config.security.keys.empty();
+}
+
+// What binding an AF_XDP socket zero-copy says when the driver cannot.
+bool noZeroCopy(const Error& error) noexcept {
+  return error.code() == EOPNOTSUPP || error.code() == EPROTONOSUPPORT;
 }
 
 class SteeringResources final : public conn::EndpointResources {
@@ -56,10 +61,21 @@ class SteeringResources final : public conn::EndpointResources {
 Result<Backend> parseBackend(std::string_view name) {
   if (name == "xdp") return Backend::kXdp;
   if (name == "udp") return Backend::kUdp;
-  return Error(EINVAL, "unknown backend '" + std::string(name) + "' (expected xdp or udp)");
+  if (name == "auto") return Backend::kAuto;
+  return Error(EINVAL, "unknown backend '" + std::string(name) + "' (expected xdp, udp or auto)");
 }
 
-std::string_view toString(Backend backend) noexcept { return backend == Backend::kXdp ? "xdp" : "udp"; }
+std::string_view toString(Backend backend) noexcept {
+  switch (backend) {
+    case Backend::kXdp:
+      return "xdp";
+    case Backend::kUdp:
+      return "udp";
+    case Backend::kAuto:
+      return "auto";
+  }
+  return "?";
+}
 
 Result<std::unique_ptr<Endpoint>> openEndpoint(const EndpointConfig& config,
                                                const std::vector<LinkSpec>& links, const LinkOptions& options,
@@ -68,8 +84,8 @@ Result<std::unique_ptr<Endpoint>> openEndpoint(const EndpointConfig& config,
   if (options.port == 0) return Error(EINVAL, "port must be in 1..65535");
   if (options.threads < 1 || options.threads > 2)
     return Error(EINVAL, "threads must be 1 or 2, got " + std::to_string(options.threads));
-  if (options.threads == 2 && options.backend != Backend::kXdp)
-    return Error(EINVAL, "threads 2 needs the xdp backend");
+  if (options.threads == 2 && options.backend == Backend::kUdp)
+    return Error(EINVAL, "threads 2 needs the xdp backend (or auto, for its AF_XDP links)");
   if (options.rxThreads > links.size()) {
     return Error(EINVAL, "receive threads: at most one per link (" + std::to_string(links.size()) +
                              "), got " + std::to_string(options.rxThreads));
@@ -88,14 +104,18 @@ Result<std::unique_ptr<Endpoint>> openEndpoint(const EndpointConfig& config,
     kicker = std::move(*started);
   }
   std::unique_ptr<SteeringResources> steering;
-  if (options.backend == Backend::kXdp) {
+  if (options.backend != Backend::kUdp) {
     bpf::SteeringOptions steeringOptions;
     steeringOptions.udpPort = options.port;
     auto loaded = bpf::SteeringProgram::load(steeringOptions);
-    if (!loaded && loaded.error().code() == EPERM) return needsRoot();
-    if (!loaded) return loaded.error().wrap("loading the XDP steering program");
-    steering = std::make_unique<SteeringResources>(std::move(*loaded));
+    if (!loaded && loaded.error().code() == EPERM && options.backend == Backend::kXdp) return needsRoot();
+    if (loaded) {
+      steering = std::make_unique<SteeringResources>(std::move(*loaded));
+    } else if (options.backend == Backend::kXdp || loaded.error().code() != EPERM) {
+      return loaded.error().wrap("loading the XDP steering program");
+    }  // auto without the privileges: kernel UDP on every link
   }
+  bool anyXdp = false;
   std::vector<EndpointPath> paths;
   for (const LinkSpec& link : links) {
     transport::LinkEndpointConfig endpoint;
@@ -106,14 +126,25 @@ Result<std::unique_ptr<Endpoint>> openEndpoint(const EndpointConfig& config,
     endpoint.peerPort = options.peerPort != 0 ? options.peerPort : options.port;
     endpoint.manyPeers = options.manyPeers;
     endpoint.udpGso = options.udpGso;
-    endpoint.udpChecksum = sendsUdpChecksum(options, config);
     endpoint.txKicker = kicker;
     endpoint.udpGro = options.udpGro;
     endpoint.batchSize = options.batchSize;
     endpoint.frameCount = options.frameCount;
-    auto io = options.backend == Backend::kXdp ? transport::openXdpPacketIo(endpoint, steering->program())
-                                               : transport::openUdpPacketIo(endpoint);
-    if (!io && io.error().code() == EPERM && options.backend == Backend::kXdp) return needsRoot();
+    Result<std::unique_ptr<PacketIo>> io = Error(ENODEV, "no backend");
+    if (steering) {
+      if (options.backend == Backend::kAuto) endpoint.xdpMode = xsk::XdpMode::kZeroCopy;
+      endpoint.udpChecksum = sendsUdpChecksum(options, Backend::kXdp, config);
+      io = transport::openXdpPacketIo(endpoint, steering->program());
+      if (!io && io.error().code() == EPERM && options.backend == Backend::kXdp) return needsRoot();
+    }
+    if (!steering || (options.backend == Backend::kAuto && !io && noZeroCopy(io.error()))) {
+      endpoint.udpChecksum = sendsUdpChecksum(options, Backend::kUdp, config);
+      endpoint.txKicker = nullptr;
+      endpoint.xdpMode = xsk::XdpMode::kAuto;
+      io = transport::openUdpPacketIo(endpoint);
+    } else if (io) {
+      anyXdp = true;
+    }
     if (!io) return io.error().wrap("link " + link.interface);
     if (!rxThreads.empty()) {
       io = transport::receiveOnThread(std::move(*io), rxThreads[paths.size() % rxThreads.size()]);
@@ -121,6 +152,7 @@ Result<std::unique_ptr<Endpoint>> openEndpoint(const EndpointConfig& config,
     }
     paths.push_back(EndpointPath{std::move(*io), link.rateBps, link.interface, link.backup});
   }
+  if (!anyXdp) steering.reset();  // auto chose kernel UDP everywhere: nothing to attach it to
   return conn::createEndpoint(config, std::move(paths), std::move(clock), std::move(steering));
 }
 
