@@ -182,6 +182,31 @@ def goals(summaries, kernel_udp_system):
         add("links sweep: whole-machine CPU per packet does not grow with the links (<= 1.1 x the cheapest "
             "case with fewer links)", all(c <= 1.1 * ref for _, c, ref in grows),
             ", ".join("{} links {:.0f} ns".format(n, c) for n, c in costs))
+
+    # The same issue-12 figures for the kernel-UDP backend with GSO/GRO, which `--backend auto` takes on links
+    # without zero-copy AF_XDP (veth): shown beside the AF_XDP goals above, never instead of them.
+    udp = "mpxdp-udp"
+    prefix = "kernel-UDP backend ({}, what --backend auto takes on veth)".format(udp)
+    mp = _med(summaries, "paper", udp, 1024, "goodput_bps")
+    mptcp = _med(summaries, "paper", "mptcp", 1024, "goodput_bps")
+    if mp is not None and mptcp is not None:
+        add("{}: paper >= 1.5 x MPTCP".format(prefix), mp >= 1.5 * mptcp,
+            "{:.0f} vs {:.0f} Mbit/s = {:.2f} x".format(mp / 1e6, mptcp / 1e6, mp / mptcp))
+    mp = _med(summaries, "unshaped", udp, "MTU", "goodput_bps")
+    for other, label in (("mptcp", "MPTCP"), ("mpxdp-udp-nogso", "the kernel UDP path without GSO")):
+        ref = _med(summaries, "unshaped", other, "MTU" if other != "mptcp" else 1024, "goodput_bps")
+        if mp is not None and ref is not None:
+            add("{}: unshaped, MTU-size, goodput >= 1.5 x {} ({})".format(prefix, label, other), mp >= 1.5 * ref,
+                "{:.0f} vs {:.0f} Mbit/s = {:.2f} x".format(mp / 1e6, ref / 1e6, mp / ref))
+    cpu = _med(summaries, "unshaped", udp, "MTU", "cpu_s_per_gb")
+    ref = _med(summaries, "unshaped", "mptcp", 1024, "cpu_s_per_gb")
+    if cpu is not None and ref is not None:
+        add("{}: unshaped, MTU-size, CPU per GB <= 2/3 of MPTCP's".format(prefix), cpu <= ref * 2 / 3,
+            "{:.2f} vs {:.2f} s/GB = {:.2f} x".format(cpu, ref, cpu / ref))
+    pct = _med(summaries, "links8", udp, 1024, "pct_of_ceiling")
+    if pct is not None:
+        add("{}: links8 >= 95 % of the header ceiling".format(prefix), pct >= 95.0,
+            "{:.1f} % of ceiling (median)".format(pct))
     return out
 
 
