@@ -2,7 +2,6 @@
 
 #include <poll.h>
 #include <pthread.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,21 +9,12 @@
 #include <system_error>
 #include <utility>
 
+#include "event_fd.h"
+
 namespace mpxdp::transport {
 namespace {
 
 constexpr std::size_t kBatch = 64;
-
-void signal(int eventFd) noexcept {
-  const std::uint64_t one = 1;
-  // Non-blocking: it fails only when 2^64 - 2 signals wait unread, and the waiter then wakes anyway.
-  [[maybe_unused]] const ssize_t put = ::write(eventFd, &one, sizeof(one));
-}
-
-void drain(int eventFd) noexcept {
-  std::uint64_t count = 0;
-  [[maybe_unused]] const ssize_t got = ::read(eventFd, &count, sizeof(count));
-}
 
 std::size_t roundUpToPowerOfTwo(std::size_t n) noexcept {
   std::size_t p = 1;
@@ -49,7 +39,7 @@ class ThreadReceivedLink final : public PacketIo {
   ~ThreadReceivedLink() override { thread_->remove(channel_); }  // before the link goes
 
   Result<void> open() {
-    channel_.readyFd = UniqueFd(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    channel_.readyFd = UniqueFd(makeEventFd());
     if (channel_.readyFd.get() < 0) return Error::fromErrno("eventfd for the receive thread");
     thread_->add(channel_);
     return {};
@@ -71,11 +61,12 @@ class ThreadReceivedLink final : public PacketIo {
     // look again. A push before the flag was cleared is seen by that look; one
     // after it finds the flag clear and signals anew.
     if (got < out.size() && channel_.signalled.load()) {
-      drain(channel_.readyFd.get());
+      drainEventFd(channel_.readyFd.get());
       channel_.signalled.store(false);
       got += channel_.ready.pop(out.subspan(got));
       // Still more than out held: keep the eventfd readable, as a link's own descriptor stays.
-      if (!channel_.ready.empty() && !channel_.signalled.exchange(true)) signal(channel_.readyFd.get());
+      if (!channel_.ready.empty() && !channel_.signalled.exchange(true))
+        signalEventFd(channel_.readyFd.get());
     }
     if (got == 0 && channel_.failed.load(std::memory_order_acquire)) return channel_.failure;
     return got;
@@ -146,7 +137,7 @@ RxThread::RxThread(std::shared_ptr<const Clock> clock, std::string name)
 Result<std::shared_ptr<RxThread>> RxThread::start(std::shared_ptr<const Clock> clock, std::string name) {
   if (!clock) clock = std::make_shared<MonotonicClock>();
   std::shared_ptr<RxThread> thread(new RxThread(std::move(clock), std::move(name)));
-  thread->wake_ = UniqueFd(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  thread->wake_ = UniqueFd(makeEventFd());
   if (thread->wake_.get() < 0) return Error::fromErrno("eventfd for " + thread->name_);
   try {
     thread->thread_ = std::thread([raw = thread.get()] { raw->run(); });
@@ -159,7 +150,7 @@ Result<std::shared_ptr<RxThread>> RxThread::start(std::shared_ptr<const Clock> c
 
 RxThread::~RxThread() {
   stop_.store(true);
-  signal(wake_.get());
+  signalEventFd(wake_.get());
   if (thread_.joinable()) thread_.join();
 }
 
@@ -169,7 +160,7 @@ void RxThread::add(RxChannel& channel) {
     channels_.push_back(&channel);
     pollFdsStale_ = true;
   }
-  signal(wake_.get());  // it sleeps on the links it had
+  signalEventFd(wake_.get());  // it sleeps on the links it had
 }
 
 void RxThread::remove(RxChannel& channel) noexcept {
@@ -178,13 +169,13 @@ void RxThread::remove(RxChannel& channel) noexcept {
     std::erase(channels_, &channel);
     pollFdsStale_ = true;
   }
-  signal(wake_.get());
+  signalEventFd(wake_.get());
 }
 
 void RxThread::released() noexcept {
   // After the push (sequentially consistent): a thread going to sleep sets
   // parked_ and then looks at the released rings, so one of us sees the other.
-  if (parked_.load()) signal(wake_.get());
+  if (parked_.load()) signalEventFd(wake_.get());
 }
 
 void RxThread::run() noexcept {
@@ -223,14 +214,14 @@ bool RxThread::serve(RxChannel& channel) noexcept {
     channel.failure = got.error();
     channel.failed.store(true, std::memory_order_release);
     pollFdsStale_ = true;  // under mutex_ (serveAll): stop waiting on it
-    signal(channel.readyFd.get());
+    signalEventFd(channel.readyFd.get());
     return busy;
   }
   if (*got > 0) {
     // Never short: the ring has a record for every buffer of the link.
     (void)channel.ready.push(std::span<const RxPacket>(batch_.data(), *got));
     // One system call per time the connection found the ring empty.
-    if (!channel.signalled.exchange(true)) signal(channel.readyFd.get());
+    if (!channel.signalled.exchange(true)) signalEventFd(channel.readyFd.get());
   }
   if (*got < batch_.size()) {
     channel.drainedAtNs.store(startNs);  // after the push: a reader that sees it sees the packets
@@ -255,7 +246,7 @@ void RxThread::sleep() noexcept {
   }
   while (::poll(pollFds_.data(), pollFds_.size(), -1) < 0 && errno == EINTR) {
   }
-  if ((pollFds_[0].revents & POLLIN) != 0) drain(wake_.get());
+  if ((pollFds_[0].revents & POLLIN) != 0) drainEventFd(wake_.get());
 }
 
 Result<std::unique_ptr<PacketIo>> receiveOnThread(std::unique_ptr<PacketIo> link,

@@ -5,7 +5,6 @@
 
 #include <gtest/gtest.h>
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -16,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "event_fd.h"
+#include "loopback_test_link.h"
 #include "udp_packet_io.h"
 
 namespace mpxdp::transport {
@@ -23,19 +24,11 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::uint16_t testPort(int offset) { return static_cast<std::uint16_t>(20000 + (getpid() % 20000) + offset); }
+using loopback::loopbackEnd;
+using loopback::testPort;
 
-LinkEndpointConfig loopbackEnd(std::uint16_t localPort, std::uint16_t peerPort) {
-  LinkEndpointConfig config;
-  config.localIp = IpAddress::parse("127.0.0.1");
-  config.peerIp = *IpAddress::parse("127.0.0.1");
-  config.localPort = localPort;
-  config.peerPort = peerPort;
-  config.frameCount = 256;  // 128 receive buffers: a long run must recycle them
-  config.frameSize = 2048;
-  config.batchSize = 32;
-  return config;
-}
+// 128 receive buffers: a long run must recycle them.
+constexpr std::uint32_t kFrames = 256;
 
 std::shared_ptr<RxThread> startThread(const char* name) {
   auto thread = RxThread::start(std::make_shared<MonotonicClock>(), name);
@@ -94,9 +87,9 @@ void receiveNumbered(PacketIo& link, std::uint32_t& next, std::uint32_t until) {
 TEST(RxThread, DeliversEveryPacketInOrderAndRecyclesTheBuffers) {
   auto thread = startThread("rx-test");
   ASSERT_TRUE(thread);
-  auto sender = openUdpPacketIo(loopbackEnd(testPort(40), testPort(41)));
+  auto sender = openUdpPacketIo(loopbackEnd(testPort(40), testPort(41), kFrames));
   ASSERT_TRUE(sender.ok()) << sender.error().message();
-  auto link = openUdpPacketIo(loopbackEnd(testPort(41), testPort(40)));
+  auto link = openUdpPacketIo(loopbackEnd(testPort(41), testPort(40), kFrames));
   ASSERT_TRUE(link.ok()) << link.error().message();
   auto receiver = receiveOnThread(std::move(*link), thread);
   ASSERT_TRUE(receiver.ok()) << receiver.error().message();
@@ -119,9 +112,9 @@ TEST(RxThread, LinksSharingAThreadKeepTheirOwnPackets) {
   std::vector<std::unique_ptr<PacketIo>> senders;
   std::vector<std::unique_ptr<PacketIo>> receivers;
   for (int l = 0; l < 2; ++l) {
-    auto sender = openUdpPacketIo(loopbackEnd(testPort(50 + 2 * l), testPort(51 + 2 * l)));
+    auto sender = openUdpPacketIo(loopbackEnd(testPort(50 + 2 * l), testPort(51 + 2 * l), kFrames));
     ASSERT_TRUE(sender.ok()) << sender.error().message();
-    auto link = openUdpPacketIo(loopbackEnd(testPort(51 + 2 * l), testPort(50 + 2 * l)));
+    auto link = openUdpPacketIo(loopbackEnd(testPort(51 + 2 * l), testPort(50 + 2 * l), kFrames));
     ASSERT_TRUE(link.ok()) << link.error().message();
     auto receiver = receiveOnThread(std::move(*link), thread);
     ASSERT_TRUE(receiver.ok()) << receiver.error().message();
@@ -146,14 +139,13 @@ TEST(RxThread, LinksSharingAThreadKeepTheirOwnPackets) {
 // the test queued, and records on which thread buffers come back.
 class HeldLink final : public PacketIo {
  public:
-  HeldLink() : event_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+  HeldLink() : event_(makeEventFd()) {}
   ~HeldLink() override { ::close(event_); }
 
   void queue(std::uint32_t count) {
     std::lock_guard<std::mutex> lock(mutex_);
     for (std::uint32_t i = 0; i < count; ++i) waiting_.push_back(next_++);
-    const std::uint64_t one = 1;
-    [[maybe_unused]] const ssize_t put = ::write(event_, &one, sizeof(one));
+    signalEventFd(event_);
   }
   // The next receive() waits inside until let go.
   void hold() {
@@ -172,8 +164,7 @@ class HeldLink final : public PacketIo {
   void failWith(int code) {
     std::lock_guard<std::mutex> lock(mutex_);
     failure_ = code;
-    const std::uint64_t one = 1;
-    [[maybe_unused]] const ssize_t put = ::write(event_, &one, sizeof(one));
+    signalEventFd(event_);
   }
   std::thread::id releasedOn() {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -196,8 +187,7 @@ class HeldLink final : public PacketIo {
       insideHeld_ = false;
     }
     if (failure_ != 0) return Error(failure_, "held link");
-    std::uint64_t count = 0;
-    [[maybe_unused]] const ssize_t got = ::read(event_, &count, sizeof(count));
+    drainEventFd(event_);
     std::size_t n = 0;
     while (n < out.size() && !waiting_.empty()) {
       out[n] = RxPacket{.data = payload_, .length = 4, .handle = waiting_.front(), .arrivalNs = 0};
@@ -205,8 +195,7 @@ class HeldLink final : public PacketIo {
       ++n;
     }
     if (!waiting_.empty()) {  // still readable
-      const std::uint64_t one = 1;
-      [[maybe_unused]] const ssize_t put = ::write(event_, &one, sizeof(one));
+      signalEventFd(event_);
     }
     return n;
   }
@@ -240,6 +229,24 @@ class HeldLink final : public PacketIo {
   std::uint8_t payload_[4] = {};
 };
 
+// A HeldLink received on a thread of its own.
+struct HeldOnThread {
+  std::shared_ptr<RxThread> thread;
+  HeldLink* held = nullptr;
+  std::unique_ptr<PacketIo> link;
+};
+HeldOnThread heldOnThread(const char* name) {
+  HeldOnThread out;
+  out.thread = startThread(name);
+  if (!out.thread) return out;
+  auto owned = std::make_unique<HeldLink>();
+  out.held = owned.get();
+  auto wrapped = receiveOnThread(std::move(owned), out.thread);
+  EXPECT_TRUE(wrapped.ok()) << wrapped.error().message();
+  if (wrapped.ok()) out.link = std::move(*wrapped);
+  return out;
+}
+
 // Takes everything ready within 5 s.
 std::size_t takeAll(PacketIo& link, std::vector<RxPacket>& into, std::size_t expected) {
   const auto deadline = std::chrono::steady_clock::now() + 5s;
@@ -258,13 +265,12 @@ std::size_t takeAll(PacketIo& link, std::vector<RxPacket>& into, std::size_t exp
 // drained: the judgement time stays at when the thread last found it so.
 // Once the thread sleeps with the link drained, it is the caller's time.
 TEST(RxThread, AnEmptyRingIsNotADrainedLinkWhileTheThreadReads) {
-  auto thread = startThread("rx-test3");
-  ASSERT_TRUE(thread);
-  auto owned = std::make_unique<HeldLink>();
-  HeldLink& held = *owned;
-  auto receiver = receiveOnThread(std::move(owned), thread);
-  ASSERT_TRUE(receiver.ok()) << receiver.error().message();
-  PacketIo& link = **receiver;
+  auto setup = heldOnThread("rx-test3");
+  ASSERT_TRUE(setup.link);
+  auto& thread = setup.thread;
+  HeldLink& held = *setup.held;
+  auto& receiver = setup.link;
+  PacketIo& link = *receiver;
 
   held.queue(10);
   std::vector<RxPacket> got;
@@ -297,17 +303,15 @@ TEST(RxThread, AnEmptyRingIsNotADrainedLinkWhileTheThreadReads) {
 // Buffers come back to the link on the receive thread (one producer for an
 // AF_XDP fill ring), however many the caller releases.
 TEST(RxThread, ReleasedBuffersGoBackOnTheReceiveThread) {
-  auto thread = startThread("rx-test4");
-  ASSERT_TRUE(thread);
-  auto owned = std::make_unique<HeldLink>();
-  HeldLink& held = *owned;
-  auto receiver = receiveOnThread(std::move(owned), thread);
-  ASSERT_TRUE(receiver.ok()) << receiver.error().message();
+  auto setup = heldOnThread("rx-test4");
+  ASSERT_TRUE(setup.link);
+  HeldLink& held = *setup.held;
+  auto& receiver = setup.link;
   held.queue(300);
   std::vector<RxPacket> got;
-  ASSERT_EQ(takeAll(**receiver, got, 300), 300u);
+  ASSERT_EQ(takeAll(*receiver, got, 300), 300u);
   for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i].handle, i);
-  (*receiver)->release(got);
+  receiver->release(got);
   const auto deadline = std::chrono::steady_clock::now() + 5s;
   while (held.released() < 300 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(1ms);
@@ -317,17 +321,15 @@ TEST(RxThread, ReleasedBuffersGoBackOnTheReceiveThread) {
 
 // A read that fails reaches the caller as that error, and wakes it.
 TEST(RxThread, AFailedReadIsTheCallersError) {
-  auto thread = startThread("rx-test5");
-  ASSERT_TRUE(thread);
-  auto owned = std::make_unique<HeldLink>();
-  HeldLink& held = *owned;
-  auto receiver = receiveOnThread(std::move(owned), thread);
-  ASSERT_TRUE(receiver.ok()) << receiver.error().message();
+  auto setup = heldOnThread("rx-test5");
+  ASSERT_TRUE(setup.link);
+  HeldLink& held = *setup.held;
+  auto& receiver = setup.link;
   held.failWith(ENETDOWN);
-  pollfd fd{(*receiver)->pollFds()[0], POLLIN, 0};
+  pollfd fd{receiver->pollFds()[0], POLLIN, 0};
   ASSERT_EQ(::poll(&fd, 1, 5000), 1);
   std::vector<RxPacket> rx(8);
-  auto got = (*receiver)->receive(rx);
+  auto got = receiver->receive(rx);
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(got.error().code(), ENETDOWN);
   EXPECT_NE(got.error().context().find("held link"), std::string::npos) << got.error().message();

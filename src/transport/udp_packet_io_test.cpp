@@ -11,26 +11,15 @@
 #include <utility>
 #include <vector>
 
+#include "loopback_test_link.h"
 #include "netlink_route.h"
 #include "xdp_packet_io.h"
 
 namespace mpxdp::transport {
 namespace {
 
-// Ports unlikely to collide with parallel test runs.
-std::uint16_t testPort(int offset) { return static_cast<std::uint16_t>(20000 + (getpid() % 20000) + offset); }
-
-LinkEndpointConfig loopbackEnd(std::uint16_t localPort, std::uint16_t peerPort) {
-  LinkEndpointConfig config;
-  config.localIp = IpAddress::parse("127.0.0.1");
-  config.peerIp = *IpAddress::parse("127.0.0.1");
-  config.localPort = localPort;
-  config.peerPort = peerPort;
-  config.frameCount = 512;
-  config.frameSize = 2048;
-  config.batchSize = 32;
-  return config;
-}
+using loopback::loopbackEnd;
+using loopback::testPort;
 
 // Payload i: 4-byte sequence number then a pattern derived from it.
 std::uint32_t payloadLength(std::uint32_t seq) { return 16 + (seq * 37) % 1400; }

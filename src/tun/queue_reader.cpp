@@ -2,7 +2,6 @@
 
 #include <poll.h>
 #include <pthread.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <array>
@@ -10,21 +9,9 @@
 #include <system_error>
 #include <utility>
 
+#include "event_fd.h"
+
 namespace mpxdp::tun {
-namespace {
-
-void signal(int eventFd) noexcept {
-  const std::uint64_t one = 1;
-  // Non-blocking: it fails only when 2^64 - 2 signals wait unread, and the waiter then wakes anyway.
-  [[maybe_unused]] const ssize_t put = ::write(eventFd, &one, sizeof(one));
-}
-
-void drain(int eventFd) noexcept {
-  std::uint64_t count = 0;
-  [[maybe_unused]] const ssize_t got = ::read(eventFd, &count, sizeof(count));
-}
-
-}  // namespace
 
 QueueReader::QueueReader(int fd, std::uint32_t slots, std::size_t slotBytes, std::string name)
     : fd_(fd), name_(std::move(name)), slots_(slots) {
@@ -37,7 +24,7 @@ Result<std::unique_ptr<QueueReader>> QueueReader::start(int fd, std::uint32_t sl
     return Error(EINVAL, name + ": a queue reader needs a descriptor, slots and a slot size");
   std::unique_ptr<QueueReader> reader(new QueueReader(fd, slots, slotBytes, std::move(name)));
   for (UniqueFd* event : {&reader->ready_, &reader->space_, &reader->stop_}) {
-    *event = UniqueFd(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    *event = UniqueFd(makeEventFd());
     if (event->get() < 0) return Error::fromErrno(reader->name_ + ": eventfd for its reader thread");
   }
   try {
@@ -52,12 +39,12 @@ Result<std::unique_ptr<QueueReader>> QueueReader::start(int fd, std::uint32_t sl
 QueueReader::~QueueReader() {
   if (thread_.joinable()) {
     stopping_.store(true);
-    signal(stop_.get());
+    signalEventFd(stop_.get());
     thread_.join();
   }
 }
 
-void QueueReader::clearReady() noexcept { drain(ready_.get()); }
+void QueueReader::clearReady() noexcept { drainEventFd(ready_.get()); }
 
 std::span<const std::uint8_t> QueueReader::front() const noexcept {
   const std::uint64_t tail = tail_.load(std::memory_order_relaxed);
@@ -71,7 +58,7 @@ void QueueReader::pop() noexcept {
   if (head_.load() == tail) return;
   tail_.store(tail + 1);
   // The reader waits only on a full ring; it can not add to it meanwhile.
-  if (head_.load() - tail == slots_.size()) signal(space_.get());
+  if (head_.load() - tail == slots_.size()) signalEventFd(space_.get());
 }
 
 std::optional<Error> QueueReader::failure() const {
@@ -84,7 +71,7 @@ void QueueReader::waitFor(int fd, int wakeFd) noexcept {
   std::array<pollfd, 3> fds{{{stop_.get(), POLLIN, 0}, {wakeFd, POLLIN, 0}, {fd, POLLIN, 0}}};
   while (::poll(fds.data(), fds.size(), -1) < 0 && errno == EINTR) {
   }
-  if ((fds[1].revents & POLLIN) != 0) drain(wakeFd);
+  if ((fds[1].revents & POLLIN) != 0) drainEventFd(wakeFd);
 }
 
 void QueueReader::run() noexcept {
@@ -99,14 +86,14 @@ void QueueReader::run() noexcept {
     if (got == 0) {  // a TUN queue never ends; anything else has closed: an empty slot would read as none
       failure_ = Error(EPIPE, "reading " + name_ + ": end of file");
       failed_.store(true, std::memory_order_release);
-      signal(ready_.get());
+      signalEventFd(ready_.get());
       return;
     }
     if (got > 0) {
       slot.length = static_cast<std::size_t>(got);
       reads_.fetch_add(1, std::memory_order_relaxed);
       head_.store(head + 1);
-      if (tail_.load() == head) signal(ready_.get());  // it was empty: the consumer may sleep
+      if (tail_.load() == head) signalEventFd(ready_.get());  // it was empty: the consumer may sleep
       continue;
     }
     if (errno == EINTR) continue;
@@ -116,7 +103,7 @@ void QueueReader::run() noexcept {
     }
     failure_ = Error::fromErrno("reading " + name_);
     failed_.store(true, std::memory_order_release);
-    signal(ready_.get());
+    signalEventFd(ready_.get());
     return;
   }
 }

@@ -331,6 +331,37 @@ std::optional<Subprocess> iperfServer(const Tunnel& tunnel) {
   return std::move(*server);
 }
 
+// Both ends started with `extra` over 2 x 200 Mbit/s; iperf3 TCP with
+// `streams` streams one way, then the other, each carrying at least 30 % of
+// the links; then both ends' final reports (tx, rx). nullopt after a failure.
+std::optional<std::pair<nlohmann::json, nlohmann::json>> tcpUpAndDown(const std::string& bed,
+                                                                      const std::vector<std::string>& extra,
+                                                                      const std::string& streams,
+                                                                      const char* what) {
+  auto tunnel = Tunnel::create(bed, {200 * kMbit, 200 * kMbit});
+  if (!tunnel || !tunnel->startBoth(extra)) {
+    ADD_FAILURE() << what << ": the tunnel did not come up";
+    return std::nullopt;
+  }
+  auto server = iperfServer(*tunnel);
+  if (!server) return std::nullopt;
+  const double linkSum = 400e6;
+  const auto up = iperf(*tunnel, {"-t", "3", "-P", streams});
+  const auto down = iperf(*tunnel, {"-t", "3", "-P", streams, "-R"});
+  server->stop(1s);
+  if (!up || !down) {
+    ADD_FAILURE() << what << ": iperf3 failed";
+    return std::nullopt;
+  }
+  std::printf("%s over 2 x 200 Mbit/s: tx->rx %.1f Mbit/s, rx->tx %.1f Mbit/s\n", what, up->bps / 1e6,
+              down->bps / 1e6);
+  EXPECT_GT(up->bps, 0.3 * linkSum) << what;
+  EXPECT_GT(down->bps, 0.3 * linkSum) << what;
+  auto tx = tunnel->stop(End::kTx);
+  auto rx = tunnel->stop(End::kRx);
+  return std::pair{std::move(tx), std::move(rx)};
+}
+
 TEST_F(TunTest, Iperf3TcpBothWays) {
   auto tunnel = Tunnel::create("i", {200 * kMbit, 200 * kMbit});
   ASSERT_TRUE(tunnel);
@@ -364,23 +395,9 @@ TEST_F(TunTest, Iperf3TcpBothWays) {
 // way spread over both queues at both ends (the data at one, the ACKs at the
 // other), with every packet written on its flow's queue.
 TEST_F(TunTest, MultiQueueSpreadsFlowsOverItsReaderThreads) {
-  auto tunnel = Tunnel::create("q", {200 * kMbit, 200 * kMbit});
-  ASSERT_TRUE(tunnel);
-  ASSERT_TRUE(tunnel->startBoth({"--queues", "2"}));
-  auto server = iperfServer(*tunnel);
-  ASSERT_TRUE(server);
-  const double linkSum = 400e6;
-  const auto up = iperf(*tunnel, {"-t", "3", "-P", "16"});
-  const auto down = iperf(*tunnel, {"-t", "3", "-P", "16", "-R"});
-  server->stop(1s);
-  ASSERT_TRUE(up && down);
-  std::printf(
-      "16 TCP flows through a 2-queue tunnel over 2 x 200 Mbit/s: tx->rx %.1f Mbit/s, rx->tx %.1f Mbit/s\n",
-      up->bps / 1e6, down->bps / 1e6);
-  EXPECT_GT(up->bps, 0.3 * linkSum);
-  EXPECT_GT(down->bps, 0.3 * linkSum);
-  const auto tx = tunnel->stop(End::kTx);
-  const auto rx = tunnel->stop(End::kRx);
+  auto reports = tcpUpAndDown("q", {"--queues", "2"}, "16", "16 TCP flows through a 2-queue tunnel");
+  ASSERT_TRUE(reports);
+  const auto& [tx, rx] = *reports;
   for (const auto* json : {&tx, &rx}) {
     const char* label = json == &tx ? "tx" : "rx";
     ASSERT_TRUE(json->contains("tun")) << label << ": " << json->dump();
@@ -400,23 +417,9 @@ TEST_F(TunTest, MultiQueueSpreadsFlowsOverItsReaderThreads) {
 // the payloads the tunnel writes to the interface (gathered from the link
 // buffers in place) are given back through that thread.
 TEST_F(TunTest, ReceiveThreadsCarryTcpBothWays) {
-  auto tunnel = Tunnel::create("x", {200 * kMbit, 200 * kMbit});
-  ASSERT_TRUE(tunnel);
-  ASSERT_TRUE(tunnel->startBoth({"--rx-threads", "2"}));
-  auto server = iperfServer(*tunnel);
-  ASSERT_TRUE(server);
-  const double linkSum = 400e6;
-  const auto up = iperf(*tunnel, {"-t", "3", "-P", "2"});
-  const auto down = iperf(*tunnel, {"-t", "3", "-P", "2", "-R"});
-  server->stop(1s);
-  ASSERT_TRUE(up && down);
-  std::printf(
-      "TCP through a tunnel with receive threads over 2 x 200 Mbit/s: tx->rx %.1f, rx->tx %.1f Mbit/s\n",
-      up->bps / 1e6, down->bps / 1e6);
-  EXPECT_GT(up->bps, 0.3 * linkSum);
-  EXPECT_GT(down->bps, 0.3 * linkSum);
-  const auto tx = tunnel->stop(End::kTx);
-  const auto rx = tunnel->stop(End::kRx);
+  auto reports = tcpUpAndDown("x", {"--rx-threads", "2"}, "2", "TCP through a tunnel with receive threads");
+  ASSERT_TRUE(reports);
+  const auto& [tx, rx] = *reports;
   for (const auto* json : {&tx, &rx}) {
     const char* label = json == &tx ? "tx" : "rx";
     ASSERT_TRUE(json->contains("send") && json->contains("recv")) << label << ": " << json->dump();
