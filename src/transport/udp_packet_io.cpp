@@ -6,6 +6,7 @@
 #include <netinet/udp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -72,6 +73,38 @@ std::uint32_t groSegmentSize(msghdr& msg) {
   return 0;
 }
 
+// Asks for the kernel's receive time of each datagram (SO_TIMESTAMPNS, on
+// CLOCK_REALTIME); false where the kernel refuses.
+bool enableArrivalStamps(int fd) {
+  const int one = 1;
+  return setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)) == 0;
+}
+
+// The kernel's receive time of a datagram (SCM_TIMESTAMPNS) on CLOCK_MONOTONIC,
+// given the two clocks read together (realNs, monoNs) after the datagram
+// came; 0 without a plausible one. Exact unless the wall clock was stepped
+// in between.
+std::uint64_t arrivalStamp(msghdr& msg, std::int64_t realNs, std::int64_t monoNs) {
+  for (cmsghdr* cmsg = CMSG_FIRSTHDR(&msg); cmsg != nullptr; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+    if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_TIMESTAMPNS &&
+        cmsg->cmsg_len >= CMSG_LEN(sizeof(timespec))) {
+      timespec ts{};
+      std::memcpy(&ts, CMSG_DATA(cmsg), sizeof(ts));
+      const std::int64_t stampNs = static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+      const std::int64_t ago = realNs - stampNs;
+      if (ago < 0 || ago >= monoNs) return 0;
+      return static_cast<std::uint64_t>(monoNs - ago);
+    }
+  }
+  return 0;
+}
+
+std::int64_t clockNs(clockid_t clock) {
+  timespec ts{};
+  clock_gettime(clock, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
 std::pair<IpAddress, std::uint16_t> fromSockaddr(const sockaddr_in6& from) {
   IpAddress ip;
   if (from.sin6_family == AF_INET) {
@@ -132,7 +165,8 @@ class UdpPacketIo final : public PacketIo {
   // A receive-only link (no peer) lends no transmit buffers until it
   // learns one (setPeerFrom). peer: the configured peer's address (family 0: none).
   UdpPacketIo(const LinkEndpointConfig& config, int fd, std::uint32_t maxPayload, std::uint32_t overhead,
-              std::string description, std::string peer, const sockaddr_in6& peerAddress, bool gro)
+              std::string description, std::string peer, const sockaddr_in6& peerAddress, bool gro,
+              bool stamps)
       : config_(config),
         fd_(fd),
         hasPeer_(config.peerIp.has_value()),
@@ -152,7 +186,9 @@ class UdpPacketIo final : public PacketIo {
         rxSlots_(config.batchSize),
         gro_(gro),
         rxSegmentSize_(config.batchSize),
-        rxControl_(gro ? config.batchSize : 0),
+        stamps_(stamps),
+        rxControl_(gro || stamps ? config.batchSize : 0),
+        rxArrival_(config.batchSize),
         // Not zeroed: only the pages the kernel writes coalesced datagrams to are ever touched.
         rxStaging_(gro ? std::make_unique_for_overwrite<std::uint8_t[]>(
                              static_cast<std::size_t>(config.batchSize) * kGroDatagramBytes)
@@ -343,12 +379,14 @@ class UdpPacketIo final : public PacketIo {
           iov[1] = {stagingAt(i) + bufferSize_, kGroDatagramBytes - bufferSize_};
           msg.msg_iov = iov;
           msg.msg_iovlen = 2;
-          msg.msg_control = rxControl_[i].data();
-          msg.msg_controllen = rxControl_[i].size();
         } else {
           rxIov_[i] = {bufferAt(slot), bufferSize_};
           msg.msg_iov = &rxIov_[i];
           msg.msg_iovlen = 1;
+        }
+        if (!rxControl_.empty()) {
+          msg.msg_control = rxControl_[i].data();
+          msg.msg_controllen = rxControl_[i].size();
         }
       }
       const int rc = recvmmsg(fd_, rxMsgs_.data(), static_cast<unsigned>(want), MSG_DONTWAIT, nullptr);
@@ -362,6 +400,12 @@ class UdpPacketIo final : public PacketIo {
       rxTop_ -= n;
       drained = n < want;
       for (std::size_t i = 0; i < n; ++i) rxSegmentSize_[i] = segmentSizeOf(i);
+      if (stamps_) {
+        // Both clocks once per batch (vDSO, no system call): each stamp is that far before now.
+        const std::int64_t realNs = clockNs(CLOCK_REALTIME);
+        const std::int64_t monoNs = clockNs(CLOCK_MONOTONIC);
+        for (std::size_t i = 0; i < n; ++i) rxArrival_[i] = arrivalStamp(rxMsgs_[i].msg_hdr, realNs, monoNs);
+      }
       rxRead_ = n;
       rxNext_ = 0;
       rxNextOffset_ = 0;
@@ -448,7 +492,8 @@ class UdpPacketIo final : public PacketIo {
   std::uint32_t receiveBuffersPerQueue() const noexcept override { return rxCount_; }
 
   std::string describe() const override {
-    const std::string offloads = std::string(gso_ ? " gso" : "") + (gro_ ? " gro" : "");
+    const std::string offloads =
+        std::string(gso_ ? " gso" : "") + (gro_ ? " gro" : "") + (stamps_ ? " stamp-socket" : " no-stamp");
     if (!hasPeer()) return description_ + " rx-only" + offloads;
     return description_ + "->" + peerDescription() + offloads;
   }
@@ -510,7 +555,7 @@ class UdpPacketIo final : public PacketIo {
       rxFrom_[copy] = rxFrom_[slot];
       slot = copy;
     }
-    out[*got] = RxPacket{bufferAt(slot), segment, slot};
+    out[*got] = RxPacket{bufferAt(slot), segment, slot, stamps_ ? rxArrival_[i] : 0};
     ++*got;
     *bytes += segment;
     rxNextOffset_ += segment;
@@ -555,9 +600,13 @@ class UdpPacketIo final : public PacketIo {
   std::size_t rxRead_ = 0;
   std::size_t rxNext_ = 0;
   std::uint32_t rxNextOffset_ = 0;
-  // GRO: per message the UDP_GRO control message and kGroDatagramBytes of
-  // staging (batchSize x 64 KiB per link, on top of the buffer pool).
-  std::vector<std::array<char, CMSG_SPACE(sizeof(int))>> rxControl_;
+  bool stamps_;  // SO_TIMESTAMPNS on: packets carry the kernel's arrival time
+  // Per message the control messages (UDP_GRO's segment size, the arrival
+  // time) and the arrival time read from them; with GRO also
+  // kGroDatagramBytes of staging (batchSize x 64 KiB per link, on top of the
+  // buffer pool).
+  std::vector<std::array<char, CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(timespec))>> rxControl_;
+  std::vector<std::uint64_t> rxArrival_;
   std::unique_ptr<std::uint8_t[]> rxStaging_;
   bool gso_;  // UDP_SEGMENT in use (config_.udpGso, checksums on, and the kernel has it)
   std::vector<mmsghdr> txMsgs_;
@@ -636,6 +685,7 @@ Result<std::unique_ptr<PacketIo>> openUdpPacketIo(const LinkEndpointConfig& conf
   growBuffer(fd, SO_SNDBUFFORCE, SO_SNDBUF);
   growBuffer(fd, SO_RCVBUFFORCE, SO_RCVBUF);
   const bool gro = config.udpGro && enableUdpGro(fd);
+  const bool stamps = enableArrivalStamps(fd);
   if (!config.udpChecksum && family == AF_INET) {
     // SO_NO_CHECK: send IPv4 UDP without a checksum, like the AF_XDP path can.
     setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, &one, sizeof(one));
@@ -661,7 +711,7 @@ Result<std::unique_ptr<PacketIo>> openUdpPacketIo(const LinkEndpointConfig& conf
     peer = config.peerIp->toString() + ":" + std::to_string(config.peerPort);
   }
   return std::unique_ptr<PacketIo>(new UdpPacketIo(config, fd, maxPayload, overhead, std::move(description),
-                                                   std::move(peer), peerAddress, gro));
+                                                   std::move(peer), peerAddress, gro, stamps));
 }
 
 }  // namespace mpxdp::transport

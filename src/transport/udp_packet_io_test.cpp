@@ -3,11 +3,13 @@
 #include "udp_packet_io.h"
 
 #include <gtest/gtest.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstring>
 #include <optional>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -35,6 +37,55 @@ bool payloadIntact(const RxPacket& packet, std::uint32_t* seq) {
     if (packet.data[i] != static_cast<std::uint8_t>(*seq * 7 + i)) return false;
   }
   return true;
+}
+
+std::uint64_t monotonicNowNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+// Received packets carry the kernel's arrival time on CLOCK_MONOTONIC (as the
+// AF_XDP link's XDP stamp), not the time they were read: read 30 ms after
+// they came, with and without GRO, the stamps lie between the send and the
+// read, at least 30 ms before the read.
+TEST(UdpPacketIo, PacketsCarryTheKernelsArrivalTimeNotTheRead) {
+  for (const bool gro : {true, false}) {
+    SCOPED_TRACE(gro ? "gro" : "no gro");
+    const std::uint16_t portA = testPort(gro ? 30 : 32);
+    const std::uint16_t portB = testPort(gro ? 31 : 33);
+    auto a = openUdpPacketIo(loopbackEnd(portA, portB));
+    ASSERT_TRUE(a.ok()) << a.error().message();
+    auto receiverConfig = loopbackEnd(portB, portA);
+    receiverConfig.udpGro = gro;
+    auto b = openUdpPacketIo(receiverConfig);
+    ASSERT_TRUE(b.ok()) << b.error().message();
+    EXPECT_NE((*b)->describe().find(" stamp-socket"), std::string::npos) << (*b)->describe();
+    std::vector<TxBuffer> tx(8);
+    ASSERT_EQ((*a)->reserveTx(tx), tx.size());
+    for (auto& buffer : tx) {
+      std::memset(buffer.data, 0x42, 1000);
+      buffer.length = 1000;
+    }
+    const std::uint64_t sentNs = monotonicNowNs();
+    ASSERT_TRUE((*a)->commitTx(tx).ok());
+    ASSERT_TRUE((*a)->flushTx().ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    std::vector<RxPacket> rx(8);
+    std::size_t got = 0;
+    for (int tries = 0; tries < 100 && got < rx.size(); ++tries) {
+      auto n = (*b)->receive(std::span<RxPacket>(rx).subspan(got));
+      ASSERT_TRUE(n.ok()) << n.error().message();
+      got += *n;
+    }
+    const std::uint64_t readNs = monotonicNowNs();
+    ASSERT_EQ(got, rx.size());
+    for (const RxPacket& packet : rx) {
+      EXPECT_GE(packet.arrivalNs, sentNs);
+      EXPECT_LE(packet.arrivalNs + 30'000'000, readNs) << "stamped when read, not when it came";
+    }
+    (*b)->release(rx);
+  }
 }
 
 // Runs of equal-size buffers go out as one UDP GSO message each; the
