@@ -96,6 +96,9 @@ SYSTEMS = [
     PathSystem("mpxdp-rates", "mpxdp AF_XDP, window, configured rates (--testbed: @RATE caps)", "mpxdp", "mpxdp",
                EVENTFUL, rates=True, backend="xdp", reorder="window"),
     PathSystem("mptcp", "MPTCP, iperf3 via mptcpize, 1 subflow/link, -i 0.1", "tcp", "mptcp", EVENTFUL),
+    # Path control on the kernel-UDP backend (what --backend auto takes on veth); run when named.
+    PathSystem("mpxdp-est-udp", "mpxdp kernel UDP (GSO/GRO), window, rates estimated", "mpxdp", "mpxdp",
+               EVENTFUL, rates=False, backend="udp", reorder="window", default=False),
     # Only where blind spraying means something: a cut link and a link shaped under its share.
     PathSystem("kernel-rr-udp", "kernel UDP round-robin (mpxdp udp, rr, no reorder, --testbed rates, offered the "
                "header ceiling)", "mpxdp", "mpxdp", ("failover", "failover-rtt10", "ratechange"), rates=True,
@@ -915,7 +918,8 @@ def parse_args(argv):
     args.repeats = args.repeats or preset["repeats"]
     args.duration = args.duration or preset["duration"]
     args.testbed_mpxdp = args.testbed_mpxdp or args.mpxdp
-    driver.select(parser, args, SCENARIOS, SYSTEMS, preset["scenarios"], [s.name for s in SYSTEMS])
+    driver.select(parser, args, SCENARIOS, SYSTEMS, preset["scenarios"],
+                  [s.name for s in SYSTEMS if s.params.get("default", True)])
     if args.repeats < 1 or args.duration < 2:
         parser.error("--repeats must be at least 1 and --duration at least 2")
     return args
