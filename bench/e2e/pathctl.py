@@ -99,6 +99,11 @@ SYSTEMS = [
     # Path control on the kernel-UDP backend (what --backend auto takes on veth); run when named.
     PathSystem("mpxdp-est-udp", "mpxdp kernel UDP (GSO/GRO), window, rates estimated", "mpxdp", "mpxdp",
                EVENTFUL, rates=False, backend="udp", reorder="window", default=False),
+    PathSystem("mpxdp-est-udp-nogro", "as mpxdp-est-udp with --no-udp-gro at both ends", "mpxdp", "mpxdp",
+               EVENTFUL, rates=False, backend="udp", reorder="window", default=False, extra=["--no-udp-gro"]),
+    PathSystem("mpxdp-est-udp-nogso", "as mpxdp-est-udp with --no-udp-gso --no-udp-gro at both ends", "mpxdp",
+               "mpxdp", EVENTFUL, rates=False, backend="udp", reorder="window", default=False,
+               extra=["--no-udp-gso", "--no-udp-gro"]),
     # Only where blind spraying means something: a cut link and a link shaped under its share.
     PathSystem("kernel-rr-udp", "kernel UDP round-robin (mpxdp udp, rr, no reorder, --testbed rates, offered the "
                "header ceiling)", "mpxdp", "mpxdp", ("failover", "failover-rtt10", "ratechange"), rates=True,
@@ -239,6 +244,8 @@ def mpxdp_argv(system, cli, bed, duration, offered):
             (["--link", "s{}={}".format(i, bed.receiver_ip(i))] for i in range(n)), [])
     recv += ["--backend", p["backend"], "--reorder", p["reorder"], "-i", RX_INTERVAL_S, "-J"]
     send += ["-t", _num(duration), "-l", PAYLOAD, "--backend", p["backend"], "-i", RX_INTERVAL_S, "-J"]
+    recv += p.get("extra", [])
+    send += p.get("extra", [])
     if p.get("scheduler"):
         send += ["--scheduler", p["scheduler"]]
     if p.get("pacing") and cli.has_pacing:
