@@ -3,7 +3,6 @@
 #include "udp_packet_io.h"
 
 #include <gtest/gtest.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -14,6 +13,7 @@
 #include <vector>
 
 #include "loopback_test_link.h"
+#include "mpxdp/clock.h"
 #include "netlink_route.h"
 #include "xdp_packet_io.h"
 
@@ -39,12 +39,6 @@ bool payloadIntact(const RxPacket& packet, std::uint32_t* seq) {
   return true;
 }
 
-std::uint64_t monotonicNowNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
 // Received packets carry the kernel's arrival time on CLOCK_MONOTONIC (as the
 // AF_XDP link's XDP stamp), not the time they were read: read 30 ms after
 // they came, with and without GRO, the stamps lie between the send and the
@@ -67,7 +61,7 @@ TEST(UdpPacketIo, PacketsCarryTheKernelsArrivalTimeNotTheRead) {
       std::memset(buffer.data, 0x42, 1000);
       buffer.length = 1000;
     }
-    const std::uint64_t sentNs = monotonicNowNs();
+    const std::uint64_t sentNs = MonotonicClock().nowNs();
     ASSERT_TRUE((*a)->commitTx(tx).ok());
     ASSERT_TRUE((*a)->flushTx().ok());
     std::this_thread::sleep_for(std::chrono::milliseconds(30));
@@ -78,7 +72,7 @@ TEST(UdpPacketIo, PacketsCarryTheKernelsArrivalTimeNotTheRead) {
       ASSERT_TRUE(n.ok()) << n.error().message();
       got += *n;
     }
-    const std::uint64_t readNs = monotonicNowNs();
+    const std::uint64_t readNs = MonotonicClock().nowNs();
     ASSERT_EQ(got, rx.size());
     for (const RxPacket& packet : rx) {
       EXPECT_GE(packet.arrivalNs, sentNs);
