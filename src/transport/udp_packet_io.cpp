@@ -74,7 +74,9 @@ std::uint32_t groSegmentSize(msghdr& msg) {
 }
 
 // Asks for the kernel's receive time of each datagram (SO_TIMESTAMPNS, on
-// CLOCK_REALTIME); false where the kernel refuses.
+// CLOCK_REALTIME); false where the kernel refuses. The kernel turns stamping
+// on for the host in deferred work when the first socket asks, so the first
+// packets may carry the time they were read instead (as without stamps).
 bool enableArrivalStamps(int fd) {
   const int one = 1;
   return setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)) == 0;

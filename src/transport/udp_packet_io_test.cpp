@@ -39,6 +39,31 @@ bool payloadIntact(const RxPacket& packet, std::uint32_t* seq) {
   return true;
 }
 
+// Sends one packet from `from` at a time, each read 5 ms later by `to`,
+// until one carries a stamp at least 4 ms before its read; false after 1 s.
+bool stampsTakeEffect(PacketIo& from, PacketIo& to) {
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    TxBuffer buffer;
+    if (from.reserveTx(std::span<TxBuffer>(&buffer, 1)) != 1) return false;
+    std::memset(buffer.data, 0x17, 100);
+    buffer.length = 100;
+    if (!from.commitTx(std::span<const TxBuffer>(&buffer, 1)).ok() || !from.flushTx().ok()) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    RxPacket packet{};
+    std::size_t got = 0;
+    for (int tries = 0; tries < 100 && got == 0; ++tries) {
+      auto n = to.receive(std::span<RxPacket>(&packet, 1));
+      if (!n.ok()) return false;
+      got = *n;
+    }
+    const std::uint64_t readNs = MonotonicClock().nowNs();
+    if (got == 0) continue;
+    to.release(std::span<const RxPacket>(&packet, 1));
+    if (packet.arrivalNs + 4'000'000 <= readNs) return true;
+  }
+  return false;
+}
+
 // Received packets carry the kernel's arrival time on CLOCK_MONOTONIC (as the
 // AF_XDP link's XDP stamp), not the time they were read: read 30 ms after
 // they came, with and without GRO, the stamps lie between the send and the
@@ -55,6 +80,9 @@ TEST(UdpPacketIo, PacketsCarryTheKernelsArrivalTimeNotTheRead) {
     auto b = openUdpPacketIo(receiverConfig);
     ASSERT_TRUE(b.ok()) << b.error().message();
     EXPECT_NE((*b)->describe().find(" stamp-socket"), std::string::npos) << (*b)->describe();
+    // The kernel turns receive stamps on for the host in deferred work once
+    // the first socket asks: until then packets carry the time they are read.
+    ASSERT_TRUE(stampsTakeEffect(**a, **b)) << "no packet within 1 s carried its arrival time";
     std::vector<TxBuffer> tx(8);
     ASSERT_EQ((*a)->reserveTx(tx), tx.size());
     for (auto& buffer : tx) {
