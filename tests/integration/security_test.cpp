@@ -259,8 +259,12 @@ TEST(SecurityTest, ForgedReplayedAndTruncatedFramesDuringAKeyedTransferAreReject
   auto receiver = startReceiver(info.name, {"--key", key});
   ASSERT_TRUE(receiver);
   // Without GSO each captured frame is one wire packet, however the pacer batches.
-  std::vector<std::string> args =
-      sendArgs(info.name, "4", "300M", {"--key", key, "--backend", "udp", "--no-udp-gso"});
+  // Round robin gives link 0 a third of the packets: eaf may leave it nearly
+  // idle (300 Mbit/s offered on 900), and under ASan in CI it carried 373
+  // packets, so the capture waited out the transfer and the frames were
+  // injected after it.
+  std::vector<std::string> args = sendArgs(
+      info.name, "4", "300M", {"--key", key, "--backend", "udp", "--no-udp-gso", "--scheduler", "rr"});
   args.insert(args.begin(), MPXDP_EXECUTABLE);
   auto sender = Subprocess::spawn(args);
   ASSERT_TRUE(sender) << sender.error().message();
@@ -307,6 +311,8 @@ TEST(SecurityTest, ForgedReplayedAndTruncatedFramesDuringAKeyedTransferAreReject
     }
     injector->send(packet);
   }
+  ASSERT_FALSE(sender->wait(0ms).has_value())
+      << "the transfer ended before the frames were injected, so nothing could count them";
   const auto sent = sender->wait(30s);
   ASSERT_EQ(sent, std::optional<int>(0)) << sender->err();
   const auto s = nlohmann::json::parse(sender->out(), nullptr, false);
