@@ -39,8 +39,20 @@ bool payloadIntact(const RxPacket& packet, std::uint32_t* seq) {
   return true;
 }
 
+// Fills `out` from `io` in at most 100 reads; the packets read so far.
+Result<std::size_t> readUpTo(PacketIo& io, std::span<RxPacket> out) {
+  std::size_t got = 0;
+  for (int tries = 0; tries < 100 && got < out.size(); ++tries) {
+    auto n = io.receive(out.subspan(got));
+    if (!n.ok()) return n.error();
+    got += *n;
+  }
+  return got;
+}
+
 // Sends one packet from `from` at a time, each read 5 ms later by `to`,
-// until one carries a stamp at least 4 ms before its read; false after 1 s.
+// until one carries a stamp at least 4 ms before its read; false after 1 s,
+// or when a packet does not come (it must not turn up in a later read).
 bool stampsTakeEffect(PacketIo& from, PacketIo& to) {
   for (int attempt = 0; attempt < 200; ++attempt) {
     TxBuffer buffer;
@@ -50,14 +62,9 @@ bool stampsTakeEffect(PacketIo& from, PacketIo& to) {
     if (!from.commitTx(std::span<const TxBuffer>(&buffer, 1)).ok() || !from.flushTx().ok()) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
     RxPacket packet{};
-    std::size_t got = 0;
-    for (int tries = 0; tries < 100 && got == 0; ++tries) {
-      auto n = to.receive(std::span<RxPacket>(&packet, 1));
-      if (!n.ok()) return false;
-      got = *n;
-    }
+    const auto got = readUpTo(to, std::span<RxPacket>(&packet, 1));
     const std::uint64_t readNs = MonotonicClock().nowNs();
-    if (got == 0) continue;
+    if (!got.ok() || *got != 1) return false;
     to.release(std::span<const RxPacket>(&packet, 1));
     if (packet.arrivalNs + 4'000'000 <= readNs) return true;
   }
@@ -94,14 +101,10 @@ TEST(UdpPacketIo, PacketsCarryTheKernelsArrivalTimeNotTheRead) {
     ASSERT_TRUE((*a)->flushTx().ok());
     std::this_thread::sleep_for(std::chrono::milliseconds(30));
     std::vector<RxPacket> rx(8);
-    std::size_t got = 0;
-    for (int tries = 0; tries < 100 && got < rx.size(); ++tries) {
-      auto n = (*b)->receive(std::span<RxPacket>(rx).subspan(got));
-      ASSERT_TRUE(n.ok()) << n.error().message();
-      got += *n;
-    }
+    const auto got = readUpTo(**b, rx);
     const std::uint64_t readNs = MonotonicClock().nowNs();
-    ASSERT_EQ(got, rx.size());
+    ASSERT_TRUE(got.ok()) << got.error().message();
+    ASSERT_EQ(*got, rx.size());
     for (const RxPacket& packet : rx) {
       EXPECT_GE(packet.arrivalNs, sentNs);
       EXPECT_LE(packet.arrivalNs + 30'000'000, readNs) << "stamped when read, not when it came";
