@@ -9,6 +9,8 @@
 namespace mpxdp::cli {
 namespace {
 
+constexpr std::size_t kMaxLineColumns = 100;  // text reports fit a 100-column terminal
+
 double seconds(const timeval& tv) {
   return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
 }
@@ -123,11 +125,20 @@ void Reporter::begin() {
   if (run_.keyIndex) fmt::print(out_, "  peer: holds key {} (--key {})\n", *run_.keyIndex, run_.keyFile);
   if (!run_.file.empty()) fmt::print(out_, "  file: {}\n", printableName(run_.file));
   for (std::size_t l = 0; l < run_.linkModes.size(); ++l) {
-    fmt::print(out_, "  link {}: {}{}{}\n", l, run_.linkModes[l],
-               l < run_.linkRatesBps.size() && run_.linkRatesBps[l] > 0
-                   ? ", rate cap " + rateText(static_cast<double>(run_.linkRatesBps[l]))
-                   : std::string(", rate estimated"),
-               l < run_.linkBackups.size() && run_.linkBackups[l] ? ", backup" : "");
+    const std::string head = fmt::format("  link {}: {}", l, run_.linkModes[l]);
+    const std::string tail =
+        fmt::format("{}{}",
+                    l < run_.linkRatesBps.size() && run_.linkRatesBps[l] > 0
+                        ? "rate cap " + rateText(static_cast<double>(run_.linkRatesBps[l]))
+                        : std::string("rate estimated"),
+                    l < run_.linkBackups.size() && run_.linkBackups[l] ? ", backup" : "");
+    // Lines stay within 100 columns: a long description (kernel UDP's names
+    // both addresses) puts the rest on a line of its own.
+    if (head.size() + 2 + tail.size() <= kMaxLineColumns) {
+      fmt::print(out_, "{}, {}\n", head, tail);
+    } else {
+      fmt::print(out_, "{}\n    {}\n", head, tail);
+    }
   }
   // Tagged lines start with the connection id: the column heads leave room for it.
   const std::string head = tag_.empty() ? std::string() : fmt::format("{:<{}}", "conn", tag_.size());
