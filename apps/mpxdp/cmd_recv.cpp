@@ -33,7 +33,7 @@ struct RecvOptions {
   PathControlArgs pathControl;
   std::uint16_t port = kDefaultPort;
   std::string reorder = "window";
-  std::string backend = "xdp";
+  std::string backend = "auto";
   double intervalS = 1.0;
   bool json = false;
   bool oneOff = false;

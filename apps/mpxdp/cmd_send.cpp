@@ -33,7 +33,7 @@ struct SendOptions {
   std::string rate;
   std::uint32_t payloadBytes = 1024;
   PathControlArgs pathControl;
-  std::string backend = "xdp";
+  std::string backend = "auto";
   double intervalS = 1.0;
   bool json = false;
   std::string testbed;

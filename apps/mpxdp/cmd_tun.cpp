@@ -37,7 +37,7 @@ struct TunOptions {
   PathControlArgs pathControl;
   std::uint16_t port = kDefaultPort;
   std::uint32_t mtu = 0;  // 0: from the links
-  std::string backend = "xdp";
+  std::string backend = "auto";
   bool noOffload = false;
   std::string reorder = "window";
   double reorderTimeoutMs = 0;  // 0: adaptive
@@ -445,7 +445,7 @@ int runTun(CLI::App* /*app*/) {
       if (!conn->established()) {
         if (!announcedWaiting && conn->error() && !options.json) {
           fmt::print("mpxdp tun: no connection yet ({}); trying again until the peer answers\n",
-                     conn->error()->message());
+                     handshakeFailure(ep, *conn).message());
           std::fflush(stdout);
           announcedWaiting = true;
         }

@@ -211,6 +211,19 @@ Result<void> applyReliability(const ReliabilityArgs& args, ConnectionConfig& con
   return {};
 }
 
+Error handshakeFailure(const Endpoint& endpoint, const Connection& connection) {
+  Error error = connection.error().value_or(Error(EPROTO, "the connection closed"));
+  const std::uint64_t malformed = endpoint.stats().linkMalformed;
+  if (error.code() != ETIMEDOUT || malformed == 0) return error;
+  return Error(
+      error.code(),
+      fmt::format(
+          "{}; {} packet(s) arrived with bad outer headers or UDP checksums, as when an xdp "
+          "end faces a udp end on veth (which leaves kernel UDP checksums to an offload that never runs): "
+          "give both ends the same --backend",
+          error.context(), malformed));
+}
+
 Result<void> waitForHandshake(Endpoint& endpoint, Connection& connection) {
   while (!connection.established()) {
     if (stopRequested()) {
@@ -218,7 +231,7 @@ Result<void> waitForHandshake(Endpoint& endpoint, Connection& connection) {
       return Error(EINTR, "stopped before the receiver answered");
     }
     if (auto polled = endpoint.poll(); !polled) return polled.error();
-    if (connection.done()) return connection.error().value_or(Error(EPROTO, "the connection closed"));
+    if (connection.done()) return handshakeFailure(endpoint, connection);
     if (!connection.established()) waitOnPaths(endpoint, endpoint.nextDeadlineNs());
   }
   return {};

@@ -28,6 +28,11 @@ Result<void> requireLinkRates(const std::vector<LinkPlan>& plans);
 // other version) otherwise. A stop signal aborts with EINTR.
 Result<void> waitForHandshake(Endpoint& endpoint, Connection& connection);
 
+// The error of a connection that closed before its handshake completed. A
+// timeout while the links dropped packets as malformed says so, since that
+// is most often an xdp end facing a udp end on veth (docs/architecture.md).
+Error handshakeFailure(const Endpoint& endpoint, const Connection& connection);
+
 // What the server already told the user about (refusals, other versions).
 struct ServerNotices {
   std::uint64_t refusals = 0;
@@ -85,12 +90,11 @@ Result<void> applySecurity(const SecurityArgs& args, SecurityOptions& security);
 inline constexpr std::uint32_t kDefaultRxUsecs = 50;
 // --backend, the same for send, recv and tun.
 inline constexpr const char* kBackendHelp =
-    "xdp (AF_XDP sockets and the steering program, needs root), udp (kernel sockets, with UDP GSO and GRO) "
-    "or "
-    "auto: per link AF_XDP where its driver runs it zero-copy, else kernel UDP, which is faster than "
-    "AF_XDP's "
-    "copy mode (veth, and drivers without AF_XDP zero-copy); kernel UDP everywhere without root. The link "
-    "description says which each link got (xdp:... or udp:...)";
+    "auto: per link AF_XDP where its driver runs it zero-copy, else kernel UDP with GSO and GRO, which is "
+    "faster than AF_XDP's copy mode (veth, and drivers without AF_XDP zero-copy); kernel UDP everywhere "
+    "without root. xdp: AF_XDP on every link (zero-copy or copy mode) with the steering program, needs "
+    "root. udp: kernel UDP sockets on every link. The link description says which each link got "
+    "(xdp:... or udp:...); on veth both ends must get the same";
 struct DataPathArgs {
   bool noUdpGso = false;
   bool noUdpGro = false;

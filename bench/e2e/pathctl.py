@@ -96,7 +96,7 @@ SYSTEMS = [
     PathSystem("mpxdp-rates", "mpxdp AF_XDP, window, configured rates (--testbed: @RATE caps)", "mpxdp", "mpxdp",
                EVENTFUL, rates=True, backend="xdp", reorder="window"),
     PathSystem("mptcp", "MPTCP, iperf3 via mptcpize, 1 subflow/link, -i 0.1", "tcp", "mptcp", EVENTFUL),
-    # Path control on the kernel-UDP backend (what --backend auto takes on veth); run when named.
+    # Path control on the kernel-UDP backend (what the default backend, auto, takes on veth); run when named.
     PathSystem("mpxdp-est-udp", "mpxdp kernel UDP (GSO/GRO), window, rates estimated", "mpxdp", "mpxdp",
                EVENTFUL, rates=False, backend="udp", reorder="window", default=False),
     PathSystem("mpxdp-est-udp-nogro", "as mpxdp-est-udp with --no-udp-gro at both ends", "mpxdp", "mpxdp",
@@ -119,6 +119,12 @@ SYSTEMS = [
                ("delay-skew",), rates=True, backend="xdp", reorder="window", scheduler="eaf"),
     PathSystem("mpxdp-wrr-rates", "mpxdp AF_XDP, window, --scheduler wrr, configured rates", "mpxdp", "mpxdp",
                ("delay-skew",), rates=True, backend="xdp", reorder="window", scheduler="wrr"),
+    PathSystem("mpxdp-eaf-udp", "mpxdp kernel UDP (GSO/GRO), window, --scheduler eaf, rates estimated", "mpxdp",
+               "mpxdp", ("delay-skew",), rates=False, backend="udp", reorder="window", scheduler="eaf",
+               default=False),
+    PathSystem("mpxdp-wrr-udp", "mpxdp kernel UDP (GSO/GRO), window, --scheduler wrr, rates estimated", "mpxdp",
+               "mpxdp", ("delay-skew",), rates=False, backend="udp", reorder="window", scheduler="wrr",
+               default=False),
 ]
 
 

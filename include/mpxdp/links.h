@@ -53,7 +53,7 @@ struct LinkSpec {
 };
 
 struct LinkOptions {
-  Backend backend = Backend::kXdp;
+  Backend backend = Backend::kAuto;
   std::uint16_t port = kDefaultPort;  // local UDP port (the steering program matches it)
   std::uint16_t peerPort = 0;         // the peer's UDP port; 0 = port
   // A server with several clients at once: each connection answers where its

@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "backend_args.h"
 #include "file_io.h"
 #include "file_stream.h"
 #include "privilege.h"
@@ -115,8 +116,8 @@ testbed::TestbedSpec threeLinks(const std::string& suffix, std::vector<double> l
 }
 
 std::vector<std::string> receiverArgs(const testbed::TestbedInfo& bed, const fs::path& target) {
-  return {MPXDP_EXECUTABLE,  "recv", "--testbed", bed.name, "-F", target.string(), "-J", "-i", "1",
-          "--abort-timeout", "2"};
+  return test::withTestBackend({MPXDP_EXECUTABLE, "recv", "--testbed", bed.name, "-F", target.string(), "-J",
+                                "-i", "1", "--abort-timeout", "2"});
 }
 
 std::vector<std::string> senderArgs(const testbed::TestbedInfo& bed, const fs::path& source,
@@ -125,7 +126,7 @@ std::vector<std::string> senderArgs(const testbed::TestbedInfo& bed, const fs::p
       MPXDP_EXECUTABLE,  "send", "--testbed", bed.name, "-F", source.string(), "-J", "-i", "1",
       "--abort-timeout", "2"};
   args.insert(args.end(), extra.begin(), extra.end());
-  return args;
+  return test::withTestBackend(std::move(args));
 }
 
 std::optional<Subprocess> startReceiver(const testbed::TestbedInfo& bed, const fs::path& target) {
@@ -361,7 +362,8 @@ TEST_F(FileTransferTest, FileAndPatternStreamsDoNotMix) {
   const fs::path source = dir_.path / "source.bin";
   ASSERT_TRUE(writeRandomFile(source, 5'000'000));
 
-  auto plain = Subprocess::spawn({MPXDP_EXECUTABLE, "recv", "--testbed", bed->info().name, "-1", "-i", "0"});
+  auto plain = Subprocess::spawn(
+      test::withTestBackend({MPXDP_EXECUTABLE, "recv", "--testbed", bed->info().name, "-1", "-i", "0"}));
   ASSERT_TRUE(plain) << plain.error().message();
   ASSERT_TRUE(plain->waitForStderr("mpxdp recv: ready", 20s)) << plain->err();
   auto fileSender = Subprocess::spawn(senderArgs(bed->info(), source));
@@ -376,8 +378,8 @@ TEST_F(FileTransferTest, FileAndPatternStreamsDoNotMix) {
   const fs::path target = dir_.path / "received.bin";
   auto fileReceiver = startReceiver(bed->info(), target);
   ASSERT_TRUE(fileReceiver);
-  auto patternSender = Subprocess::spawn(
-      {MPXDP_EXECUTABLE, "send", "--testbed", bed->info().name, "--reliable", "-t", "1", "-i", "0"});
+  auto patternSender = Subprocess::spawn(test::withTestBackend(
+      {MPXDP_EXECUTABLE, "send", "--testbed", bed->info().name, "--reliable", "-t", "1", "-i", "0"}));
   ASSERT_TRUE(patternSender) << patternSender.error().message();
   const auto patternSent = patternSender->wait(30s);
   const auto fileReceived = fileReceiver->wait(15s);

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "backend_args.h"
 #include "delivery_check.h"
 #include "privilege.h"
 #include "subprocess.h"
@@ -67,15 +68,17 @@ TEST(MetricsScrapeTest, SenderAndReceiverServeMovingFiguresDuringATransfer) {
   const std::string name = bed->info().name;
   const std::uint16_t recvPort = portFor(0);
   const std::uint16_t sendPort = portFor(1);
-  auto receiver = Subprocess::spawn({MPXDP_EXECUTABLE, "recv", "--testbed", name, "-1", "-J", "--metrics",
-                                     "127.0.0.1:" + std::to_string(recvPort)});
+  auto receiver =
+      Subprocess::spawn(test::withTestBackend({MPXDP_EXECUTABLE, "recv", "--testbed", name, "-1", "-J",
+                                               "--metrics", "127.0.0.1:" + std::to_string(recvPort)}));
   ASSERT_TRUE(receiver) << receiver.error().message();
   ASSERT_TRUE(receiver->waitForStderr("mpxdp recv: ready", 20s)) << receiver->err();
   // Between connections the receiver serves its count alone.
   EXPECT_EQ(sum(scrape(recvPort), "mpxdp_connections"), 0);
 
-  auto sender = Subprocess::spawn({MPXDP_EXECUTABLE, "send", "--testbed", name, "-t", "3", "-b", "200M", "-J",
-                                   "--metrics", "127.0.0.1:" + std::to_string(sendPort)});
+  auto sender = Subprocess::spawn(
+      test::withTestBackend({MPXDP_EXECUTABLE, "send", "--testbed", name, "-t", "3", "-b", "200M", "-J",
+                             "--metrics", "127.0.0.1:" + std::to_string(sendPort)}));
   ASSERT_TRUE(sender) << sender.error().message();
   std::this_thread::sleep_for(1200ms);
   const auto sent1 = scrape(sendPort);

@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "backend_args.h"
 #include "delivery_check.h"
 #include "frames.h"
 #include "injector.h"
@@ -70,7 +71,7 @@ nlohmann::json parseJson(const std::string& text) { return nlohmann::json::parse
 std::optional<Subprocess> startReceiver(const std::string& bed, std::vector<std::string> extra) {
   std::vector<std::string> args = {MPXDP_EXECUTABLE, "recv", "--testbed", bed, "-1"};
   args.insert(args.end(), extra.begin(), extra.end());
-  auto receiver = Subprocess::spawn(args);
+  auto receiver = Subprocess::spawn(test::withTestBackend(std::move(args)));
   if (!receiver) {
     ADD_FAILURE() << receiver.error().message();
     return std::nullopt;
@@ -87,7 +88,7 @@ std::optional<Subprocess> startSender(const std::string& bed, const std::string&
   std::vector<std::string> args = {MPXDP_EXECUTABLE, "send", "--testbed", bed, "-J", "-i", "1", "-t",
                                    seconds,          "-b",   rate};
   args.insert(args.end(), extra.begin(), extra.end());
-  auto sender = Subprocess::spawn(args);
+  auto sender = Subprocess::spawn(test::withTestBackend(std::move(args)));
   if (!sender) {
     ADD_FAILURE() << sender.error().message();
     return std::nullopt;

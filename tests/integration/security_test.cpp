@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "backend_args.h"
 #include "delivery_check.h"
 #include "injector.h"
 #include "netns_run.h"
@@ -79,7 +80,7 @@ std::string newKey(const test::ScratchDir& dir, const std::string& name) {
 std::optional<Subprocess> startReceiver(const std::string& bed, std::vector<std::string> extra) {
   std::vector<std::string> args = {MPXDP_EXECUTABLE, "recv", "--testbed", bed, "-1", "-J"};
   args.insert(args.end(), extra.begin(), extra.end());
-  auto receiver = Subprocess::spawn(args);
+  auto receiver = Subprocess::spawn(test::withTestBackend(std::move(args)));
   if (!receiver) {
     ADD_FAILURE() << receiver.error().message();
     return std::nullopt;
@@ -95,7 +96,7 @@ std::vector<std::string> sendArgs(const std::string& bed, const std::string& sec
                                   std::vector<std::string> extra) {
   std::vector<std::string> args = {"send", "--testbed", bed, "-J", "-t", seconds, "-b", rate};
   args.insert(args.end(), extra.begin(), extra.end());
-  return args;
+  return test::withTestBackend(std::move(args));
 }
 
 nlohmann::json finishReceiver(Subprocess& receiver) {
@@ -159,7 +160,7 @@ TEST(SecurityTest, KeyedTransfersAreAuthenticatedLoseNothingAndNameTheirCipher) 
   // Without --key the output says so, and the UDP checksum stays.
   auto receiver = startReceiver(name, {});
   ASSERT_TRUE(receiver);
-  const Ran plain = run({"send", "--testbed", name, "-t", "1", "-b", "100M"});
+  const Ran plain = run(test::withTestBackend({"send", "--testbed", name, "-t", "1", "-b", "100M"}));
   ASSERT_EQ(plain.status, std::optional<int>(0)) << plain.err;
   EXPECT_NE(plain.out.find("not authenticated"), std::string::npos) << plain.out;
   EXPECT_EQ(plain.out.find("no-udp-checksum"), std::string::npos) << plain.out;
@@ -460,8 +461,9 @@ TEST(SecurityTest, SeveralPeersTextReportsNameTheirConnectionAndKey) {
   const std::string keyA = newKey(dir, "a.key");
   const std::string keyB = newKey(dir, "b.key");
   for (const auto& link : info.links) test::txChecksumOff(info.senderNamespace, link.senderInterface);
-  auto receiver = Subprocess::spawn({MPXDP_EXECUTABLE, "recv", "--testbed", info.name, "-1", "-i", "0.5",
-                                     "--max-peers", "2", "--key", keyA, "--key", keyB});
+  auto receiver =
+      Subprocess::spawn(test::withTestBackend({MPXDP_EXECUTABLE, "recv", "--testbed", info.name, "-1", "-i",
+                                               "0.5", "--max-peers", "2", "--key", keyA, "--key", keyB}));
   ASSERT_TRUE(receiver) << receiver.error().message();
   ASSERT_TRUE(receiver->waitForStderr("mpxdp recv: ready", 20s)) << receiver->err();
   std::vector<Subprocess> running;

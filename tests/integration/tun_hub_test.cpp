@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "backend_args.h"
 #include "netns_run.h"
 #include "privilege.h"
 #include "process.h"
@@ -44,6 +45,7 @@ std::string newKey(const test::ScratchDir& dir, const std::string& name) {
 
 std::optional<Subprocess> start(const std::string& ns, std::vector<std::string> args) {
   args.insert(args.begin(), {"/usr/bin/env", "ip", "netns", "exec", ns, MPXDP_EXECUTABLE, "tun"});
+  args = test::withTestBackend(std::move(args));
   auto tun = Subprocess::spawn(args);
   if (!tun) {
     ADD_FAILURE() << tun.error().message();

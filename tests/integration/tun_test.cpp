@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "backend_args.h"
 #include "netns_run.h"
 #include "privilege.h"
 #include "process.h"
@@ -84,7 +85,7 @@ std::vector<std::string> tunArgv(const testbed::TestbedInfo& bed, End end,
   argv.insert(argv.end(), links.begin(), links.end());
   argv.push_back("-J");
   argv.insert(argv.end(), extra.begin(), extra.end());
-  return inNamespace(nsOf(bed, end), argv);
+  return inNamespace(nsOf(bed, end), test::withTestBackend(std::move(argv)));
 }
 
 // Spawns argv and waits for "mpxdp tun: ready" (a gtest failure and nullopt otherwise).
@@ -269,7 +270,7 @@ TEST_F(TunTest, PingBothWaysWithOneEndFromAConfigFile) {
   for (const auto& arg : linkArgs(bed, End::kTx))
     if (arg != "--link") linksToml += (linksToml.empty() ? "\"" : ", \"") + arg + "\"";
   ConfigFile config("# mpxdp tun, tx end\nname = \"mpx0\"\naddress = \"10.99.0.1/24\"\nlink = [" + linksToml +
-                    "]\nport = 47000\nmtu = 1300\nqueues = 3\n");
+                    "]\nport = 47000\nmtu = 1300\nqueues = 3\nbackend = \"xdp\"\n");
   ASSERT_TRUE(tunnel->start(End::kRx, {"--port", "47011"}));
   ASSERT_TRUE(tunnel->startWith(
       End::kTx, inNamespace(tunnel->ns(End::kTx), {MPXDP_EXECUTABLE, "tun", "--config", config.path.string(),

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "backend_args.h"
 #include "subprocess.h"
 
 namespace mpxdp::test {
@@ -25,7 +26,7 @@ std::optional<Run> runWithChanges(const std::string& mpxdp, const testbed::Testb
                                   const RunOptions& options, const std::vector<Change>& changes) {
   std::vector<std::string> recvArgs = {mpxdp, "recv", "-1", "--testbed", bed.name, "-J", "-i", "0.01"};
   recvArgs.insert(recvArgs.end(), options.recvExtra.begin(), options.recvExtra.end());
-  auto receiver = Subprocess::spawn(recvArgs);
+  auto receiver = Subprocess::spawn(withTestBackend(std::move(recvArgs)));
   if (!receiver) {
     ADD_FAILURE() << receiver.error().message();
     return std::nullopt;
@@ -53,7 +54,7 @@ std::optional<Run> runWithChanges(const std::string& mpxdp, const testbed::Testb
     sendArgs.push_back(link.senderInterface + "=" + link.receiverIp + options.linkSuffix);
   }
   sendArgs.insert(sendArgs.end(), options.sendExtra.begin(), options.sendExtra.end());
-  auto sender = Subprocess::spawn(sendArgs);
+  auto sender = Subprocess::spawn(withTestBackend(std::move(sendArgs)));
   if (!sender) {
     ADD_FAILURE() << sender.error().message();
     return std::nullopt;
