@@ -138,11 +138,20 @@ void declareDataPath(CLI::App* app, DataPathArgs& args) {
                   "Default 50 where this side receives data (recv, tun, send -R or --bidir), else 0")
       ->type_name("USEC")
       ->check(CLI::Range(0, 1000));
+  app->add_option("--busy-poll", args.busyPollUsecs,
+                  "kernel-UDP links: busy polling for this many microseconds per read (SO_BUSY_POLL with "
+                  "SO_PREFER_BUSY_POLL): a read polls the device's NAPI context itself instead of waiting "
+                  "for its softirq. Needs root, and helps only where the device has NAPI (veth only with GRO "
+                  "on). Default 0, off; the link description says busy-poll")
+      ->type_name("USEC")
+      ->check(CLI::Range(0, 100000));
 }
 
 Result<void> checkDataPath(const DataPathArgs& args, Backend backend) {
   if (args.threads == 2 && backend == Backend::kUdp)
     return Error(EINVAL, "--threads 2 needs --backend xdp (or auto, for its AF_XDP links)");
+  if (args.busyPollUsecs != 0 && backend == Backend::kXdp)
+    return Error(EINVAL, "--busy-poll needs --backend udp (or auto, for its kernel-UDP links)");
   return {};
 }
 
@@ -159,6 +168,7 @@ void applyDataPath(const DataPathArgs& args, Backend backend, LinkOptions& link)
   link.udpChecksum = args.udpChecksum;
   link.threads = args.threads;
   link.rxThreads = args.rxThreads;
+  link.busyPollUsecs = args.busyPollUsecs;
 }
 
 std::uint64_t rxHoldoffNs(const DataPathArgs& args, bool receivesData) noexcept {

@@ -102,6 +102,7 @@ struct DataPathArgs {
   std::uint32_t threads = 1;
   std::uint32_t rxThreads = 0;
   std::int64_t rxUsecs = -1;
+  std::uint32_t busyPollUsecs = 0;
 };
 void declareDataPath(CLI::App* app, DataPathArgs& args);
 // EINVAL naming the option when it does not go with the backend.

@@ -47,6 +47,13 @@ def catalogue(bonding, baseline=False):
         System("mpxdp-udp-rxt", "mpxdp kernel UDP, window reorder, receiver --rx-threads (one per link)", "mpxdp",
                True, run_mpxdp, True, backend="udp", reorder="window", scheduler="wrr", rx_thread_per_link=True,
                default=False),
+        # Busy polling (issue 12) needs a NAPI context to poll, which veth has only with GRO on: both run with GRO
+        # on at the receiving veths (r<i>), the second with --busy-poll at both ends.
+        System("mpxdp-udp-gro", "mpxdp kernel UDP, window reorder, GRO on at the receiving veths", "mpxdp", True,
+               run_mpxdp, True, backend="udp", reorder="window", scheduler="wrr", rx_gro=True, default=False),
+        System("mpxdp-udp-busypoll", "as mpxdp-udp-gro with --busy-poll 50 at both ends", "mpxdp", True, run_mpxdp,
+               True, backend="udp", reorder="window", scheduler="wrr", rx_gro=True, extra=["--busy-poll", "50"],
+               default=False),
         # Keyed (issue 11): every packet sealed; the default cipher of this CPU, and ChaCha20-Poly1305.
         System("mpxdp-xdp-key", "mpxdp AF_XDP, window reorder, --key (default cipher)", "mpxdp", True, run_mpxdp,
                True, backend="xdp", reorder="window", scheduler="wrr", keyed=True),
@@ -231,6 +238,12 @@ def _key_file(cli, ctx):
     return key
 
 
+def _receiver_gro(bed, state):
+    """GRO on or off at the receiving veths; the test bed keeps it off (wire-like links) for every other system."""
+    for i in range(bed.links):
+        procs.run(bed.netns(bed.rx, "ethtool", "-K", "r{}".format(i), "gro", state), timeout=10)
+
+
 def run_mpxdp(system, payload, ctx, tag, result):
     p = system.params
     bed = ctx.bed
@@ -269,6 +282,8 @@ def run_mpxdp(system, payload, ctx, tag, result):
             send_argv += ["-b", bed.link_sum_bps]  # v1: total rate including headers
     # unshaped: no -b, unlimited
     result["commands"] = [" ".join(map(str, recv_argv)), " ".join(map(str, send_argv))]
+    if p.get("rx_gro"):
+        _receiver_gro(bed, "on")
     receiver = procs.Proc(recv_argv, *_files(ctx, tag, "recv"))
     children = [receiver]
     try:
@@ -284,6 +299,8 @@ def run_mpxdp(system, payload, ctx, tag, result):
     finally:
         for child in reversed(children):
             child.kill()
+        if p.get("rx_gro"):
+            _receiver_gro(bed, "off")
     result["recv_report"] = recv
     result["send_report"] = send
     if bidir:

@@ -13,6 +13,7 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -58,6 +59,26 @@ bool udpGsoSupported(int fd) {
 bool enableUdpGro(int fd) {
   const int one = 1;
   return setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0;
+}
+
+// Busy polling: a read polls the device's NAPI context itself (SO_BUSY_POLL
+// for `usecs`), the kernel leaves it to such reads while they come
+// (SO_PREFER_BUSY_POLL), and each poll takes up to `budget` packets.
+Result<void> enableBusyPolling(int fd, std::uint32_t usecs, std::uint32_t budget) {
+  const int one = 1;
+  const int time = static_cast<int>(std::min<std::uint32_t>(usecs, INT32_MAX));
+  const int packets = static_cast<int>(std::min<std::uint32_t>(budget, UINT16_MAX));
+  const auto failed = [](const char* option) {
+    const int code = errno;
+    return Error(code, std::string("setsockopt ") + option +
+                           (code == EPERM ? " (busy polling needs CAP_NET_ADMIN)" : ""));
+  };
+  if (setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL, &time, sizeof(time)) != 0) return failed("SO_BUSY_POLL");
+  if (setsockopt(fd, SOL_SOCKET, SO_PREFER_BUSY_POLL, &one, sizeof(one)) != 0)
+    return failed("SO_PREFER_BUSY_POLL");
+  if (setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL_BUDGET, &packets, sizeof(packets)) != 0)
+    return failed("SO_BUSY_POLL_BUDGET");
+  return {};
 }
 
 // The segment size of a coalesced datagram (the UDP_GRO control message), 0 when it is a single one.
@@ -495,7 +516,8 @@ class UdpPacketIo final : public PacketIo {
 
   std::string describe() const override {
     const std::string offloads =
-        std::string(gso_ ? " gso" : "") + (gro_ ? " gro" : "") + (stamps_ ? " stamp-socket" : " no-stamp");
+        std::string(gso_ ? " gso" : "") + (gro_ ? " gro" : "") + (stamps_ ? " stamp-socket" : " no-stamp") +
+        (config_.busyPollUsecs != 0 ? " busy-poll " + std::to_string(config_.busyPollUsecs) + "us" : "");
     if (!hasPeer()) return description_ + " rx-only" + offloads;
     return description_ + "->" + peerDescription() + offloads;
   }
@@ -688,6 +710,10 @@ Result<std::unique_ptr<PacketIo>> openUdpPacketIo(const LinkEndpointConfig& conf
   growBuffer(fd, SO_RCVBUFFORCE, SO_RCVBUF);
   const bool gro = config.udpGro && enableUdpGro(fd);
   const bool stamps = enableArrivalStamps(fd);
+  if (config.busyPollUsecs != 0) {
+    if (auto polling = enableBusyPolling(fd, config.busyPollUsecs, config.batchSize); !polling)
+      return fail(polling.error().wrap(where));
+  }
   if (!config.udpChecksum && family == AF_INET) {
     // SO_NO_CHECK: send IPv4 UDP without a checksum, like the AF_XDP path can.
     setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, &one, sizeof(one));

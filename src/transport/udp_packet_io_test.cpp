@@ -7,7 +7,9 @@
 
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <optional>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -375,6 +377,58 @@ TEST(UdpPacketIo, LoopbackCarriesTenThousandPacketsIntact) {
   EXPECT_EQ(sender.stats().txPackets, kTotal);
   EXPECT_EQ(receiver.stats().rxPackets, kTotal);
   EXPECT_EQ(receiver.stats().rxMalformed, 0u);
+}
+
+// Whether this process may raise socket options that need CAP_NET_ADMIN.
+bool hasCapNetAdmin() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("CapEff:", 0) == 0) return ((std::stoull(line.substr(7), nullptr, 16) >> 12) & 1) != 0;
+  }
+  return false;
+}
+
+// Busy polling needs CAP_NET_ADMIN: with it the link says busy-poll and
+// carries packets; without it the open fails with EPERM and names the need.
+TEST(UdpPacketIo, BusyPollingIsSetAndDescribedOrRefusedWithoutCapNetAdmin) {
+  LinkEndpointConfig configA = loopbackEnd(testPort(42), testPort(43));
+  LinkEndpointConfig configB = loopbackEnd(testPort(43), testPort(42));
+  configA.busyPollUsecs = 50;
+  configB.busyPollUsecs = 50;
+  auto a = openUdpPacketIo(configA);
+  if (!hasCapNetAdmin()) {
+    ASSERT_FALSE(a.ok());
+    EXPECT_EQ(a.error().code(), EPERM);
+    EXPECT_NE(a.error().message().find("CAP_NET_ADMIN"), std::string::npos) << a.error().message();
+    return;
+  }
+  ASSERT_TRUE(a.ok()) << a.error().message();
+  auto b = openUdpPacketIo(configB);
+  ASSERT_TRUE(b.ok()) << b.error().message();
+  EXPECT_NE((*a)->describe().find(" busy-poll 50us"), std::string::npos) << (*a)->describe();
+  auto plain = openUdpPacketIo(loopbackEnd(testPort(44), testPort(45)));
+  ASSERT_TRUE(plain.ok()) << plain.error().message();
+  EXPECT_EQ((*plain)->describe().find("busy-poll"), std::string::npos) << (*plain)->describe();
+
+  constexpr std::size_t kPackets = 8;
+  TxBuffer tx[kPackets];
+  ASSERT_EQ((*a)->reserveTx(tx), kPackets);
+  for (std::uint32_t i = 0; i < kPackets; ++i) {
+    writePayload(tx[i].data, i);
+    tx[i].length = payloadLength(i);
+  }
+  auto sent = (*a)->commitTx(tx);
+  ASSERT_TRUE(sent.ok()) << sent.error().message();
+  RxPacket rx[kPackets];
+  auto got = readUpTo(**b, rx);
+  ASSERT_TRUE(got.ok()) << got.error().message();
+  ASSERT_EQ(*got, kPackets);
+  for (const RxPacket& packet : rx) {
+    std::uint32_t seq = 0;
+    EXPECT_TRUE(payloadIntact(packet, &seq));
+  }
+  (*b)->release(std::span<const RxPacket>(rx, *got));
 }
 
 TEST(UdpPacketIo, ReserveIsBoundedByThePoolAndUnsentBuffersComeBack) {
