@@ -279,6 +279,14 @@ int runFailover(const std::string& self, const testbed::TestbedInfo& bed) {
       "\nFailover: {} links x {}, rates estimated (no @RATE), link {} cut at {:.2f} s and restored at "
       "{:.2f} s (receiver's clock)\n",
       bed.links.size(), options.rate, cutLink, cutRx, restoreRx);
+  // What the default backend took on each link ("udp:s0 ..." -> udp).
+  std::string kinds;
+  for (const auto& path : tx.value("paths", nlohmann::json::array())) {
+    const std::string mode = path.value("mode", std::string());
+    const std::string kind = mode.substr(0, mode.find(':'));
+    if (kinds.find(kind) == std::string::npos) kinds += (kinds.empty() ? "" : ", ") + kind;
+  }
+  fmt::print("backend: {}, the default (links: {})\n", tx.value("backend", std::string("?")), kinds);
   fmt::print("path events (sender):\n");
   for (const auto& event : tx.value("path_events", nlohmann::json::array())) {
     fmt::print("  {:7.3f} s  path {} ({}): {} -> {}\n",

@@ -48,8 +48,9 @@ TEST(DemoTest, FailoverCutsAndRestoresALinkAndShowsThePathEvents) {
   ASSERT_TRUE(status) << "demo did not finish: " << demo->err();
   EXPECT_EQ(*status, 0) << demo->err();
   const std::string& out = demo->out();
-  for (const char* line : {"Failover: 3 links x 100M", "path 1 (s1): active -> suspect",
-                           "path 1 (s1): dead -> active", "packets lost after the cut", "goodput: before"}) {
+  for (const char* line :
+       {"Failover: 3 links x 100M", "backend: auto, the default (links: ", "path 1 (s1): active -> suspect",
+        "path 1 (s1): dead -> active", "packets lost after the cut", "goodput: before"}) {
     EXPECT_NE(out.find(line), std::string::npos) << "no '" << line << "' in:\n" << out;
   }
   EXPECT_NE(demo->err().find("link 1 cut"), std::string::npos) << demo->err();
