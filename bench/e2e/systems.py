@@ -54,6 +54,11 @@ def catalogue(bonding, baseline=False):
         System("mpxdp-udp-busypoll", "as mpxdp-udp-gro with --busy-poll 50 at both ends", "mpxdp", True, run_mpxdp,
                True, backend="udp", reorder="window", scheduler="wrr", rx_gro=True, extra=["--busy-poll", "50"],
                default=False),
+        System("mpxdp-xdp-gro", "mpxdp AF_XDP, window reorder, GRO on at the receiving veths", "mpxdp", True,
+               run_mpxdp, True, backend="xdp", reorder="window", scheduler="wrr", rx_gro=True, default=False),
+        System("mpxdp-xdp-busypoll", "as mpxdp-xdp-gro with --busy-poll 50 at both ends", "mpxdp", True, run_mpxdp,
+               True, backend="xdp", reorder="window", scheduler="wrr", rx_gro=True, extra=["--busy-poll", "50"],
+               default=False),
         # Keyed (issue 11): every packet sealed; the default cipher of this CPU, and ChaCha20-Poly1305.
         System("mpxdp-xdp-key", "mpxdp AF_XDP, window reorder, --key (default cipher)", "mpxdp", True, run_mpxdp,
                True, backend="xdp", reorder="window", scheduler="wrr", keyed=True),

@@ -72,12 +72,12 @@ struct LinkOptions {
   // packet on its own, where the kernel supports it. Costs batchSize x 64 KiB
   // of staging per link.
   bool udpGro = true;
-  // UDP backend: busy polling (SO_BUSY_POLL for this many microseconds, with
-  // SO_PREFER_BUSY_POLL and a budget of batchSize): a read polls the
-  // device's NAPI context itself instead of waiting for its softirq. Needs
-  // CAP_NET_ADMIN, and takes effect only where the socket gets a NAPI id
-  // (veth has one only with GRO on). 0: off. The xdp backend refuses it
-  // (EINVAL); auto applies it to its kernel-UDP links.
+  // Busy polling, either backend (SO_BUSY_POLL for this many microseconds,
+  // with SO_PREFER_BUSY_POLL and a budget of batchSize): a read polls the
+  // device's NAPI context itself instead of waiting for its softirq (an
+  // AF_XDP link reads its socket, recvfrom, when its RX ring is empty).
+  // Needs CAP_NET_ADMIN, and takes effect only where the socket gets a NAPI
+  // id (veth has one only with GRO on). 0: off.
   std::uint32_t busyPollUsecs = 0;
   UdpChecksum udpChecksum = UdpChecksum::kAuto;
   // Threads of the data path: 1, the caller's alone; 2 (xdp backend): the

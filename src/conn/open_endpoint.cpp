@@ -86,8 +86,6 @@ Result<std::unique_ptr<Endpoint>> openEndpoint(const EndpointConfig& config,
     return Error(EINVAL, "threads must be 1 or 2, got " + std::to_string(options.threads));
   if (options.threads == 2 && options.backend == Backend::kUdp)
     return Error(EINVAL, "threads 2 needs the xdp backend (or auto, for its AF_XDP links)");
-  if (options.busyPollUsecs != 0 && options.backend == Backend::kXdp)
-    return Error(EINVAL, "busy polling needs the udp backend (or auto, for its kernel-UDP links)");
   if (options.rxThreads > links.size()) {
     return Error(EINVAL, "receive threads: at most one per link (" + std::to_string(links.size()) +
                              "), got " + std::to_string(options.rxThreads));

@@ -36,7 +36,7 @@ struct LinkEndpointConfig {
   // UDP: ask the kernel for coalesced datagrams (UDP_GRO) and split them into
   // their segments, when the kernel supports it.
   bool udpGro = true;
-  // UDP: SO_BUSY_POLL microseconds with SO_PREFER_BUSY_POLL and a budget of
+  // Both: SO_BUSY_POLL microseconds with SO_PREFER_BUSY_POLL and a budget of
   // batchSize; 0: off (mpxdp/links.h).
   std::uint32_t busyPollUsecs = 0;
   // UMEM (AF_XDP) or buffer pool (UDP): half the frames receive (AF_XDP:

@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "busy_poll.h"
 #include "netlink_route.h"
 #include "traffic_counters.h"
 
@@ -59,26 +60,6 @@ bool udpGsoSupported(int fd) {
 bool enableUdpGro(int fd) {
   const int one = 1;
   return setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0;
-}
-
-// Busy polling: a read polls the device's NAPI context itself (SO_BUSY_POLL
-// for `usecs`), the kernel leaves it to such reads while they come
-// (SO_PREFER_BUSY_POLL), and each poll takes up to `budget` packets.
-Result<void> enableBusyPolling(int fd, std::uint32_t usecs, std::uint32_t budget) {
-  const int one = 1;
-  const int time = static_cast<int>(std::min<std::uint32_t>(usecs, INT32_MAX));
-  const int packets = static_cast<int>(std::min<std::uint32_t>(budget, UINT16_MAX));
-  const auto failed = [](const char* option) {
-    const int code = errno;
-    return Error(code, std::string("setsockopt ") + option +
-                           (code == EPERM ? " (busy polling needs CAP_NET_ADMIN)" : ""));
-  };
-  if (setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL, &time, sizeof(time)) != 0) return failed("SO_BUSY_POLL");
-  if (setsockopt(fd, SOL_SOCKET, SO_PREFER_BUSY_POLL, &one, sizeof(one)) != 0)
-    return failed("SO_PREFER_BUSY_POLL");
-  if (setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL_BUDGET, &packets, sizeof(packets)) != 0)
-    return failed("SO_BUSY_POLL_BUDGET");
-  return {};
 }
 
 // The segment size of a coalesced datagram (the UDP_GRO control message), 0 when it is a single one.

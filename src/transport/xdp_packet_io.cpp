@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "bits.h"
+#include "busy_poll.h"
 #include "codec.h"
 #include "frame_allocator.h"
 #include "mpxdp_shared.h"
@@ -116,6 +117,10 @@ class XdpPacketIo final : public PacketIo {
     auto socket = xsk::XskSocket::create(*q->umem, socketConfig);
     if (!socket.ok()) return socket.error();
     q->socket = std::move(*socket);
+    if (config_.busyPollUsecs != 0) {
+      auto polling = enableBusyPolling(q->socket->fd(), config_.busyPollUsecs, config_.batchSize);
+      if (!polling.ok()) return polling.error().wrap("AF_XDP link on " + config_.interface);
+    }
     if (tx && config_.txKicker) {
       auto slot = config_.txKicker->add(*q->socket);
       if (!slot.ok()) return slot.error().wrap("AF_XDP link on " + config_.interface);
@@ -390,6 +395,7 @@ class XdpPacketIo final : public PacketIo {
     if (steering_ != nullptr) text += " " + std::string(bpf::describe(steering_->arrivalStamp()));
     if (kickSlot_) text += " tx-thread";
     if (!config_.udpChecksum && sendsIpv4()) text += " no-udp-checksum";
+    if (config_.busyPollUsecs != 0) text += " busy-poll " + std::to_string(config_.busyPollUsecs) + "us";
     if (!hasPeer()) text += " rx-only";
     return text;
   }
@@ -462,11 +468,15 @@ class XdpPacketIo final : public PacketIo {
     QueueSocket& q = *queues_[qi];
     xsk::RxRing& rx = q.socket->rx();
     std::uint32_t index = 0;
-    const std::uint32_t n =
+    std::uint32_t n =
         rx.peek(static_cast<std::uint32_t>(std::min<std::size_t>(out.size(), q.rxFrames)), &index);
     if (n == 0) {
-      if (q.umem->fill().needsWakeup()) (void)q.socket->wakeRx();
-      return 0;
+      // With busy polling the read is what polls the device; then look again.
+      const bool busyPoll = config_.busyPollUsecs != 0;
+      if (busyPoll || q.umem->fill().needsWakeup()) (void)q.socket->wakeRx();
+      if (!busyPoll) return 0;
+      n = rx.peek(static_cast<std::uint32_t>(std::min<std::size_t>(out.size(), q.rxFrames)), &index);
+      if (n == 0) return 0;
     }
     std::size_t got = 0;
     std::size_t dropped = 0;
