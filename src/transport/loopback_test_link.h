@@ -9,9 +9,13 @@
 
 namespace mpxdp::transport::loopback {
 
-// Ports unlikely to collide with parallel test runs.
+// Each test process owns a block of kPortsPerProcess ports, chosen by its
+// pid: parallel tests run with nearby pids, and pid-plus-offset ports overlapped
+// between them (one process's testPort(6) was another's testPort(0)).
+inline constexpr int kPortsPerProcess = 64;  // offsets 0..63
+
 inline std::uint16_t testPort(int offset) {
-  return static_cast<std::uint16_t>(20000 + (getpid() % 20000) + offset);
+  return static_cast<std::uint16_t>(20000 + (getpid() % 700) * kPortsPerProcess + offset % kPortsPerProcess);
 }
 
 // One end on 127.0.0.1, sending to peerPort there.
