@@ -26,4 +26,8 @@ Result<void> enableBusyPolling(int fd, std::uint32_t usecs, std::uint32_t budget
   return {};
 }
 
+std::string describeBusyPolling(std::uint32_t usecs) {
+  return usecs == 0 ? std::string() : " busy-poll " + std::to_string(usecs) + "us";
+}
+
 }  // namespace mpxdp::transport

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "mpxdp/error.h"
 
@@ -12,5 +13,8 @@ namespace mpxdp::transport {
 // they come (SO_PREFER_BUSY_POLL), and each poll takes up to `budget` packets
 // (SO_BUSY_POLL_BUDGET). EPERM without CAP_NET_ADMIN, and the error says so.
 Result<void> enableBusyPolling(int fd, std::uint32_t usecs, std::uint32_t budget);
+
+// What a link's description adds: " busy-poll 50us", or nothing when off.
+std::string describeBusyPolling(std::uint32_t usecs);
 
 }  // namespace mpxdp::transport

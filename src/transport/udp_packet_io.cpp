@@ -496,9 +496,9 @@ class UdpPacketIo final : public PacketIo {
   std::uint32_t receiveBuffersPerQueue() const noexcept override { return rxCount_; }
 
   std::string describe() const override {
-    const std::string offloads =
-        std::string(gso_ ? " gso" : "") + (gro_ ? " gro" : "") + (stamps_ ? " stamp-socket" : " no-stamp") +
-        (config_.busyPollUsecs != 0 ? " busy-poll " + std::to_string(config_.busyPollUsecs) + "us" : "");
+    const std::string offloads = std::string(gso_ ? " gso" : "") + (gro_ ? " gro" : "") +
+                                 (stamps_ ? " stamp-socket" : " no-stamp") +
+                                 describeBusyPolling(config_.busyPollUsecs);
     if (!hasPeer()) return description_ + " rx-only" + offloads;
     return description_ + "->" + peerDescription() + offloads;
   }

@@ -395,7 +395,7 @@ class XdpPacketIo final : public PacketIo {
     if (steering_ != nullptr) text += " " + std::string(bpf::describe(steering_->arrivalStamp()));
     if (kickSlot_) text += " tx-thread";
     if (!config_.udpChecksum && sendsIpv4()) text += " no-udp-checksum";
-    if (config_.busyPollUsecs != 0) text += " busy-poll " + std::to_string(config_.busyPollUsecs) + "us";
+    text += describeBusyPolling(config_.busyPollUsecs);
     if (!hasPeer()) text += " rx-only";
     return text;
   }
@@ -468,14 +468,14 @@ class XdpPacketIo final : public PacketIo {
     QueueSocket& q = *queues_[qi];
     xsk::RxRing& rx = q.socket->rx();
     std::uint32_t index = 0;
-    std::uint32_t n =
-        rx.peek(static_cast<std::uint32_t>(std::min<std::size_t>(out.size(), q.rxFrames)), &index);
+    const auto want = static_cast<std::uint32_t>(std::min<std::size_t>(out.size(), q.rxFrames));
+    std::uint32_t n = rx.peek(want, &index);
     if (n == 0) {
       // With busy polling the read is what polls the device; then look again.
       const bool busyPoll = config_.busyPollUsecs != 0;
       if (busyPoll || q.umem->fill().needsWakeup()) (void)q.socket->wakeRx();
       if (!busyPoll) return 0;
-      n = rx.peek(static_cast<std::uint32_t>(std::min<std::size_t>(out.size(), q.rxFrames)), &index);
+      n = rx.peek(want, &index);
       if (n == 0) return 0;
     }
     std::size_t got = 0;
