@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "backend_args.h"
 #include "privilege.h"
 #include "process.h"
 #include "subprocess.h"
@@ -450,26 +451,26 @@ TEST(SendRecvTest, TheReceiverServesOneConnectionAfterAnotherAndNoticesAClientTh
   auto bed = testbed::ScopedTestbed::create(threeLinks("s"));
   ASSERT_TRUE(bed) << bed.error().message();
   auto receiver = Subprocess::spawn(
-      {MPXDP_EXECUTABLE, "recv", "--testbed", bed->info().name, "-J", "-i", "0", "--backend", "xdp"});
+      test::withTestBackend({MPXDP_EXECUTABLE, "recv", "--testbed", bed->info().name, "-J", "-i", "0"}));
   ASSERT_TRUE(receiver) << receiver.error().message();
   ASSERT_TRUE(receiver->waitForStderr("mpxdp recv: ready", 20s)) << receiver->err();
   for (int i = 0; i < 2; ++i) {
-    auto [status, err] = run({MPXDP_EXECUTABLE, "send", "--testbed", bed->info().name, "-t", "1", "-b",
-                              "100M", "--backend", "xdp"},
+    auto [status, err] = run(test::withTestBackend({MPXDP_EXECUTABLE, "send", "--testbed", bed->info().name,
+                                                    "-t", "1", "-b", "100M"}),
                              20s);
     EXPECT_EQ(status, std::optional<int>(0)) << err;
   }
   // A client killed mid-transfer: the receiver notices and serves the next one.
-  auto doomed = Subprocess::spawn({MPXDP_EXECUTABLE, "send", "--testbed", bed->info().name, "-t", "30", "-b",
-                                   "100M", "--backend", "xdp"});
+  auto doomed = Subprocess::spawn(test::withTestBackend(
+      {MPXDP_EXECUTABLE, "send", "--testbed", bed->info().name, "-t", "30", "-b", "100M"}));
   ASSERT_TRUE(doomed) << doomed.error().message();
   std::this_thread::sleep_for(1s);
   doomed->signal(SIGKILL);
   (void)doomed->wait(5s);
   ASSERT_TRUE(receiver->waitForStderr("went away", 10s)) << receiver->err();
-  auto [status, err] = run(
-      {MPXDP_EXECUTABLE, "send", "--testbed", bed->info().name, "-t", "1", "-b", "100M", "--backend", "xdp"},
-      20s);
+  auto [status, err] = run(test::withTestBackend({MPXDP_EXECUTABLE, "send", "--testbed", bed->info().name,
+                                                  "-t", "1", "-b", "100M"}),
+                           20s);
   EXPECT_EQ(status, std::optional<int>(0)) << err;
   EXPECT_EQ(receiver->stop(10s), 0) << receiver->err();
   // Four connections, each its own report starting from zero.
@@ -484,11 +485,11 @@ TEST(SendRecvTest, AReceiverThatDiesIsNoticedByTheSender) {
   auto bed = testbed::ScopedTestbed::create(threeLinks("k"));
   ASSERT_TRUE(bed) << bed.error().message();
   auto receiver = Subprocess::spawn(
-      {MPXDP_EXECUTABLE, "recv", "--testbed", bed->info().name, "-i", "0", "--backend", "xdp"});
+      test::withTestBackend({MPXDP_EXECUTABLE, "recv", "--testbed", bed->info().name, "-i", "0"}));
   ASSERT_TRUE(receiver) << receiver.error().message();
   ASSERT_TRUE(receiver->waitForStderr("mpxdp recv: ready", 20s)) << receiver->err();
-  auto sender = Subprocess::spawn({MPXDP_EXECUTABLE, "send", "--testbed", bed->info().name, "-t", "30", "-b",
-                                   "100M", "--backend", "xdp"});
+  auto sender = Subprocess::spawn(test::withTestBackend(
+      {MPXDP_EXECUTABLE, "send", "--testbed", bed->info().name, "-t", "30", "-b", "100M"}));
   ASSERT_TRUE(sender) << sender.error().message();
   std::this_thread::sleep_for(1500ms);
   receiver->signal(SIGKILL);
